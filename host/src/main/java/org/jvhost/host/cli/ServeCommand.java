@@ -125,7 +125,13 @@ final class ServeCommand implements Callable<Integer> {
         host.addDevice(context, created, device.socket(), device.mode());
         LOG.info("{} ready: {} {} ({})", device.deviceName(),
                 device.mode() == Host.Mode.LISTEN ? "listening on" : "connecting to", device.socket(),
-                planned.options().asMap());
+                describe(planned.options()));
+    }
+
+    private static String describe(DeviceOptions options) {
+        StringBuilder s = new StringBuilder();
+        options.asMap().forEach((k, v) -> s.append(s.length() == 0 ? "" : ", ").append(k).append('=').append(v));
+        return s.toString();
     }
 
     private ParameterException usage(String message) {

@@ -41,7 +41,7 @@ public final class Main {
         cli.setParameterExceptionHandler(Main::usageError);
         cli.setExecutionExceptionHandler((e, failed, parsed) -> {
             failed.getErr().println(failed.getCommandSpec().qualifiedName() + ": " + describe(e));
-            if (!(e instanceof java.io.IOException)) {
+            if (!(e instanceof java.io.IOException || e instanceof java.io.UncheckedIOException)) {
                 e.printStackTrace(failed.getErr());
             }
             failed.getErr().flush();

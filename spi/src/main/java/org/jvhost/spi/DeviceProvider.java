@@ -28,7 +28,12 @@ public interface DeviceProvider {
      */
     VhostUserDevice create(DeviceOptions options, DeviceContext context) throws InvalidOptionException;
 
-    /** The SPI major version the provider was built against; the host refuses a mismatch. */
+    /**
+     * The SPI major version the provider was built against; the host refuses a mismatch. Override it as
+     * {@code return SpiVersion.MAJOR;}: javac copies that constant into the provider's class file, so it
+     * reports the SPI the plugin was compiled with. This default body runs from the host's SPI and so
+     * always matches; it only suits providers built together with the host.
+     */
     default int spiMajorVersion() {
         return SpiVersion.MAJOR;
     }

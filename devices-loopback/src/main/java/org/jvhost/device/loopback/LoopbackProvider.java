@@ -6,6 +6,7 @@ import org.jvhost.spi.DeviceOptions;
 import org.jvhost.spi.DeviceProvider;
 import org.jvhost.spi.InvalidOptionException;
 import org.jvhost.spi.OptionSpec;
+import org.jvhost.spi.SpiVersion;
 import org.jvhost.spi.VhostUserDevice;
 
 /** The {@code loopback} device type, registered in {@code META-INF/services/org.jvhost.spi.DeviceProvider}. */
@@ -36,6 +37,12 @@ public final class LoopbackProvider implements DeviceProvider {
     @Override
     public List<OptionSpec> options() {
         return OPTIONS;
+    }
+
+    /** The SPI this jar was compiled against (a constant, so javac records it here), not the host's. */
+    @Override
+    public int spiMajorVersion() {
+        return SpiVersion.MAJOR;
     }
 
     @Override

@@ -13,10 +13,12 @@ interface Lifecycle {
     void awaitShutdown() throws InterruptedException;
 
     /**
-     * The process: a shutdown hook closes the host, then halts with status 0. Without the halt the JVM
-     * would report 128+signal (143 for SIGTERM) for what is the normal way to stop a daemon.
+     * The process: a shutdown hook closes the host, runs {@code atExit}, then halts with status 0.
+     * Without the halt the JVM would report 128+signal (143 for SIGTERM) for what is the normal way to
+     * stop a daemon; since the halt also cuts short every other shutdown hook (and
+     * {@code File.deleteOnExit}), last clean-ups go in {@code atExit}.
      */
-    static Lifecycle process() {
+    static Lifecycle process(Runnable atExit) {
         return new Lifecycle() {
             private Thread hook;
 
@@ -24,6 +26,7 @@ interface Lifecycle {
             public synchronized void closeOnShutdown(Runnable close) {
                 hook = new Thread(() -> {
                     close.run();
+                    atExit.run();
                     System.err.flush();
                     Runtime.getRuntime().halt(0);
                 }, "jvhost-shutdown");

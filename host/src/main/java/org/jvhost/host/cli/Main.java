@@ -1,6 +1,10 @@
 package org.jvhost.host.cli;
 
-import org.jvhost.host.plugin.DeviceTypes;
+import java.net.URISyntaxException;
+import java.nio.file.Path;
+import java.security.CodeSource;
+import org.jvhost.host.plugin.BuiltInPlugins;
+import org.jvhost.host.plugin.DeviceTypeLoader;
 import org.jvhost.spi.SpiVersion;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -29,12 +33,31 @@ public final class Main {
                 System.setProperty(setting[0], setting[1]);
             }
         }
-        DeviceTypes types = DeviceTypes.load(Main.class.getClassLoader());
-        System.exit(commandLine(types, DeviceHost::engine, Lifecycle.process()).execute(args));
+        Path location = hostLocation();
+        int code;
+        try (BuiltInPlugins builtIns = location == null ? BuiltInPlugins.none() : BuiltInPlugins.find(location)) {
+            DeviceTypeLoader loader = new DeviceTypeLoader(Main.class.getClassLoader(), builtIns,
+                    DeviceTypeLoader.defaultDirFor(location).orElse(null));
+            code = commandLine(loader, DeviceHost::engine, Lifecycle.process(builtIns::close)).execute(args);
+        }
+        System.exit(code);
     }
 
-    /** The command tree; tests pass a fake host and a lifecycle that returns at once. */
-    static CommandLine commandLine(DeviceTypes types, DeviceHost.Factory hosts, Lifecycle lifecycle) {
+    /** jvhost.jar (or the classes directory when run from a build), or null if the JVM does not say. */
+    private static Path hostLocation() {
+        CodeSource source = Main.class.getProtectionDomain().getCodeSource();
+        if (source == null || source.getLocation() == null) {
+            return null;
+        }
+        try {
+            return Path.of(source.getLocation().toURI());
+        } catch (URISyntaxException | IllegalArgumentException e) {
+            return null;
+        }
+    }
+
+    /** The command tree; tests pass their own device types, a fake host and a lifecycle that returns at once. */
+    static CommandLine commandLine(DeviceTypeLoader types, DeviceHost.Factory hosts, Lifecycle lifecycle) {
         CommandLine cli = new CommandLine(new Jvhost());
         cli.addSubcommand(new CommandLine(new ServeCommand(types, hosts, lifecycle)));
         cli.addSubcommand(new CommandLine(new DevicesCommand(types)));

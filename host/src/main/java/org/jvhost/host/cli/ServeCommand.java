@@ -8,6 +8,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import org.jvhost.engine.server.Host;
+import org.jvhost.host.plugin.DeviceTypeLoader;
 import org.jvhost.host.plugin.DeviceTypes;
 import org.jvhost.spi.DeviceContext;
 import org.jvhost.spi.DeviceOptions;
@@ -18,6 +19,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.ITypeConverter;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParameterException;
@@ -52,12 +54,15 @@ final class ServeCommand implements Callable<Integer> {
             description = "Worker threads serving all queues of all devices (default: available processors, ${DEFAULT-VALUE}).")
     int workers = Runtime.getRuntime().availableProcessors();
 
-    private final DeviceTypes types;
+    @Mixin
+    PluginsOption plugins;
+
+    private final DeviceTypeLoader loader;
     private final DeviceHost.Factory hostFactory;
     private final Lifecycle lifecycle;
 
-    ServeCommand(DeviceTypes types, DeviceHost.Factory hostFactory, Lifecycle lifecycle) {
-        this.types = types;
+    ServeCommand(DeviceTypeLoader loader, DeviceHost.Factory hostFactory, Lifecycle lifecycle) {
+        this.loader = loader;
         this.hostFactory = hostFactory;
         this.lifecycle = lifecycle;
     }
@@ -71,8 +76,10 @@ final class ServeCommand implements Callable<Integer> {
         if (workers < 1 || workers > MAX_WORKERS) {
             throw usage("--workers " + workers + ": must be between 1 and " + MAX_WORKERS);
         }
-        List<Planned> plan = plan();
-        types.problems().forEach(p -> LOG.warn("{}", p));
+        DeviceTypes types = plugins.load(loader, spec);
+        // Before planning, so that an unusable --device type is explained by the plugin problem behind it.
+        types.problems().forEach(p -> LOG.error("{}", p));
+        List<Planned> plan = plan(types);
         DeviceHost host = hostFactory.create(workers);
         lifecycle.closeOnShutdown(() -> {
             LOG.info("stopping");
@@ -94,7 +101,7 @@ final class ServeCommand implements Callable<Integer> {
     }
 
     /** Resolves every device's type and options, and rejects two devices on one socket path. */
-    private List<Planned> plan() {
+    private List<Planned> plan(DeviceTypes types) {
         List<Planned> plan = new ArrayList<>();
         Map<Path, DeviceSpec> bySocket = new HashMap<>();
         for (DeviceSpec device : devices) {

@@ -12,19 +12,22 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.jvhost.engine.server.Host;
-import org.jvhost.host.plugin.DeviceTypes;
+import org.jvhost.host.plugin.BuiltInPlugins;
+import org.jvhost.host.plugin.DeviceTypeLoader;
+import org.jvhost.host.plugin.PluginJars;
 import org.jvhost.spi.DeviceContext;
 import org.jvhost.spi.VhostUserDevice;
 import org.jvhost.spi.virtio.VirtioNet;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
 
 /**
  * {@code jvhost serve} and {@code jvhost devices} through picocli, with the real device types (the
  * loopback is on the test class path) and a recording host in place of the engine.
  */
-@Timeout(value = 10, unit = TimeUnit.SECONDS)
+@Timeout(value = 30, unit = TimeUnit.SECONDS)
 class ServeCommandTest {
 
     private final RecordingHost host = new RecordingHost();
@@ -49,7 +52,8 @@ class ServeCommandTest {
                 awaited = true;
             }
         };
-        CommandLine cli = Main.commandLine(DeviceTypes.load(getClass().getClassLoader()), workers -> {
+        DeviceTypeLoader types = new DeviceTypeLoader(getClass().getClassLoader(), BuiltInPlugins.none(), null);
+        CommandLine cli = Main.commandLine(types, workers -> {
             hostsCreated++;
             requestedWorkers = workers;
             return host;
@@ -167,6 +171,43 @@ class ServeCommandTest {
         assertTrue(listing.matches("(?s).*mac\\s+default 02:00:00:00:00:01.*"), listing);
         assertTrue(listing.matches("(?s).*queues\\s+default 1 .*"), listing);
         assertTrue(listing.matches("(?s).*mrg_rxbuf\\s+default on .*"), listing);
+    }
+
+    @Test
+    void devicesShowsEachTypesOriginAndVersionAndReportsBrokenPluginsByFile(@TempDir Path plugins) throws IOException {
+        Path echo = PluginJars.build("echo", plugins.resolve("echo.jar"), "1.2.3");
+        Path throwing = PluginJars.build("throwing", plugins.resolve("throwing.jar"), null);
+        assertEquals(0, run("devices", "--plugins", plugins.toString()));
+        String listing = out.toString();
+        assertTrue(listing.contains("Plugins directory: " + plugins), listing);
+        assertTrue(listing.contains("echo - test plugin: config space holds the greeting option\n"
+                + "    origin   " + echo + "\n    version  1.2.3\n"), listing);
+        assertTrue(listing.matches("(?s).*greeting\\s+default hello\\s+the config space text.*"), listing);
+        assertTrue(listing.contains("loopback - virtio-net"), listing);
+        assertTrue(listing.contains("    origin   built-in\n"), listing);
+        assertMessage("error: " + throwing + ": a device provider failed to load",
+                "licence file /etc/throwing.lic is missing");
+    }
+
+    @Test
+    void serveCreatesADeviceOfAPluginType(@TempDir Path plugins) throws IOException {
+        PluginJars.build("echo", plugins.resolve("echo.jar"), null);
+        assertEquals(0, run("serve", "--plugins", plugins.toString(),
+                "--device", "echo:socket=/tmp/jvhost-e.sock,greeting=hi",
+                "--device", "loopback:socket=/tmp/jvhost-a.sock"), err.toString());
+        assertEquals(List.of("echo@/tmp/jvhost-e.sock", "loopback@/tmp/jvhost-a.sock"), host.names);
+        byte[] config = new byte[2];
+        host.devices.get(0).readConfig(0, config);
+        assertEquals("hi", new String(config, java.nio.charset.StandardCharsets.US_ASCII));
+    }
+
+    @Test
+    void aMissingPluginsDirectoryGivenExplicitlyIsAUsageError(@TempDir Path dir) {
+        Path missing = dir.resolve("no-such-plugins");
+        assertEquals(2, run("devices", "--plugins", missing.toString()));
+        assertMessage("--plugins " + missing + ": no such directory");
+        assertEquals(2, run("serve", "--plugins", missing.toString(), "--device", "loopback:socket=/tmp/jvhost-a.sock"));
+        assertEquals(0, hostsCreated);
     }
 
     @Test

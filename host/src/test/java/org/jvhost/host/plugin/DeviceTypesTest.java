@@ -40,7 +40,8 @@ class DeviceTypesTest {
     void aTypeClaimedTwiceIsRefusedNamingBothClasses() {
         DeviceTypes types = DeviceTypes.from(List.<DeviceProvider>of(new Named("net"), new Other("net"), new Named("ok")).iterator());
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> types.resolve("net"));
-        assertTrue(e.getMessage().contains(Named.class.getName() + " and " + Other.class.getName()), e.getMessage());
+        assertTrue(e.getMessage().contains(Named.class.getName() + " from built-in and " + Other.class.getName()
+                + " from built-in"), e.getMessage());
         assertEquals(List.of("ok"), types.names());
         assertEquals(1, types.problems().size());
         assertTrue(types.problems().get(0).contains(Other.class.getName()));
@@ -56,8 +57,8 @@ class DeviceTypesTest {
         };
         DeviceTypes types = DeviceTypes.from(List.of(future, new Named("now")).iterator());
         assertEquals(List.of("now"), types.names());
-        assertTrue(types.problems().get(0).contains("built for SPI " + (SpiVersion.MAJOR + 1) + ".x"),
-                types.problems().toString());
+        assertEquals(List.of("built-in: refused " + future.getClass().getName() + ": it needs device SPI "
+                + (SpiVersion.MAJOR + 1) + ".x, this host has SPI " + SpiVersion.string()), types.problems());
     }
 
     @Test
@@ -94,6 +95,35 @@ class DeviceTypesTest {
         DeviceTypes types = DeviceTypes.from(List.of(broken, new Named("y")).iterator());
         assertEquals(List.of("y"), types.names());
         assertTrue(types.problems().get(0).contains(broken.getClass().getName()), types.problems().toString());
+    }
+
+    @Test
+    void aProviderWhoseDescriptionThrowsIsRefusedAtLoadNotWhileListing() {
+        DeviceProvider broken = new Named("x") {
+            @Override
+            public String description() {
+                throw new UnsupportedOperationException("not yet");
+            }
+        };
+        DeviceTypes types = DeviceTypes.from(List.of(broken, new Named("y")).iterator());
+        assertEquals(List.of("y"), types.names());
+        assertTrue(types.problems().get(0).contains("not yet"), types.problems().toString());
+    }
+
+    @Test
+    void anEntryTheIteratorCannotGetPastIsReportedOnce() {
+        Iterator<DeviceProvider> stuck = new Iterator<>() {
+            @Override
+            public boolean hasNext() {
+                throw new ServiceConfigurationError("Error reading configuration file");
+            }
+
+            @Override
+            public DeviceProvider next() {
+                throw new AssertionError("not called");
+            }
+        };
+        assertEquals(1, DeviceTypes.from(stuck).problems().size());
     }
 
     @Test

@@ -22,6 +22,7 @@ final class DeviceServer implements AutoCloseable {
     private static final long BACKOFF_MIN_MS = 100;
     private static final long BACKOFF_MAX_MS = 2000;
     private static final long JOIN_MS = 3000;
+    private static final long HANDOFF_GRACE_MS = 500;
 
     private final DeviceRuntime runtime;
     private final Path path;
@@ -32,6 +33,8 @@ final class DeviceServer implements AutoCloseable {
     private volatile boolean closed;
     private volatile BackendSession current;
     private volatile AFUNIXSocket connecting;
+    /** A connection the busy-rejecter accepted just as the served one ended; served next. */
+    private volatile AFUNIXSocket handoff;
 
     DeviceServer(DeviceRuntime runtime, Path path, Host.Mode mode) throws IOException {
         this.runtime = runtime;
@@ -77,9 +80,12 @@ final class DeviceServer implements AutoCloseable {
 
     private void acceptLoop() {
         while (!closed) {
-            AFUNIXSocket s;
+            AFUNIXSocket s = handoff;
+            handoff = null;
             try {
-                s = server.accept();
+                if (s == null) {
+                    s = server.accept();
+                }
             } catch (IOException e) {
                 if (!closed) {
                     LOG.error("{}: accept on {} failed, the device stops listening: {}", runtime.name(), path,
@@ -139,36 +145,53 @@ final class DeviceServer implements AutoCloseable {
         } finally {
             current = null;
             if (rejecter != null) {
-                rejecter.interrupt();
-                join(rejecter);
+                join(rejecter); // it notices current == null within its accept timeout
             }
         }
     }
 
     /**
-     * While a front-end is connected, further connections are accepted and closed at once: the device
-     * serves one front-end, and a second one must not hang in the listen backlog.
+     * While a front-end is connected, further connections are accepted and closed: the device serves
+     * one front-end, and a second one must not hang in the listen backlog. A connection that arrives
+     * while the served one is just ending (a front-end reconnecting at once) is kept for the accept
+     * loop instead: it waits up to {@link #HANDOFF_GRACE_MS} for the current session to finish.
      */
     private void rejectWhileBusy() {
-        // the accept loop is inside serve(); this thread takes over accepting until serve() returns
-        while (current != null && !closed) {
-            try {
-                server.setSoTimeout(200);
-                AFUNIXSocket extra = server.accept();
+        // serve() runs on the control thread, so this thread is the only one accepting meanwhile
+        try {
+            server.setSoTimeout(200);
+            while (current != null && !closed) {
+                AFUNIXSocket extra;
+                try {
+                    extra = server.accept();
+                } catch (java.net.SocketTimeoutException e) {
+                    continue; // re-check whether the served connection ended
+                }
+                if (awaitIdle()) {
+                    handoff = extra;
+                    return;
+                }
                 LOG.warn("{}: a second front-end connected on {} while one is served; closing it",
                         runtime.name(), path);
                 closeQuietly(extra);
-            } catch (java.net.SocketTimeoutException e) {
-                // re-check whether the served connection ended
-            } catch (IOException e) {
-                return;
+            }
+        } catch (IOException e) {
+            // the server socket is closing
+        } finally {
+            try {
+                server.setSoTimeout(0);
+            } catch (IOException ignored) {
+                // the server socket is closing
             }
         }
-        try {
-            server.setSoTimeout(0);
-        } catch (IOException ignored) {
-            // the server socket is closing
+    }
+
+    private boolean awaitIdle() {
+        long deadline = System.nanoTime() + HANDOFF_GRACE_MS * 1_000_000L;
+        while (current != null && System.nanoTime() < deadline) {
+            sleep(10);
         }
+        return current == null;
     }
 
     long sessions() {
@@ -204,6 +227,7 @@ final class DeviceServer implements AutoCloseable {
         }
         control.interrupt();
         join(control);
+        closeQuietly(handoff);
     }
 
     private void join(Thread t) {

@@ -142,6 +142,8 @@ class ProtocolLifecycleTest {
 
     @Test
     void wrongFdCountsCloseTheConnectionWithoutLeakingFds() throws Exception {
+        assertStillServes();
+        awaitIdle();
         int before = openFds();
         int efd = LinuxSys.eventfd(LinuxSys.EFD_CLOEXEC);
         try {
@@ -163,12 +165,14 @@ class ProtocolLifecycleTest {
             LinuxSys.closeQuietly(efd);
         }
         assertStillServes();
+        awaitIdle();
         awaitFdCount(before);
     }
 
     @Test
     void disconnectResetsTheDeviceAndLeaksNoFds() throws Exception {
         assertStillServes(); // warm up lazily created JVM and junixsocket fds
+        awaitIdle();
         int before = openFds();
         ScriptedFrontend fe = ScriptedFrontend.connect(socket);
         fe.setFeatures(fe.getFeatures());
@@ -176,11 +180,15 @@ class ProtocolLifecycleTest {
         fe.setVringCall(0);
         fe.setVringCall(1);
         fe.setVringCall(0); // replaces the first one, which must be closed
+        int err = LinuxSys.eventfd(LinuxSys.EFD_CLOEXEC);
         fe.send(FrontendRequest.SET_VRING_ERR.code(), MessageHeader.VERSION | MessageHeader.NEED_REPLY,
-                U64Layout.of(1), LinuxSys.eventfd(LinuxSys.EFD_CLOEXEC));
+                U64Layout.of(1), err);
         assertEquals(0, fe.readReply().u64());
+        LinuxSys.closeQuietly(err);
+        assertTrue(openFds() > before + 5, "the back-end holds its copies of the 4 eventfds, the front-end its own");
         fe.close();
         device.await("reset");
+        awaitIdle();
         awaitFdCount(before);
     }
 
@@ -256,6 +264,15 @@ class ProtocolLifecycleTest {
         assertEquals(2, host.status(c).sessions());
     }
 
+    /** Waits until the host has finished with the last connection (it cleans up on its own thread). */
+    private void awaitIdle() throws InterruptedException {
+        long deadline = System.nanoTime() + 5_000_000_000L;
+        while (host.status(ctx).connected() && System.nanoTime() < deadline) {
+            Thread.sleep(10);
+        }
+        assertFalse(host.status(ctx).connected(), "the host still serves the last front-end");
+    }
+
     private void assertStillServes() throws IOException {
         try (ScriptedFrontend fe = ScriptedFrontend.connect(socket)) {
             assertTrue(fe.getFeatures() != 0);
@@ -271,7 +288,7 @@ class ProtocolLifecycleTest {
     static void awaitFdCount(int expected) throws InterruptedException {
         long deadline = System.nanoTime() + 5_000_000_000L;
         int n = openFds();
-        while (n > expected && System.nanoTime() < deadline) {
+        while (n != expected && System.nanoTime() < deadline) {
             Thread.sleep(20);
             n = openFds();
         }

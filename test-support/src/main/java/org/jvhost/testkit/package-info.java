@@ -1,6 +1,7 @@
 /**
- * The device author's test kit: fake guest memory and a driver-side split queue to unit-test a device,
- * and {@link org.jvhost.testkit.ScriptedFrontend}, a vhost-user front-end in Java that drives a real
- * host over a real socket.
+ * The device author's test kit: {@link org.jvhost.testkit.FakeGuestMemory} (guest memory backed by
+ * plain buffers), {@link org.jvhost.testkit.MockSplitQueue} (the guest driver's side of a split ring,
+ * including hostile rings) and {@link org.jvhost.testkit.CountingNotifier}, so a device's unit tests drive
+ * it through the engine's real {@link org.jvhost.engine.virtq.SplitQueue} exactly as a guest would.
  */
 package org.jvhost.testkit;

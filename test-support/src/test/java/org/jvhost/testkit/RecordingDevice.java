@@ -10,11 +10,15 @@ final class RecordingDevice implements VhostUserDevice {
     final LinkedBlockingQueue<String> events = new LinkedBlockingQueue<>();
     final Virtqueue[] queues;
     volatile boolean throwOnKick;
+    /** Serve queues: pop every chain, write "pong" into it and return it to the driver. */
+    volatile boolean serve;
+    private final org.jvhost.spi.DescriptorChain[] chains;
     private final int configSize;
 
     RecordingDevice(int maxQueues, int configSize) {
         this.queues = new Virtqueue[maxQueues];
         this.configSize = configSize;
+        this.chains = new org.jvhost.spi.DescriptorChain[maxQueues];
     }
 
     @Override public int deviceType() { return 1; }
@@ -33,6 +37,7 @@ final class RecordingDevice implements VhostUserDevice {
     @Override
     public void startQueue(int queueIndex, Virtqueue queue) {
         queues[queueIndex] = queue;
+        chains[queueIndex] = queue.newChain();
         events.add("start " + queueIndex);
     }
 
@@ -41,6 +46,17 @@ final class RecordingDevice implements VhostUserDevice {
         events.add("kick " + queueIndex);
         if (throwOnKick) {
             throw new IllegalStateException("device bug on purpose");
+        }
+        Virtqueue q = queues[queueIndex];
+        if (serve && q != null) {
+            byte[] pong = "pong".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+            do {
+                q.disableNotifications();
+                while (q.pop(chains[queueIndex])) {
+                    q.addUsed(chains[queueIndex], chains[queueIndex].write(0, pong, 0, pong.length));
+                }
+                q.signalUsed();
+            } while (q.enableNotifications());
         }
     }
 

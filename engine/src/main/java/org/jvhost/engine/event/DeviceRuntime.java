@@ -70,12 +70,13 @@ public final class DeviceRuntime {
         }
         try {
             device.startQueue(queueIndex, queue);
-            // the driver may have kicked before the ring was started or enabled; that kick was drained
-            // without a device to deliver it to (rust-vmm/vhost #247), so deliver one now
-            device.handleKick(queueIndex);
         } catch (Throwable t) {
             fail("startQueue", queueIndex, t);
+            return;
         }
+        // the driver may have kicked before the ring was started or enabled; that kick was drained
+        // without a device to deliver it to (rust-vmm/vhost #247), so deliver one now
+        kick(queueIndex);
     }
 
     /** A kick for a queue the device holds. Worker only; allocation-free unless the device fails. */

@@ -2,6 +2,7 @@ package org.jvhost.engine.server;
 
 import java.io.IOException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.util.concurrent.atomic.AtomicLong;
 import org.jvhost.engine.event.DeviceRuntime;
@@ -14,8 +15,13 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Meets one device's front-ends, one connection at a time, and runs each connection's
- * {@link BackendSession} on the control thread {@code jvhost-ctl-<device>}.
+ * Meets one device's front-ends and serves one connection at a time, each on a control thread
+ * {@code jvhost-ctl-<device>} running a {@link BackendSession}.
+ *
+ * <p>LISTEN: the thread {@code jvhost-accept-<device>} accepts. A connection arriving while another is
+ * served waits up to {@link #HANDOFF_GRACE_MS} for that one to finish (a front-end reconnecting at
+ * once), and is otherwise closed with a WARN: a second front-end must not hang in the backlog.
+ * CONNECT: the control thread itself connects, and reconnects with back-off after each session.
  */
 final class DeviceServer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(DeviceServer.class);
@@ -26,25 +32,23 @@ final class DeviceServer implements AutoCloseable {
 
     private final DeviceRuntime runtime;
     private final Path path;
-    private final Host.Mode mode;
     private final AFUNIXServerSocket server;
-    private final Thread control;
+    private final Thread loop;
     private final AtomicLong sessions = new AtomicLong();
     private volatile boolean closed;
     private volatile BackendSession current;
+    private volatile Thread sessionThread;
     private volatile AFUNIXSocket connecting;
-    /** A connection the busy-rejecter accepted just as the served one ended; served next. */
-    private volatile AFUNIXSocket handoff;
 
     DeviceServer(DeviceRuntime runtime, Path path, Host.Mode mode) throws IOException {
         this.runtime = runtime;
         this.path = path;
-        this.mode = mode;
         this.server = mode == Host.Mode.LISTEN ? bind(path) : null;
-        this.control = new Thread(mode == Host.Mode.LISTEN ? this::acceptLoop : this::connectLoop,
-                "jvhost-ctl-" + runtime.name());
-        this.control.setDaemon(true);
-        this.control.start();
+        this.loop = mode == Host.Mode.LISTEN
+                ? new Thread(this::acceptLoop, "jvhost-accept-" + runtime.name())
+                : new Thread(this::connectLoop, "jvhost-ctl-" + runtime.name());
+        this.loop.setDaemon(true);
+        this.loop.start();
     }
 
     /**
@@ -53,7 +57,7 @@ final class DeviceServer implements AutoCloseable {
      */
     private static AFUNIXServerSocket bind(Path path) throws IOException {
         AFUNIXSocketAddress addr = AFUNIXSocketAddress.of(path);
-        if (Files.exists(path, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+        if (Files.exists(path, LinkOption.NOFOLLOW_LINKS)) {
             if (answers(addr)) {
                 throw new IOException(path + ": another process is listening on this socket");
             }
@@ -80,12 +84,9 @@ final class DeviceServer implements AutoCloseable {
 
     private void acceptLoop() {
         while (!closed) {
-            AFUNIXSocket s = handoff;
-            handoff = null;
+            AFUNIXSocket s;
             try {
-                if (s == null) {
-                    s = server.accept();
-                }
+                s = server.accept();
             } catch (IOException e) {
                 if (!closed) {
                     LOG.error("{}: accept on {} failed, the device stops listening: {}", runtime.name(), path,
@@ -93,8 +94,31 @@ final class DeviceServer implements AutoCloseable {
                 }
                 return;
             }
-            serve(s);
+            if (closed) {
+                closeQuietly(s); // the wake-up connection of close(), or a late front-end
+                return;
+            }
+            if (!awaitIdle()) {
+                LOG.warn("{}: a second front-end connected on {} while one is served; closing it",
+                        runtime.name(), path);
+                closeQuietly(s);
+                continue;
+            }
+            Thread t = new Thread(() -> serve(s), "jvhost-ctl-" + runtime.name());
+            t.setDaemon(true);
+            sessionThread = t;
+            t.start();
         }
+    }
+
+    private boolean awaitIdle() {
+        long deadline = System.nanoTime() + HANDOFF_GRACE_MS * 1_000_000L;
+        Thread t;
+        while ((t = sessionThread) != null && t.isAlive() && System.nanoTime() < deadline) {
+            sleep(10);
+        }
+        t = sessionThread;
+        return t == null || !t.isAlive();
     }
 
     private void connectLoop() {
@@ -104,6 +128,9 @@ final class DeviceServer implements AutoCloseable {
             try {
                 s = AFUNIXSocket.newInstance();
                 connecting = s;
+                if (closed) {
+                    break;
+                }
                 s.connect(AFUNIXSocketAddress.of(path));
             } catch (IOException e) {
                 closeQuietly(s);
@@ -116,25 +143,17 @@ final class DeviceServer implements AutoCloseable {
             }
             backoff = BACKOFF_MIN_MS;
             serve(s);
-            if (!closed) {
-                sleep(BACKOFF_MIN_MS);
-            }
+            sleep(BACKOFF_MIN_MS);
         }
     }
 
-    /** Serves one connection to its end, meanwhile turning other front-ends away. */
+    /** Serves one connection to its end. */
     private void serve(AFUNIXSocket s) {
-        Thread rejecter = null;
         try {
             BackendSession session = new BackendSession(runtime, new Endpoint(s));
             current = session;
             sessions.incrementAndGet();
             LOG.info("{}: front-end connected on {}", runtime.name(), path);
-            if (server != null) {
-                rejecter = new Thread(this::rejectWhileBusy, "jvhost-ctl-" + runtime.name() + "-busy");
-                rejecter.setDaemon(true);
-                rejecter.start();
-            }
             if (closed) {
                 session.disconnect();
             }
@@ -144,54 +163,7 @@ final class DeviceServer implements AutoCloseable {
             closeQuietly(s);
         } finally {
             current = null;
-            if (rejecter != null) {
-                join(rejecter); // it notices current == null within its accept timeout
-            }
         }
-    }
-
-    /**
-     * While a front-end is connected, further connections are accepted and closed: the device serves
-     * one front-end, and a second one must not hang in the listen backlog. A connection that arrives
-     * while the served one is just ending (a front-end reconnecting at once) is kept for the accept
-     * loop instead: it waits up to {@link #HANDOFF_GRACE_MS} for the current session to finish.
-     */
-    private void rejectWhileBusy() {
-        // serve() runs on the control thread, so this thread is the only one accepting meanwhile
-        try {
-            server.setSoTimeout(200);
-            while (current != null && !closed) {
-                AFUNIXSocket extra;
-                try {
-                    extra = server.accept();
-                } catch (java.net.SocketTimeoutException e) {
-                    continue; // re-check whether the served connection ended
-                }
-                if (awaitIdle()) {
-                    handoff = extra;
-                    return;
-                }
-                LOG.warn("{}: a second front-end connected on {} while one is served; closing it",
-                        runtime.name(), path);
-                closeQuietly(extra);
-            }
-        } catch (IOException e) {
-            // the server socket is closing
-        } finally {
-            try {
-                server.setSoTimeout(0);
-            } catch (IOException ignored) {
-                // the server socket is closing
-            }
-        }
-    }
-
-    private boolean awaitIdle() {
-        long deadline = System.nanoTime() + HANDOFF_GRACE_MS * 1_000_000L;
-        while (current != null && System.nanoTime() < deadline) {
-            sleep(10);
-        }
-        return current == null;
     }
 
     long sessions() {
@@ -206,28 +178,36 @@ final class DeviceServer implements AutoCloseable {
         return runtime;
     }
 
-    Path path() {
-        return path;
-    }
-
     @Override
     public void close() {
         closed = true;
         BackendSession s = current;
         if (s != null) {
-            s.disconnect();
+            s.disconnect(); // the session thread stops its rings, resets the device and returns
         }
         closeQuietly(connecting);
         if (server != null) {
+            // closing a listening socket does not wake a thread blocked in accept() on Linux: connect once
+            wakeAccept();
             try {
                 server.close(); // deleteOnClose removes the socket file we created
             } catch (IOException e) {
                 LOG.warn("{}: closing {}: {}", runtime.name(), path, e.getMessage());
             }
         }
-        control.interrupt();
-        join(control);
-        closeQuietly(handoff);
+        join(loop);
+        Thread t = sessionThread;
+        if (t != null) {
+            join(t);
+        }
+    }
+
+    private void wakeAccept() {
+        try {
+            answers(AFUNIXSocketAddress.of(path));
+        } catch (IOException e) {
+            // the path is gone; accept() fails on close then
+        }
     }
 
     private void join(Thread t) {
@@ -241,11 +221,16 @@ final class DeviceServer implements AutoCloseable {
         }
     }
 
-    private static void sleep(long ms) {
-        try {
-            Thread.sleep(ms);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
+    /** Sleeps in short steps so {@link #close()} never waits for a whole back-off. */
+    private void sleep(long ms) {
+        long deadline = System.nanoTime() + ms * 1_000_000L;
+        while (!closed && System.nanoTime() < deadline) {
+            try {
+                Thread.sleep(Math.min(20, ms));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
         }
     }
 

@@ -130,15 +130,16 @@ final class ServeCommand implements Callable<Integer> {
             throw usage("'" + device.text() + "': device " + device.deviceName() + ": " + e.getMessage());
         }
         host.addDevice(context, created, device.socket(), device.mode());
-        LOG.info("{} ready: {} {} ({})", device.deviceName(),
+        LOG.info("{} ready: {} {}{}", device.deviceName(),
                 device.mode() == Host.Mode.LISTEN ? "listening on" : "connecting to", device.socket(),
                 describe(planned.options()));
     }
 
+    /** {@code " (k=v, ...)"}, or nothing for a device without options. */
     private static String describe(DeviceOptions options) {
         StringBuilder s = new StringBuilder();
-        options.asMap().forEach((k, v) -> s.append(s.length() == 0 ? "" : ", ").append(k).append('=').append(v));
-        return s.toString();
+        options.asMap().forEach((k, v) -> s.append(s.length() == 0 ? " (" : ", ").append(k).append('=').append(v));
+        return s.length() == 0 ? "" : s.append(')').toString();
     }
 
     private ParameterException usage(String message) {

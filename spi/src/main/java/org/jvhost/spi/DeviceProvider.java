@@ -29,12 +29,10 @@ public interface DeviceProvider {
     VhostUserDevice create(DeviceOptions options, DeviceContext context) throws InvalidOptionException;
 
     /**
-     * The SPI major version the provider was built against; the host refuses a mismatch. Override it as
-     * {@code return SpiVersion.MAJOR;}: javac copies that constant into the provider's class file, so it
-     * reports the SPI the plugin was compiled with. This default body runs from the host's SPI and so
-     * always matches; it only suits providers built together with the host.
+     * The SPI major version the provider was built against; the host refuses a mismatch. Implement it as
+     * {@code return SpiVersion.MAJOR;}: javac copies that compile-time constant into the provider's own
+     * class file, so the answer is the SPI the plugin was compiled with, not the host's. (It is abstract
+     * for that reason: a default body would run from the host's SPI and always match.)
      */
-    default int spiMajorVersion() {
-        return SpiVersion.MAJOR;
-    }
+    int spiMajorVersion();
 }

@@ -95,5 +95,10 @@ class DeviceSpecTest {
         public VhostUserDevice create(DeviceOptions options, DeviceContext context) {
             throw new AssertionError("not called");
         }
+
+        @Override
+        public int spiMajorVersion() {
+            return org.jvhost.spi.SpiVersion.MAJOR;
+        }
     };
 }

@@ -174,6 +174,11 @@ class DeviceTypesTest {
         public VhostUserDevice create(DeviceOptions options, DeviceContext context) {
             throw new AssertionError("not called");
         }
+
+        @Override
+        public int spiMajorVersion() {
+            return org.jvhost.spi.SpiVersion.MAJOR;
+        }
     }
 
     static final class Other extends Named {

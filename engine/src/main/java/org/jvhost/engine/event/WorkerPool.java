@@ -9,15 +9,31 @@ import org.jvhost.engine.sys.NativeException;
  * same worker: a stable hash of (device serial, group) modulo the pool size.
  */
 public final class WorkerPool implements AutoCloseable {
+    /** Default adaptive busy-polling time: idle microseconds before a polled queue re-arms kicks. */
+    public static final int DEFAULT_POLL_MICROS = 50;
+
     private final List<Worker> workers = new ArrayList<>();
 
+    /** {@code size} workers polling busy queues for {@link #DEFAULT_POLL_MICROS}. */
     public WorkerPool(int size) throws NativeException {
+        this(size, DEFAULT_POLL_MICROS);
+    }
+
+    /**
+     * @param size       worker threads
+     * @param pollMicros how long a worker keeps polling a queue that found no new work before it asks
+     *                   the driver to kick again and sleeps; 0 disables polling (see {@link Worker})
+     */
+    public WorkerPool(int size, int pollMicros) throws NativeException {
         if (size < 1) {
             throw new IllegalArgumentException("worker count " + size + " must be at least 1");
         }
+        if (pollMicros < 0) {
+            throw new IllegalArgumentException("poll time " + pollMicros + " us must not be negative");
+        }
         try {
             for (int i = 0; i < size; i++) {
-                workers.add(new Worker(i));
+                workers.add(new Worker(i, pollMicros));
             }
         } catch (NativeException e) {
             close();

@@ -51,12 +51,24 @@ public final class Host implements AutoCloseable {
     private boolean closed;
 
     /**
+     * A host whose workers poll busy queues for {@link WorkerPool#DEFAULT_POLL_MICROS}.
+     *
      * @param workers worker threads serving all queues (e.g. the number of CPUs)
      * @throws UncheckedIOException if the kernel refuses an epoll set or eventfd
      */
     public Host(int workers) {
+        this(workers, WorkerPool.DEFAULT_POLL_MICROS);
+    }
+
+    /**
+     * @param workers    worker threads serving all queues (e.g. the number of CPUs)
+     * @param pollMicros how long a worker keeps polling a busy queue after it last found work before it
+     *                   asks the driver to kick again and sleeps; 0 disables polling
+     * @throws UncheckedIOException if the kernel refuses an epoll set or eventfd
+     */
+    public Host(int workers, int pollMicros) {
         try {
-            this.pool = new WorkerPool(workers);
+            this.pool = new WorkerPool(workers, pollMicros);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot start " + workers + " worker threads: " + e.getMessage(), e);
         }

@@ -70,6 +70,14 @@ public final class SplitQueue implements Virtqueue {
     /** Chains popped and not yet returned, the most {@link #unpop} may put back. */
     private int inFlight;
 
+    /**
+     * The worker polls this queue (adaptive busy-polling), so the driver is asked not to kick whatever
+     * the device says; see {@link #setHostPolling}.
+     */
+    private boolean hostPolling;
+    /** What the device last asked for: true after enableNotifications (and initially), false after disable. */
+    private boolean deviceWantsKicks = true;
+
     private volatile String brokenReason;
     private volatile boolean enabled = true;
     private volatile CallNotifier notifier;
@@ -458,9 +466,14 @@ public final class SplitQueue implements Virtqueue {
 
     @Override
     public void disableNotifications() {
+        if (brokenReason != null) {
+            return;
+        }
+        deviceWantsKicks = false;
         // With EVENT_IDX there is nothing to write: the driver kicks only when avail->idx passes
         // avail_event, which stays where enableNotifications left it, so at most one kick arrives.
-        if (brokenReason != null || eventIdx) {
+        // While the host polls, the flags already suppress kicks.
+        if (eventIdx || hostPolling) {
             return;
         }
         U16.set(used, UsedRingLayout.FLAGS, (short) UsedRingLayout.F_NO_NOTIFY);
@@ -471,17 +484,80 @@ public final class SplitQueue implements Virtqueue {
         if (brokenReason != null) {
             return false;
         }
+        deviceWantsKicks = true;
+        if (hostPolling) {
+            // The worker polls avail->idx and re-enables kicks (with the fence and re-check below) before
+            // it sleeps, so the driver stays quiet and the device only learns whether to go round again.
+            return readAvailIdx() > 0;
+        }
+        requestKicks();
+        return readAvailIdx() > 0;
+    }
+
+    /**
+     * Asks the driver to kick for the next buffer, then fences. The caller re-reads avail->idx after
+     * this: the full fence (StoreLoad) makes our request visible before that load. Otherwise the driver
+     * may add a buffer and read the old flags/avail_event (so it does not kick) while our load sees the
+     * old avail->idx (so we go to sleep): a lost kick and a stalled queue.
+     */
+    private void requestKicks() {
         if (eventIdx) {
             // Kick us as soon as the driver makes available the entry after the ones we have seen.
             U16.set(used, availEventOffset, (short) nextAvail);
         } else {
             U16.set(used, UsedRingLayout.FLAGS, (short) 0);
         }
-        // Full fence (StoreLoad): our request for kicks must be visible before we re-read avail->idx.
-        // Otherwise the driver may add a buffer and read the old flags/avail_event (so it does not kick)
-        // while our load sees the old avail->idx (so we go to sleep): a lost kick and a stalled queue.
         VarHandle.fullFence();
-        return readAvailIdx() > 0;
+    }
+
+    /**
+     * Host-controlled polling (the worker's adaptive busy-poll, like vhost-net's busyloop). While on, the
+     * driver is asked not to kick at all: VRING_USED_F_NO_NOTIFY is set, or with EVENT_IDX avail_event is
+     * put one behind the next entry to pop, which the driver's vring_need_event only passes after 65535
+     * more buffers. The device's {@link #disableNotifications}/{@link #enableNotifications} then leave
+     * the ring alone. Turning it on again rewrites the suppression (a refresh after such a wrap).
+     *
+     * <p>Turning it off restores what the device asked for last: if that was kicks, they are requested
+     * again and fenced, and the caller MUST then re-read avail->idx ({@link #availIndex}) and process
+     * anything published meanwhile, since the driver may have skipped its kick just before (the usual
+     * disable, drain, enable, re-check of virtio 1.2 section 2.7.10). Worker only.
+     */
+    public void setHostPolling(boolean on) {
+        hostPolling = on;
+        if (brokenReason != null) {
+            return;
+        }
+        if (on) {
+            if (eventIdx) {
+                U16.set(used, availEventOffset, (short) (nextAvail - 1));
+            } else {
+                U16.set(used, UsedRingLayout.FLAGS, (short) UsedRingLayout.F_NO_NOTIFY);
+            }
+        } else if (deviceWantsKicks) {
+            requestKicks();
+        }
+    }
+
+    /** Whether the host polls this queue ({@link #setHostPolling}). */
+    public boolean isHostPolling() {
+        return hostPolling;
+    }
+
+    /** Whether the device's last request was for kicks (enableNotifications, or none yet). */
+    public boolean deviceWantsKicks() {
+        return deviceWantsKicks;
+    }
+
+    /**
+     * The driver's avail->idx as it is now (an acquire load, not validated), for a poller that only
+     * wants to know whether it moved. A broken queue no longer reads guest memory and returns the last
+     * index it read.
+     */
+    public int availIndex() {
+        if (brokenReason != null) {
+            return cachedAvailIdx;
+        }
+        return Short.toUnsignedInt((short) U16.getAcquire(avail, AvailRingLayout.IDX));
     }
 
     @Override

@@ -22,15 +22,15 @@ interface DeviceHost extends AutoCloseable {
     @Override
     void close();
 
-    /** Creates the host with {@code workers} worker threads. */
+    /** Creates the host with {@code workers} worker threads polling busy queues for {@code pollMicros}. */
     @FunctionalInterface
     interface Factory {
-        DeviceHost create(int workers);
+        DeviceHost create(int workers, int pollMicros);
     }
 
     /** The real thing: an engine {@link Host}, closed at most once. */
-    static DeviceHost engine(int workers) {
-        Host host = new Host(workers);
+    static DeviceHost engine(int workers, int pollMicros) {
+        Host host = new Host(workers, pollMicros);
         return new DeviceHost() {
             private boolean closed;
 

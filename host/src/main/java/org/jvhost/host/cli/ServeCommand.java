@@ -7,6 +7,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import org.jvhost.engine.event.WorkerPool;
 import org.jvhost.engine.server.Host;
 import org.jvhost.host.plugin.DeviceTypeLoader;
 import org.jvhost.host.plugin.DeviceTypes;
@@ -38,6 +39,8 @@ final class ServeCommand implements Callable<Integer> {
 
     /** Far beyond any useful count: workers only copy and signal, and a machine has few CPUs. */
     static final int MAX_WORKERS = 1024;
+    /** One second: longer idle polling only burns CPU; kicks wake the worker within microseconds. */
+    static final int MAX_POLL_MICROS = 1_000_000;
 
     @Spec
     CommandSpec spec;
@@ -53,6 +56,13 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--workers", paramLabel = "N",
             description = "Worker threads serving all queues of all devices (default: available processors, ${DEFAULT-VALUE}).")
     int workers = Runtime.getRuntime().availableProcessors();
+
+    @Option(names = "--poll-us", paramLabel = "N",
+            description = {"After a kick that found work, a worker keeps polling the queue (the driver stops "
+                + "kicking) until it has been idle for N microseconds; 0 disables polling "
+                + "(default: ${DEFAULT-VALUE}). Polling spends CPU while traffic flows for throughput "
+                + "and latency."})
+    int pollMicros = WorkerPool.DEFAULT_POLL_MICROS;
 
     @Mixin
     PluginsOption plugins;
@@ -76,11 +86,14 @@ final class ServeCommand implements Callable<Integer> {
         if (workers < 1 || workers > MAX_WORKERS) {
             throw usage("--workers " + workers + ": must be between 1 and " + MAX_WORKERS);
         }
+        if (pollMicros < 0 || pollMicros > MAX_POLL_MICROS) {
+            throw usage("--poll-us " + pollMicros + ": must be between 0 and " + MAX_POLL_MICROS);
+        }
         DeviceTypes types = plugins.load(loader, spec);
         // Before planning, so that an unusable --device type is explained by the plugin problem behind it.
         types.problems().forEach(p -> LOG.error("{}", p));
         List<Planned> plan = plan(types);
-        DeviceHost host = hostFactory.create(workers);
+        DeviceHost host = hostFactory.create(workers, pollMicros);
         lifecycle.closeOnShutdown(() -> {
             LOG.info("stopping");
             host.close();
@@ -94,7 +107,8 @@ final class ServeCommand implements Callable<Integer> {
             host.close();
             throw e;
         }
-        LOG.info("serving {} device(s) with {} worker(s); stop with SIGTERM or SIGINT", plan.size(), workers);
+        LOG.info("serving {} device(s) with {} worker(s), polling busy queues for {} us; stop with SIGTERM or SIGINT",
+                plan.size(), workers, pollMicros);
         lifecycle.awaitShutdown();
         host.close();
         return 0;

@@ -35,6 +35,7 @@ class ServeCommandTest {
     private final StringWriter err = new StringWriter();
     private int hostsCreated;
     private int requestedWorkers;
+    private int requestedPollMicros = -1;
     private boolean awaited;
 
     private int run(String... args) {
@@ -53,9 +54,10 @@ class ServeCommandTest {
             }
         };
         DeviceTypeLoader types = new DeviceTypeLoader(getClass().getClassLoader(), BuiltInPlugins.none(), null);
-        CommandLine cli = Main.commandLine(types, workers -> {
+        CommandLine cli = Main.commandLine(types, (workers, pollMicros) -> {
             hostsCreated++;
             requestedWorkers = workers;
+            requestedPollMicros = pollMicros;
             return host;
         }, immediate);
         cli.setOut(new PrintWriter(out));
@@ -70,6 +72,7 @@ class ServeCommandTest {
                 "--device", "loopback:connect=/tmp/jvhost-b.sock,queues=2,mrg_rxbuf=off");
         assertEquals(0, code, err.toString());
         assertEquals(3, requestedWorkers);
+        assertEquals(50, requestedPollMicros, "default --poll-us");
         assertEquals(List.of("loopback@/tmp/jvhost-a.sock", "loopback@/tmp/jvhost-b.sock"), host.names);
         assertEquals(List.of(Path.of("/tmp/jvhost-a.sock"), Path.of("/tmp/jvhost-b.sock")), host.sockets);
         assertEquals(List.of(Host.Mode.LISTEN, Host.Mode.CONNECT), host.modes);
@@ -145,6 +148,21 @@ class ServeCommandTest {
         assertEquals(2, run("serve", "--device", "loopback:socket=/tmp/jvhost-a.sock",
                 "--device", "loopback:connect=/tmp/../tmp/jvhost-a.sock"));
         assertMessage("already used by 'loopback:socket=/tmp/jvhost-a.sock'");
+        assertEquals(0, hostsCreated);
+    }
+
+    @Test
+    void pollMicrosIsPassedToTheHostAndZeroDisablesPolling() {
+        assertEquals(0, run("serve", "--poll-us", "0", "--device", "loopback:socket=/tmp/jvhost-a.sock"), err.toString());
+        assertEquals(0, requestedPollMicros);
+        assertEquals(0, run("serve", "--poll-us", "200", "--device", "loopback:socket=/tmp/jvhost-a.sock"), err.toString());
+        assertEquals(200, requestedPollMicros);
+    }
+
+    @Test
+    void pollMicrosOutOfRangeIsAUsageError() {
+        assertEquals(2, run("serve", "--poll-us", "-1", "--device", "loopback:socket=/tmp/jvhost-a.sock"));
+        assertMessage("--poll-us -1", "between 0 and");
         assertEquals(0, hostsCreated);
     }
 

@@ -1,0 +1,299 @@
+package org.jvhost.engine.session;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.BooleanSupplier;
+import org.jvhost.engine.event.DeviceRuntime;
+import org.jvhost.engine.event.Worker;
+import org.jvhost.engine.event.WorkerPool;
+import org.jvhost.engine.sys.LinuxSys;
+import org.jvhost.engine.virtq.SplitQueue;
+import org.jvhost.engine.virtq.UsedRingLayout;
+import org.jvhost.spi.DescriptorChain;
+import org.jvhost.spi.VhostUserDevice;
+import org.jvhost.spi.VirtioFeatures;
+import org.jvhost.spi.Virtqueue;
+import org.jvhost.testkit.CountingNotifier;
+import org.jvhost.testkit.MockSplitQueue;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * Adaptive busy-polling of a started ring on a real worker thread: a kick that found work makes the
+ * worker poll the ring with kicks suppressed, buffers published meanwhile are served without a kick,
+ * and when polling ends kicks are re-armed without stranding a buffer published just before.
+ */
+@Timeout(value = 30, unit = TimeUnit.SECONDS)
+class RingPollingTest {
+    private static final int SIZE = 16;
+
+    private final MockSplitQueue driver = MockSplitQueue.create(SIZE);
+    private final ServingDevice device = new ServingDevice();
+    private WorkerPool pool;
+    private Worker worker;
+    private DeviceRuntime runtime;
+    private SplitQueue queue;
+    private Ring ring;
+    private int kickFd = -1;
+
+    /** Serves queue 0 with the Virtqueue processing loop, counting kicks and chains. */
+    private static final class ServingDevice implements VhostUserDevice {
+        final AtomicInteger kicks = new AtomicInteger();
+        final AtomicInteger served = new AtomicInteger();
+        /** Turn kicks off for good at start, as the loopback does on its RX queue. */
+        volatile boolean noKicks;
+        private Virtqueue queue;
+        private DescriptorChain chain;
+
+        @Override public int deviceType() { return 1; }
+        @Override public int maxQueues() { return 1; }
+        @Override public long features() { return 0; }
+        @Override public void ackFeatures(long acked) { }
+        @Override public int configSize() { return 0; }
+        @Override public void readConfig(int offset, byte[] dst) { }
+        @Override public void reset() { }
+
+        @Override
+        public void startQueue(int queueIndex, Virtqueue q) {
+            queue = q;
+            chain = q.newChain();
+            if (noKicks) {
+                q.disableNotifications();
+            }
+        }
+
+        @Override
+        public void handleKick(int queueIndex) {
+            kicks.incrementAndGet();
+            if (noKicks) {
+                while (queue.pop(chain)) {
+                    queue.addUsed(chain, 0);
+                    served.incrementAndGet();
+                }
+                queue.signalUsed();
+                return;
+            }
+            do {
+                queue.disableNotifications();
+                while (queue.pop(chain)) {
+                    queue.addUsed(chain, 0);
+                    served.incrementAndGet();
+                }
+                queue.signalUsed();
+            } while (queue.enableNotifications());
+        }
+
+        @Override
+        public Virtqueue stopQueue(int queueIndex) {
+            Virtqueue q = queue;
+            queue = null;
+            return q;
+        }
+    }
+
+    private void start(int pollMicros, long features) throws Exception {
+        pool = new WorkerPool(1, pollMicros);
+        runtime = new DeviceRuntime("poll-test", 0, pool);
+        runtime.attach(device);
+        worker = runtime.workerForQueue(0);
+        queue = driver.deviceQueue(features, new CountingNotifier());
+        kickFd = LinuxSys.eventfd(LinuxSys.EFD_NONBLOCK | LinuxSys.EFD_CLOEXEC);
+        ring = new Ring(0, queue, worker, runtime, kickFd);
+        onWorker(() -> {
+            try {
+                ring.watchKick();
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+            ring.handOver();
+        });
+    }
+
+    @AfterEach
+    void stop() throws Exception {
+        if (ring != null) {
+            onWorker(ring::stop);
+        }
+        if (pool != null) {
+            pool.close();
+        }
+        LinuxSys.closeQuietly(kickFd);
+    }
+
+    private void onWorker(Runnable r) throws Exception {
+        worker.call(r, 5000);
+    }
+
+    private boolean polled() throws Exception {
+        AtomicBoolean on = new AtomicBoolean();
+        onWorker(() -> on.set(worker.isPolling(ring)));
+        return on.get();
+    }
+
+    private void ping() {
+        driver.addChain(new byte[][] {{1, 2, 3, 4}}, new int[] {16});
+    }
+
+    private void kick() throws Exception {
+        LinuxSys.eventfdWrite(kickFd, 1);
+    }
+
+    private static void await(BooleanSupplier condition, String what) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+        while (!condition.getAsBoolean()) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("timed out waiting until " + what);
+            }
+            Thread.sleep(1);
+        }
+    }
+
+    private void awaitServed(int n) throws InterruptedException {
+        await(() -> device.served.get() >= n, n + " chains are served (served " + device.served.get() + ")");
+        assertEquals(n, device.served.get());
+    }
+
+    private void awaitPollingOver() throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+        while (polled()) {
+            assertTrue(System.nanoTime() < deadline, "polling never ended");
+            Thread.sleep(1);
+        }
+    }
+
+    @Test
+    void pollingEndsAfterThePollTimeAndReArmsKicks() throws Exception {
+        start(20_000, 0);
+        ping();
+        kick();
+        awaitServed(1);
+        awaitPollingOver();
+        assertEquals(0, driver.usedFlags(), "idle for the polling time: kicks are requested again");
+        ping();
+        Thread.sleep(100);
+        assertEquals(1, device.served.get(), "no polling after it ended: a buffer waits for its kick");
+        kick();
+        awaitServed(2);
+    }
+
+    @Test
+    void whilePolledBuffersAreServedWithoutKicksAndTheDriverIsToldNotToKick() throws Exception {
+        start(1_000_000, 0); // one second: polling does not end during the test
+        ping();
+        kick();
+        awaitServed(1);
+        assertTrue(polled());
+        assertEquals(UsedRingLayout.F_NO_NOTIFY, driver.usedFlags());
+        int kicksBefore = device.kicks.get();
+        for (int i = 2; i <= 40; i++) {
+            ping(); // and no kick: only polling can find it
+            awaitServed(i);
+            assertEquals(UsedRingLayout.F_NO_NOTIFY, driver.usedFlags(), "flags after chain " + i);
+        }
+        assertTrue(device.kicks.get() >= kicksBefore + 39, "each buffer reached the device as a kick");
+    }
+
+    @Test
+    void withEventIdxPollingParksAvailEventAndReArmsItWhenPollingEnds() throws Exception {
+        start(20_000, VirtioFeatures.RING_EVENT_IDX);
+        ping();
+        kick();
+        awaitServed(1);
+        for (int i = 2; i <= 2 + SIZE; i++) {
+            int old = driver.availIdx();
+            ping();
+            assertFalse(needEvent(driver.availEvent(), driver.availIdx(), old), "the driver would kick at " + i);
+            awaitServed(i);
+        }
+        awaitPollingOver();
+        assertEquals(queue.nextAvail(), driver.availEvent(), "kick for the next entry again");
+    }
+
+    /** vring_need_event (virtio 1.2 section 2.7.10), as a driver evaluates it. */
+    private static boolean needEvent(int event, int newIdx, int old) {
+        return ((newIdx - event - 1) & 0xffff) < ((newIdx - old) & 0xffff);
+    }
+
+    @Test
+    void aBufferPublishedJustBeforePollingEndsIsServed() throws Exception {
+        start(1_000_000, 0);
+        ping();
+        kick();
+        awaitServed(1);
+        assertTrue(polled());
+        AtomicBoolean keep = new AtomicBoolean();
+        AtomicInteger servedInside = new AtomicInteger();
+        AtomicInteger flags = new AtomicInteger();
+        // On the worker, so its own poll cannot find the buffer first: the driver publishes while it
+        // still sees NO_NOTIFY (so it does not kick), then polling ends.
+        onWorker(() -> {
+            ping();
+            keep.set(ring.endPolling());
+            servedInside.set(device.served.get());
+            flags.set(driver.usedFlags());
+        });
+        assertTrue(keep.get(), "the re-check found the buffer, so polling goes on");
+        assertEquals(2, servedInside.get(), "the buffer was served by the re-check, not stranded");
+        assertEquals(UsedRingLayout.F_NO_NOTIFY, flags.get(), "still polling, so kicks are off again");
+
+        // nothing published: polling really ends and kicks are re-armed
+        AtomicInteger flagsAfter = new AtomicInteger(-1);
+        onWorker(() -> {
+            keep.set(ring.endPolling());
+            if (!keep.get()) {
+                worker.stopPolling(ring); // what the worker does when endPolling says so
+            }
+            flagsAfter.set(driver.usedFlags());
+        });
+        assertFalse(keep.get());
+        assertEquals(0, flagsAfter.get());
+        assertFalse(polled());
+    }
+
+    @Test
+    void disablingThePolledRingTakesItOutOfThePolledSetAndReArmsKicks() throws Exception {
+        start(1_000_000, 0);
+        ping();
+        kick();
+        awaitServed(1);
+        assertTrue(polled());
+        onWorker(ring::takeBack); // SET_VRING_ENABLE 0, or the first step of GET_VRING_BASE
+        assertFalse(polled());
+        assertEquals(0, driver.usedFlags());
+        ping();
+        Thread.sleep(50);
+        assertEquals(1, device.served.get(), "a disabled ring is not served");
+    }
+
+    @Test
+    void zeroPollTimeNeverPolls() throws Exception {
+        start(0, 0);
+        ping();
+        kick();
+        awaitServed(1);
+        assertFalse(polled());
+        assertEquals(0, driver.usedFlags());
+        ping();
+        Thread.sleep(50);
+        assertEquals(1, device.served.get());
+        kick();
+        awaitServed(2);
+    }
+
+    @Test
+    void aDeviceThatTurnedKicksOffIsNotPolled() throws Exception {
+        device.noKicks = true;
+        start(1_000_000, 0);
+        ping();
+        kick(); // before the device's NO_NOTIFY is seen, or a driver ignoring it (the flag is advisory)
+        awaitServed(1);
+        assertFalse(polled());
+        assertEquals(UsedRingLayout.F_NO_NOTIFY, driver.usedFlags());
+    }
+}

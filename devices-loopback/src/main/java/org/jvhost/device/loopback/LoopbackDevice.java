@@ -98,6 +98,10 @@ public final class LoopbackDevice implements VhostUserDevice {
         QueuePair pair = pair(queueIndex);
         pair.reflector.setFeatures(ackedFeatures);
         if (VirtioNet.isRxQueue(queueIndex)) {
+            // This device never waits for RX buffers (a frame without one is dropped at once), so an RX
+            // kick tells it nothing: ask the driver not to send them, which saves it an eventfd write per
+            // refill. A device that parks frames until buffers come (a TAP back-end) must keep RX kicks.
+            queue.disableNotifications();
             pair.rx = queue;
             pair.reflector.attachRx(queue);
         } else {
@@ -110,6 +114,7 @@ public final class LoopbackDevice implements VhostUserDevice {
     /**
      * An RX kick only says the driver posted buffers. Frames are never queued waiting for them (a frame
      * without a buffer is dropped at once), so there is nothing to deliver; the next TX frame uses them.
+     * RX kicks are suppressed at start (VRING_USED_F_NO_NOTIFY is advisory, so some still come).
      */
     @Override
     public void handleKick(int queueIndex) {

@@ -10,6 +10,7 @@ import java.util.Arrays;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.jvhost.engine.virtq.SplitQueue;
+import org.jvhost.engine.virtq.UsedRingLayout;
 import org.jvhost.spi.VirtioFeatures;
 import org.jvhost.spi.virtio.VirtioNet;
 import org.jvhost.testkit.CountingNotifier;
@@ -345,6 +346,24 @@ class LoopbackDeviceTest {
         device.handleKick(0);
         assertNull(p.rxDriver.pollUsed());
         assertEquals(1, p.rx.availableCount());
+    }
+
+    @Test
+    void rxKicksAreSuppressedForGoodWhileTxKicksStayOn() {
+        LoopbackDevice device = device(1, true);
+        Pair p = pair(0, true);
+        negotiateAndStart(device, p);
+        assertEquals(UsedRingLayout.F_NO_NOTIFY, p.rxDriver.usedFlags(), "the driver need not kick RX refills");
+        for (int i = 0; i < 3; i++) {
+            p.rxDriver.addChain(new byte[0][], new int[] {2048});
+            send(p, frame(64));
+            device.handleKick(1);
+            device.handleKick(0);
+            assertEquals(UsedRingLayout.F_NO_NOTIFY, p.rxDriver.usedFlags(), "RX still suppressed after frame " + i);
+            assertEquals(0, p.txDriver.usedFlags(), "TX asks for kicks once drained");
+        }
+        assertEquals(3L, device.counters().get("rx_frames"));
+        assertTrue(p.rx.isEnabled() && !p.rx.isBroken());
     }
 
     @Test

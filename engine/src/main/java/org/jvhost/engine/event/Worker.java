@@ -23,17 +23,24 @@ import org.slf4j.LoggerFactory;
  * <h2>Adaptive busy-polling</h2>
  * A kick costs the driver an eventfd write and us an epoll wake-up and a read, several microseconds per
  * batch. So after a kick that found work, a ring may ask to be polled ({@link #startPolling}): it tells
- * the driver not to kick, and while any queue is polled the loop waits on epoll with a zero timeout and
- * polls its queues between waits, so other fds and commands are still served. A queue that found no
+ * the driver not to kick, and while any queue is polled the loop polls its queues and, between them,
+ * checks epoll with a zero timeout, so other fds and commands are still served. A queue that found no
  * new work for {@code pollNanos} re-arms its kicks ({@link PolledQueue#endPolling}) and leaves the set;
- * with an empty set the worker sleeps in epoll_wait as before. This trades a busy CPU while traffic
- * flows (and at most {@code pollNanos} after it stops) for fewer syscalls per batch. Linux vhost-net's
- * busyloop_timeout is the same idea.
+ * with an empty set the worker sleeps in epoll_wait as before. While polling, the other fds are checked
+ * every {@link #EPOLL_WHILE_POLLING_NANOS}, so a kick for an unpolled queue of this worker waits at most
+ * that long. This trades a busy CPU while traffic flows (and at most {@code pollNanos} after it stops)
+ * for fewer syscalls per batch. Linux vhost-net's busyloop_timeout is the same idea.
  */
 public final class Worker implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(Worker.class);
     private static final int MAX_EVENTS = 64;
     private static final long WAKE_TOKEN = -1L;
+    /**
+     * While queues are polled, how often the epoll set is still checked (zero timeout) for other fds:
+     * an epoll_wait per round would cost about as much as the work it polls for. Commands are run as
+     * soon as they are posted.
+     */
+    private static final long EPOLL_WHILE_POLLING_NANOS = 20_000;
 
     private final int id;
     private final int epfd;
@@ -230,8 +237,7 @@ public final class Worker implements AutoCloseable {
     }
 
     /** One round over the polled queues; retires those idle for longer than the polling time. */
-    private void pollQueues() {
-        long now = System.nanoTime();
+    private void pollQueues(long now) {
         boolean found = false;
         for (int i = polledCount - 1; i >= 0; i--) {
             if (i >= polledCount) {
@@ -291,10 +297,21 @@ public final class Worker implements AutoCloseable {
     }
 
     private void loop() {
+        long lastEpoll = 0;
         while (running) {
+            int timeout = -1;
+            if (polledCount > 0) {
+                long now = System.nanoTime();
+                if (now - lastEpoll < EPOLL_WHILE_POLLING_NANOS && commands.isEmpty()) {
+                    pollQueues(now);
+                    continue;
+                }
+                lastEpoll = now;
+                timeout = 0;
+            }
             int n;
             try {
-                n = LinuxSys.epollWait(epfd, events, MAX_EVENTS, polledCount > 0 ? 0 : -1);
+                n = LinuxSys.epollWait(epfd, events, MAX_EVENTS, timeout);
             } catch (NativeException e) {
                 LOG.error("jvhost-worker-{}: epoll_wait failed, worker stops: {}", id, e.getMessage());
                 return;
@@ -305,7 +322,7 @@ public final class Worker implements AutoCloseable {
             }
             runCommands();
             if (polledCount > 0) {
-                pollQueues();
+                pollQueues(System.nanoTime());
             }
         }
         runCommands();

@@ -163,6 +163,46 @@ class LoopbackDeviceTest {
     }
 
     @Test
+    void macAddressesSplitAcrossTxDescriptorsAreStillSwapped() {
+        LoopbackDevice device = device(1, true);
+        Pair p = pair(0, true);
+        negotiateAndStart(device, p);
+        byte[] frame = frame(100);
+        p.rxDriver.addChain(new byte[0][], new int[] {2048});
+        p.txDriver.addChain(new byte[][] {txHeader(), Arrays.copyOfRange(frame, 0, 7),
+            Arrays.copyOfRange(frame, 7, frame.length)}, new int[0]);
+
+        device.handleKick(1);
+
+        byte[] written = p.rxDriver.writtenBytes(p.rxDriver.pollUsed());
+        assertArrayEquals(new byte[] {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0}, Arrays.copyOf(written, VirtioNet.HDR_LEN));
+        assertArrayEquals(reflected(frame), Arrays.copyOfRange(written, VirtioNet.HDR_LEN, written.length));
+    }
+
+    @Test
+    void theLegacyHeaderIsTenZeroBytes() {
+        LoopbackDevice device = device(1, false);
+        device.ackFeatures(VirtioNet.F_MAC);            // neither VERSION_1 nor MRG_RXBUF: 10-byte header
+        Pair p = new Pair(0, 0);
+        device.startQueue(0, p.rx);
+        device.startQueue(1, p.tx);
+        byte[] garbage = new byte[4096];
+        Arrays.fill(garbage, (byte) 0x77);
+        memory.write(p.rxDriver.dataGpa(), garbage);    // stale bytes where the RX buffer will be
+        byte[] frame = frame(64);
+        p.rxDriver.addChain(new byte[0][], new int[] {2048});
+        p.txDriver.addChain(new byte[][] {new byte[VirtioNet.HDR_LEN_LEGACY], frame}, new int[0]);
+
+        device.handleKick(1);
+
+        MockSplitQueue.UsedElement e = p.rxDriver.pollUsed();
+        assertEquals(VirtioNet.HDR_LEN_LEGACY + frame.length, e.len());
+        byte[] written = p.rxDriver.writtenBytes(e);
+        assertArrayEquals(new byte[VirtioNet.HDR_LEN_LEGACY], Arrays.copyOf(written, VirtioNet.HDR_LEN_LEGACY));
+        assertArrayEquals(reflected(frame), Arrays.copyOfRange(written, VirtioNet.HDR_LEN_LEGACY, written.length));
+    }
+
+    @Test
     void mergeableBuffersLetAFrameSpanThreeSmallRxChains() {
         LoopbackDevice device = device(1, true);
         Pair p = pair(0, true);

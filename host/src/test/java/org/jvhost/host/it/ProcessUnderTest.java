@@ -120,12 +120,25 @@ public final class ProcessUnderTest implements AutoCloseable {
      * Fails with the output's tail if the deadline passes or the process exits first.
      */
     public Matcher await(Pattern pattern, int mark, Duration timeout) {
+        return await(pattern, mark, timeout, null);
+    }
+
+    /**
+     * As {@link #await(Pattern, int, Duration)}, but fails as soon as {@code peer} (the other end,
+     * e.g. the back-end this front-end waits for) exits, with the peer's output: a crashed back-end
+     * then reads as such instead of as a front-end timeout.
+     */
+    public Matcher await(Pattern pattern, int mark, Duration timeout, ProcessUnderTest peer) {
         long deadline = System.nanoTime() + timeout.toNanos();
         synchronized (output) {
             while (true) {
                 Matcher m = pattern.matcher(output);
                 if (m.find(Math.min(mark, output.length()))) {
                     return m;
+                }
+                if (peer != null && !peer.isAlive()) {
+                    throw new AssertionError(peer.name() + " exited (status " + peer.exitStatus() + ") while " + name
+                            + " waited for /" + pattern + "/" + peer.tail() + tail());
                 }
                 long left = deadline - System.nanoTime();
                 boolean ended = !process.isAlive() && !pump.isAlive();

@@ -57,19 +57,22 @@ public final class QemuGuest implements AutoCloseable {
         return process;
     }
 
-    /** Waits for the burst-mode verdict line; returns e.g. {@code "PASS rx_delta=20 tx_delta=20"}. */
-    public String awaitResult() {
-        Matcher m = process.await(RESULT, 0, BOOT_TIMEOUT);
+    /**
+     * Waits for the burst-mode verdict line; returns e.g. {@code "PASS rx_delta=20 tx_delta=20"}.
+     * Fails early if {@code backend} exits meanwhile.
+     */
+    public String awaitResult(ProcessUnderTest backend) {
+        Matcher m = process.await(RESULT, 0, BOOT_TIMEOUT, backend);
         return m.group(1) + m.group(2);
     }
 
     /** In periodic mode: the guest's eth0 rx_packets from the next report printed after {@code mark}. */
-    public long nextRxPackets(int mark, Duration timeout) {
-        return Long.parseLong(process.await(RX, mark, timeout).group(1));
+    public long nextRxPackets(int mark, Duration timeout, ProcessUnderTest backend) {
+        return Long.parseLong(process.await(RX, mark, timeout, backend).group(1));
     }
 
     /** Waits (at most {@code timeout}) until a periodic report shows rx_packets above {@code value}. */
-    public long awaitRxAbove(long value, Duration timeout) {
+    public long awaitRxAbove(long value, Duration timeout, ProcessUnderTest backend) {
         long deadline = System.nanoTime() + timeout.toNanos();
         int mark = process.mark();
         while (true) {
@@ -77,7 +80,7 @@ public final class QemuGuest implements AutoCloseable {
             if (left.isNegative() || left.isZero()) {
                 throw new AssertionError("guest rx_packets did not rise above " + value + " within " + timeout + process.tail());
             }
-            Matcher m = process.await(RX, mark, left);
+            Matcher m = process.await(RX, mark, left, backend);
             long rx = Long.parseLong(m.group(1));
             if (rx > value) {
                 return rx;

@@ -83,26 +83,26 @@ class QemuGuestIT {
         back = backend.start(backend.name() + "-1", sock, 1, Backend.Role.LISTEN, logs);
         guest = QemuGuest.start("qemu", sock, 1, false, "jvtest.mode=periodic jvtest.interval=0.5", logs);
 
-        long before = guest.nextRxPackets(0, QemuGuest.BOOT_TIMEOUT);
-        long flowing = guest.awaitRxAbove(before + 3, Duration.ofSeconds(30));
+        long before = guest.nextRxPackets(0, QemuGuest.BOOT_TIMEOUT, back);
+        long flowing = guest.awaitRxAbove(before + 3, Duration.ofSeconds(30), back);
 
         back.kill();
         Peers.sleep(Duration.ofSeconds(2));
-        long stalledFrom = guest.nextRxPackets(guest.process().mark(), Duration.ofSeconds(10));
+        long stalledFrom = guest.nextRxPackets(guest.process().mark(), Duration.ofSeconds(10), null);
         Peers.sleep(Duration.ofSeconds(2));
-        long stalledTo = guest.nextRxPackets(guest.process().mark(), Duration.ofSeconds(10));
+        long stalledTo = guest.nextRxPackets(guest.process().mark(), Duration.ofSeconds(10), null);
         assertEquals(stalledFrom, stalledTo, "guest kept receiving with the back-end dead: the counter does not"
                 + " measure the back-end (was " + flowing + " before the kill)" + guest.process().tail());
 
         back.close();
         back = backend.start(backend.name() + "-2", sock, 1, Backend.Role.LISTEN, logs);
-        long resumed = guest.awaitRxAbove(stalledTo + 3, Duration.ofSeconds(60));
+        long resumed = guest.awaitRxAbove(stalledTo + 3, Duration.ofSeconds(60), back);
         assertTrue(guest.process().isAlive(), "QEMU exited after the back-end restart" + guest.process().tail());
         assertTrue(resumed > stalledTo);
     }
 
     private void assertGuestPassed() {
-        String result = guest.awaitResult();
+        String result = guest.awaitResult(back);
         assertTrue(result.startsWith("PASS"), "guest reported " + result + " with back-end " + backend.name()
                 + guest.process().tail() + back.tail());
         Matcher m = RX_DELTA.matcher(result);

@@ -70,7 +70,12 @@ public final class TestpmdFrontEnd implements AutoCloseable {
     }
 
     public void awaitPrompt() {
-        process.await(PROMPT, 0, Duration.ofSeconds(60));
+        awaitPrompt(null);
+    }
+
+    /** Waits for the first prompt, failing early if {@code backend} exits meanwhile. */
+    public void awaitPrompt(ProcessUnderTest backend) {
+        process.await(PROMPT, 0, Duration.ofSeconds(60), backend);
     }
 
     /** Runs one interactive command and returns what it printed, up to the next prompt. */

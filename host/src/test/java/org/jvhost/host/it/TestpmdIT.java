@@ -94,7 +94,7 @@ class TestpmdIT {
         front = TestpmdFrontEnd.start("testpmd", sock, 1, "io", true, logs);
         Peers.awaitNewFile(sock, null, Duration.ofSeconds(30), front.process());
         back = backend.start(backend.name(), sock, 1, Backend.Role.CONNECT, logs);
-        front.awaitPrompt();
+        front.awaitPrompt(back);
 
         front.command("start tx_first 4");
         Peers.sleep(Duration.ofSeconds(2));

@@ -9,7 +9,9 @@
 #                                "JVTEST FAIL ...", power off. periodic: send one frame per INTERVAL
 #                                seconds forever, printing "JVTEST RX rx_packets=R tx_packets=T".
 #   jvtest.ip=10.99.0.2/24  jvtest.peer=10.99.0.1  jvtest.peermac=52:54:00:00:00:01
-#   jvtest.count=20  jvtest.interval=0.5  jvtest.queues=1 (>1: ethtool -L eth0 combined N)
+#   jvtest.count=20  jvtest.interval=0.5
+#   jvtest.queues=1              >1: ethtool -L eth0 combined N, and burst mode sends from N vCPUs
+#                                (one per transmit queue); the verdict adds rxq_delta=r0,r1,...
 #
 # Why rx_packets and not ping's replies: a MAC-swapping reflector returns the guest's own ICMP echo
 # request addressed to the guest's MAC; the kernel counts it in eth0's rx_packets, then drops it
@@ -125,19 +127,34 @@ say "LINKUP"
 
 rx() { cat /sys/class/net/eth0/statistics/rx_packets; }
 tx() { cat /sys/class/net/eth0/statistics/tx_packets; }
+# Per receive queue packet counts, "n0,n1,...", from virtio_net's ethtool statistics.
+rxq() { ethtool -S eth0 2>/dev/null | awk '/rx_queue_[0-9]+_packets:/ { printf "%s%s", sep, $2; sep = "," }'; }
 
 case "$mode" in
   burst)
-    rx0=$(rx); tx0=$(tx)
-    # -w bounds the run: with a reflector the echo requests never get a reply.
-    ping -q -c "$count" -i 0.05 -w $((count / 20 + 2)) "$peer" > /dev/null 2>&1
-    sleep 1
-    rx1=$(rx); tx1=$(tx)
-    rxd=$((rx1 - rx0)); txd=$((tx1 - tx0))
-    if [ "$txd" -ge "$count" ] && [ "$rxd" -ge "$count" ]; then
-      say "PASS rx_delta=$rxd tx_delta=$txd"
+    rx0=$(rx); tx0=$(tx); q0=$(rxq)
+    if [ "$queues" -gt 1 ]; then
+      # One sender per vCPU: virtio_net maps CPU i to transmit queue i (XPS), so every queue pair
+      # carries frames (needs QEMU -smp >= queues).
+      per=$(( (count + queues - 1) / queues ))
+      i=0
+      while [ $i -lt "$queues" ]; do
+        taskset "$(printf %x $((1 << i)))" ping -q -c "$per" -i 0.05 -w $((per / 20 + 2)) "$peer" > /dev/null 2>&1 &
+        i=$((i + 1))
+      done
+      wait
     else
-      say "FAIL rx_delta=$rxd tx_delta=$txd count=$count"
+      # -w bounds the run: with a reflector the echo requests never get a reply.
+      ping -q -c "$count" -i 0.05 -w $((count / 20 + 2)) "$peer" > /dev/null 2>&1
+    fi
+    sleep 1
+    rx1=$(rx); tx1=$(tx); q1=$(rxq)
+    rxd=$((rx1 - rx0)); txd=$((tx1 - tx0))
+    qd=$(echo "$q0 $q1" | awk '{ n = split($1, a, ","); split($2, b, ","); for (i = 1; i <= n; i++) printf "%s%d", (i > 1 ? "," : ""), b[i] - a[i] }')
+    if [ "$txd" -ge "$count" ] && [ "$rxd" -ge "$count" ]; then
+      say "PASS rx_delta=$rxd tx_delta=$txd rxq_delta=$qd"
+    else
+      say "FAIL rx_delta=$rxd tx_delta=$txd rxq_delta=$qd count=$count"
     fi
     sync
     poweroff -f

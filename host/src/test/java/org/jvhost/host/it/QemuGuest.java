@@ -41,6 +41,8 @@ public final class QemuGuest implements AutoCloseable {
         String nic = "virtio-net-pci,netdev=n0,mac=" + GUEST_MAC + ",vectors=0" + (queues > 1 ? ",mq=on" : "");
         List<String> cmd = new ArrayList<>(List.of(Peers.QEMU,
                 "-accel", "tcg,thread=multi", "-cpu", "max", "-m", "256M",
+                // One vCPU per queue pair: the guest sends from each vCPU, which virtio_net maps to its own queue.
+                "-smp", String.valueOf(Math.max(1, queues)),
                 "-machine", "q35,memory-backend=mem0",
                 "-object", "memory-backend-memfd,id=mem0,size=256M,share=on",
                 "-chardev", chardev,

@@ -68,7 +68,8 @@ start_backend() {  # start_backend NAME SOCK LOG -> sets be_pid
   esac
   be_pid=$!
   pids+=("$be_pid")
-  wait_for 30 test -S "$sock" || { echo "bench-loopback: $name did not create $sock; log:" >&2; tail -20 "$log" >&2; exit 1; }
+  wait_for 30 sh -c "test -S '$sock' || ! kill -0 $be_pid 2>/dev/null"
+  test -S "$sock" || { echo "bench-loopback: $name did not create $sock; log:" >&2; tail -20 "$log" >&2; exit 1; }
 }
 
 fe_cmd() { echo "$1" >&3; }

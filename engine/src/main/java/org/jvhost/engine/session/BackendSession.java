@@ -433,9 +433,15 @@ public final class BackendSession {
     private void setVringErr(Message m) throws ProtocolException {
         long v = U64Layout.get(m.payload());
         QueueConfig q = ring(FrontendRequest.SET_VRING_ERR, (int) (v & U64Layout.VRING_INDEX_MASK));
-        closeAfterWorker(q.errFd);
-        // kept only to be closed later: jvhost reports queue errors in its log, not through this fd
+        int old = q.errFd;
         q.errFd = (v & U64Layout.VRING_NOFD_MASK) != 0 ? -1 : m.takeFd(0);
+        if (q.started()) {
+            // swap on the worker so the old fd is never written after we close it
+            Ring ring = q.ring;
+            CallNotifier n = errorNotifier(q);
+            onWorker(ring.worker, () -> ring.queue.setErrorNotifier(n), "error fd switch of queue " + q.index);
+        }
+        closeAfterWorker(old);
     }
 
     private void setVringEnable(ByteBuffer p) throws ProtocolException {
@@ -474,6 +480,8 @@ public final class BackendSession {
         } catch (IllegalArgumentException e) {
             throw ProtocolException.failed(what + e.getMessage(), e);
         }
+        // spec: the back-end signals the error eventfd when the ring hits an error (a hostile descriptor)
+        queue.setErrorNotifier(errorNotifier(q));
         Worker worker = runtime.workerForQueue(q.index);
         Ring ring = new Ring(q.index, queue, worker, runtime, q.kickFd);
         boolean enabled = q.enabled;
@@ -519,6 +527,10 @@ public final class BackendSession {
 
     private CallNotifier notifier(QueueConfig q) {
         return q.callFd < 0 ? CallNotifier.NONE : new EventfdNotifier(q.callFd, name + " queue " + q.index);
+    }
+
+    private CallNotifier errorNotifier(QueueConfig q) {
+        return q.errFd < 0 ? CallNotifier.NONE : new EventfdNotifier(q.errFd, name + " queue " + q.index + " error");
     }
 
     private QueueConfig firstStarted() {

@@ -28,8 +28,11 @@ public interface DeviceProvider {
      */
     VhostUserDevice create(DeviceOptions options, DeviceContext context) throws InvalidOptionException;
 
-    /** The SPI major version the provider was built against; the host refuses a mismatch. */
-    default int spiMajorVersion() {
-        return SpiVersion.MAJOR;
-    }
+    /**
+     * The SPI major version the provider was built against; the host refuses a mismatch. Implement it as
+     * {@code return SpiVersion.MAJOR;}: javac copies that compile-time constant into the provider's own
+     * class file, so the answer is the SPI the plugin was compiled with, not the host's. (It is abstract
+     * for that reason: a default body would run from the host's SPI and always match.)
+     */
+    int spiMajorVersion();
 }

@@ -1,15 +1,41 @@
 package org.jvhost.engine.memory;
 
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import org.jvhost.engine.sys.LinuxSys;
+import org.jvhost.engine.sys.NativeException;
 import org.jvhost.spi.MemoryRegion;
 
 /**
- * A region mapped from the fd the front-end sent (STUB: signatures agreed between the memory owner and
- * the protocol owner; bodies to be written).
+ * A guest-memory region mapped MAP_SHARED from the fd the front-end sent with SET_MEM_TABLE or
+ * ADD_MEM_REG. The whole region is one mapping; {@link MemoryRegion} windows of up to 1 GiB, starting
+ * every {@link MemoryRegion#WINDOW_STRIDE} bytes, are created once here so the data path only indexes
+ * an array.
+ *
+ * <p>The mapping outlives the fd: mmap keeps its own reference to the file, so the fd is closed as soon
+ * as the mapping exists.
  */
 public final class MappedRegion implements MemoryRegion {
 
-    private MappedRegion() {
+    private static final long SMALL_PAGE = 4096;
+    /** hugetlbfs mappings need offset and length aligned to the huge page size (2 MiB on x86-64). */
+    private static final long HUGE_PAGE = 2L << 20;
+    private static final long WINDOW_SIZE = 2 * WINDOW_STRIDE;
+    private static final int STRIDE_SHIFT = Long.numberOfTrailingZeros(WINDOW_STRIDE);
+
+    private final RegionSpec spec;
+    private final long mapAddress;
+    private final long mapLength;
+    private final long nativeAddress;
+    private final ByteBuffer[] windows;
+    private boolean unmapped;
+
+    private MappedRegion(RegionSpec spec, long mapAddress, long mapLength, long nativeAddress) {
+        this.spec = spec;
+        this.mapAddress = mapAddress;
+        this.mapLength = mapLength;
+        this.nativeAddress = nativeAddress;
+        this.windows = createWindows(nativeAddress, spec.size());
     }
 
     /**
@@ -19,36 +45,145 @@ public final class MappedRegion implements MemoryRegion {
      * the offset aligned down to the fd's page size.
      */
     public static MappedRegion map(RegionSpec spec, int fd) throws MemoryMapException {
-        throw new UnsupportedOperationException("stub");
+        try {
+            checkSpec(spec);
+            checkFileSize(spec, fd);
+            // Sealing fails for files that do not support it (hugetlbfs, memfds without
+            // MFD_ALLOW_SEALING); then the size check above is the only defence, which is fine.
+            LinuxSys.sealShrink(fd);
+            return mapChecked(spec, fd);
+        } finally {
+            LinuxSys.closeQuietly(fd);
+        }
+    }
+
+    private static void checkSpec(RegionSpec spec) throws MemoryMapException {
+        long size = spec.size();
+        if (size <= 0) {
+            throw new MemoryMapException(spec + ": size must be positive");
+        }
+        if (wraps(spec.guestAddress(), size)) {
+            throw new MemoryMapException(spec + ": guest address + size overflows 2^64");
+        }
+        if (wraps(spec.userAddress(), size)) {
+            throw new MemoryMapException(spec + ": user address + size overflows 2^64");
+        }
+        // off_t is signed: offset and offset + size must stay below 2^63.
+        if (spec.mmapOffset() < 0 || spec.mmapOffset() + size < 0) {
+            throw new MemoryMapException(spec + ": mmap offset + size overflows a file offset");
+        }
+    }
+
+    /** True if {@code start + len} (unsigned) passes 2^64 - 1. */
+    private static boolean wraps(long start, long len) {
+        return Long.compareUnsigned(start, -1L - len) > 0;
+    }
+
+    /**
+     * A file shorter than the region would let the guest's view end in SIGBUS on first access, which
+     * kills the whole host; refuse it up front.
+     */
+    private static void checkFileSize(RegionSpec spec, int fd) throws MemoryMapException {
+        long fileSize;
+        try {
+            fileSize = LinuxSys.fileSize(fd);
+        } catch (NativeException e) {
+            throw new MemoryMapException(spec + ": cannot size the file: " + e.getMessage(), e);
+        }
+        if (fileSize < spec.mmapOffset() + spec.size()) {
+            throw new MemoryMapException(String.format("%s: file is only 0x%x bytes, needs offset + size = 0x%x",
+                    spec, fileSize, spec.mmapOffset() + spec.size()));
+        }
+    }
+
+    private static MappedRegion mapChecked(RegionSpec spec, int fd) throws MemoryMapException {
+        try {
+            return mapAligned(spec, fd, SMALL_PAGE, 1);
+        } catch (NativeException e) {
+            if (e.errno() != NativeException.EINVAL) {
+                throw new MemoryMapException(spec + ": " + e.getMessage(), e);
+            }
+        }
+        // EINVAL with a 4 KiB-aligned offset means the file lives on hugetlbfs, where mmap wants
+        // offset and length in whole huge pages.
+        try {
+            return mapAligned(spec, fd, HUGE_PAGE, HUGE_PAGE);
+        } catch (NativeException e) {
+            throw new MemoryMapException(spec + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static MappedRegion mapAligned(RegionSpec spec, int fd, long offsetAlign, long lengthAlign)
+            throws NativeException {
+        long fileOffset = spec.mmapOffset() & -offsetAlign;
+        long lead = spec.mmapOffset() - fileOffset;
+        long length = roundUp(lead + spec.size(), lengthAlign);
+        long address = LinuxSys.mmap(length, LinuxSys.PROT_READ | LinuxSys.PROT_WRITE, LinuxSys.MAP_SHARED,
+                fd, fileOffset);
+        return new MappedRegion(spec, address, length, address + lead);
+    }
+
+    private static long roundUp(long value, long align) {
+        return (value + align - 1) & -align;
+    }
+
+    private static ByteBuffer[] createWindows(long base, long size) {
+        int count = (int) ((size + WINDOW_STRIDE - 1) / WINDOW_STRIDE);
+        ByteBuffer[] result = new ByteBuffer[count];
+        for (int i = 0; i < count; i++) {
+            long start = i * WINDOW_STRIDE;
+            long len = Math.min(WINDOW_SIZE, size - start);
+            result[i] = LinuxSys.buffer(base + start, len).order(ByteOrder.LITTLE_ENDIAN);
+        }
+        return result;
     }
 
     /** The wire description this region was mapped from. */
     public RegionSpec spec() {
-        throw new UnsupportedOperationException("stub");
+        return spec;
+    }
+
+    /** The front-end's virtual address of the region's first byte (ring addresses use these). */
+    public long userAddress() {
+        return spec.userAddress();
     }
 
     /** Unmaps the region. Idempotent. Only the control thread calls it, after no queue uses the region. */
     public void unmap() {
-        throw new UnsupportedOperationException("stub");
+        if (unmapped) {
+            return;
+        }
+        unmapped = true;
+        try {
+            LinuxSys.munmap(mapAddress, mapLength);
+        } catch (NativeException e) {
+            // munmap only fails for an invalid range, which would be our bug; nothing to roll back.
+            throw new IllegalStateException(spec + ": " + e.getMessage(), e);
+        }
     }
 
     @Override
     public long guestAddress() {
-        throw new UnsupportedOperationException("stub");
+        return spec.guestAddress();
     }
 
     @Override
     public long size() {
-        throw new UnsupportedOperationException("stub");
+        return spec.size();
     }
 
     @Override
     public ByteBuffer window(long offset) {
-        throw new UnsupportedOperationException("stub");
+        return windows[(int) (offset >>> STRIDE_SHIFT)];
     }
 
     @Override
     public long nativeAddress() {
-        throw new UnsupportedOperationException("stub");
+        return nativeAddress;
+    }
+
+    @Override
+    public String toString() {
+        return spec.toString();
     }
 }

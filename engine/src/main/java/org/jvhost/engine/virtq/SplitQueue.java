@@ -1,14 +1,79 @@
 package org.jvhost.engine.virtq;
 
+import static org.jvhost.engine.virtq.DescriptorLayout.F_INDIRECT;
+import static org.jvhost.engine.virtq.DescriptorLayout.F_NEXT;
+import static org.jvhost.engine.virtq.DescriptorLayout.F_WRITE;
+
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import org.jvhost.spi.DescriptorChain;
 import org.jvhost.spi.GuestMemory;
+import org.jvhost.spi.MemoryRegion;
+import org.jvhost.spi.VirtioFeatures;
 import org.jvhost.spi.Virtqueue;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
- * The device side of a split virtqueue (virtio 1.2 section 2.7) over guest memory (STUB: signatures
- * agreed between the virtqueue owner and the protocol owner; bodies to be written).
+ * The device side of a split virtqueue (virtio 1.2 section 2.7) over guest memory.
+ *
+ * <p>The three ring areas are resolved once (at construction and on {@link #updateMemory}) to small
+ * little-endian buffers at their exact guest addresses. The per-chain paths ({@link #pop},
+ * {@link #addUsed}, {@link #signalUsed}) then neither allocate nor throw for anything the driver does:
+ * a driver that breaks the ring rules puts the queue into the broken state described in
+ * {@link Virtqueue}, and the queue stops touching guest memory.
+ *
+ * <p>Threading: everything except {@link #setNotifier}, {@link #setErrorNotifier},
+ * {@link #setEnabled}, {@link #isEnabled}, {@link #isBroken} and {@link #brokenReason} runs on the
+ * queue's worker thread.
  */
 public final class SplitQueue implements Virtqueue {
+
+    private static final Logger LOG = LoggerFactory.getLogger(SplitQueue.class);
+
+    /** Largest split ring (virtio 1.2 section 2.7: "Queue Size ... maximum 32768"). */
+    public static final int MAX_SIZE = 32768;
+
+    // Ring fields are little-endian whatever the order of the buffer handed to us (indirect tables are
+    // read through region windows of any order). Plain get/set works at any alignment; the acquire and
+    // release modes need natural alignment, which the constructor verifies for the two index fields.
+    private static final VarHandle U16 = MethodHandles.byteBufferViewVarHandle(short[].class, ByteOrder.LITTLE_ENDIAN);
+    private static final VarHandle U32 = MethodHandles.byteBufferViewVarHandle(int[].class, ByteOrder.LITTLE_ENDIAN);
+    private static final VarHandle U64 = MethodHandles.byteBufferViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
+
+    private final int index;
+    private final int size;
+    private final int mask;
+    private final long descGpa;
+    private final long availGpa;
+    private final long usedGpa;
+    private final boolean eventIdx;
+    private final boolean indirectAllowed;
+    private final int usedEventOffset;
+    private final int availEventOffset;
+
+    private GuestMemory memory;
+    private ByteBuffer desc;
+    private ByteBuffer avail;
+    private ByteBuffer used;
+
+    /** Next avail ring index to pop (free-running 16-bit). */
+    private int nextAvail;
+    /** The last avail->idx read; entries between nextAvail and it are known available. */
+    private int cachedAvailIdx;
+    /** Next used ring index to fill (free-running 16-bit). */
+    private int nextUsed;
+    /** used->idx at the last notification decision: the "old" of vring_need_event. */
+    private int signalledUsed;
+    /** Chains popped and not yet returned, the most {@link #unpop} may put back. */
+    private int inFlight;
+
+    private volatile String brokenReason;
+    private volatile boolean enabled = true;
+    private volatile CallNotifier notifier;
+    private volatile CallNotifier errorNotifier = CallNotifier.NONE;
 
     /**
      * A live queue.
@@ -27,42 +92,410 @@ public final class SplitQueue implements Virtqueue {
      */
     public SplitQueue(int index, int size, long descGpa, long availGpa, long usedGpa, long features,
                       GuestMemory memory, int nextAvail, CallNotifier notifier) {
-        throw new UnsupportedOperationException("stub");
+        if (size < 1 || size > MAX_SIZE || Integer.bitCount(size) != 1) {
+            throw new IllegalArgumentException("queue " + index + ": ring size " + size
+                    + " is not a power of two in 1.." + MAX_SIZE);
+        }
+        // virtio 1.2 section 2.7: descriptor table 16-byte, driver area 2-byte, device area 4-byte alignment.
+        checkAligned(index, "descriptor table", descGpa, 16);
+        checkAligned(index, "avail ring", availGpa, 2);
+        checkAligned(index, "used ring", usedGpa, 4);
+        this.index = index;
+        this.size = size;
+        this.mask = size - 1;
+        this.descGpa = descGpa;
+        this.availGpa = availGpa;
+        this.usedGpa = usedGpa;
+        this.eventIdx = VirtioFeatures.has(features, VirtioFeatures.RING_EVENT_IDX);
+        this.indirectAllowed = VirtioFeatures.has(features, VirtioFeatures.RING_INDIRECT_DESC);
+        this.usedEventOffset = AvailRingLayout.usedEvent(size);
+        this.availEventOffset = UsedRingLayout.availEvent(size);
+        this.notifier = notifier == null ? CallNotifier.NONE : notifier;
+        String problem = resolveRings(memory);
+        if (problem != null) {
+            throw new IllegalArgumentException("queue " + index + ": " + problem);
+        }
+        this.nextAvail = nextAvail & 0xffff;
+        this.cachedAvailIdx = this.nextAvail;
+        // Re-read used->idx rather than assume 0: after a guest reboot or a back-end restart the ring
+        // keeps its old index, and publishing from 0 would hand the driver stale entries (rust-vmm
+        // vhost PR #180/#183, landscape doc section 3).
+        this.nextUsed = Short.toUnsignedInt((short) U16.getAcquire(used, UsedRingLayout.IDX));
+        this.signalledUsed = this.nextUsed;
+    }
+
+    private static void checkAligned(int index, String field, long gpa, int alignment) {
+        if ((gpa & (alignment - 1)) != 0) {
+            throw new IllegalArgumentException(String.format("queue %d: %s address 0x%x is not %d-byte aligned",
+                    index, field, gpa, alignment));
+        }
+    }
+
+    /**
+     * Points the ring buffers into {@code newMemory}.
+     *
+     * @return null on success, else what is wrong (the buffers are then left as they were)
+     */
+    private String resolveRings(GuestMemory newMemory) {
+        ByteBuffer d = ring(newMemory, descGpa, DescriptorLayout.tableBytes(size));
+        ByteBuffer a = ring(newMemory, availGpa, AvailRingLayout.bytes(size));
+        ByteBuffer u = ring(newMemory, usedGpa, UsedRingLayout.bytes(size));
+        if (d == null || a == null || u == null) {
+            String field = d == null ? "descriptor table" : a == null ? "avail ring" : "used ring";
+            long gpa = d == null ? descGpa : a == null ? availGpa : usedGpa;
+            return String.format("%s at 0x%x (ring size %d) is not inside one guest memory region", field, gpa, size);
+        }
+        try {
+            U16.getAcquire(a, AvailRingLayout.IDX);
+            U16.getAcquire(u, UsedRingLayout.IDX);
+        } catch (IllegalStateException e) {
+            // Only if a region's host mapping is itself misaligned (a fake memory wrapping an odd slice).
+            return String.format("avail ring 0x%x or used ring 0x%x is misaligned in host memory", availGpa, usedGpa);
+        }
+        this.memory = newMemory;
+        this.desc = d;
+        this.avail = a;
+        this.used = u;
+        return null;
+    }
+
+    /** A buffer over {@code [gpa, gpa + len)} in little-endian order, or null if no one region holds it. */
+    private static ByteBuffer ring(GuestMemory memory, long gpa, long len) {
+        if (!memory.contains(gpa, len)) {
+            return null;
+        }
+        MemoryRegion region = memory.regionFor(gpa);
+        long offset = gpa - region.guestAddress();
+        return region.window(offset).slice(region.windowOffset(offset), (int) len).order(ByteOrder.LITTLE_ENDIAN);
     }
 
     /**
      * Swaps in a new guest-memory snapshot (memory hot-plug, SET_MEM_TABLE while running) and re-resolves
      * the rings. If a ring no longer lies in guest memory the queue breaks. Called on the queue's worker.
      */
-    public void updateMemory(GuestMemory memory) {
-        throw new UnsupportedOperationException("stub");
+    public void updateMemory(GuestMemory newMemory) {
+        String problem = resolveRings(newMemory);
+        if (problem != null) {
+            this.memory = newMemory;
+            fail("after a memory update: " + problem);
+        }
     }
 
     /** Replaces the call notifier (SET_VRING_CALL while running). Safe from any thread. */
     public void setNotifier(CallNotifier notifier) {
-        throw new UnsupportedOperationException("stub");
+        this.notifier = notifier == null ? CallNotifier.NONE : notifier;
     }
 
-    /** Sets the enabled flag the device sees. Safe from any thread. */
+    /**
+     * Sets where to report that the queue broke (SET_VRING_ERR's eventfd). It is signalled once, when the
+     * queue breaks. Safe from any thread.
+     */
+    public void setErrorNotifier(CallNotifier notifier) {
+        this.errorNotifier = notifier == null ? CallNotifier.NONE : notifier;
+    }
+
+    /** Sets the enabled flag the device sees. A new queue is enabled. Safe from any thread. */
     public void setEnabled(boolean enabled) {
-        throw new UnsupportedOperationException("stub");
+        this.enabled = enabled;
     }
 
-    @Override public int index() { throw new UnsupportedOperationException("stub"); }
-    @Override public int size() { throw new UnsupportedOperationException("stub"); }
-    @Override public GuestMemory memory() { throw new UnsupportedOperationException("stub"); }
-    @Override public boolean isEnabled() { throw new UnsupportedOperationException("stub"); }
-    @Override public DescriptorChain newChain() { throw new UnsupportedOperationException("stub"); }
-    @Override public boolean pop(DescriptorChain chain) { throw new UnsupportedOperationException("stub"); }
-    @Override public void unpop(int count) { throw new UnsupportedOperationException("stub"); }
-    @Override public void addUsed(DescriptorChain chain, int writtenBytes) { throw new UnsupportedOperationException("stub"); }
-    @Override public void publishUsed() { throw new UnsupportedOperationException("stub"); }
-    @Override public boolean signalUsed() { throw new UnsupportedOperationException("stub"); }
-    @Override public void disableNotifications() { throw new UnsupportedOperationException("stub"); }
-    @Override public boolean enableNotifications() { throw new UnsupportedOperationException("stub"); }
-    @Override public int availableCount() { throw new UnsupportedOperationException("stub"); }
-    @Override public boolean isBroken() { throw new UnsupportedOperationException("stub"); }
-    @Override public String brokenReason() { throw new UnsupportedOperationException("stub"); }
-    @Override public int nextAvail() { throw new UnsupportedOperationException("stub"); }
-    @Override public int nextUsed() { throw new UnsupportedOperationException("stub"); }
+    @Override public int index() { return index; }
+    @Override public int size() { return size; }
+    @Override public GuestMemory memory() { return memory; }
+    @Override public boolean isEnabled() { return enabled; }
+    @Override public boolean isBroken() { return brokenReason != null; }
+    @Override public String brokenReason() { return brokenReason; }
+    @Override public int nextAvail() { return nextAvail; }
+    @Override public int nextUsed() { return nextUsed; }
+
+    @Override
+    public DescriptorChain newChain() {
+        return new SplitDescriptorChain(size);
+    }
+
+    @Override
+    public boolean pop(DescriptorChain chain) {
+        SplitDescriptorChain c = (SplitDescriptorChain) chain;
+        if (c.capacity() < size) {
+            throw new IllegalArgumentException("queue " + index + ": chain made for a smaller ring");
+        }
+        if (brokenReason != null || !hasAvailable()) {
+            return false;
+        }
+        int slot = nextAvail & mask;
+        int head = Short.toUnsignedInt((short) U16.get(avail, AvailRingLayout.entry(slot)));
+        if (head >= size) {
+            return fail(String.format("avail ring entry %d (avail index %d) holds head %d >= ring size %d",
+                    slot, nextAvail, head, size));
+        }
+        if (!walk(c, head)) {
+            return false;
+        }
+        nextAvail = (nextAvail + 1) & 0xffff;
+        inFlight++;
+        return true;
+    }
+
+    /** True if an entry is available; reads avail->idx only once the entries seen last time are used up. */
+    private boolean hasAvailable() {
+        return cachedAvailIdx != nextAvail || readAvailIdx() > 0;
+    }
+
+    /**
+     * Reads avail->idx and validates it.
+     *
+     * @return the number of available entries, or -1 if the index is impossible (the queue then breaks)
+     */
+    private int readAvailIdx() {
+        // Acquire: the ring entries and descriptors the driver wrote before bumping idx must be read
+        // after idx. A plain load could be reordered (or hoisted out of the polling loop by the JIT), so
+        // we would see the new idx but a descriptor the driver had not finished writing.
+        int idx = Short.toUnsignedInt((short) U16.getAcquire(avail, AvailRingLayout.IDX));
+        int pending = (idx - nextAvail) & 0xffff;
+        if (pending > size) {
+            fail(String.format("avail index %d is %d ahead of next avail %d, more than the ring size %d",
+                    idx, pending, nextAvail, size));
+            return -1;
+        }
+        cachedAvailIdx = idx;
+        return pending;
+    }
+
+    /**
+     * Follows the chain from {@code head}, checking every rule of virtio 1.2 section 2.7.5, and flattens
+     * it into {@code c}.
+     *
+     * @return false if the chain is malformed (the queue is then broken)
+     */
+    private boolean walk(SplitDescriptorChain c, int head) {
+        c.reset(head);
+        ByteBuffer table = desc;
+        int base = 0;
+        int entries = size;
+        long indirectGpa = -1;
+        int i = head;
+        // "The driver MUST NOT create a descriptor chain longer than the Queue Size of the device"
+        // (2.7.5.2, 2.7.5.3.1; indirect entries count). The budget also ends any loop.
+        for (int budget = size; ; budget--) {
+            if (budget == 0) {
+                return fail(String.format("chain at head %d is longer than the ring size %d (a descriptor loop?)",
+                        head, size));
+            }
+            int at = base + i * DescriptorLayout.SIZE;
+            long addr = (long) U64.get(table, at + DescriptorLayout.ADDR);
+            int len = (int) U32.get(table, at + DescriptorLayout.LEN);
+            int flags = Short.toUnsignedInt((short) U16.get(table, at + DescriptorLayout.FLAGS));
+            if ((flags & F_INDIRECT) != 0) {
+                if (!checkIndirect(head, i, indirectGpa, addr, len, flags)) {
+                    return false;
+                }
+                MemoryRegion r = memory.regionFor(addr);
+                long offset = addr - r.guestAddress();
+                table = r.window(offset);
+                base = r.windowOffset(offset);
+                entries = len / DescriptorLayout.SIZE;
+                indirectGpa = addr;
+                i = 0;
+                continue;
+            }
+            if (len != 0 && !addSegment(c, i, indirectGpa, addr, len, (flags & F_WRITE) != 0)) {
+                return false;
+            }
+            if ((flags & F_NEXT) == 0) {
+                return true;
+            }
+            int next = Short.toUnsignedInt((short) U16.get(table, at + DescriptorLayout.NEXT));
+            if (next >= entries) {
+                return fail(String.format("%s: next index %d is outside its table of %d entries",
+                        where(i, indirectGpa), next, entries));
+            }
+            i = next;
+        }
+    }
+
+    /** Checks a descriptor with VIRTQ_DESC_F_INDIRECT against section 2.7.5.3.1. */
+    private boolean checkIndirect(int head, int i, long indirectGpa, long addr, int len, int flags) {
+        if (!indirectAllowed) {
+            return fail(where(i, indirectGpa) + ": INDIRECT flag but VIRTIO_F_RING_INDIRECT_DESC was not negotiated");
+        }
+        if (indirectGpa != -1) {
+            // "The driver MUST NOT set the VIRTQ_DESC_F_INDIRECT flag within an indirect descriptor"
+            return fail(where(i, indirectGpa) + ": nested indirect table");
+        }
+        if ((flags & F_NEXT) != 0) {
+            // "A driver MUST NOT set both VIRTQ_DESC_F_INDIRECT and VIRTQ_DESC_F_NEXT in flags"
+            return fail(where(i, indirectGpa) + ": INDIRECT together with NEXT");
+        }
+        long tableLen = Integer.toUnsignedLong(len);
+        if (tableLen == 0 || tableLen % DescriptorLayout.SIZE != 0 || tableLen > MemoryRegion.WINDOW_STRIDE) {
+            return fail(String.format("%s: indirect table length 0x%x is not a positive multiple of %d up to 512 MiB",
+                    where(i, indirectGpa), tableLen, DescriptorLayout.SIZE));
+        }
+        if (!memory.contains(addr, tableLen)) {
+            return fail(String.format("%s: indirect table [0x%x, +0x%x) is not inside one guest memory region",
+                    where(i, indirectGpa), addr, tableLen));
+        }
+        return true;
+    }
+
+    /** Validates one non-empty data descriptor and appends it to the chain. */
+    private boolean addSegment(SplitDescriptorChain c, int i, long indirectGpa, long addr, int len, boolean writable) {
+        long ulen = Integer.toUnsignedLong(len);
+        if (!writable && c.writableBytes() > 0) {
+            // 2.7.4.2: "The driver MUST place any device-writable descriptor elements after any
+            // device-readable descriptor elements."
+            return fail(where(i, indirectGpa) + ": device-readable descriptor after a device-writable one");
+        }
+        if (ulen > MemoryRegion.WINDOW_STRIDE) {
+            return fail(String.format("%s: length 0x%x exceeds the 512 MiB a descriptor may span",
+                    where(i, indirectGpa), ulen));
+        }
+        MemoryRegion r = memory.regionFor(addr);
+        long offset = r == null ? 0 : addr - r.guestAddress();
+        if (r == null || ulen > r.size() - offset) {
+            return fail(String.format("%s: buffer [0x%x, +0x%x) is not inside one guest memory region",
+                    where(i, indirectGpa), addr, ulen));
+        }
+        long total = (writable ? c.writableBytes() : c.readableBytes()) + ulen;
+        if (total > Integer.MAX_VALUE) {
+            return fail(String.format("%s: chain at head %d has more than 2^31-1 %s bytes",
+                    where(i, indirectGpa), c.head(), writable ? "writable" : "readable"));
+        }
+        long nativeBase = r.nativeAddress();
+        c.add(r.window(offset), r.windowOffset(offset), len, nativeBase != 0 ? nativeBase + offset : 0, writable);
+        return true;
+    }
+
+    /** Names descriptor {@code i} for an error message (only built when the queue breaks). */
+    private String where(int i, long indirectGpa) {
+        return indirectGpa == -1 ? "descriptor " + i
+                : String.format("descriptor %d of the indirect table at 0x%x", i, indirectGpa);
+    }
+
+    /** Breaks the queue (once) and reports it; returns false for the callers' convenience. */
+    private boolean fail(String what) {
+        if (brokenReason == null) {
+            brokenReason = "queue " + index + ": " + what;
+            LOG.warn("virtqueue broken, the driver must reset the device: {}", brokenReason);
+            errorNotifier.signal();
+        }
+        return false;
+    }
+
+    @Override
+    public void unpop(int count) {
+        if (count < 0 || count > inFlight) {
+            throw new IllegalArgumentException("queue " + index + ": cannot unpop " + count + " chains, "
+                    + inFlight + " are popped and not returned");
+        }
+        nextAvail = (nextAvail - count) & 0xffff;
+        inFlight -= count;
+    }
+
+    @Override
+    public void addUsed(DescriptorChain chain, int writtenBytes) {
+        SplitDescriptorChain c = (SplitDescriptorChain) chain;
+        if (writtenBytes < 0 || writtenBytes > c.writableBytes()) {
+            throw new IllegalArgumentException("queue " + index + ": chain " + c.head() + " has "
+                    + c.writableBytes() + " writable bytes, device reports " + writtenBytes + " written");
+        }
+        if (brokenReason != null) {
+            return; // a broken queue no longer writes guest memory
+        }
+        int at = UsedRingLayout.elem(nextUsed & mask);
+        used.putInt(at + UsedRingLayout.ELEM_ID, c.head());
+        used.putInt(at + UsedRingLayout.ELEM_LEN, writtenBytes);
+        nextUsed = (nextUsed + 1) & 0xffff;
+        if (inFlight > 0) {
+            inFlight--;
+        }
+    }
+
+    @Override
+    public void publishUsed() {
+        if (brokenReason != null) {
+            return;
+        }
+        // Release: the used elements written by addUsed become visible before the new index. Otherwise
+        // the driver could see an index covering an element that still holds a stale id and length.
+        U16.setRelease(used, UsedRingLayout.IDX, (short) nextUsed);
+    }
+
+    @Override
+    public boolean signalUsed() {
+        if (brokenReason != null) {
+            return false;
+        }
+        publishUsed();
+        // Full fence (StoreLoad): the used->idx store must be visible before we read the driver's
+        // suppression state. Otherwise the load may be satisfied first: the driver re-enables interrupts,
+        // re-checks used->idx, still sees the old value and sleeps, while we read the stale "suppressed"
+        // and skip the call. That is a lost interrupt and the guest stalls.
+        VarHandle.fullFence();
+        int newUsed = nextUsed;
+        int old = signalledUsed;
+        signalledUsed = newUsed;
+        if (newUsed == old) {
+            return false;
+        }
+        boolean wanted = eventIdx
+                ? needEvent(Short.toUnsignedInt((short) U16.get(avail, usedEventOffset)), newUsed, old)
+                : (Short.toUnsignedInt((short) U16.get(avail, AvailRingLayout.FLAGS))
+                        & AvailRingLayout.F_NO_INTERRUPT) == 0;
+        if (wanted) {
+            notifier.signal();
+        }
+        return wanted;
+    }
+
+    /**
+     * vring_need_event (virtio 1.2 section 2.7.10): notify if used_event lies in {@code [old, newIdx)},
+     * i.e. the driver asked to be woken when the used index passes it and this batch passed it.
+     */
+    static boolean needEvent(int event, int newIdx, int old) {
+        return ((newIdx - event - 1) & 0xffff) < ((newIdx - old) & 0xffff);
+    }
+
+    @Override
+    public void disableNotifications() {
+        // With EVENT_IDX there is nothing to write: the driver kicks only when avail->idx passes
+        // avail_event, which stays where enableNotifications left it, so at most one kick arrives.
+        if (brokenReason != null || eventIdx) {
+            return;
+        }
+        U16.set(used, UsedRingLayout.FLAGS, (short) UsedRingLayout.F_NO_NOTIFY);
+    }
+
+    @Override
+    public boolean enableNotifications() {
+        if (brokenReason != null) {
+            return false;
+        }
+        if (eventIdx) {
+            // Kick us as soon as the driver makes available the entry after the ones we have seen.
+            U16.set(used, availEventOffset, (short) nextAvail);
+        } else {
+            U16.set(used, UsedRingLayout.FLAGS, (short) 0);
+        }
+        // Full fence (StoreLoad): our request for kicks must be visible before we re-read avail->idx.
+        // Otherwise the driver may add a buffer and read the old flags/avail_event (so it does not kick)
+        // while our load sees the old avail->idx (so we go to sleep): a lost kick and a stalled queue.
+        VarHandle.fullFence();
+        return readAvailIdx() > 0;
+    }
+
+    @Override
+    public int availableCount() {
+        if (brokenReason != null) {
+            return 0;
+        }
+        return Math.max(0, readAvailIdx());
+    }
+
+    @Override
+    public String toString() {
+        return String.format("SplitQueue[%d size=%d desc=0x%x avail=0x%x used=0x%x nextAvail=%d nextUsed=%d%s]",
+                index, size, descGpa, availGpa, usedGpa, nextAvail, nextUsed,
+                brokenReason == null ? "" : " broken");
+    }
 }

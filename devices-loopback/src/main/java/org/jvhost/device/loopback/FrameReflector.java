@@ -1,0 +1,222 @@
+package org.jvhost.device.loopback;
+
+import java.util.concurrent.atomic.AtomicLongArray;
+import org.jvhost.spi.DescriptorChain;
+import org.jvhost.spi.VirtioFeatures;
+import org.jvhost.spi.Virtqueue;
+import org.jvhost.spi.virtio.VirtioNet;
+
+/**
+ * The loopback data path for one queue pair: moves one transmitted frame (a TX descriptor chain) into
+ * the receive queue's buffers with the Ethernet source and destination addresses swapped. It knows
+ * nothing of sockets or the protocol, so a test can drive it with any {@link Virtqueue}.
+ *
+ * <pre>
+ * TX chain (readable):  | virtio_net_hdr (consumed) | dst mac | src mac | rest of frame ...        |
+ * RX chain(s) (writable): | hdr: zero, num_buffers | src mac | dst mac | rest of frame ... (1 copy) |
+ * </pre>
+ *
+ * <p>Frames are never queued: if the receive queue is not running or has too few buffers the frame is
+ * dropped and counted, so a slow receiver never stalls the transmitter (a NIC drops on a full RX ring
+ * the same way). Per frame it allocates nothing and throws nothing; the only allocation after
+ * {@link #attachRx} is the RX chain pool growing (doubling, at most to the ring size) the first time a
+ * frame needs more mergeable buffers than any frame before it.
+ *
+ * <p>Used on the queue pair's worker thread only; the counters may be read from any thread.
+ */
+public final class FrameReflector {
+
+    /** What {@link #reflect} did with a frame. */
+    public static final int DELIVERED = 0;
+    public static final int DROPPED_NO_BUFFER = 1;
+    public static final int DROPPED_MALFORMED = 2;
+
+    /** The two MAC addresses at the start of an Ethernet frame. */
+    private static final int MAC_PAIR_LEN = 12;
+    /** Shortest frame accepted: destination, source and EtherType. */
+    static final int MIN_FRAME = 14;
+    /** Longest frame accepted: the most a 16-bit IP total length plus a link header can need. */
+    static final int MAX_FRAME = 65535;
+
+    /**
+     * Counter slots, in the order {@link #COUNTER_NAMES} lists them. Bytes are frame bytes, without the
+     * virtio-net header. tx_* count every well-formed frame the driver sent (delivered or dropped);
+     * rx_* count frames delivered; rx_dropped_no_buffer counts frames lost because RX was stopped,
+     * disabled or short of buffers; tx_dropped_malformed counts TX chains shorter than header plus 14
+     * bytes or longer than header plus 65535 (returned to the driver, never delivered).
+     */
+    static final int TX_FRAMES = 0, TX_BYTES = 1, RX_FRAMES = 2, RX_BYTES = 3,
+            RX_DROPPED_NO_BUFFER = 4, TX_DROPPED_MALFORMED = 5;
+    static final String[] COUNTER_NAMES = {
+        "tx_frames", "tx_bytes", "rx_frames", "rx_bytes", "rx_dropped_no_buffer", "tx_dropped_malformed"};
+
+    /** The RX header: all zero but num_buffers (bytes 10-11), which is rewritten for every frame. */
+    private final byte[] header = new byte[VirtioNet.HDR_LEN];
+    private final byte[] macs = new byte[MAC_PAIR_LEN];
+    /** Single writer (the worker), any reader: release stores, no locks. */
+    private final AtomicLongArray counters = new AtomicLongArray(COUNTER_NAMES.length);
+
+    private int headerLength = VirtioNet.HDR_LEN;
+    private boolean mergeable;
+
+    private Virtqueue rx;
+    private DescriptorChain[] rxChains = new DescriptorChain[0];
+    private int[] rxWritten = new int[0];
+
+    /** Cursor of the scatter into the taken RX chains. */
+    private int cursorChain;
+    private int cursorOffset;
+
+    /** Adopts the negotiated features: header length, and whether a frame may span RX buffers. */
+    public void setFeatures(long ackedFeatures) {
+        headerLength = VirtioNet.headerLength(ackedFeatures);
+        mergeable = VirtioFeatures.has(ackedFeatures, VirtioNet.F_MRG_RXBUF);
+    }
+
+    /** Starts delivering into {@code queue}; allocates its chain pool. */
+    public void attachRx(Virtqueue queue) {
+        rx = queue;
+        rxChains = new DescriptorChain[mergeable ? Math.min(8, queue.size()) : 1];
+        rxWritten = new int[rxChains.length];
+        for (int i = 0; i < rxChains.length; i++) {
+            rxChains[i] = queue.newChain();
+        }
+    }
+
+    /** Stops delivering; frames are dropped until the next {@link #attachRx}. */
+    public void detachRx() {
+        rx = null;
+        rxChains = new DescriptorChain[0];
+        rxWritten = new int[0];
+    }
+
+    /**
+     * Reflects the frame in {@code tx} into the RX queue. Does not return the TX chain to its queue:
+     * that is the caller's job whatever the outcome. RX chains are added to the used ring but not
+     * published; the caller signals RX once per batch.
+     *
+     * @return {@link #DELIVERED}, {@link #DROPPED_NO_BUFFER} or {@link #DROPPED_MALFORMED}
+     */
+    public int reflect(DescriptorChain tx) {
+        int frameLength = tx.readableBytes() - headerLength;
+        if (frameLength < MIN_FRAME || frameLength > MAX_FRAME) {
+            increment(TX_DROPPED_MALFORMED, 1);
+            return DROPPED_MALFORMED;
+        }
+        increment(TX_FRAMES, 1);
+        increment(TX_BYTES, frameLength);
+        int buffers = rx == null || !rx.isEnabled() ? 0 : takeRxBuffers(headerLength + frameLength);
+        if (buffers == 0) {
+            increment(RX_DROPPED_NO_BUFFER, 1);
+            return DROPPED_NO_BUFFER;
+        }
+        writeFrame(tx, frameLength, buffers);
+        for (int i = 0; i < buffers; i++) {
+            rx.addUsed(rxChains[i], rxWritten[i]);
+        }
+        increment(RX_FRAMES, 1);
+        increment(RX_BYTES, frameLength);
+        return DELIVERED;
+    }
+
+    /**
+     * Pops RX chains until they hold {@code needed} bytes. Without MRG_RXBUF the frame must fit one chain
+     * (virtio 1.2 5.1.6.3.1: the driver then posts buffers large enough for a whole frame). If the
+     * chains run out first, every chain taken is put back for a later, smaller frame.
+     *
+     * @return chains taken, or 0 if the frame does not fit
+     */
+    private int takeRxBuffers(int needed) {
+        int limit = mergeable ? rx.size() : 1;
+        int taken = 0;
+        long room = 0;
+        while (room < needed && taken < limit) {
+            DescriptorChain chain = rxChain(taken);
+            if (!rx.pop(chain)) {
+                break;
+            }
+            room += chain.writableBytes();
+            taken++;
+        }
+        if (room < needed) {
+            rx.unpop(taken);
+            return 0;
+        }
+        return taken;
+    }
+
+    /** Pool slot {@code i}, growing the pool (doubling) the first time a frame needs that many buffers. */
+    private DescriptorChain rxChain(int i) {
+        if (i == rxChains.length) {
+            int grown = Math.min(rxChains.length * 2, rx.size());
+            DescriptorChain[] chains = java.util.Arrays.copyOf(rxChains, grown);
+            for (int j = i; j < grown; j++) {
+                chains[j] = rx.newChain();
+            }
+            rxChains = chains;
+            rxWritten = new int[grown];
+        }
+        return rxChains[i];
+    }
+
+    /**
+     * Header, swapped MACs, then the rest of the frame in one chain-to-chain copy, scattered over the
+     * taken chains. The header may itself straddle two chains if the driver posted buffers smaller
+     * than it (which 5.1.6.3.1 forbids, but must not make us write out of bounds).
+     */
+    private void writeFrame(DescriptorChain tx, int frameLength, int buffers) {
+        cursorChain = 0;
+        cursorOffset = 0;
+        java.util.Arrays.fill(rxWritten, 0, buffers, 0);
+        // num_buffers, little-endian (VERSION_1); 1 without MRG_RXBUF, as 5.1.6.4 requires. The legacy
+        // 10-byte header has no such field.
+        header[VirtioNet.HDR_NUM_BUFFERS] = (byte) buffers;
+        header[VirtioNet.HDR_NUM_BUFFERS + 1] = (byte) (buffers >>> 8);
+        scatter(header, headerLength, buffers);
+        tx.read(headerLength, macs, 0, MAC_PAIR_LEN);
+        for (int i = 0; i < 6; i++) {
+            byte destination = macs[i];
+            macs[i] = macs[i + 6];
+            macs[i + 6] = destination;
+        }
+        scatter(macs, MAC_PAIR_LEN, buffers);
+        scatterFrom(tx, headerLength + MAC_PAIR_LEN, frameLength - MAC_PAIR_LEN, buffers);
+    }
+
+    private void scatter(byte[] src, int len, int buffers) {
+        int done = 0;
+        while (done < len && cursorChain < buffers) {
+            int n = rxChains[cursorChain].write(cursorOffset, src, done, len - done);
+            done += n;
+            advance(n);
+        }
+    }
+
+    private void scatterFrom(DescriptorChain tx, int txOffset, int len, int buffers) {
+        int done = 0;
+        while (done < len && cursorChain < buffers) {
+            int n = tx.copyTo(txOffset + done, rxChains[cursorChain], cursorOffset, len - done);
+            done += n;
+            advance(n);
+        }
+    }
+
+    /** Moves the cursor {@code n} bytes on, to the next chain when this one is full. */
+    private void advance(int n) {
+        cursorOffset += n;
+        rxWritten[cursorChain] = cursorOffset;
+        if (cursorOffset >= rxChains[cursorChain].writableBytes() || n == 0) {
+            cursorChain++;
+            cursorOffset = 0;
+        }
+    }
+
+    private void increment(int slot, long by) {
+        counters.setRelease(slot, counters.getPlain(slot) + by);
+    }
+
+    /** Counter {@code slot} ({@link #TX_FRAMES}...). */
+    long counter(int slot) {
+        return counters.getAcquire(slot);
+    }
+}

@@ -1,0 +1,196 @@
+package org.jvhost.device.loopback;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+import org.jvhost.spi.DescriptorChain;
+import org.jvhost.spi.VhostUserDevice;
+import org.jvhost.spi.Virtqueue;
+import org.jvhost.spi.virtio.VirtioNet;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The SPI glue of the loopback device: features, config space, queue hand-over and the TX processing
+ * loop. Queue {@code 2n} is RX and {@code 2n+1} is TX of pair {@code n} (virtio 1.2 5.1.2); there is no
+ * control queue (QEMU and DPDK's virtio_user emulate it in the front-end for vhost-user back-ends).
+ *
+ * <p>Both queues of a pair share a queue group, so the TX worker may write the RX queue without locks.
+ */
+public final class LoopbackDevice implements VhostUserDevice {
+    private static final Logger LOG = LoggerFactory.getLogger(LoopbackDevice.class);
+
+    private final String name;
+    private final LoopbackConfig config;
+    private final byte[] configSpace;
+    private final QueuePair[] pairs;
+    /** Written on the control thread before queues start; the host's queue hand-over orders it. */
+    private volatile long ackedFeatures;
+
+    /** The queues of one pair and their data path; touched only on the pair's worker. */
+    private static final class QueuePair {
+        final FrameReflector reflector = new FrameReflector();
+        Virtqueue rx;
+        Virtqueue tx;
+        DescriptorChain txChain;
+    }
+
+    public LoopbackDevice(String name, LoopbackConfig config) {
+        this.name = name;
+        this.config = config;
+        this.configSpace = config.configSpace();
+        this.pairs = new QueuePair[config.queuePairs()];
+        for (int i = 0; i < pairs.length; i++) {
+            pairs[i] = new QueuePair();
+        }
+    }
+
+    @Override
+    public int deviceType() {
+        return VirtioNet.DEVICE_ID;
+    }
+
+    @Override
+    public int maxQueues() {
+        return 2 * pairs.length;
+    }
+
+    /**
+     * MAC and STATUS (both config-space fields we fill), MRG_RXBUF if enabled, MQ with more than one pair.
+     * The spec makes MQ depend on CTRL_VQ (5.1.3.1); for vhost-user the front-end owns the control
+     * queue (QEMU handles it in virtio-net, virtio_user in its own cvq) and enables pairs with
+     * SET_VRING_ENABLE, so the back-end offers MQ without a control queue, as DPDK's net_vhost does.
+     */
+    @Override
+    public long features() {
+        long features = VirtioNet.F_MAC | VirtioNet.F_STATUS;
+        if (config.mergeableRxBuffers()) {
+            features |= VirtioNet.F_MRG_RXBUF;
+        }
+        if (pairs.length > 1) {
+            features |= VirtioNet.F_MQ;
+        }
+        return features;
+    }
+
+    @Override
+    public void ackFeatures(long acked) {
+        ackedFeatures = acked;
+    }
+
+    @Override
+    public int configSize() {
+        return configSpace.length;
+    }
+
+    @Override
+    public void readConfig(int offset, byte[] dst) {
+        System.arraycopy(configSpace, offset, dst, 0, dst.length);
+    }
+
+    /** RX n and TX n share group n: the TX path writes into RX without locks. */
+    @Override
+    public int queueGroup(int queueIndex) {
+        return queueIndex / 2;
+    }
+
+    @Override
+    public void startQueue(int queueIndex, Virtqueue queue) {
+        QueuePair pair = pair(queueIndex);
+        pair.reflector.setFeatures(ackedFeatures);
+        if (VirtioNet.isRxQueue(queueIndex)) {
+            pair.rx = queue;
+            pair.reflector.attachRx(queue);
+        } else {
+            pair.tx = queue;
+            pair.txChain = queue.newChain();
+        }
+        LOG.debug("{}: queue {} started (size {})", name, queueIndex, queue.size());
+    }
+
+    /**
+     * An RX kick only says the driver posted buffers. Frames are never queued waiting for them (a frame
+     * without a buffer is dropped at once), so there is nothing to deliver; the next TX frame uses them.
+     */
+    @Override
+    public void handleKick(int queueIndex) {
+        if (!VirtioNet.isRxQueue(queueIndex)) {
+            drainTx(pair(queueIndex));
+        }
+    }
+
+    /**
+     * The Virtqueue processing loop: every TX chain goes back with 0 bytes written, whatever became of
+     * its frame. RX is signalled once per drained batch, so the receiver sees frames while a long TX
+     * burst is still going on.
+     */
+    private static void drainTx(QueuePair pair) {
+        Virtqueue tx = pair.tx;
+        if (tx == null) {
+            return;
+        }
+        DescriptorChain chain = pair.txChain;
+        FrameReflector reflector = pair.reflector;
+        do {
+            tx.disableNotifications();
+            boolean delivered = false;
+            while (tx.pop(chain)) {
+                delivered |= reflector.reflect(chain) == FrameReflector.DELIVERED;
+                tx.addUsed(chain, 0);
+            }
+            if (delivered) {
+                pair.rx.signalUsed();
+            }
+            tx.signalUsed();
+        } while (tx.enableNotifications());
+    }
+
+    @Override
+    public Virtqueue stopQueue(int queueIndex) {
+        QueuePair pair = pair(queueIndex);
+        Virtqueue queue;
+        if (VirtioNet.isRxQueue(queueIndex)) {
+            queue = pair.rx;
+            pair.rx = null;
+            pair.reflector.detachRx();
+        } else {
+            queue = pair.tx;
+            pair.tx = null;
+            pair.txChain = null;
+        }
+        LOG.debug("{}: queue {} stopped", name, queueIndex);
+        return queue;
+    }
+
+    /** Queues are all stopped already; only the negotiated features go. Counters keep counting. */
+    @Override
+    public void reset() {
+        ackedFeatures = 0;
+    }
+
+    /** Sums over all pairs; see {@link FrameReflector} for what each counter counts. */
+    @Override
+    public Map<String, Long> counters() {
+        Map<String, Long> sums = new LinkedHashMap<>();
+        for (int slot = 0; slot < FrameReflector.COUNTER_NAMES.length; slot++) {
+            long sum = 0;
+            for (QueuePair pair : pairs) {
+                sum += pair.reflector.counter(slot);
+            }
+            sums.put(FrameReflector.COUNTER_NAMES[slot], sum);
+        }
+        return sums;
+    }
+
+    private QueuePair pair(int queueIndex) {
+        if (queueIndex < 0 || queueIndex >= maxQueues()) {
+            throw new IllegalArgumentException(name + ": queue index " + queueIndex
+                    + " out of range, the device has " + maxQueues() + " queues");
+        }
+        return pairs[queueIndex / 2];
+    }
+
+    @Override
+    public String toString() {
+        return name + " (loopback, " + config + ")";
+    }
+}

@@ -1,0 +1,405 @@
+package org.jvhost.device.loopback;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.Arrays;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.jvhost.engine.virtq.SplitQueue;
+import org.jvhost.spi.VirtioFeatures;
+import org.jvhost.spi.virtio.VirtioNet;
+import org.jvhost.testkit.CountingNotifier;
+import org.jvhost.testkit.FakeGuestMemory;
+import org.jvhost.testkit.MockSplitQueue;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * The loopback device driven as a guest would: driver-side mock rings in fake guest memory, the engine's
+ * SplitQueue on the device side, kicks delivered by calling handleKick.
+ */
+@Timeout(value = 10, unit = TimeUnit.SECONDS)
+class LoopbackDeviceTest {
+    private static final int RING = 64;
+    private static final long AREA = 1 << 20;
+    private static final byte[] DST = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
+    private static final byte[] SRC = {0x02, 0x00, 0x00, 0x00, 0x00, 0x01};
+
+    private final FakeGuestMemory memory = FakeGuestMemory.of(0x10000, (int) (8 * AREA));
+
+    /** RX and TX of one pair: driver side and device side. */
+    private final class Pair {
+        final MockSplitQueue rxDriver;
+        final MockSplitQueue txDriver;
+        final CountingNotifier rxCalls = new CountingNotifier();
+        final CountingNotifier txCalls = new CountingNotifier();
+        final SplitQueue rx;
+        final SplitQueue tx;
+
+        Pair(int n, long features) {
+            rxDriver = MockSplitQueue.create(memory, RING, 0x10000 + (2L * n) * AREA, AREA);
+            txDriver = MockSplitQueue.create(memory, RING, 0x10000 + (2L * n + 1) * AREA, AREA);
+            rx = rxDriver.deviceQueue(2 * n, features, 0, rxCalls);
+            tx = txDriver.deviceQueue(2 * n + 1, features, 0, txCalls);
+        }
+    }
+
+    private static LoopbackDevice device(int pairs, boolean mrg) {
+        return new LoopbackDevice("loopback@test", new LoopbackConfig(SRC, pairs, mrg));
+    }
+
+    /** Negotiates everything the device offers plus VERSION_1, and starts all queues of {@code pairs}. */
+    private static long negotiateAndStart(LoopbackDevice device, Pair... pairs) {
+        long acked = device.features() | VirtioFeatures.VERSION_1;
+        device.ackFeatures(acked);
+        for (int n = 0; n < pairs.length; n++) {
+            device.startQueue(2 * n, pairs[n].rx);
+            device.startQueue(2 * n + 1, pairs[n].tx);
+        }
+        return acked;
+    }
+
+    private Pair pair(int n, boolean mrg) {
+        return new Pair(n, VirtioFeatures.VERSION_1 | (mrg ? VirtioNet.F_MRG_RXBUF : 0));
+    }
+
+    /** A frame: dst, src, EtherType 0x88b5 (local experimental), then a counting payload. */
+    private static byte[] frame(int length) {
+        byte[] f = new byte[length];
+        System.arraycopy(DST, 0, f, 0, 6);
+        System.arraycopy(SRC, 0, f, 6, 6);
+        f[12] = (byte) 0x88;
+        f[13] = (byte) 0xb5;
+        for (int i = 14; i < length; i++) {
+            f[i] = (byte) (i * 7);
+        }
+        return f;
+    }
+
+    /** What the guest should receive: MACs swapped, the rest untouched. */
+    private static byte[] reflected(byte[] frame) {
+        byte[] r = frame.clone();
+        System.arraycopy(frame, 6, r, 0, 6);
+        System.arraycopy(frame, 0, r, 6, 6);
+        return r;
+    }
+
+    /** A TX header the device must consume, not copy: non-zero so a copy would show. */
+    private static byte[] txHeader() {
+        byte[] h = new byte[VirtioNet.HDR_LEN];
+        Arrays.fill(h, (byte) 0x5a);
+        return h;
+    }
+
+    private static void send(Pair p, byte[] frame) {
+        p.txDriver.addChain(new byte[][] {txHeader(), frame}, new int[0]);
+    }
+
+    private static byte[] concat(byte[]... parts) {
+        int n = 0;
+        for (byte[] p : parts) {
+            n += p.length;
+        }
+        byte[] all = new byte[n];
+        int at = 0;
+        for (byte[] p : parts) {
+            System.arraycopy(p, 0, all, at, p.length);
+            at += p.length;
+        }
+        return all;
+    }
+
+    private static int numBuffers(byte[] header) {
+        return (header[VirtioNet.HDR_NUM_BUFFERS] & 0xff) | (header[VirtioNet.HDR_NUM_BUFFERS + 1] & 0xff) << 8;
+    }
+
+    @Test
+    void aTransmittedFrameComesBackOnRxWithMacsSwapped() {
+        LoopbackDevice device = device(1, true);
+        Pair p = pair(0, true);
+        negotiateAndStart(device, p);
+        byte[] frame = frame(60);
+        p.rxDriver.addChain(new byte[0][], new int[] {2048});
+        send(p, frame);
+
+        device.handleKick(1);
+
+        MockSplitQueue.UsedElement rx = p.rxDriver.pollUsed();
+        assertEquals(VirtioNet.HDR_LEN + 60, rx.len());
+        byte[] written = p.rxDriver.writtenBytes(rx);
+        byte[] header = Arrays.copyOf(written, VirtioNet.HDR_LEN);
+        assertEquals(1, numBuffers(header));
+        header[VirtioNet.HDR_NUM_BUFFERS] = 0;
+        assertArrayEquals(new byte[VirtioNet.HDR_LEN], header, "header zero except num_buffers");
+        assertArrayEquals(reflected(frame), Arrays.copyOfRange(written, VirtioNet.HDR_LEN, written.length));
+        assertNull(p.rxDriver.pollUsed());
+
+        MockSplitQueue.UsedElement tx = p.txDriver.pollUsed();
+        assertEquals(0, tx.len(), "TX chains come back with nothing written");
+        assertTrue(p.rxCalls.count() >= 1, "RX signalled");
+        assertTrue(p.txCalls.count() >= 1, "TX signalled");
+        assertEquals(Map.of("tx_frames", 1L, "tx_bytes", 60L, "rx_frames", 1L, "rx_bytes", 60L,
+                "rx_dropped_no_buffer", 0L, "tx_dropped_malformed", 0L), device.counters());
+    }
+
+    @Test
+    void aFrameInOneTxDescriptorWithItsHeaderIsReflectedToo() {
+        LoopbackDevice device = device(1, true);
+        Pair p = pair(0, true);
+        negotiateAndStart(device, p);
+        byte[] frame = frame(1514);
+        p.rxDriver.addChain(new byte[0][], new int[] {2048});
+        p.txDriver.addChain(new byte[][] {concat(txHeader(), frame)}, new int[0]);
+
+        device.handleKick(1);
+
+        byte[] written = p.rxDriver.writtenBytes(p.rxDriver.pollUsed());
+        assertArrayEquals(reflected(frame), Arrays.copyOfRange(written, VirtioNet.HDR_LEN, written.length));
+    }
+
+    @Test
+    void mergeableBuffersLetAFrameSpanThreeSmallRxChains() {
+        LoopbackDevice device = device(1, true);
+        Pair p = pair(0, true);
+        negotiateAndStart(device, p);
+        byte[] frame = frame(100);                      // 12 + 100 = 112 bytes: 40 + 40 + 32
+        for (int i = 0; i < 4; i++) {
+            p.rxDriver.addChain(new byte[0][], new int[] {40});
+        }
+        send(p, frame);
+
+        device.handleKick(1);
+
+        MockSplitQueue.UsedElement a = p.rxDriver.pollUsed();
+        MockSplitQueue.UsedElement b = p.rxDriver.pollUsed();
+        MockSplitQueue.UsedElement c = p.rxDriver.pollUsed();
+        assertNull(p.rxDriver.pollUsed(), "the fourth buffer stays available");
+        assertEquals(40, a.len());
+        assertEquals(40, b.len());
+        assertEquals(32, c.len());
+        byte[] all = concat(p.rxDriver.writtenBytes(a), p.rxDriver.writtenBytes(b), p.rxDriver.writtenBytes(c));
+        assertEquals(3, numBuffers(all));
+        assertArrayEquals(reflected(frame), Arrays.copyOfRange(all, VirtioNet.HDR_LEN, all.length));
+        assertEquals(1, p.rx.availableCount());
+    }
+
+    @Test
+    void rxBuffersSmallerThanTheHeaderStillGetEveryByteInOrder() {
+        LoopbackDevice device = device(1, true);
+        Pair p = pair(0, true);
+        negotiateAndStart(device, p);
+        byte[] frame = frame(20);                       // 32 bytes over 8-byte buffers: 4 chains
+        for (int i = 0; i < 4; i++) {
+            p.rxDriver.addChain(new byte[0][], new int[] {8});
+        }
+        send(p, frame);
+
+        device.handleKick(1);
+
+        byte[][] parts = new byte[4][];
+        for (int i = 0; i < 4; i++) {
+            MockSplitQueue.UsedElement e = p.rxDriver.pollUsed();
+            assertEquals(8, e.len());
+            parts[i] = p.rxDriver.writtenBytes(e);
+        }
+        byte[] all = concat(parts);
+        assertEquals(4, numBuffers(all));
+        assertArrayEquals(reflected(frame), Arrays.copyOfRange(all, VirtioNet.HDR_LEN, all.length));
+    }
+
+    @Test
+    void withoutMergeableBuffersAFrameThatDoesNotFitOneChainIsDroppedAndTheChainKept() {
+        LoopbackDevice device = device(1, false);
+        Pair p = pair(0, false);
+        long acked = negotiateAndStart(device, p);
+        assertEquals(0, acked & VirtioNet.F_MRG_RXBUF, "mrg_rxbuf=off is not offered");
+        p.rxDriver.addChain(new byte[0][], new int[] {64});
+        p.rxDriver.addChain(new byte[0][], new int[] {64});
+        send(p, frame(100));                            // 112 > 64
+        send(p, frame(50));                             // 62 fits the first chain
+
+        device.handleKick(1);
+
+        MockSplitQueue.UsedElement rx = p.rxDriver.pollUsed();
+        assertEquals(62, rx.len());
+        assertEquals(1, numBuffers(p.rxDriver.writtenBytes(rx)), "num_buffers is 1 without MRG_RXBUF");
+        assertNull(p.rxDriver.pollUsed());
+        assertEquals(1, p.rx.availableCount(), "the dropped frame took no chain");
+        assertEquals(0, p.txDriver.pollUsed().len());
+        assertEquals(0, p.txDriver.pollUsed().len());
+        assertEquals(1L, device.counters().get("rx_dropped_no_buffer"));
+        assertEquals(1L, device.counters().get("rx_frames"));
+        assertEquals(2L, device.counters().get("tx_frames"));
+    }
+
+    @Test
+    void tooFewMergeableBuffersDropTheFrameAndPutThemBack() {
+        LoopbackDevice device = device(1, true);
+        Pair p = pair(0, true);
+        negotiateAndStart(device, p);
+        p.rxDriver.addChain(new byte[0][], new int[] {40});
+        p.rxDriver.addChain(new byte[0][], new int[] {40});
+        send(p, frame(100));                            // needs 112, 80 posted
+
+        device.handleKick(1);
+
+        assertNull(p.rxDriver.pollUsed());
+        assertEquals(2, p.rx.availableCount(), "both partially taken chains were put back");
+        assertEquals(0, p.txDriver.pollUsed().len());
+        assertEquals(1L, device.counters().get("rx_dropped_no_buffer"));
+    }
+
+    @Test
+    void withNoRxBufferTheFrameIsDroppedAndCountedAndTxStillCompletes() {
+        LoopbackDevice device = device(1, true);
+        Pair p = pair(0, true);
+        negotiateAndStart(device, p);
+        for (int i = 0; i < 3; i++) {
+            send(p, frame(60));
+        }
+
+        device.handleKick(1);
+
+        for (int i = 0; i < 3; i++) {
+            assertEquals(0, p.txDriver.pollUsed().len());
+        }
+        assertNull(p.rxDriver.pollUsed());
+        assertEquals(0, p.rxCalls.count(), "nothing delivered, RX not signalled");
+        assertEquals(3L, device.counters().get("rx_dropped_no_buffer"));
+        assertEquals(3L, device.counters().get("tx_frames"));
+        assertEquals(0L, device.counters().get("rx_frames"));
+    }
+
+    @Test
+    void aDisabledOrStoppedRxQueueGetsNothing() {
+        LoopbackDevice device = device(1, true);
+        Pair p = pair(0, true);
+        negotiateAndStart(device, p);
+        p.rxDriver.addChain(new byte[0][], new int[] {2048});
+        p.rx.setEnabled(false);
+        send(p, frame(60));
+        device.handleKick(1);
+        assertNull(p.rxDriver.pollUsed());
+
+        assertSame(p.rx, device.stopQueue(0));
+        send(p, frame(60));
+        device.handleKick(1);
+        assertEquals(2L, device.counters().get("rx_dropped_no_buffer"));
+        assertEquals(0, p.txDriver.pollUsed().len());
+        assertEquals(0, p.txDriver.pollUsed().len());
+    }
+
+    @Test
+    void malformedFramesAreDroppedCountedAndReturned() {
+        LoopbackDevice device = device(1, true);
+        Pair p = pair(0, true);
+        negotiateAndStart(device, p);
+        p.rxDriver.addChain(new byte[0][], new int[] {2048});
+        send(p, new byte[13]);                          // shorter than an Ethernet header
+        p.txDriver.addChain(new byte[][] {new byte[8]}, new int[0]);   // shorter than the virtio header
+
+        device.handleKick(1);
+
+        assertEquals(0, p.txDriver.pollUsed().len());
+        assertEquals(0, p.txDriver.pollUsed().len());
+        assertNull(p.rxDriver.pollUsed());
+        assertEquals(2L, device.counters().get("tx_dropped_malformed"));
+        assertEquals(0L, device.counters().get("tx_frames"));
+    }
+
+    @Test
+    void queuePairsAreIndependent() {
+        LoopbackDevice device = device(2, true);
+        Pair p0 = pair(0, true);
+        Pair p1 = pair(1, true);
+        negotiateAndStart(device, p0, p1);
+        assertEquals(4, device.maxQueues());
+        assertEquals(device.queueGroup(2), device.queueGroup(3));
+        assertTrue(device.queueGroup(0) != device.queueGroup(2));
+        p0.rxDriver.addChain(new byte[0][], new int[] {2048});
+        p1.rxDriver.addChain(new byte[0][], new int[] {2048});
+        byte[] frame = frame(80);
+        send(p1, frame);
+
+        device.handleKick(3);
+
+        byte[] written = p1.rxDriver.writtenBytes(p1.rxDriver.pollUsed());
+        assertArrayEquals(reflected(frame), Arrays.copyOfRange(written, VirtioNet.HDR_LEN, written.length));
+        assertNull(p0.rxDriver.pollUsed(), "pair 0 sees nothing of pair 1's traffic");
+        assertEquals(0, p0.rxCalls.count());
+        device.handleKick(1);                           // pair 0 has nothing to send
+        assertNull(p0.txDriver.pollUsed());
+        assertEquals(1L, device.counters().get("rx_frames"));
+    }
+
+    @Test
+    void anRxKickDeliversNothingAndTouchesNoRing() {
+        LoopbackDevice device = device(1, true);
+        Pair p = pair(0, true);
+        negotiateAndStart(device, p);
+        p.rxDriver.addChain(new byte[0][], new int[] {2048});
+        device.handleKick(0);
+        assertNull(p.rxDriver.pollUsed());
+        assertEquals(1, p.rx.availableCount());
+    }
+
+    @Test
+    void manyFramesInOneBurstAreAllReflected() {
+        LoopbackDevice device = device(1, true);
+        Pair p = pair(0, true);
+        negotiateAndStart(device, p);
+        for (int round = 0; round < 3; round++) {       // more frames than the ring holds, over rounds
+            for (int i = 0; i < RING / 2; i++) {
+                p.rxDriver.addChain(new byte[0][], new int[] {1536});
+                send(p, frame(64 + i));
+            }
+            device.handleKick(1);
+            for (int i = 0; i < RING / 2; i++) {
+                byte[] written = p.rxDriver.writtenBytes(p.rxDriver.pollUsed());
+                assertArrayEquals(reflected(frame(64 + i)), Arrays.copyOfRange(written, VirtioNet.HDR_LEN, written.length));
+                assertEquals(0, p.txDriver.pollUsed().len());
+            }
+        }
+        assertEquals(3L * RING / 2, device.counters().get("rx_frames"));
+    }
+
+    @Test
+    void featuresAndConfigSpace() {
+        LoopbackDevice one = device(1, true);
+        assertEquals(VirtioNet.F_MAC | VirtioNet.F_STATUS | VirtioNet.F_MRG_RXBUF, one.features());
+        assertEquals(VirtioNet.DEVICE_ID, one.deviceType());
+        assertEquals(2, one.maxQueues());
+        LoopbackDevice four = new LoopbackDevice("x", new LoopbackConfig(DST, 4, false));
+        assertEquals(VirtioNet.F_MAC | VirtioNet.F_STATUS | VirtioNet.F_MQ, four.features());
+        assertEquals(8, four.maxQueues());
+
+        assertEquals(VirtioNet.CONFIG_SIZE, four.configSize());
+        byte[] config = new byte[four.configSize()];
+        four.readConfig(0, config);
+        assertArrayEquals(new byte[] {0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 1, 0, 4, 0, 0, 0}, config);
+        byte[] pairs = new byte[2];
+        four.readConfig(VirtioNet.CONFIG_MAX_VQ_PAIRS, pairs);
+        assertArrayEquals(new byte[] {4, 0}, pairs);
+    }
+
+    @Test
+    void queuesRestartAfterStopAndReset() {
+        LoopbackDevice device = device(1, true);
+        Pair p = pair(0, true);
+        negotiateAndStart(device, p);
+        assertSame(p.rx, device.stopQueue(0));
+        assertSame(p.tx, device.stopQueue(1));
+        device.reset();
+
+        Pair again = pair(0, true);
+        negotiateAndStart(device, again);
+        again.rxDriver.addChain(new byte[0][], new int[] {2048});
+        send(again, frame(60));
+        device.handleKick(1);
+        assertEquals(VirtioNet.HDR_LEN + 60, again.rxDriver.pollUsed().len());
+    }
+}

@@ -1,0 +1,196 @@
+package org.jvhost.engine.event;
+
+import java.util.concurrent.TimeoutException;
+import org.jvhost.engine.sys.LinuxSys;
+import org.jvhost.engine.sys.NativeException;
+import org.jvhost.spi.DeviceContext;
+import org.jvhost.spi.VhostUserDevice;
+import org.jvhost.spi.Virtqueue;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One device as the event loop sees it: which worker serves each queue group, and the device's error
+ * state. Every queue callback goes through here, inside {@code catch (Throwable)}: an exception, or the
+ * {@link InternalError} HotSpot raises for a SIGBUS on truncated guest memory (java-stack §7), marks
+ * the device failed. A failed device gets no more callbacks (kicks and fd readiness are drained and
+ * dropped) until the front-end resets it; other devices are not affected.
+ */
+public final class DeviceRuntime {
+    private static final Logger LOG = LoggerFactory.getLogger(DeviceRuntime.class);
+    /** How long a control thread waits for a worker to run a command before giving up on it. */
+    public static final long WORKER_TIMEOUT_MS = 5000;
+
+    private final String name;
+    private final int serial;
+    private final WorkerPool pool;
+    private volatile VhostUserDevice device;
+    private volatile boolean failed;
+
+    public DeviceRuntime(String name, int serial, WorkerPool pool) {
+        this.name = name;
+        this.serial = serial;
+        this.pool = pool;
+    }
+
+    /** Binds the device created with this runtime's context. */
+    public void attach(VhostUserDevice device) {
+        if (this.device != null) {
+            throw new IllegalStateException(name + ": a device is already attached to this context");
+        }
+        this.device = device;
+    }
+
+    public String name() {
+        return name;
+    }
+
+    public VhostUserDevice device() {
+        return device;
+    }
+
+    public boolean isFailed() {
+        return failed;
+    }
+
+    /** Forgets the error state (after the device was reset). */
+    public void clearFailure() {
+        failed = false;
+    }
+
+    /** The worker serving queue {@code queueIndex}. */
+    public Worker workerForQueue(int queueIndex) {
+        return pool.workerFor(serial, device.queueGroup(queueIndex));
+    }
+
+    /** Hands a live queue to the device and delivers a kick for buffers made available before. Worker only. */
+    public void startQueue(int queueIndex, Virtqueue queue) {
+        if (failed) {
+            return;
+        }
+        try {
+            device.startQueue(queueIndex, queue);
+        } catch (Throwable t) {
+            fail("startQueue", queueIndex, t);
+            return;
+        }
+        // the driver may have kicked before the ring was started or enabled; that kick was drained
+        // without a device to deliver it to (rust-vmm/vhost #247), so deliver one now
+        kick(queueIndex);
+    }
+
+    /** A kick for a queue the device holds. Worker only; allocation-free unless the device fails. */
+    public void kick(int queueIndex) {
+        if (failed) {
+            return;
+        }
+        try {
+            device.handleKick(queueIndex);
+        } catch (Throwable t) {
+            fail("handleKick", queueIndex, t);
+        }
+    }
+
+    /** Takes a queue back from the device. Worker only. */
+    public void stopQueue(int queueIndex) {
+        try {
+            device.stopQueue(queueIndex);
+        } catch (Throwable t) {
+            fail("stopQueue", queueIndex, t);
+        }
+    }
+
+    /** Marks the device failed because {@code callback} on {@code queueIndex} threw {@code cause}. */
+    public void fail(String callback, int queueIndex, Throwable cause) {
+        boolean first = !failed;
+        failed = true;
+        if (first) {
+            String what = cause instanceof InternalError
+                    ? "a guest-memory fault (the front-end's memory file shrank or vanished)" : cause.toString();
+            LOG.error("{}: queue {}: {} failed: {}; the device stops serving its queues until the front-end "
+                    + "resets or reconnects", name, queueIndex, callback, what, cause);
+        }
+    }
+
+    /** {@link DeviceContext#watchReadable} for this device. */
+    public DeviceContext.FdWatch watchReadable(int fd, int queueGroup, Runnable onReadable) {
+        Worker worker = pool.workerFor(serial, queueGroup);
+        FdWatchImpl watch = new FdWatchImpl(worker, fd, queueGroup, onReadable);
+        try {
+            worker.call(watch::register, WORKER_TIMEOUT_MS);
+        } catch (TimeoutException e) {
+            throw new IllegalStateException(name + ": cannot watch fd " + fd + ": " + e.getMessage(), e);
+        }
+        if (watch.error != null) {
+            throw new IllegalStateException(name + ": cannot watch fd " + fd + ": " + watch.error.getMessage(),
+                    watch.error);
+        }
+        return watch;
+    }
+
+    private final class FdWatchImpl implements DeviceContext.FdWatch, EventHandler {
+        private final Worker worker;
+        private final int fd;
+        private final int group;
+        private final Runnable onReadable;
+        private long token = -1;
+        private NativeException error;
+
+        FdWatchImpl(Worker worker, int fd, int group, Runnable onReadable) {
+            this.worker = worker;
+            this.fd = fd;
+            this.group = group;
+            this.onReadable = onReadable;
+        }
+
+        void register() {
+            try {
+                token = worker.watch(fd, LinuxSys.EPOLLIN, this);
+            } catch (NativeException e) {
+                error = e;
+            }
+        }
+
+        @Override
+        public void onReady(int events) {
+            if (failed) {
+                setEvents(0); // stop a level-triggered fd from spinning the worker
+                return;
+            }
+            try {
+                onReadable.run();
+            } catch (Throwable t) {
+                fail("fd watch (fd " + fd + ", group " + group + ")", -1, t);
+                setEvents(0);
+            }
+        }
+
+        @Override
+        public void pause() {
+            worker.execute(() -> setEvents(0));
+        }
+
+        @Override
+        public void resume() {
+            worker.execute(() -> setEvents(LinuxSys.EPOLLIN));
+        }
+
+        @Override
+        public void close() {
+            try {
+                // wait, so the device may close the fd as soon as this returns
+                worker.call(() -> worker.unwatch(token), WORKER_TIMEOUT_MS);
+            } catch (TimeoutException e) {
+                LOG.error("{}: fd watch {} not removed: {}", name, fd, e.getMessage());
+            }
+        }
+
+        private void setEvents(int events) {
+            try {
+                worker.modify(token, events);
+            } catch (NativeException e) {
+                LOG.warn("{}: fd watch {}: {}", name, fd, e.getMessage());
+            }
+        }
+    }
+}

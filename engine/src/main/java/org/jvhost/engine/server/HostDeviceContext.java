@@ -1,0 +1,30 @@
+package org.jvhost.engine.server;
+
+import org.jvhost.engine.event.DeviceRuntime;
+import org.jvhost.spi.DeviceContext;
+
+/** The {@link DeviceContext} a {@link Host} gives a device: its name and fd watches on its workers. */
+final class HostDeviceContext implements DeviceContext {
+    final DeviceRuntime runtime;
+    final Host host;
+
+    HostDeviceContext(Host host, DeviceRuntime runtime) {
+        this.host = host;
+        this.runtime = runtime;
+    }
+
+    @Override
+    public String deviceName() {
+        return runtime.name();
+    }
+
+    @Override
+    public FdWatch watchReadable(int fd, int queueGroup, Runnable onReadable) {
+        return runtime.watchReadable(fd, queueGroup, onReadable);
+    }
+
+    @Override
+    public String toString() {
+        return runtime.name();
+    }
+}

@@ -1,0 +1,6 @@
+/**
+ * The split virtqueue (virtio 1.2 section 2.7), device side: {@link org.jvhost.engine.virtq.SplitQueue}
+ * pops and validates descriptor chains from guest memory, returns them through the used ring and decides
+ * when to notify, with the ring byte layouts in the {@code *Layout} classes.
+ */
+package org.jvhost.engine.virtq;

@@ -1,0 +1,57 @@
+package org.jvhost.host.cli;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import org.jvhost.engine.server.Host;
+import org.jvhost.spi.DeviceContext;
+import org.jvhost.spi.VhostUserDevice;
+
+/**
+ * What {@code serve} needs from the engine: {@link Host}'s front door, as an interface so the CLI's
+ * checks and start-up order can be tested without sockets or worker threads.
+ */
+interface DeviceHost extends AutoCloseable {
+
+    /** @see Host#newContext(String) */
+    DeviceContext newContext(String deviceName);
+
+    /** @see Host#addDevice(DeviceContext, VhostUserDevice, Path, Host.Mode) */
+    void addDevice(DeviceContext context, VhostUserDevice device, Path socket, Host.Mode mode) throws IOException;
+
+    /** Stops everything; safe to call more than once. */
+    @Override
+    void close();
+
+    /** Creates the host with {@code workers} worker threads. */
+    @FunctionalInterface
+    interface Factory {
+        DeviceHost create(int workers);
+    }
+
+    /** The real thing: an engine {@link Host}, closed at most once. */
+    static DeviceHost engine(int workers) {
+        Host host = new Host(workers);
+        return new DeviceHost() {
+            private boolean closed;
+
+            @Override
+            public DeviceContext newContext(String deviceName) {
+                return host.newContext(deviceName);
+            }
+
+            @Override
+            public void addDevice(DeviceContext context, VhostUserDevice device, Path socket, Host.Mode mode)
+                    throws IOException {
+                host.addDevice(context, device, socket, mode);
+            }
+
+            @Override
+            public synchronized void close() {
+                if (!closed) {
+                    closed = true;
+                    host.close();
+                }
+            }
+        };
+    }
+}

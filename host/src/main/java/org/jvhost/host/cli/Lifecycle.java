@@ -1,0 +1,54 @@
+package org.jvhost.host.cli;
+
+/** How {@code serve} ends: on SIGTERM/SIGINT in the real process, at once in tests. */
+interface Lifecycle {
+
+    /** Arranges for {@code close} to run when the process is told to stop. */
+    void closeOnShutdown(Runnable close);
+
+    /** Undoes {@link #closeOnShutdown} (start-up failed and the caller closed things itself). */
+    void cancel();
+
+    /** Blocks until the process stops. */
+    void awaitShutdown() throws InterruptedException;
+
+    /**
+     * The process: a shutdown hook closes the host, runs {@code atExit}, then halts with status 0.
+     * Without the halt the JVM would report 128+signal (143 for SIGTERM) for what is the normal way to
+     * stop a daemon; since the halt also cuts short every other shutdown hook (and
+     * {@code File.deleteOnExit}), last clean-ups go in {@code atExit}.
+     */
+    static Lifecycle process(Runnable atExit) {
+        return new Lifecycle() {
+            private Thread hook;
+
+            @Override
+            public synchronized void closeOnShutdown(Runnable close) {
+                hook = new Thread(() -> {
+                    close.run();
+                    atExit.run();
+                    System.err.flush();
+                    Runtime.getRuntime().halt(0);
+                }, "jvhost-shutdown");
+                Runtime.getRuntime().addShutdownHook(hook);
+            }
+
+            @Override
+            public synchronized void cancel() {
+                if (hook != null) {
+                    try {
+                        Runtime.getRuntime().removeShutdownHook(hook);
+                    } catch (IllegalStateException shuttingDownAlready) {
+                        // the hook is running or about to; it closes the host itself
+                    }
+                    hook = null;
+                }
+            }
+
+            @Override
+            public void awaitShutdown() throws InterruptedException {
+                new java.util.concurrent.CountDownLatch(1).await();
+            }
+        };
+    }
+}

@@ -1,0 +1,112 @@
+package org.jvhost.host.cli;
+
+import java.net.URISyntaxException;
+import java.nio.file.Path;
+import java.security.CodeSource;
+import org.jvhost.host.plugin.BuiltInPlugins;
+import org.jvhost.host.plugin.DeviceTypeLoader;
+import org.jvhost.spi.SpiVersion;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.IVersionProvider;
+
+/** The {@code jvhost} executable: {@code java -jar jvhost.jar COMMAND ...}. */
+public final class Main {
+
+    /** slf4j-simple settings jvhost prefers; a {@code -D} the user gave wins. */
+    private static final String[][] LOG_DEFAULTS = {
+        {"org.slf4j.simpleLogger.logFile", "System.err"},
+        {"org.slf4j.simpleLogger.defaultLogLevel", "info"},
+        {"org.slf4j.simpleLogger.showDateTime", "true"},
+        {"org.slf4j.simpleLogger.dateTimeFormat", "yyyy-MM-dd'T'HH:mm:ss.SSSXXX"},
+        {"org.slf4j.simpleLogger.showThreadName", "true"},
+        {"org.slf4j.simpleLogger.showShortLogName", "true"},
+    };
+
+    private Main() {
+    }
+
+    public static void main(String[] args) {
+        // Before anything creates a logger: slf4j-simple reads these once, at its first use.
+        for (String[] setting : LOG_DEFAULTS) {
+            if (System.getProperty(setting[0]) == null) {
+                System.setProperty(setting[0], setting[1]);
+            }
+        }
+        Path location = hostLocation();
+        int code;
+        try (BuiltInPlugins builtIns = location == null ? BuiltInPlugins.none() : BuiltInPlugins.find(location)) {
+            DeviceTypeLoader loader = new DeviceTypeLoader(Main.class.getClassLoader(), builtIns,
+                    DeviceTypeLoader.defaultDirFor(location).orElse(null));
+            code = commandLine(loader, DeviceHost::engine, Lifecycle.process(builtIns::close)).execute(args);
+        }
+        System.exit(code);
+    }
+
+    /** jvhost.jar (or the classes directory when run from a build), or null if the JVM does not say. */
+    private static Path hostLocation() {
+        CodeSource source = Main.class.getProtectionDomain().getCodeSource();
+        if (source == null || source.getLocation() == null) {
+            return null;
+        }
+        try {
+            return Path.of(source.getLocation().toURI());
+        } catch (URISyntaxException | IllegalArgumentException e) {
+            return null;
+        }
+    }
+
+    /** The command tree; tests pass their own device types, a fake host and a lifecycle that returns at once. */
+    static CommandLine commandLine(DeviceTypeLoader types, DeviceHost.Factory hosts, Lifecycle lifecycle) {
+        CommandLine cli = new CommandLine(new Jvhost());
+        cli.addSubcommand(new CommandLine(new ServeCommand(types, hosts, lifecycle)));
+        cli.addSubcommand(new CommandLine(new DevicesCommand(types)));
+        cli.setParameterExceptionHandler(Main::usageError);
+        cli.setExecutionExceptionHandler((e, failed, parsed) -> {
+            failed.getErr().println(failed.getCommandSpec().qualifiedName() + ": " + describe(e));
+            if (!(e instanceof java.io.IOException || e instanceof java.io.UncheckedIOException)) {
+                e.printStackTrace(failed.getErr());
+            }
+            failed.getErr().flush();
+            return CommandLine.ExitCode.SOFTWARE;
+        });
+        return cli;
+    }
+
+    /** A usage error: the message and where to find help, not the whole usage text. Exit code 2. */
+    private static int usageError(CommandLine.ParameterException e, String[] args) {
+        CommandLine failed = e.getCommandLine();
+        String name = failed.getCommandSpec().qualifiedName();
+        failed.getErr().println(name + ": " + e.getMessage());
+        failed.getErr().println("Try '" + name + " --help' for usage.");
+        failed.getErr().flush();
+        return CommandLine.ExitCode.USAGE;
+    }
+
+    private static String describe(Throwable e) {
+        return e.getMessage() != null ? e.getMessage() : e.toString();
+    }
+
+    /** The top-level command: only subcommands. */
+    @Command(name = "jvhost", mixinStandardHelpOptions = true, versionProvider = Version.class,
+            description = "Serves virtio devices to virtual machines over vhost-user.",
+            synopsisSubcommandLabel = "COMMAND")
+    static final class Jvhost implements Runnable {
+        @picocli.CommandLine.Spec
+        CommandLine.Model.CommandSpec spec;
+
+        @Override
+        public void run() {
+            throw new CommandLine.ParameterException(spec.commandLine(), "missing command (serve or devices)");
+        }
+    }
+
+    /** {@code --version}: the jar's Implementation-Version, or {@code dev} when run from classes. */
+    static final class Version implements IVersionProvider {
+        @Override
+        public String[] getVersion() {
+            String version = Main.class.getPackage().getImplementationVersion();
+            return new String[] {"jvhost " + (version != null ? version : "dev") + " (device SPI " + SpiVersion.string() + ")"};
+        }
+    }
+}

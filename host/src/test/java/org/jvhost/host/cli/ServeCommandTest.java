@@ -1,0 +1,268 @@
+package org.jvhost.host.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.jvhost.engine.server.Host;
+import org.jvhost.host.plugin.BuiltInPlugins;
+import org.jvhost.host.plugin.DeviceTypeLoader;
+import org.jvhost.host.plugin.PluginJars;
+import org.jvhost.spi.DeviceContext;
+import org.jvhost.spi.VhostUserDevice;
+import org.jvhost.spi.virtio.VirtioNet;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+/**
+ * {@code jvhost serve} and {@code jvhost devices} through picocli, with the real device types (the
+ * loopback is on the test class path) and a recording host in place of the engine.
+ */
+@Timeout(value = 30, unit = TimeUnit.SECONDS)
+class ServeCommandTest {
+
+    private final RecordingHost host = new RecordingHost();
+    private final StringWriter out = new StringWriter();
+    private final StringWriter err = new StringWriter();
+    private int hostsCreated;
+    private int requestedWorkers;
+    private boolean awaited;
+
+    private int run(String... args) {
+        Lifecycle immediate = new Lifecycle() {
+            @Override
+            public void closeOnShutdown(Runnable close) {
+            }
+
+            @Override
+            public void cancel() {
+            }
+
+            @Override
+            public void awaitShutdown() {
+                awaited = true;
+            }
+        };
+        DeviceTypeLoader types = new DeviceTypeLoader(getClass().getClassLoader(), BuiltInPlugins.none(), null);
+        CommandLine cli = Main.commandLine(types, workers -> {
+            hostsCreated++;
+            requestedWorkers = workers;
+            return host;
+        }, immediate);
+        cli.setOut(new PrintWriter(out));
+        cli.setErr(new PrintWriter(err));
+        return cli.execute(args);
+    }
+
+    @Test
+    void servesEachDeviceOnItsSocketWithDefaultsFilledIn() {
+        int code = run("serve", "--workers", "3",
+                "--device", "loopback:socket=/tmp/jvhost-a.sock",
+                "--device", "loopback:connect=/tmp/jvhost-b.sock,queues=2,mrg_rxbuf=off");
+        assertEquals(0, code, err.toString());
+        assertEquals(3, requestedWorkers);
+        assertEquals(List.of("loopback@/tmp/jvhost-a.sock", "loopback@/tmp/jvhost-b.sock"), host.names);
+        assertEquals(List.of(Path.of("/tmp/jvhost-a.sock"), Path.of("/tmp/jvhost-b.sock")), host.sockets);
+        assertEquals(List.of(Host.Mode.LISTEN, Host.Mode.CONNECT), host.modes);
+        VhostUserDevice first = host.devices.get(0);
+        VhostUserDevice second = host.devices.get(1);
+        assertEquals(2, first.maxQueues(), "default queues=1");
+        assertTrue((first.features() & VirtioNet.F_MRG_RXBUF) != 0, "default mrg_rxbuf=on");
+        assertEquals(4, second.maxQueues());
+        assertEquals(0, second.features() & VirtioNet.F_MRG_RXBUF);
+        assertTrue(awaited);
+        assertTrue(host.closed, "the host is closed when serving ends");
+    }
+
+    @Test
+    void unknownKeyExitsWithUsageErrorBeforeAnyHostExists() {
+        int code = run("serve", "--device", "loopback:socket=/tmp/jvhost-a.sock,speed=10G");
+        assertEquals(2, code);
+        assertEquals(0, hostsCreated);
+        assertMessage("loopback:socket=/tmp/jvhost-a.sock,speed=10G", "has no option 'speed'", "speed=10G");
+    }
+
+    @Test
+    void badValueExitsWithUsageErrorNamingDeviceKeyAndValueAndClosesTheHost() {
+        int code = run("serve", "--device", "loopback:socket=/tmp/jvhost-a.sock,queues=99");
+        assertEquals(2, code);
+        assertMessage("loopback@/tmp/jvhost-a.sock", "queues=99", "between 1 and 8");
+        assertTrue(host.closed);
+        assertTrue(host.devices.isEmpty());
+    }
+
+    @Test
+    void badMacIsAUsageError() {
+        assertEquals(2, run("serve", "--device", "loopback:socket=/tmp/jvhost-a.sock,mac=01:00:5e:00:00:01"));
+        assertMessage("mac=01:00:5e:00:00:01", "multicast");
+    }
+
+    @Test
+    void aLaterBadDeviceClosesTheHostWithTheEarlierOne() {
+        int code = run("serve", "--device", "loopback:socket=/tmp/jvhost-a.sock",
+                "--device", "loopback:socket=/tmp/jvhost-b.sock,mrg_rxbuf=maybe");
+        assertEquals(2, code);
+        assertEquals(1, host.devices.size());
+        assertTrue(host.closed);
+        assertMessage("loopback@/tmp/jvhost-b.sock", "mrg_rxbuf=maybe", "expected on or off");
+    }
+
+    @Test
+    void unknownTypeListsKnownTypes() {
+        assertEquals(2, run("serve", "--device", "tap:socket=/tmp/jvhost-a.sock"));
+        assertMessage("unknown device type 'tap'", "known types: loopback");
+        assertEquals(0, hostsCreated);
+    }
+
+    @Test
+    void grammarErrorsAreUsageErrors() {
+        assertEquals(2, run("serve", "--device", "loopback:queues=2"));
+        assertMessage("missing socket=PATH");
+        assertEquals(2, run("serve", "--device", "loopback:socket=/tmp/a,connect=/tmp/b"));
+        assertMessage("not both");
+        assertEquals(2, run("serve", "--device", "loopback"));
+        assertMessage("expected TYPE:socket=PATH");
+        assertEquals(0, hostsCreated);
+    }
+
+    @Test
+    void missingDeviceIsAUsageError() {
+        assertEquals(2, run("serve"));
+        assertMessage("Missing required option", "--device");
+    }
+
+    @Test
+    void twoDevicesOnOneSocketAreRejected() {
+        assertEquals(2, run("serve", "--device", "loopback:socket=/tmp/jvhost-a.sock",
+                "--device", "loopback:connect=/tmp/../tmp/jvhost-a.sock"));
+        assertMessage("already used by 'loopback:socket=/tmp/jvhost-a.sock'");
+        assertEquals(0, hostsCreated);
+    }
+
+    @Test
+    void workersOutOfRangeIsAUsageError() {
+        assertEquals(2, run("serve", "--workers", "0", "--device", "loopback:socket=/tmp/jvhost-a.sock"));
+        assertMessage("--workers 0", "between 1 and");
+        assertEquals(0, hostsCreated);
+    }
+
+    @Test
+    void failureToBindExitsWithOneAndClosesTheHost() {
+        host.failBind = true;
+        assertEquals(1, run("serve", "--device", "loopback:socket=/tmp/jvhost-a.sock"));
+        assertMessage("cannot bind /tmp/jvhost-a.sock");
+        assertTrue(host.closed);
+    }
+
+    @Test
+    void devicesListsTypesWithOptionsAndDefaults() {
+        assertEquals(0, run("devices"));
+        String listing = out.toString();
+        assertTrue(listing.contains("loopback - virtio-net"), listing);
+        assertTrue(listing.matches("(?s).*mac\\s+default 02:00:00:00:00:01.*"), listing);
+        assertTrue(listing.matches("(?s).*queues\\s+default 1 .*"), listing);
+        assertTrue(listing.matches("(?s).*mrg_rxbuf\\s+default on .*"), listing);
+    }
+
+    @Test
+    void devicesShowsEachTypesOriginAndVersionAndReportsBrokenPluginsByFile(@TempDir Path plugins) throws IOException {
+        Path echo = PluginJars.build("echo", plugins.resolve("echo.jar"), "1.2.3");
+        Path throwing = PluginJars.build("throwing", plugins.resolve("throwing.jar"), null);
+        assertEquals(0, run("devices", "--plugins", plugins.toString()));
+        String listing = out.toString();
+        assertTrue(listing.contains("Plugins directory: " + plugins), listing);
+        assertTrue(listing.contains("echo - test plugin: config space holds the greeting option\n"
+                + "    origin   " + echo + "\n    version  1.2.3\n"), listing);
+        assertTrue(listing.matches("(?s).*greeting\\s+default hello\\s+the config space text.*"), listing);
+        assertTrue(listing.contains("loopback - virtio-net"), listing);
+        assertTrue(listing.contains("    origin   built-in\n"), listing);
+        assertMessage("error: " + throwing + ": a device provider failed to load",
+                "licence file /etc/throwing.lic is missing");
+    }
+
+    @Test
+    void serveCreatesADeviceOfAPluginType(@TempDir Path plugins) throws IOException {
+        PluginJars.build("echo", plugins.resolve("echo.jar"), null);
+        assertEquals(0, run("serve", "--plugins", plugins.toString(),
+                "--device", "echo:socket=/tmp/jvhost-e.sock,greeting=hi",
+                "--device", "loopback:socket=/tmp/jvhost-a.sock"), err.toString());
+        assertEquals(List.of("echo@/tmp/jvhost-e.sock", "loopback@/tmp/jvhost-a.sock"), host.names);
+        byte[] config = new byte[2];
+        host.devices.get(0).readConfig(0, config);
+        assertEquals("hi", new String(config, java.nio.charset.StandardCharsets.US_ASCII));
+    }
+
+    @Test
+    void aMissingPluginsDirectoryGivenExplicitlyIsAUsageError(@TempDir Path dir) {
+        Path missing = dir.resolve("no-such-plugins");
+        assertEquals(2, run("devices", "--plugins", missing.toString()));
+        assertMessage("--plugins " + missing + ": no such directory");
+        assertEquals(2, run("serve", "--plugins", missing.toString(), "--device", "loopback:socket=/tmp/jvhost-a.sock"));
+        assertEquals(0, hostsCreated);
+    }
+
+    @Test
+    void versionAndHelpWorkOnEveryCommand() {
+        assertEquals(0, run("--version"));
+        assertTrue(out.toString().startsWith("jvhost dev (device SPI 1.0)"), out.toString());
+        for (String command : new String[] {"serve", "devices"}) {
+            out.getBuffer().setLength(0);
+            assertEquals(0, run(command, "--help"));
+            assertTrue(out.toString().startsWith("Usage: jvhost " + command), out.toString());
+        }
+    }
+
+    @Test
+    void noCommandIsAUsageError() {
+        assertEquals(2, run());
+        assertMessage("missing command");
+    }
+
+    private void assertMessage(String... parts) {
+        String text = err.toString();
+        for (String part : parts) {
+            assertTrue(text.contains(part), () -> "stderr lacks '" + part + "':\n" + text);
+        }
+    }
+
+    /** Stands in for the engine's Host: records what serve asked for. */
+    private static final class RecordingHost implements DeviceHost {
+        final List<String> names = new ArrayList<>();
+        final List<VhostUserDevice> devices = new ArrayList<>();
+        final List<Path> sockets = new ArrayList<>();
+        final List<Host.Mode> modes = new ArrayList<>();
+        boolean closed;
+        boolean failBind;
+
+        @Override
+        public DeviceContext newContext(String deviceName) {
+            names.add(deviceName);
+            return () -> deviceName;
+        }
+
+        @Override
+        public void addDevice(DeviceContext context, VhostUserDevice device, Path socket, Host.Mode mode)
+                throws IOException {
+            if (failBind) {
+                throw new IOException("cannot bind " + socket + ": Address already in use");
+            }
+            devices.add(device);
+            sockets.add(socket);
+            modes.add(mode);
+        }
+
+        @Override
+        public void close() {
+            closed = true;
+        }
+    }
+}

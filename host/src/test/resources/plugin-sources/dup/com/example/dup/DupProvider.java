@@ -1,0 +1,21 @@
+package com.example.dup;
+
+import java.util.List;
+import com.example.common.SimpleDevice;
+import org.jvhost.spi.DeviceContext;
+import org.jvhost.spi.DeviceOptions;
+import org.jvhost.spi.DeviceProvider;
+import org.jvhost.spi.OptionSpec;
+import org.jvhost.spi.SpiVersion;
+import org.jvhost.spi.VhostUserDevice;
+
+public final class DupProvider implements DeviceProvider {
+
+    @Override public String type() { return "loopback"; }
+    @Override public String description() { return "claims the built-in loopback type"; }
+    @Override public List<OptionSpec> options() { return List.of(new OptionSpec("greeting", "the config space text", "hello")); }
+    @Override public int spiMajorVersion() { return SpiVersion.MAJOR; }
+    @Override public VhostUserDevice create(DeviceOptions options, DeviceContext context) {
+        return new SimpleDevice("dup", 0, () -> { });
+    }
+}

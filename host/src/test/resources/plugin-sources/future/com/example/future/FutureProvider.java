@@ -1,0 +1,21 @@
+package com.example.future;
+
+import java.util.List;
+import com.example.common.SimpleDevice;
+import org.jvhost.spi.DeviceContext;
+import org.jvhost.spi.DeviceOptions;
+import org.jvhost.spi.DeviceProvider;
+import org.jvhost.spi.OptionSpec;
+import org.jvhost.spi.SpiVersion;
+import org.jvhost.spi.VhostUserDevice;
+
+public final class FutureProvider implements DeviceProvider {
+
+    @Override public String type() { return "future"; }
+    @Override public String description() { return "built against a future SPI"; }
+    @Override public List<OptionSpec> options() { return List.of(new OptionSpec("greeting", "the config space text", "hello")); }
+    @Override public int spiMajorVersion() { return SpiVersion.MAJOR; }
+    @Override public VhostUserDevice create(DeviceOptions options, DeviceContext context) {
+        return null;
+    }
+}

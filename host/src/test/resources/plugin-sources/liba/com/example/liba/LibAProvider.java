@@ -1,0 +1,21 @@
+package com.example.liba;
+
+import java.util.List;
+import com.example.common.SimpleDevice;
+import org.jvhost.spi.DeviceContext;
+import org.jvhost.spi.DeviceOptions;
+import org.jvhost.spi.DeviceProvider;
+import org.jvhost.spi.OptionSpec;
+import org.jvhost.spi.SpiVersion;
+import org.jvhost.spi.VhostUserDevice;
+
+public final class LibAProvider implements DeviceProvider {
+
+    @Override public String type() { return "liba"; }
+    @Override public String description() { return "reports " + com.example.shared.Lib.name(); }
+    @Override public List<OptionSpec> options() { return List.of(new OptionSpec("greeting", "the config space text", "hello")); }
+    @Override public int spiMajorVersion() { return SpiVersion.MAJOR; }
+    @Override public VhostUserDevice create(DeviceOptions options, DeviceContext context) {
+        return new SimpleDevice(com.example.shared.Lib.name(), 0, () -> { });
+    }
+}

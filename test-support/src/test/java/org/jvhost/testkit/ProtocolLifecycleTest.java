@@ -1,0 +1,297 @@
+package org.jvhost.testkit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.File;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.jvhost.engine.protocol.ConfigLayout;
+import org.jvhost.engine.protocol.FrontendRequest;
+import org.jvhost.engine.protocol.MemoryTableLayout;
+import org.jvhost.engine.protocol.MessageHeader;
+import org.jvhost.engine.protocol.Payloads;
+import org.jvhost.engine.protocol.ProtocolFeatures;
+import org.jvhost.engine.protocol.U64Layout;
+import org.jvhost.engine.server.Host;
+import org.jvhost.engine.sys.LinuxSys;
+import org.jvhost.spi.DeviceContext;
+import org.jvhost.spi.VirtioFeatures;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+import org.newsclub.net.unix.AFUNIXServerSocket;
+import org.newsclub.net.unix.AFUNIXSocketAddress;
+
+/** The protocol over a real socket: a Host with a recording device, driven by a ScriptedFrontend. */
+@Timeout(30)
+class ProtocolLifecycleTest {
+    @TempDir
+    Path dir;
+    Host host;
+    RecordingDevice device;
+    DeviceContext ctx;
+    Path socket;
+
+    @BeforeEach
+    void start() throws IOException {
+        host = new Host(2);
+        device = new RecordingDevice(2, 12);
+        socket = dir.resolve("dev.sock");
+        ctx = host.newContext("rec@" + socket);
+        host.addDevice(ctx, device, socket, Host.Mode.LISTEN);
+    }
+
+    @AfterEach
+    void stop() {
+        host.close();
+    }
+
+    @Test
+    void negotiatesFeaturesAndProtocolFeatures() throws Exception {
+        try (ScriptedFrontend fe = ScriptedFrontend.connect(socket)) {
+            fe.setOwner();
+            assertFalse(fe.isClosedByPeer(200), "a valid request keeps the connection");
+            long features = fe.getFeatures();
+            assertEquals((1L << 5) | VirtioFeatures.HOST_TRANSPORT | VirtioFeatures.VHOST_USER_PROTOCOL_FEATURES, features);
+            long proto = fe.getProtocolFeatures();
+            assertEquals(ProtocolFeatures.IMPLEMENTED | ProtocolFeatures.CONFIG, proto);
+            fe.setFeatures(features);
+            device.await("ack 0x" + Long.toHexString(features & ~VirtioFeatures.VHOST_USER_PROTOCOL_FEATURES));
+            fe.setProtocolFeatures(proto);
+            assertEquals(2, fe.getQueueNum());
+        }
+    }
+
+    @Test
+    void unofferedFeatureIsRefused() throws Exception {
+        try (ScriptedFrontend fe = ScriptedFrontend.connect(socket)) {
+            fe.setFeatures(VirtioFeatures.VHOST_USER_PROTOCOL_FEATURES);
+            fe.setProtocolFeatures(ProtocolFeatures.REPLY_ACK);
+            ScriptedFrontend.RefusedException e = assertThrows(ScriptedFrontend.RefusedException.class,
+                    () -> fe.setFeatures(VirtioFeatures.RING_PACKED));
+            assertEquals(1, e.ack());
+        }
+    }
+
+    @Test
+    void replyAckAcksSuccessAndRefusesUnknownRequests() throws Exception {
+        try (ScriptedFrontend fe = ScriptedFrontend.connect(socket)) {
+            fe.setFeatures(fe.getFeatures());
+            fe.setProtocolFeatures(ProtocolFeatures.REPLY_ACK | ProtocolFeatures.MQ);
+            assertEquals(0, fe.call(FrontendRequest.SET_OWNER, null).u64());
+            assertEquals(1, fe.call(FrontendRequest.SET_LOG_BASE, U64Layout.of(0)).u64(), "unimplemented request");
+            assertEquals(1, fe.call(FrontendRequest.GET_CONFIG, ConfigLayout.of(0, 0, new byte[4])).u64(),
+                    "CONFIG not negotiated");
+            ScriptedFrontend.Reply r = fe.call(FrontendRequest.of(44), null);
+            assertEquals(1, r.u64());
+            // an undefined code is refused the same way, and the connection keeps working
+            fe.send(77, MessageHeader.VERSION | MessageHeader.NEED_REPLY, null);
+            assertEquals(1, fe.readReply().u64());
+            assertEquals(2, fe.getQueueNum());
+        }
+    }
+
+    @Test
+    void configIsRangeChecked() throws Exception {
+        try (ScriptedFrontend fe = ScriptedFrontend.connect(socket)) {
+            fe.setFeatures(fe.getFeatures());
+            fe.setProtocolFeatures(ProtocolFeatures.REPLY_ACK | ProtocolFeatures.CONFIG);
+            ScriptedFrontend.Reply ok = fe.call(FrontendRequest.GET_CONFIG, ConfigLayout.of(4, 0, new byte[8]));
+            assertEquals(4, ConfigLayout.offset(ok.payload()));
+            assertEquals(11, ConfigLayout.bytes(ok.payload())[7]);
+            assertEquals(1, fe.call(FrontendRequest.GET_CONFIG, ConfigLayout.of(8, 0, new byte[8])).u64());
+        }
+    }
+
+    @Test
+    void unknownRequestWithoutReplyAckClosesTheConnection() throws Exception {
+        try (ScriptedFrontend fe = ScriptedFrontend.connect(socket)) {
+            fe.send(FrontendRequest.SET_LOG_BASE.code(), MessageHeader.VERSION, U64Layout.of(0));
+            assertTrue(fe.isClosedByPeer(3000));
+        }
+        device.await("reset");
+        assertStillServes();
+    }
+
+    @Test
+    void badVersionClosesTheConnectionAndTheHostAcceptsTheNext() throws Exception {
+        try (ScriptedFrontend fe = ScriptedFrontend.connect(socket)) {
+            fe.send(FrontendRequest.GET_FEATURES.code(), 0x2, null);
+            assertTrue(fe.isClosedByPeer(3000));
+        }
+        assertStillServes();
+    }
+
+    @Test
+    void oversizedMessageClosesTheConnection() throws Exception {
+        try (ScriptedFrontend fe = ScriptedFrontend.connect(socket)) {
+            ByteBuffer h = ByteBuffer.allocate(12).order(MessageHeader.ORDER);
+            new MessageHeader(FrontendRequest.SET_FEATURES.code(), 1, 1 << 20).encode(h);
+            fe.sendRaw(h.array());
+            assertTrue(fe.isClosedByPeer(3000));
+        }
+        assertStillServes();
+    }
+
+    @Test
+    void wrongFdCountsCloseTheConnectionWithoutLeakingFds() throws Exception {
+        assertStillServes();
+        awaitIdle();
+        int before = openFds();
+        int efd = LinuxSys.eventfd(LinuxSys.EFD_CLOEXEC);
+        try {
+            try (ScriptedFrontend fe = ScriptedFrontend.connect(socket)) {
+                fe.send(FrontendRequest.SET_FEATURES.code(), 1, U64Layout.of(0), efd);
+                assertTrue(fe.isClosedByPeer(3000), "an fd on SET_FEATURES");
+            }
+            try (ScriptedFrontend fe = ScriptedFrontend.connect(socket)) {
+                // a table of 2 regions with 1 fd
+                ByteBuffer table = Payloads.allocate(MemoryTableLayout.sizeFor(2)).putInt(0, 2);
+                fe.send(FrontendRequest.SET_MEM_TABLE.code(), 1, table, efd);
+                assertTrue(fe.isClosedByPeer(3000), "too few fds for SET_MEM_TABLE");
+            }
+            try (ScriptedFrontend fe = ScriptedFrontend.connect(socket)) {
+                fe.send(FrontendRequest.SET_VRING_CALL.code(), 1, U64Layout.of(0));
+                assertTrue(fe.isClosedByPeer(3000), "SET_VRING_CALL without fd and without the no-fd bit");
+            }
+        } finally {
+            LinuxSys.closeQuietly(efd);
+        }
+        assertStillServes();
+        awaitIdle();
+        awaitFdCount(before);
+    }
+
+    @Test
+    void disconnectResetsTheDeviceAndLeaksNoFds() throws Exception {
+        assertStillServes(); // warm up lazily created JVM and junixsocket fds
+        awaitIdle();
+        int before = openFds();
+        ScriptedFrontend fe = ScriptedFrontend.connect(socket);
+        fe.setFeatures(fe.getFeatures());
+        fe.setProtocolFeatures(ProtocolFeatures.REPLY_ACK);
+        fe.setVringCall(0);
+        fe.setVringCall(1);
+        fe.setVringCall(0); // replaces the first one, which must be closed
+        int err = LinuxSys.eventfd(LinuxSys.EFD_CLOEXEC);
+        fe.send(FrontendRequest.SET_VRING_ERR.code(), MessageHeader.VERSION | MessageHeader.NEED_REPLY,
+                U64Layout.of(1), err);
+        assertEquals(0, fe.readReply().u64());
+        LinuxSys.closeQuietly(err);
+        assertTrue(openFds() > before + 5, "the back-end holds its copies of the 4 eventfds, the front-end its own");
+        fe.close();
+        device.await("reset");
+        awaitIdle();
+        awaitFdCount(before);
+    }
+
+    @Test
+    void secondFrontendIsTurnedAwayWhileOneIsServed() throws Exception {
+        try (ScriptedFrontend first = ScriptedFrontend.connect(socket)) {
+            first.getFeatures();
+            try (ScriptedFrontend second = ScriptedFrontend.connect(socket)) {
+                assertTrue(second.isClosedByPeer(3000));
+            }
+            first.getFeatures();
+        }
+        assertStillServes();
+    }
+
+    @Test
+    void secondDeviceKeepsWorkingWhileTheFirstGetsGarbage() throws Exception {
+        RecordingDevice other = new RecordingDevice(1, 0);
+        Path otherSocket = dir.resolve("other.sock");
+        DeviceContext otherCtx = host.newContext("other");
+        host.addDevice(otherCtx, other, otherSocket, Host.Mode.LISTEN);
+        try (ScriptedFrontend good = ScriptedFrontend.connect(otherSocket)) {
+            good.getFeatures();
+            for (int i = 0; i < 5; i++) {
+                try (ScriptedFrontend bad = ScriptedFrontend.connect(socket)) {
+                    bad.sendRaw(new byte[] {(byte) 0xff, 0x13, 0x37, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3});
+                    assertTrue(bad.isClosedByPeer(3000));
+                }
+                assertEquals(0, good.getFeatures() & VirtioFeatures.RING_PACKED);
+            }
+            assertTrue(host.status(otherCtx).connected());
+            assertEquals(1, host.status(otherCtx).sessions());
+        }
+    }
+
+    @Test
+    void listenRefusesAPathWhereSomeoneListensAndReplacesAStaleFile() throws Exception {
+        RecordingDevice other = new RecordingDevice(1, 0);
+        IOException e = assertThrows(IOException.class,
+                () -> host.addDevice(host.newContext("dup"), other, socket, Host.Mode.LISTEN));
+        assertTrue(e.getMessage().contains(socket.toString()), e.getMessage());
+        Path stale = dir.resolve("stale.sock");
+        Files.createFile(stale);
+        host.addDevice(host.newContext("stale"), other, stale, Host.Mode.LISTEN);
+        try (ScriptedFrontend fe = ScriptedFrontend.connect(stale)) {
+            fe.getFeatures();
+        }
+    }
+
+    @Test
+    void closeRemovesTheSocketFile() {
+        assertTrue(Files.exists(socket));
+        host.close();
+        assertFalse(Files.exists(socket));
+    }
+
+    @Test
+    void connectModeReconnectsWhenTheFrontendListensAgain() throws Exception {
+        RecordingDevice other = new RecordingDevice(1, 0);
+        Path feSocket = dir.resolve("frontend.sock");
+        DeviceContext c = host.newContext("client");
+        host.addDevice(c, other, feSocket, Host.Mode.CONNECT); // nobody listens yet: retries with back-off
+        Thread.sleep(300);
+        for (int round = 0; round < 2; round++) {
+            try (AFUNIXServerSocket server = AFUNIXServerSocket.bindOn(AFUNIXSocketAddress.of(feSocket));
+                 ScriptedFrontend fe = ScriptedFrontend.accept(server)) {
+                fe.setFeatures(fe.getFeatures());
+                other.await("ack 0x" + Long.toHexString((1L << 5) | VirtioFeatures.HOST_TRANSPORT));
+            }
+            other.await("reset");
+            Files.deleteIfExists(feSocket);
+        }
+        assertEquals(2, host.status(c).sessions());
+    }
+
+    /** Waits until the host has finished with the last connection (it cleans up on its own thread). */
+    private void awaitIdle() throws InterruptedException {
+        long deadline = System.nanoTime() + 5_000_000_000L;
+        while (host.status(ctx).connected() && System.nanoTime() < deadline) {
+            Thread.sleep(10);
+        }
+        assertFalse(host.status(ctx).connected(), "the host still serves the last front-end");
+    }
+
+    private void assertStillServes() throws IOException {
+        try (ScriptedFrontend fe = ScriptedFrontend.connect(socket)) {
+            assertTrue(fe.getFeatures() != 0);
+        }
+    }
+
+    static int openFds() {
+        String[] l = new File("/proc/self/fd").list();
+        return l == null ? -1 : l.length;
+    }
+
+    /** The back-end cleans up on its control thread after the socket closes: give it a moment. */
+    static void awaitFdCount(int expected) throws InterruptedException {
+        long deadline = System.nanoTime() + 5_000_000_000L;
+        int n = openFds();
+        while (n != expected && System.nanoTime() < deadline) {
+            Thread.sleep(20);
+            n = openFds();
+        }
+        assertEquals(expected, n, "open fds after the front-end left");
+    }
+}

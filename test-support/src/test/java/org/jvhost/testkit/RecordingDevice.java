@@ -1,0 +1,92 @@
+package org.jvhost.testkit;
+
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import org.jvhost.spi.VhostUserDevice;
+import org.jvhost.spi.Virtqueue;
+
+/** A dummy device that records every host callback as a string ("start 0", "kick 0", "reset"...). */
+final class RecordingDevice implements VhostUserDevice {
+    final LinkedBlockingQueue<String> events = new LinkedBlockingQueue<>();
+    final Virtqueue[] queues;
+    volatile boolean throwOnKick;
+    /** Serve queues: pop every chain, write "pong" into it and return it to the driver. */
+    volatile boolean serve;
+    private final org.jvhost.spi.DescriptorChain[] chains;
+    private final int configSize;
+
+    RecordingDevice(int maxQueues, int configSize) {
+        this.queues = new Virtqueue[maxQueues];
+        this.configSize = configSize;
+        this.chains = new org.jvhost.spi.DescriptorChain[maxQueues];
+    }
+
+    @Override public int deviceType() { return 1; }
+    @Override public int maxQueues() { return queues.length; }
+    @Override public long features() { return 1L << 5; }
+    @Override public void ackFeatures(long acked) { events.add("ack 0x" + Long.toHexString(acked)); }
+    @Override public int configSize() { return configSize; }
+
+    @Override
+    public void readConfig(int offset, byte[] dst) {
+        for (int i = 0; i < dst.length; i++) {
+            dst[i] = (byte) (offset + i);
+        }
+    }
+
+    @Override
+    public void startQueue(int queueIndex, Virtqueue queue) {
+        queues[queueIndex] = queue;
+        chains[queueIndex] = queue.newChain();
+        events.add("start " + queueIndex);
+    }
+
+    @Override
+    public void handleKick(int queueIndex) {
+        events.add("kick " + queueIndex);
+        if (throwOnKick) {
+            throw new IllegalStateException("device bug on purpose");
+        }
+        Virtqueue q = queues[queueIndex];
+        if (serve && q != null) {
+            byte[] pong = "pong".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+            do {
+                q.disableNotifications();
+                while (q.pop(chains[queueIndex])) {
+                    q.addUsed(chains[queueIndex], chains[queueIndex].write(0, pong, 0, pong.length));
+                }
+                q.signalUsed();
+            } while (q.enableNotifications());
+        }
+    }
+
+    @Override
+    public Virtqueue stopQueue(int queueIndex) {
+        events.add("stop " + queueIndex);
+        Virtqueue q = queues[queueIndex];
+        queues[queueIndex] = null;
+        return q;
+    }
+
+    @Override
+    public void reset() {
+        events.add("reset");
+    }
+
+    /** Waits for the next event equal to {@code expected}, skipping others; fails after 5 s. */
+    String await(String expected) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+        StringBuilder seen = new StringBuilder();
+        while (System.nanoTime() < deadline) {
+            String e = events.poll(50, TimeUnit.MILLISECONDS);
+            if (e == null) {
+                continue;
+            }
+            if (e.equals(expected)) {
+                return e;
+            }
+            seen.append(e).append("; ");
+        }
+        throw new AssertionError("device never saw '" + expected + "'; saw: " + seen);
+    }
+}

@@ -89,10 +89,15 @@ public final class Peers {
         }
     }
 
-    /** Identity of the file at {@code path} (inode), or null: tells a freshly created socket from a stale one. */
+    /**
+     * Identity of the file at {@code path}, or null: tells a freshly created socket from a stale one.
+     * The inode alone does not: a file system may give the new socket the inode number the unlinked
+     * stale one had, so the modification time (set by bind) is part of the identity.
+     */
     public static Object fileKey(Path path) {
         try {
-            return Files.readAttributes(path, BasicFileAttributes.class).fileKey();
+            BasicFileAttributes a = Files.readAttributes(path, BasicFileAttributes.class);
+            return List.of(String.valueOf(a.fileKey()), a.lastModifiedTime().toString());
         } catch (IOException e) {
             return null;
         }

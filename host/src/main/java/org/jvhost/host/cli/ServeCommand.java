@@ -171,7 +171,8 @@ final class ServeCommand implements Callable<Integer> {
         }
     }
 
-    private static String metricsText(DeviceManager manager) {
+    /** The metrics endpoint's body: every running device's snapshot. */
+    static String metricsText(DeviceManager manager) {
         List<PrometheusText.Device> devices = new ArrayList<>();
         manager.list().forEach(v -> devices.add(new PrometheusText.Device(v.entry().spec().type(), v.snapshot())));
         return PrometheusText.render(devices);

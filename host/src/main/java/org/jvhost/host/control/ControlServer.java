@@ -126,8 +126,15 @@ public final class ControlServer implements AutoCloseable {
         final AFUNIXSocketChannel channel;
         ByteBuffer in = ByteBuffer.allocate(1024);
         final ArrayDeque<ByteBuffer> out = new ArrayDeque<>();
-        /** The client finished sending (or sent too much): close once the responses are out. */
+        /** The client finished sending: close once the responses are out. */
         boolean ending;
+        /**
+         * The client sent too much: its input is read and dropped until it closes, since closing with
+         * unread input would reset the connection before it reads the refusal; our side is shut down
+         * once the refusal is out.
+         */
+        boolean refused;
+        boolean outputShut;
 
         Client(AFUNIXSocketChannel channel) {
             this.channel = channel;
@@ -192,8 +199,10 @@ public final class ControlServer implements AutoCloseable {
             if (key.isReadable()) {
                 read(c);
             }
-            if (key.isValid() && key.isWritable() || !c.out.isEmpty()) {
-                write(c);
+            write(c);
+            if (c.refused && c.out.isEmpty() && !c.outputShut) {
+                c.channel.shutdownOutput();
+                c.outputShut = true;
             }
             if (c.ending && c.out.isEmpty()) {
                 drop(key, c);
@@ -207,6 +216,13 @@ public final class ControlServer implements AutoCloseable {
     }
 
     private void read(Client c) throws IOException {
+        if (c.refused) {
+            c.in.clear();
+            if (c.channel.read(c.in) < 0) {
+                c.ending = true;
+            }
+            return;
+        }
         if (!c.in.hasRemaining()) {
             grow(c);
         }
@@ -218,7 +234,7 @@ public final class ControlServer implements AutoCloseable {
         if (!c.ending && !c.in.hasRemaining() && c.in.capacity() >= MAX_REQUEST_BYTES) {
             respond(c, Json.write(Map.of("ok", false, "error",
                     "request longer than " + MAX_REQUEST_BYTES + " bytes without a newline")));
-            c.ending = true;
+            c.refused = true;
         }
     }
 

@@ -263,6 +263,15 @@ public final class BackendSession {
 
     private void addMemReg(Message m) throws ProtocolException {
         RegionSpec spec = SingleMemRegionLayout.region(m.payload());
+        // QEMU (7.2) with queues>1 keeps one vhost_dev per queue pair on this one connection, each with its
+        // own copy of the region list, so every pair after the first adds the same regions again. The
+        // region is already mapped: accept the repeat (its fd is closed with the message).
+        for (MappedRegion r : regions) {
+            if (r.spec().guestAddress() == spec.guestAddress() && r.spec().size() == spec.size()
+                    && r.spec().userAddress() == spec.userAddress()) {
+                return;
+            }
+        }
         if (regions.size() >= MAX_MEM_SLOTS) {
             throw ProtocolException.failed("ADD_MEM_REG: all " + MAX_MEM_SLOTS + " memory slots are in use (" + spec + ")");
         }

@@ -3,7 +3,9 @@ package org.jvhost.engine.session;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeoutException;
 import org.jvhost.engine.event.DeviceRuntime;
 import org.jvhost.engine.event.EventfdNotifier;
@@ -21,6 +23,7 @@ import org.jvhost.engine.protocol.SingleMemRegionLayout;
 import org.jvhost.engine.protocol.U64Layout;
 import org.jvhost.engine.protocol.VringAddrLayout;
 import org.jvhost.engine.protocol.VringStateLayout;
+import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.engine.sys.NativeException;
 import org.jvhost.engine.transport.Endpoint;
 import org.jvhost.engine.transport.Message;
@@ -66,6 +69,12 @@ public final class BackendSession {
     private int status;
     private GuestMemoryMap memory;
     private List<MappedRegion> regions = List.of();
+    /**
+     * How many more times than once each region was added. QEMU runs one vhost_dev per queue pair of a
+     * multiqueue NIC over the same socket, and each adds the guest's RAM with ADD_MEM_REG; each later
+     * removes it again with REM_MEM_REG. A region leaves only when the last of them removes it.
+     */
+    private final Map<MappedRegion, Integer> duplicateAdds = new HashMap<>();
     /** A worker did not answer: a device callback hangs, so memory it may be reading is never unmapped. */
     private boolean workerStuck;
 
@@ -255,6 +264,7 @@ public final class BackendSession {
                 mapped.add(MappedRegion.map(specs.get(i), m.takeFd(i)));
             }
             installMemory(GuestMemoryMap.of(mapped), mapped);
+            duplicateAdds.clear();
         } catch (MemoryMapException e) {
             mapped.forEach(MappedRegion::unmap);
             throw ProtocolException.failed("SET_MEM_TABLE: " + e.getMessage(), e);
@@ -263,14 +273,11 @@ public final class BackendSession {
 
     private void addMemReg(Message m) throws ProtocolException {
         RegionSpec spec = SingleMemRegionLayout.region(m.payload());
-        // QEMU (7.2) with queues>1 keeps one vhost_dev per queue pair on this one connection, each with its
-        // own copy of the region list, so every pair after the first adds the same regions again. The
-        // region is already mapped: accept the repeat (its fd is closed with the message).
-        for (MappedRegion r : regions) {
-            if (r.spec().guestAddress() == spec.guestAddress() && r.spec().size() == spec.size()
-                    && r.spec().userAddress() == spec.userAddress()) {
-                return;
-            }
+        MappedRegion same = sameRegion(spec);
+        if (same != null) {
+            LinuxSys.closeQuietly(m.takeFd(0)); // already mapped from an identical fd range
+            duplicateAdds.merge(same, 1, Integer::sum);
+            return;
         }
         if (regions.size() >= MAX_MEM_SLOTS) {
             throw ProtocolException.failed("ADD_MEM_REG: all " + MAX_MEM_SLOTS + " memory slots are in use (" + spec + ")");
@@ -291,18 +298,39 @@ public final class BackendSession {
 
     private void remMemReg(ByteBuffer p) throws ProtocolException {
         RegionSpec spec = SingleMemRegionLayout.region(p);
-        List<MappedRegion> next = new ArrayList<>(regions);
-        // QEMU may send a different mmap_offset than it added with; match what identifies the region
-        boolean removed = next.removeIf(r -> r.spec().guestAddress() == spec.guestAddress()
-                && r.spec().size() == spec.size() && r.spec().userAddress() == spec.userAddress());
-        if (!removed) {
+        MappedRegion same = sameRegion(spec);
+        if (same == null) {
             throw ProtocolException.failed("REM_MEM_REG: no mapped region matches " + spec);
         }
+        Integer duplicates = duplicateAdds.remove(same);
+        if (duplicates != null) {
+            if (duplicates > 1) {
+                duplicateAdds.put(same, duplicates - 1);
+            }
+            return; // another vhost_dev of this connection still uses the region
+        }
+        List<MappedRegion> next = new ArrayList<>(regions);
+        next.remove(same);
         try {
             installMemory(GuestMemoryMap.of(next), next);
         } catch (MemoryMapException e) {
             throw ProtocolException.failed("REM_MEM_REG: " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * The mapped region the front-end identifies by {@code spec}: same guest address, size and user
+     * address (QEMU may send a different mmap_offset when removing than it added with).
+     */
+    private MappedRegion sameRegion(RegionSpec spec) {
+        for (MappedRegion r : regions) {
+            RegionSpec s = r.spec();
+            if (s.guestAddress() == spec.guestAddress() && s.size() == spec.size()
+                    && s.userAddress() == spec.userAddress()) {
+                return r;
+            }
+        }
+        return null;
     }
 
     /**
@@ -610,6 +638,7 @@ public final class BackendSession {
         runtime.clearFailure();
         regions.forEach(this::unmapUnlessStuck);
         regions = List.of();
+        duplicateAdds.clear();
         memory = null;
         ackedFeatures = 0;
         featuresSet = false;

@@ -114,6 +114,7 @@ public final class ScriptedFrontend implements AutoCloseable {
     private final List<GuestRegion> regions = new ArrayList<>();
     private final Map<Integer, Integer> kickFds = new HashMap<>();
     private final Map<Integer, Integer> callFds = new HashMap<>();
+    private final Map<Integer, Integer> errFds = new HashMap<>();
     private final List<Integer> ownedFds = new ArrayList<>();
     private boolean replyAck;
 
@@ -319,6 +320,12 @@ public final class ScriptedFrontend implements AutoCloseable {
         set(FrontendRequest.SET_VRING_CALL, U64Layout.of(queue), fd);
     }
 
+    /** Creates an error eventfd for {@code queue} and sends it (SET_VRING_ERR). */
+    public void setVringErr(int queue) throws IOException {
+        int fd = eventfd(errFds, queue);
+        set(FrontendRequest.SET_VRING_ERR, U64Layout.of(queue), fd);
+    }
+
     public void setVringEnable(int queue, boolean enable) throws IOException {
         set(FrontendRequest.SET_VRING_ENABLE, VringStateLayout.of(queue, enable ? 1 : 0));
     }
@@ -344,7 +351,19 @@ public final class ScriptedFrontend implements AutoCloseable {
      * @return true if signalled within {@code timeoutMs}
      */
     public boolean waitCall(int queue, long timeoutMs) throws IOException {
-        int fd = fdFor(callFds, queue, "call");
+        return waitSignal(fdFor(callFds, queue, "call"), timeoutMs);
+    }
+
+    /**
+     * Waits until the back-end signals {@code queue}'s error eventfd (it broke the ring), consuming it.
+     *
+     * @return true if signalled within {@code timeoutMs}
+     */
+    public boolean waitErr(int queue, long timeoutMs) throws IOException {
+        return waitSignal(fdFor(errFds, queue, "error"), timeoutMs);
+    }
+
+    private static boolean waitSignal(int fd, long timeoutMs) throws IOException {
         long deadline = System.nanoTime() + timeoutMs * 1_000_000L;
         do {
             if (LinuxSys.eventfdRead(fd) > 0) {

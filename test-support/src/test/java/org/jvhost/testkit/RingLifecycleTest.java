@@ -138,6 +138,20 @@ class RingLifecycleTest {
     }
 
     @Test
+    void aHostileAvailIndexSignalsTheErrorEventfd() throws Exception {
+        fe.setVringErr(0);
+        fe.setVringEnable(0, true);
+        fe.setVringKick(0);
+        device.await("start 0");
+        assertFalse(fe.waitErr(0, 50), "error signalled before anything went wrong");
+        driver.setAvailIdx(SIZE + 1); // more entries than the ring holds: the spec's avail-idx rule is broken
+        fe.kick(0);
+        assertTrue(fe.waitErr(0, 3000), "the back-end signals SET_VRING_ERR's eventfd when the ring breaks");
+        assertTrue(device.queues[0].isBroken());
+        assertTrue(device.queues[0].brokenReason().contains("avail index"), device.queues[0].brokenReason());
+    }
+
+    @Test
     void runningRingRefusesParameterChanges() throws Exception {
         fe.setVringEnable(0, true);
         fe.setVringKick(0);

@@ -3,10 +3,13 @@ package org.jvhost.engine.session;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeoutException;
 import org.jvhost.engine.event.DeviceRuntime;
 import org.jvhost.engine.event.EventfdNotifier;
+import org.jvhost.engine.event.QueueStats;
 import org.jvhost.engine.event.Worker;
 import org.jvhost.engine.memory.GuestMemoryMap;
 import org.jvhost.engine.memory.MappedRegion;
@@ -21,6 +24,7 @@ import org.jvhost.engine.protocol.SingleMemRegionLayout;
 import org.jvhost.engine.protocol.U64Layout;
 import org.jvhost.engine.protocol.VringAddrLayout;
 import org.jvhost.engine.protocol.VringStateLayout;
+import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.engine.sys.NativeException;
 import org.jvhost.engine.transport.Endpoint;
 import org.jvhost.engine.transport.Message;
@@ -66,6 +70,12 @@ public final class BackendSession {
     private int status;
     private GuestMemoryMap memory;
     private List<MappedRegion> regions = List.of();
+    /**
+     * How many more times than once each region was added. QEMU runs one vhost_dev per queue pair of a
+     * multiqueue NIC over the same socket, and each adds the guest's RAM with ADD_MEM_REG; each later
+     * removes it again with REM_MEM_REG. A region leaves only when the last of them removes it.
+     */
+    private final Map<MappedRegion, Integer> duplicateAdds = new HashMap<>();
     /** A worker did not answer: a device callback hangs, so memory it may be reading is never unmapped. */
     private boolean workerStuck;
 
@@ -227,6 +237,7 @@ public final class BackendSession {
         }
         ackedFeatures = features;
         featuresSet = true;
+        runtime.setNegotiatedFeatures(features);
         if ((features & VirtioFeatures.VHOST_USER_PROTOCOL_FEATURES) == 0) {
             // spec: "If VHOST_USER_F_PROTOCOL_FEATURES has not been negotiated, the ring starts directly in
             // the enabled state."
@@ -255,6 +266,7 @@ public final class BackendSession {
                 mapped.add(MappedRegion.map(specs.get(i), m.takeFd(i)));
             }
             installMemory(GuestMemoryMap.of(mapped), mapped);
+            duplicateAdds.clear();
         } catch (MemoryMapException e) {
             mapped.forEach(MappedRegion::unmap);
             throw ProtocolException.failed("SET_MEM_TABLE: " + e.getMessage(), e);
@@ -263,6 +275,12 @@ public final class BackendSession {
 
     private void addMemReg(Message m) throws ProtocolException {
         RegionSpec spec = SingleMemRegionLayout.region(m.payload());
+        MappedRegion same = sameRegion(spec);
+        if (same != null) {
+            LinuxSys.closeQuietly(m.takeFd(0)); // already mapped from an identical fd range
+            duplicateAdds.merge(same, 1, Integer::sum);
+            return;
+        }
         if (regions.size() >= MAX_MEM_SLOTS) {
             throw ProtocolException.failed("ADD_MEM_REG: all " + MAX_MEM_SLOTS + " memory slots are in use (" + spec + ")");
         }
@@ -282,18 +300,39 @@ public final class BackendSession {
 
     private void remMemReg(ByteBuffer p) throws ProtocolException {
         RegionSpec spec = SingleMemRegionLayout.region(p);
-        List<MappedRegion> next = new ArrayList<>(regions);
-        // QEMU may send a different mmap_offset than it added with; match what identifies the region
-        boolean removed = next.removeIf(r -> r.spec().guestAddress() == spec.guestAddress()
-                && r.spec().size() == spec.size() && r.spec().userAddress() == spec.userAddress());
-        if (!removed) {
+        MappedRegion same = sameRegion(spec);
+        if (same == null) {
             throw ProtocolException.failed("REM_MEM_REG: no mapped region matches " + spec);
         }
+        Integer duplicates = duplicateAdds.remove(same);
+        if (duplicates != null) {
+            if (duplicates > 1) {
+                duplicateAdds.put(same, duplicates - 1);
+            }
+            return; // another vhost_dev of this connection still uses the region
+        }
+        List<MappedRegion> next = new ArrayList<>(regions);
+        next.remove(same);
         try {
             installMemory(GuestMemoryMap.of(next), next);
         } catch (MemoryMapException e) {
             throw ProtocolException.failed("REM_MEM_REG: " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * The mapped region the front-end identifies by {@code spec}: same guest address, size and user
+     * address (QEMU may send a different mmap_offset when removing than it added with).
+     */
+    private MappedRegion sameRegion(RegionSpec spec) {
+        for (MappedRegion r : regions) {
+            RegionSpec s = r.spec();
+            if (s.guestAddress() == spec.guestAddress() && s.size() == spec.size()
+                    && s.userAddress() == spec.userAddress()) {
+                return r;
+            }
+        }
+        return null;
     }
 
     /**
@@ -433,9 +472,15 @@ public final class BackendSession {
     private void setVringErr(Message m) throws ProtocolException {
         long v = U64Layout.get(m.payload());
         QueueConfig q = ring(FrontendRequest.SET_VRING_ERR, (int) (v & U64Layout.VRING_INDEX_MASK));
-        closeAfterWorker(q.errFd);
-        // kept only to be closed later: jvhost reports queue errors in its log, not through this fd
+        int old = q.errFd;
         q.errFd = (v & U64Layout.VRING_NOFD_MASK) != 0 ? -1 : m.takeFd(0);
+        if (q.started()) {
+            // swap on the worker so the old fd is never written after we close it
+            Ring ring = q.ring;
+            CallNotifier n = errorNotifier(q);
+            onWorker(ring.worker, () -> ring.queue.setErrorNotifier(n), "error fd switch of queue " + q.index);
+        }
+        closeAfterWorker(old);
     }
 
     private void setVringEnable(ByteBuffer p) throws ProtocolException {
@@ -474,6 +519,8 @@ public final class BackendSession {
         } catch (IllegalArgumentException e) {
             throw ProtocolException.failed(what + e.getMessage(), e);
         }
+        // spec: the back-end signals the error eventfd when the ring hits an error (a hostile descriptor)
+        queue.setErrorNotifier(errorNotifier(q));
         Worker worker = runtime.workerForQueue(q.index);
         Ring ring = new Ring(q.index, queue, worker, runtime, q.kickFd);
         boolean enabled = q.enabled;
@@ -518,7 +565,19 @@ public final class BackendSession {
     }
 
     private CallNotifier notifier(QueueConfig q) {
-        return q.callFd < 0 ? CallNotifier.NONE : new EventfdNotifier(q.callFd, name + " queue " + q.index);
+        return q.callFd < 0 ? CallNotifier.NONE
+                : new EventfdNotifier(q.callFd, name + " queue " + q.index, runtime.queueStats(q.index));
+    }
+
+    /** Signals the error eventfd, if any, and counts the break as an error of the queue either way. */
+    private CallNotifier errorNotifier(QueueConfig q) {
+        CallNotifier fd = q.errFd < 0 ? CallNotifier.NONE
+                : new EventfdNotifier(q.errFd, name + " queue " + q.index + " error");
+        QueueStats stats = runtime.queueStats(q.index);
+        return () -> {
+            stats.failed();
+            fd.signal();
+        };
     }
 
     private QueueConfig firstStarted() {
@@ -589,9 +648,11 @@ public final class BackendSession {
         runtime.clearFailure();
         regions.forEach(this::unmapUnlessStuck);
         regions = List.of();
+        duplicateAdds.clear();
         memory = null;
         ackedFeatures = 0;
         featuresSet = false;
+        runtime.setNegotiatedFeatures(0);
         status = 0;
         if (!keepProtocol) {
             ackedProtocol = 0;

@@ -1,0 +1,107 @@
+package org.jvhost.host.it;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * QEMU 7.2 under TCG (KVM is unusable on the CI machine kind) booting the test guest with one
+ * vhost-user virtio-net NIC. Facts this relies on (docs: /work/shared/REAL-PEERS.md): guest memory must
+ * be a shared memfd for the back-end to map it; {@code vectors=0} (INTx) because QEMU 7.2 under TCG
+ * crashes setting MSI-X vector notifiers for vhost-user; {@code no_timer_check} because under TCG on a
+ * busy host the kernel's IO-APIC timer check can miss ticks and panic at boot; the serial console is stdout.
+ */
+public final class QemuGuest implements AutoCloseable {
+
+    public static final String GUEST_MAC = "52:54:00:12:34:56";
+    /** Boot to link-up takes ~6 s (11 s cold) under TCG on 2 shared CPUs; leave room for a busy machine. */
+    public static final Duration BOOT_TIMEOUT = Duration.ofSeconds(90);
+
+    // Both end at the line break: output arrives in chunks, and "rx_packets=1" may be the start of "=12".
+    private static final Pattern RESULT = Pattern.compile("JVTEST (PASS|FAIL)([^\\r\\n]*)\\r?\\n");
+    private static final Pattern RX = Pattern.compile("JVTEST RX rx_packets=(\\d+) tx_packets=(\\d+)\\r?\\n");
+
+    private final ProcessUnderTest process;
+
+    private QemuGuest(ProcessUnderTest process) {
+        this.process = process;
+    }
+
+    /**
+     * @param qemuListens QEMU creates the socket ({@code server=on,wait=off}) and the back-end connects;
+     *                    otherwise QEMU connects and re-connects after a back-end restart ({@code reconnect=1})
+     * @param guestArgs   {@code jvtest.*} kernel parameters, see scripts/build-guest.sh
+     */
+    public static QemuGuest start(String name, Path socket, int queues, boolean qemuListens, String guestArgs,
+                                  Path logDir) {
+        return start(name, socket, queues, qemuListens, guestArgs, logDir, "");
+    }
+
+    /**
+     * As above, with extra {@code virtio-net-pci} properties ({@code nicExtra}, e.g.
+     * {@code ",mrg_rxbuf=off"} or {@code ",csum=off,guest_tso4=off"}) that change what is negotiated.
+     */
+    public static QemuGuest start(String name, Path socket, int queues, boolean qemuListens, String guestArgs,
+                                  Path logDir, String nicExtra) {
+        String chardev = "socket,id=c0,path=" + socket + (qemuListens ? ",server=on,wait=off" : ",reconnect=1");
+        String nic = "virtio-net-pci,netdev=n0,mac=" + GUEST_MAC + ",vectors=0" + (queues > 1 ? ",mq=on" : "") + nicExtra;
+        List<String> cmd = new ArrayList<>(List.of(Peers.QEMU,
+                "-accel", "tcg,thread=multi", "-cpu", "max", "-m", "256M",
+                // One vCPU per queue pair: the guest sends from each vCPU, which virtio_net maps to its own queue.
+                "-smp", String.valueOf(Math.max(1, queues)),
+                "-machine", "q35,memory-backend=mem0",
+                "-object", "memory-backend-memfd,id=mem0,size=256M,share=on",
+                "-chardev", chardev,
+                "-netdev", "vhost-user,id=n0,chardev=c0,queues=" + queues,
+                "-device", nic,
+                "-kernel", GuestImage.kernel().toString(),
+                "-initrd", GuestImage.initramfs().toString(),
+                "-append", "console=ttyS0 quiet panic=-1 no_timer_check jvtest.queues=" + queues + " " + guestArgs,
+                "-nodefaults", "-no-reboot", "-display", "none", "-serial", "stdio"));
+        return new QemuGuest(ProcessUnderTest.start(name, cmd, logDir));
+    }
+
+    public ProcessUnderTest process() {
+        return process;
+    }
+
+    /**
+     * Waits for the burst-mode verdict line; returns e.g. {@code "PASS rx_delta=20 tx_delta=20"}.
+     * Fails early if {@code backend} exits meanwhile.
+     */
+    public String awaitResult(ProcessUnderTest backend) {
+        Matcher m = process.await(RESULT, 0, BOOT_TIMEOUT, backend);
+        return m.group(1) + m.group(2);
+    }
+
+    /** In periodic mode: the guest's eth0 rx_packets from the next report printed after {@code mark}. */
+    public long nextRxPackets(int mark, Duration timeout, ProcessUnderTest backend) {
+        return Long.parseLong(process.await(RX, mark, timeout, backend).group(1));
+    }
+
+    /** Waits (at most {@code timeout}) until a periodic report shows rx_packets above {@code value}. */
+    public long awaitRxAbove(long value, Duration timeout, ProcessUnderTest backend) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        int mark = process.mark();
+        while (true) {
+            Duration left = Duration.ofNanos(deadline - System.nanoTime());
+            if (left.isNegative() || left.isZero()) {
+                throw new AssertionError("guest rx_packets did not rise above " + value + " within " + timeout + process.tail());
+            }
+            Matcher m = process.await(RX, mark, left, backend);
+            long rx = Long.parseLong(m.group(1));
+            if (rx > value) {
+                return rx;
+            }
+            mark = m.end();
+        }
+    }
+
+    @Override
+    public void close() {
+        process.close();
+    }
+}

@@ -1,0 +1,128 @@
+package org.jvhost.host.it;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * DPDK testpmd with a {@code virtio_user} port: a vhost-user front-end without a VM, driven through
+ * its interactive prompt on stdin. Pinned (main and forwarding lcore) to {@link Peers#FRONT_END_CPU}.
+ */
+public final class TestpmdFrontEnd implements AutoCloseable {
+
+    private static final Pattern PROMPT = Pattern.compile("testpmd> ");
+    private static final Duration COMMAND_TIMEOUT = Duration.ofSeconds(20);
+    private static final Pattern STATS_BLOCK = Pattern.compile(
+            "NIC statistics for port 0 +#+\\s+RX-packets:\\s*(\\d+)\\s+RX-missed:\\s*(\\d+)\\s+RX-bytes:\\s*(\\d+)\\s+"
+                    + "RX-errors:\\s*(\\d+)\\s+RX-nombuf:\\s*(\\d+)\\s+TX-packets:\\s*(\\d+)\\s+TX-errors:\\s*(\\d+)\\s+"
+                    + "TX-bytes:\\s*(\\d+)");
+    private static final Pattern STREAM_STATS = Pattern.compile(
+            "Forward Stats for RX Port= ?0/Queue= ?(\\d+) -> TX Port= ?0/Queue= ?(\\d+) -+\\s+"
+                    + "RX-packets:\\s*(\\d+)\\s+TX-packets:\\s*(\\d+)");
+    private static final Pattern FORWARDING_DONE = Pattern.compile("Done\\.");
+
+    private final ProcessUnderTest process;
+
+    /** Counters of {@code show port stats all} for port 0. */
+    public record PortStats(long rxPackets, long rxMissed, long rxBytes, long rxErrors, long rxNoMbuf,
+                            long txPackets, long txErrors, long txBytes) {
+    }
+
+    /** One forwarding stream's counters as printed by {@code stop}. */
+    public record StreamStats(int rxQueue, int txQueue, long rxPackets, long txPackets) {
+    }
+
+    private TestpmdFrontEnd(ProcessUnderTest process) {
+        this.process = process;
+    }
+
+    /**
+     * Starts testpmd and waits for its prompt. With {@code listen}, virtio_user creates the socket and
+     * waits for the back-end ({@code server=1}); then the caller starts the back-end before the prompt
+     * appears, so this does not wait for the prompt: call {@link #awaitPrompt()}.
+     */
+    public static TestpmdFrontEnd start(String name, Path socket, int queues, String forwardMode, boolean listen,
+                                        Path logDir) {
+        int cpu = Peers.FRONT_END_CPU;
+        String vdev = "virtio_user0,path=" + socket + ",queues=" + queues + ",queue_size=256" + (listen ? ",server=1" : "");
+        List<String> cmd = Peers.pinnedLineBuffered(cpu, List.of(Peers.TESTPMD,
+                "--lcores", "0@" + cpu + ",1@" + cpu, "--no-pci", "--no-huge", "-m", "256",
+                "--file-prefix", Peers.uniqueName("fe"), "--vdev", vdev, "--",
+                "-i", "--port-topology=loop", "--forward-mode=" + forwardMode,
+                "--rxq=" + queues, "--txq=" + queues, "--total-num-mbufs=16384"));
+        TestpmdFrontEnd fe = new TestpmdFrontEnd(ProcessUnderTest.start(name, cmd, logDir));
+        if (!listen) {
+            try {
+                fe.awaitPrompt();
+            } catch (RuntimeException | Error e) {
+                fe.close();
+                throw e;
+            }
+        }
+        return fe;
+    }
+
+    public ProcessUnderTest process() {
+        return process;
+    }
+
+    public void awaitPrompt() {
+        awaitPrompt(null);
+    }
+
+    /** Waits for the first prompt, failing early if {@code backend} exits meanwhile. */
+    public void awaitPrompt(ProcessUnderTest backend) {
+        process.await(PROMPT, 0, Duration.ofSeconds(60), backend);
+    }
+
+    /** Runs one interactive command and returns what it printed, up to the next prompt. */
+    public String command(String line) {
+        int mark = process.mark();
+        process.send(line);
+        Matcher m = process.await(PROMPT, mark, COMMAND_TIMEOUT);
+        return process.outputSince(mark).substring(0, m.start() - mark);
+    }
+
+    public PortStats portStats() {
+        String out = command("show port stats all");
+        Matcher m = STATS_BLOCK.matcher(out);
+        if (!m.find()) {
+            throw new AssertionError("cannot parse 'show port stats all' output:\n" + out);
+        }
+        return new PortStats(n(m, 1), n(m, 2), n(m, 3), n(m, 4), n(m, 5), n(m, 6), n(m, 7), n(m, 8));
+    }
+
+    /** {@code stop}: ends forwarding and returns the per-stream counters it prints. */
+    public List<StreamStats> stop() {
+        String out = command("stop");
+        if (!FORWARDING_DONE.matcher(out).find()) {
+            throw new AssertionError("'stop' did not finish:\n" + out);
+        }
+        List<StreamStats> streams = new ArrayList<>();
+        Matcher m = STREAM_STATS.matcher(out);
+        while (m.find()) {
+            streams.add(new StreamStats(Integer.parseInt(m.group(1)), Integer.parseInt(m.group(2)), n(m, 3), n(m, 4)));
+        }
+        return streams;
+    }
+
+    private static long n(Matcher m, int group) {
+        return Long.parseLong(m.group(group));
+    }
+
+    @Override
+    public void close() {
+        if (process.isAlive()) {
+            try {
+                process.send("quit");
+                process.awaitExit(Duration.ofSeconds(10));
+            } catch (AssertionError e) {
+                // Fall through to the PID-based kill.
+            }
+        }
+        process.close();
+    }
+}

@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# Builds the integration tests' guest: OUTDIR/vmlinuz (the kernel of the installed Debian package
+# linux-image-amd64, NOT the running host's kernel) and OUTDIR/initramfs.cpio.gz, a busybox userland
+# whose /init loads the virtio-net module chain, configures eth0 from the kernel command line, sends
+# frames to a reflecting back-end and reports what came back on the serial console.
+#
+# Kernel command line understood by /init (all optional except jvtest.mode):
+#   jvtest.mode=burst|periodic   burst: send COUNT frames, print "JVTEST PASS rx_delta=D" or
+#                                "JVTEST FAIL ...", power off. periodic: send one frame per INTERVAL
+#                                seconds forever, printing "JVTEST RX rx_packets=R tx_packets=T".
+#   jvtest.ip=10.99.0.2/24  jvtest.peer=10.99.0.1  jvtest.peermac=52:54:00:00:00:01
+#   jvtest.count=20  jvtest.interval=0.5
+#   jvtest.queues=1              >1: ethtool -L eth0 combined N, and burst mode sends from N vCPUs
+#                                (one per transmit queue); the verdict adds rxq_delta=r0,r1,...
+#   jvtest.mode=tap              against a real peer (a TAP's side) instead of a reflector: ARP as usual,
+#                                "JVTEST PING ok" after 3 answered pings; with queues>1 pings from every
+#                                vCPU and "JVTEST RXQ rxq_delta=... txq_delta=..."; then TCP transfers with
+#                                busybox nc: jvtest.mib MiB of random data to PEER:5001 ("JVTEST TXSUM md5"),
+#                                then everything PEER:5002 sends ("JVTEST RXSUM md5 bytes=N"); with
+#                                jvtest.iperf=1 "iperf3 -c PEER -t 3" ("JVTEST IPERF <receiver line>");
+#                                finally "JVTEST PASS" and power off.
+#
+# Why rx_packets and not ping's replies: a MAC-swapping reflector returns the guest's own ICMP echo
+# request addressed to the guest's MAC; the kernel counts it in eth0's rx_packets, then drops it
+# (it is not addressed to our IP), so ping reports no replies although every frame made the round trip.
+#
+# Usage: scripts/build-guest.sh OUTDIR     (writes only into OUTDIR; OUTDIR should be under target/)
+set -euo pipefail
+
+out=${1:?usage: build-guest.sh OUTDIR}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+
+# The guest kernel: the version the linux-image-amd64 meta-package depends on.
+kver=$(dpkg-query -W -f='${Depends}' linux-image-amd64 2>/dev/null | sed -n 's/^linux-image-\([^ ,]*\).*/\1/p')
+if [[ -z "$kver" || ! -e "/boot/vmlinuz-$kver" ]]; then
+  kver=$(ls /boot/vmlinuz-*-amd64 2>/dev/null | sed 's|/boot/vmlinuz-||' | sort -V | tail -n1)
+fi
+[[ -n "$kver" && -r "/boot/vmlinuz-$kver" ]] || { echo "build-guest: no readable /boot/vmlinuz-*-amd64 (install linux-image-amd64)" >&2; exit 1; }
+moddir=/lib/modules/$kver
+[[ -d "$moddir" ]] || { echo "build-guest: $moddir missing" >&2; exit 1; }
+busybox=/bin/busybox   # from busybox-static: the guest has no C library of its own
+[[ -x "$busybox" ]] && ! ldd "$busybox" >/dev/null 2>&1 || { echo "build-guest: $busybox missing or not static (install busybox-static)" >&2; exit 1; }
+
+# Load order from Debian 6.1's modules.dep (dependencies first).
+MODULES=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net)
+
+stage=$(mktemp -d "$out/.stage.XXXXXX")
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage"/{bin,sbin,dev,proc,sys,tmp,etc,lib/modules,lib64,lib/x86_64-linux-gnu}
+cp "$busybox" "$stage/bin/busybox"
+
+for m in "${MODULES[@]}"; do
+  rel=$(awk -F: -v m="$m" '{ n = $1; sub(/.*\//, "", n); sub(/\.ko(\.xz|\.zst|\.gz)?$/, "", n); if (n == m) { print $1; exit } }' "$moddir/modules.dep")
+  if [[ -z "$rel" ]]; then
+    # Built into this kernel rather than a module: nothing to load.
+    grep -qE "/$m\.ko$" "$moddir/modules.builtin" 2>/dev/null && continue
+    echo "build-guest: module $m not found in $moddir/modules.dep" >&2; exit 1
+  fi
+  src=$moddir/$rel
+  case "$src" in
+    *.ko)     cp "$src" "$stage/lib/modules/$m.ko" ;;
+    *.ko.xz)  xz -dc "$src" > "$stage/lib/modules/$m.ko" ;;
+    *.ko.gz)  gzip -dc "$src" > "$stage/lib/modules/$m.ko" ;;
+    *.ko.zst) zstd -qdc "$src" > "$stage/lib/modules/$m.ko" ;;
+  esac
+done
+printf '%s\n' "${MODULES[@]}" > "$stage/etc/modules.order"
+
+# Host binaries the guest runs, with their shared libraries, if the host has them: ethtool (for
+# multi-queue guests) and iperf3 (jvtest.mode=tap; busybox has no iperf).
+copy_with_libs() {
+  [[ -x "$1" ]] || return 0
+  cp "$1" "$stage/sbin/$(basename "$1")"
+  for lib in $(ldd "$1" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
+    mkdir -p "$stage$(dirname "$lib")"
+    cp -L "$lib" "$stage$lib"
+  done
+}
+copy_with_libs /usr/sbin/ethtool
+copy_with_libs /usr/bin/iperf3
+
+cat > "$stage/init" <<'INIT'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin:/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+
+say() { echo "JVTEST $*"; }
+fail() { say "FAIL $*"; sync; poweroff -f; sleep 5; }
+
+mode=burst ip=10.99.0.2/24 peer=10.99.0.1 peermac=52:54:00:00:00:01 count=20 interval=0.5 queues=1 mib=8 iperf=0
+for arg in $(cat /proc/cmdline); do
+  case "$arg" in
+    jvtest.mode=*)     mode=${arg#*=} ;;
+    jvtest.ip=*)       ip=${arg#*=} ;;
+    jvtest.peer=*)     peer=${arg#*=} ;;
+    jvtest.peermac=*)  peermac=${arg#*=} ;;
+    jvtest.count=*)    count=${arg#*=} ;;
+    jvtest.interval=*) interval=${arg#*=} ;;
+    jvtest.queues=*)   queues=${arg#*=} ;;
+    jvtest.mib=*)      mib=${arg#*=} ;;
+    jvtest.iperf=*)    iperf=${arg#*=} ;;
+  esac
+done
+
+for m in $(cat /etc/modules.order); do
+  [ -e /lib/modules/$m.ko ] || continue
+  insmod /lib/modules/$m.ko || fail "insmod $m"
+done
+
+# The NIC appears asynchronously after virtio_net binds.
+i=0
+while [ ! -e /sys/class/net/eth0 ]; do
+  i=$((i + 1)); [ $i -gt 100 ] && fail "no eth0 after 10 s"
+  sleep 0.1
+done
+say "BOOTED mode=$mode mac=$(cat /sys/class/net/eth0/address)"
+
+# Keep the link quiet apart from our frames: no IPv6 autoconfiguration or router solicitations.
+echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6 2>/dev/null
+echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6 2>/dev/null
+ip link set lo up
+ip link set eth0 up || fail "eth0 up"
+ip addr add "$ip" dev eth0 || fail "ip addr $ip"
+if [ "$queues" -gt 1 ]; then
+  ethtool -L eth0 combined "$queues" || fail "ethtool -L eth0 combined $queues"
+fi
+# Static neighbour: no ARP exchange, so every frame we send is an ICMP echo request to peermac.
+# A real peer (mode tap) answers ARP itself.
+if [ "$mode" != tap ]; then
+  arp -i eth0 -s "$peer" "$peermac" || fail "arp -s $peer $peermac"
+fi
+
+i=0
+while [ "$(cat /sys/class/net/eth0/operstate)" != up ]; do
+  i=$((i + 1)); [ $i -gt 100 ] && fail "eth0 link not up after 10 s (operstate $(cat /sys/class/net/eth0/operstate))"
+  sleep 0.1
+done
+say "LINKUP"
+
+rx() { cat /sys/class/net/eth0/statistics/rx_packets; }
+tx() { cat /sys/class/net/eth0/statistics/tx_packets; }
+# Per receive queue packet counts, "n0,n1,...", from virtio_net's ethtool statistics.
+rxq() { ethtool -S eth0 2>/dev/null | awk '/rx_queue_[0-9]+_packets:/ { printf "%s%s", sep, $2; sep = "," }'; }
+txq() { ethtool -S eth0 2>/dev/null | awk '/tx_queue_[0-9]+_packets:/ { printf "%s%s", sep, $2; sep = "," }'; }
+# "a0,a1,..." "b0,b1,..." -> "b0-a0,b1-a1,..."
+delta() { echo "$1 $2" | awk '{ n = split($1, a, ","); split($2, b, ","); for (i = 1; i <= n; i++) printf "%s%d", (i > 1 ? "," : ""), b[i] - a[i] }'; }
+
+case "$mode" in
+  burst)
+    rx0=$(rx); tx0=$(tx); q0=$(rxq)
+    if [ "$queues" -gt 1 ]; then
+      # One sender per vCPU: virtio_net maps CPU i to transmit queue i (XPS), so every queue pair
+      # carries frames (needs QEMU -smp >= queues).
+      per=$(( (count + queues - 1) / queues ))
+      i=0
+      while [ $i -lt "$queues" ]; do
+        taskset "$(printf %x $((1 << i)))" ping -q -c "$per" -i 0.05 -w $((per / 20 + 2)) "$peer" > /dev/null 2>&1 &
+        i=$((i + 1))
+      done
+      wait
+    else
+      # -w bounds the run: with a reflector the echo requests never get a reply.
+      ping -q -c "$count" -i 0.05 -w $((count / 20 + 2)) "$peer" > /dev/null 2>&1
+    fi
+    sleep 1
+    rx1=$(rx); tx1=$(tx); q1=$(rxq)
+    rxd=$((rx1 - rx0)); txd=$((tx1 - tx0))
+    qd=$(echo "$q0 $q1" | awk '{ n = split($1, a, ","); split($2, b, ","); for (i = 1; i <= n; i++) printf "%s%d", (i > 1 ? "," : ""), b[i] - a[i] }')
+    if [ "$txd" -ge "$count" ] && [ "$rxd" -ge "$count" ]; then
+      say "PASS rx_delta=$rxd tx_delta=$txd rxq_delta=$qd"
+    else
+      say "FAIL rx_delta=$rxd tx_delta=$txd rxq_delta=$qd count=$count"
+    fi
+    sync
+    poweroff -f
+    ;;
+  tap)
+    ping -c 3 -w 20 "$peer" > /tmp/ping 2>&1 || fail "ping $peer: $(tail -n 2 /tmp/ping | tr '\n' ' ')"
+    say "PING ok"
+    if [ "$queues" -gt 1 ]; then
+      q0=$(rxq); t0=$(txq)
+      i=0
+      while [ $i -lt "$queues" ]; do
+        taskset "$(printf %x $((1 << i)))" ping -q -c 20 -i 0.05 -w 10 "$peer" > /dev/null 2>&1 &
+        i=$((i + 1))
+      done
+      wait
+      q1=$(rxq); t1=$(txq)
+      say "RXQ rxq_delta=$(delta "$q0" "$q1") txq_delta=$(delta "$t0" "$t1")"
+    fi
+    dd if=/dev/urandom of=/tmp/tx bs=1024 count=$((mib * 1024)) 2>/dev/null || fail "dd"
+    say "TXSUM $(md5sum < /tmp/tx | cut -d' ' -f1)"
+    nc "$peer" 5001 < /tmp/tx || fail "nc $peer 5001 (send)"
+    rm -f /tmp/tx
+    nc "$peer" 5002 > /tmp/rx || fail "nc $peer 5002 (receive)"
+    say "RXSUM $(md5sum < /tmp/rx | cut -d' ' -f1) bytes=$(wc -c < /tmp/rx)"
+    rm -f /tmp/rx
+    if [ "$iperf" = 1 ]; then
+      iperf3 -c "$peer" -t 3 > /tmp/iperf 2>&1 || fail "iperf3: $(tail -n 3 /tmp/iperf | tr '\n' ' ')"
+      say "IPERF $(grep receiver /tmp/iperf | tr -s ' ')"
+    fi
+    say "PASS"
+    sync
+    poweroff -f
+    ;;
+  periodic)
+    while true; do
+      ping -q -c 1 -w 1 "$peer" > /dev/null 2>&1 &
+      sleep "$interval"
+      say "RX rx_packets=$(rx) tx_packets=$(tx)"
+    done
+    ;;
+  *)
+    fail "unknown jvtest.mode=$mode"
+    ;;
+esac
+INIT
+chmod 755 "$stage/init"
+
+(cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet) | gzip -1 > "$out/initramfs.cpio.gz.tmp"
+mv "$out/initramfs.cpio.gz.tmp" "$out/initramfs.cpio.gz"
+cp "/boot/vmlinuz-$kver" "$out/vmlinuz"
+echo "$kver" > "$out/kernel-version"

@@ -72,6 +72,8 @@ public final class LinuxSys {
 
     private static native int fcntl(int fd, int cmd, int arg) throws LastErrorException;
 
+    private static native int fchmod(int fd, int mode) throws LastErrorException;
+
     private static native int epoll_create1(int flags) throws LastErrorException;
 
     private static native int epoll_ctl(int epfd, int op, int fd, Pointer event) throws LastErrorException;
@@ -152,6 +154,18 @@ public final class LinuxSys {
             return fcntl(fd, F_DUPFD_CLOEXEC, 0);
         } catch (LastErrorException e) {
             throw fail("fcntl(F_DUPFD_CLOEXEC)", e);
+        }
+    }
+
+    /**
+     * Sets the mode bits of {@code fd}'s inode. On an unbound AF_UNIX socket this is the mode its socket
+     * file gets at bind (less the umask), which leaves no moment where the file is more open than that.
+     */
+    public static void chmodFd(int fd, int mode) throws NativeException {
+        try {
+            fchmod(fd, mode);
+        } catch (LastErrorException e) {
+            throw fail("fchmod", e);
         }
     }
 

@@ -12,6 +12,13 @@
 #   jvtest.count=20  jvtest.interval=0.5
 #   jvtest.queues=1              >1: ethtool -L eth0 combined N, and burst mode sends from N vCPUs
 #                                (one per transmit queue); the verdict adds rxq_delta=r0,r1,...
+#   jvtest.mode=tap              against a real peer (a TAP's side) instead of a reflector: ARP as usual,
+#                                "JVTEST PING ok" after 3 answered pings; with queues>1 pings from every
+#                                vCPU and "JVTEST RXQ rxq_delta=... txq_delta=..."; then TCP transfers with
+#                                busybox nc: jvtest.mib MiB of random data to PEER:5001 ("JVTEST TXSUM md5"),
+#                                then everything PEER:5002 sends ("JVTEST RXSUM md5 bytes=N"); with
+#                                jvtest.iperf=1 "iperf3 -c PEER -t 3" ("JVTEST IPERF <receiver line>");
+#                                finally "JVTEST PASS" and power off.
 #
 # Why rx_packets and not ping's replies: a MAC-swapping reflector returns the guest's own ICMP echo
 # request addressed to the guest's MAC; the kernel counts it in eth0's rx_packets, then drops it
@@ -60,14 +67,18 @@ for m in "${MODULES[@]}"; do
 done
 printf '%s\n' "${MODULES[@]}" > "$stage/etc/modules.order"
 
-# ethtool (for multi-queue guests) with its shared libraries, if the host has it.
-if [[ -x /usr/sbin/ethtool ]]; then
-  cp /usr/sbin/ethtool "$stage/sbin/ethtool"
-  for lib in $(ldd /usr/sbin/ethtool | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
+# Host binaries the guest runs, with their shared libraries, if the host has them: ethtool (for
+# multi-queue guests) and iperf3 (jvtest.mode=tap; busybox has no iperf).
+copy_with_libs() {
+  [[ -x "$1" ]] || return 0
+  cp "$1" "$stage/sbin/$(basename "$1")"
+  for lib in $(ldd "$1" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
     mkdir -p "$stage$(dirname "$lib")"
     cp -L "$lib" "$stage$lib"
   done
-fi
+}
+copy_with_libs /usr/sbin/ethtool
+copy_with_libs /usr/bin/iperf3
 
 cat > "$stage/init" <<'INIT'
 #!/bin/busybox sh
@@ -80,7 +91,7 @@ mount -t devtmpfs devtmpfs /dev 2>/dev/null
 say() { echo "JVTEST $*"; }
 fail() { say "FAIL $*"; sync; poweroff -f; sleep 5; }
 
-mode=burst ip=10.99.0.2/24 peer=10.99.0.1 peermac=52:54:00:00:00:01 count=20 interval=0.5 queues=1
+mode=burst ip=10.99.0.2/24 peer=10.99.0.1 peermac=52:54:00:00:00:01 count=20 interval=0.5 queues=1 mib=8 iperf=0
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     jvtest.mode=*)     mode=${arg#*=} ;;
@@ -90,6 +101,8 @@ for arg in $(cat /proc/cmdline); do
     jvtest.count=*)    count=${arg#*=} ;;
     jvtest.interval=*) interval=${arg#*=} ;;
     jvtest.queues=*)   queues=${arg#*=} ;;
+    jvtest.mib=*)      mib=${arg#*=} ;;
+    jvtest.iperf=*)    iperf=${arg#*=} ;;
   esac
 done
 
@@ -116,7 +129,10 @@ if [ "$queues" -gt 1 ]; then
   ethtool -L eth0 combined "$queues" || fail "ethtool -L eth0 combined $queues"
 fi
 # Static neighbour: no ARP exchange, so every frame we send is an ICMP echo request to peermac.
-arp -i eth0 -s "$peer" "$peermac" || fail "arp -s $peer $peermac"
+# A real peer (mode tap) answers ARP itself.
+if [ "$mode" != tap ]; then
+  arp -i eth0 -s "$peer" "$peermac" || fail "arp -s $peer $peermac"
+fi
 
 i=0
 while [ "$(cat /sys/class/net/eth0/operstate)" != up ]; do
@@ -129,6 +145,9 @@ rx() { cat /sys/class/net/eth0/statistics/rx_packets; }
 tx() { cat /sys/class/net/eth0/statistics/tx_packets; }
 # Per receive queue packet counts, "n0,n1,...", from virtio_net's ethtool statistics.
 rxq() { ethtool -S eth0 2>/dev/null | awk '/rx_queue_[0-9]+_packets:/ { printf "%s%s", sep, $2; sep = "," }'; }
+txq() { ethtool -S eth0 2>/dev/null | awk '/tx_queue_[0-9]+_packets:/ { printf "%s%s", sep, $2; sep = "," }'; }
+# "a0,a1,..." "b0,b1,..." -> "b0-a0,b1-a1,..."
+delta() { echo "$1 $2" | awk '{ n = split($1, a, ","); split($2, b, ","); for (i = 1; i <= n; i++) printf "%s%d", (i > 1 ? "," : ""), b[i] - a[i] }'; }
 
 case "$mode" in
   burst)
@@ -156,6 +175,35 @@ case "$mode" in
     else
       say "FAIL rx_delta=$rxd tx_delta=$txd rxq_delta=$qd count=$count"
     fi
+    sync
+    poweroff -f
+    ;;
+  tap)
+    ping -c 3 -w 20 "$peer" > /tmp/ping 2>&1 || fail "ping $peer: $(tail -n 2 /tmp/ping | tr '\n' ' ')"
+    say "PING ok"
+    if [ "$queues" -gt 1 ]; then
+      q0=$(rxq); t0=$(txq)
+      i=0
+      while [ $i -lt "$queues" ]; do
+        taskset "$(printf %x $((1 << i)))" ping -q -c 20 -i 0.05 -w 10 "$peer" > /dev/null 2>&1 &
+        i=$((i + 1))
+      done
+      wait
+      q1=$(rxq); t1=$(txq)
+      say "RXQ rxq_delta=$(delta "$q0" "$q1") txq_delta=$(delta "$t0" "$t1")"
+    fi
+    dd if=/dev/urandom of=/tmp/tx bs=1024 count=$((mib * 1024)) 2>/dev/null || fail "dd"
+    say "TXSUM $(md5sum < /tmp/tx | cut -d' ' -f1)"
+    nc "$peer" 5001 < /tmp/tx || fail "nc $peer 5001 (send)"
+    rm -f /tmp/tx
+    nc "$peer" 5002 > /tmp/rx || fail "nc $peer 5002 (receive)"
+    say "RXSUM $(md5sum < /tmp/rx | cut -d' ' -f1) bytes=$(wc -c < /tmp/rx)"
+    rm -f /tmp/rx
+    if [ "$iperf" = 1 ]; then
+      iperf3 -c "$peer" -t 3 > /tmp/iperf 2>&1 || fail "iperf3: $(tail -n 3 /tmp/iperf | tr '\n' ' ')"
+      say "IPERF $(grep receiver /tmp/iperf | tr -s ' ')"
+    fi
+    say "PASS"
     sync
     poweroff -f
     ;;

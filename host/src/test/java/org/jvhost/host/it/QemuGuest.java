@@ -37,8 +37,17 @@ public final class QemuGuest implements AutoCloseable {
      */
     public static QemuGuest start(String name, Path socket, int queues, boolean qemuListens, String guestArgs,
                                   Path logDir) {
+        return start(name, socket, queues, qemuListens, guestArgs, logDir, "");
+    }
+
+    /**
+     * As above, with extra {@code virtio-net-pci} properties ({@code nicExtra}, e.g.
+     * {@code ",mrg_rxbuf=off"} or {@code ",csum=off,guest_tso4=off"}) that change what is negotiated.
+     */
+    public static QemuGuest start(String name, Path socket, int queues, boolean qemuListens, String guestArgs,
+                                  Path logDir, String nicExtra) {
         String chardev = "socket,id=c0,path=" + socket + (qemuListens ? ",server=on,wait=off" : ",reconnect=1");
-        String nic = "virtio-net-pci,netdev=n0,mac=" + GUEST_MAC + ",vectors=0" + (queues > 1 ? ",mq=on" : "");
+        String nic = "virtio-net-pci,netdev=n0,mac=" + GUEST_MAC + ",vectors=0" + (queues > 1 ? ",mq=on" : "") + nicExtra;
         List<String> cmd = new ArrayList<>(List.of(Peers.QEMU,
                 "-accel", "tcg,thread=multi", "-cpu", "max", "-m", "256M",
                 // One vCPU per queue pair: the guest sends from each vCPU, which virtio_net maps to its own queue.

@@ -1,0 +1,67 @@
+package org.jvhost.device.net;
+
+import java.io.IOException;
+import java.util.List;
+import org.jvhost.spi.DeviceContext;
+import org.jvhost.spi.DeviceOptions;
+import org.jvhost.spi.DeviceProvider;
+import org.jvhost.spi.InvalidOptionException;
+import org.jvhost.spi.OptionSpec;
+import org.jvhost.spi.SpiVersion;
+import org.jvhost.spi.VhostUserDevice;
+
+/** The {@code net} device type, registered in {@code META-INF/services/org.jvhost.spi.DeviceProvider}. */
+public final class NetProvider implements DeviceProvider {
+
+    /** The type name in {@code --device net:...}. */
+    public static final String TYPE = "net";
+
+    private static final List<OptionSpec> OPTIONS = List.of(
+            new OptionSpec(NetConfig.OPT_TAP, "TAP interface to attach to, created if missing (needs CAP_NET_ADMIN "
+                    + "unless it is a persistent TAP owned by jvhost's user)", null),
+            new OptionSpec(NetConfig.OPT_TAPFD, "inherited TAP file descriptors instead of tap=, one per queue pair, "
+                    + "colon-separated (opened with IFF_TAP|IFF_NO_PI|IFF_VNET_HDR)", null),
+            new OptionSpec(NetConfig.OPT_MAC, "MAC address reported in config space (VIRTIO_NET_F_MAC); "
+                    + "unset: the front-end's", null),
+            new OptionSpec(NetConfig.OPT_MTU, "MTU reported in config space (VIRTIO_NET_F_MTU), "
+                    + NetConfig.MIN_MTU + ".." + NetConfig.MAX_MTU + "; set the TAP's MTU to match", null),
+            new OptionSpec(NetConfig.OPT_QUEUES, "RX/TX queue pairs, 1.." + NetConfig.MAX_QUEUE_PAIRS
+                    + " (more than 1: VIRTIO_NET_F_MQ and a multi-queue TAP)", "1"));
+
+    @Override
+    public String type() {
+        return TYPE;
+    }
+
+    @Override
+    public String description() {
+        return "virtio-net device on a Linux TAP (multi-queue, mergeable buffers, checksum/TSO offloads)";
+    }
+
+    @Override
+    public List<OptionSpec> options() {
+        return OPTIONS;
+    }
+
+    /** The SPI this jar was compiled against (a constant, so javac records it here), not the host's. */
+    @Override
+    public int spiMajorVersion() {
+        return SpiVersion.MAJOR;
+    }
+
+    /** Opens the TAP now, so a missing permission or a wrong fd stops jvhost at start-up with the reason. */
+    @Override
+    public VhostUserDevice create(DeviceOptions options, DeviceContext context) throws InvalidOptionException {
+        NetConfig config = NetConfig.from(options);
+        Tap tap;
+        try {
+            tap = config.tapName() != null
+                    ? LinuxTap.open(config.tapName(), config.queuePairs())
+                    : LinuxTap.adopt(config.tapFds());
+        } catch (IOException e) {
+            throw new InvalidOptionException(config.tapName() != null ? NetConfig.OPT_TAP : NetConfig.OPT_TAPFD,
+                    e.getMessage());
+        }
+        return new NetDevice(context.deviceName(), config, tap, context);
+    }
+}

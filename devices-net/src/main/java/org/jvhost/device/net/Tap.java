@@ -1,0 +1,49 @@
+package org.jvhost.device.net;
+
+import java.io.IOException;
+
+/**
+ * The wire behind a net device: one TAP queue per virtio-net queue pair, each a file descriptor that
+ * reads and writes whole frames, each frame preceded by a virtio-net header. {@link LinuxTap} is the
+ * real one; tests stand a socket pair in its place.
+ *
+ * <p>The data-path methods never throw: they return a byte count, or a negated errno.
+ */
+interface Tap extends AutoCloseable {
+
+    /** The interface name, for logs (e.g. {@code tap0}). */
+    String name();
+
+    /** How many queues (file descriptors) the TAP has. */
+    int queueCount();
+
+    /** The file descriptor of queue {@code queue}, to watch for readability. */
+    int fd(int queue);
+
+    /**
+     * Reads one frame (header included) into the iovec array at native address {@code iov}.
+     *
+     * @return bytes of the frame, which exceed the iovec's room if the frame did not fit (the TAP then
+     *         copied only what fitted); or {@code -errno} ({@code -EAGAIN} when no frame is queued)
+     */
+    long readv(int queue, long iov, int iovcnt);
+
+    /** Writes one frame (header included) from the iovec array. @return bytes, or {@code -errno} */
+    long writev(int queue, long iov, int iovcnt);
+
+    /** Attaches or detaches a queue of a multi-queue TAP (TUNSETQUEUE); a no-op with one queue. */
+    void setQueueAttached(int queue, boolean attached) throws IOException;
+
+    /** The TUN_F_* offloads this TAP accepted when probed: the most {@link #setOffloads} may ask for. */
+    int supportedOffloads();
+
+    /** TUNSETOFFLOAD: which offloaded frames (partial checksums, TSO, UFO) the TAP may hand us. */
+    void setOffloads(int tunFlags) throws IOException;
+
+    /** TUNSETVNETHDRSZ: the header length in front of every frame, both ways (10 or 12). */
+    void setHeaderLength(int bytes) throws IOException;
+
+    /** Closes every queue. */
+    @Override
+    void close();
+}

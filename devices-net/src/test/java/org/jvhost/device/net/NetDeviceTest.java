@@ -1,0 +1,408 @@
+package org.jvhost.device.net;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.lang.management.ManagementFactory;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.jvhost.engine.virtq.SplitQueue;
+import org.jvhost.spi.VirtioFeatures;
+import org.jvhost.spi.virtio.VirtioNet;
+import org.jvhost.testkit.CountingNotifier;
+import org.jvhost.testkit.FakeGuestMemory;
+import org.jvhost.testkit.MockSplitQueue;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * The net device driven as a guest would (driver-side mock rings, the engine's SplitQueue on the device
+ * side, kicks by calling handleKick) over a socket-pair TAP whose other end the test holds, with
+ * readiness fired by hand.
+ */
+@Timeout(value = 20, unit = TimeUnit.SECONDS)
+class NetDeviceTest {
+    private static final int RING = 64;
+    private static final long AREA = 1 << 20;
+    private static final int ALL_OFFLOADS = TunOffloads.TUN_F_CSUM | TunOffloads.TUN_F_TSO4
+            | TunOffloads.TUN_F_TSO6 | TunOffloads.TUN_F_TSO_ECN | TunOffloads.TUN_F_UFO;
+
+    private final FakeGuestMemory memory = FakeGuestMemory.of(0x10000, (int) (8 * AREA));
+    private final RecordingContext context = new RecordingContext();
+    private SocketPairTap tap;
+
+    @AfterEach
+    void closeTap() {
+        if (tap != null) {
+            tap.close();
+        }
+    }
+
+    /** RX and TX of one pair: driver side and device side. */
+    private final class Pair {
+        final MockSplitQueue rxDriver;
+        final MockSplitQueue txDriver;
+        final CountingNotifier rxCalls = new CountingNotifier();
+        final CountingNotifier txCalls = new CountingNotifier();
+        final SplitQueue rx;
+        final SplitQueue tx;
+
+        Pair(int n, long features) {
+            rxDriver = MockSplitQueue.create(memory, RING, 0x10000 + (2L * n) * AREA, AREA);
+            txDriver = MockSplitQueue.create(memory, RING, 0x10000 + (2L * n + 1) * AREA, AREA);
+            rx = rxDriver.deviceQueue(2 * n, features, 0, rxCalls);
+            tx = txDriver.deviceQueue(2 * n + 1, features, 0, txCalls);
+        }
+    }
+
+    private NetDevice device(int pairs, int tapOffloads) {
+        tap = new SocketPairTap(pairs, tapOffloads);
+        NetConfig config = new NetConfig("fake-tap", null, null, 0, pairs);
+        return new NetDevice("net@test", config, tap, context);
+    }
+
+    /** Acks {@code acked}, starts every queue of {@code pairs}. */
+    private Pair[] start(NetDevice device, long acked, int count) {
+        device.ackFeatures(acked);
+        Pair[] pairs = new Pair[count];
+        for (int n = 0; n < count; n++) {
+            pairs[n] = new Pair(n, acked);
+            device.startQueue(2 * n, pairs[n].rx);
+            device.startQueue(2 * n + 1, pairs[n].tx);
+        }
+        return pairs;
+    }
+
+    private static final long MODERN = VirtioFeatures.VERSION_1 | VirtioNet.F_MRG_RXBUF;
+
+    /** A frame: broadcast dst, a src, EtherType 0x88b5 (local experimental), then a counting payload. */
+    private static byte[] frame(int length, int seed) {
+        byte[] f = new byte[length];
+        Arrays.fill(f, 0, 6, (byte) 0xff);
+        f[6] = 0x02;
+        f[12] = (byte) 0x88;
+        f[13] = (byte) 0xb5;
+        for (int i = 14; i < length; i++) {
+            f[i] = (byte) (i * 7 + seed);
+        }
+        return f;
+    }
+
+    /** A header with every field set (NEEDS_CSUM, GSO TCPv4, lengths), num_buffers as given. */
+    private static byte[] header(int numBuffers) {
+        return new byte[] {1, 1, 54, 0, (byte) 0xa8, 5, 34, 0, 16, 0, (byte) numBuffers, (byte) (numBuffers >>> 8)};
+    }
+
+    private static byte[] concat(byte[]... parts) {
+        int n = 0;
+        for (byte[] p : parts) {
+            n += p.length;
+        }
+        byte[] all = new byte[n];
+        int at = 0;
+        for (byte[] p : parts) {
+            System.arraycopy(p, 0, all, at, p.length);
+            at += p.length;
+        }
+        return all;
+    }
+
+    private static int numBuffers(byte[] rx) {
+        return (rx[VirtioNet.HDR_NUM_BUFFERS] & 0xff) | (rx[VirtioNet.HDR_NUM_BUFFERS + 1] & 0xff) << 8;
+    }
+
+    /** Fires the RX watch of pair {@code n}. */
+    private boolean fire(int n) {
+        return context.watchOn(tap.fd(n)).fire();
+    }
+
+    @Test
+    void aTransmittedFrameReachesTheTapWithItsHeaderUnchanged() {
+        NetDevice device = device(1, ALL_OFFLOADS);
+        Pair p = start(device, MODERN, 1)[0];
+        byte[] header = header(0);
+        byte[] frame = frame(1000, 3);
+        // header in its own descriptor, frame split in two: the TAP must get one contiguous frame
+        p.txDriver.addChain(new byte[][] {header, Arrays.copyOf(frame, 100), Arrays.copyOfRange(frame, 100, 1000)},
+                new int[0]);
+
+        device.handleKick(1);
+
+        assertArrayEquals(concat(header, frame), tap.receive(0));
+        assertNull(tap.receive(0), "one frame, one write");
+        MockSplitQueue.UsedElement used = p.txDriver.pollUsed();
+        assertEquals(0, used.len(), "TX chains come back with nothing written");
+        assertTrue(p.txCalls.count() >= 1);
+        assertEquals(1L, device.counters().get("tx_frames"));
+        assertEquals(1000L, device.counters().get("tx_bytes"));
+    }
+
+    @Test
+    void aTxChainShorterThanHeaderPlusEthernetHeaderIsReturnedUnsent() {
+        NetDevice device = device(1, ALL_OFFLOADS);
+        Pair p = start(device, MODERN, 1)[0];
+        p.txDriver.addChain(new byte[][] {header(0), new byte[13]}, new int[0]);
+        p.txDriver.addChain(new byte[][] {header(0), frame(60, 1)}, new int[0]);
+
+        device.handleKick(1);
+
+        assertArrayEquals(concat(header(0), frame(60, 1)), tap.receive(0), "the good frame after it still goes");
+        assertNull(tap.receive(0));
+        assertNotNull(p.txDriver.pollUsed());
+        assertNotNull(p.txDriver.pollUsed());
+        assertEquals(1L, device.counters().get("tx_malformed"));
+        assertEquals(1L, device.counters().get("tx_frames"));
+    }
+
+    @Test
+    void aFrameFromTheTapLandsInOneRxChainWithNumBuffersSet() {
+        NetDevice device = device(1, ALL_OFFLOADS);
+        Pair p = start(device, MODERN, 1)[0];
+        p.rxDriver.addChain(new byte[0][], new int[] {2048});
+        byte[] frame = frame(1400, 5);
+        // a real TAP leaves bytes 10-11 alone; the fake carries them, so send garbage the device must overwrite
+        tap.send(0, concat(header(0x7777), frame));
+
+        assertTrue(fire(0));
+
+        MockSplitQueue.UsedElement used = p.rxDriver.pollUsed();
+        assertEquals(VirtioNet.HDR_LEN + 1400, used.len());
+        byte[] written = p.rxDriver.writtenBytes(used);
+        assertArrayEquals(Arrays.copyOf(header(0), 10), Arrays.copyOf(written, 10), "header passed through unchanged");
+        assertEquals(1, numBuffers(written));
+        assertArrayEquals(frame, Arrays.copyOfRange(written, VirtioNet.HDR_LEN, written.length));
+        assertTrue(p.rxCalls.count() >= 1, "RX signalled");
+        assertEquals(1L, device.counters().get("rx_frames"));
+        assertEquals(1400L, device.counters().get("rx_bytes"));
+    }
+
+    @Test
+    void withMergeableBuffersAFrameSpansSmallChainsAndTheUnusedOnesServeTheNextFrame() {
+        NetDevice device = device(1, ALL_OFFLOADS);
+        Pair p = start(device, MODERN, 1)[0];
+        for (int i = 0; i < 12; i++) {
+            p.rxDriver.addChain(new byte[0][], new int[] {256});
+        }
+        byte[] big = frame(1000, 1);
+        byte[] small = frame(60, 2);
+        tap.send(0, concat(header(0), big));
+        tap.send(0, concat(header(0), small));
+
+        assertTrue(fire(0));
+
+        byte[] got = new byte[0];
+        for (int i = 0; i < 4; i++) { // 12 + 1000 bytes in 256-byte buffers: 4 chains
+            MockSplitQueue.UsedElement used = p.rxDriver.pollUsed();
+            assertEquals(i < 3 ? 256 : 1012 - 768, used.len());
+            got = concat(got, p.rxDriver.writtenBytes(used));
+        }
+        assertEquals(4, numBuffers(got));
+        assertArrayEquals(big, Arrays.copyOfRange(got, VirtioNet.HDR_LEN, got.length));
+        MockSplitQueue.UsedElement next = p.rxDriver.pollUsed();
+        assertEquals(VirtioNet.HDR_LEN + 60, next.len(), "the second frame in the fifth chain, not a later one");
+        byte[] second = p.rxDriver.writtenBytes(next);
+        assertEquals(1, numBuffers(second));
+        assertArrayEquals(small, Arrays.copyOfRange(second, VirtioNet.HDR_LEN, second.length));
+        assertNull(p.rxDriver.pollUsed());
+        assertEquals(7, p.rx.availableCount(), "chains gathered but not needed were put back");
+    }
+
+    @Test
+    void withoutMergeableBuffersEachFrameTakesOneChainAndNumBuffersIsOne() {
+        NetDevice device = device(1, ALL_OFFLOADS);
+        long acked = VirtioFeatures.VERSION_1;
+        Pair p = start(device, acked, 1)[0];
+        p.rxDriver.addChain(new byte[0][], new int[] {12, 1518});
+        p.rxDriver.addChain(new byte[0][], new int[] {12, 1518});
+        tap.send(0, concat(header(0), frame(1500, 1)));
+        tap.send(0, concat(header(0), frame(64, 2)));
+
+        assertTrue(fire(0));
+
+        MockSplitQueue.UsedElement a = p.rxDriver.pollUsed();
+        MockSplitQueue.UsedElement b = p.rxDriver.pollUsed();
+        assertEquals(12 + 1500, a.len());
+        assertEquals(12 + 64, b.len());
+        assertEquals(1, numBuffers(p.rxDriver.writtenBytes(a)));
+        assertEquals(1, numBuffers(p.rxDriver.writtenBytes(b)));
+        assertArrayEquals(frame(64, 2), Arrays.copyOfRange(p.rxDriver.writtenBytes(b), 12, 12 + 64));
+    }
+
+    @Test
+    void aLegacyDriverGetsTheTenByteHeaderAndNoNumBuffers() {
+        NetDevice device = device(1, ALL_OFFLOADS);
+        Pair p = start(device, 0, 1)[0];
+        assertEquals(List.of(VirtioNet.HDR_LEN_LEGACY), tap.headerLengthCalls.subList(tap.headerLengthCalls.size() - 1,
+                tap.headerLengthCalls.size()), "TUNSETVNETHDRSZ follows the negotiated header");
+        p.rxDriver.addChain(new byte[0][], new int[] {2048});
+        byte[] frame = frame(100, 9);
+        byte[] header10 = Arrays.copyOf(header(0), 10);
+        tap.send(0, concat(header10, frame));
+        p.txDriver.addChain(new byte[][] {header10, frame}, new int[0]);
+
+        assertTrue(fire(0));
+        device.handleKick(1);
+
+        MockSplitQueue.UsedElement used = p.rxDriver.pollUsed();
+        assertEquals(10 + 100, used.len());
+        assertArrayEquals(concat(header10, frame), p.rxDriver.writtenBytes(used));
+        assertArrayEquals(concat(header10, frame), tap.receive(0));
+    }
+
+    @Test
+    void withNoRxBuffersTheTapIsNotReadUntilTheDriverKicks() {
+        NetDevice device = device(1, ALL_OFFLOADS);
+        Pair p = start(device, MODERN, 1)[0];
+        byte[] frame = frame(200, 4);
+        tap.send(0, concat(header(0), frame));
+
+        assertTrue(fire(0));
+        RecordingContext.Watch watch = context.watchOn(tap.fd(0));
+        assertTrue(watch.paused, "no buffers: the watch is paused (back-pressure)");
+        assertFalse(fire(0), "a paused watch delivers nothing");
+        assertEquals(1L, device.counters().get("rx_no_buffer"));
+        assertEquals(0L, device.counters().get("rx_frames"));
+
+        p.rxDriver.addChain(new byte[0][], new int[] {2048});
+        p.rxDriver.addChain(new byte[0][], new int[] {2048});
+        device.handleKick(0);
+
+        assertFalse(watch.paused, "a kick resumes the watch, and a buffer is left for the next frame");
+        MockSplitQueue.UsedElement used = p.rxDriver.pollUsed();
+        assertNotNull(used, "the frame kept in the TAP is delivered on the kick");
+        assertArrayEquals(frame, Arrays.copyOfRange(p.rxDriver.writtenBytes(used), 12, 212));
+    }
+
+    @Test
+    void aFrameLargerThanTheBuffersIsDroppedAndTheBuffersReused() {
+        NetDevice device = device(1, ALL_OFFLOADS);
+        Pair p = start(device, VirtioFeatures.VERSION_1, 1)[0]; // one chain per frame
+        p.rxDriver.addChain(new byte[0][], new int[] {300});
+        tap.send(0, concat(header(0), frame(1000, 1)));
+        tap.send(0, concat(header(0), frame(100, 2)));
+
+        assertTrue(fire(0));
+
+        MockSplitQueue.UsedElement used = p.rxDriver.pollUsed();
+        assertEquals(12 + 100, used.len(), "the chain went to the next frame that fits");
+        assertArrayEquals(frame(100, 2), Arrays.copyOfRange(p.rxDriver.writtenBytes(used), 12, 112));
+        assertNull(p.rxDriver.pollUsed());
+        assertEquals(1L, device.counters().get("rx_dropped_truncated"));
+    }
+
+    @Test
+    void mergeableRxWaitsForRoomForAnMtuFrameRatherThanTruncate() {
+        NetDevice device = device(1, ALL_OFFLOADS);
+        Pair p = start(device, MODERN, 1)[0];
+        p.rxDriver.addChain(new byte[0][], new int[] {512});
+        tap.send(0, concat(header(0), frame(60, 1)));
+
+        assertTrue(fire(0));
+        assertNull(p.rxDriver.pollUsed(), "512 bytes could truncate a 1500-byte frame: not read yet");
+        assertEquals(1, p.rx.availableCount(), "the chain was put back");
+
+        for (int i = 0; i < 3; i++) {
+            p.rxDriver.addChain(new byte[0][], new int[] {512});
+        }
+        device.handleKick(0);
+        MockSplitQueue.UsedElement used = p.rxDriver.pollUsed();
+        assertEquals(72, used.len());
+    }
+
+    @Test
+    void eachQueuePairHasItsOwnTapQueueGroupAndWatch() {
+        NetDevice device = device(2, ALL_OFFLOADS);
+        assertFalse(tap.attached[1], "pair 1's TAP queue is detached until the driver enables it");
+        Pair[] pairs = start(device, MODERN | VirtioNet.F_MQ, 2);
+        assertTrue(tap.attached[1]);
+        assertEquals(0, context.watchOn(tap.fd(0)).group);
+        assertEquals(1, context.watchOn(tap.fd(1)).group);
+        assertEquals(1, device.queueGroup(2));
+        assertEquals(1, device.queueGroup(3));
+        pairs[1].rxDriver.addChain(new byte[0][], new int[] {2048});
+        tap.send(1, concat(header(0), frame(80, 1)));
+        pairs[1].txDriver.addChain(new byte[][] {header(0), frame(90, 2)}, new int[0]);
+
+        assertTrue(fire(1));
+        device.handleKick(3);
+
+        assertEquals(92, pairs[1].rxDriver.pollUsed().len());
+        assertNull(pairs[0].rxDriver.pollUsed());
+        assertArrayEquals(concat(header(0), frame(90, 2)), tap.receive(1));
+        assertNull(tap.receive(0));
+
+        device.stopQueue(2);
+        assertFalse(tap.attached[1], "stopping RX detaches its TAP queue again");
+        assertTrue(context.watches.stream().filter(w -> w.fd == tap.fd(1)).allMatch(w -> w.closed));
+    }
+
+    @Test
+    void offeredFeaturesFollowTheTapAndAckedOffloadsReachTunSetOffload() {
+        NetDevice full = device(1, ALL_OFFLOADS);
+        long f = full.features();
+        assertTrue(VirtioFeatures.has(f, VirtioNet.F_MRG_RXBUF | VirtioNet.F_STATUS | VirtioNet.F_CSUM
+                | VirtioNet.F_GUEST_CSUM | VirtioNet.F_HOST_TSO4 | VirtioNet.F_HOST_TSO6 | VirtioNet.F_GUEST_TSO4
+                | VirtioNet.F_GUEST_TSO6 | VirtioNet.F_HOST_ECN | VirtioNet.F_GUEST_ECN | VirtioNet.F_HOST_UFO
+                | VirtioNet.F_GUEST_UFO));
+        assertEquals(0, f & (VirtioNet.F_CTRL_VQ | VirtioNet.F_MQ | VirtioNet.F_MAC | VirtioNet.F_MTU),
+                "no control queue; MQ, MAC and MTU only when configured");
+        assertEquals(0, f & VirtioFeatures.VERSION_1, "transport bits are the host's to add");
+
+        full.ackFeatures(VirtioFeatures.VERSION_1 | VirtioNet.F_GUEST_CSUM | VirtioNet.F_GUEST_TSO4);
+        assertEquals(TunOffloads.TUN_F_CSUM | TunOffloads.TUN_F_TSO4, tap.offloadCalls.get(tap.offloadCalls.size() - 1));
+        full.reset();
+        assertEquals(0, tap.offloadCalls.get(tap.offloadCalls.size() - 1), "reset turns receive offloads off");
+        tap.close();
+
+        NetDevice csumOnly = device(1, TunOffloads.TUN_F_CSUM);
+        long g = csumOnly.features();
+        assertTrue(VirtioFeatures.has(g, VirtioNet.F_GUEST_CSUM | VirtioNet.F_HOST_TSO4));
+        assertEquals(0, g & (VirtioNet.F_GUEST_TSO4 | VirtioNet.F_GUEST_TSO6 | VirtioNet.F_GUEST_ECN
+                | VirtioNet.F_GUEST_UFO), "the TAP cannot deliver TSO/UFO frames: not offered");
+    }
+
+    @Test
+    void configSpaceCarriesMacStatusPairsAndMtu() {
+        tap = new SocketPairTap(2, 0);
+        byte[] mac = {0x52, 0x54, 0, 0x12, 0x34, 0x56};
+        NetDevice device = new NetDevice("net@test", new NetConfig("t", null, mac, 9000, 2), tap, context);
+        assertTrue(VirtioFeatures.has(device.features(), VirtioNet.F_MAC | VirtioNet.F_MTU | VirtioNet.F_MQ));
+        byte[] config = new byte[device.configSize()];
+        device.readConfig(0, config);
+        assertArrayEquals(new byte[] {0x52, 0x54, 0, 0x12, 0x34, 0x56, 1, 0, 2, 0, 0x28, 0x23}, config);
+        assertEquals(4, device.maxQueues());
+    }
+
+    @Test
+    void theSteadyDataPathAllocatesNothing() {
+        NetDevice device = device(1, ALL_OFFLOADS);
+        Pair p = start(device, MODERN, 1)[0];
+        byte[] wire = concat(header(0), frame(200, 1));
+        com.sun.management.ThreadMXBean mx = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+        long tid = Thread.currentThread().getId();
+        int clean = 0;
+        for (int round = 0; round < 2000 && clean < 50; round++) {
+            // set-up (driver side, test side) allocates; measure only the device's calls
+            for (int i = 0; i < 8; i++) {
+                p.rxDriver.addChain(new byte[0][], new int[] {2048});
+                p.txDriver.addChain(new byte[][] {wire}, new int[0]);
+                tap.send(0, wire);
+            }
+            long before = mx.getThreadAllocatedBytes(tid);
+            device.handleKick(1);
+            context.watchOn(tap.fd(0)).onReadable.run();
+            long allocated = mx.getThreadAllocatedBytes(tid) - before;
+            clean = allocated == 0 ? clean + 1 : 0;
+            while (p.rxDriver.pollUsed() != null) { }
+            while (p.txDriver.pollUsed() != null) { }
+            while (tap.receive(0) != null) { }
+        }
+        assertEquals(50, clean, "50 consecutive rounds of 8 TX + 8 RX frames without allocation");
+    }
+}

@@ -186,7 +186,7 @@ class ServeCommandTest {
 
     @Test
     void printCapabilitiesPrintsTheSpecJsonAndServesNothing() {
-        assertEquals(0, run("serve", "--print-capabilities"));
+        assertEquals(0, run("serve", "--print-capabilities", "--device", "loopback"));
         assertEquals("{\"type\": \"net\"}", out.toString().trim());
         assertEquals(0, run("serve", "--device", "loopback", "--socket-path", "/tmp/x.sock", "--print-capabilities"));
         assertEquals(0, hostsCreated);

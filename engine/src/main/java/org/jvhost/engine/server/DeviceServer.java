@@ -452,6 +452,16 @@ final class DeviceServer {
         }
     }
 
+    /**
+     * {@link #closeInLoop()} from any thread, waiting for it (for removing one device while the others
+     * keep running).
+     *
+     * @throws java.util.concurrent.TimeoutException if the loop did not get to it in time
+     */
+    void close() throws java.util.concurrent.TimeoutException {
+        loop.call(this::closeInLoop, 2 * DeviceRuntime.WORKER_TIMEOUT_MS);
+    }
+
     private void deleteOwnFile() {
         if (createdFileKey == null) {
             return;

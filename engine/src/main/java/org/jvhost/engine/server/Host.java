@@ -10,6 +10,7 @@ import org.jvhost.engine.event.DeviceRuntime;
 import org.jvhost.engine.event.WorkerPool;
 import org.jvhost.spi.DeviceContext;
 import org.jvhost.spi.VhostUserDevice;
+import org.slf4j.LoggerFactory;
 
 /**
  * The engine's front door. One host serves many devices, each on its own socket, from one fixed pool
@@ -99,6 +100,62 @@ public final class Host implements AutoCloseable {
         throw new IllegalArgumentException(context + ": no such device in this host");
     }
 
+    /**
+     * Stops serving the device created with {@code context}: its rings stop, its connection and socket
+     * close, the socket file it created is removed, and the device is {@linkplain VhostUserDevice#close()
+     * closed}. Other devices are not touched. Blocks until the device's threads have ended (a few
+     * seconds at most).
+     *
+     * @return false if the device is not (or no longer) served by this host
+     */
+    public boolean removeDevice(DeviceContext context) {
+        DeviceServer server;
+        synchronized (this) {
+            server = serverOf(context);
+            if (server == null) {
+                return false;
+            }
+            servers.remove(server);
+        }
+        // outside the lock: closing joins the device's threads, and other devices stay manageable meanwhile
+        server.close();
+        closeDevice(server);
+        return true;
+    }
+
+    /**
+     * The state and counters of the device created with {@code context}, or null if this host does not
+     * serve it.
+     */
+    public DeviceSnapshot snapshot(DeviceContext context) {
+        DeviceServer server;
+        synchronized (this) {
+            server = serverOf(context);
+        }
+        return server == null ? null : DeviceSnapshot.of(server);
+    }
+
+    private DeviceServer serverOf(DeviceContext context) {
+        if (!(context instanceof HostDeviceContext) || ((HostDeviceContext) context).host != this) {
+            return null;
+        }
+        DeviceRuntime runtime = ((HostDeviceContext) context).runtime;
+        for (DeviceServer s : servers) {
+            if (s.runtime() == runtime) {
+                return s;
+            }
+        }
+        return null;
+    }
+
+    private static void closeDevice(DeviceServer server) {
+        try {
+            server.runtime().device().close();
+        } catch (RuntimeException e) {
+            LoggerFactory.getLogger(Host.class).warn("{}: closing the device failed", server.runtime().name(), e);
+        }
+    }
+
     /** Stops all devices: stops rings, closes connections and sockets, removes the socket files it created. */
     @Override
     public synchronized void close() {
@@ -108,6 +165,7 @@ public final class Host implements AutoCloseable {
         closed = true;
         for (DeviceServer s : servers) {
             s.close();
+            closeDevice(s);
         }
         servers.clear();
         pool.close();

@@ -2,6 +2,7 @@ package org.jvhost.host.cli;
 
 import java.io.IOException;
 import java.nio.file.Path;
+import org.jvhost.engine.server.DeviceSnapshot;
 import org.jvhost.engine.server.Host;
 import org.jvhost.spi.DeviceContext;
 import org.jvhost.spi.VhostUserDevice;
@@ -17,6 +18,12 @@ interface DeviceHost extends AutoCloseable {
 
     /** @see Host#addDevice(DeviceContext, VhostUserDevice, Path, Host.Mode) */
     void addDevice(DeviceContext context, VhostUserDevice device, Path socket, Host.Mode mode) throws IOException;
+
+    /** @see Host#removeDevice(DeviceContext) */
+    boolean removeDevice(DeviceContext context);
+
+    /** @see Host#snapshot(DeviceContext) */
+    DeviceSnapshot snapshot(DeviceContext context);
 
     /** Stops everything; safe to call more than once. */
     @Override
@@ -43,6 +50,16 @@ interface DeviceHost extends AutoCloseable {
             public void addDevice(DeviceContext context, VhostUserDevice device, Path socket, Host.Mode mode)
                     throws IOException {
                 host.addDevice(context, device, socket, mode);
+            }
+
+            @Override
+            public boolean removeDevice(DeviceContext context) {
+                return host.removeDevice(context);
+            }
+
+            @Override
+            public DeviceSnapshot snapshot(DeviceContext context) {
+                return host.snapshot(context);
             }
 
             @Override

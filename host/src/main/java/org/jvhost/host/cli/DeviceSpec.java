@@ -82,17 +82,25 @@ public record DeviceSpec(String text, String type, Path socket, Host.Mode mode, 
     }
 
     private static void checkPath(String text, String path) {
+        String problem = pathProblem(path);
+        if (problem != null) {
+            throw new IllegalArgumentException("'" + text + "': " + problem);
+        }
+    }
+
+    /** What makes {@code path} unusable as a Unix socket path, or null if nothing does. */
+    static String pathProblem(String path) {
         if (path.isEmpty()) {
-            throw new IllegalArgumentException("'" + text + "': empty socket path");
+            return "empty socket path";
         }
         if (path.indexOf('\0') >= 0) {
-            throw new IllegalArgumentException("'" + text + "': socket path contains a NUL byte");
+            return "socket path contains a NUL byte";
         }
         int bytes = path.getBytes(StandardCharsets.UTF_8).length;
         if (bytes > MAX_SOCKET_PATH_BYTES) {
-            throw new IllegalArgumentException("'" + text + "': socket path is " + bytes
-                    + " bytes; Unix socket paths are limited to " + MAX_SOCKET_PATH_BYTES);
+            return "socket path is " + bytes + " bytes; Unix socket paths are limited to " + MAX_SOCKET_PATH_BYTES;
         }
+        return null;
     }
 
     /** The device's name in logs: {@code TYPE@PATH}. */

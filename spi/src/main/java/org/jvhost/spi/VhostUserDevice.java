@@ -106,4 +106,22 @@ public interface VhostUserDevice {
     default java.util.Map<String, Long> counters() {
         return java.util.Map.of();
     }
+
+    /**
+     * The device's own counters for one queue, for the control API and metrics; the default reports
+     * none. Names follow {@link #counters()}: {@code rx_frames}, {@code tx_bytes}, {@code rx_dropped_*}...
+     * Called on a control thread, like {@link #counters()}: read what the workers write without locks.
+     */
+    default java.util.Map<String, Long> queueCounters(int queueIndex) {
+        return java.util.Map.of();
+    }
+
+    /**
+     * The host no longer serves the device (it was removed at run time, replaced by a reload, or the host
+     * stops; or it was created only to validate a configuration that failed as a whole). Its queues are
+     * stopped and it was reset before. Release what {@link DeviceProvider#create} acquired (a TAP fd, a
+     * file). Called at most once. The default does nothing.
+     */
+    default void close() {
+    }
 }

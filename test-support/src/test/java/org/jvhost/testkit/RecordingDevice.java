@@ -73,6 +73,11 @@ final class RecordingDevice implements VhostUserDevice {
         events.add("reset");
     }
 
+    @Override
+    public void close() {
+        events.add("close");
+    }
+
     /** Waits for the next event equal to {@code expected}, skipping others; fails after 5 s. */
     String await(String expected) throws InterruptedException {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);

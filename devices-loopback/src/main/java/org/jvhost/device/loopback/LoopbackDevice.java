@@ -181,6 +181,23 @@ public final class LoopbackDevice implements VhostUserDevice {
         return sums;
     }
 
+    /** RX queue 2n: pair n's rx_* counters; TX queue 2n+1: its tx_* counters. */
+    @Override
+    public Map<String, Long> queueCounters(int queueIndex) {
+        if (queueIndex < 0 || queueIndex >= maxQueues()) {
+            return Map.of();
+        }
+        FrameReflector reflector = pairs[queueIndex / 2].reflector;
+        String direction = queueIndex % 2 == 0 ? "rx_" : "tx_";
+        Map<String, Long> counters = new LinkedHashMap<>();
+        for (int slot = 0; slot < FrameReflector.COUNTER_NAMES.length; slot++) {
+            if (FrameReflector.COUNTER_NAMES[slot].startsWith(direction)) {
+                counters.put(FrameReflector.COUNTER_NAMES[slot], reflector.counter(slot));
+            }
+        }
+        return counters;
+    }
+
     private QueuePair pair(int queueIndex) {
         if (queueIndex < 0 || queueIndex >= maxQueues()) {
             throw new IllegalArgumentException(name + ": queue index " + queueIndex

@@ -1,6 +1,7 @@
 package org.jvhost.engine.event;
 
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicLong;
 import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.engine.sys.NativeException;
 import org.jvhost.spi.DeviceContext;
@@ -26,6 +27,12 @@ public final class DeviceRuntime {
     private final WorkerPool pool;
     private volatile VhostUserDevice device;
     private volatile boolean failed;
+    /** One per queue, sized when the device is attached; counts outlive connections. */
+    private QueueStats[] queueStats = new QueueStats[0];
+    /** Errors outside any queue (a device fd watch threw); several workers may add, so atomic. */
+    private final AtomicLong deviceErrors = new AtomicLong();
+    /** Features the connected front-end acknowledged, 0 when none is (for the control API). */
+    private volatile long negotiatedFeatures;
 
     public DeviceRuntime(String name, int serial, WorkerPool pool) {
         this.name = name;
@@ -38,7 +45,37 @@ public final class DeviceRuntime {
         if (this.device != null) {
             throw new IllegalStateException(name + ": a device is already attached to this context");
         }
+        QueueStats[] stats = new QueueStats[device.maxQueues()];
+        for (int i = 0; i < stats.length; i++) {
+            stats[i] = new QueueStats();
+        }
+        this.queueStats = stats;
         this.device = device;
+    }
+
+    /** The counters of queue {@code queueIndex} (in {@code [0, queueCount())}). */
+    public QueueStats queueStats(int queueIndex) {
+        return queueStats[queueIndex];
+    }
+
+    /** How many queues are counted: the attached device's {@link VhostUserDevice#maxQueues()}. */
+    public int queueCount() {
+        return queueStats.length;
+    }
+
+    /** Errors of the device outside any queue: a throwing fd-watch callback. */
+    public long deviceErrors() {
+        return deviceErrors.get();
+    }
+
+    /** The features the front-end acknowledged (SET_FEATURES), or 0 without a negotiated connection. */
+    public long negotiatedFeatures() {
+        return negotiatedFeatures;
+    }
+
+    /** Records what SET_FEATURES acknowledged; 0 when the connection resets or ends. Control thread. */
+    public void setNegotiatedFeatures(long features) {
+        this.negotiatedFeatures = features;
     }
 
     public String name() {
@@ -69,6 +106,7 @@ public final class DeviceRuntime {
             return;
         }
         try {
+            queueStats[queueIndex].setActive(true);
             device.startQueue(queueIndex, queue);
         } catch (Throwable t) {
             fail("startQueue", queueIndex, t);
@@ -84,6 +122,7 @@ public final class DeviceRuntime {
         if (failed) {
             return;
         }
+        queueStats[queueIndex].kicked();
         try {
             device.handleKick(queueIndex);
         } catch (Throwable t) {
@@ -93,6 +132,7 @@ public final class DeviceRuntime {
 
     /** Takes a queue back from the device. Worker only. */
     public void stopQueue(int queueIndex) {
+        queueStats[queueIndex].setActive(false);
         try {
             device.stopQueue(queueIndex);
         } catch (Throwable t) {
@@ -104,6 +144,11 @@ public final class DeviceRuntime {
     public void fail(String callback, int queueIndex, Throwable cause) {
         boolean first = !failed;
         failed = true;
+        if (queueIndex >= 0 && queueIndex < queueStats.length) {
+            queueStats[queueIndex].failed(); // on the queue's worker, its counters' single writer
+        } else {
+            deviceErrors.incrementAndGet();
+        }
         if (first) {
             String what = cause instanceof InternalError
                     ? "a guest-memory fault (the front-end's memory file shrank or vanished)" : cause.toString();

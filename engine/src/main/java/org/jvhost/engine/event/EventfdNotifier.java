@@ -14,12 +14,22 @@ public final class EventfdNotifier implements CallNotifier {
     private static final Logger LOG = LoggerFactory.getLogger(EventfdNotifier.class);
     private final int fd;
     private final String what;
+    private final QueueStats stats;
     private boolean reported;
 
     /** @param what names the device and queue for the one log line a failing fd gets */
     public EventfdNotifier(int fd, String what) {
+        this(fd, what, null);
+    }
+
+    /**
+     * @param what  names the device and queue for the one log line a failing fd gets
+     * @param stats counts each signal as a call, or null
+     */
+    public EventfdNotifier(int fd, String what, QueueStats stats) {
         this.fd = fd;
         this.what = what;
+        this.stats = stats;
     }
 
     @Override
@@ -27,6 +37,9 @@ public final class EventfdNotifier implements CallNotifier {
         try {
             // false means the counter is saturated: the driver has a pending notification anyway
             LinuxSys.eventfdWrite(fd, 1);
+            if (stats != null) {
+                stats.called();
+            }
         } catch (NativeException e) {
             if (!reported) {
                 reported = true;

@@ -15,6 +15,7 @@ import org.jvhost.engine.event.WorkerPool;
 import org.jvhost.engine.sys.NativeException;
 import org.jvhost.spi.DeviceContext;
 import org.jvhost.spi.VhostUserDevice;
+import org.slf4j.LoggerFactory;
 
 /**
  * The engine's front door. One host serves many devices, each on its own socket, from one fixed pool
@@ -166,6 +167,66 @@ public final class Host implements AutoCloseable {
         throw new IllegalArgumentException(context + ": no such device in this host");
     }
 
+    /**
+     * Stops serving the device created with {@code context}: its rings stop, its connection and socket
+     * close, the socket file it created is removed, and the device is {@linkplain VhostUserDevice#close()
+     * closed}. Other devices are not touched. Blocks until its control loop has stopped it (a few
+     * seconds at most).
+     *
+     * @return false if the device is not (or no longer) served by this host
+     */
+    public boolean removeDevice(DeviceContext context) {
+        DeviceServer server;
+        synchronized (this) {
+            server = serverOf(context);
+            if (server == null) {
+                return false;
+            }
+            servers.remove(server);
+        }
+        // outside the lock: closing waits for the device's control loop, and other devices stay manageable meanwhile
+        try {
+            server.close();
+        } catch (TimeoutException e) {
+            LoggerFactory.getLogger(Host.class).warn("{}: not stopped: {}", server.runtime().name(), e.getMessage());
+        }
+        closeDevice(server);
+        return true;
+    }
+
+    /**
+     * The state and counters of the device created with {@code context}, or null if this host does not
+     * serve it.
+     */
+    public DeviceSnapshot snapshot(DeviceContext context) {
+        DeviceServer server;
+        synchronized (this) {
+            server = serverOf(context);
+        }
+        return server == null ? null : DeviceSnapshot.of(server);
+    }
+
+    private DeviceServer serverOf(DeviceContext context) {
+        if (!(context instanceof HostDeviceContext) || ((HostDeviceContext) context).host != this) {
+            return null;
+        }
+        DeviceRuntime runtime = ((HostDeviceContext) context).runtime;
+        for (DeviceServer s : servers) {
+            if (s.runtime() == runtime) {
+                return s;
+            }
+        }
+        return null;
+    }
+
+    private static void closeDevice(DeviceServer server) {
+        try {
+            server.runtime().device().close();
+        } catch (RuntimeException e) {
+            LoggerFactory.getLogger(Host.class).warn("{}: closing the device failed", server.runtime().name(), e);
+        }
+    }
+
     /** Stops all devices: stops rings, closes connections and sockets, removes the socket files it created. */
     @Override
     public synchronized void close() {
@@ -198,8 +259,11 @@ public final class Host implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         } catch (ExecutionException | TimeoutException e) {
-            org.slf4j.LoggerFactory.getLogger(Host.class).warn("devices did not all stop within {} ms: {}",
+            LoggerFactory.getLogger(Host.class).warn("devices did not all stop within {} ms: {}",
                     CLOSE_TIMEOUT_MS, e.toString());
+        }
+        for (DeviceServer s : servers) {
+            closeDevice(s);
         }
         servers.clear();
         closeLoops();

@@ -9,6 +9,7 @@ import java.util.Map;
 import java.util.concurrent.TimeoutException;
 import org.jvhost.engine.event.DeviceRuntime;
 import org.jvhost.engine.event.EventfdNotifier;
+import org.jvhost.engine.event.QueueStats;
 import org.jvhost.engine.event.Worker;
 import org.jvhost.engine.memory.GuestMemoryMap;
 import org.jvhost.engine.memory.MappedRegion;
@@ -266,6 +267,7 @@ public final class BackendSession {
         }
         ackedFeatures = features;
         featuresSet = true;
+        runtime.setNegotiatedFeatures(features);
         if ((features & VirtioFeatures.VHOST_USER_PROTOCOL_FEATURES) == 0) {
             // spec: "If VHOST_USER_F_PROTOCOL_FEATURES has not been negotiated, the ring starts directly in
             // the enabled state."
@@ -593,11 +595,19 @@ public final class BackendSession {
     }
 
     private CallNotifier notifier(QueueConfig q) {
-        return q.callFd < 0 ? CallNotifier.NONE : new EventfdNotifier(q.callFd, name + " queue " + q.index);
+        return q.callFd < 0 ? CallNotifier.NONE
+                : new EventfdNotifier(q.callFd, name + " queue " + q.index, runtime.queueStats(q.index));
     }
 
+    /** Signals the error eventfd, if any, and counts the break as an error of the queue either way. */
     private CallNotifier errorNotifier(QueueConfig q) {
-        return q.errFd < 0 ? CallNotifier.NONE : new EventfdNotifier(q.errFd, name + " queue " + q.index + " error");
+        CallNotifier fd = q.errFd < 0 ? CallNotifier.NONE
+                : new EventfdNotifier(q.errFd, name + " queue " + q.index + " error");
+        QueueStats stats = runtime.queueStats(q.index);
+        return () -> {
+            stats.failed();
+            fd.signal();
+        };
     }
 
     private QueueConfig firstStarted() {
@@ -672,6 +682,7 @@ public final class BackendSession {
         memory = null;
         ackedFeatures = 0;
         featuresSet = false;
+        runtime.setNegotiatedFeatures(0);
         status = 0;
         if (!keepProtocol) {
             ackedProtocol = 0;

@@ -2,6 +2,7 @@ package org.jvhost.host.cli;
 
 import java.io.IOException;
 import java.nio.file.Path;
+import org.jvhost.engine.server.DeviceSnapshot;
 import org.jvhost.engine.server.Host;
 import org.jvhost.engine.server.SocketAccess;
 import org.jvhost.spi.DeviceContext;
@@ -30,6 +31,12 @@ interface DeviceHost extends AutoCloseable {
             throws IOException {
         throw new IOException("this host cannot serve an inherited socket (fd " + listeningFd + ")");
     }
+
+    /** @see Host#removeDevice(DeviceContext) */
+    boolean removeDevice(DeviceContext context);
+
+    /** @see Host#snapshot(DeviceContext) */
+    DeviceSnapshot snapshot(DeviceContext context);
 
     /** Stops everything; safe to call more than once. */
     @Override
@@ -68,6 +75,16 @@ interface DeviceHost extends AutoCloseable {
             public void addDevice(DeviceContext context, VhostUserDevice device, int listeningFd,
                     SocketAccess access) throws IOException {
                 host.addDevice(context, device, listeningFd, access);
+            }
+
+            @Override
+            public boolean removeDevice(DeviceContext context) {
+                return host.removeDevice(context);
+            }
+
+            @Override
+            public DeviceSnapshot snapshot(DeviceContext context) {
+                return host.snapshot(context);
             }
 
             @Override

@@ -113,14 +113,22 @@ public record DeviceSpec(String text, String type, Path socket, Host.Mode mode, 
      * @throws IllegalArgumentException naming the device, the key and the value if one is malformed
      */
     public SocketAccess socketAccess(Set<Integer> defaultUids) {
-        int mode = SocketAccess.DEFAULT_MODE;
+        if (mode == Host.Mode.CONNECT) {
+            for (String key : new String[] {KEY_SOCKET_MODE, KEY_SOCKET_GROUP}) {
+                if (options.containsKey(key)) {
+                    throw new IllegalArgumentException("'" + text + "': " + key + " applies to a socket jvhost "
+                            + "creates (socket=PATH), not to the front-end's (connect=PATH)");
+                }
+            }
+        }
+        int fileMode = SocketAccess.DEFAULT_MODE;
         String modeText = options.get(KEY_SOCKET_MODE);
         if (modeText != null) {
             if (!modeText.matches("0?[0-7]{3}")) {
                 throw new IllegalArgumentException("'" + text + "': " + KEY_SOCKET_MODE + "=" + modeText
                         + " is not an octal file mode such as 0600 or 0660");
             }
-            mode = Integer.parseInt(modeText, 8);
+            fileMode = Integer.parseInt(modeText, 8);
         }
         String group = options.get(KEY_SOCKET_GROUP);
         if (group != null && group.isEmpty()) {
@@ -143,7 +151,7 @@ public record DeviceSpec(String text, String type, Path socket, Host.Mode mode, 
                 }
             }
         }
-        return new SocketAccess(mode, group, uids);
+        return new SocketAccess(fileMode, group, uids);
     }
 
     private static Map<String, String> keyValues(String text, String list) {
@@ -165,17 +173,25 @@ public record DeviceSpec(String text, String type, Path socket, Host.Mode mode, 
     }
 
     private static void checkPath(String text, String path) {
+        String problem = pathProblem(path);
+        if (problem != null) {
+            throw new IllegalArgumentException("'" + text + "': " + problem);
+        }
+    }
+
+    /** What makes {@code path} unusable as a Unix socket path, or null if nothing does. */
+    static String pathProblem(String path) {
         if (path.isEmpty()) {
-            throw new IllegalArgumentException("'" + text + "': empty socket path");
+            return "empty socket path";
         }
         if (path.indexOf('\0') >= 0) {
-            throw new IllegalArgumentException("'" + text + "': socket path contains a NUL byte");
+            return "socket path contains a NUL byte";
         }
         int bytes = path.getBytes(StandardCharsets.UTF_8).length;
         if (bytes > MAX_SOCKET_PATH_BYTES) {
-            throw new IllegalArgumentException("'" + text + "': socket path is " + bytes
-                    + " bytes; Unix socket paths are limited to " + MAX_SOCKET_PATH_BYTES);
+            return "socket path is " + bytes + " bytes; Unix socket paths are limited to " + MAX_SOCKET_PATH_BYTES;
         }
+        return null;
     }
 
     /** The device's name in logs: {@code TYPE@PATH}. */

@@ -13,6 +13,13 @@ interface Lifecycle {
     void awaitShutdown() throws InterruptedException;
 
     /**
+     * Arranges for {@code reload} to run on each SIGHUP, instead of the JVM's default (which shuts it
+     * down). Tests do without signals.
+     */
+    default void reloadOnHangup(Runnable reload) {
+    }
+
+    /**
      * The process: a shutdown hook closes the host, runs {@code atExit}, then halts with status 0.
      * Without the halt the JVM would report 128+signal (143 for SIGTERM) for what is the normal way to
      * stop a daemon; since the halt also cuts short every other shutdown hook (and
@@ -48,6 +55,15 @@ interface Lifecycle {
             @Override
             public void awaitShutdown() throws InterruptedException {
                 new java.util.concurrent.CountDownLatch(1).await();
+            }
+
+            /**
+             * sun.misc.Signal (module jdk.unsupported, kept for this use since JDK 9) runs the handler on
+             * a new thread per signal; {@code reload} must serialize itself.
+             */
+            @Override
+            public void reloadOnHangup(Runnable reload) {
+                sun.misc.Signal.handle(new sun.misc.Signal("HUP"), signal -> reload.run());
             }
         };
     }

@@ -61,6 +61,7 @@ public final class Main {
         CommandLine cli = new CommandLine(new Jvhost());
         cli.addSubcommand(new CommandLine(new ServeCommand(types, hosts, lifecycle)));
         cli.addSubcommand(new CommandLine(new DevicesCommand(types)));
+        cli.addSubcommand(new CommandLine(new CtlCommand()));
         cli.setParameterExceptionHandler(Main::usageError);
         cli.setExecutionExceptionHandler((e, failed, parsed) -> {
             failed.getErr().println(failed.getCommandSpec().qualifiedName() + ": " + describe(e));
@@ -97,7 +98,7 @@ public final class Main {
 
         @Override
         public void run() {
-            throw new CommandLine.ParameterException(spec.commandLine(), "missing command (serve or devices)");
+            throw new CommandLine.ParameterException(spec.commandLine(), "missing command (serve, devices or ctl)");
         }
     }
 

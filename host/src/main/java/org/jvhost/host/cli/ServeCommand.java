@@ -2,19 +2,18 @@ package org.jvhost.host.cli;
 
 import java.io.IOException;
 import java.io.PrintWriter;
+import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.Callable;
-import org.jvhost.engine.server.Host;
-import org.jvhost.engine.server.SocketAccess;
+import org.jvhost.host.control.ControlServer;
+import org.jvhost.host.metrics.MetricsServer;
+import org.jvhost.host.metrics.PrometheusText;
 import org.jvhost.host.plugin.DeviceTypeLoader;
 import org.jvhost.host.plugin.DeviceTypes;
-import org.jvhost.spi.DeviceContext;
 import org.jvhost.spi.DeviceOptions;
 import org.jvhost.spi.DeviceProvider;
 import org.jvhost.spi.InvalidOptionException;
@@ -31,8 +30,10 @@ import picocli.CommandLine.Spec;
 import picocli.CommandLine.TypeConversionException;
 
 /**
- * {@code jvhost serve}: checks every {@code --device} against its type before anything starts (so a
- * typo costs no socket), then creates the host and the devices and serves until SIGTERM or SIGINT.
+ * {@code jvhost serve}: checks every device (from {@code --device} or {@code --config}) against its
+ * type, and creates them all, before anything starts (so a typo costs no socket); then serves them,
+ * with the optional control socket and metrics endpoint, until SIGTERM or SIGINT. With a config file,
+ * SIGHUP reloads it.
  */
 @Command(name = "serve", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = {"Serve virtio devices over vhost-user until SIGTERM or SIGINT.",
@@ -48,13 +49,18 @@ final class ServeCommand implements Callable<Integer> {
 
     @Option(names = "--device", paramLabel = "TYPE:socket=PATH[,key=value...]",
             converter = SpecConverter.class,
-            description = {"A device to serve (repeatable, at least one). socket=PATH: jvhost listens on PATH "
-                + "and the front-end connects (QEMU: -chardev socket,path=PATH,reconnect=1). connect=PATH "
-                + "instead: the front-end listens and jvhost connects. One device may leave both out (or be "
-                + "just TYPE) and take --socket-path or --fd. socket-mode=0660 and socket-group=NAME set the "
-                + "socket file's mode (default 0600) and group; allow-uid=UID[:UID...] accepts only front-ends "
-                + "running as those uids. Other keys are the device type's options; see 'jvhost devices'."})
-    List<DeviceSpec> devices;
+            description = {"A device to serve (repeatable). socket=PATH: jvhost listens on PATH and the "
+                + "front-end connects (QEMU: -chardev socket,path=PATH,reconnect=1). connect=PATH instead: "
+                + "the front-end listens and jvhost connects. One device may leave both out (or be just TYPE) "
+                + "and take --socket-path or --fd. socket-mode=0660 and socket-group=NAME set the socket "
+                + "file's mode (default 0600) and group; allow-uid=UID[:UID...] accepts only front-ends running "
+                + "as those uids. Other keys are the device type's options; see 'jvhost devices'. Not with --config."})
+    List<DeviceSpec> devices = List.of();
+
+    @Option(names = "--config", paramLabel = "FILE",
+            description = {"Serve the devices of FILE ([device NAME] sections; see the README); SIGHUP or "
+                + "'jvhost ctl reload' applies its changes at run time. Not with --device."})
+    Path config;
 
     @Option(names = "--socket-path", paramLabel = "PATH",
             description = "The listening socket of the one --device given without socket=/connect= "
@@ -78,8 +84,16 @@ final class ServeCommand implements Callable<Integer> {
     List<Integer> allowUids;
 
     @Option(names = "--workers", paramLabel = "N",
-            description = "Worker threads serving all queues of all devices (default: available processors, ${DEFAULT-VALUE}).")
+            description = "Worker threads serving all queues of all devices (default: [host] workers, else available processors, ${DEFAULT-VALUE}).")
     int workers = Runtime.getRuntime().availableProcessors();
+
+    @Option(names = "--control", paramLabel = "PATH",
+            description = "Serve the control API (jvhost ctl) on this Unix socket, owner-only (default: [host] control, else none).")
+    Path control;
+
+    @Option(names = "--metrics", paramLabel = "HOST:PORT",
+            description = "Serve GET /metrics (Prometheus text format) on this loopback address, e.g. 127.0.0.1:9109 (default: [host] metrics, else none).")
+    String metrics;
 
     @Mixin
     PluginsOption plugins;
@@ -94,48 +108,139 @@ final class ServeCommand implements Callable<Integer> {
         this.lifecycle = lifecycle;
     }
 
-    /** A checked device waiting to be created; {@code fd} is an inherited listening socket or null. */
-    private record Planned(DeviceSpec spec, DeviceProvider provider, DeviceOptions options, SocketAccess access,
-            Integer fd) {
-    }
+    /** What runs besides the host; closed in reverse order of start. */
+    private final List<AutoCloseable> services = new ArrayList<>();
 
     @Override
     public Integer call() throws IOException, InterruptedException {
         if (printCapabilities) {
             return printCapabilities();
         }
-        if (devices == null || devices.isEmpty()) {
-            throw usage("Missing required option: '--device=" + DeviceSpec.GRAMMAR + "'");
-        }
-        if (workers < 1 || workers > MAX_WORKERS) {
-            throw usage("--workers " + workers + ": must be between 1 and " + MAX_WORKERS);
-        }
         if (allowUids != null && allowUids.stream().anyMatch(u -> u < 0)) {
             throw usage("--allow-uid " + allowUids + ": uids are not negative");
         }
+        if ((socketPath != null || fd != null) && config != null) {
+            throw usage("--socket-path and --fd serve one --device, not a --config file");
+        }
         devices = placeSingleSocket(devices);
+        if (config != null && !devices.isEmpty()) {
+            throw usage("--config and --device cannot be combined: declare every device in " + config);
+        }
+        ConfigFile.Parsed file = readConfig();
+        ConfigFile.Settings settings = file == null ? ConfigFile.Settings.NONE : file.host();
+        int threads = given("--workers") || settings.workers() == null ? workers : settings.workers();
+        if (threads < 1 || threads > MAX_WORKERS) {
+            throw usage("--workers " + threads + ": must be between 1 and " + MAX_WORKERS);
+        }
+        Path controlPath = control != null ? control : settings.control();
+        InetSocketAddress metricsAddress = metricsAddress(metrics != null ? metrics : settings.metrics());
+        List<DeviceEntry> entries = new ArrayList<>();
+        if (file != null) {
+            entries.addAll(file.devices());
+        } else {
+            devices.forEach(d -> entries.add(DeviceEntry.of(d, DeviceEntry.Origin.COMMAND_LINE)));
+        }
+        if (entries.isEmpty() && file == null && controlPath == null) {
+            throw usage("nothing to serve: give --device, --config or --control");
+        }
         DeviceTypes types = plugins.load(loader, spec);
-        // Before planning, so that an unusable --device type is explained by the plugin problem behind it.
+        // Before checking, so that an unusable device type is explained by the plugin problem behind it.
         types.problems().forEach(p -> LOG.error("{}", p));
-        List<Planned> plan = plan(types);
-        DeviceHost host = hostFactory.create(workers);
+        List<DeviceManager.Planned> plan;
+        try {
+            plan = DeviceManager.check(entries, List.of(), types);
+        } catch (ConfigException e) {
+            throw usage(e.getMessage());
+        }
+        DeviceHost host = hostFactory.create(threads);
+        DeviceManager manager = new DeviceManager(host, types, config, settings,
+                allowUids == null ? Set.of() : new LinkedHashSet<>(allowUids), fd);
         lifecycle.closeOnShutdown(() -> {
             LOG.info("stopping");
-            host.close();
+            stop(host);
         });
         try {
-            for (Planned device : plan) {
-                start(host, device);
+            manager.start(plan);
+            if (controlPath != null) {
+                services.add(ControlServer.start(controlPath, new ControlRequests(manager)));
             }
+            if (metricsAddress != null) {
+                services.add(MetricsServer.start(metricsAddress, () -> metricsText(manager)));
+            }
+        } catch (ConfigException e) {
+            lifecycle.cancel();
+            stop(host);
+            throw usage(e.getMessage());
         } catch (IOException | RuntimeException e) {
             lifecycle.cancel();
-            host.close();
+            stop(host);
             throw e;
         }
-        LOG.info("serving {} device(s) with {} worker(s); stop with SIGTERM or SIGINT", plan.size(), workers);
+        if (config != null) {
+            lifecycle.reloadOnHangup(() -> reloadOnSignal(manager));
+        }
+        LOG.info("serving {} device(s) with {} worker(s); stop with SIGTERM or SIGINT{}", entries.size(), threads,
+                config != null ? ", reload " + config + " with SIGHUP" : "");
         lifecycle.awaitShutdown();
-        host.close();
+        stop(host);
         return 0;
+    }
+
+    private ConfigFile.Parsed readConfig() {
+        if (config == null) {
+            return null;
+        }
+        try {
+            return ConfigFile.read(config);
+        } catch (ConfigException e) {
+            throw usage(e.getMessage());
+        }
+    }
+
+    private boolean given(String option) {
+        return spec.commandLine().getParseResult() != null && spec.commandLine().getParseResult().hasMatchedOption(option);
+    }
+
+    private InetSocketAddress metricsAddress(String listen) {
+        if (listen == null) {
+            return null;
+        }
+        try {
+            return MetricsServer.loopbackAddress(listen);
+        } catch (IllegalArgumentException e) {
+            throw usage("--metrics: " + e.getMessage());
+        }
+    }
+
+    /** The metrics endpoint's body: every running device's snapshot. */
+    static String metricsText(DeviceManager manager) {
+        List<PrometheusText.Device> devices = new ArrayList<>();
+        manager.list().forEach(v -> devices.add(new PrometheusText.Device(v.entry().spec().type(), v.snapshot())));
+        return PrometheusText.render(devices);
+    }
+
+    private static void reloadOnSignal(DeviceManager manager) {
+        LOG.info("SIGHUP: reloading the config file");
+        try {
+            manager.reload();
+        } catch (ConfigException e) {
+            LOG.error("reload refused, nothing was changed:\n  {}", String.join("\n  ", e.problems()));
+        } catch (RuntimeException e) {
+            LOG.error("reload failed", e);
+        }
+    }
+
+    /** Closes the control socket and metrics endpoint, then the host (every device). Idempotent. */
+    private synchronized void stop(DeviceHost host) {
+        for (int i = services.size() - 1; i >= 0; i--) {
+            try {
+                services.get(i).close();
+            } catch (Exception e) {
+                LOG.warn("closing {}: {}", services.get(i), e.toString());
+            }
+        }
+        services.clear();
+        host.close();
     }
 
     /**
@@ -188,30 +293,6 @@ final class ServeCommand implements Callable<Integer> {
         return placed;
     }
 
-    /** Resolves every device's type and options, and rejects two devices on one socket path. */
-    private List<Planned> plan(DeviceTypes types) {
-        List<Planned> plan = new ArrayList<>();
-        Map<Path, DeviceSpec> bySocket = new HashMap<>();
-        Set<Integer> defaultUids = allowUids == null ? Set.of() : new LinkedHashSet<>(allowUids);
-        for (DeviceSpec device : devices) {
-            if (device.socket() != null) {
-                DeviceSpec other = bySocket.putIfAbsent(device.socket().toAbsolutePath().normalize(), device);
-                if (other != null) {
-                    throw usage("'" + device.text() + "': socket " + device.socket() + " is already used by '"
-                            + other.text() + "'");
-                }
-            }
-            try {
-                DeviceProvider provider = types.resolve(device.type());
-                plan.add(new Planned(device, provider, device.resolveOptions(provider),
-                        device.socketAccess(defaultUids), device.socket() == null ? fd : null));
-            } catch (IllegalArgumentException e) {
-                throw usage(e.getMessage());
-            }
-        }
-        return plan;
-    }
-
     /**
      * {@code --print-capabilities}: the JSON for the type of the first --device, or of the only type
      * available. Per the spec other options are ignored, but a type that cannot be created fails here
@@ -253,35 +334,6 @@ final class ServeCommand implements Callable<Integer> {
         out.println(json);
         out.flush();
         return 0;
-    }
-
-    private void start(DeviceHost host, Planned planned) throws IOException {
-        DeviceSpec device = planned.spec();
-        String name = planned.fd() != null ? device.type() + "@fd" + planned.fd() : device.deviceName();
-        DeviceContext context = host.newContext(name);
-        VhostUserDevice created;
-        try {
-            created = planned.provider().create(planned.options(), context);
-        } catch (InvalidOptionException e) {
-            throw usage("'" + device.text() + "': device " + device.deviceName() + ": " + e.getMessage());
-        }
-        if (planned.fd() != null) {
-            host.addDevice(context, created, planned.fd(), planned.access());
-            LOG.info("{} ready: listening on inherited fd {}{}", name, planned.fd(),
-                    describe(planned.options()));
-            return;
-        }
-        host.addDevice(context, created, device.socket(), device.mode(), planned.access());
-        LOG.info("{} ready: {} {}{}", device.deviceName(),
-                device.mode() == Host.Mode.LISTEN ? "listening on" : "connecting to", device.socket(),
-                describe(planned.options()));
-    }
-
-    /** {@code " (k=v, ...)"}, or nothing for a device without options. */
-    private static String describe(DeviceOptions options) {
-        StringBuilder s = new StringBuilder();
-        options.asMap().forEach((k, v) -> s.append(s.length() == 0 ? " (" : ", ").append(k).append('=').append(v));
-        return s.length() == 0 ? "" : s.append(')').toString();
     }
 
     private ParameterException usage(String message) {

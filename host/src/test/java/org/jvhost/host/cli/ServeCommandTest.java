@@ -7,11 +7,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
+import org.jvhost.engine.server.DeviceSnapshot;
 import org.jvhost.engine.server.Host;
 import org.jvhost.engine.server.SocketAccess;
 import org.jvhost.host.plugin.BuiltInPlugins;
@@ -109,11 +111,11 @@ class ServeCommandTest {
     }
 
     @Test
-    void aLaterBadDeviceClosesTheHostWithTheEarlierOne() {
+    void aLaterBadDeviceStartsNoDeviceAtAll() {
         int code = run("serve", "--device", "loopback:socket=/tmp/jvhost-a.sock",
                 "--device", "loopback:socket=/tmp/jvhost-b.sock,mrg_rxbuf=maybe");
         assertEquals(2, code);
-        assertEquals(1, host.devices.size());
+        assertEquals(0, host.devices.size(), "every device is created before any is served");
         assertTrue(host.closed);
         assertMessage("loopback@/tmp/jvhost-b.sock", "mrg_rxbuf=maybe", "expected on or off");
     }
@@ -168,7 +170,7 @@ class ServeCommandTest {
     void fdServesTheOneDeviceWithoutASocket() {
         assertEquals(0, run("serve", "--fd", "3", "--device", "loopback"), err.toString());
         assertEquals(List.of(3), host.fds);
-        assertEquals(List.of("loopback@fd3"), host.names);
+        assertEquals(List.of("loopback@inherited-fd"), host.names);
     }
 
     @Test
@@ -197,7 +199,7 @@ class ServeCommandTest {
     @Test
     void missingDeviceIsAUsageError() {
         assertEquals(2, run("serve"));
-        assertMessage("Missing required option", "--device");
+        assertMessage("nothing to serve: give --device, --config or --control");
         assertEquals(0, hostsCreated);
     }
 
@@ -222,6 +224,124 @@ class ServeCommandTest {
         assertEquals(1, run("serve", "--device", "loopback:socket=/tmp/jvhost-a.sock"));
         assertMessage("cannot bind /tmp/jvhost-a.sock");
         assertTrue(host.closed);
+    }
+
+    @Test
+    void configFileServesItsDevicesByNameWithPathsRelativeToTheFile(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("jvhost.conf");
+        Files.writeString(file, String.join("\n",
+                "# two NICs",
+                "[host]",
+                "workers = 3",
+                "",
+                "[device vm1]",
+                "type = loopback",
+                "socket = vm1.sock",
+                "queues = 2",
+                "; connect instead of listen",
+                "[device vm2]",
+                "type=loopback",
+                "connect=/tmp/jvhost-vm2.sock"));
+        assertEquals(0, run("serve", "--config", file.toString()), err.toString());
+        assertEquals(3, requestedWorkers, "[host] workers");
+        assertEquals(List.of("vm1", "vm2"), host.names);
+        assertEquals(List.of(dir.resolve("vm1.sock"), Path.of("/tmp/jvhost-vm2.sock")), host.sockets);
+        assertEquals(List.of(Host.Mode.LISTEN, Host.Mode.CONNECT), host.modes);
+        assertEquals(4, host.devices.get(0).maxQueues());
+        assertEquals(0, run("serve", "--workers", "2", "--config", file.toString()), err.toString());
+        assertEquals(2, requestedWorkers, "the command line wins over [host]");
+    }
+
+    @Test
+    void configErrorsNameFileLineDeviceAndKeyAllAtOnce(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("bad.conf");
+        Files.writeString(file, String.join("\n",
+                "[device a]",                     // 1
+                "type = loopback",                // 2
+                "socket = /tmp/jvhost-a.sock",    // 3
+                "speed = 10G",                    // 4
+                "[device b]",                     // 5
+                "type = tap",                     // 6
+                "socket = /tmp/jvhost-b.sock",    // 7
+                "[device c]",                     // 8
+                "type = loopback",                // 9
+                "socket = /tmp/jvhost-a.sock",    // 10
+                "[device d]",                     // 11
+                "type = loopback"));              // 12
+        assertEquals(2, run("serve", "--config", file.toString()));
+        assertMessage(file + ":11: device d: key socket: missing");
+        assertEquals(0, hostsCreated, "syntax problems are found before anything else");
+
+        Files.writeString(file, String.join("\n",
+                "[device a]", "type = loopback", "socket = /tmp/jvhost-a.sock", "speed = 10G",
+                "[device b]", "type = tap", "socket = /tmp/jvhost-b.sock",
+                "[device c]", "type = loopback", "socket = /tmp/jvhost-a.sock"));
+        err.getBuffer().setLength(0);
+        assertEquals(2, run("serve", "--config", file.toString()));
+        assertMessage(file + ":4: device a: key speed: device type loopback has no option 'speed'",
+                file + ":6: device b: key type: unknown device type 'tap'",
+                file + ":10: device c: key socket: socket /tmp/jvhost-a.sock is already used by device a");
+        assertEquals(0, hostsCreated);
+    }
+
+    @Test
+    void configValuesTheDeviceRefusesAreAllReportedAndNothingStarts(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("values.conf");
+        Files.writeString(file, String.join("\n",
+                "[device good]", "type = loopback", "socket = /tmp/jvhost-g.sock",
+                "[device a]", "type = loopback", "socket = /tmp/jvhost-a.sock", "queues = 99",
+                "[device b]", "type = loopback", "socket = /tmp/jvhost-b.sock", "mac = 01:00:5e:00:00:01"));
+        assertEquals(2, run("serve", "--config", file.toString()));
+        assertMessage(file + ":7: device a: key queues: queues=99: must be between 1 and 8",
+                file + ":11: device b: key mac:", "multicast");
+        assertTrue(host.devices.isEmpty(), "no device is served when one is refused");
+        assertTrue(host.closed);
+    }
+
+    @Test
+    void configSyntaxErrorsAreListedWithTheirLines(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("syntax.conf");
+        Files.writeString(file, String.join("\n",
+                "workers = 2",
+                "[hosts]",
+                "[device a]",
+                "type = loopback",
+                "type = loopback",
+                "socket = /tmp/x",
+                "connect = /tmp/y",
+                "[device a]",
+                "just words",
+                "[host]",
+                "workers = many"));
+        assertEquals(2, run("serve", "--config", file.toString()));
+        assertMessage(file + ":1: key 'workers' before any",
+                file + ":2: unknown section [hosts]",
+                file + ":5: device a: key type: given again (first at line 4)",
+                file + ":7: device a: key connect: give socket = PATH",
+                file + ":8: device a: defined again (first at line 3)",
+                file + ":9: expected key = value",
+                file + ":11: [host] key workers: 'many' is not a number");
+        assertEquals(2, run("serve", "--config", dir.resolve("missing.conf").toString()));
+        assertMessage("missing.conf: cannot read");
+    }
+
+    @Test
+    void configAndDeviceCannotBeCombined(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("a.conf");
+        Files.writeString(file, "[device a]\ntype = loopback\nsocket = /tmp/jvhost-a.sock\n");
+        assertEquals(2, run("serve", "--config", file.toString(), "--device", "loopback:socket=/tmp/jvhost-b.sock"));
+        assertMessage("--config and --device cannot be combined");
+    }
+
+    @Test
+    void metricsOnANonLoopbackAddressIsRefused() {
+        assertEquals(2, run("serve", "--metrics", "10.1.2.3:9109", "--device", "loopback:socket=/tmp/jvhost-a.sock"));
+        assertMessage("--metrics", "10.1.2.3 is not a loopback address");
+        assertEquals(2, run("serve", "--metrics", "0.0.0.0:9109", "--device", "loopback:socket=/tmp/jvhost-a.sock"));
+        assertMessage("0.0.0.0 is not a loopback address");
+        assertEquals(2, run("serve", "--metrics", "127.0.0.1", "--device", "loopback:socket=/tmp/jvhost-a.sock"));
+        assertMessage("expected HOST:PORT");
+        assertEquals(0, hostsCreated);
     }
 
     @Test
@@ -275,7 +395,7 @@ class ServeCommandTest {
     void versionAndHelpWorkOnEveryCommand() {
         assertEquals(0, run("--version"));
         assertTrue(out.toString().startsWith("jvhost dev (device SPI 1.0)"), out.toString());
-        for (String command : new String[] {"serve", "devices"}) {
+        for (String command : new String[] {"serve", "devices", "ctl"}) {
             out.getBuffer().setLength(0);
             assertEquals(0, run(command, "--help"));
             assertTrue(out.toString().startsWith("Usage: jvhost " + command), out.toString());
@@ -336,6 +456,16 @@ class ServeCommandTest {
             devices.add(device);
             fds.add(listeningFd);
             access.add(socketAccess);
+        }
+
+        @Override
+        public boolean removeDevice(DeviceContext context) {
+            return false;
+        }
+
+        @Override
+        public DeviceSnapshot snapshot(DeviceContext context) {
+            return null;
         }
 
         @Override

@@ -4,15 +4,23 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.io.IOException;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import org.jvhost.host.control.ControlClient;
+import org.jvhost.host.control.Json;
+import org.jvhost.host.it.TestpmdFrontEnd.PortStats;
 import org.jvhost.testkit.ScriptedFrontend;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -21,152 +29,190 @@ import org.junit.jupiter.api.TestInfo;
 import org.junit.jupiter.api.Timeout;
 
 /**
- * Running jvhost as an operator or a management tool does: SIGTERM with a ring running, socket file
- * permissions and the front-end uid allow-list, and the vhost-user back-end program conventions
- * ({@code --socket-path}, {@code --fd} from a launcher, {@code --print-capabilities}).
+ * Operating a running jvhost: {@code serve --config} with the control socket and the metrics endpoint,
+ * one device carrying testpmd traffic while others are added and removed through {@code jvhost ctl},
+ * a {@code ctl reload} and a SIGHUP reload. The traffic device must never notice: its connection
+ * stays (one session), its counters keep rising, no queue counts an error, testpmd sees no errors.
  */
-@Timeout(value = 120, unit = TimeUnit.SECONDS)
+@Timeout(value = 240, unit = TimeUnit.SECONDS)
 class OperationsIT {
-    private Path dir;
-    private Path logDir;
-    private final List<ProcessUnderTest> processes = new ArrayList<>();
-    private final List<ScriptedFrontend> frontends = new ArrayList<>();
+
+    private static final long MIN_FRAMES = 10_000;
+
+    private Path sockets;
+    private Path logs;
+    private Path config;
+    private Path control;
+    private int metricsPort;
+    private ProcessUnderTest jvhost;
+    private TestpmdFrontEnd front;
+    private final List<ProcessUnderTest> ctls = new ArrayList<>();
 
     @BeforeEach
-    void setUp(TestInfo info) {
-        dir = Peers.socketDir();
-        logDir = Peers.logDir(OperationsIT.class, info);
+    void setUp(TestInfo info) throws Exception {
+        Peers.assumeInstalled(Peers.TESTPMD, "dpdk-dev");
+        Peers.assumeInstalled(Peers.TASKSET, "util-linux");
+        sockets = Peers.socketDir();
+        logs = Peers.logDir(getClass(), info);
+        config = sockets.resolve("jvhost.conf");
+        control = sockets.resolve("control.sock");
+        try (ServerSocket probe = new ServerSocket(0)) {
+            metricsPort = probe.getLocalPort();
+        }
     }
 
     @AfterEach
-    void tearDown() throws IOException {
-        for (ScriptedFrontend fe : frontends) {
-            fe.close();
+    void tearDown() {
+        try {
+            if (front != null) {
+                front.close();
+            }
+            ctls.forEach(ProcessUnderTest::close);
+        } finally {
+            if (jvhost != null) {
+                jvhost.close();
+            }
+            Peers.deleteTree(sockets);
         }
-        processes.forEach(ProcessUnderTest::close);
-        Peers.deleteTree(dir);
     }
 
-    private ProcessUnderTest serve(String... args) {
-        ProcessUnderTest p = Serve.start("jvhost", logDir, args);
-        processes.add(p);
-        return p;
-    }
-
-    private static void awaitServing(ProcessUnderTest p, int devices) {
-        p.await(Pattern.compile("serving " + devices + " device\\(s\\)"), 0, Duration.ofSeconds(60));
-    }
-
-    @Test
-    void sigtermWithARunningRingExitsZeroWithinASecondAndRemovesEverySocketFile() throws Exception {
-        Path a = dir.resolve("a.sock");
-        Path b = dir.resolve("b.sock");
-        Path c = dir.resolve("c.sock");
-        ProcessUnderTest p = serve("--device", "loopback:socket=" + a, "--device", "loopback:socket=" + b,
-                "--device", "loopback:socket=" + c + ",socket-mode=0660");
-        awaitServing(p, 3);
-        ScriptedFrontend fe = Serve.negotiate(a);
-        frontends.add(fe);
-        frontends.add(Serve.negotiate(b));
-        for (int i = 0; i < 5; i++) {
-            fe.kick(0); // kicks on the running ring while it stops
+    private void writeConfig(String... extraDevices) throws Exception {
+        StringBuilder s = new StringBuilder("[host]\ncontrol = control.sock\nmetrics = 127.0.0.1:" + metricsPort + "\n\n"
+                + "[device traffic]\ntype = loopback\nsocket = traffic.sock\n");
+        for (String d : extraDevices) {
+            s.append("\n[device ").append(d).append("]\ntype = loopback\nsocket = ").append(d).append(".sock\n");
         }
-        int mark = p.mark();
-        long t0 = System.nanoTime();
-        ProcessHandle.of(p.pid()).orElseThrow().destroy(); // SIGTERM
-        int status = p.awaitExit(Duration.ofSeconds(5));
-        long ms = (System.nanoTime() - t0) / 1_000_000;
-        assertEquals(0, status, "exit status" + p.tail());
-        assertTrue(ms < 1000, "exited " + ms + " ms after SIGTERM");
-        for (Path s : List.of(a, b, c)) {
-            assertFalse(Files.exists(s), s + " removed");
+        Files.writeString(config, s);
+    }
+
+    @Test
+    void devicesComeAndGoWhileAnotherCarriesTraffic() throws Exception {
+        writeConfig();
+        jvhost = ProcessUnderTest.start("jvhost", List.of(Peers.TASKSET, "-c", String.valueOf(Peers.BACK_END_CPU),
+                java(), "-jar", jar().toString(), "serve", "--config", config.toString()), logs);
+        Peers.awaitNewFile(control, null, Duration.ofSeconds(30), jvhost);
+        Path traffic = sockets.resolve("traffic.sock");
+        front = TestpmdFrontEnd.start("testpmd", traffic, 1, "io", false, logs);
+        front.command("start tx_first 4");
+        Peers.sleep(Duration.ofSeconds(1));
+        Map<?, ?> before = trafficCounters();
+        PortStats first = front.portStats();
+
+        // add through ctl; a scripted front-end connects to it
+        Path extra = sockets.resolve("extra.sock");
+        assertEquals(0, ctl("add", "loopback:socket=" + extra + ",queues=2"));
+        assertTrue(Files.exists(extra));
+        try (ScriptedFrontend fe = ScriptedFrontend.connect(extra)) {
+            fe.setOwner();
+            fe.setFeatures(fe.getFeatures());
+            assertTrue(ctlOutput("list").matches("(?s).*\nloopback@" + Pattern.quote(extra.toString())
+                    + " +loopback +control +connected .*"), lastCtl());
+
+            // reload through ctl: a device new in the file starts, the traffic device is unchanged
+            writeConfig("filed");
+            String reload = ctlOutput("reload");
+            assertTrue(reload.contains("added: filed") && reload.contains("unchanged: traffic"), reload);
+            assertTrue(Files.exists(sockets.resolve("filed.sock")));
+
+            // remove the ctl-added device: its front-end is disconnected and its socket file removed
+            assertEquals(0, ctl("remove", "loopback@" + extra));
+            assertTrue(fe.isClosedByPeer(5000));
+            assertFalse(Files.exists(extra));
         }
-        String out = p.outputSince(mark);
-        assertTrue(out.contains("stopping"), out);
-        assertFalse(out.contains("ERROR") || out.contains("WARN"), "a clean stop:\n" + out);
-        assertTrue(fe.isClosedByPeer(1000), "the front-end sees the connection close");
-    }
 
-    @Test
-    void socketFilesAreOwnerOnlyUnlessAskedAndUnlistedUidsAreRefused() throws Exception {
-        Path open = dir.resolve("open.sock");
-        Path guarded = dir.resolve("guarded.sock");
-        Path shared = dir.resolve("shared.sock");
-        ProcessUnderTest p = serve("--device", "loopback:socket=" + open,
-                "--device", "loopback:socket=" + guarded + ",allow-uid=12345",
-                "--device", "loopback:socket=" + shared + ",socket-mode=0660,socket-group=root");
-        awaitServing(p, 3);
-        assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(open)));
-        assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(guarded)));
-        assertEquals("rw-rw----", PosixFilePermissions.toString(Files.getPosixFilePermissions(shared)));
-        long me = new com.sun.security.auth.module.UnixSystem().getUid();
-        int mark = p.mark();
-        try (ScriptedFrontend refused = ScriptedFrontend.connect(guarded)) {
-            assertTrue(refused.isClosedByPeer(3000), "uid " + me + " is not 12345: refused");
+        // SIGHUP: the file without "filed" removes it
+        writeConfig();
+        int mark = jvhost.mark();
+        Process hup = new ProcessBuilder("kill", "-HUP", String.valueOf(jvhost.pid())).start();
+        assertEquals(0, hup.waitFor());
+        jvhost.await(Pattern.compile("reloaded .*removed \\[filed\\]"), mark, Duration.ofSeconds(30));
+        assertFalse(Files.exists(sockets.resolve("filed.sock")));
+
+        // a bad file changes nothing
+        Files.writeString(config, Files.readString(config) + "speed = 10G\n");
+        assertEquals(1, ctl("reload"));
+        assertTrue(lastCtl().contains(config + ":8: device traffic: key speed"), lastCtl());
+
+        PortStats second = front.portStats();
+        Map<?, ?> after = trafficCounters();
+        front.stop();
+
+        long tx = second.txPackets() - first.txPackets();
+        long rx = second.rxPackets() - first.rxPackets();
+        assertTrue(tx >= MIN_FRAMES && rx >= MIN_FRAMES, "traffic stalled: tx " + tx + " rx " + rx + jvhost.tail());
+        assertEquals(0, second.rxErrors() + second.txErrors() + second.rxNoMbuf(), "testpmd errors: " + second);
+        long framesBefore = counter(before, "tx_frames");
+        long framesAfter = counter(after, "tx_frames");
+        assertTrue(framesAfter - framesBefore >= MIN_FRAMES, "jvhost's tx_frames " + framesBefore + " -> " + framesAfter);
+        assertTrue(queue(after, 1, "kicks") > queue(before, 1, "kicks"), "kicks on TX queue 1 keep counting");
+        for (Object q : (List<?>) after.get("queues")) {
+            assertEquals(0L, ((Map<?, ?>) q).get("errors"), "queue errors: " + q);
         }
-        p.await(Pattern.compile("WARN .*refused a front-end with uid " + me + " on " + Pattern.quote(guarded.toString())
-                + ": allowed uids are \\[12345\\]"), mark, Duration.ofSeconds(5));
-        frontends.add(Serve.negotiate(open)); // other devices are unaffected
-        frontends.add(Serve.negotiate(shared));
-        assertTrue(p.isAlive());
+        assertEquals(0L, after.get("errors"));
+        Map<?, ?> listed = device(Json.parse(ControlClient.request(control, "list")), "traffic");
+        assertEquals(1L, listed.get("sessions"), "the traffic device was never reconnected");
+        assertEquals("connected", listed.get("state"));
+
+        String metrics = HttpClient.newHttpClient().send(HttpRequest.newBuilder(
+                URI.create("http://127.0.0.1:" + metricsPort + "/metrics")).build(),
+                HttpResponse.BodyHandlers.ofString()).body();
+        Matcher m = Pattern.compile("jvhost_device_frames_total\\{device=\"traffic\",direction=\"tx\"} (\\d+)").matcher(metrics);
+        assertTrue(m.find(), metrics);
+        assertTrue(Long.parseLong(m.group(1)) >= framesAfter, metrics);
+        assertTrue(metrics.contains("jvhost_device_connected{device=\"traffic\",type=\"loopback\"} 1"), metrics);
+        assertTrue(jvhost.isAlive(), jvhost.tail());
     }
 
-    @Test
-    void aStaleSocketIsReplacedButALiveOneIsNot() throws Exception {
-        Path s = dir.resolve("s.sock");
-        ProcessUnderTest first = serve("--device", "loopback:socket=" + s);
-        awaitServing(first, 1);
-        ProcessUnderTest second = serve("--device", "loopback:socket=" + s);
-        assertEquals(1, second.awaitExit(Duration.ofSeconds(30)), second.tail());
-        assertTrue(second.outputSince(0).contains(s + ": another process is listening on this socket"), second.tail());
-        first.kill(); // a crash leaves the socket file behind
-        assertTrue(Files.exists(s));
-        ProcessUnderTest third = serve("--device", "loopback:socket=" + s);
-        awaitServing(third, 1);
-        frontends.add(Serve.negotiate(s));
+    private Map<?, ?> trafficCounters() throws Exception {
+        return device(Json.parse(ControlClient.request(control, "counters traffic")), "traffic");
     }
 
-    @Test
-    void socketPathServesASingleDevice() throws Exception {
-        Path s = dir.resolve("single.sock");
-        ProcessUnderTest p = serve("--socket-path", s.toString(), "--device", "loopback:queues=2");
-        awaitServing(p, 1);
-        frontends.add(Serve.negotiate(s));
-        assertTrue(frontends.get(0).getQueueNum() == 4, "queues=2: two queue pairs");
+    private static Map<?, ?> device(Object response, String name) {
+        Map<?, ?> r = (Map<?, ?>) response;
+        assertEquals(true, r.get("ok"), String.valueOf(r));
+        for (Object d : (List<?>) r.get("devices")) {
+            if (name.equals(((Map<?, ?>) d).get("name"))) {
+                return (Map<?, ?>) d;
+            }
+        }
+        throw new AssertionError("no device " + name + " in " + r);
     }
 
-    @Test
-    void fdServesAListeningSocketInheritedFromALauncher() throws Exception {
-        Path s = dir.resolve("inherited.sock");
-        // a launcher as libvirt or systemd would be: creates and binds the socket, hands it over as fd 3
-        String launcher = "import os, socket, sys\n"
-                + "s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
-                + "s.bind(sys.argv[1]); s.listen(8)\n"
-                + "fd = s.detach()\n"
-                + "if fd != 3:\n"
-                + "    os.dup2(fd, 3); os.close(fd)\n"
-                + "os.set_inheritable(3, True)\n"
-                + "os.execv(sys.argv[2], sys.argv[2:])\n";
-        Peers.assumeInstalled("/usr/bin/python3", "python3");
-        List<String> cmd = new ArrayList<>(List.of("/usr/bin/python3", "-c", launcher, s.toString()));
-        cmd.addAll(Serve.command(List.of(), List.of("--fd", "3", "--device", "loopback")));
-        ProcessUnderTest p = ProcessUnderTest.start("jvhost", cmd, logDir);
-        processes.add(p);
-        awaitServing(p, 1);
-        assertTrue(p.outputSince(0).contains("listening on inherited fd 3"), p.tail());
-        frontends.add(Serve.negotiate(s));
-        ProcessHandle.of(p.pid()).orElseThrow().destroy();
-        assertEquals(0, p.awaitExit(Duration.ofSeconds(5)));
-        assertTrue(Files.exists(s), "the launcher's socket file is the launcher's to remove");
+    private static long counter(Map<?, ?> device, String name) {
+        return (Long) ((Map<?, ?>) device.get("counters")).get(name);
     }
 
-    @Test
-    void printCapabilitiesPrintsTheJsonAndExits() {
-        ProcessUnderTest p = serve("--print-capabilities", "--device", "loopback", "--socket-path", dir.resolve("x").toString());
-        assertEquals(0, p.awaitExit(Duration.ofSeconds(30)), p.tail());
-        assertEquals("{\"type\": \"net\"}", p.outputSince(0).trim());
-        assertFalse(Files.exists(dir.resolve("x")), "nothing served");
-        ProcessUnderTest bad = serve("--print-capabilities", "--device", "loopback:queues=99");
-        assertEquals(2, bad.awaitExit(Duration.ofSeconds(30)), "a device that cannot be made fails early");
+    private static long queue(Map<?, ?> device, int index, String name) {
+        return (Long) ((Map<?, ?>) ((List<?>) device.get("queues")).get(index)).get(name);
+    }
+
+    /** Runs {@code jvhost ctl --control SOCK args...} as its own process; returns its exit status. */
+    private int ctl(String... args) {
+        List<String> cmd = new ArrayList<>(List.of(java(), "-jar", jar().toString(), "ctl", "--control", control.toString()));
+        cmd.addAll(List.of(args));
+        ProcessUnderTest p = ProcessUnderTest.start("ctl-" + ctls.size() + "-" + args[0], cmd, logs);
+        ctls.add(p);
+        return p.awaitExit(Duration.ofSeconds(60));
+    }
+
+    private String ctlOutput(String... args) {
+        assertEquals(0, ctl(args), lastCtl());
+        return lastCtl();
+    }
+
+    private String lastCtl() {
+        return ctls.get(ctls.size() - 1).outputSince(0);
+    }
+
+    private static String java() {
+        return Path.of(System.getProperty("java.home"), "bin", "java").toString();
+    }
+
+    private static Path jar() {
+        Path jar = Path.of(System.getProperty("jvhost.jar", Peers.targetDir().resolve("jvhost.jar").toString()));
+        if (!Files.isRegularFile(jar)) {
+            throw new AssertionError("jvhost jar " + jar + " does not exist: run the package phase (mvn verify) first");
+        }
+        return jar;
     }
 }

@@ -75,7 +75,7 @@ class PluginLoadingTest {
         Path echo = drop("echo.jar");
         DeviceTypes types = load();
         assertEquals(List.of(), types.problems());
-        assertEquals(List.of("echo", "loopback"), types.names());
+        assertEquals(List.of("echo", "loopback", "net"), types.names());
         DeviceTypes.DeviceType type = types.types().iterator().next();
         assertEquals(echo.toString(), type.origin());
         assertEquals("1.2.3", type.version());
@@ -145,7 +145,7 @@ class PluginLoadingTest {
         Path empty = emptyJar(plugins.resolve("empty.jar"));
         DeviceTypes types = load();
 
-        assertEquals(List.of("echo", "loopback"), types.names());
+        assertEquals(List.of("echo", "loopback", "net"), types.names());
         assertEquals("hello", config(create(types.resolve("echo"), Map.of("greeting", "hello"))));
         List<String> problems = types.problems();
         assertEquals(5, problems.size(), problems.toString());
@@ -169,7 +169,7 @@ class PluginLoadingTest {
         assertEquals(List.of("refused device type 'loopback': provided by both " + both), types.problems());
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> types.resolve("loopback"));
         assertTrue(e.getMessage().contains(both), e.getMessage());
-        assertEquals(List.of("echo"), types.names());
+        assertEquals(List.of("echo", "net"), types.names());
     }
 
     @Test
@@ -177,7 +177,7 @@ class PluginLoadingTest {
         Path one = drop("echo.jar");
         Path two = Files.copy(jars.resolve("echo.jar"), plugins.resolve("echo-copy.jar"));
         DeviceTypes types = load();
-        assertEquals(List.of("loopback"), types.names());
+        assertEquals(List.of("loopback", "net"), types.names());
         String problem = types.problems().get(0);
         assertTrue(problem.contains("from " + one) && problem.contains("from " + two), problem);
     }
@@ -220,7 +220,7 @@ class PluginLoadingTest {
         Files.createDirectory(dflt);
         Files.copy(jars.resolve("echo.jar"), dflt.resolve("echo.jar"));
         DeviceTypes types = new DeviceTypeLoader(getClass().getClassLoader(), BuiltInPlugins.none(), dflt).load(null);
-        assertEquals(List.of("echo", "loopback"), types.names());
+        assertEquals(List.of("echo", "loopback", "net"), types.names());
     }
 
     private static Path emptyJar(Path file) throws IOException {

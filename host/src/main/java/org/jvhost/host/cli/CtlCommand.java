@@ -1,0 +1,160 @@
+package org.jvhost.host.cli;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import org.jvhost.host.control.ControlClient;
+import org.jvhost.host.control.Json;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code jvhost ctl}: one request to a running {@code serve --control PATH}, its answer printed for
+ * people (or as the raw JSON line with {@code --json}). Exit status 0 if the request succeeded, 1 if it
+ * was refused or the socket did not answer, 2 for a usage error.
+ */
+@Command(name = "ctl", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
+        description = {"Talk to a running 'jvhost serve --control PATH'.",
+            "Commands: list | counters [NAME] | add TYPE:socket=PATH[,key=value...] | remove NAME | reload"})
+final class CtlCommand implements Callable<Integer> {
+
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--control", required = true, paramLabel = "PATH", description = "The control socket of serve.")
+    Path control;
+
+    @Option(names = "--json", description = "Print the response as the server sent it: one JSON object.")
+    boolean json;
+
+    @Parameters(index = "0", paramLabel = "COMMAND", description = "list, counters, add, remove or reload.")
+    String command;
+
+    @Parameters(index = "1..*", paramLabel = "ARG", description = "counters: a device name (optional); "
+            + "add: a device spec; remove: a device name.")
+    List<String> args = List.of();
+
+    @Override
+    public Integer call() {
+        String request = request();
+        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter err = spec.commandLine().getErr();
+        String line;
+        Map<?, ?> response;
+        try {
+            line = ControlClient.request(control, request);
+            response = (Map<?, ?>) Json.parse(line);
+        } catch (IOException | IllegalArgumentException | ClassCastException e) {
+            err.println("jvhost ctl: " + control + ": " + e.getMessage());
+            err.flush();
+            return 1;
+        }
+        boolean ok = Boolean.TRUE.equals(response.get("ok"));
+        if (json) {
+            out.println(line);
+        } else {
+            render(response, out);
+            if (!ok) {
+                err.println("jvhost ctl: " + command + ": " + response.get("error"));
+                if (response.get("errors") instanceof List<?> problems) {
+                    problems.forEach(p -> err.println("  " + p));
+                }
+            }
+        }
+        out.flush();
+        err.flush();
+        return ok ? 0 : 1;
+    }
+
+    private String request() {
+        int max;
+        switch (command) {
+            case "list": case "reload": max = 0; break;
+            case "counters": max = 1; break;
+            case "add": case "remove": max = 1; break;
+            default:
+                throw new ParameterException(spec.commandLine(), "unknown command '" + command + "'; commands: "
+                        + String.join(", ", ControlRequests.COMMANDS));
+        }
+        if (args.size() > max || (command.equals("add") || command.equals("remove")) && args.isEmpty()) {
+            throw new ParameterException(spec.commandLine(), command + " takes " + (max == 0 ? "no argument"
+                    : command.equals("counters") ? "at most one device name" : "exactly one argument"));
+        }
+        for (String a : args) {
+            if (a.indexOf('\n') >= 0 || a.indexOf('\r') >= 0) {
+                throw new ParameterException(spec.commandLine(), "an argument cannot contain a line break");
+            }
+        }
+        return args.isEmpty() ? command : command + " " + args.get(0);
+    }
+
+    private void render(Map<?, ?> r, PrintWriter out) {
+        switch (command) {
+            case "list": renderList(r, out); break;
+            case "counters": renderCounters(r, out); break;
+            case "add": if (r.get("added") != null) out.println("added " + r.get("added")); break;
+            case "remove": if (r.get("removed") != null) out.println("removed " + r.get("removed")); break;
+            default: renderReload(r, out);
+        }
+    }
+
+    private static void renderList(Map<?, ?> r, PrintWriter out) {
+        if (!(r.get("devices") instanceof List<?> devices)) {
+            return;
+        }
+        out.printf("%-24s %-10s %-8s %-11s %-20s %-9s %s%n", "NAME", "TYPE", "ORIGIN", "STATE", "FEATURES",
+                "QUEUES", "SOCKET");
+        for (Object o : devices) {
+            Map<?, ?> d = (Map<?, ?>) o;
+            int active = d.get("active_queues") instanceof List<?> a ? a.size() : 0;
+            out.printf("%-24s %-10s %-8s %-11s %-20s %-9s %s%s%n", d.get("name"), d.get("type"),
+                    String.valueOf(d.get("origin")).split(" ")[0], d.get("state"), d.get("features"),
+                    active + "/" + d.get("queues"), d.get("mode").equals("listen") ? "" : "-> ", d.get("socket"));
+            if (d.get("error") != null) {
+                out.println("    error: " + d.get("error"));
+            }
+        }
+    }
+
+    private static void renderCounters(Map<?, ?> r, PrintWriter out) {
+        if (!(r.get("devices") instanceof List<?> devices)) {
+            return;
+        }
+        for (Object o : devices) {
+            Map<?, ?> d = (Map<?, ?>) o;
+            out.println(d.get("name") + ": errors=" + d.get("errors") + pairs((Map<?, ?>) d.get("counters")));
+            for (Object q : (List<?>) d.get("queues")) {
+                Map<?, ?> m = (Map<?, ?>) q;
+                out.printf("  queue %-3s %-8s kicks=%s calls=%s errors=%s%s%n", m.get("index"),
+                        Boolean.TRUE.equals(m.get("active")) ? "active" : "inactive", m.get("kicks"), m.get("calls"),
+                        m.get("errors"), pairs((Map<?, ?>) m.get("counters")));
+            }
+        }
+    }
+
+    private static String pairs(Map<?, ?> m) {
+        StringBuilder s = new StringBuilder();
+        m.forEach((k, v) -> s.append(' ').append(k).append('=').append(v));
+        return s.toString();
+    }
+
+    private static void renderReload(Map<?, ?> r, PrintWriter out) {
+        if (r.get("added") == null) {
+            return; // refused: the errors go to stderr
+        }
+        for (String key : new String[] {"added", "removed", "restarted", "unchanged", "failed", "warnings"}) {
+            List<?> names = (List<?>) r.get(key);
+            if (names != null && !names.isEmpty()) {
+                out.println(key + ": " + String.join(key.equals("failed") || key.equals("warnings") ? "\n  " : ", ",
+                        names.stream().map(String::valueOf).toList()));
+            }
+        }
+    }
+}

@@ -1,0 +1,401 @@
+package org.jvhost.host.cli;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import org.jvhost.engine.server.DeviceSnapshot;
+import org.jvhost.engine.server.SocketAccess;
+import org.jvhost.host.plugin.DeviceTypes;
+import org.jvhost.spi.DeviceContext;
+import org.jvhost.spi.DeviceOptions;
+import org.jvhost.spi.DeviceProvider;
+import org.jvhost.spi.InvalidOptionException;
+import org.jvhost.spi.OptionSpec;
+import org.jvhost.spi.VhostUserDevice;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The set of devices a running host serves, and every change to it: the start-up set, devices added
+ * and removed through the control API, and config reloads. Every change is checked as a whole before
+ * anything starts or stops: types, option keys, unique names and socket paths, then each provider's
+ * {@code create} (which judges the values); a change with any problem changes nothing and reports all
+ * of them. Changes are serialized; reading the set ({@link #list()}) never waits for one.
+ */
+final class DeviceManager implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(DeviceManager.class);
+
+    /** A checked device: its provider and resolved options. */
+    record Planned(DeviceEntry entry, DeviceProvider provider, DeviceOptions options) {
+    }
+
+    /** A device the host serves. */
+    record Running(DeviceEntry entry, DeviceContext context, VhostUserDevice device) {
+    }
+
+    /** A running device and its state now (for list, counters and metrics). */
+    record View(DeviceEntry entry, DeviceSnapshot snapshot) {
+    }
+
+    /** What a reload did; {@code failed} holds devices that passed the checks but could not start. */
+    record ReloadResult(List<String> added, List<String> removed, List<String> restarted, List<String> unchanged,
+                        List<String> failed, List<String> warnings) {
+    }
+
+    private final DeviceHost host;
+    private final DeviceTypes types;
+    private final Path configFile;
+    private ConfigFile.Settings settings;
+    private final Set<Integer> defaultUids;
+    private final Integer inheritedFd;
+    private final Map<String, Running> running = new LinkedHashMap<>();
+    /** An immutable copy of {@link #running}'s values, for readers that must not wait for a change. */
+    private volatile List<Running> published = List.of();
+
+    /**
+     * @param configFile the file {@link #reload()} reads, or null if the host was started without one
+     * @param settings   the file's [host] section at start (a reload warns when it changes)
+     */
+    DeviceManager(DeviceHost host, DeviceTypes types, Path configFile, ConfigFile.Settings settings) {
+        this(host, types, configFile, settings, Set.of(), null);
+    }
+
+    /**
+     * @param defaultUids    {@code serve --allow-uid}: the front-end uids a device without allow-uid accepts
+     * @param inheritedFd    {@code serve --fd}: the listening socket of the one device without a socket
+     *                       path, or null
+     */
+    DeviceManager(DeviceHost host, DeviceTypes types, Path configFile, ConfigFile.Settings settings,
+            Set<Integer> defaultUids, Integer inheritedFd) {
+        this.host = host;
+        this.types = types;
+        this.configFile = configFile;
+        this.settings = settings;
+        this.defaultUids = Set.copyOf(defaultUids);
+        this.inheritedFd = inheritedFd;
+    }
+
+    /**
+     * Checks what needs no device instance: each entry's type and option keys, and that no two devices
+     * (among {@code entries} and {@code kept}) share a name or a socket path.
+     *
+     * @throws ConfigException listing every problem
+     */
+    static List<Planned> check(List<DeviceEntry> entries, List<DeviceEntry> kept, DeviceTypes types)
+            throws ConfigException {
+        List<String> problems = new ArrayList<>();
+        Map<String, DeviceEntry> names = new HashMap<>();
+        Map<Path, DeviceEntry> sockets = new HashMap<>();
+        for (DeviceEntry k : kept) {
+            names.put(k.name(), k);
+            sockets.put(k.socketKey(), k);
+        }
+        List<Planned> plan = new ArrayList<>();
+        for (DeviceEntry e : entries) {
+            DeviceEntry sameName = names.putIfAbsent(e.name(), e);
+            if (sameName != null) {
+                problems.add(e.problem(null, "the name " + e.name() + " is already used by " + describe(sameName)));
+            }
+            DeviceEntry sameSocket = sockets.putIfAbsent(e.socketKey(), e);
+            if (sameSocket != null) {
+                String key = e.spec().mode() == org.jvhost.engine.server.Host.Mode.LISTEN
+                        ? DeviceSpec.KEY_SOCKET : DeviceSpec.KEY_CONNECT;
+                problems.add(e.problem(key, "socket " + e.spec().socket() + " is already used by "
+                        + describe(sameSocket)));
+            }
+            Planned p = plan(e, types, problems);
+            if (p != null) {
+                plan.add(p);
+            }
+        }
+        if (!problems.isEmpty()) {
+            throw new ConfigException(problems);
+        }
+        return plan;
+    }
+
+    private static String describe(DeviceEntry e) {
+        return e.origin() == DeviceEntry.Origin.COMMAND_LINE ? "'" + e.spec().text() + "'"
+                : "device " + e.name() + " (" + e.origin().label + ")";
+    }
+
+    private static Planned plan(DeviceEntry e, DeviceTypes types, List<String> problems) {
+        DeviceProvider provider;
+        try {
+            provider = types.resolve(e.spec().type());
+        } catch (IllegalArgumentException ex) {
+            problems.add(e.problem(ConfigFile.KEY_TYPE, ex.getMessage()));
+            return null;
+        }
+        try {
+            e.spec().socketAccess(Set.of()); // socket-mode, socket-group, allow-uid: the host's own keys
+        } catch (IllegalArgumentException ex) {
+            problems.add(e.problem(null, ex.getMessage()));
+            return null;
+        }
+        if (e.origin() == DeviceEntry.Origin.CONFIG) {
+            // one problem per unknown key, each with its own line; DeviceSpec reports only the first
+            boolean unknown = false;
+            for (Map.Entry<String, String> o : e.spec().options().entrySet()) {
+                if (DeviceSpec.HOST_KEYS.contains(o.getKey())) {
+                    continue;
+                }
+                if (provider.options().stream().noneMatch(s -> s.name().equals(o.getKey()))) {
+                    problems.add(e.problem(o.getKey(), "device type " + e.spec().type() + " has no option '"
+                            + o.getKey() + "'; it accepts: " + acceptedKeys(provider)));
+                    unknown = true;
+                }
+            }
+            if (unknown) {
+                return null;
+            }
+        }
+        try {
+            return new Planned(e, provider, e.spec().resolveOptions(provider));
+        } catch (IllegalArgumentException ex) {
+            problems.add(ex.getMessage());
+            return null;
+        }
+    }
+
+    private static String acceptedKeys(DeviceProvider provider) {
+        List<String> keys = new ArrayList<>(List.of(ConfigFile.KEY_TYPE, DeviceSpec.KEY_SOCKET, DeviceSpec.KEY_CONNECT,
+                DeviceSpec.KEY_SOCKET_MODE, DeviceSpec.KEY_SOCKET_GROUP, DeviceSpec.KEY_ALLOW_UID));
+        provider.options().stream().map(OptionSpec::name).forEach(keys::add);
+        return String.join(", ", keys);
+    }
+
+    /** The entries of the running devices, in order. */
+    private List<DeviceEntry> runningEntries() {
+        List<DeviceEntry> entries = new ArrayList<>();
+        running.values().forEach(r -> entries.add(r.entry()));
+        return entries;
+    }
+
+    /**
+     * Creates a device for every planned entry (nothing is served yet).
+     *
+     * @throws ConfigException listing every value a provider refused; the devices created are closed
+     */
+    private List<Running> create(List<Planned> plan) throws ConfigException {
+        List<Running> created = new ArrayList<>();
+        List<String> problems = new ArrayList<>();
+        for (Planned p : plan) {
+            DeviceEntry e = p.entry();
+            DeviceContext ctx = host.newContext(e.name());
+            try {
+                created.add(new Running(e, ctx, p.provider().create(p.options(), ctx)));
+            } catch (InvalidOptionException ex) {
+                problems.add(e.problem(ex.key(), ex.getMessage()));
+            } catch (RuntimeException ex) {
+                problems.add(e.problem(null, "the " + e.spec().type() + " provider failed to create the device: " + ex));
+            }
+        }
+        if (!problems.isEmpty()) {
+            created.forEach(DeviceManager::closeQuietly);
+            throw new ConfigException(problems);
+        }
+        return created;
+    }
+
+    private void serve(Running r) throws IOException {
+        DeviceSpec spec = r.entry().spec();
+        SocketAccess access = spec.socketAccess(defaultUids);
+        if (spec.socket() == null) {
+            // the one device given without a socket path: serve --fd (serve --socket-path fills the path in)
+            if (inheritedFd == null) {
+                throw new IOException(r.entry().name() + ": no socket path and no inherited socket (--fd)");
+            }
+            host.addDevice(r.context(), r.device(), inheritedFd, access);
+            running.put(r.entry().name(), r);
+            publish();
+            LOG.info("{} ready: listening on inherited fd {}{}", r.entry().name(), inheritedFd, describe(spec, r));
+            return;
+        }
+        host.addDevice(r.context(), r.device(), spec.socket(), spec.mode(), access);
+        running.put(r.entry().name(), r);
+        publish();
+        LOG.info("{} ready: {} {}{}", r.entry().name(),
+                spec.mode() == org.jvhost.engine.server.Host.Mode.LISTEN ? "listening on" : "connecting to",
+                spec.socket(), describe(spec, r));
+    }
+
+    private static String describe(DeviceSpec spec, Running r) {
+        StringBuilder s = new StringBuilder(" (type ").append(spec.type());
+        spec.options().forEach((k, v) -> s.append(", ").append(k).append('=').append(v));
+        return s.append(')').toString();
+    }
+
+    private void publish() {
+        published = List.copyOf(running.values());
+    }
+
+    /**
+     * The start-up set: checked as a whole, created, then served one after the other.
+     *
+     * @throws ConfigException if a provider refuses a value (nothing was started)
+     * @throws IOException     if a device cannot be served (its socket); the ones started before stay
+     *                         and the caller closes the host
+     */
+    synchronized void start(List<Planned> plan) throws ConfigException, IOException {
+        for (Running r : create(plan)) {
+            try {
+                serve(r);
+            } catch (IOException e) {
+                closeQuietly(r);
+                throw e;
+            }
+        }
+    }
+
+    /**
+     * Adds one device at run time.
+     *
+     * @throws ConfigException naming the problem (type, key, value, name or socket taken)
+     * @throws IOException     if it cannot be served (its socket)
+     */
+    synchronized void add(DeviceEntry entry) throws ConfigException, IOException {
+        List<Running> created = create(check(List.of(entry), runningEntries(), types));
+        try {
+            serve(created.get(0));
+        } catch (IOException e) {
+            closeQuietly(created.get(0));
+            throw e;
+        }
+    }
+
+    /**
+     * Removes a running device: stops its rings, closes its connection and socket, removes its socket file.
+     *
+     * @return false if no device has that name
+     */
+    synchronized boolean remove(String name) {
+        Running r = running.remove(name);
+        if (r == null) {
+            return false;
+        }
+        publish();
+        host.removeDevice(r.context());
+        LOG.info("{} removed", name);
+        return true;
+    }
+
+    /** Whether {@link #reload()} has a file to read. */
+    boolean hasConfigFile() {
+        return configFile != null;
+    }
+
+    /**
+     * Re-reads the config file and applies the difference to the devices it declared: devices new in
+     * the file start, devices gone from it stop, changed ones restart, unchanged ones keep running and
+     * keep their connections. Devices added through the control API (or the command line) are left
+     * alone. The new file is checked as a whole first (and changed devices are created before their
+     * old instance stops): any problem changes nothing.
+     *
+     * @throws ConfigException listing every problem of the file, or saying there is no file
+     */
+    synchronized ReloadResult reload() throws ConfigException {
+        if (configFile == null) {
+            throw new ConfigException("no config file to reload: serve was started without --config");
+        }
+        ConfigFile.Parsed parsed = ConfigFile.read(configFile);
+        Map<String, DeviceEntry> wanted = new LinkedHashMap<>();
+        parsed.devices().forEach(d -> wanted.put(d.name(), d));
+        List<String> removed = new ArrayList<>();
+        List<String> restarted = new ArrayList<>();
+        List<String> unchanged = new ArrayList<>();
+        List<DeviceEntry> kept = new ArrayList<>();
+        List<DeviceEntry> toStart = new ArrayList<>();
+        for (Running r : running.values()) {
+            DeviceEntry now = r.entry();
+            DeviceEntry next = now.origin() == DeviceEntry.Origin.CONFIG ? wanted.get(now.name()) : null;
+            if (now.origin() != DeviceEntry.Origin.CONFIG) {
+                kept.add(now);
+            } else if (next == null) {
+                removed.add(now.name());
+            } else if (next.sameDevice(now)) {
+                unchanged.add(now.name());
+                kept.add(now);
+            } else {
+                restarted.add(now.name());
+                toStart.add(next);
+            }
+        }
+        List<String> added = new ArrayList<>();
+        for (DeviceEntry d : wanted.values()) {
+            if (!unchanged.contains(d.name()) && !restarted.contains(d.name())) {
+                added.add(d.name());
+                toStart.add(d);
+            }
+        }
+        List<Running> created = create(check(toStart, kept, types));
+        // the whole file is good: apply it
+        List<String> warnings = new ArrayList<>();
+        if (!parsed.host().equals(settings)) {
+            warnings.add(configFile + ": [host] changed; workers, control and metrics take effect at the next start");
+        }
+        for (String name : removed) {
+            remove(name);
+        }
+        for (String name : restarted) {
+            remove(name);
+        }
+        List<String> failed = new ArrayList<>();
+        for (Running r : created) {
+            try {
+                serve(r);
+            } catch (IOException e) {
+                closeQuietly(r);
+                failed.add(r.entry().problem(null, e.getMessage()));
+                LOG.error("reload: {}", r.entry().problem(null, e.getMessage()));
+            }
+        }
+        added.removeIf(n -> !running.containsKey(n));
+        restarted.removeIf(n -> !running.containsKey(n));
+        LOG.info("reloaded {}: added {}, removed {}, restarted {}, unchanged {}{}", configFile, added, removed,
+                restarted, unchanged, failed.isEmpty() ? "" : ", failed to start " + failed.size());
+        return new ReloadResult(added, removed, restarted, unchanged, failed, warnings);
+    }
+
+    /** The running devices and their state now, in the order they were added. Never waits for a change. */
+    List<View> list() {
+        List<View> views = new ArrayList<>();
+        for (Running r : published) {
+            DeviceSnapshot s = host.snapshot(r.context());
+            if (s != null) {
+                views.add(new View(r.entry(), s));
+            }
+        }
+        return views;
+    }
+
+    /** One running device's view, or null. */
+    View view(String name) {
+        for (View v : list()) {
+            if (v.entry().name().equals(name)) {
+                return v;
+            }
+        }
+        return null;
+    }
+
+    private static void closeQuietly(Running r) {
+        try {
+            r.device().close();
+        } catch (RuntimeException e) {
+            LOG.warn("{}: closing the device failed", r.entry().name(), e);
+        }
+    }
+
+    /** Forgets the devices; the host's own close stops them. */
+    @Override
+    public synchronized void close() {
+        running.clear();
+        publish();
+    }
+}

@@ -1,0 +1,341 @@
+package org.jvhost.host.control;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.ClosedSelectorException;
+import java.nio.channels.SelectionKey;
+import java.nio.channels.Selector;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermission;
+import java.util.ArrayDeque;
+import java.util.EnumSet;
+import java.util.Map;
+import java.util.Objects;
+import org.newsclub.net.unix.AFUNIXSelectorProvider;
+import org.newsclub.net.unix.AFUNIXServerSocketChannel;
+import org.newsclub.net.unix.AFUNIXSocket;
+import org.newsclub.net.unix.AFUNIXSocketAddress;
+import org.newsclub.net.unix.AFUNIXSocketChannel;
+import org.newsclub.net.unix.AFUNIXSocketCredentials;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The control socket: a Unix stream socket where each request is one line of text and each response
+ * one line (a JSON object, made by the {@link Handler}). All connections share one thread,
+ * {@code jvhost-control}, multiplexed with a selector, so idle clients cost a file descriptor and a
+ * buffer, not a thread; requests are served one at a time, in arrival order.
+ *
+ * <p>Access: the socket file is made owner-only (0600) right after bind, and, since a client could
+ * connect in the instant before, each connection's peer credentials (SO_PEERCRED) must also show the
+ * socket's owner or root, or it is closed at once.
+ */
+public final class ControlServer implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(ControlServer.class);
+    /** A request longer than this is refused (the longest real one is an {@code add} of a device spec). */
+    static final int MAX_REQUEST_BYTES = 64 * 1024;
+    /** Connections beyond this are closed at once: a bound on the fds and buffers clients can pin. */
+    static final int MAX_CONNECTIONS = 64;
+    private static final long JOIN_MS = 3000;
+
+    /** Answers one request line with one response line (without the newline). Never throws. */
+    @FunctionalInterface
+    public interface Handler {
+        String handle(String request);
+    }
+
+    private final Path path;
+    private final Handler handler;
+    private final AFUNIXServerSocketChannel server;
+    private final Selector selector;
+    private final long ownerUid;
+    private final Object fileKey;
+    private final Thread thread;
+    private volatile boolean closed;
+    private int connections;
+
+    private ControlServer(Path path, Handler handler) throws IOException {
+        this.path = path;
+        this.handler = handler;
+        replaceStale(path);
+        AFUNIXServerSocketChannel ch = AFUNIXServerSocketChannel.open();
+        try {
+            ch.bind(AFUNIXSocketAddress.of(path));
+            Files.setPosixFilePermissions(path, EnumSet.of(PosixFilePermission.OWNER_READ,
+                    PosixFilePermission.OWNER_WRITE));
+            this.ownerUid = ((Number) Files.getAttribute(path, "unix:uid", LinkOption.NOFOLLOW_LINKS)).longValue();
+            this.fileKey = Files.readAttributes(path, java.nio.file.attribute.BasicFileAttributes.class,
+                    LinkOption.NOFOLLOW_LINKS).fileKey();
+            ch.configureBlocking(false);
+            this.selector = AFUNIXSelectorProvider.provider().openSelector();
+            ch.register(selector, SelectionKey.OP_ACCEPT);
+        } catch (IOException | RuntimeException e) {
+            ch.close();
+            throw new IOException("control socket " + path + ": " + e.getMessage(), e);
+        }
+        this.server = ch;
+        this.thread = new Thread(this::loop, "jvhost-control");
+        this.thread.setDaemon(true);
+    }
+
+    /**
+     * Listens on {@code path} and serves requests with {@code handler} until {@link #close()}.
+     *
+     * @throws IOException naming the path if it cannot listen there, or if another process does
+     */
+    public static ControlServer start(Path path, Handler handler) throws IOException {
+        ControlServer s = new ControlServer(path.toAbsolutePath(), Objects.requireNonNull(handler));
+        s.thread.start();
+        LOG.info("control socket listening on {} (owner-only)", s.path);
+        return s;
+    }
+
+    public Path path() {
+        return path;
+    }
+
+    /** A leftover socket file of a crashed run is replaced; a live socket or any other file is not. */
+    private static void replaceStale(Path path) throws IOException {
+        if (!Files.exists(path, LinkOption.NOFOLLOW_LINKS)) {
+            return;
+        }
+        if (!"socket".equals(fileType(path))) {
+            throw new IOException("control socket " + path + ": the path exists and is not a socket");
+        }
+        try (AFUNIXSocket probe = AFUNIXSocket.connectTo(AFUNIXSocketAddress.of(path))) {
+            throw new IOException("control socket " + path + ": another process is listening on it");
+        } catch (IOException e) {
+            if (e.getMessage() != null && e.getMessage().startsWith("control socket")) {
+                throw e;
+            }
+        }
+        LOG.info("{}: replacing stale control socket file", path);
+        Files.delete(path);
+    }
+
+    private static String fileType(Path path) throws IOException {
+        var a = Files.readAttributes(path, java.nio.file.attribute.BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
+        return a.isOther() ? "socket" : a.isDirectory() ? "directory" : "file";
+    }
+
+    /** One client: its unfinished request bytes and the responses not yet written. */
+    private static final class Client {
+        final AFUNIXSocketChannel channel;
+        ByteBuffer in = ByteBuffer.allocate(1024);
+        final ArrayDeque<ByteBuffer> out = new ArrayDeque<>();
+        /** The client finished sending: close once the responses are out. */
+        boolean ending;
+        /**
+         * The client sent too much: its input is read and dropped until it closes, since closing with
+         * unread input would reset the connection before it reads the refusal; our side is shut down
+         * once the refusal is out.
+         */
+        boolean refused;
+        boolean outputShut;
+
+        Client(AFUNIXSocketChannel channel) {
+            this.channel = channel;
+        }
+    }
+
+    private void loop() {
+        try {
+            while (!closed) {
+                selector.select();
+                for (SelectionKey key : selector.selectedKeys()) {
+                    if (!key.isValid()) {
+                        continue;
+                    }
+                    if (key.isAcceptable()) {
+                        accept();
+                    } else {
+                        serve(key);
+                    }
+                }
+                selector.selectedKeys().clear();
+            }
+        } catch (IOException | ClosedSelectorException e) {
+            if (!closed) {
+                LOG.error("control socket {}: the selector failed, control requests are no longer served: {}",
+                        path, e.getMessage());
+            }
+        }
+    }
+
+    private void accept() throws IOException {
+        AFUNIXSocketChannel ch = server.accept();
+        if (ch == null) {
+            return;
+        }
+        try {
+            AFUNIXSocketCredentials peer = ch.getPeerCredentials();
+            long uid = peer == null ? -1 : peer.getUid();
+            if (uid != ownerUid && uid != 0) {
+                LOG.warn("control socket {}: refused a client with uid {} (pid {}): only uid {} and root may connect",
+                        path, uid, peer == null ? -1 : peer.getPid(), ownerUid);
+                ch.close();
+                return;
+            }
+            if (connections >= MAX_CONNECTIONS) {
+                LOG.warn("control socket {}: refused a client: {} connections are open already", path, connections);
+                ch.close();
+                return;
+            }
+            ch.configureBlocking(false);
+            ch.register(selector, SelectionKey.OP_READ, new Client(ch));
+            connections++;
+        } catch (IOException e) {
+            ch.close();
+            throw e;
+        }
+    }
+
+    private void serve(SelectionKey key) {
+        Client c = (Client) key.attachment();
+        try {
+            if (key.isReadable()) {
+                read(c);
+            }
+            write(c);
+            if (c.refused && c.out.isEmpty() && !c.outputShut) {
+                c.channel.shutdownOutput();
+                c.outputShut = true;
+            }
+            if (c.ending && c.out.isEmpty()) {
+                drop(key, c);
+            } else {
+                key.interestOps((c.ending ? 0 : SelectionKey.OP_READ) | (c.out.isEmpty() ? 0 : SelectionKey.OP_WRITE));
+            }
+        } catch (IOException e) {
+            LOG.debug("control client dropped: {}", e.getMessage());
+            drop(key, c);
+        }
+    }
+
+    private void read(Client c) throws IOException {
+        if (c.refused) {
+            c.in.clear();
+            if (c.channel.read(c.in) < 0) {
+                c.ending = true;
+            }
+            return;
+        }
+        if (!c.in.hasRemaining()) {
+            grow(c);
+        }
+        int n = c.channel.read(c.in);
+        if (n < 0) {
+            c.ending = true; // answer what came complete, then close
+        }
+        answerCompleteLines(c);
+        if (!c.ending && !c.in.hasRemaining() && c.in.capacity() >= MAX_REQUEST_BYTES) {
+            respond(c, Json.write(Map.of("ok", false, "error",
+                    "request longer than " + MAX_REQUEST_BYTES + " bytes without a newline")));
+            c.refused = true;
+        }
+    }
+
+    private static void grow(Client c) {
+        int capacity = Math.min(MAX_REQUEST_BYTES, c.in.capacity() * 2);
+        if (capacity > c.in.capacity()) {
+            ByteBuffer bigger = ByteBuffer.allocate(capacity);
+            c.in.flip();
+            bigger.put(c.in);
+            c.in = bigger;
+        }
+    }
+
+    private void answerCompleteLines(Client c) {
+        c.in.flip();
+        int start = 0;
+        for (int i = 0; i < c.in.limit(); i++) {
+            if (c.in.get(i) == '\n') {
+                String line = new String(c.in.array(), start, i - start, StandardCharsets.UTF_8).strip();
+                start = i + 1;
+                if (!line.isEmpty()) {
+                    respond(c, answer(line));
+                }
+            }
+        }
+        c.in.position(start);
+        c.in.compact();
+    }
+
+    private String answer(String line) {
+        try {
+            return handler.handle(line);
+        } catch (RuntimeException e) {
+            LOG.error("control request '{}' failed", line, e);
+            return Json.write(Map.of("ok", false, "error", "internal error: " + e));
+        }
+    }
+
+    private static void respond(Client c, String json) {
+        c.out.add(ByteBuffer.wrap((json + "\n").getBytes(StandardCharsets.UTF_8)));
+    }
+
+    private static void write(Client c) throws IOException {
+        while (!c.out.isEmpty()) {
+            ByteBuffer b = c.out.peek();
+            c.channel.write(b);
+            if (b.hasRemaining()) {
+                return; // the socket buffer is full: OP_WRITE brings us back
+            }
+            c.out.poll();
+        }
+    }
+
+    private void drop(SelectionKey key, Client c) {
+        key.cancel();
+        connections--;
+        try {
+            c.channel.close();
+        } catch (IOException ignored) {
+            // nothing left to release
+        }
+    }
+
+    /** Stops serving, closes every client and removes the socket file (if it is still the one we bound). */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        selector.wakeup();
+        try {
+            thread.join(JOIN_MS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        for (SelectionKey key : selector.keys()) {
+            try {
+                key.channel().close();
+            } catch (IOException ignored) {
+                // closing anyway
+            }
+        }
+        try {
+            selector.close();
+            server.close();
+        } catch (IOException e) {
+            LOG.warn("control socket {}: {}", path, e.getMessage());
+        }
+        removeOwnSocketFile();
+    }
+
+    private void removeOwnSocketFile() {
+        try {
+            Object now = Files.readAttributes(path, java.nio.file.attribute.BasicFileAttributes.class,
+                    LinkOption.NOFOLLOW_LINKS).fileKey();
+            if (Objects.equals(now, fileKey)) {
+                Files.delete(path);
+            }
+        } catch (IOException e) {
+            // already gone
+        }
+    }
+}

@@ -1,0 +1,240 @@
+package org.jvhost.host.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.jvhost.host.control.ControlServer;
+import org.jvhost.host.control.Json;
+import org.jvhost.host.metrics.MetricsServer;
+import org.jvhost.host.plugin.BuiltInPlugins;
+import org.jvhost.host.plugin.DeviceTypeLoader;
+import org.jvhost.host.plugin.DeviceTypes;
+import org.jvhost.testkit.ScriptedFrontend;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+/**
+ * A real engine host with loopback devices, managed through the config file, the control socket and
+ * {@code jvhost ctl}: reloads apply only the difference, devices come and go at run time, and the
+ * counters reach the control API and the metrics endpoint.
+ */
+@Timeout(value = 60, unit = TimeUnit.SECONDS)
+class OperationsTest {
+
+    @TempDir
+    Path dir;
+    private Path file;
+    private DeviceHost host;
+    private DeviceManager manager;
+    private ControlServer control;
+    private final DeviceTypes types = new DeviceTypeLoader(getClass().getClassLoader(), BuiltInPlugins.none(), null)
+            .load(null);
+
+    @BeforeEach
+    void start() throws Exception {
+        file = dir.resolve("jvhost.conf");
+        write(device("a", "a.sock", ""), device("b", "b.sock", ""));
+        ConfigFile.Parsed parsed = ConfigFile.read(file);
+        host = DeviceHost.engine(2);
+        manager = new DeviceManager(host, types, file, parsed.host());
+        manager.start(DeviceManager.check(parsed.devices(), List.of(), types));
+        control = ControlServer.start(dir.resolve("control.sock"), new ControlRequests(manager));
+    }
+
+    @AfterEach
+    void stop() {
+        control.close();
+        host.close();
+    }
+
+    private static String device(String name, String socket, String extra) {
+        return "[device " + name + "]\ntype = loopback\nsocket = " + socket + "\n" + extra;
+    }
+
+    private void write(String... sections) throws Exception {
+        Files.writeString(file, String.join("\n", sections));
+    }
+
+    /** A front-end that negotiated features: a live connection a restart would break. */
+    private ScriptedFrontend connect(String socket) throws Exception {
+        ScriptedFrontend fe = ScriptedFrontend.connect(dir.resolve(socket));
+        fe.setOwner();
+        fe.setFeatures(fe.getFeatures());
+        return fe;
+    }
+
+    @Test
+    void reloadKeepsUnchangedDevicesConnectedAndAppliesTheRest() throws Exception {
+        try (ScriptedFrontend fe = connect("a.sock"); ScriptedFrontend feB = connect("b.sock")) {
+            awaitConnected("a");
+            write(device("a", "a.sock", ""), device("c", "c.sock", "queues = 2\n"));
+            DeviceManager.ReloadResult r = manager.reload();
+            assertEquals(List.of("c"), r.added());
+            assertEquals(List.of("b"), r.removed());
+            assertEquals(List.of("a"), r.unchanged());
+            assertEquals(List.of(), r.restarted());
+            assertTrue(feB.isClosedByPeer(3000), "a removed device's front-end is disconnected");
+            assertFalse(Files.exists(dir.resolve("b.sock")), "a removed device's socket file is gone");
+            assertTrue(Files.exists(dir.resolve("c.sock")));
+            assertFalse(fe.isClosedByPeer(200), "the unchanged device's connection survives");
+            assertNotEquals(0, fe.getFeatures(), "and still answers");
+            assertEquals(1, manager.view("a").snapshot().sessions(), "no reconnection happened");
+
+            // a bad file changes nothing
+            write(device("a", "a.sock", "speed = 1\n"), device("d", "d.sock", ""));
+            ConfigException e = assertThrows(ConfigException.class, manager::reload);
+            assertTrue(e.getMessage().contains(file + ":4: device a: key speed"), e.getMessage());
+            assertFalse(Files.exists(dir.resolve("d.sock")));
+            assertEquals(List.of("a", "c"), names());
+            assertFalse(fe.isClosedByPeer(200));
+
+            // a changed device restarts: its front-end must reconnect
+            write(device("a", "a.sock", "queues = 2\n"), device("c", "c.sock", "queues = 2\n"));
+            r = manager.reload();
+            assertEquals(List.of("a"), r.restarted());
+            assertEquals(List.of("c"), r.unchanged());
+            assertTrue(fe.isClosedByPeer(3000));
+            assertEquals(4, manager.view("a").snapshot().queues().size());
+        }
+    }
+
+    @Test
+    void ctlAddsListsCountsAndRemovesDevices() throws Exception {
+        Path socket = dir.resolve("x.sock");
+        assertEquals(0, ctl("add", "loopback:socket=" + socket + ",queues=2"), err.toString());
+        assertEquals("added loopback@" + socket + "\n", out.toString());
+        assertTrue(Files.exists(socket));
+        try (ScriptedFrontend fe = connect("x.sock")) {
+            awaitConnected("loopback@" + socket);
+            assertEquals(0, ctl("list"));
+            String listing = out.toString();
+            assertTrue(listing.matches("(?s)NAME .*\na +loopback +config +listening .*"), listing);
+            assertTrue(listing.matches("(?s).*\nloopback@" + socket + " +loopback +control +connected +0x[0-9a-f]+ +0/4 .*"),
+                    listing);
+
+            assertEquals(0, ctl("--json", "counters", "loopback@" + socket));
+            Map<?, ?> response = (Map<?, ?>) Json.parse(out.toString().strip());
+            Map<?, ?> device = (Map<?, ?>) ((List<?>) response.get("devices")).get(0);
+            assertEquals(0L, ((Map<?, ?>) device.get("counters")).get("tx_frames"));
+            assertEquals(4, ((List<?>) device.get("queues")).size());
+
+            assertEquals(1, ctl("add", "loopback:socket=" + dir.resolve("a.sock")));
+            assertTrue(err.toString().contains("is already used by device a (config file)"), err.toString());
+            assertEquals(1, ctl("add", "loopback:socket=" + dir.resolve("y.sock") + ",queues=9"));
+            assertTrue(err.toString().contains("queues=9: must be between 1 and 8"), err.toString());
+            assertEquals(1, ctl("remove", "nope"));
+            assertTrue(err.toString().contains("no device named 'nope'"), err.toString());
+
+            assertEquals(0, ctl("remove", "loopback@" + socket));
+            assertTrue(fe.isClosedByPeer(3000));
+            assertFalse(Files.exists(socket));
+        }
+        assertEquals(List.of("a", "b"), names());
+        // a reload leaves devices added through the control API alone, and re-adds a removed file device
+        assertEquals(0, ctl("add", "loopback:socket=" + dir.resolve("z.sock")));
+        assertEquals(0, ctl("remove", "b"));
+        assertEquals(0, ctl("reload"), err.toString());
+        assertEquals("added: b\nunchanged: a\n", out.toString());
+        assertEquals(List.of("a", "loopback@" + dir.resolve("z.sock"), "b"), names());
+        assertEquals(2, ctl("frobnicate"));
+        assertEquals(2, ctl("remove"));
+    }
+
+    @Test
+    void controlSocketIsOwnerOnlyAndIdleClientsHoldNoThread() throws Exception {
+        assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(control.path())));
+        int threadsBefore = Thread.activeCount();
+        List<org.newsclub.net.unix.AFUNIXSocket> idle = new java.util.ArrayList<>();
+        try {
+            for (int i = 0; i < 40; i++) {
+                idle.add(org.newsclub.net.unix.AFUNIXSocket.connectTo(
+                        org.newsclub.net.unix.AFUNIXSocketAddress.of(control.path())));
+            }
+            assertEquals(0, ctl("list"), "served while 40 clients sit idle");
+            assertTrue(Thread.activeCount() <= threadsBefore + 2, "threads " + threadsBefore + " -> " + Thread.activeCount());
+        } finally {
+            for (var s : idle) {
+                s.close();
+            }
+        }
+    }
+
+    @Test
+    void metricsEndpointServesTheCounters() throws Exception {
+        try (ScriptedFrontend fe = connect("a.sock");
+             MetricsServer metrics = MetricsServer.start(MetricsServer.loopbackAddress("127.0.0.1:0"),
+                     () -> ServeCommand.metricsText(manager))) {
+            awaitConnected("a");
+            HttpClient http = HttpClient.newHttpClient();
+            URI uri = URI.create("http://127.0.0.1:" + metrics.address().getPort() + "/metrics");
+            HttpResponse<String> r = http.send(HttpRequest.newBuilder(uri).build(), HttpResponse.BodyHandlers.ofString());
+            assertEquals(200, r.statusCode());
+            assertTrue(r.headers().firstValue("Content-Type").orElse("").startsWith("text/plain; version=0.0.4"));
+            String body = r.body();
+            assertTrue(body.contains("# TYPE jvhost_queue_kicks_total counter\n"), body);
+            assertTrue(body.contains("jvhost_device_connected{device=\"a\",type=\"loopback\"} 1\n"), body);
+            assertTrue(body.contains("jvhost_device_connected{device=\"b\",type=\"loopback\"} 0\n"), body);
+            assertTrue(body.contains("jvhost_queue_kicks_total{device=\"a\",queue=\"1\"} 0\n"), body);
+            assertTrue(body.contains("jvhost_device_frames_total{device=\"a\",direction=\"tx\"} 0\n"), body);
+            assertTrue(body.contains("jvhost_queue_drops_total{device=\"a\",queue=\"0\",direction=\"rx\",reason=\"no_buffer\"} 0\n"),
+                    body);
+            HttpResponse<String> post = http.send(HttpRequest.newBuilder(uri).POST(HttpRequest.BodyPublishers.noBody()).build(),
+                    HttpResponse.BodyHandlers.ofString());
+            assertEquals(405, post.statusCode());
+        }
+        assertThrows(IllegalArgumentException.class, () -> MetricsServer.loopbackAddress("192.0.2.1:9109"));
+    }
+
+    private List<String> names() {
+        return manager.list().stream().map(v -> v.entry().name()).toList();
+    }
+
+    private void awaitConnected(String name) throws InterruptedException {
+        long deadline = System.nanoTime() + 5_000_000_000L;
+        while (manager.view(name) == null || !manager.view(name).snapshot().connected()) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError(name + " never saw its front-end");
+            }
+            Thread.sleep(10);
+        }
+    }
+
+    private final StringWriter out = new StringWriter();
+    private final StringWriter err = new StringWriter();
+
+    private int ctl(String... args) {
+        out.getBuffer().setLength(0);
+        err.getBuffer().setLength(0);
+        CommandLine cli = Main.commandLine(new DeviceTypeLoader(getClass().getClassLoader(), BuiltInPlugins.none(), null),
+                (DeviceHost.Factory) w -> {
+                    throw new AssertionError("ctl creates no host");
+                }, null);
+        cli.setOut(new PrintWriter(out));
+        cli.setErr(new PrintWriter(err));
+        String[] full = new String[args.length + 3];
+        full[0] = "ctl";
+        full[1] = "--control";
+        full[2] = control.path().toString();
+        System.arraycopy(args, 0, full, 3, args.length);
+        return cli.execute(full);
+    }
+}

@@ -1,0 +1,95 @@
+package org.jvhost.host.control;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+import org.newsclub.net.unix.AFUNIXSocket;
+import org.newsclub.net.unix.AFUNIXSocketAddress;
+
+/** The control socket's transport: lines in, lines out, pipelined requests, limits, the socket file. */
+@Timeout(value = 30, unit = TimeUnit.SECONDS)
+class ControlServerTest {
+
+    @TempDir
+    Path dir;
+
+    @Test
+    void answersEachLineInOrderAndRemovesItsSocketFileOnClose() throws Exception {
+        Path path = dir.resolve("ctl.sock");
+        try (ControlServer server = ControlServer.start(path, line -> Json.write(Map.of("echo", line)));
+             AFUNIXSocket s = AFUNIXSocket.connectTo(AFUNIXSocketAddress.of(path))) {
+            OutputStream out = s.getOutputStream();
+            out.write("one\ntwo\n\nthr".getBytes(StandardCharsets.UTF_8)); // pipelined, a blank line, a partial one
+            out.flush();
+            BufferedReader in = new BufferedReader(new InputStreamReader(s.getInputStream(), StandardCharsets.UTF_8));
+            assertEquals("{\"echo\":\"one\"}", in.readLine());
+            assertEquals("{\"echo\":\"two\"}", in.readLine());
+            out.write("ee\n".getBytes(StandardCharsets.UTF_8));
+            out.flush();
+            assertEquals("{\"echo\":\"three\"}", in.readLine());
+            assertEquals("{\"echo\":\"x\"}", ControlClient.request(path, "x"));
+        }
+        assertFalse(Files.exists(path));
+    }
+
+    @Test
+    void anOverlongRequestIsRefusedAndTheConnectionClosed() throws Exception {
+        Path path = dir.resolve("ctl.sock");
+        try (ControlServer server = ControlServer.start(path, line -> "{}");
+             AFUNIXSocket s = AFUNIXSocket.connectTo(AFUNIXSocketAddress.of(path))) {
+            byte[] big = new byte[ControlServer.MAX_REQUEST_BYTES + 10];
+            java.util.Arrays.fill(big, (byte) 'a');
+            s.getOutputStream().write(big);
+            BufferedReader in = new BufferedReader(new InputStreamReader(s.getInputStream(), StandardCharsets.UTF_8));
+            Map<?, ?> r = (Map<?, ?>) Json.parse(in.readLine());
+            assertEquals(false, r.get("ok"));
+            assertTrue(((String) r.get("error")).contains("longer than"));
+            assertEquals(null, in.readLine(), "closed after the refusal");
+        }
+    }
+
+    @Test
+    void aLiveControlSocketIsNotTakenOverButAStaleOneIs() throws Exception {
+        Path path = dir.resolve("ctl.sock");
+        try (ControlServer first = ControlServer.start(path, line -> "{}")) {
+            var e = assertThrows(java.io.IOException.class, () -> ControlServer.start(path, line -> "{}"));
+            assertTrue(e.getMessage().contains("another process is listening"), e.getMessage());
+        }
+        Files.writeString(dir.resolve("plain"), "data");
+        var e = assertThrows(java.io.IOException.class, () -> ControlServer.start(dir.resolve("plain"), line -> "{}"));
+        assertTrue(e.getMessage().contains("not a socket"), e.getMessage());
+        // a socket file nobody listens on (a crashed run): replaced
+        org.newsclub.net.unix.AFUNIXServerSocket stale = org.newsclub.net.unix.AFUNIXServerSocket.newInstance();
+        stale.setDeleteOnClose(false);
+        stale.bind(AFUNIXSocketAddress.of(path));
+        stale.close();
+        assertTrue(Files.exists(path));
+        try (ControlServer again = ControlServer.start(path, line -> "{\"ok\":true}")) {
+            assertEquals("{\"ok\":true}", ControlClient.request(path, "list"));
+        }
+    }
+
+    @Test
+    void jsonRoundTrips() {
+        Object value = Map.of("s", "a \"q\" \\ \n\t\u0001", "n", -42L, "b", true, "l", List.of(1L, "x"));
+        assertEquals(value, Json.parse(Json.write(value)));
+        assertEquals(null, Json.parse(" null "));
+        assertThrows(IllegalArgumentException.class, () -> Json.parse("{\"a\":1.5}"));
+        assertThrows(IllegalArgumentException.class, () -> Json.parse("{\"a\":1} x"));
+        assertThrows(IllegalArgumentException.class, () -> Json.parse("[1,"));
+    }
+}

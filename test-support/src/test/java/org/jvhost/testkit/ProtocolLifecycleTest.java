@@ -10,6 +10,8 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.Set;
 import org.jvhost.engine.protocol.ConfigLayout;
 import org.jvhost.engine.protocol.FrontendRequest;
 import org.jvhost.engine.protocol.MemoryTableLayout;
@@ -18,6 +20,7 @@ import org.jvhost.engine.protocol.Payloads;
 import org.jvhost.engine.protocol.ProtocolFeatures;
 import org.jvhost.engine.protocol.U64Layout;
 import org.jvhost.engine.server.Host;
+import org.jvhost.engine.server.SocketAccess;
 import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.spi.DeviceContext;
 import org.jvhost.spi.VirtioFeatures;
@@ -225,17 +228,92 @@ class ProtocolLifecycleTest {
     }
 
     @Test
-    void listenRefusesAPathWhereSomeoneListensAndReplacesAStaleFile() throws Exception {
+    void listenRefusesAPathWhereSomeoneListensAndReplacesAStaleSocket() throws Exception {
         RecordingDevice other = new RecordingDevice(1, 0);
         IOException e = assertThrows(IOException.class,
                 () -> host.addDevice(host.newContext("dup"), other, socket, Host.Mode.LISTEN));
         assertTrue(e.getMessage().contains(socket.toString()), e.getMessage());
+        // a socket file nobody listens on any more, as a crashed daemon leaves it
         Path stale = dir.resolve("stale.sock");
-        Files.createFile(stale);
+        AFUNIXServerSocket crashed = AFUNIXServerSocket.newInstance();
+        crashed.setDeleteOnClose(false);
+        crashed.bind(AFUNIXSocketAddress.of(stale));
+        crashed.close();
+        assertTrue(Files.exists(stale));
         host.addDevice(host.newContext("stale"), other, stale, Host.Mode.LISTEN);
         try (ScriptedFrontend fe = ScriptedFrontend.connect(stale)) {
             fe.getFeatures();
         }
+    }
+
+    @Test
+    void listenLeavesAFileThatIsNotASocketAlone() throws Exception {
+        Path file = dir.resolve("notes.txt");
+        Files.writeString(file, "keep me");
+        IOException e = assertThrows(IOException.class,
+                () -> host.addDevice(host.newContext("typo"), new RecordingDevice(1, 0), file, Host.Mode.LISTEN));
+        assertTrue(e.getMessage().contains(file.toString()) && e.getMessage().contains("not a socket"), e.getMessage());
+        assertEquals("keep me", Files.readString(file));
+    }
+
+    @Test
+    void socketFilesAreOwnerOnlyByDefaultAndTakeTheModeAsked() throws Exception {
+        assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(socket)));
+        Path shared = dir.resolve("shared.sock");
+        host.addDevice(host.newContext("shared"), new RecordingDevice(1, 0), shared, Host.Mode.LISTEN,
+                new SocketAccess(0660, null, Set.of()));
+        assertEquals("rw-rw----", PosixFilePermissions.toString(Files.getPosixFilePermissions(shared)));
+        Path grouped = dir.resolve("grouped.sock");
+        IOException e = assertThrows(IOException.class, () -> host.addDevice(host.newContext("g"),
+                new RecordingDevice(1, 0), grouped, Host.Mode.LISTEN, new SocketAccess(0660, "no-such-group-jvhost", Set.of())));
+        assertTrue(e.getMessage().contains(grouped.toString()) && e.getMessage().contains("no-such-group-jvhost"),
+                e.getMessage());
+        assertFalse(Files.exists(grouped), "a socket that could not be set up is removed again");
+    }
+
+    @Test
+    void aFrontendWhoseUidIsNotAllowedIsRefusedAndOthersAreUnaffected() throws Exception {
+        long me = new com.sun.security.auth.module.UnixSystem().getUid();
+        Path guarded = dir.resolve("guarded.sock");
+        DeviceContext g = host.newContext("guarded");
+        host.addDevice(g, new RecordingDevice(1, 0), guarded, Host.Mode.LISTEN,
+                new SocketAccess(0600, null, Set.of((int) me + 12345)));
+        try (ScriptedFrontend fe = ScriptedFrontend.connect(guarded)) {
+            assertTrue(fe.isClosedByPeer(3000), "uid " + me + " is not on the list");
+        }
+        assertEquals(0, host.status(g).sessions());
+        assertStillServes();
+        Path mine = dir.resolve("mine.sock");
+        host.addDevice(host.newContext("mine"), new RecordingDevice(1, 0), mine, Host.Mode.LISTEN,
+                new SocketAccess(0600, null, Set.of((int) me)));
+        try (ScriptedFrontend fe = ScriptedFrontend.connect(mine)) {
+            assertTrue(fe.getFeatures() != 0, "uid " + me + " is on the list");
+        }
+    }
+
+    @Test
+    void halfAMessageHoldsNoThreadAndIsCutOffAfterTheDeadline() throws Exception {
+        RecordingDevice other = new RecordingDevice(1, 0);
+        Path otherSocket = dir.resolve("other.sock");
+        DeviceContext otherCtx = host.newContext("other");
+        host.addDevice(otherCtx, other, otherSocket, Host.Mode.LISTEN);
+        try (ScriptedFrontend slow = ScriptedFrontend.connect(socket);
+             ScriptedFrontend good = ScriptedFrontend.connect(otherSocket)) {
+            slow.sendRaw(new byte[] {(byte) FrontendRequest.GET_FEATURES.code(), 0, 0, 0, 1}); // 5 of 12 header bytes
+            long t0 = System.nanoTime();
+            for (int i = 0; i < 20; i++) {
+                assertTrue(good.getFeatures() != 0, "the other device answers while one waits for the rest");
+            }
+            try (ScriptedFrontend again = ScriptedFrontend.connect(otherSocket)) {
+                assertTrue(again.isClosedByPeer(3000), "(the other device serves one front-end at a time)");
+            }
+            assertTrue(slow.isClosedByPeer(10_000), "the half message is cut off");
+            long ms = (System.nanoTime() - t0) / 1_000_000;
+            assertTrue(ms >= 4000, "not before the deadline: " + ms + " ms");
+            assertTrue(good.getFeatures() != 0);
+        }
+        awaitIdle();
+        assertStillServes();
     }
 
     @Test

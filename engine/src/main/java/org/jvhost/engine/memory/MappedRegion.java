@@ -17,9 +17,6 @@ import org.jvhost.spi.MemoryRegion;
  */
 public final class MappedRegion implements MemoryRegion {
 
-    private static final long SMALL_PAGE = 4096;
-    /** hugetlbfs mappings need offset and length aligned to the huge page size (2 MiB on x86-64). */
-    private static final long HUGE_PAGE = 2L << 20;
     private static final long WINDOW_SIZE = 2 * WINDOW_STRIDE;
     private static final int STRIDE_SHIFT = Long.numberOfTrailingZeros(WINDOW_STRIDE);
 
@@ -96,31 +93,30 @@ public final class MappedRegion implements MemoryRegion {
         }
     }
 
+    /**
+     * Maps in the fd's own page size, learnt up front: hugetlbfs wants the offset (mmap) and the length
+     * (munmap) in whole huge pages. Trying 4 KiB first and retrying on EINVAL is not enough: a 2 MiB-aligned
+     * offset with a size that is not a whole number of huge pages maps fine (mmap rounds the length up
+     * itself) and only munmap fails, leaking the pages.
+     */
     private static MappedRegion mapChecked(RegionSpec spec, int fd) throws MemoryMapException {
+        long pageSize;
         try {
-            return mapAligned(spec, fd, SMALL_PAGE, 1);
-        } catch (NativeException e) {
-            if (e.errno() != NativeException.EINVAL) {
-                throw new MemoryMapException(spec + ": " + e.getMessage(), e);
-            }
-        }
-        // EINVAL with a 4 KiB-aligned offset means the file lives on hugetlbfs, where mmap wants
-        // offset and length in whole huge pages.
-        try {
-            return mapAligned(spec, fd, HUGE_PAGE, HUGE_PAGE);
+            pageSize = LinuxSys.mappingPageSize(fd);
         } catch (NativeException e) {
             throw new MemoryMapException(spec + ": " + e.getMessage(), e);
         }
-    }
-
-    private static MappedRegion mapAligned(RegionSpec spec, int fd, long offsetAlign, long lengthAlign)
-            throws NativeException {
-        long fileOffset = spec.mmapOffset() & -offsetAlign;
+        long fileOffset = spec.mmapOffset() & -pageSize;
         long lead = spec.mmapOffset() - fileOffset;
-        long length = roundUp(lead + spec.size(), lengthAlign);
-        long address = LinuxSys.mmap(length, LinuxSys.PROT_READ | LinuxSys.PROT_WRITE, LinuxSys.MAP_SHARED,
-                fd, fileOffset);
-        return new MappedRegion(spec, address, length, address + lead);
+        long length = roundUp(lead + spec.size(), pageSize);
+        try {
+            long address = LinuxSys.mmap(length, LinuxSys.PROT_READ | LinuxSys.PROT_WRITE, LinuxSys.MAP_SHARED,
+                    fd, fileOffset);
+            return new MappedRegion(spec, address, length, address + lead);
+        } catch (NativeException e) {
+            throw new MemoryMapException(String.format("%s: %s (mapping 0x%x bytes from file offset 0x%x in %d-byte pages)",
+                    spec, e.getMessage(), length, fileOffset, pageSize), e);
+        }
     }
 
     private static long roundUp(long value, long align) {

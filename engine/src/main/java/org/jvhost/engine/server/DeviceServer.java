@@ -1,77 +1,208 @@
 package org.jvhost.engine.server;
 
 import java.io.IOException;
+import java.nio.file.FileSystems;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.nio.file.attribute.GroupPrincipal;
+import java.nio.file.attribute.PosixFileAttributeView;
+import java.nio.file.attribute.PosixFilePermission;
+import java.util.EnumSet;
+import java.util.Objects;
+import java.util.Set;
 import java.util.concurrent.atomic.AtomicLong;
 import org.jvhost.engine.event.DeviceRuntime;
 import org.jvhost.engine.session.BackendSession;
+import org.jvhost.engine.sys.LinuxSys;
+import org.jvhost.engine.sys.NativeException;
 import org.jvhost.engine.transport.Endpoint;
-import org.newsclub.net.unix.AFUNIXServerSocket;
+import org.newsclub.net.unix.AFUNIXServerSocketChannel;
 import org.newsclub.net.unix.AFUNIXSocket;
 import org.newsclub.net.unix.AFUNIXSocketAddress;
+import org.newsclub.net.unix.AFUNIXSocketChannel;
+import org.newsclub.net.unix.FileDescriptorCast;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Meets one device's front-ends and serves one connection at a time, each on a control thread
- * {@code jvhost-ctl-<device>} running a {@link BackendSession}.
+ * Meets one device's front-ends and serves one connection at a time, on a shared {@link ControlLoop}:
+ * the listening socket, the connection and the reconnect timer are events of that loop, not threads.
+ * All state below is touched on the loop thread only, except the fields read by {@link Host#status}.
  *
- * <p>LISTEN: the thread {@code jvhost-accept-<device>} accepts. A connection arriving while another is
- * served waits up to {@link #HANDOFF_GRACE_MS} for that one to finish (a front-end reconnecting at
- * once), and is otherwise closed with a WARN: a second front-end must not hang in the backlog.
- * CONNECT: the control thread itself connects, and reconnects with back-off after each session.
+ * <p>LISTEN: a connection arriving while another is served waits up to {@link #HANDOFF_GRACE_MS} for
+ * that one to end (a front-end reconnecting at once), and is otherwise closed with a WARN: a second
+ * front-end must not hang in the backlog. CONNECT: jvhost connects, and after each session or failed
+ * attempt connects again from a timer, backing off from {@link #BACKOFF_MIN_MS} to {@link #BACKOFF_MAX_MS}.
+ *
+ * <p>A front-end that starts a message and does not finish it within {@link #PARTIAL_MESSAGE_MS} is
+ * cut off: QEMU and DPDK send each message in one {@code sendmsg}, so a half message that long is a
+ * stuck or hostile peer holding a buffer.
  */
-final class DeviceServer implements AutoCloseable {
+final class DeviceServer {
     private static final Logger LOG = LoggerFactory.getLogger(DeviceServer.class);
     private static final long BACKOFF_MIN_MS = 100;
     private static final long BACKOFF_MAX_MS = 2000;
-    private static final long JOIN_MS = 3000;
     private static final long HANDOFF_GRACE_MS = 500;
+    static final long PARTIAL_MESSAGE_MS = 5000;
+    private static final int S_IFMT = 0170000;
+    private static final int S_IFSOCK = 0140000;
 
     private final DeviceRuntime runtime;
+    private final ControlLoop loop;
+    /** The socket path (listened on or connected to); null for an inherited listening socket. */
     private final Path path;
-    private final AFUNIXServerSocket server;
-    private final Thread loop;
+    private final Host.Mode mode;
+    private final SocketAccess access;
+    private final AFUNIXServerSocketChannel server;
+    /** The identity of the socket file we created, so close() never deletes a successor's file. */
+    private final Object createdFileKey;
+    private final String where;
     private final AtomicLong sessions = new AtomicLong();
-    private volatile boolean closed;
     private volatile BackendSession current;
-    private volatile Thread sessionThread;
-    private volatile AFUNIXSocket connecting;
 
-    DeviceServer(DeviceRuntime runtime, Path path, Host.Mode mode) throws IOException {
+    private long serverToken = -1;
+    private long sessionToken = -1;
+    private ControlLoop.Timer partialCheck;
+    private AFUNIXSocketChannel waiting;
+    private ControlLoop.Timer waitingTimer;
+    private ControlLoop.Timer retry;
+    private long backoff = BACKOFF_MIN_MS;
+    private boolean closed;
+
+    private DeviceServer(DeviceRuntime runtime, ControlLoop loop, Path path, Host.Mode mode, SocketAccess access,
+            AFUNIXServerSocketChannel server, Object createdFileKey, String where) {
         this.runtime = runtime;
+        this.loop = loop;
         this.path = path;
-        this.server = mode == Host.Mode.LISTEN ? bind(path) : null;
-        this.loop = mode == Host.Mode.LISTEN
-                ? new Thread(this::acceptLoop, "jvhost-accept-" + runtime.name())
-                : new Thread(this::connectLoop, "jvhost-ctl-" + runtime.name());
-        this.loop.setDaemon(true);
-        this.loop.start();
+        this.mode = mode;
+        this.access = access;
+        this.server = server;
+        this.createdFileKey = createdFileKey;
+        this.where = where;
     }
 
     /**
-     * Binds the socket path. An existing file is replaced only if nothing answers on it (a stale socket
-     * left by a crashed daemon); a live one means another back-end serves this path.
+     * Creates the socket file {@code path} with {@code access}'s mode and group and listens on it. An
+     * existing socket file is replaced only if nothing answers on it (a stale socket left by a crashed
+     * daemon); a live one means another back-end serves this path, and anything but a socket is left
+     * alone. Errors name the path.
      */
-    private static AFUNIXServerSocket bind(Path path) throws IOException {
+    static DeviceServer listen(DeviceRuntime runtime, ControlLoop loop, Path path, SocketAccess access)
+            throws IOException {
+        AFUNIXServerSocketChannel server = bind(path, access);
+        Object key;
+        try {
+            key = Files.readAttributes(path, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).fileKey();
+            applyAccess(path, access);
+        } catch (IOException e) {
+            closeQuietly(server);
+            Files.deleteIfExists(path);
+            throw e;
+        }
+        DeviceServer s = new DeviceServer(runtime, loop, path, Host.Mode.LISTEN, access, server, key, path.toString());
+        s.startListening();
+        return s;
+    }
+
+    /**
+     * Serves front-ends arriving on an inherited listening socket {@code fd} (spec "Backend program
+     * conventions", {@code --fd}). The socket file, if any, belongs to whoever made the socket: it is
+     * neither re-moded nor deleted.
+     */
+    static DeviceServer inherit(DeviceRuntime runtime, ControlLoop loop, int fd, SocketAccess access)
+            throws IOException {
+        AFUNIXServerSocketChannel server;
+        try {
+            server = FileDescriptorCast.unsafeUsing(fd).as(AFUNIXServerSocketChannel.class);
+        } catch (IOException | RuntimeException e) {
+            throw new IOException("fd " + fd + " is not a listening Unix socket: " + e.getMessage(), e);
+        }
+        server.setDeleteOnClose(false);
+        DeviceServer s = new DeviceServer(runtime, loop, null, Host.Mode.LISTEN, access, server, null, "fd " + fd);
+        s.startListening();
+        return s;
+    }
+
+    /** Connects to the front-end listening on {@code path}, in the background, again after every session. */
+    static DeviceServer connect(DeviceRuntime runtime, ControlLoop loop, Path path, SocketAccess access) {
+        DeviceServer s = new DeviceServer(runtime, loop, path, Host.Mode.CONNECT, access, null, null, path.toString());
+        loop.execute(s::tryConnect);
+        return s;
+    }
+
+    private static AFUNIXServerSocketChannel bind(Path path, SocketAccess access) throws IOException {
         AFUNIXSocketAddress addr = AFUNIXSocketAddress.of(path);
         if (Files.exists(path, LinkOption.NOFOLLOW_LINKS)) {
+            if (!isSocket(path)) {
+                throw new IOException(path + ": exists and is not a socket; not replacing it");
+            }
             if (answers(addr)) {
                 throw new IOException(path + ": another process is listening on this socket");
             }
             LOG.info("{}: replacing stale socket file", path);
             Files.delete(path);
         }
+        AFUNIXServerSocketChannel s = AFUNIXServerSocketChannel.open();
+        s.setDeleteOnClose(false); // close() deletes the file itself, only if it is still the one it made
         try {
-            AFUNIXServerSocket s = AFUNIXServerSocket.newInstance();
-            s.setDeleteOnClose(true);
+            // the file is born with at most these bits (bind applies the inode's mode less the umask):
+            // no window in which a front-end could connect through wider permissions
+            LinuxSys.chmodFd(fdOf(s), access.mode() & ~0077);
             s.bind(addr);
             return s;
         } catch (IOException e) {
+            closeQuietly(s);
             throw new IOException(path + ": cannot listen: " + e.getMessage(), e);
         }
+    }
+
+    /** Sets the group, then the exact mode (bind's umask may have removed bits that were asked for). */
+    private static void applyAccess(Path path, SocketAccess access) throws IOException {
+        // by path (the JDK's no-follow variant opens the file, which a socket refuses with ENXIO); the
+        // path is the socket bind just created, in a directory the operator chose
+        PosixFileAttributeView view = Files.getFileAttributeView(path, PosixFileAttributeView.class);
+        if (access.group() != null) {
+            try {
+                GroupPrincipal g = FileSystems.getDefault().getUserPrincipalLookupService()
+                        .lookupPrincipalByGroupName(access.group());
+                view.setGroup(g);
+            } catch (IOException e) {
+                throw new IOException(path + ": cannot give the socket to group " + access.group() + ": "
+                        + describe(e), e);
+            }
+        }
+        try {
+            view.setPermissions(permissions(access.mode()));
+        } catch (IOException e) {
+            throw new IOException(path + ": cannot set socket mode 0" + Integer.toOctalString(access.mode())
+                    + ": " + describe(e), e);
+        }
+    }
+
+    private static String describe(IOException e) {
+        return e.getMessage() != null ? e.getClass().getSimpleName() + " " + e.getMessage() : e.toString();
+    }
+
+    static Set<PosixFilePermission> permissions(int mode) {
+        Set<PosixFilePermission> set = EnumSet.noneOf(PosixFilePermission.class);
+        PosixFilePermission[] bits = {
+            PosixFilePermission.OTHERS_EXECUTE, PosixFilePermission.OTHERS_WRITE, PosixFilePermission.OTHERS_READ,
+            PosixFilePermission.GROUP_EXECUTE, PosixFilePermission.GROUP_WRITE, PosixFilePermission.GROUP_READ,
+            PosixFilePermission.OWNER_EXECUTE, PosixFilePermission.OWNER_WRITE, PosixFilePermission.OWNER_READ,
+        };
+        for (int i = 0; i < bits.length; i++) {
+            if ((mode & (1 << i)) != 0) {
+                set.add(bits[i]);
+            }
+        }
+        return set;
+    }
+
+    private static boolean isSocket(Path path) throws IOException {
+        Object mode = Files.getAttribute(path, "unix:mode", LinkOption.NOFOLLOW_LINKS);
+        return mode instanceof Integer && (((Integer) mode) & S_IFMT) == S_IFSOCK;
     }
 
     private static boolean answers(AFUNIXSocketAddress addr) {
@@ -82,88 +213,271 @@ final class DeviceServer implements AutoCloseable {
         }
     }
 
-    private void acceptLoop() {
-        while (!closed) {
-            AFUNIXSocket s;
-            try {
-                s = server.accept();
-            } catch (IOException e) {
-                if (!closed) {
-                    LOG.error("{}: accept on {} failed, the device stops listening: {}", runtime.name(), path,
-                            e.getMessage());
-                }
-                return;
-            }
-            if (closed) {
-                closeQuietly(s); // the wake-up connection of close(), or a late front-end
-                return;
-            }
-            if (!awaitIdle()) {
-                LOG.warn("{}: a second front-end connected on {} while one is served; closing it",
-                        runtime.name(), path);
-                closeQuietly(s);
-                continue;
-            }
-            Thread t = new Thread(() -> serve(s), "jvhost-ctl-" + runtime.name());
-            t.setDaemon(true);
-            sessionThread = t;
-            t.start();
-        }
+    private static int fdOf(java.nio.channels.Channel ch) throws IOException {
+        java.io.FileDescriptor fd = ch instanceof AFUNIXServerSocketChannel
+                ? ((AFUNIXServerSocketChannel) ch).getFileDescriptor()
+                : ((AFUNIXSocketChannel) ch).getFileDescriptor();
+        return FileDescriptorCast.using(fd).as(Integer.class);
     }
 
-    private boolean awaitIdle() {
-        long deadline = System.nanoTime() + HANDOFF_GRACE_MS * 1_000_000L;
-        Thread t;
-        while ((t = sessionThread) != null && t.isAlive() && System.nanoTime() < deadline) {
-            sleep(10);
-        }
-        t = sessionThread;
-        return t == null || !t.isAlive();
-    }
-
-    private void connectLoop() {
-        long backoff = BACKOFF_MIN_MS;
-        while (!closed) {
-            AFUNIXSocket s = null;
-            try {
-                s = AFUNIXSocket.newInstance();
-                connecting = s;
-                if (closed) {
-                    break;
-                }
-                s.connect(AFUNIXSocketAddress.of(path));
-            } catch (IOException e) {
-                closeQuietly(s);
-                LOG.debug("{}: connect to {} failed: {}", runtime.name(), path, e.getMessage());
-                sleep(backoff);
-                backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
-                continue;
-            } finally {
-                connecting = null;
-            }
-            backoff = BACKOFF_MIN_MS;
-            serve(s);
-            sleep(BACKOFF_MIN_MS);
-        }
-    }
-
-    /** Serves one connection to its end. */
-    private void serve(AFUNIXSocket s) {
+    private void startListening() throws IOException {
         try {
-            BackendSession session = new BackendSession(runtime, new Endpoint(s));
-            current = session;
-            sessions.incrementAndGet();
-            LOG.info("{}: front-end connected on {}", runtime.name(), path);
-            if (closed) {
-                session.disconnect();
+            server.configureBlocking(false);
+            int fd = fdOf(server);
+            loop.call(() -> {
+                try {
+                    serverToken = loop.register(fd, LinuxSys.EPOLLIN, ev -> onAcceptable());
+                } catch (NativeException e) {
+                    throw new IllegalStateException(e.getMessage(), e);
+                }
+            }, DeviceRuntime.WORKER_TIMEOUT_MS);
+        } catch (IOException | RuntimeException | java.util.concurrent.TimeoutException e) {
+            closeQuietly(server);
+            deleteOwnFile();
+            throw new IOException(where + ": cannot watch the listening socket: " + e.getMessage(), e);
+        }
+    }
+
+    // ---- loop thread from here on --------------------------------------------------------------
+
+    private void onAcceptable() {
+        while (!closed) {
+            AFUNIXSocketChannel ch;
+            try {
+                ch = server.accept();
+            } catch (IOException e) {
+                LOG.error("{}: accept on {} failed, the device stops listening: {}", runtime.name(), where,
+                        e.getMessage());
+                loop.unregister(serverToken);
+                return;
             }
-            session.run();
+            if (ch == null) {
+                return;
+            }
+            if (!admit(ch)) {
+                continue;
+            }
+            if (current == null) {
+                serve(ch);
+            } else if (waiting == null) {
+                waiting = ch; // served if the current session ends within the grace period
+                waitingTimer = loop.schedule(HANDOFF_GRACE_MS, this::turnAwayWaiting);
+            } else {
+                LOG.warn("{}: a second front-end connected on {} while one is served; closing it",
+                        runtime.name(), where);
+                closeQuietly(ch);
+            }
+        }
+    }
+
+    private void turnAwayWaiting() {
+        if (waiting != null) {
+            LOG.warn("{}: a second front-end connected on {} while one is served; closing it",
+                    runtime.name(), where);
+            closeQuietly(waiting);
+            waiting = null;
+        }
+        waitingTimer = null;
+    }
+
+    /** The uid allow-list (SO_PEERCRED): false, with a WARN and the connection closed, for others. */
+    private boolean admit(AFUNIXSocketChannel ch) {
+        if (access.allowedUids().isEmpty()) {
+            return true;
+        }
+        long uid;
+        try {
+            uid = ch.getPeerCredentials().getUid();
         } catch (IOException e) {
-            LOG.error("{}: cannot set up the connection: {}", runtime.name(), e.getMessage());
-            closeQuietly(s);
+            LOG.warn("{}: refused a front-end on {}: cannot read its credentials: {}", runtime.name(), where,
+                    e.getMessage());
+            closeQuietly(ch);
+            return false;
+        }
+        if (!access.allows(uid)) {
+            LOG.warn("{}: refused a front-end with uid {} on {}: allowed uids are {}", runtime.name(), uid, where,
+                    access.describeUids());
+            closeQuietly(ch);
+            return false;
+        }
+        return true;
+    }
+
+    private void serve(AFUNIXSocketChannel ch) {
+        BackendSession session = null;
+        try {
+            Endpoint endpoint = new Endpoint(ch);
+            session = new BackendSession(runtime, endpoint);
+            sessionToken = loop.register(endpoint.fd(), LinuxSys.EPOLLIN, ev -> onSessionReadable());
+        } catch (IOException | RuntimeException e) {
+            LOG.error("{}: cannot set up the connection on {}: {}", runtime.name(), where, e.getMessage());
+            if (session != null) {
+                session.close();
+            } else {
+                closeQuietly(ch);
+            }
+            afterSession();
+            return;
+        }
+        current = session;
+        sessions.incrementAndGet();
+        LOG.info("{}: front-end connected on {}", runtime.name(), where);
+    }
+
+    private void onSessionReadable() {
+        BackendSession s = current;
+        if (s == null) {
+            return;
+        }
+        if (!s.onReadable()) {
+            endSession();
+            return;
+        }
+        if (s.inMessage() && partialCheck == null) {
+            long started = System.nanoTime();
+            partialCheck = loop.schedule(PARTIAL_MESSAGE_MS, () -> checkPartial(s, started));
+        }
+    }
+
+    /**
+     * The partial-message deadline: fires {@link #PARTIAL_MESSAGE_MS} after a read left a message
+     * incomplete. If the connection is still inside a message that began no later than then, it is cut.
+     * A connection that finished that message and started others gets a fresh check instead.
+     */
+    private void checkPartial(BackendSession s, long armedAt) {
+        partialCheck = null;
+        if (s != current || !s.inMessage()) {
+            return;
+        }
+        if (s.messageStartedNanos() - armedAt <= 0) {
+            LOG.error("{}: the front-end on {} sent part of a message and not the rest within {} ms; "
+                    + "closing the connection", runtime.name(), where, PARTIAL_MESSAGE_MS);
+            endSession();
+        } else {
+            long started = s.messageStartedNanos();
+            long left = PARTIAL_MESSAGE_MS - (System.nanoTime() - started) / 1_000_000L;
+            partialCheck = loop.schedule(Math.max(0, left), () -> checkPartial(s, started));
+        }
+    }
+
+    private void endSession() {
+        BackendSession s = current;
+        if (s == null) {
+            return;
+        }
+        loop.unregister(sessionToken);
+        sessionToken = -1;
+        if (partialCheck != null) {
+            partialCheck.cancel();
+            partialCheck = null;
+        }
+        try {
+            s.close();
         } finally {
             current = null;
         }
+        afterSession();
+    }
+
+    /** What comes after a session: the front-end that waited, or (CONNECT) the next connection. */
+    private void afterSession() {
+        if (closed) {
+            return;
+        }
+        if (waiting != null) {
+            AFUNIXSocketChannel next = waiting;
+            waiting = null;
+            waitingTimer.cancel();
+            waitingTimer = null;
+            serve(next);
+        } else if (mode == Host.Mode.CONNECT) {
+            backoff = BACKOFF_MIN_MS;
+            retry = loop.schedule(BACKOFF_MIN_MS, this::tryConnect);
+        }
+    }
+
+    private void tryConnect() {
+        retry = null;
+        if (closed) {
+            return;
+        }
+        AFUNIXSocketChannel ch = null;
+        try {
+            ch = AFUNIXSocketChannel.open();
+            // non-blocking, so a front-end whose backlog is full costs a retry, not a stalled loop
+            ch.configureBlocking(false);
+            if (!ch.connect(AFUNIXSocketAddress.of(path))) {
+                throw new IOException("connection pending (the front-end's backlog is full)");
+            }
+        } catch (IOException | RuntimeException e) {
+            closeQuietly(ch);
+            LOG.debug("{}: connect to {} failed: {}", runtime.name(), path, e.getMessage());
+            retry = loop.schedule(backoff, this::tryConnect);
+            backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
+            return;
+        }
+        if (!admit(ch)) {
+            retry = loop.schedule(backoff, this::tryConnect);
+            backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
+            return;
+        }
+        backoff = BACKOFF_MIN_MS;
+        serve(ch);
+    }
+
+    /**
+     * Stops the device's sockets, on the loop thread: the session stops its rings through the normal
+     * stop path (each ring's worker finishes the kick it is handling first) and resets the device; the
+     * listening socket closes and the socket file this server created is removed.
+     */
+    void closeInLoop() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        if (retry != null) {
+            retry.cancel();
+            retry = null;
+        }
+        if (waiting != null) {
+            waitingTimer.cancel();
+            closeQuietly(waiting);
+            waiting = null;
+        }
+        endSession();
+        if (server != null) {
+            loop.unregister(serverToken);
+            closeQuietly(server);
+            deleteOwnFile();
+        }
+    }
+
+    /**
+     * {@link #closeInLoop()} from any thread, waiting for it (for removing one device while the others
+     * keep running).
+     *
+     * @throws java.util.concurrent.TimeoutException if the loop did not get to it in time
+     */
+    void close() throws java.util.concurrent.TimeoutException {
+        loop.call(this::closeInLoop, 2 * DeviceRuntime.WORKER_TIMEOUT_MS);
+    }
+
+    private void deleteOwnFile() {
+        if (createdFileKey == null) {
+            return;
+        }
+        try {
+            Object key = Files.readAttributes(path, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).fileKey();
+            if (Objects.equals(key, createdFileKey)) {
+                Files.delete(path);
+            }
+        } catch (IOException e) {
+            LOG.debug("{}: socket file {} already gone: {}", runtime.name(), path, e.getMessage());
+        }
+    }
+
+    ControlLoop loop() {
+        return loop;
     }
 
     long sessions() {
@@ -178,66 +492,10 @@ final class DeviceServer implements AutoCloseable {
         return runtime;
     }
 
-    @Override
-    public void close() {
-        closed = true;
-        BackendSession s = current;
-        if (s != null) {
-            s.disconnect(); // the session thread stops its rings, resets the device and returns
-        }
-        closeQuietly(connecting);
-        if (server != null) {
-            // closing a listening socket does not wake a thread blocked in accept() on Linux: connect once
-            wakeAccept();
+    private static void closeQuietly(java.nio.channels.Channel c) {
+        if (c != null) {
             try {
-                server.close(); // deleteOnClose removes the socket file we created
-            } catch (IOException e) {
-                LOG.warn("{}: closing {}: {}", runtime.name(), path, e.getMessage());
-            }
-        }
-        join(loop);
-        Thread t = sessionThread;
-        if (t != null) {
-            join(t);
-        }
-    }
-
-    private void wakeAccept() {
-        try {
-            answers(AFUNIXSocketAddress.of(path));
-        } catch (IOException e) {
-            // the path is gone; accept() fails on close then
-        }
-    }
-
-    private void join(Thread t) {
-        try {
-            t.join(JOIN_MS);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
-        if (t.isAlive()) {
-            LOG.warn("{}: thread {} did not stop within {} ms", runtime.name(), t.getName(), JOIN_MS);
-        }
-    }
-
-    /** Sleeps in short steps so {@link #close()} never waits for a whole back-off. */
-    private void sleep(long ms) {
-        long deadline = System.nanoTime() + ms * 1_000_000L;
-        while (!closed && System.nanoTime() < deadline) {
-            try {
-                Thread.sleep(Math.min(20, ms));
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                return;
-            }
-        }
-    }
-
-    private static void closeQuietly(AFUNIXSocket s) {
-        if (s != null) {
-            try {
-                s.close();
+                c.close();
             } catch (IOException ignored) {
                 // nothing to release
             }

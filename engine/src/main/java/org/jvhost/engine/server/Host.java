@@ -5,17 +5,24 @@ import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.jvhost.engine.event.DeviceRuntime;
 import org.jvhost.engine.event.WorkerPool;
+import org.jvhost.engine.sys.NativeException;
 import org.jvhost.spi.DeviceContext;
 import org.jvhost.spi.VhostUserDevice;
 import org.slf4j.LoggerFactory;
 
 /**
  * The engine's front door. One host serves many devices, each on its own socket, from one fixed pool
- * of worker threads ({@code jvhost-worker-N}); each device has a control thread
- * ({@code jvhost-ctl-<device>}) that serves one front-end connection at a time.
+ * of worker threads ({@code jvhost-worker-N}) for the queues and {@link #CONTROL_THREADS} control
+ * threads ({@code jvhost-control-N}) for the sockets: listening, reading vhost-user messages
+ * incrementally and reconnecting all happen in their event loops, so an idle device costs no thread.
+ * Each device serves one front-end connection at a time.
  *
  * <pre>{@code
  * try (Host host = new Host(Runtime.getRuntime().availableProcessors())) {
@@ -46,10 +53,19 @@ public final class Host implements AutoCloseable {
     public record DeviceStatus(boolean connected, long sessions, boolean failed) {
     }
 
+    /**
+     * Control threads; devices are spread over them round robin as they are added.
+     * Two, so that a session briefly waiting for a busy worker does not hold up every other device.
+     */
+    public static final int CONTROL_THREADS = 2;
+    private static final long CLOSE_TIMEOUT_MS = 10_000;
+
     private final WorkerPool pool;
+    private final ControlLoop[] loops = new ControlLoop[CONTROL_THREADS];
     private final AtomicInteger serials = new AtomicInteger();
     private final List<DeviceServer> servers = new ArrayList<>();
     private boolean closed;
+    private int loopTurn;
 
     /**
      * A host whose workers poll busy queues for {@link WorkerPool#DEFAULT_POLL_MICROS}.
@@ -73,6 +89,15 @@ public final class Host implements AutoCloseable {
         } catch (IOException e) {
             throw new UncheckedIOException("cannot start " + workers + " worker threads: " + e.getMessage(), e);
         }
+        try {
+            for (int i = 0; i < loops.length; i++) {
+                loops[i] = new ControlLoop(i);
+            }
+        } catch (NativeException e) {
+            closeLoops();
+            pool.close();
+            throw new UncheckedIOException("cannot start the control threads: " + e.getMessage(), e);
+        }
     }
 
     /** A context for a device about to be created with this name (passed to the provider). */
@@ -88,17 +113,59 @@ public final class Host implements AutoCloseable {
      *
      * @throws IllegalArgumentException if {@code context} was not made by this host's {@link #newContext}
      */
-    public synchronized void addDevice(DeviceContext context, VhostUserDevice device, Path socket, Mode mode)
+    public void addDevice(DeviceContext context, VhostUserDevice device, Path socket, Mode mode)
             throws IOException {
+        addDevice(context, device, socket, mode, SocketAccess.DEFAULT);
+    }
+
+    /**
+     * {@link #addDevice(DeviceContext, VhostUserDevice, Path, Mode)} with {@code access}: the socket
+     * file's mode and group (LISTEN) and the front-end uids allowed (both modes). A socket file is
+     * created with at most {@code access.mode()} from the start, then given the group and exact mode;
+     * an error names the path.
+     */
+    public synchronized void addDevice(DeviceContext context, VhostUserDevice device, Path socket, Mode mode,
+            SocketAccess access) throws IOException {
+        DeviceRuntime runtime = attach(context, device);
+        ControlLoop loop = loopFor(runtime);
+        Path path = socket.toAbsolutePath();
+        servers.add(mode == Mode.LISTEN ? DeviceServer.listen(runtime, loop, path, access)
+                : DeviceServer.connect(runtime, loop, path, access));
+    }
+
+    /**
+     * Serves {@code device} on an inherited listening Unix socket (spec "Backend program conventions",
+     * {@code --fd}). The host takes the fd over and closes it at the end, but leaves the socket file
+     * (created by whoever made the socket) alone. {@code access.allowedUids()} applies.
+     *
+     * @throws IOException if {@code listeningFd} is not a listening Unix socket
+     */
+    public synchronized void addDevice(DeviceContext context, VhostUserDevice device, int listeningFd,
+            SocketAccess access) throws IOException {
+        DeviceRuntime runtime = attach(context, device);
+        servers.add(DeviceServer.inherit(runtime, loopFor(runtime), listeningFd, access));
+    }
+
+    private DeviceRuntime attach(DeviceContext context, VhostUserDevice device) {
         if (closed) {
             throw new IllegalStateException("host is closed");
         }
         if (!(context instanceof HostDeviceContext) || ((HostDeviceContext) context).host != this) {
             throw new IllegalArgumentException(context + ": context was not created by this host");
         }
+        for (DeviceServer s : servers) {
+            if (s.runtime() == ((HostDeviceContext) context).runtime) {
+                throw new IllegalArgumentException(context + ": device already added");
+            }
+        }
         DeviceRuntime runtime = ((HostDeviceContext) context).runtime;
         runtime.attach(device);
-        servers.add(new DeviceServer(runtime, socket.toAbsolutePath(), mode));
+        return runtime;
+    }
+
+    /** Round robin over the control loops, in the order devices are added. */
+    private ControlLoop loopFor(DeviceRuntime runtime) {
+        return loops[Math.floorMod(loopTurn++, loops.length)];
     }
 
     /** The state of the device created with {@code context}. */
@@ -115,7 +182,7 @@ public final class Host implements AutoCloseable {
     /**
      * Stops serving the device created with {@code context}: its rings stop, its connection and socket
      * close, the socket file it created is removed, and the device is {@linkplain VhostUserDevice#close()
-     * closed}. Other devices are not touched. Blocks until the device's threads have ended (a few
+     * closed}. Other devices are not touched. Blocks until its control loop has stopped it (a few
      * seconds at most).
      *
      * @return false if the device is not (or no longer) served by this host
@@ -129,8 +196,12 @@ public final class Host implements AutoCloseable {
             }
             servers.remove(server);
         }
-        // outside the lock: closing joins the device's threads, and other devices stay manageable meanwhile
-        server.close();
+        // outside the lock: closing waits for the device's control loop, and other devices stay manageable meanwhile
+        try {
+            server.close();
+        } catch (TimeoutException e) {
+            LoggerFactory.getLogger(Host.class).warn("{}: not stopped: {}", server.runtime().name(), e.getMessage());
+        }
         closeDevice(server);
         return true;
     }
@@ -175,11 +246,47 @@ public final class Host implements AutoCloseable {
             return;
         }
         closed = true;
+        // every loop closes its devices at once: rings stop through the normal stop path on their
+        // workers, connections and listening sockets close, socket files go
+        List<CompletableFuture<Void>> done = new ArrayList<>();
+        for (ControlLoop loop : loops) {
+            List<DeviceServer> mine = new ArrayList<>();
+            for (DeviceServer s : servers) {
+                if (s.loop() == loop) {
+                    mine.add(s);
+                }
+            }
+            CompletableFuture<Void> f = new CompletableFuture<>();
+            loop.execute(() -> {
+                try {
+                    mine.forEach(DeviceServer::closeInLoop);
+                } finally {
+                    f.complete(null);
+                }
+            });
+            done.add(f);
+        }
+        try {
+            CompletableFuture.allOf(done.toArray(new CompletableFuture<?>[0])).get(CLOSE_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } catch (ExecutionException | TimeoutException e) {
+            LoggerFactory.getLogger(Host.class).warn("devices did not all stop within {} ms: {}",
+                    CLOSE_TIMEOUT_MS, e.toString());
+        }
         for (DeviceServer s : servers) {
-            s.close();
             closeDevice(s);
         }
         servers.clear();
+        closeLoops();
         pool.close();
+    }
+
+    private void closeLoops() {
+        for (ControlLoop loop : loops) {
+            if (loop != null) {
+                loop.close();
+            }
+        }
     }
 }

@@ -36,9 +36,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The back-end side of one vhost-user connection. {@link #run()} reads requests until the front-end
- * goes away or breaks the protocol, then returns the device to its initial state and releases every
- * fd and mapping the connection brought.
+ * The back-end side of one vhost-user connection. A control loop calls {@link #onReadable()} whenever
+ * the socket has data, until the front-end goes away or breaks the protocol; {@link #close()} then
+ * returns the device to its initial state and releases every fd and mapping the connection brought.
  *
  * <h2>Failures</h2>
  * A malformed message closes the connection. A refused request (not implemented, feature not
@@ -57,6 +57,8 @@ public final class BackendSession {
     static final int MAX_MEM_SLOTS = 509;
     /** Split rings hold at most 32768 descriptors (virtio 1.2 section 2.7). */
     private static final int MAX_RING_SIZE = 32768;
+    /** Requests handled per readiness event before the control loop serves other connections. */
+    private static final int MESSAGES_PER_TURN = 16;
 
     private final DeviceRuntime runtime;
     private final VhostUserDevice device;
@@ -78,6 +80,7 @@ public final class BackendSession {
     private final Map<MappedRegion, Integer> duplicateAdds = new HashMap<>();
     /** A worker did not answer: a device callback hangs, so memory it may be reading is never unmapped. */
     private boolean workerStuck;
+    private boolean closed;
 
     public BackendSession(DeviceRuntime runtime, Endpoint endpoint) {
         this.runtime = runtime;
@@ -90,38 +93,65 @@ public final class BackendSession {
         }
     }
 
-    /** Serves requests until the connection ends, then cleans up. Runs on the control thread. */
-    public void run() {
-        try {
-            while (serveOne()) {
-                // next request
+    /**
+     * Handles the requests that have arrived, without waiting for more: a request split over several
+     * reads stays buffered in the endpoint until its last byte comes. Runs on the connection's control
+     * loop, like every other method here.
+     *
+     * @return false if the connection has ended (the front-end left, or broke the protocol); the caller
+     *         then calls {@link #close()}
+     */
+    public boolean onReadable() {
+        // a bounded batch, so a chatty front-end cannot starve the loop's other connections; the
+        // level-triggered socket brings the loop back for the rest
+        for (int i = 0; i < MESSAGES_PER_TURN; i++) {
+            Message m;
+            try {
+                m = endpoint.receive();
+            } catch (Endpoint.ClosedException e) {
+                LOG.info("{}: front-end disconnected", name);
+                return false;
+            } catch (ProtocolException e) {
+                LOG.error("{}: malformed message, closing the connection: {}", name, e.getMessage());
+                return false;
+            } catch (IOException e) {
+                LOG.info("{}: connection ended: {}", name, e.getMessage());
+                return false;
             }
-        } finally {
+            if (m == null) {
+                return true;
+            }
+            if (!serve(m)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** Whether part of a request has arrived and the rest has not (for the partial-message deadline). */
+    public boolean inMessage() {
+        return endpoint.inMessage();
+    }
+
+    /** When the first bytes of the incomplete request came ({@link System#nanoTime()}); valid while {@link #inMessage()}. */
+    public long messageStartedNanos() {
+        return endpoint.messageStartedNanos();
+    }
+
+    /** Ends the connection: stops every ring, resets the device, releases every fd and mapping. Idempotent. */
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        try {
             reset(false);
+        } finally {
             endpoint.close();
         }
     }
 
-    /** Closes the connection from another thread; {@link #run()} then cleans up and returns. */
-    public void disconnect() {
-        endpoint.close();
-    }
-
-    private boolean serveOne() {
-        Message m;
-        try {
-            m = endpoint.receive();
-        } catch (ProtocolException e) {
-            LOG.error("{}: malformed message, closing the connection: {}", name, e.getMessage());
-            return false;
-        } catch (IOException e) {
-            LOG.info("{}: connection ended: {}", name, e.getMessage());
-            return false;
-        }
-        if (m == null) {
-            LOG.info("{}: front-end disconnected", name);
-            return false;
-        }
+    private boolean serve(Message m) {
         try {
             return handle(m);
         } catch (IOException e) {

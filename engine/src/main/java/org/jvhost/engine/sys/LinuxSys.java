@@ -36,6 +36,12 @@ public final class LinuxSys {
 
     public static final int MFD_CLOEXEC = 1;
     public static final int MFD_ALLOW_SEALING = 2;
+    public static final int MFD_HUGETLB = 4;
+    /** statfs f_type of hugetlbfs (include/uapi/linux/magic.h). */
+    public static final long HUGETLBFS_MAGIC = 0x958458f6L;
+    public static final long SMALL_PAGE_SIZE = 4096;
+    /** sizeof(struct statfs) on 64-bit Linux is 120; f_type and f_bsize are its first two 8-byte words. */
+    private static final int STATFS_SIZE = 128;
     public static final int F_DUPFD_CLOEXEC = 0x406;
     public static final int F_ADD_SEALS = 1033;
     public static final int F_GET_SEALS = 1034;
@@ -71,6 +77,10 @@ public final class LinuxSys {
     private static native int close(int fd) throws LastErrorException;
 
     private static native int fcntl(int fd, int cmd, int arg) throws LastErrorException;
+
+    private static native int fchmod(int fd, int mode) throws LastErrorException;
+
+    private static native int fstatfs(int fd, Pointer buf) throws LastErrorException;
 
     private static native int epoll_create1(int flags) throws LastErrorException;
 
@@ -133,6 +143,22 @@ public final class LinuxSys {
     }
 
     /**
+     * The page size mmap and munmap of {@code fd} work in: the file system's huge page size for a
+     * hugetlbfs file (also a memfd made with MFD_HUGETLB), where mmap refuses an offset and munmap a
+     * length that is not a whole number of huge pages (EINVAL; mmap silently rounds the length up);
+     * {@link #SMALL_PAGE_SIZE} for any other file.
+     */
+    public static long mappingPageSize(int fd) throws NativeException {
+        Memory buf = new Memory(STATFS_SIZE);
+        try {
+            fstatfs(fd, buf);
+        } catch (LastErrorException e) {
+            throw fail("fstatfs", e);
+        }
+        return (buf.getLong(0) & 0xffff_ffffL) == HUGETLBFS_MAGIC ? buf.getLong(8) : SMALL_PAGE_SIZE;
+    }
+
+    /**
      * Forbids shrinking a memfd so guest memory cannot vanish under a mapping (SIGBUS). Returns false if
      * the file does not support sealing (created without MFD_ALLOW_SEALING, or not a memfd), which is
      * not an error.
@@ -152,6 +178,18 @@ public final class LinuxSys {
             return fcntl(fd, F_DUPFD_CLOEXEC, 0);
         } catch (LastErrorException e) {
             throw fail("fcntl(F_DUPFD_CLOEXEC)", e);
+        }
+    }
+
+    /**
+     * Sets the mode bits of {@code fd}'s inode. On an unbound AF_UNIX socket this is the mode its socket
+     * file gets at bind (less the umask), which leaves no moment where the file is more open than that.
+     */
+    public static void chmodFd(int fd, int mode) throws NativeException {
+        try {
+            fchmod(fd, mode);
+        } catch (LastErrorException e) {
+            throw fail("fchmod", e);
         }
     }
 

@@ -4,26 +4,28 @@ import java.io.EOFException;
 import java.io.FileDescriptor;
 import java.io.FileInputStream;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
 import java.nio.ByteBuffer;
 import java.util.Arrays;
+import java.util.concurrent.locks.LockSupport;
 import org.jvhost.engine.protocol.FrontendRequest;
 import org.jvhost.engine.protocol.MessageHeader;
 import org.jvhost.engine.protocol.Payloads;
 import org.jvhost.engine.protocol.ProtocolException;
 import org.jvhost.engine.sys.LinuxSys;
-import org.newsclub.net.unix.AFUNIXSocket;
+import org.newsclub.net.unix.AFUNIXSocketChannel;
 import org.newsclub.net.unix.FileDescriptorCast;
 
 /**
- * One vhost-user connection, read with blocking I/O by the connection's control thread.
+ * One vhost-user connection over a non-blocking channel, read incrementally by a control loop: each
+ * {@link #receive()} takes what has arrived and returns a message once it is complete, so a front-end
+ * that sends half a message holds a buffer, never a thread.
  *
  * <h2>Framing</h2>
  * The front-end sends header, body and fds in one {@code sendmsg}; the fds ride on the first byte. We
- * read exactly the 12-byte header, collect the fds, then read exactly {@code size} body bytes. Reading
- * more than one message at a time would make it impossible to tell which message the fds belong to
- * (java-stack §1.3).
+ * read at most the 12-byte header, collecting fds after every read, then at most {@code size} body
+ * bytes. Reading more than one message at a time would make it impossible to tell which message the
+ * fds belong to (java-stack §1.3); asking the kernel for no more than the current message needs is
+ * what keeps each read inside one message.
  *
  * <h2>fd ownership</h2>
  * junixsocket tracks every fd it receives and closes the still-open ones when the socket closes, so a
@@ -35,48 +37,94 @@ public final class Endpoint implements AutoCloseable {
     /** junixsocket clamps any positive size to 256 bytes: room for 60 fds, the spec sends at most 8. */
     private static final int ANCILLARY_BUFFER = 256;
     private static final int MAX_FDS = 8;
+    /**
+     * How long a reply may wait for room in the socket's send buffer. Replies are small; a full buffer
+     * means the front-end sends requests without reading the answers, and it is cut off rather than
+     * allowed to stall the control thread shared with other devices.
+     */
+    private static final long WRITE_STALL_MS = 200;
 
-    private final AFUNIXSocket socket;
-    private final InputStream in;
-    private final OutputStream out;
-    private final byte[] headerBytes = new byte[MessageHeader.SIZE];
+    /** The front-end closed the connection between two messages: the normal end. */
+    public static final class ClosedException extends EOFException {
+        private static final long serialVersionUID = 1L;
+
+        ClosedException() {
+            super("front-end disconnected");
+        }
+    }
+
+    private final AFUNIXSocketChannel channel;
+    private final int fd;
+    private final ByteBuffer header = ByteBuffer.allocate(MessageHeader.SIZE).order(MessageHeader.ORDER);
+    private MessageHeader pendingHeader;
+    private ByteBuffer body;
     private int[] pendingFds = new int[0];
+    private long startedNanos;
 
-    public Endpoint(AFUNIXSocket socket) throws IOException {
-        this.socket = socket;
+    /** Takes over {@code channel}, switching it to non-blocking mode. */
+    public Endpoint(AFUNIXSocketChannel channel) throws IOException {
+        this.channel = channel;
         // must be set before the first read, otherwise the kernel discards the fds of that message
-        socket.setAncillaryReceiveBufferSize(ANCILLARY_BUFFER);
-        this.in = socket.getInputStream();
-        this.out = socket.getOutputStream();
+        channel.setAncillaryReceiveBufferSize(ANCILLARY_BUFFER);
+        channel.configureBlocking(false);
+        this.fd = FileDescriptorCast.using(channel.getFileDescriptor()).as(Integer.class);
+    }
+
+    /** The socket's fd, for an epoll set only (junixsocket owns it: never close it directly). */
+    public int fd() {
+        return fd;
+    }
+
+    /** Whether part of a message has arrived and the rest has not. */
+    public boolean inMessage() {
+        return header.position() > 0;
+    }
+
+    /** When the first bytes of the message now arriving came ({@link System#nanoTime()}); valid while {@link #inMessage()}. */
+    public long messageStartedNanos() {
+        return startedNanos;
     }
 
     /**
-     * Reads the next request.
+     * Reads what has arrived, without blocking.
      *
-     * @return the message, or null if the front-end closed the connection between messages
+     * @return the next complete request, or null if it has not fully arrived yet
+     * @throws ClosedException   if the front-end closed the connection between messages
      * @throws ProtocolException (malformed) if the header, size or fd count is wrong; the connection is
      *                           then unusable. No fd of the bad message stays open.
      * @throws IOException       on a socket error or a connection closed in the middle of a message
      */
     public Message receive() throws IOException, ProtocolException {
         try {
-            if (!readFully(headerBytes, headerBytes.length, true)) {
+            if (pendingHeader == null) {
+                boolean fresh = header.position() == 0;
+                boolean full = fill(header);
+                if (fresh && header.position() > 0) {
+                    startedNanos = System.nanoTime();
+                }
+                if (!full) {
+                    return null;
+                }
+                MessageHeader h = MessageHeader.decode(header.duplicate().flip().order(MessageHeader.ORDER));
+                h.checkRequest();
+                pendingHeader = h;
+                body = ByteBuffer.allocate(h.size()).order(MessageHeader.ORDER);
+            }
+            if (!fill(body)) {
                 return null;
             }
-            collectFds();
-            MessageHeader header = MessageHeader.decode(ByteBuffer.wrap(headerBytes).order(MessageHeader.ORDER));
-            header.checkRequest();
-            byte[] body = new byte[header.size()];
-            readFully(body, body.length, false);
-            collectFds();
-            ByteBuffer payload = ByteBuffer.wrap(body).order(MessageHeader.ORDER);
-            FrontendRequest request = FrontendRequest.of(header.request());
+            ByteBuffer payload = body.flip().order(MessageHeader.ORDER);
+            MessageHeader h = pendingHeader;
+            FrontendRequest request = FrontendRequest.of(h.request());
             if (request != null) {
                 Payloads.checkSize(request, payload);
             }
-            FdPolicy.check(FrontendRequest.nameOf(header.request()), request, payload, pendingFds.length);
-            Message m = new Message(header, payload, pendingFds);
+            FdPolicy.check(FrontendRequest.nameOf(h.request()), request, payload, pendingFds.length);
+            Message m = new Message(h, payload, pendingFds);
             pendingFds = new int[0];
+            pendingHeader = null;
+            body = null;
+            header.clear();
             return m;
         } catch (IOException | ProtocolException | RuntimeException e) {
             closePendingFds();
@@ -84,7 +132,31 @@ public final class Endpoint implements AutoCloseable {
         }
     }
 
-    /** Sends a reply to {@code request} with {@code payload} (wire order, from position 0 to limit). */
+    /** Reads into {@code buf} what has arrived (never more than it has room for); true once it is full. */
+    private boolean fill(ByteBuffer buf) throws IOException, ProtocolException {
+        while (buf.hasRemaining()) {
+            int r = channel.read(buf);
+            collectFds();
+            if (r < 0) {
+                if (!inMessage()) {
+                    throw new ClosedException();
+                }
+                int total = MessageHeader.SIZE + (pendingHeader == null ? 0 : pendingHeader.size());
+                int got = header.position() + (body == null ? 0 : body.position());
+                throw new EOFException("connection closed after " + got + " of " + total + " bytes of a message");
+            }
+            if (r == 0) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /**
+     * Sends a reply to {@code request} with {@code payload} (wire order, from position 0 to limit).
+     *
+     * @throws IOException if the socket fails, or stays full for {@link #WRITE_STALL_MS}
+     */
     public void reply(int request, ByteBuffer payload) throws IOException {
         int size = payload == null ? 0 : payload.remaining();
         ByteBuffer msg = ByteBuffer.allocate(MessageHeader.SIZE + size).order(MessageHeader.ORDER);
@@ -92,17 +164,24 @@ public final class Endpoint implements AutoCloseable {
         if (size > 0) {
             msg.put(MessageHeader.SIZE, payload, payload.position(), size);
         }
-        synchronized (out) {
-            out.write(msg.array());
-            out.flush();
+        msg.position(0).limit(MessageHeader.SIZE + size);
+        long deadline = System.nanoTime() + WRITE_STALL_MS * 1_000_000L;
+        while (msg.hasRemaining()) {
+            if (channel.write(msg) == 0) {
+                if (System.nanoTime() - deadline > 0) {
+                    throw new IOException("the front-end does not read its replies: the socket stayed full for "
+                            + WRITE_STALL_MS + " ms with " + msg.remaining() + " bytes of a reply left");
+                }
+                LockSupport.parkNanos(1_000_000L);
+            }
         }
     }
 
-    /** Closes the socket; a blocked {@link #receive()} then fails. Idempotent. */
+    /** Closes the socket and any fds of a half-received message. Idempotent. */
     @Override
     public void close() {
         try {
-            socket.close();
+            channel.close();
         } catch (IOException ignored) {
             // closing a dead socket: nothing left to release
         }
@@ -111,27 +190,12 @@ public final class Endpoint implements AutoCloseable {
 
     @Override
     public String toString() {
-        return socket.toString();
-    }
-
-    private boolean readFully(byte[] b, int len, boolean eofAllowedAtStart) throws IOException {
-        int n = 0;
-        while (n < len) {
-            int r = in.read(b, n, len - n);
-            if (r < 0) {
-                if (n == 0 && eofAllowedAtStart) {
-                    return false;
-                }
-                throw new EOFException("connection closed after " + n + " of " + len + " bytes of a message");
-            }
-            n += r;
-        }
-        return true;
+        return channel.toString();
     }
 
     /** Takes ownership of the fds collected by the reads so far (see the class comment). */
     private void collectFds() throws IOException, ProtocolException {
-        FileDescriptor[] received = socket.getReceivedFileDescriptors();
+        FileDescriptor[] received = channel.getReceivedFileDescriptors();
         if (received == null || received.length == 0) {
             return;
         }

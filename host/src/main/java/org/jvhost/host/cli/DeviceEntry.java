@@ -37,14 +37,14 @@ record DeviceEntry(String name, DeviceSpec spec, Origin origin, Where where) {
         return new DeviceEntry(name, spec, origin, key -> "'" + spec.text() + "': device " + name);
     }
 
-    /** The socket path as compared between devices. */
+    /** The socket path as compared between devices; null for the device on an inherited socket (--fd). */
     Path socketKey() {
-        return spec.socket().toAbsolutePath().normalize();
+        return spec.socket() == null ? null : spec.socket().toAbsolutePath().normalize();
     }
 
     /** Same type, socket, mode and options: a reload leaves the running device alone. */
     boolean sameDevice(DeviceEntry other) {
-        return spec.type().equals(other.spec.type()) && socketKey().equals(other.socketKey())
+        return spec.type().equals(other.spec.type()) && java.util.Objects.equals(socketKey(), other.socketKey())
                 && spec.mode() == other.spec.mode() && spec.options().equals(other.spec.options());
     }
 

@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.nio.file.Path;
 import org.jvhost.engine.server.DeviceSnapshot;
 import org.jvhost.engine.server.Host;
+import org.jvhost.engine.server.SocketAccess;
 import org.jvhost.spi.DeviceContext;
 import org.jvhost.spi.VhostUserDevice;
 
@@ -18,6 +19,18 @@ interface DeviceHost extends AutoCloseable {
 
     /** @see Host#addDevice(DeviceContext, VhostUserDevice, Path, Host.Mode) */
     void addDevice(DeviceContext context, VhostUserDevice device, Path socket, Host.Mode mode) throws IOException;
+
+    /** @see Host#addDevice(DeviceContext, VhostUserDevice, Path, Host.Mode, SocketAccess) */
+    default void addDevice(DeviceContext context, VhostUserDevice device, Path socket, Host.Mode mode,
+            SocketAccess access) throws IOException {
+        addDevice(context, device, socket, mode);
+    }
+
+    /** @see Host#addDevice(DeviceContext, VhostUserDevice, int, SocketAccess) */
+    default void addDevice(DeviceContext context, VhostUserDevice device, int listeningFd, SocketAccess access)
+            throws IOException {
+        throw new IOException("this host cannot serve an inherited socket (fd " + listeningFd + ")");
+    }
 
     /** @see Host#removeDevice(DeviceContext) */
     boolean removeDevice(DeviceContext context);
@@ -50,6 +63,18 @@ interface DeviceHost extends AutoCloseable {
             public void addDevice(DeviceContext context, VhostUserDevice device, Path socket, Host.Mode mode)
                     throws IOException {
                 host.addDevice(context, device, socket, mode);
+            }
+
+            @Override
+            public void addDevice(DeviceContext context, VhostUserDevice device, Path socket, Host.Mode mode,
+                    SocketAccess access) throws IOException {
+                host.addDevice(context, device, socket, mode, access);
+            }
+
+            @Override
+            public void addDevice(DeviceContext context, VhostUserDevice device, int listeningFd,
+                    SocketAccess access) throws IOException {
+                host.addDevice(context, device, listeningFd, access);
             }
 
             @Override

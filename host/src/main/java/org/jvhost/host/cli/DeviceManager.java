@@ -7,7 +7,9 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import org.jvhost.engine.server.DeviceSnapshot;
+import org.jvhost.engine.server.SocketAccess;
 import org.jvhost.host.plugin.DeviceTypes;
 import org.jvhost.spi.DeviceContext;
 import org.jvhost.spi.DeviceOptions;
@@ -49,6 +51,8 @@ final class DeviceManager implements AutoCloseable {
     private final DeviceTypes types;
     private final Path configFile;
     private ConfigFile.Settings settings;
+    private final Set<Integer> defaultUids;
+    private final Integer inheritedFd;
     private final Map<String, Running> running = new LinkedHashMap<>();
     /** An immutable copy of {@link #running}'s values, for readers that must not wait for a change. */
     private volatile List<Running> published = List.of();
@@ -58,10 +62,22 @@ final class DeviceManager implements AutoCloseable {
      * @param settings   the file's [host] section at start (a reload warns when it changes)
      */
     DeviceManager(DeviceHost host, DeviceTypes types, Path configFile, ConfigFile.Settings settings) {
+        this(host, types, configFile, settings, Set.of(), null);
+    }
+
+    /**
+     * @param defaultUids    {@code serve --allow-uid}: the front-end uids a device without allow-uid accepts
+     * @param inheritedFd    {@code serve --fd}: the listening socket of the one device without a socket
+     *                       path, or null
+     */
+    DeviceManager(DeviceHost host, DeviceTypes types, Path configFile, ConfigFile.Settings settings,
+            Set<Integer> defaultUids, Integer inheritedFd) {
         this.host = host;
         this.types = types;
         this.configFile = configFile;
         this.settings = settings;
+        this.defaultUids = Set.copyOf(defaultUids);
+        this.inheritedFd = inheritedFd;
     }
 
     /**
@@ -116,10 +132,19 @@ final class DeviceManager implements AutoCloseable {
             problems.add(e.problem(ConfigFile.KEY_TYPE, ex.getMessage()));
             return null;
         }
+        try {
+            e.spec().socketAccess(Set.of()); // socket-mode, socket-group, allow-uid: the host's own keys
+        } catch (IllegalArgumentException ex) {
+            problems.add(e.problem(null, ex.getMessage()));
+            return null;
+        }
         if (e.origin() == DeviceEntry.Origin.CONFIG) {
             // one problem per unknown key, each with its own line; DeviceSpec reports only the first
             boolean unknown = false;
             for (Map.Entry<String, String> o : e.spec().options().entrySet()) {
+                if (DeviceSpec.HOST_KEYS.contains(o.getKey())) {
+                    continue;
+                }
                 if (provider.options().stream().noneMatch(s -> s.name().equals(o.getKey()))) {
                     problems.add(e.problem(o.getKey(), "device type " + e.spec().type() + " has no option '"
                             + o.getKey() + "'; it accepts: " + acceptedKeys(provider)));
@@ -139,7 +164,8 @@ final class DeviceManager implements AutoCloseable {
     }
 
     private static String acceptedKeys(DeviceProvider provider) {
-        List<String> keys = new ArrayList<>(List.of(ConfigFile.KEY_TYPE, DeviceSpec.KEY_SOCKET, DeviceSpec.KEY_CONNECT));
+        List<String> keys = new ArrayList<>(List.of(ConfigFile.KEY_TYPE, DeviceSpec.KEY_SOCKET, DeviceSpec.KEY_CONNECT,
+                DeviceSpec.KEY_SOCKET_MODE, DeviceSpec.KEY_SOCKET_GROUP, DeviceSpec.KEY_ALLOW_UID));
         provider.options().stream().map(OptionSpec::name).forEach(keys::add);
         return String.join(", ", keys);
     }
@@ -179,7 +205,19 @@ final class DeviceManager implements AutoCloseable {
 
     private void serve(Running r) throws IOException {
         DeviceSpec spec = r.entry().spec();
-        host.addDevice(r.context(), r.device(), spec.socket(), spec.mode());
+        SocketAccess access = spec.socketAccess(defaultUids);
+        if (spec.socket() == null) {
+            // the one device given without a socket path: serve --fd (serve --socket-path fills the path in)
+            if (inheritedFd == null) {
+                throw new IOException(r.entry().name() + ": no socket path and no inherited socket (--fd)");
+            }
+            host.addDevice(r.context(), r.device(), inheritedFd, access);
+            running.put(r.entry().name(), r);
+            publish();
+            LOG.info("{} ready: listening on inherited fd {}{}", r.entry().name(), inheritedFd, describe(spec, r));
+            return;
+        }
+        host.addDevice(r.context(), r.device(), spec.socket(), spec.mode(), access);
         running.put(r.entry().name(), r);
         publish();
         LOG.info("{} ready: {} {}{}", r.entry().name(),

@@ -4,8 +4,11 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.Collections;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.Map;
+import java.util.Set;
 import org.jvhost.engine.server.Host;
+import org.jvhost.engine.server.SocketAccess;
 import org.jvhost.spi.DeviceOptions;
 import org.jvhost.spi.DeviceProvider;
 import org.jvhost.spi.OptionSpec;
@@ -14,13 +17,17 @@ import org.jvhost.spi.OptionSpec;
  * One {@code --device} argument: {@code TYPE:socket=PATH[,key=value...]} or
  * {@code TYPE:connect=PATH[,key=value...]}. {@code socket} makes jvhost listen on PATH (the front-end
  * connects); {@code connect} makes jvhost connect to a front-end listening on PATH. Every other key is
- * the device type's. Values cannot contain commas.
+ * the device type's, except the host's socket keys: {@code socket-mode=0660} and
+ * {@code socket-group=NAME} (for a socket jvhost creates) and {@code allow-uid=UID[:UID...]} (front-end
+ * uids accepted). Values cannot contain commas.
  *
  * @param text    the argument as given, for messages
  * @param type    the device type name
- * @param socket  the Unix socket path
+ * @param socket  the Unix socket path; null for a device that takes {@code serve --socket-path} or
+ *                {@code --fd} (parsed with {@link #parse(String, boolean)})
  * @param mode    who listens
- * @param options the device's own {@code key=value} pairs, in the order given
+ * @param options the {@code key=value} pairs other than socket/connect, in the order given (the
+ *                host's socket keys included; {@link #resolveOptions} leaves them out)
  */
 public record DeviceSpec(String text, String type, Path socket, Host.Mode mode, Map<String, String> options) {
 
@@ -29,6 +36,11 @@ public record DeviceSpec(String text, String type, Path socket, Host.Mode mode, 
 
     static final String KEY_SOCKET = "socket";
     static final String KEY_CONNECT = "connect";
+    static final String KEY_SOCKET_MODE = "socket-mode";
+    static final String KEY_SOCKET_GROUP = "socket-group";
+    static final String KEY_ALLOW_UID = "allow-uid";
+    /** Keys the host handles itself; never passed to the device type. */
+    static final Set<String> HOST_KEYS = Set.of(KEY_SOCKET_MODE, KEY_SOCKET_GROUP, KEY_ALLOW_UID);
 
     /** sun_path holds 108 bytes including the terminating NUL (unix(7)). */
     static final int MAX_SOCKET_PATH_BYTES = 107;
@@ -43,24 +55,103 @@ public record DeviceSpec(String text, String type, Path socket, Host.Mode mode, 
      * @throws IllegalArgumentException saying what in {@code text} breaks the grammar
      */
     public static DeviceSpec parse(String text) {
+        return parse(text, false);
+    }
+
+    /**
+     * Parses one {@code --device} argument; with {@code socketOptional} a device may leave out
+     * socket=/connect= (then also written as just {@code TYPE}): its socket comes from
+     * {@code serve --socket-path} or {@code --fd}, and {@link #socket()} is null until
+     * {@link #withSocket} fills it in.
+     *
+     * @throws IllegalArgumentException saying what in {@code text} breaks the grammar
+     */
+    public static DeviceSpec parse(String text, boolean socketOptional) {
         int colon = text.indexOf(':');
-        if (colon <= 0) {
+        if (colon == 0 || (colon < 0 && (!socketOptional || text.isEmpty()))) {
             throw new IllegalArgumentException("'" + text + "': expected " + GRAMMAR);
         }
-        String type = text.substring(0, colon);
-        Map<String, String> pairs = keyValues(text, text.substring(colon + 1));
+        String type = colon < 0 ? text : text.substring(0, colon);
+        Map<String, String> pairs = colon < 0 ? new LinkedHashMap<>() : keyValues(text, text.substring(colon + 1));
         String socket = pairs.remove(KEY_SOCKET);
         String connect = pairs.remove(KEY_CONNECT);
         if (socket != null && connect != null) {
             throw new IllegalArgumentException("'" + text + "': give socket=PATH (jvhost listens) or "
                     + "connect=PATH (jvhost connects), not both");
         }
-        if (socket == null && connect == null) {
+        if (socket == null && connect == null && !socketOptional) {
             throw new IllegalArgumentException("'" + text + "': missing socket=PATH (or connect=PATH)");
         }
+        if (connect != null) {
+            for (String key : new String[] {KEY_SOCKET_MODE, KEY_SOCKET_GROUP}) {
+                if (pairs.containsKey(key)) {
+                    throw new IllegalArgumentException("'" + text + "': " + key + " applies to a socket jvhost "
+                            + "creates (socket=PATH), not to the front-end's (connect=PATH)");
+                }
+            }
+        }
         String path = socket != null ? socket : connect;
-        checkPath(text, path);
-        return new DeviceSpec(text, type, Path.of(path), socket != null ? Host.Mode.LISTEN : Host.Mode.CONNECT, pairs);
+        if (path != null) {
+            checkPath(text, path);
+        }
+        DeviceSpec spec = new DeviceSpec(text, type, path == null ? null : Path.of(path),
+                connect != null ? Host.Mode.CONNECT : Host.Mode.LISTEN, pairs);
+        spec.socketAccess(Set.of()); // the socket keys' syntax, checked now
+        return spec;
+    }
+
+    /** This device with the listening socket {@code path} from {@code serve --socket-path}. */
+    public DeviceSpec withSocket(Path path) {
+        checkPath(text, path.toString());
+        return new DeviceSpec(text, type, path, Host.Mode.LISTEN, options);
+    }
+
+    /**
+     * Who may reach this device's socket: its socket-mode, socket-group and allow-uid keys, with
+     * {@code defaultUids} ({@code serve --allow-uid}) for a device without allow-uid.
+     *
+     * @throws IllegalArgumentException naming the device, the key and the value if one is malformed
+     */
+    public SocketAccess socketAccess(Set<Integer> defaultUids) {
+        if (mode == Host.Mode.CONNECT) {
+            for (String key : new String[] {KEY_SOCKET_MODE, KEY_SOCKET_GROUP}) {
+                if (options.containsKey(key)) {
+                    throw new IllegalArgumentException("'" + text + "': " + key + " applies to a socket jvhost "
+                            + "creates (socket=PATH), not to the front-end's (connect=PATH)");
+                }
+            }
+        }
+        int fileMode = SocketAccess.DEFAULT_MODE;
+        String modeText = options.get(KEY_SOCKET_MODE);
+        if (modeText != null) {
+            if (!modeText.matches("0?[0-7]{3}")) {
+                throw new IllegalArgumentException("'" + text + "': " + KEY_SOCKET_MODE + "=" + modeText
+                        + " is not an octal file mode such as 0600 or 0660");
+            }
+            fileMode = Integer.parseInt(modeText, 8);
+        }
+        String group = options.get(KEY_SOCKET_GROUP);
+        if (group != null && group.isEmpty()) {
+            throw new IllegalArgumentException("'" + text + "': " + KEY_SOCKET_GROUP + "= needs a group name");
+        }
+        Set<Integer> uids = defaultUids;
+        String uidText = options.get(KEY_ALLOW_UID);
+        if (uidText != null) {
+            uids = new LinkedHashSet<>();
+            for (String u : uidText.split(":", -1)) {
+                try {
+                    int uid = Integer.parseInt(u);
+                    if (uid < 0) {
+                        throw new NumberFormatException();
+                    }
+                    uids.add(uid);
+                } catch (NumberFormatException e) {
+                    throw new IllegalArgumentException("'" + text + "': " + KEY_ALLOW_UID + "=" + uidText + ": '" + u
+                            + "' is not a uid (write allow-uid=UID or UID:UID:...)");
+                }
+            }
+        }
+        return new SocketAccess(fileMode, group, uids);
     }
 
     private static Map<String, String> keyValues(String text, String list) {
@@ -105,7 +196,7 @@ public record DeviceSpec(String text, String type, Path socket, Host.Mode mode, 
 
     /** The device's name in logs: {@code TYPE@PATH}. */
     public String deviceName() {
-        return type + "@" + socket;
+        return type + "@" + (socket == null ? "inherited-fd" : socket);
     }
 
     /**
@@ -122,6 +213,9 @@ public record DeviceSpec(String text, String type, Path socket, Host.Mode mode, 
             }
         }
         for (Map.Entry<String, String> given : options.entrySet()) {
+            if (HOST_KEYS.contains(given.getKey())) {
+                continue; // the host's, see socketAccess
+            }
             if (provider.options().stream().noneMatch(o -> o.name().equals(given.getKey()))) {
                 throw new IllegalArgumentException("'" + text + "': device type " + type + " has no option '"
                         + given.getKey() + "' (given " + given.getKey() + "=" + given.getValue() + "); it accepts: "
@@ -133,7 +227,8 @@ public record DeviceSpec(String text, String type, Path socket, Host.Mode mode, 
     }
 
     private static String acceptedKeys(DeviceProvider provider) {
-        StringBuilder s = new StringBuilder(KEY_SOCKET + ", " + KEY_CONNECT);
+        StringBuilder s = new StringBuilder(KEY_SOCKET + ", " + KEY_CONNECT + ", " + KEY_SOCKET_MODE + ", "
+                + KEY_SOCKET_GROUP + ", " + KEY_ALLOW_UID);
         for (OptionSpec o : provider.options()) {
             s.append(", ").append(o.name());
         }

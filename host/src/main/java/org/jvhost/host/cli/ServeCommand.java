@@ -1,10 +1,13 @@
 package org.jvhost.host.cli;
 
 import java.io.IOException;
+import java.io.PrintWriter;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.Callable;
 import org.jvhost.engine.event.WorkerPool;
 import org.jvhost.host.control.ControlServer;
@@ -12,6 +15,10 @@ import org.jvhost.host.metrics.MetricsServer;
 import org.jvhost.host.metrics.PrometheusText;
 import org.jvhost.host.plugin.DeviceTypeLoader;
 import org.jvhost.host.plugin.DeviceTypes;
+import org.jvhost.spi.DeviceOptions;
+import org.jvhost.spi.DeviceProvider;
+import org.jvhost.spi.InvalidOptionException;
+import org.jvhost.spi.VhostUserDevice;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import picocli.CommandLine.Command;
@@ -47,14 +54,37 @@ final class ServeCommand implements Callable<Integer> {
             converter = SpecConverter.class,
             description = {"A device to serve (repeatable). socket=PATH: jvhost listens on PATH and the "
                 + "front-end connects (QEMU: -chardev socket,path=PATH,reconnect=1). connect=PATH instead: "
-                + "the front-end listens and jvhost connects. Other keys are the device type's options; "
-                + "see 'jvhost devices'. Not with --config."})
+                + "the front-end listens and jvhost connects. One device may leave both out (or be just TYPE) "
+                + "and take --socket-path or --fd. socket-mode=0660 and socket-group=NAME set the socket "
+                + "file's mode (default 0600) and group; allow-uid=UID[:UID...] accepts only front-ends running "
+                + "as those uids. Other keys are the device type's options; see 'jvhost devices'. Not with --config."})
     List<DeviceSpec> devices = List.of();
 
     @Option(names = "--config", paramLabel = "FILE",
             description = {"Serve the devices of FILE ([device NAME] sections; see the README); SIGHUP or "
                 + "'jvhost ctl reload' applies its changes at run time. Not with --device."})
     Path config;
+
+    @Option(names = "--socket-path", paramLabel = "PATH",
+            description = "The listening socket of the one --device given without socket=/connect= "
+                + "(vhost-user back-end program convention).")
+    Path socketPath;
+
+    @Option(names = "--fd", paramLabel = "N",
+            description = "An inherited listening Unix socket, as file descriptor N, for the one --device "
+                + "given without socket=/connect= (vhost-user back-end program convention). Its socket "
+                + "file is left alone.")
+    Integer fd;
+
+    @Option(names = "--print-capabilities",
+            description = "Print the vhost-user capabilities JSON of the device type (of --device, or the "
+                + "only type there is) and exit; other options are ignored.")
+    boolean printCapabilities;
+
+    @Option(names = "--allow-uid", split = ",", paramLabel = "UID",
+            description = "Accept front-ends running as these uids only (SO_PEERCRED), on every device "
+                + "without its own allow-uid. Default: any uid that can open the socket.")
+    List<Integer> allowUids;
 
     @Option(names = "--workers", paramLabel = "N",
             description = "Worker threads serving all queues of all devices (default: [host] workers, else available processors, ${DEFAULT-VALUE}).")
@@ -93,6 +123,16 @@ final class ServeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException, InterruptedException {
+        if (printCapabilities) {
+            return printCapabilities();
+        }
+        if (allowUids != null && allowUids.stream().anyMatch(u -> u < 0)) {
+            throw usage("--allow-uid " + allowUids + ": uids are not negative");
+        }
+        if ((socketPath != null || fd != null) && config != null) {
+            throw usage("--socket-path and --fd serve one --device, not a --config file");
+        }
+        devices = placeSingleSocket(devices);
         if (config != null && !devices.isEmpty()) {
             throw usage("--config and --device cannot be combined: declare every device in " + config);
         }
@@ -126,7 +166,8 @@ final class ServeCommand implements Callable<Integer> {
             throw usage(e.getMessage());
         }
         DeviceHost host = hostFactory.create(threads, pollMicros);
-        DeviceManager manager = new DeviceManager(host, types, config, settings);
+        DeviceManager manager = new DeviceManager(host, types, config, settings,
+                allowUids == null ? Set.of() : new LinkedHashSet<>(allowUids), fd);
         lifecycle.closeOnShutdown(() -> {
             LOG.info("stopping");
             stop(host);
@@ -216,6 +257,99 @@ final class ServeCommand implements Callable<Integer> {
         host.close();
     }
 
+    /**
+     * Gives the one device without socket=/connect= the socket of {@code --socket-path} (or leaves it
+     * to {@code --fd}); every other device must name its own.
+     */
+    private List<DeviceSpec> placeSingleSocket(List<DeviceSpec> given) {
+        if (socketPath != null && fd != null) {
+            throw usage("--socket-path and --fd exclude each other: give the socket's path or an inherited fd");
+        }
+        if (fd != null && fd < 0) {
+            throw usage("--fd " + fd + ": not a file descriptor");
+        }
+        String source = socketPath != null ? "--socket-path" : fd != null ? "--fd" : null;
+        List<DeviceSpec> placed = new ArrayList<>();
+        DeviceSpec taker = null;
+        for (DeviceSpec d : given) {
+            if (d.socket() != null) {
+                placed.add(d);
+                continue;
+            }
+            if (source == null) {
+                throw usage("'" + d.text() + "': expected " + DeviceSpec.GRAMMAR + ": missing socket=PATH "
+                        + "(or connect=PATH), or give --socket-path PATH or --fd N for a single device");
+            }
+            if (taker != null) {
+                throw usage("'" + d.text() + "' and '" + taker.text() + "' both lack socket=PATH; " + source
+                        + " serves a single device");
+            }
+            taker = d;
+            try {
+                placed.add(socketPath != null ? d.withSocket(socketPath) : d);
+            } catch (IllegalArgumentException e) {
+                throw usage("--socket-path " + e.getMessage());
+            }
+        }
+        if (source != null && taker == null) {
+            throw usage(source + ": every --device names its own socket; leave socket=PATH out of the one "
+                    + source + " is for");
+        }
+        if (fd != null) {
+            DeviceSpec d = taker;
+            for (String key : new String[] {DeviceSpec.KEY_SOCKET_MODE, DeviceSpec.KEY_SOCKET_GROUP}) {
+                if (d.options().containsKey(key)) {
+                    throw usage("'" + d.text() + "': " + key + " does not apply to an inherited socket (--fd): "
+                            + "its creator sets its file's mode and group");
+                }
+            }
+        }
+        return placed;
+    }
+
+    /**
+     * {@code --print-capabilities}: the JSON for the type of the first --device, or of the only type
+     * available. Per the spec other options are ignored, but a type that cannot be created fails here
+     * (early, non-zero) rather than later under a management tool.
+     */
+    private int printCapabilities() {
+        DeviceTypes types = plugins.load(loader, spec);
+        String type;
+        if (devices != null && !devices.isEmpty()) {
+            type = devices.get(0).type();
+        } else if (types.types().size() == 1) {
+            type = types.types().iterator().next().provider().type();
+        } else {
+            throw usage("--print-capabilities: give --device TYPE to say which of the "
+                    + types.types().size() + " device types");
+        }
+        DeviceProvider provider;
+        DeviceOptions options;
+        try {
+            provider = types.resolve(type);
+            options = devices != null && !devices.isEmpty() ? devices.get(0).resolveOptions(provider)
+                    : DeviceSpec.parse(type, true).resolveOptions(provider);
+        } catch (IllegalArgumentException e) {
+            throw usage(e.getMessage());
+        }
+        VhostUserDevice device;
+        try {
+            device = provider.create(options, () -> type + "@capabilities");
+        } catch (InvalidOptionException e) {
+            throw usage("--print-capabilities: device type " + type + ": " + e.getMessage());
+        }
+        String json;
+        try {
+            json = Capabilities.json(device.deviceType());
+        } catch (IllegalArgumentException e) {
+            throw usage("--print-capabilities: device type " + type + ": " + e.getMessage());
+        }
+        PrintWriter out = spec.commandLine().getOut();
+        out.println(json);
+        out.flush();
+        return 0;
+    }
+
     private ParameterException usage(String message) {
         return new ParameterException(spec.commandLine(), message);
     }
@@ -225,7 +359,7 @@ final class ServeCommand implements Callable<Integer> {
         @Override
         public DeviceSpec convert(String value) {
             try {
-                return DeviceSpec.parse(value);
+                return DeviceSpec.parse(value, true);
             } catch (IllegalArgumentException e) {
                 throw new TypeConversionException(e.getMessage());
             }

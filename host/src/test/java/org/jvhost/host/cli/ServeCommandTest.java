@@ -11,9 +11,11 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import org.jvhost.engine.server.DeviceSnapshot;
 import org.jvhost.engine.server.Host;
+import org.jvhost.engine.server.SocketAccess;
 import org.jvhost.host.plugin.BuiltInPlugins;
 import org.jvhost.host.plugin.DeviceTypeLoader;
 import org.jvhost.host.plugin.PluginJars;
@@ -140,9 +142,68 @@ class ServeCommandTest {
     }
 
     @Test
+    void socketKeysBecomeTheHostsSocketAccessAndNeverReachTheDevice() {
+        assertEquals(0, run("serve", "--allow-uid", "7,8",
+                "--device", "loopback:socket=/tmp/jvhost-a.sock,socket-mode=0660,socket-group=kvm,allow-uid=0:107",
+                "--device", "loopback:socket=/tmp/jvhost-b.sock"), err.toString());
+        assertEquals(new SocketAccess(0660, "kvm", Set.of(0, 107)), host.access.get(0));
+        assertEquals(new SocketAccess(0600, null, Set.of(7, 8)), host.access.get(1));
+    }
+
+    @Test
+    void badSocketKeysAreUsageErrors() {
+        assertEquals(2, run("serve", "--device", "loopback:socket=/tmp/a.sock,socket-mode=rw"));
+        assertMessage("socket-mode=rw", "octal");
+        assertEquals(2, run("serve", "--device", "loopback:socket=/tmp/a.sock,allow-uid=0:x"));
+        assertMessage("allow-uid=0:x", "'x' is not a uid");
+        assertEquals(2, run("serve", "--device", "loopback:connect=/tmp/a.sock,socket-mode=0660"));
+        assertMessage("socket-mode applies to a socket jvhost creates");
+        assertEquals(0, hostsCreated);
+    }
+
+    @Test
+    void socketPathServesTheOneDeviceWithoutASocket() {
+        assertEquals(0, run("serve", "--socket-path", "/tmp/jvhost-s.sock", "--device", "loopback:queues=2",
+                "--device", "loopback:socket=/tmp/jvhost-a.sock"), err.toString());
+        assertEquals(List.of(Path.of("/tmp/jvhost-s.sock"), Path.of("/tmp/jvhost-a.sock")), host.sockets);
+        assertEquals(Host.Mode.LISTEN, host.modes.get(0));
+    }
+
+    @Test
+    void fdServesTheOneDeviceWithoutASocket() {
+        assertEquals(0, run("serve", "--fd", "3", "--device", "loopback"), err.toString());
+        assertEquals(List.of(3), host.fds);
+        assertEquals(List.of("loopback@inherited-fd"), host.names);
+    }
+
+    @Test
+    void socketPathAndFdMisuseAreUsageErrors() {
+        assertEquals(2, run("serve", "--socket-path", "/tmp/a.sock", "--fd", "3", "--device", "loopback"));
+        assertMessage("exclude each other");
+        assertEquals(2, run("serve", "--socket-path", "/tmp/a.sock", "--device", "loopback", "--device", "loopback"));
+        assertMessage("both lack socket=PATH");
+        assertEquals(2, run("serve", "--socket-path", "/tmp/a.sock", "--device", "loopback:socket=/tmp/b.sock"));
+        assertMessage("every --device names its own socket");
+        assertEquals(2, run("serve", "--fd", "3", "--device", "loopback:socket-mode=0660"));
+        assertMessage("does not apply to an inherited socket");
+        assertEquals(0, hostsCreated);
+    }
+
+    @Test
+    void printCapabilitiesPrintsTheSpecJsonAndServesNothing() {
+        assertEquals(0, run("serve", "--print-capabilities", "--device", "loopback"));
+        assertEquals("{\"type\": \"net\"}", out.toString().trim());
+        assertEquals(0, run("serve", "--device", "loopback", "--socket-path", "/tmp/x.sock", "--print-capabilities"));
+        assertEquals(0, hostsCreated);
+        assertEquals(2, run("serve", "--device", "tap", "--print-capabilities"));
+        assertMessage("tap");
+    }
+
+    @Test
     void missingDeviceIsAUsageError() {
         assertEquals(2, run("serve"));
         assertMessage("nothing to serve: give --device, --config or --control");
+        assertEquals(0, hostsCreated);
     }
 
     @Test
@@ -378,6 +439,8 @@ class ServeCommandTest {
         final List<VhostUserDevice> devices = new ArrayList<>();
         final List<Path> sockets = new ArrayList<>();
         final List<Host.Mode> modes = new ArrayList<>();
+        final List<SocketAccess> access = new ArrayList<>();
+        final List<Integer> fds = new ArrayList<>();
         boolean closed;
         boolean failBind;
 
@@ -396,6 +459,21 @@ class ServeCommandTest {
             devices.add(device);
             sockets.add(socket);
             modes.add(mode);
+        }
+
+        @Override
+        public void addDevice(DeviceContext context, VhostUserDevice device, Path socket, Host.Mode mode,
+                SocketAccess socketAccess) throws IOException {
+            addDevice(context, device, socket, mode);
+            access.add(socketAccess);
+        }
+
+        @Override
+        public void addDevice(DeviceContext context, VhostUserDevice device, int listeningFd,
+                SocketAccess socketAccess) {
+            devices.add(device);
+            fds.add(listeningFd);
+            access.add(socketAccess);
         }
 
         @Override

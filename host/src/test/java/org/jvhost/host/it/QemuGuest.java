@@ -46,6 +46,23 @@ public final class QemuGuest implements AutoCloseable {
      */
     public static QemuGuest start(String name, Path socket, int queues, boolean qemuListens, String guestArgs,
                                   Path logDir, String nicExtra) {
+        return start(name, socket, queues, qemuListens, guestArgs, logDir, nicExtra, MEMFD);
+    }
+
+    /** The default guest RAM: a shared memfd of 4 KiB pages (the back-end can only map shared memory). */
+    public static final String MEMFD = "memory-backend-memfd,id=mem0,size=256M,share=on";
+
+    /**
+     * Guest RAM in a file on the hugetlbfs mounted at {@code hugeDir}, preallocated: the back-end gets
+     * 2 MiB-page regions whose sizes and mmap offsets QEMU aligns to the huge page size.
+     */
+    public static String hugepages(Path hugeDir) {
+        return "memory-backend-file,id=mem0,size=256M,mem-path=" + hugeDir + ",share=on,prealloc=on";
+    }
+
+    /** As above, with the {@code -object} that backs guest RAM ({@code id=mem0}): {@link #MEMFD} or {@link #hugepages(Path)}. */
+    public static QemuGuest start(String name, Path socket, int queues, boolean qemuListens, String guestArgs,
+                                  Path logDir, String nicExtra, String memoryBackend) {
         String chardev = "socket,id=c0,path=" + socket + (qemuListens ? ",server=on,wait=off" : ",reconnect=1");
         String nic = "virtio-net-pci,netdev=n0,mac=" + GUEST_MAC + ",vectors=0" + (queues > 1 ? ",mq=on" : "") + nicExtra;
         List<String> cmd = new ArrayList<>(List.of(Peers.QEMU,
@@ -53,7 +70,7 @@ public final class QemuGuest implements AutoCloseable {
                 // One vCPU per queue pair: the guest sends from each vCPU, which virtio_net maps to its own queue.
                 "-smp", String.valueOf(Math.max(1, queues)),
                 "-machine", "q35,memory-backend=mem0",
-                "-object", "memory-backend-memfd,id=mem0,size=256M,share=on",
+                "-object", memoryBackend,
                 "-chardev", chardev,
                 "-netdev", "vhost-user,id=n0,chardev=c0,queues=" + queues,
                 "-device", nic,

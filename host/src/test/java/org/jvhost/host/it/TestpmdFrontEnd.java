@@ -46,13 +46,32 @@ public final class TestpmdFrontEnd implements AutoCloseable {
      */
     public static TestpmdFrontEnd start(String name, Path socket, int queues, String forwardMode, boolean listen,
                                         Path logDir) {
+        return start(name, socket, queues, forwardMode, listen, logDir, NO_HUGE);
+    }
+
+    /** Guest-memory EAL options of {@link #start(String, Path, int, String, boolean, Path)}: 256 MiB of 4 KiB pages. */
+    public static final List<String> NO_HUGE = List.of("--no-huge", "-m", "256");
+
+    /**
+     * 256 MiB of 2 MiB pages from the hugetlbfs mounted at {@code hugeDir}, as one file: without
+     * {@code --single-file-segments} every 2 MiB page is its own vhost-user memory region and the table
+     * overflows virtio_user's 8 regions; {@code --in-memory} keeps DPDK from leaving files behind.
+     */
+    public static List<String> hugepages(Path hugeDir) {
+        return List.of("--in-memory", "--single-file-segments", "--huge-dir", hugeDir.toString(), "-m", "256");
+    }
+
+    /** As above, with the EAL's memory options ({@link #NO_HUGE} or {@link #hugepages(Path)}). */
+    public static TestpmdFrontEnd start(String name, Path socket, int queues, String forwardMode, boolean listen,
+                                        Path logDir, List<String> memoryOptions) {
         int cpu = Peers.FRONT_END_CPU;
         String vdev = "virtio_user0,path=" + socket + ",queues=" + queues + ",queue_size=256" + (listen ? ",server=1" : "");
-        List<String> cmd = Peers.pinnedLineBuffered(cpu, List.of(Peers.TESTPMD,
-                "--lcores", "0@" + cpu + ",1@" + cpu, "--no-pci", "--no-huge", "-m", "256",
-                "--file-prefix", Peers.uniqueName("fe"), "--vdev", vdev, "--",
+        List<String> args = new ArrayList<>(List.of(Peers.TESTPMD, "--lcores", "0@" + cpu + ",1@" + cpu, "--no-pci"));
+        args.addAll(memoryOptions);
+        args.addAll(List.of("--file-prefix", Peers.uniqueName("fe"), "--vdev", vdev, "--",
                 "-i", "--port-topology=loop", "--forward-mode=" + forwardMode,
                 "--rxq=" + queues, "--txq=" + queues, "--total-num-mbufs=16384"));
+        List<String> cmd = Peers.pinnedLineBuffered(cpu, args);
         TestpmdFrontEnd fe = new TestpmdFrontEnd(ProcessUnderTest.start(name, cmd, logDir));
         if (!listen) {
             try {

@@ -1,0 +1,296 @@
+package org.jvhost.engine.server;
+
+import com.sun.jna.Memory;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.PriorityQueue;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import org.jvhost.engine.sys.LinuxSys;
+import org.jvhost.engine.sys.NativeException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One control thread ({@code jvhost-control-N}) serving the sockets of many devices: listening
+ * sockets, front-end connections, connect attempts and their back-off timers, all in one epoll set.
+ * Everything registered here runs on this thread only, so device servers and sessions need no locks.
+ *
+ * <p>Handlers must not block on the network: reads are non-blocking and a half-received message waits
+ * in its connection's buffer. The one wait allowed is a session's command to a worker (bounded by
+ * {@link org.jvhost.engine.event.DeviceRuntime#WORKER_TIMEOUT_MS}).
+ *
+ * <p>Control traffic is rare (a few dozen messages per connection), so this loop allocates freely:
+ * the map of handlers and the timer queue are ordinary collections.
+ */
+final class ControlLoop implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(ControlLoop.class);
+    private static final int MAX_EVENTS = 64;
+    private static final long WAKE_TOKEN = 0;
+    private static final long JOIN_MS = 3000;
+
+    /** Called on the loop thread when a registered fd is ready. */
+    @FunctionalInterface
+    interface Handler {
+        void onReady(int events);
+    }
+
+    /** A scheduled task; {@link #cancel()} before it runs and it never does. */
+    static final class Timer implements Comparable<Timer> {
+        private final long due;
+        private final long seq;
+        private final Runnable task;
+        private boolean cancelled;
+
+        private Timer(long due, long seq, Runnable task) {
+            this.due = due;
+            this.seq = seq;
+            this.task = task;
+        }
+
+        /** Loop thread only. */
+        void cancel() {
+            cancelled = true;
+        }
+
+        @Override
+        public int compareTo(Timer o) {
+            int c = Long.compare(due, o.due);
+            return c != 0 ? c : Long.compare(seq, o.seq);
+        }
+    }
+
+    private final int id;
+    private final int epfd;
+    private final int wakeFd;
+    private final Memory events = new Memory((long) MAX_EVENTS * LinuxSys.EPOLL_EVENT_SIZE);
+    private final ConcurrentLinkedQueue<Runnable> commands = new ConcurrentLinkedQueue<>();
+    private final Map<Long, Handler> handlers = new HashMap<>();
+    private final Map<Long, Integer> fds = new HashMap<>();
+    private final PriorityQueue<Timer> timers = new PriorityQueue<>();
+    private final Thread thread;
+    private long nextToken = 1;
+    private long timerSeq;
+    private volatile boolean running = true;
+
+    ControlLoop(int id) throws NativeException {
+        this.id = id;
+        this.epfd = LinuxSys.epollCreate();
+        int wake = -1;
+        try {
+            wake = LinuxSys.eventfd(LinuxSys.EFD_NONBLOCK | LinuxSys.EFD_CLOEXEC);
+            LinuxSys.epollCtl(epfd, LinuxSys.EPOLL_CTL_ADD, wake, LinuxSys.EPOLLIN, WAKE_TOKEN);
+        } catch (NativeException e) {
+            LinuxSys.closeQuietly(wake);
+            LinuxSys.closeQuietly(epfd);
+            throw e;
+        }
+        this.wakeFd = wake;
+        this.thread = new Thread(this::loop, "jvhost-control-" + id);
+        this.thread.setDaemon(true);
+        this.thread.start();
+    }
+
+    boolean inLoop() {
+        return Thread.currentThread() == thread;
+    }
+
+    /** Runs {@code command} on the loop thread: now if called from it, otherwise posted. */
+    void execute(Runnable command) {
+        if (inLoop()) {
+            command.run();
+        } else {
+            commands.add(command);
+            wake();
+        }
+    }
+
+    /**
+     * Runs {@code command} on the loop thread and waits for it; its exception is rethrown here.
+     *
+     * @throws TimeoutException if the loop did not run it within {@code timeoutMs}
+     */
+    void call(Runnable command, long timeoutMs) throws TimeoutException {
+        if (inLoop()) {
+            command.run();
+            return;
+        }
+        CompletableFuture<Void> done = new CompletableFuture<>();
+        commands.add(() -> {
+            try {
+                command.run();
+                done.complete(null);
+            } catch (Throwable t) {
+                done.completeExceptionally(t);
+            }
+        });
+        wake();
+        try {
+            done.get(timeoutMs, TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new TimeoutException("interrupted while waiting for jvhost-control-" + id);
+        } catch (ExecutionException e) {
+            Throwable c = e.getCause();
+            if (c instanceof RuntimeException) {
+                throw (RuntimeException) c;
+            }
+            if (c instanceof Error) {
+                throw (Error) c;
+            }
+            throw new IllegalStateException(c);
+        } catch (TimeoutException e) {
+            throw new TimeoutException("jvhost-control-" + id + " did not run a command within " + timeoutMs + " ms");
+        }
+    }
+
+    /** Watches {@code fd} (level-triggered) for {@code events}; loop thread only. Returns the token. */
+    long register(int fd, int events, Handler handler) throws NativeException {
+        assert inLoop();
+        long token = nextToken++;
+        LinuxSys.epollCtl(epfd, LinuxSys.EPOLL_CTL_ADD, fd, events, token);
+        handlers.put(token, handler);
+        fds.put(token, fd);
+        return token;
+    }
+
+    /** Changes the events watched for {@code token}; loop thread only. */
+    void modify(long token, int events) throws NativeException {
+        assert inLoop();
+        Integer fd = fds.get(token);
+        if (fd != null) {
+            LinuxSys.epollCtl(epfd, LinuxSys.EPOLL_CTL_MOD, fd, events, token);
+        }
+    }
+
+    /** Stops watching; idempotent; loop thread only. The caller still owns (and later closes) the fd. */
+    void unregister(long token) {
+        assert inLoop();
+        Integer fd = fds.remove(token);
+        handlers.remove(token);
+        if (fd != null) {
+            try {
+                LinuxSys.epollCtl(epfd, LinuxSys.EPOLL_CTL_DEL, fd, 0, 0);
+            } catch (NativeException e) {
+                LOG.debug("jvhost-control-{}: epoll DEL fd {}: {}", id, fd, e.getMessage());
+            }
+        }
+    }
+
+    /** Runs {@code task} on the loop thread after {@code delayMs}; loop thread only. */
+    Timer schedule(long delayMs, Runnable task) {
+        assert inLoop();
+        Timer t = new Timer(System.nanoTime() + delayMs * 1_000_000L, timerSeq++, task);
+        timers.add(t);
+        return t;
+    }
+
+    private void wake() {
+        try {
+            LinuxSys.eventfdWrite(wakeFd, 1);
+        } catch (NativeException e) {
+            LOG.error("jvhost-control-{}: cannot wake: {}", id, e.getMessage());
+        }
+    }
+
+    private void loop() {
+        while (running) {
+            int n;
+            try {
+                n = LinuxSys.epollWait(epfd, events, MAX_EVENTS, waitMs());
+            } catch (NativeException e) {
+                LOG.error("jvhost-control-{}: epoll_wait failed, the control loop stops: {}", id, e.getMessage());
+                return;
+            }
+            for (int i = 0; i < n; i++) {
+                dispatch(events.getInt((long) i * LinuxSys.EPOLL_EVENT_SIZE),
+                        events.getLong((long) i * LinuxSys.EPOLL_EVENT_SIZE + 4));
+            }
+            runCommands();
+            runTimers();
+        }
+        runCommands();
+    }
+
+    /** Milliseconds until the next timer, -1 for none (rounded up so a timer is never run early). */
+    private int waitMs() {
+        Timer t;
+        while ((t = timers.peek()) != null && t.cancelled) {
+            timers.poll();
+        }
+        if (t == null) {
+            return -1;
+        }
+        long ns = t.due - System.nanoTime();
+        return ns <= 0 ? 0 : (int) Math.min(Integer.MAX_VALUE, (ns + 999_999) / 1_000_000);
+    }
+
+    private void dispatch(int ev, long token) {
+        if (token == WAKE_TOKEN) {
+            try {
+                LinuxSys.eventfdRead(wakeFd);
+            } catch (NativeException e) {
+                LOG.error("jvhost-control-{}: wake eventfd: {}", id, e.getMessage());
+            }
+            return;
+        }
+        Handler h = handlers.get(token);
+        if (h == null) {
+            return; // unregistered earlier in this batch
+        }
+        try {
+            h.onReady(ev);
+        } catch (Throwable t) {
+            // handlers catch what they expect; this only catches engine bugs, which must not stop other devices
+            LOG.error("jvhost-control-{}: event handler failed", id, t);
+        }
+    }
+
+    private void runCommands() {
+        Runnable c;
+        while ((c = commands.poll()) != null) {
+            try {
+                c.run();
+            } catch (Throwable t) {
+                LOG.error("jvhost-control-{}: command failed", id, t);
+            }
+        }
+    }
+
+    private void runTimers() {
+        long now = System.nanoTime();
+        Timer t;
+        while ((t = timers.peek()) != null && t.due - now <= 0) {
+            timers.poll();
+            if (!t.cancelled) {
+                try {
+                    t.task.run();
+                } catch (Throwable e) {
+                    LOG.error("jvhost-control-{}: timer failed", id, e);
+                }
+            }
+        }
+    }
+
+    /** Stops the thread after the commands already posted, and closes the epoll set. */
+    @Override
+    public void close() {
+        commands.add(() -> running = false);
+        wake();
+        try {
+            thread.join(JOIN_MS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        if (thread.isAlive()) {
+            LOG.warn("jvhost-control-{} did not stop within {} ms", id, JOIN_MS);
+            return; // leave the fds: closing them under a running epoll_wait would be worse
+        }
+        LinuxSys.closeQuietly(wakeFd);
+        LinuxSys.closeQuietly(epfd);
+        events.close();
+    }
+}

@@ -1,0 +1,172 @@
+package org.jvhost.host.it;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Pattern;
+import org.jvhost.testkit.ScriptedFrontend;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInfo;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * Running jvhost as an operator or a management tool does: SIGTERM with a ring running, socket file
+ * permissions and the front-end uid allow-list, and the vhost-user back-end program conventions
+ * ({@code --socket-path}, {@code --fd} from a launcher, {@code --print-capabilities}).
+ */
+@Timeout(value = 120, unit = TimeUnit.SECONDS)
+class SocketsAndSignalsIT {
+    private Path dir;
+    private Path logDir;
+    private final List<ProcessUnderTest> processes = new ArrayList<>();
+    private final List<ScriptedFrontend> frontends = new ArrayList<>();
+
+    @BeforeEach
+    void setUp(TestInfo info) {
+        dir = Peers.socketDir();
+        logDir = Peers.logDir(SocketsAndSignalsIT.class, info);
+    }
+
+    @AfterEach
+    void tearDown() throws IOException {
+        for (ScriptedFrontend fe : frontends) {
+            fe.close();
+        }
+        processes.forEach(ProcessUnderTest::close);
+        Peers.deleteTree(dir);
+    }
+
+    private ProcessUnderTest serve(String... args) {
+        ProcessUnderTest p = Serve.start("jvhost", logDir, args);
+        processes.add(p);
+        return p;
+    }
+
+    private static void awaitServing(ProcessUnderTest p, int devices) {
+        p.await(Pattern.compile("serving " + devices + " device\\(s\\)"), 0, Duration.ofSeconds(60));
+    }
+
+    @Test
+    void sigtermWithARunningRingExitsZeroWithinASecondAndRemovesEverySocketFile() throws Exception {
+        Path a = dir.resolve("a.sock");
+        Path b = dir.resolve("b.sock");
+        Path c = dir.resolve("c.sock");
+        ProcessUnderTest p = serve("--device", "loopback:socket=" + a, "--device", "loopback:socket=" + b,
+                "--device", "loopback:socket=" + c + ",socket-mode=0660");
+        awaitServing(p, 3);
+        ScriptedFrontend fe = Serve.negotiate(a);
+        frontends.add(fe);
+        frontends.add(Serve.negotiate(b));
+        for (int i = 0; i < 5; i++) {
+            fe.kick(0); // kicks on the running ring while it stops
+        }
+        int mark = p.mark();
+        long t0 = System.nanoTime();
+        ProcessHandle.of(p.pid()).orElseThrow().destroy(); // SIGTERM
+        int status = p.awaitExit(Duration.ofSeconds(5));
+        long ms = (System.nanoTime() - t0) / 1_000_000;
+        assertEquals(0, status, "exit status" + p.tail());
+        assertTrue(ms < 1000, "exited " + ms + " ms after SIGTERM");
+        for (Path s : List.of(a, b, c)) {
+            assertFalse(Files.exists(s), s + " removed");
+        }
+        String out = p.outputSince(mark);
+        assertTrue(out.contains("stopping"), out);
+        assertFalse(out.contains("ERROR") || out.contains("WARN"), "a clean stop:\n" + out);
+        assertTrue(fe.isClosedByPeer(1000), "the front-end sees the connection close");
+    }
+
+    @Test
+    void socketFilesAreOwnerOnlyUnlessAskedAndUnlistedUidsAreRefused() throws Exception {
+        Path open = dir.resolve("open.sock");
+        Path guarded = dir.resolve("guarded.sock");
+        Path shared = dir.resolve("shared.sock");
+        ProcessUnderTest p = serve("--device", "loopback:socket=" + open,
+                "--device", "loopback:socket=" + guarded + ",allow-uid=12345",
+                "--device", "loopback:socket=" + shared + ",socket-mode=0660,socket-group=root");
+        awaitServing(p, 3);
+        assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(open)));
+        assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(guarded)));
+        assertEquals("rw-rw----", PosixFilePermissions.toString(Files.getPosixFilePermissions(shared)));
+        long me = new com.sun.security.auth.module.UnixSystem().getUid();
+        int mark = p.mark();
+        try (ScriptedFrontend refused = ScriptedFrontend.connect(guarded)) {
+            assertTrue(refused.isClosedByPeer(3000), "uid " + me + " is not 12345: refused");
+        }
+        p.await(Pattern.compile("WARN .*refused a front-end with uid " + me + " on " + Pattern.quote(guarded.toString())
+                + ": allowed uids are \\[12345\\]"), mark, Duration.ofSeconds(5));
+        frontends.add(Serve.negotiate(open)); // other devices are unaffected
+        frontends.add(Serve.negotiate(shared));
+        assertTrue(p.isAlive());
+    }
+
+    @Test
+    void aStaleSocketIsReplacedButALiveOneIsNot() throws Exception {
+        Path s = dir.resolve("s.sock");
+        ProcessUnderTest first = serve("--device", "loopback:socket=" + s);
+        awaitServing(first, 1);
+        ProcessUnderTest second = serve("--device", "loopback:socket=" + s);
+        assertEquals(1, second.awaitExit(Duration.ofSeconds(30)), second.tail());
+        assertTrue(second.outputSince(0).contains(s + ": another process is listening on this socket"), second.tail());
+        first.kill(); // a crash leaves the socket file behind
+        assertTrue(Files.exists(s));
+        ProcessUnderTest third = serve("--device", "loopback:socket=" + s);
+        awaitServing(third, 1);
+        frontends.add(Serve.negotiate(s));
+    }
+
+    @Test
+    void socketPathServesASingleDevice() throws Exception {
+        Path s = dir.resolve("single.sock");
+        ProcessUnderTest p = serve("--socket-path", s.toString(), "--device", "loopback:queues=2");
+        awaitServing(p, 1);
+        frontends.add(Serve.negotiate(s));
+        assertTrue(frontends.get(0).getQueueNum() == 4, "queues=2: two queue pairs");
+    }
+
+    @Test
+    void fdServesAListeningSocketInheritedFromALauncher() throws Exception {
+        Path s = dir.resolve("inherited.sock");
+        // a launcher as libvirt or systemd would be: creates and binds the socket, hands it over as fd 3
+        String launcher = "import os, socket, sys\n"
+                + "s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+                + "s.bind(sys.argv[1]); s.listen(8)\n"
+                + "fd = s.detach()\n"
+                + "if fd != 3:\n"
+                + "    os.dup2(fd, 3); os.close(fd)\n"
+                + "os.set_inheritable(3, True)\n"
+                + "os.execv(sys.argv[2], sys.argv[2:])\n";
+        Peers.assumeInstalled("/usr/bin/python3", "python3");
+        List<String> cmd = new ArrayList<>(List.of("/usr/bin/python3", "-c", launcher, s.toString()));
+        cmd.addAll(Serve.command(List.of(), List.of("--fd", "3", "--device", "loopback")));
+        ProcessUnderTest p = ProcessUnderTest.start("jvhost", cmd, logDir);
+        processes.add(p);
+        awaitServing(p, 1);
+        assertTrue(p.outputSince(0).contains("listening on inherited fd 3"), p.tail());
+        frontends.add(Serve.negotiate(s));
+        ProcessHandle.of(p.pid()).orElseThrow().destroy();
+        assertEquals(0, p.awaitExit(Duration.ofSeconds(5)));
+        assertTrue(Files.exists(s), "the launcher's socket file is the launcher's to remove");
+    }
+
+    @Test
+    void printCapabilitiesPrintsTheJsonAndExits() {
+        ProcessUnderTest p = serve("--print-capabilities", "--device", "loopback", "--socket-path", dir.resolve("x").toString());
+        assertEquals(0, p.awaitExit(Duration.ofSeconds(30)), p.tail());
+        assertEquals("{\"type\": \"net\"}", p.outputSince(0).trim());
+        assertFalse(Files.exists(dir.resolve("x")), "nothing served");
+        ProcessUnderTest bad = serve("--print-capabilities", "--device", "loopback:queues=99");
+        assertEquals(2, bad.awaitExit(Duration.ofSeconds(30)), "a device that cannot be made fails early");
+    }
+}

@@ -19,6 +19,13 @@ import org.slf4j.LoggerFactory;
 public final class LoopbackDevice implements VhostUserDevice {
     private static final Logger LOG = LoggerFactory.getLogger(LoopbackDevice.class);
 
+    /**
+     * Most frames reflected before RX and TX are published. A driver that sends in bursts (testpmd:
+     * 32) can then start on the first frames while the rest are still being copied, instead of the two
+     * sides taking turns over everything in flight.
+     */
+    static final int BATCH = 32;
+
     private final String name;
     private final LoopbackConfig config;
     private final byte[] configSpace;
@@ -137,15 +144,20 @@ public final class LoopbackDevice implements VhostUserDevice {
         FrameReflector reflector = pair.reflector;
         do {
             tx.disableNotifications();
-            boolean delivered = false;
-            while (tx.pop(chain)) {
-                delivered |= reflector.reflect(chain) == FrameReflector.DELIVERED;
-                tx.addUsed(chain, 0);
-            }
-            if (delivered) {
-                pair.rx.signalUsed();
-            }
-            tx.signalUsed();
+            int popped;
+            do {
+                popped = 0;
+                boolean delivered = false;
+                while (popped < BATCH && tx.pop(chain)) {
+                    delivered |= reflector.reflect(chain) == FrameReflector.DELIVERED;
+                    tx.addUsed(chain, 0);
+                    popped++;
+                }
+                if (delivered) {
+                    pair.rx.signalUsed();
+                }
+                tx.signalUsed();
+            } while (popped == BATCH);
         } while (tx.enableNotifications());
     }
 

@@ -132,8 +132,10 @@ public final class LoopbackDevice implements VhostUserDevice {
 
     /**
      * The Virtqueue processing loop: every TX chain goes back with 0 bytes written, whatever became of
-     * its frame. RX is signalled once per drained batch, so the receiver sees frames while a long TX
-     * burst is still going on.
+     * its frame. RX and TX are published every {@link #BATCH} frames, so the receiver works on frames
+     * while a long TX burst is still being copied. The drain returns only once the driver stops adding
+     * frames (a steady sender keeps the worker here): returning earlier with work left needs the engine
+     * to re-deliver a kick for a queue the device did not empty, which it does not do yet.
      */
     private static void drainTx(QueuePair pair) {
         Virtqueue tx = pair.tx;

@@ -430,6 +430,31 @@ class LoopbackDeviceTest {
     }
 
     @Test
+    void aLongDrainPublishesRxEveryBatchSoTheDriverCanStartOnTheFirstFrames() {
+        LoopbackDevice device = device(1, true);
+        long features = VirtioFeatures.VERSION_1 | VirtioNet.F_MRG_RXBUF;
+        MockSplitQueue rxDriver = MockSplitQueue.create(memory, RING, 0x10000, AREA);
+        MockSplitQueue txDriver = MockSplitQueue.create(memory, RING, 0x10000 + AREA, AREA);
+        // used->idx as the driver sees it at each RX call: how many frames each publication released
+        java.util.List<Integer> publishedAt = new java.util.ArrayList<>();
+        SplitQueue rx = rxDriver.deviceQueue(0, features, 0, () -> publishedAt.add(rxDriver.usedIdx()));
+        SplitQueue tx = txDriver.deviceQueue(1, features, 0, new CountingNotifier());
+        device.ackFeatures(device.features() | VirtioFeatures.VERSION_1);
+        device.startQueue(0, rx);
+        device.startQueue(1, tx);
+        int frames = LoopbackDevice.BATCH + 8;
+        for (int i = 0; i < frames; i++) {
+            rxDriver.addChain(new byte[0][], new int[] {1536});
+            txDriver.addChain(new byte[][] {txHeader(), frame(64 + i)}, new int[0]);
+        }
+        device.handleKick(1);
+        assertEquals(java.util.List.of(LoopbackDevice.BATCH, frames), publishedAt,
+                "RX is published after each batch, not once after the whole drain");
+        assertEquals((long) frames, device.counters().get("rx_frames"));
+        assertEquals(frames, txDriver.usedIdx());
+    }
+
+    @Test
     void featuresAndConfigSpace() {
         LoopbackDevice one = device(1, true);
         assertEquals(VirtioNet.F_MAC | VirtioNet.F_STATUS | VirtioNet.F_MRG_RXBUF, one.features());

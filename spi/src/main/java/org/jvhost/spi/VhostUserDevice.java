@@ -76,7 +76,14 @@ public interface VhostUserDevice {
      */
     void startQueue(int queueIndex, Virtqueue queue);
 
-    /** The driver made buffers available on a started queue (a kick). Runs on the group's worker. */
+    /**
+     * The driver made buffers available on a started queue (a kick). Runs on the group's worker, which
+     * serves nothing else until this returns. The device may return with buffers still available, for
+     * example after a budget of chains so that other queues, fd watches and host requests on the same
+     * worker are not starved under steady traffic, and may leave notifications disabled then: if the
+     * call took at least one chain and buffers remain or notifications are still disabled, the host calls
+     * this method again soon without a new kick (see "Returning with work left" in {@link Virtqueue}).
+     */
     void handleKick(int queueIndex);
 
     /**

@@ -17,6 +17,34 @@ package org.jvhost.spi;
  * } while (queue.enableNotifications());         // true: more buffers arrived while notifications were off
  * }</pre>
  *
+ * <h2>Returning with work left (fairness)</h2>
+ * Under steady traffic the loop above never ends, and while it runs, the worker thread serves nothing
+ * else: the other queues and fd watches of its worker starve, and the host's own requests to that
+ * worker (stopping a ring for GET_VRING_BASE, memory updates, disable, reset) time out. So a device
+ * MAY return from {@link VhostUserDevice#handleKick} with buffers still available, for example after a
+ * budget of N chains, and SHOULD do so on a queue that can stay busy. It may leave notifications
+ * disabled when it does. The host then calls {@code handleKick} again soon, without a new kick, after
+ * the other ready queues of the worker and a look at its fds and requests, and goes on doing so while
+ * each call takes at least one chain and either buffers remain or notifications are still disabled.
+ * <pre>{@code
+ * int served = 0;
+ * do {
+ *     queue.disableNotifications();
+ *     while (queue.pop(chain)) {
+ *         queue.addUsed(chain, serve(chain));
+ *         if (++served == BUDGET) {
+ *             queue.signalUsed();
+ *             return;                             // budget spent: the host calls back without a kick
+ *         }
+ *     }
+ *     queue.signalUsed();
+ * } while (queue.enableNotifications());
+ * }</pre>
+ * A call that takes no chain ends the re-delivery, so a device must not leave notifications disabled
+ * on a ring it found empty unless it wants no more kicks (as a loopback's RX queue, which never waits
+ * for buffers); and a queue whose buffers the device leaves on purpose (an RX queue with no frame to
+ * deliver) is not called in a loop.
+ *
  * <h2>Hostile drivers</h2>
  * A descriptor loop, a chain longer than the ring, an address outside guest memory, a nested indirect
  * table or an avail index that jumps by more than the ring size puts the queue into a broken state:

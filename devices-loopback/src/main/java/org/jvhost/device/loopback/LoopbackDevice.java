@@ -26,6 +26,16 @@ public final class LoopbackDevice implements VhostUserDevice {
      */
     static final int BATCH = 32;
 
+    /**
+     * Most TX frames reflected per kick. A driver that sends without pause (testpmd txonly or io) would
+     * otherwise keep the drain, and with it the worker thread, busy for as long as it sends, starving
+     * the other queues and fd watches of that worker and the host's requests to it (GET_VRING_BASE,
+     * memory updates), which time out. Past this budget the drain returns with frames pending and the
+     * host calls it again after the worker's other work (the {@link Virtqueue} contract). A multiple of
+     * {@link #BATCH}, and large enough that the extra call costs little per frame.
+     */
+    static final int TX_BUDGET = 256;
+
     private final String name;
     private final LoopbackConfig config;
     private final byte[] configSpace;
@@ -133,9 +143,9 @@ public final class LoopbackDevice implements VhostUserDevice {
     /**
      * The Virtqueue processing loop: every TX chain goes back with 0 bytes written, whatever became of
      * its frame. RX and TX are published every {@link #BATCH} frames, so the receiver works on frames
-     * while a long TX burst is still being copied. The drain returns only once the driver stops adding
-     * frames (a steady sender keeps the worker here): returning earlier with work left needs the engine
-     * to re-deliver a kick for a queue the device did not empty, which it does not do yet.
+     * while a long TX burst is still being copied. After {@link #TX_BUDGET} frames the drain returns
+     * with notifications still disabled and frames possibly pending; the host calls it again without a
+     * kick, after serving the rest of the worker.
      */
     private static void drainTx(QueuePair pair) {
         Virtqueue tx = pair.tx;
@@ -144,6 +154,7 @@ public final class LoopbackDevice implements VhostUserDevice {
         }
         DescriptorChain chain = pair.txChain;
         FrameReflector reflector = pair.reflector;
+        int budget = TX_BUDGET;
         do {
             tx.disableNotifications();
             int popped;
@@ -159,6 +170,10 @@ public final class LoopbackDevice implements VhostUserDevice {
                     pair.rx.signalUsed();
                 }
                 tx.signalUsed();
+                budget -= popped;
+                if (budget <= 0) {
+                    return; // fairness: the host re-delivers, notifications stay off meanwhile
+                }
             } while (popped == BATCH);
         } while (tx.enableNotifications());
     }

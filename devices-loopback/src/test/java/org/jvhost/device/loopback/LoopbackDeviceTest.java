@@ -455,6 +455,34 @@ class LoopbackDeviceTest {
     }
 
     @Test
+    void aDrainStopsAfterItsBudgetWithKicksOffAndTheNextCallFinishes() {
+        LoopbackDevice device = device(1, false);
+        int ring = 2 * LoopbackDevice.TX_BUDGET;
+        long features = VirtioFeatures.VERSION_1;
+        MockSplitQueue rxDriver = MockSplitQueue.create(memory, ring, 0x10000, AREA);
+        MockSplitQueue txDriver = MockSplitQueue.create(memory, ring, 0x10000 + AREA, AREA);
+        SplitQueue rx = rxDriver.deviceQueue(0, features, 0, new CountingNotifier());
+        SplitQueue tx = txDriver.deviceQueue(1, features, 0, new CountingNotifier());
+        device.ackFeatures(device.features() | features);
+        device.startQueue(0, rx);
+        device.startQueue(1, tx);
+        int frames = LoopbackDevice.TX_BUDGET + 40;
+        for (int i = 0; i < frames; i++) {
+            rxDriver.addChain(new byte[0][], new int[] {1536});
+            txDriver.addChain(new byte[][] {txHeader(), frame(64)}, new int[0]);
+        }
+        device.handleKick(1);
+        assertEquals(LoopbackDevice.TX_BUDGET, txDriver.usedIdx(), "one kick serves one budget");
+        assertEquals(LoopbackDevice.TX_BUDGET, rxDriver.usedIdx(), "and publishes what it reflected");
+        assertEquals(UsedRingLayout.F_NO_NOTIFY, txDriver.usedFlags(),
+                "kicks stay off: the host calls again for the frames left");
+        device.handleKick(1); // the host's re-delivery
+        assertEquals(frames, txDriver.usedIdx());
+        assertEquals(0, txDriver.usedFlags(), "drained: TX asks for kicks again");
+        assertEquals((long) frames, device.counters().get("rx_frames"));
+    }
+
+    @Test
     void featuresAndConfigSpace() {
         LoopbackDevice one = device(1, true);
         assertEquals(VirtioNet.F_MAC | VirtioNet.F_STATUS | VirtioNet.F_MRG_RXBUF, one.features());

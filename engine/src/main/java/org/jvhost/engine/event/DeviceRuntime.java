@@ -100,7 +100,11 @@ public final class DeviceRuntime {
         return pool.workerFor(serial, device.queueGroup(queueIndex));
     }
 
-    /** Hands a live queue to the device and delivers a kick for buffers made available before. Worker only. */
+    /**
+     * Hands a live queue to the device. Worker only. The caller then delivers a {@link #kick} for
+     * buffers made available before (and puts the queue on its worker's ready list if the device
+     * leaves work, as after any kick).
+     */
     public void startQueue(int queueIndex, Virtqueue queue) {
         if (failed) {
             return;
@@ -110,11 +114,7 @@ public final class DeviceRuntime {
             device.startQueue(queueIndex, queue);
         } catch (Throwable t) {
             fail("startQueue", queueIndex, t);
-            return;
         }
-        // the driver may have kicked before the ring was started or enabled; that kick was drained
-        // without a device to deliver it to (rust-vmm/vhost #247), so deliver one now
-        kick(queueIndex);
     }
 
     /** A kick for a queue the device holds. Worker only; allocation-free unless the device fails. */

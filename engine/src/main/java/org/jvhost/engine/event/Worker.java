@@ -30,15 +30,25 @@ import org.slf4j.LoggerFactory;
  * every {@link #EPOLL_WHILE_POLLING_NANOS}, so a kick for an unpolled queue of this worker waits at most
  * that long. This trades a busy CPU while traffic flows (and at most {@code pollNanos} after it stops)
  * for fewer syscalls per batch. Linux vhost-net's busyloop_timeout is the same idea.
+ *
+ * <h2>Ready queues: fairness between queues</h2>
+ * A device may return from a kick with buffers still available (after a budget of chains) or with
+ * notifications left off; either way no new kick will come for that work, so the queue asks to be
+ * called again ({@link #markReady}). Ready queues are served round-robin, one callback each per round,
+ * and rounds are interleaved with a zero-timeout epoll_wait and the posted commands exactly like polled
+ * queues: a ring the driver keeps full therefore costs the other queues, fd watches and commands of
+ * this worker at most one callback of it per round, instead of starving them for as long as the
+ * traffic lasts. The worker sleeps in epoll only when no queue is ready and none is polled. The list
+ * is a preallocated ring of slots (a queue is on it at most once), so a re-delivery allocates nothing.
  */
 public final class Worker implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(Worker.class);
     private static final int MAX_EVENTS = 64;
     private static final long WAKE_TOKEN = -1L;
     /**
-     * While queues are polled, how often the epoll set is still checked (zero timeout) for other fds:
-     * an epoll_wait per round would cost about as much as the work it polls for. Commands are run as
-     * soon as they are posted.
+     * While queues are polled or ready, how often the epoll set is still checked (zero timeout) for other
+     * fds: an epoll_wait per round would cost about as much as the work it polls for. Commands are run
+     * after the round in which they are posted.
      */
     private static final long EPOLL_WHILE_POLLING_NANOS = 20_000;
 
@@ -56,6 +66,15 @@ public final class Worker implements AutoCloseable {
     private PolledQueue[] polled = new PolledQueue[4];
     private long[] lastWork = new long[4];
     private int polledCount;
+
+    /**
+     * Queues whose device left work, served in FIFO order (worker thread only): a circular buffer of
+     * {@code readyCount} entries from {@code readyHead}. It grows (rarely: only when more distinct queues
+     * are ready at once than ever before), never per re-delivery.
+     */
+    private ReadyQueue[] ready = new ReadyQueue[16];
+    private int readyHead;
+    private int readyCount;
 
     private EventHandler[] handlers = new EventHandler[16];
     private int[] generations = new int[16];
@@ -220,6 +239,72 @@ public final class Worker implements AutoCloseable {
         return indexOfPolled(queue) >= 0;
     }
 
+    /**
+     * Puts {@code queue} on the ready list: its device returned with work left, so it is called again
+     * ({@link ReadyQueue#serveReady}) after the queues already waiting, without a new kick (worker
+     * thread only). The caller makes sure a queue is on the list at most once (a flag of its own).
+     */
+    public void markReady(ReadyQueue queue) {
+        assert inWorker();
+        if (readyCount == ready.length) {
+            ReadyQueue[] grown = new ReadyQueue[ready.length * 2];
+            for (int i = 0; i < readyCount; i++) {
+                grown[i] = ready[(readyHead + i) & (ready.length - 1)];
+            }
+            ready = grown;
+            readyHead = 0;
+        }
+        ready[(readyHead + readyCount) & (ready.length - 1)] = queue;
+        readyCount++;
+    }
+
+    /**
+     * Takes {@code queue} off the ready list without calling it (worker thread only): a ring that stops
+     * or is disabled leaves the list before the device gives the queue back. Idempotent.
+     */
+    public void removeReady(ReadyQueue queue) {
+        assert inWorker();
+        int mask = ready.length - 1;
+        int kept = 0;
+        for (int i = 0; i < readyCount; i++) {
+            ReadyQueue q = ready[(readyHead + i) & mask];
+            if (q != queue) {
+                ready[(readyHead + kept) & mask] = q;
+                kept++;
+            }
+        }
+        for (int i = kept; i < readyCount; i++) {
+            ready[(readyHead + i) & mask] = null;
+        }
+        readyCount = kept;
+    }
+
+    /** Whether {@code queue} is on the ready list (worker thread only; for tests and asserts). */
+    public boolean isReady(ReadyQueue queue) {
+        for (int i = 0; i < readyCount; i++) {
+            if (ready[(readyHead + i) & (ready.length - 1)] == queue) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** One round-robin round: each queue ready when it starts gets one callback. */
+    private void serveReady() {
+        for (int n = readyCount; n > 0 && readyCount > 0; n--) {
+            ReadyQueue q = ready[readyHead];
+            ready[readyHead] = null;
+            readyHead = (readyHead + 1) & (ready.length - 1);
+            readyCount--;
+            try {
+                q.serveReady(); // may put q back at the tail, behind the others
+            } catch (Throwable t) {
+                // queues guard device code themselves; this only catches engine bugs
+                LOG.error("jvhost-worker-{}: ready queue failed", id, t);
+            }
+        }
+    }
+
     private int indexOfPolled(PolledQueue queue) {
         for (int i = 0; i < polledCount; i++) {
             if (polled[i] == queue) {
@@ -300,10 +385,10 @@ public final class Worker implements AutoCloseable {
         long lastEpoll = 0;
         while (running) {
             int timeout = -1;
-            if (polledCount > 0) {
+            if (polledCount > 0 || readyCount > 0) {
                 long now = System.nanoTime();
                 if (now - lastEpoll < EPOLL_WHILE_POLLING_NANOS && commands.isEmpty()) {
-                    pollQueues(now);
+                    serveQueues(now);
                     continue;
                 }
                 lastEpoll = now;
@@ -321,11 +406,21 @@ public final class Worker implements AutoCloseable {
                         events.getLong((long) i * LinuxSys.EPOLL_EVENT_SIZE + 4));
             }
             runCommands();
-            if (polledCount > 0) {
-                pollQueues(System.nanoTime());
+            if (polledCount > 0 || readyCount > 0) {
+                serveQueues(System.nanoTime());
             }
         }
         runCommands();
+    }
+
+    /** One round over the ready queues, then one over the polled ones. */
+    private void serveQueues(long now) {
+        if (readyCount > 0) {
+            serveReady();
+        }
+        if (polledCount > 0) {
+            pollQueues(now);
+        }
     }
 
     private void dispatch(int ev, long token) {

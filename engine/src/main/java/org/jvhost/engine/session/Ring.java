@@ -3,6 +3,7 @@ package org.jvhost.engine.session;
 import org.jvhost.engine.event.DeviceRuntime;
 import org.jvhost.engine.event.EventHandler;
 import org.jvhost.engine.event.PolledQueue;
+import org.jvhost.engine.event.ReadyQueue;
 import org.jvhost.engine.event.Worker;
 import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.engine.sys.NativeException;
@@ -17,8 +18,16 @@ import org.jvhost.engine.virtq.SplitQueue;
  * worker then delivers a kick to the device whenever avail->idx moved since the last one it delivered,
  * exactly when a driver would have kicked, until the ring is idle for the polling time. A ring that
  * is disabled or stopped leaves the polled set first.
+ *
+ * <p>Re-delivery: after every callback that took buffers, a ring the device left with buffers still
+ * available, or with notifications off (so the driver will not kick for what comes next), goes on its
+ * worker's ready list ({@link Worker#markReady}) and gets another kick without one from the driver.
+ * That lets a device stop after a budget of chains and return the thread to the other queues, fd
+ * watches and commands of its worker (see the {@link org.jvhost.spi.Virtqueue} contract). A callback
+ * that took nothing ends re-delivery: a device that leaves buffers on purpose (an RX queue waiting for
+ * frames) is not spun. A ring that is disabled or stopped leaves the ready list first.
  */
-final class Ring implements EventHandler, PolledQueue {
+final class Ring implements EventHandler, PolledQueue, ReadyQueue {
     final int index;
     final SplitQueue queue;
     final Worker worker;
@@ -29,7 +38,13 @@ final class Ring implements EventHandler, PolledQueue {
     private boolean handed;
     /** The worker polls this ring. Worker only. */
     private boolean polling;
-    /** avail->idx read just before the last kick delivered to the device. Worker only. */
+    /** On the worker's ready list. Worker only. */
+    private boolean ready;
+    /**
+     * The avail index up to which the device has been told about buffers: avail->idx as read before the
+     * last kick, or what the device consumed if that is further (it drained buffers published during
+     * the callback, which therefore need no kick of their own). Worker only.
+     */
     private int kickedAvail;
 
     Ring(int index, SplitQueue queue, Worker worker, DeviceRuntime runtime, int kickFd) {
@@ -51,7 +66,7 @@ final class Ring implements EventHandler, PolledQueue {
         kickFd = fd;
         watchKick();
         if (handed) {
-            runtime.kick(index); // a kick written to the old fd just before the switch is not lost
+            deliverKick(); // a kick written to the old fd just before the switch is not lost
         }
     }
 
@@ -61,11 +76,15 @@ final class Ring implements EventHandler, PolledQueue {
             handed = true;
             queue.setEnabled(true);
             runtime.startQueue(index, queue);
+            // the driver may have kicked before the ring was started or enabled; that kick was drained
+            // without a device to deliver it to (rust-vmm/vhost #247), so deliver one now
+            deliverKick();
         }
     }
 
     /** Disabled or stopped: take the queue back, keeping its indices. Idempotent. Worker only. */
     void takeBack() {
+        leaveReady();
         leavePolling();
         if (handed) {
             handed = false;
@@ -92,32 +111,57 @@ final class Ring implements EventHandler, PolledQueue {
         }
         if (polling) {
             // the driver kicked before it saw the suppression (or its index wrapped onto a stale
-            // avail_event): renew the suppression and deliver the kick
+            // avail_event): renew the suppression
             queue.setHostPolling(true);
-            deliverKick();
-            return;
         }
-        int before = queue.nextAvail();
         deliverKick();
-        // Poll only queues where the kick made the device take buffers and that want kicks at all (a
-        // device that suppressed them for good, like the loopback's RX, is not polled either).
-        if (worker.pollingEnabled() && queue.nextAvail() != before && queue.deviceWantsKicks()
-                && !runtime.isFailed() && !queue.isBroken()) {
+    }
+
+    /**
+     * Hands the device a kick, then decides how the ring goes on: on the ready list if the device left
+     * work it will get no kick for, else polled if polling is on and the kick found work (only for a
+     * device that wants kicks at all: one that suppressed them for good, like the loopback's RX, is
+     * not polled either), else waiting for the driver's next kick.
+     */
+    private void deliverKick() {
+        int seen = queue.availIndex();
+        int before = queue.nextAvail();
+        runtime.kick(index);
+        int after = queue.nextAvail();
+        // 16-bit indices: "after" is at or past "seen" if the distance from seen to after is below 2^15
+        kickedAvail = ((after - seen) & 0xffff) < 0x8000 ? after : seen;
+        if (after == before || !handed || runtime.isFailed() || queue.isBroken()) {
+            return; // took nothing: nothing to re-deliver, and no traffic worth polling for
+        }
+        if (queue.availIndex() != after || !queue.deviceWantsKicks()) {
+            if (!ready) {
+                ready = true;
+                worker.markReady(this);
+            }
+        } else if (!polling && worker.pollingEnabled()) {
             polling = true;
             queue.setHostPolling(true);
             worker.startPolling(this);
         }
     }
 
-    /** Hands the device a kick, remembering avail->idx as it was before, so later buffers are seen as new. */
-    private void deliverKick() {
-        kickedAvail = queue.availIndex();
-        runtime.kick(index);
+    @Override
+    public void serveReady() {
+        ready = false;
+        if (handed) {
+            deliverKick();
+        }
     }
 
     @Override
     public boolean poll() {
-        if (queue.availIndex() == kickedAvail || !handed) {
+        if (!handed) {
+            return false;
+        }
+        if (ready) {
+            return true; // the ready list serves it meanwhile; the ring is still busy
+        }
+        if (queue.availIndex() == kickedAvail) {
             return false;
         }
         deliverKick();
@@ -135,6 +179,14 @@ final class Ring implements EventHandler, PolledQueue {
         }
         polling = false;
         return false;
+    }
+
+    /** Leaves the ready list (ring disabled or stopped). Worker only. */
+    private void leaveReady() {
+        if (ready) {
+            ready = false;
+            worker.removeReady(this);
+        }
     }
 
     /** Leaves the polled set (ring disabled or stopped), giving the driver its kicks back. Worker only. */

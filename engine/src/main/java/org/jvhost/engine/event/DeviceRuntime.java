@@ -122,8 +122,8 @@ public final class DeviceRuntime {
         if (failed) {
             return;
         }
-        queueStats[queueIndex].kicked();
         try {
+            queueStats[queueIndex].kicked();
             device.handleKick(queueIndex);
         } catch (Throwable t) {
             fail("handleKick", queueIndex, t);

@@ -124,6 +124,17 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
      * not polled either), else waiting for the driver's next kick.
      */
     private void deliverKick() {
+        try {
+            deliverKickUnguarded();
+        } catch (Throwable t) {
+            // Our own reads of avail->idx touch guest memory too: a front-end that shrank its memory file
+            // raises InternalError (SIGBUS, java-stack §7) here or shortly after, outside the device's
+            // callback. It is the same fault as in the callback, so it fails the device the same way.
+            runtime.fail("handleKick", index, t);
+        }
+    }
+
+    private void deliverKickUnguarded() {
         int seen = queue.availIndex();
         int before = queue.nextAvail();
         runtime.kick(index);
@@ -161,17 +172,27 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
         if (ready) {
             return true; // the ready list serves it meanwhile; the ring is still busy
         }
-        if (queue.availIndex() == kickedAvail) {
+        if (runtime.isFailed() || availIndexGuarded() == kickedAvail) {
             return false;
         }
         deliverKick();
         return true;
     }
 
+    /** avail->idx, or {@link #kickedAvail} after failing the device if reading it faults (see deliverKick). */
+    private int availIndexGuarded() {
+        try {
+            return queue.availIndex();
+        } catch (Throwable t) {
+            runtime.fail("handleKick", index, t);
+            return kickedAvail;
+        }
+    }
+
     @Override
     public boolean endPolling() {
         queue.setHostPolling(false); // requests kicks again (if the device wants them) and fences
-        if (handed && !runtime.isFailed() && !queue.isBroken() && queue.availIndex() != kickedAvail) {
+        if (handed && !runtime.isFailed() && !queue.isBroken() && availIndexGuarded() != kickedAvail) {
             // published while kicks were off, so the driver may not have kicked: keep polling
             queue.setHostPolling(true);
             deliverKick();

@@ -144,6 +144,29 @@ class NetDeviceTest {
     }
 
     @Test
+    void aLongTxDrainPublishesUsedEntriesAsItGoesAndSignalsOnce() {
+        NetDevice device = device(1, ALL_OFFLOADS);
+        Pair p = start(device, MODERN, 1)[0];
+        int frames = PairDataPath.TX_PUBLISH_BATCH + 20; // one descriptor each: fits the ring of 64
+        for (int i = 0; i < frames; i++) {
+            p.txDriver.addChain(new byte[][] {concat(header(0), frame(60, i))}, new int[0]);
+        }
+        List<Integer> usedSeen = new java.util.ArrayList<>();
+        tap.beforeWrite = () -> usedSeen.add(p.txDriver.usedIdx());
+        long callsBefore = p.txCalls.count();
+
+        device.handleKick(1);
+
+        assertEquals(frames, usedSeen.size());
+        assertEquals(0, usedSeen.get(PairDataPath.TX_PUBLISH_BATCH - 1), "nothing published inside the first batch");
+        assertEquals(PairDataPath.TX_PUBLISH_BATCH, usedSeen.get(PairDataPath.TX_PUBLISH_BATCH),
+                "the driver sees the first batch back while the drain goes on");
+        assertEquals(PairDataPath.TX_PUBLISH_BATCH, usedSeen.get(frames - 1), "the rest at the end");
+        assertEquals(frames, p.txDriver.usedIdx(), "all published at the end");
+        assertEquals(callsBefore + 1, p.txCalls.count(), "one call for the whole drain");
+    }
+
+    @Test
     void aTxChainShorterThanHeaderPlusEthernetHeaderIsReturnedUnsent() {
         NetDevice device = device(1, ALL_OFFLOADS);
         Pair p = start(device, MODERN, 1)[0];

@@ -11,45 +11,14 @@
 # Prints one line per run, then per size the medians and the jvhost/dpdk ratio. Needs root for DPDK.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+BENCH=bench-loopback
+source scripts/lib/testpmd.sh
+bench_options "$@"
 
-rounds=5 seconds=5 sizes="64 1500" skip_jvhost=0 jar=host/target/jvhost.jar
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    -r) rounds=$2; shift 2 ;;
-    -d) seconds=$2; shift 2 ;;
-    -s) sizes=$2; shift 2 ;;
-    --skip-jvhost) skip_jvhost=1; shift ;;
-    --jar) jar=$2; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
-    *) echo "bench-loopback: unknown argument $1" >&2; exit 2 ;;
-  esac
-done
-backends="jvhost dpdk"
-if [[ $skip_jvhost -eq 1 ]]; then
-  backends="dpdk"
-elif [[ ! -f "$jar" ]]; then
-  echo "bench-loopback: $jar not found (build with: mvn -B -DskipTests package), or pass --skip-jvhost" >&2
-  exit 1
-fi
-command -v dpdk-testpmd >/dev/null || { echo "bench-loopback: dpdk-testpmd missing (scripts/install-deps.sh)" >&2; exit 1; }
-
-FE_CPU=0 BE_CPU=1
 work=$(mktemp -d /tmp/jvbench.XXXXXX)
 results=$work/results
 pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  sleep 0.5
-  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-wait_for() {  # wait_for SECONDS COMMAND...: polls COMMAND every 0.1 s
-  local limit=$(( $1 * 10 )); shift
-  for ((i = 0; i < limit; i++)); do "$@" && return 0; sleep 0.1; done
-  return 1
-}
+trap 'bench_kill_all; rm -rf "$work"' EXIT
 
 start_backend() {  # start_backend NAME SOCK LOG -> sets be_pid
   local name=$1 sock=$2 log=$3
@@ -66,18 +35,14 @@ start_backend() {  # start_backend NAME SOCK LOG -> sets be_pid
       exec 4> "$sock.in"
       ;;
   esac
-  be_pid=$!
-  pids+=("$be_pid")
-  wait_for 30 sh -c "test -S '$sock' || ! kill -0 $be_pid 2>/dev/null"
-  test -S "$sock" || { echo "bench-loopback: $name did not create $sock; log:" >&2; tail -20 "$log" >&2; exit 1; }
+  backend_started "$name" "$sock" "$log"
 }
 
-fe_cmd() { echo "$1" >&3; }
 fe_stats() {  # prints "RX TX" of port 0, waiting for the new block
   local log=$1 before
   before=$(grep -c 'Tx-pps' "$log" || true)
   fe_cmd "show port stats all"
-  wait_for 10 sh -c "[ \$(grep -c 'Tx-pps' '$log') -gt $before ]" || { echo "bench-loopback: no stats from testpmd" >&2; tail -20 "$log" >&2; exit 1; }
+  wait_for 10 sh -c "[ \$(grep -c 'Tx-pps' '$log') -gt $before ]" || { echo "$BENCH: no stats from testpmd" >&2; tail -20 "$log" >&2; exit 1; }
   awk '/NIC statistics for port 0/ { rx = ""; tx = "" }
        /RX-packets:/ && rx == "" { rx = $2 }
        /TX-packets:/ && tx == "" { tx = $2 }
@@ -88,59 +53,18 @@ run_once() {  # run_once BACKEND SIZE -> appends "BACKEND SIZE MPPS" to $results
   local name=$1 size=$2 dir sock be_log fe_log
   dir=$(mktemp -d "$work/run.XXXX"); sock=$dir/vhost.sock be_log=$dir/backend.log fe_log=$dir/testpmd.log
   start_backend "$name" "$sock" "$be_log"
-  mkfifo "$dir/fe.in"
-  taskset -c "$FE_CPU" stdbuf -oL dpdk-testpmd --lcores "0@$FE_CPU,1@$FE_CPU" --no-pci --no-huge -m 256 \
-    --file-prefix "jvbench-fe-$$" --vdev "virtio_user0,path=$sock,queues=1,queue_size=256" -- \
-    -i --port-topology=loop --forward-mode=io --burst=32 --total-num-mbufs=16384 < "$dir/fe.in" > "$fe_log" 2>&1 &
-  local fe_pid=$!
-  pids+=("$fe_pid")
-  exec 3> "$dir/fe.in"
-  wait_for 30 grep -q 'testpmd> ' "$fe_log" || { echo "bench-loopback: front-end did not start; log:" >&2; tail -20 "$fe_log" >&2; exit 1; }
-  [[ "$size" != 64 ]] && fe_cmd "set txpkts $size"
-  fe_cmd "start tx_first 4"
-  sleep 1
-  local t0 t1 s0 s1
-  t0=$(date +%s.%N); s0=$(fe_stats "$fe_log")
-  sleep "$seconds"
-  t1=$(date +%s.%N); s1=$(fe_stats "$fe_log")
-  fe_cmd "stop"; fe_cmd "quit"
-  exec 3>&-
-  wait_for 10 sh -c "! kill -0 $fe_pid 2>/dev/null" || kill -9 "$fe_pid" 2>/dev/null || true
-  kill "$be_pid" 2>/dev/null || true
-  wait_for 10 sh -c "! kill -0 $be_pid 2>/dev/null" || kill -9 "$be_pid" 2>/dev/null || true
-  [[ "$name" == dpdk ]] && exec 4>&-
-  wait "$fe_pid" "$be_pid" 2>/dev/null || true
+  fe_start "$sock" "$dir" "$fe_log" io
+  fe_traffic "$size" start tx_first 4
+  measure fe_stats "$fe_log"
+  stop_peers "$name"
   read -r rx0 tx0 <<< "$s0"; read -r rx1 tx1 <<< "$s1"
-  local mpps txmpps
-  mpps=$(awk -v a="$rx0" -v b="$rx1" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.3f", (b - a) / (t1 - t0) / 1e6 }')
-  txmpps=$(awk -v a="$tx0" -v b="$tx1" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.3f", (b - a) / (t1 - t0) / 1e6 }')
-  printf '%-7s %5s B  round %d  rx %7s Mpps  tx %7s Mpps\n' "$name" "$size" "$round" "$mpps" "$txmpps"
-  echo "$name $size $mpps" >> "$results"
+  local rx tx
+  rx=$(mpps "$rx0" "$rx1" "$t0" "$t1")
+  tx=$(mpps "$tx0" "$tx1" "$t0" "$t1")
+  printf '%-7s %5s B  round %d  rx %7s Mpps  tx %7s Mpps\n' "$name" "$size" "$round" "$rx" "$tx"
+  echo "$name $size $rx" >> "$results"
 }
 
-median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-
 echo "# bench-loopback: $rounds rounds x ${seconds} s, sizes: $sizes, back-ends: $backends (CPU $BE_CPU), front-end testpmd io (CPU $FE_CPU)"
-: > "$results"
-for ((round = 1; round <= rounds; round++)); do
-  for size in $sizes; do
-    # Alternate which back-end goes first so neither always gets the quieter slot.
-    order=$backends
-    [[ $((round % 2)) -eq 0 ]] && order=$(echo "$backends" | tr ' ' '\n' | tac | tr '\n' ' ')
-    for name in $order; do run_once "$name" "$size"; done
-  done
-done
-
-echo "# medians (Mpps, frames returned to the front-end per second)"
-for size in $sizes; do
-  line="size $size B:"
-  for name in $backends; do
-    m=$(awk -v n="$name" -v s="$size" '$1 == n && $2 == s { print $3 }' "$results" | median)
-    line="$line $name $m"
-    eval "med_$name=$m"
-  done
-  if [[ $skip_jvhost -eq 0 ]]; then
-    line="$line  ratio jvhost/dpdk $(awk -v a="$med_jvhost" -v b="$med_dpdk" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')"
-  fi
-  echo "$line"
-done
+bench_rounds
+bench_medians "frames returned to the front-end per second"

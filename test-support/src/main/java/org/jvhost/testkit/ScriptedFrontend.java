@@ -242,7 +242,16 @@ public final class ScriptedFrontend implements AutoCloseable {
 
     /** Creates a memfd of {@code size} bytes (sealable, as QEMU's memory backends) for guest range {@code gpa}. */
     public GuestRegion addRegion(long gpa, long size) throws IOException {
-        int fd = LinuxSys.memfdCreate("jvhost-test-guest", LinuxSys.MFD_ALLOW_SEALING | LinuxSys.MFD_CLOEXEC);
+        return addRegion(gpa, size, true);
+    }
+
+    /**
+     * Like {@link #addRegion(long, long)}; with {@code sealable} false the memfd refuses seals, as a
+     * front-end's file might, so the back-end cannot stop it from shrinking (for SIGBUS tests).
+     */
+    public GuestRegion addRegion(long gpa, long size, boolean sealable) throws IOException {
+        int fd = LinuxSys.memfdCreate("jvhost-test-guest",
+                (sealable ? LinuxSys.MFD_ALLOW_SEALING : 0) | LinuxSys.MFD_CLOEXEC);
         try {
             LinuxSys.truncate(fd, size);
             long addr = LinuxSys.mmap(size, LinuxSys.PROT_READ | LinuxSys.PROT_WRITE, LinuxSys.MAP_SHARED, fd, 0);

@@ -18,6 +18,7 @@ import org.jvhost.engine.memory.RegionSpec;
 import org.jvhost.engine.protocol.ConfigLayout;
 import org.jvhost.engine.protocol.FrontendRequest;
 import org.jvhost.engine.protocol.MemoryTableLayout;
+import org.jvhost.engine.protocol.Payloads;
 import org.jvhost.engine.protocol.ProtocolException;
 import org.jvhost.engine.protocol.ProtocolFeatures;
 import org.jvhost.engine.protocol.SingleMemRegionLayout;
@@ -169,6 +170,13 @@ public final class BackendSession {
         try {
             reply = dispatch(m);
         } catch (ProtocolException e) {
+            if (m.request() == FrontendRequest.GET_CONFIG && !e.isMalformed()) {
+                // spec, GET_CONFIG: "vhost-user back-end uses zero length of payload to indicate an error"
+                // (an 8-byte ack would be read as config bytes, and the request has its own reply)
+                LOG.warn("{}: {} refused: {}", name, m.name(), e.getMessage(), e.getCause());
+                endpoint.reply(code, Payloads.allocate(0));
+                return true;
+            }
             if (ackWanted && has(ProtocolFeatures.REPLY_ACK)) {
                 LOG.warn("{}: {} refused: {}", name, m.name(), e.getMessage(), e.getCause());
                 endpoint.reply(code, U64Layout.of(1));

@@ -41,6 +41,7 @@ final class ConfigFile {
     static final String HOST_WORKERS = "workers";
     static final String HOST_CONTROL = "control";
     static final String HOST_METRICS = "metrics";
+    static final String HOST_POLL_US = "poll-us";
     static final String KEY_TYPE = "type";
     private static final Pattern SECTION = Pattern.compile("\\[\\s*(host|device\\s+(\\S+))\\s*]");
     private static final Pattern NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}");
@@ -53,8 +54,8 @@ final class ConfigFile {
      * @param control control socket path
      * @param metrics metrics listen address, {@code HOST:PORT}
      */
-    record Settings(Integer workers, Path control, String metrics) {
-        static final Settings NONE = new Settings(null, null, null);
+    record Settings(Integer workers, Path control, String metrics, Integer pollMicros) {
+        static final Settings NONE = new Settings(null, null, null, null);
     }
 
     /** A file read without syntax errors. */
@@ -181,6 +182,7 @@ final class ConfigFile {
 
     private Settings hostSettings(Section s) {
         Integer workers = null;
+        Integer pollMicros = null;
         Path control = null;
         String metrics = null;
         for (Map.Entry<String, String> e : s.values.entrySet()) {
@@ -188,15 +190,10 @@ final class ConfigFile {
             int n = s.lines.get(e.getKey());
             switch (e.getKey()) {
                 case HOST_WORKERS:
-                    try {
-                        workers = Integer.parseInt(v);
-                        if (workers < 1 || workers > ServeCommand.MAX_WORKERS) {
-                            problems.add(at(n) + "[host] key workers: " + v + " is not between 1 and "
-                                    + ServeCommand.MAX_WORKERS);
-                        }
-                    } catch (NumberFormatException ex) {
-                        problems.add(at(n) + "[host] key workers: '" + v + "' is not a number");
-                    }
+                    workers = intIn(v, n, HOST_WORKERS, 1, ServeCommand.MAX_WORKERS);
+                    break;
+                case HOST_POLL_US:
+                    pollMicros = intIn(v, n, HOST_POLL_US, 0, ServeCommand.MAX_POLL_MICROS);
                     break;
                 case HOST_CONTROL:
                     control = path(v, n, "[host] key control: ");
@@ -206,10 +203,24 @@ final class ConfigFile {
                     break;
                 default:
                     problems.add(at(n) + "[host] key " + e.getKey() + ": unknown; [host] accepts "
-                            + HOST_WORKERS + ", " + HOST_CONTROL + ", " + HOST_METRICS);
+                            + String.join(", ", HOST_WORKERS, HOST_POLL_US, HOST_CONTROL, HOST_METRICS));
             }
         }
-        return new Settings(workers, control, metrics);
+        return new Settings(workers, control, metrics, pollMicros);
+    }
+
+    /** A [host] integer in {@code [min, max]}, or null after recording the problem. */
+    private Integer intIn(String v, int line, String key, int min, int max) {
+        try {
+            int value = Integer.parseInt(v);
+            if (value >= min && value <= max) {
+                return value;
+            }
+            problems.add(at(line) + "[host] key " + key + ": " + v + " is not between " + min + " and " + max);
+        } catch (NumberFormatException ex) {
+            problems.add(at(line) + "[host] key " + key + ": '" + v + "' is not a number");
+        }
+        return null;
     }
 
     private void device(Section s) {

@@ -142,8 +142,9 @@ final class ServeCommand implements Callable<Integer> {
         if (threads < 1 || threads > MAX_WORKERS) {
             throw usage("--workers " + threads + ": must be between 1 and " + MAX_WORKERS);
         }
-        if (pollMicros < 0 || pollMicros > MAX_POLL_MICROS) {
-            throw usage("--poll-us " + pollMicros + ": must be between 0 and " + MAX_POLL_MICROS);
+        int poll = given("--poll-us") || settings.pollMicros() == null ? pollMicros : settings.pollMicros();
+        if (poll < 0 || poll > MAX_POLL_MICROS) {
+            throw usage("--poll-us " + poll + ": must be between 0 and " + MAX_POLL_MICROS);
         }
         Path controlPath = control != null ? control : settings.control();
         InetSocketAddress metricsAddress = metricsAddress(metrics != null ? metrics : settings.metrics());
@@ -165,7 +166,7 @@ final class ServeCommand implements Callable<Integer> {
         } catch (ConfigException e) {
             throw usage(e.getMessage());
         }
-        DeviceHost host = hostFactory.create(threads, pollMicros);
+        DeviceHost host = hostFactory.create(threads, poll);
         DeviceManager manager = new DeviceManager(host, types, config, settings,
                 allowUids == null ? Set.of() : new LinkedHashSet<>(allowUids), fd);
         lifecycle.closeOnShutdown(() -> {
@@ -193,7 +194,7 @@ final class ServeCommand implements Callable<Integer> {
             lifecycle.reloadOnHangup(() -> reloadOnSignal(manager));
         }
         LOG.info("serving {} device(s) with {} worker(s), polling busy queues for {} us; stop with SIGTERM or SIGINT{}",
-                entries.size(), threads, pollMicros,
+                entries.size(), threads, poll,
                 config != null ? ", reload " + config + " with SIGHUP" : "");
         lifecycle.awaitShutdown();
         stop(host);

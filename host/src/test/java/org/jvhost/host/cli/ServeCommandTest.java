@@ -251,6 +251,7 @@ class ServeCommandTest {
                 "# two NICs",
                 "[host]",
                 "workers = 3",
+                "poll-us = 120",
                 "",
                 "[device vm1]",
                 "type = loopback",
@@ -262,12 +263,15 @@ class ServeCommandTest {
                 "connect=/tmp/jvhost-vm2.sock"));
         assertEquals(0, run("serve", "--config", file.toString()), err.toString());
         assertEquals(3, requestedWorkers, "[host] workers");
+        assertEquals(120, requestedPollMicros, "[host] poll-us");
         assertEquals(List.of("vm1", "vm2"), host.names);
         assertEquals(List.of(dir.resolve("vm1.sock"), Path.of("/tmp/jvhost-vm2.sock")), host.sockets);
         assertEquals(List.of(Host.Mode.LISTEN, Host.Mode.CONNECT), host.modes);
         assertEquals(4, host.devices.get(0).maxQueues());
         assertEquals(0, run("serve", "--workers", "2", "--config", file.toString()), err.toString());
         assertEquals(2, requestedWorkers, "the command line wins over [host]");
+        assertEquals(0, run("serve", "--poll-us", "0", "--config", file.toString()), err.toString());
+        assertEquals(0, requestedPollMicros, "the command line wins over [host] poll-us");
     }
 
     @Test
@@ -330,7 +334,8 @@ class ServeCommandTest {
                 "[device a]",
                 "just words",
                 "[host]",
-                "workers = many"));
+                "workers = many",
+                "poll-us = -5"));
         assertEquals(2, run("serve", "--config", file.toString()));
         assertMessage(file + ":1: key 'workers' before any",
                 file + ":2: unknown section [hosts]",
@@ -338,7 +343,8 @@ class ServeCommandTest {
                 file + ":7: device a: key connect: give socket = PATH",
                 file + ":8: device a: defined again (first at line 3)",
                 file + ":9: expected key = value",
-                file + ":11: [host] key workers: 'many' is not a number");
+                file + ":11: [host] key workers: 'many' is not a number",
+                file + ":12: [host] key poll-us: -5 is not between 0 and 1000000");
         assertEquals(2, run("serve", "--config", dir.resolve("missing.conf").toString()));
         assertMessage("missing.conf: cannot read");
     }

@@ -6,14 +6,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.TestInfo;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.jvhost.host.it.ProcessResources.Snapshot;
+import org.jvhost.host.it.TestpmdFrontEnd.Interval;
 import org.jvhost.host.it.TestpmdFrontEnd.PortStats;
 
 /**
@@ -34,50 +32,28 @@ class FrontEndCrashIT {
     /** The back-end notices EOF at once; 10 s covers a loaded 2-CPU machine. */
     private static final Duration RELEASE_TIMEOUT = Duration.ofSeconds(10);
     private static final long MIN_FRAMES = 10_000;
-    private static final Pattern LINK_UP = Pattern.compile("JVTEST LINKUP");
-    private static final Pattern RX_DELTA = Pattern.compile("rx_delta=(\\d+)");
 
+    @RegisterExtension
+    final PeerScope scope = new PeerScope();
     private final Backend backend = Backend.selected();
-    private Path sockets;
-    private Path logs;
     private ProcessUnderTest back;
     private TestpmdFrontEnd front;
     private QemuGuest guest;
 
     @BeforeEach
-    void setUp(TestInfo info) {
+    void assumeBackend() {
         backend.assumeAvailable();
-        sockets = Peers.socketDir();
-        logs = Peers.logDir(getClass(), info);
-    }
-
-    @AfterEach
-    void tearDown() {
-        try {
-            if (front != null) {
-                front.close();
-            }
-            if (guest != null) {
-                guest.close();
-            }
-        } finally {
-            if (back != null) {
-                back.close();
-            }
-            Peers.deleteTree(sockets);
-        }
     }
 
     @Test
     void testpmdKilledMidTrafficLeavesNothingBehindAndTheNextOneFlows() {
         Peers.assumeInstalled(Peers.TESTPMD, "dpdk-dev");
-        Path sock = sockets.resolve("vhost.sock");
-        back = backend.start(backend.name(), sock, 1, Backend.Role.LISTEN, logs);
+        Path sock = scope.sockets().resolve("vhost.sock");
+        back = scope.track(backend.start(backend.name(), sock, 1, Backend.Role.LISTEN, scope.logs()));
         Snapshot baseline = settledBaseline();
 
-        front = TestpmdFrontEnd.start("testpmd-1", sock, 1, "io", false, logs);
-        front.command("start tx_first 4");
-        Peers.sleep(Duration.ofSeconds(2));
+        front = scope.track(TestpmdFrontEnd.start("testpmd-1", sock, 1, "io", false, scope.logs()));
+        front.startRoundTrip();
         assertFlowing(front.portStats(), "first testpmd");
         assertHoldsMoreThan(baseline, "testpmd's memory and eventfds");
 
@@ -87,16 +63,13 @@ class FrontEndCrashIT {
         assertTrue(back.isAlive(), backend.name() + " exited after the front-end was killed" + back.tail());
         front.close();
 
-        front = TestpmdFrontEnd.start("testpmd-2", sock, 1, "io", false, logs);
-        front.command("start tx_first 4");
-        Peers.sleep(Duration.ofSeconds(2));
-        PortStats first = front.portStats();
-        Peers.sleep(Duration.ofSeconds(2));
-        PortStats second = front.portStats();
+        front = scope.track(TestpmdFrontEnd.start("testpmd-2", sock, 1, "io", false, scope.logs()));
+        front.startRoundTrip();
+        Interval interval = front.sample(Duration.ofSeconds(2));
         front.stop();
-        assertFlowing(second, "second testpmd");
-        assertTrue(second.rxPackets() - first.rxPackets() >= MIN_FRAMES, "second testpmd: RX stalled between "
-                + first + " and " + second + back.tail());
+        assertFlowing(interval.second(), "second testpmd");
+        assertTrue(interval.rxPackets() >= MIN_FRAMES, "second testpmd: RX stalled between "
+                + interval.first() + " and " + interval.second() + back.tail());
     }
 
     /**
@@ -106,12 +79,13 @@ class FrontEndCrashIT {
     @Test
     void qemuKilledAfterLinkUpLeavesNothingBehindAndTheNextGuestPasses() {
         Peers.assumeInstalled(Peers.QEMU, "qemu-system-x86");
-        Path sock = sockets.resolve("vhost.sock");
-        back = backend.start(backend.name(), sock, 1, Backend.Role.LISTEN, logs);
+        Path sock = scope.sockets().resolve("vhost.sock");
+        back = scope.track(backend.start(backend.name(), sock, 1, Backend.Role.LISTEN, scope.logs()));
         Snapshot baseline = settledBaseline();
 
-        guest = QemuGuest.start("qemu-1", sock, 1, false, "jvtest.mode=periodic jvtest.interval=0.5", logs);
-        guest.process().await(LINK_UP, 0, QemuGuest.BOOT_TIMEOUT, back);
+        guest = scope.track(QemuGuest.start("qemu-1", sock, 1, false, "jvtest.mode=periodic jvtest.interval=0.5",
+                scope.logs()));
+        guest.awaitLinkUp(back);
         guest.awaitRxAbove(0, Duration.ofSeconds(30), back);
         assertHoldsMoreThan(baseline, "QEMU's guest RAM and eventfds");
 
@@ -121,12 +95,8 @@ class FrontEndCrashIT {
         assertTrue(back.isAlive(), backend.name() + " exited after QEMU was killed" + back.tail());
         guest.close();
 
-        guest = QemuGuest.start("qemu-2", sock, 1, false, "jvtest.mode=burst jvtest.count=20", logs);
-        String result = guest.awaitResult(back);
-        assertTrue(result.startsWith("PASS"), "second guest reported " + result + guest.process().tail() + back.tail());
-        Matcher m = RX_DELTA.matcher(result);
-        assertTrue(m.find() && Long.parseLong(m.group(1)) >= 20, "second guest got too few frames back: " + result);
-        assertEquals(0, guest.process().awaitExit(Duration.ofSeconds(30)), "QEMU exit status after guest poweroff");
+        guest = scope.track(QemuGuest.start("qemu-2", sock, 1, false, QemuGuest.burst(20), scope.logs()));
+        guest.assertBurstPassed(20, "second guest", back);
     }
 
     /**

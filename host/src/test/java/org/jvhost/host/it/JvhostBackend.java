@@ -1,6 +1,5 @@
 package org.jvhost.host.it;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -27,14 +26,8 @@ public final class JvhostBackend implements Backend {
 
     @Override
     public ProcessUnderTest start(String name, Path socket, int queues, Role role, Path logDir) {
-        Path jar = Path.of(System.getProperty("jvhost.jar", Peers.targetDir().resolve("jvhost.jar").toString()));
-        if (!Files.isRegularFile(jar)) {
-            throw new AssertionError("jvhost jar " + jar + " does not exist: run the package phase (mvn verify) first");
-        }
-        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
         String device = "loopback:" + (role == Role.LISTEN ? "socket=" : "connect=") + socket + ",queues=" + queues;
-        List<String> cmd = List.of(Peers.TASKSET, "-c", String.valueOf(Peers.BACK_END_CPU),
-                java, "-jar", jar.toString(), "serve", "--device", device);
+        List<String> cmd = Serve.command(Serve.ON_BACK_END_CPU, List.of("--device", device));
         Object stale = Peers.fileKey(socket);
         ProcessUnderTest p = ProcessUnderTest.start(name, cmd, logDir);
         try {

@@ -10,18 +10,16 @@ import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.TestInfo;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * jvhost's {@code net} device between a real front-end and a real TAP. Each test makes its own network
@@ -46,50 +44,28 @@ class NetTapIT {
     private static final Pattern RXQ = Pattern.compile("JVTEST RXQ rxq_delta=([\\d,]+) txq_delta=([\\d,]+)");
     private static final Pattern IPERF = Pattern.compile("JVTEST IPERF ([^\\r\\n]*)");
 
-    private final List<AutoCloseable> started = new ArrayList<>();
+    /** Stops everything in reverse order of start; the namespace (and the TAP in it) goes last. */
+    @RegisterExtension
+    final PeerScope scope = new PeerScope();
     private Path sockets;
     private Path logs;
     private NetNamespace ns;
     private ProcessUnderTest jvhost;
 
     @BeforeEach
-    void setUp(TestInfo info) {
+    void setUp() {
         Peers.assumeInstalled(Peers.TASKSET, "util-linux");
-        sockets = Peers.socketDir();
-        logs = Peers.logDir(getClass(), info);
-        ns = NetNamespace.create();
-    }
-
-    /** Stops everything in reverse order of start, then deletes the namespace (and the TAP in it). */
-    @AfterEach
-    void tearDown() throws Exception {
-        try {
-            for (int i = started.size() - 1; i >= 0; i--) {
-                started.get(i).close();
-            }
-        } finally {
-            try {
-                ns.close();
-            } finally {
-                Peers.deleteTree(sockets);
-            }
-        }
-    }
-
-    private <T extends AutoCloseable> T track(T resource) {
-        started.add(resource);
-        return resource;
+        sockets = scope.sockets();
+        logs = scope.logs();
+        ns = scope.track(NetNamespace.create());
     }
 
     /** jvhost inside the namespace, serving {@code net:socket=SOCK,tap=jvtap0,OPTIONS}; the TAP then gets the peer address. */
     private Path startJvhost(String options) {
-        Path jar = Path.of(System.getProperty("jvhost.jar", Peers.targetDir().resolve("jvhost.jar").toString()));
-        assertTrue(Files.isRegularFile(jar), "jvhost jar " + jar + " does not exist: run the package phase first");
         Path sock = sockets.resolve("net.sock");
-        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        jvhost = track(ProcessUnderTest.start("jvhost", ns.inside(Peers.TASKSET, "-c", String.valueOf(Peers.BACK_END_CPU),
-                java, "-jar", jar.toString(), "serve", "--device", "net:socket=" + sock + ",tap=" + TAP + "," + options),
-                logs));
+        List<String> serve = Serve.command(Serve.ON_BACK_END_CPU,
+                List.of("--device", "net:socket=" + sock + ",tap=" + TAP + "," + options));
+        jvhost = scope.track(ProcessUnderTest.start("jvhost", ns.inside(serve.toArray(String[]::new)), logs));
         Peers.awaitNewFile(sock, null, Duration.ofSeconds(30), jvhost);
         ns.configureTap(TAP);
         return sock;
@@ -137,13 +113,13 @@ class NetTapIT {
         String peer = ns.peerAddress();
         Path toGuest = randomFile(sockets.resolve("to-guest.bin"), MIB << 20);
         Path fromGuest = sockets.resolve("from-guest.bin");
-        ProcessUnderTest sink = track(ProcessUnderTest.start("socat-5001", ns.inside("timeout", "200", "socat", "-u",
+        ProcessUnderTest sink = scope.track(ProcessUnderTest.start("socat-5001", ns.inside("timeout", "200", "socat", "-u",
                 "TCP-LISTEN:5001,bind=" + peer + ",reuseaddr", "CREATE:" + fromGuest), logs));
-        track(ProcessUnderTest.start("socat-5002", ns.inside("timeout", "200", "socat", "-u", "OPEN:" + toGuest,
+        scope.track(ProcessUnderTest.start("socat-5002", ns.inside("timeout", "200", "socat", "-u", "OPEN:" + toGuest,
                 "TCP-LISTEN:5002,bind=" + peer + ",reuseaddr"), logs));
-        track(ProcessUnderTest.start("iperf3-server", ns.inside("timeout", "200", "iperf3", "-s", "-1", "-B", peer), logs));
+        scope.track(ProcessUnderTest.start("iperf3-server", ns.inside("timeout", "200", "iperf3", "-s", "-1", "-B", peer), logs));
 
-        QemuGuest guest = track(QemuGuest.start("qemu", sock, queues, false, "jvtest.mode=tap jvtest.ip="
+        QemuGuest guest = scope.track(QemuGuest.start("qemu", sock, queues, false, "jvtest.mode=tap jvtest.ip="
                 + ns.guestAddress() + "/24 jvtest.peer=" + peer + " jvtest.mib=" + MIB + " jvtest.iperf=1", logs, nicExtra));
         String verdict = guest.awaitResult(jvhost);
         String out = guest.process().outputSince(0);
@@ -169,7 +145,7 @@ class NetTapIT {
     void testpmdTxonlyReachesTheTapAndTapFramesReachTestpmdRxonly() {
         Peers.assumeInstalled(Peers.TESTPMD, "dpdk-dev");
         Path sock = startJvhost("queues=1");
-        TestpmdFrontEnd front = track(TestpmdFrontEnd.start("testpmd", sock, 1, "txonly", false, logs));
+        TestpmdFrontEnd front = scope.track(TestpmdFrontEnd.start("testpmd", sock, 1, "txonly", false, logs));
 
         long tapRx0 = ns.counter(TAP, "rx_packets");
         long sent0 = front.portStats().txPackets();
@@ -189,7 +165,7 @@ class NetTapIT {
         int frames = 300;
         // no ping(8) on the machine: python3 writes Ethernet frames (to the guest's MAC, a local
         // experimental EtherType) straight into the TAP's transmit path with a packet socket
-        ProcessUnderTest sender = track(ProcessUnderTest.start("sender", ns.inside("python3", "-c",
+        ProcessUnderTest sender = scope.track(ProcessUnderTest.start("sender", ns.inside("python3", "-c",
                 "import socket,time\n"
                 + "s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\n"
                 + "s.bind(('" + TAP + "', 0))\n"

@@ -22,11 +22,10 @@ import org.jvhost.host.control.ControlClient;
 import org.jvhost.host.control.Json;
 import org.jvhost.host.it.TestpmdFrontEnd.PortStats;
 import org.jvhost.testkit.ScriptedFrontend;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.TestInfo;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * Operating a running jvhost: {@code serve --config} with the control socket and the metrics endpoint,
@@ -39,6 +38,8 @@ class OperationsIT {
 
     private static final long MIN_FRAMES = 10_000;
 
+    @RegisterExtension
+    final PeerScope scope = new PeerScope();
     private Path sockets;
     private Path logs;
     private Path config;
@@ -49,30 +50,15 @@ class OperationsIT {
     private final List<ProcessUnderTest> ctls = new ArrayList<>();
 
     @BeforeEach
-    void setUp(TestInfo info) throws Exception {
+    void setUp() throws Exception {
         Peers.assumeInstalled(Peers.TESTPMD, "dpdk-dev");
         Peers.assumeInstalled(Peers.TASKSET, "util-linux");
-        sockets = Peers.socketDir();
-        logs = Peers.logDir(getClass(), info);
+        sockets = scope.sockets();
+        logs = scope.logs();
         config = sockets.resolve("jvhost.conf");
         control = sockets.resolve("control.sock");
         try (ServerSocket probe = new ServerSocket(0)) {
             metricsPort = probe.getLocalPort();
-        }
-    }
-
-    @AfterEach
-    void tearDown() {
-        try {
-            if (front != null) {
-                front.close();
-            }
-            ctls.forEach(ProcessUnderTest::close);
-        } finally {
-            if (jvhost != null) {
-                jvhost.close();
-            }
-            Peers.deleteTree(sockets);
         }
     }
 
@@ -88,11 +74,11 @@ class OperationsIT {
     @Test
     void devicesComeAndGoWhileAnotherCarriesTraffic() throws Exception {
         writeConfig();
-        jvhost = ProcessUnderTest.start("jvhost", List.of(Peers.TASKSET, "-c", String.valueOf(Peers.BACK_END_CPU),
-                java(), "-jar", jar().toString(), "serve", "--config", config.toString()), logs);
+        jvhost = scope.track(ProcessUnderTest.start("jvhost",
+                Serve.command(Serve.ON_BACK_END_CPU, List.of("--config", config.toString())), logs));
         Peers.awaitNewFile(control, null, Duration.ofSeconds(30), jvhost);
         Path traffic = sockets.resolve("traffic.sock");
-        front = TestpmdFrontEnd.start("testpmd", traffic, 1, "io", false, logs);
+        front = scope.track(TestpmdFrontEnd.start("testpmd", traffic, 1, "io", false, logs));
         front.command("start tx_first 4");
         Peers.sleep(Duration.ofSeconds(1));
         Map<?, ?> before = trafficCounters();
@@ -188,9 +174,10 @@ class OperationsIT {
 
     /** Runs {@code jvhost ctl --control SOCK args...} as its own process; returns its exit status. */
     private int ctl(String... args) {
-        List<String> cmd = new ArrayList<>(List.of(java(), "-jar", jar().toString(), "ctl", "--control", control.toString()));
+        List<String> cmd = new ArrayList<>(List.of(Serve.java(), "-jar", Serve.jar().toString(), "ctl", "--control",
+                control.toString()));
         cmd.addAll(List.of(args));
-        ProcessUnderTest p = ProcessUnderTest.start("ctl-" + ctls.size() + "-" + args[0], cmd, logs);
+        ProcessUnderTest p = scope.track(ProcessUnderTest.start("ctl-" + ctls.size() + "-" + args[0], cmd, logs));
         ctls.add(p);
         return p.awaitExit(Duration.ofSeconds(60));
     }
@@ -202,17 +189,5 @@ class OperationsIT {
 
     private String lastCtl() {
         return ctls.get(ctls.size() - 1).outputSince(0);
-    }
-
-    private static String java() {
-        return Path.of(System.getProperty("java.home"), "bin", "java").toString();
-    }
-
-    private static Path jar() {
-        Path jar = Path.of(System.getProperty("jvhost.jar", Peers.targetDir().resolve("jvhost.jar").toString()));
-        if (!Files.isRegularFile(jar)) {
-            throw new AssertionError("jvhost jar " + jar + " does not exist: run the package phase (mvn verify) first");
-        }
-        return jar;
     }
 }

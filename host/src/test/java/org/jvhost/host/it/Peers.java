@@ -12,7 +12,6 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.TestInfo;
 
 /**
  * Where the real peers and the test's files are. Binaries come from Debian packages that
@@ -59,9 +58,7 @@ public final class Peers {
     }
 
     /** Per-test log directory: {@code host/target/it-logs/Class.method[params]/}. */
-    public static Path logDir(Class<?> test, TestInfo info) {
-        String method = info.getTestMethod().map(java.lang.reflect.Method::getName).orElse("test");
-        String display = info.getDisplayName();
+    public static Path logDir(Class<?> test, String method, String display) {
         String name = display.startsWith(method + "(") ? method : method + "[" + display + "]";
         return targetDir().resolve("it-logs").resolve(test.getSimpleName() + "." + name.replaceAll("[^A-Za-z0-9_.=\\[\\]-]+", "_"));
     }

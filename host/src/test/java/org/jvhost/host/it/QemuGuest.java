@@ -1,5 +1,8 @@
 package org.jvhost.host.it;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -23,6 +26,9 @@ public final class QemuGuest implements AutoCloseable {
     // Both end at the line break: output arrives in chunks, and "rx_packets=1" may be the start of "=12".
     private static final Pattern RESULT = Pattern.compile("JVTEST (PASS|FAIL)([^\\r\\n]*)\\r?\\n");
     private static final Pattern RX = Pattern.compile("JVTEST RX rx_packets=(\\d+) tx_packets=(\\d+)\\r?\\n");
+
+    private static final Pattern LINK_UP = Pattern.compile("JVTEST LINKUP");
+    private static final Pattern RX_DELTA = Pattern.compile("rx_delta=(\\d+)");
 
     private final ProcessUnderTest process;
 
@@ -92,6 +98,32 @@ public final class QemuGuest implements AutoCloseable {
     public String awaitResult(ProcessUnderTest backend) {
         Matcher m = process.await(RESULT, 0, BOOT_TIMEOUT, backend);
         return m.group(1) + m.group(2);
+    }
+
+    /** Guest arguments for burst mode: send {@code frames} frames, then print the verdict and power off. */
+    public static String burst(int frames) {
+        return "jvtest.mode=burst jvtest.count=" + frames;
+    }
+
+    /**
+     * Burst mode: asserts the verdict is PASS with at least {@code frames} frames back (its rx_delta) and
+     * that QEMU exits 0 after the guest powers off; returns the verdict. {@code who} names the guest in
+     * the messages, which carry both processes' output.
+     */
+    public String assertBurstPassed(int frames, String who, ProcessUnderTest backend) {
+        String result = awaitResult(backend);
+        assertTrue(result.startsWith("PASS"), who + " reported " + result + process.tail() + backend.tail());
+        Matcher m = RX_DELTA.matcher(result);
+        assertTrue(m.find(), "no rx_delta in '" + result + "'");
+        long delta = Long.parseLong(m.group(1));
+        assertTrue(delta >= frames, who + " got " + delta + " of " + frames + " frames back");
+        assertEquals(0, process.awaitExit(Duration.ofSeconds(30)), "QEMU exit status after guest poweroff");
+        return result;
+    }
+
+    /** Waits for the guest's link-up, i.e. DRIVER_OK: the memory table and the vrings are set. */
+    public void awaitLinkUp(ProcessUnderTest backend) {
+        process.await(LINK_UP, 0, BOOT_TIMEOUT, backend);
     }
 
     /** In periodic mode: the guest's eth0 rx_packets from the next report printed after {@code mark}. */

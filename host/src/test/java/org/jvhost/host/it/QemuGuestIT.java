@@ -8,11 +8,10 @@ import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.TestInfo;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * A Linux guest in QEMU, using its stock virtio-net driver over vhost-user, against the back-end under
@@ -24,52 +23,35 @@ import org.junit.jupiter.api.Timeout;
 class QemuGuestIT {
 
     private static final int FRAMES = 20;
-    private static final String BURST = "jvtest.mode=burst jvtest.count=" + FRAMES;
-    private static final Pattern RX_DELTA = Pattern.compile("rx_delta=(\\d+)");
+    private static final String BURST = QemuGuest.burst(FRAMES);
     private static final Pattern RXQ_DELTA = Pattern.compile("rxq_delta=([\\d,]+)");
 
+    @RegisterExtension
+    final PeerScope scope = new PeerScope();
     private final Backend backend = Backend.selected();
-    private Path sockets;
-    private Path logs;
     private ProcessUnderTest back;
     private QemuGuest guest;
 
     @BeforeEach
-    void setUp(TestInfo info) {
+    void assumePeers() {
         Peers.assumeInstalled(Peers.QEMU, "qemu-system-x86");
         backend.assumeAvailable();
-        sockets = Peers.socketDir();
-        logs = Peers.logDir(getClass(), info);
-    }
-
-    @AfterEach
-    void tearDown() {
-        try {
-            if (guest != null) {
-                guest.close();
-            }
-        } finally {
-            if (back != null) {
-                back.close();
-            }
-            Peers.deleteTree(sockets);
-        }
     }
 
     @Test
     void guestFramesComeBackWhenBackendListens() {
-        Path sock = sockets.resolve("vhost.sock");
-        back = backend.start(backend.name(), sock, 1, Backend.Role.LISTEN, logs);
-        guest = QemuGuest.start("qemu", sock, 1, false, BURST, logs);
+        Path sock = scope.sockets().resolve("vhost.sock");
+        back = scope.track(backend.start(backend.name(), sock, 1, Backend.Role.LISTEN, scope.logs()));
+        guest = scope.track(QemuGuest.start("qemu", sock, 1, false, BURST, scope.logs()));
         assertGuestPassed();
     }
 
     @Test
     void guestFramesComeBackWhenQemuListens() {
-        Path sock = sockets.resolve("vhost.sock");
-        guest = QemuGuest.start("qemu", sock, 1, true, BURST, logs);
+        Path sock = scope.sockets().resolve("vhost.sock");
+        guest = scope.track(QemuGuest.start("qemu", sock, 1, true, BURST, scope.logs()));
         Peers.awaitNewFile(sock, null, Duration.ofSeconds(30), guest.process());
-        back = backend.start(backend.name(), sock, 1, Backend.Role.CONNECT, logs);
+        back = scope.track(backend.start(backend.name(), sock, 1, Backend.Role.CONNECT, scope.logs()));
         assertGuestPassed();
     }
 
@@ -81,9 +63,9 @@ class QemuGuestIT {
      */
     @Test
     void guestFramesComeBackOnEveryQueuePair() {
-        Path sock = sockets.resolve("vhost.sock");
-        back = backend.start(backend.name(), sock, 2, Backend.Role.LISTEN, logs);
-        guest = QemuGuest.start("qemu", sock, 2, false, BURST, logs);
+        Path sock = scope.sockets().resolve("vhost.sock");
+        back = scope.track(backend.start(backend.name(), sock, 2, Backend.Role.LISTEN, scope.logs()));
+        guest = scope.track(QemuGuest.start("qemu", sock, 2, false, BURST, scope.logs()));
         String result = assertGuestPassed();
         Matcher m = RXQ_DELTA.matcher(result);
         assertTrue(m.find(), "no rxq_delta in '" + result + "'");
@@ -101,9 +83,10 @@ class QemuGuestIT {
      */
     @Test
     void guestTrafficResumesAfterBackendRestart() {
-        Path sock = sockets.resolve("vhost.sock");
-        back = backend.start(backend.name() + "-1", sock, 1, Backend.Role.LISTEN, logs);
-        guest = QemuGuest.start("qemu", sock, 1, false, "jvtest.mode=periodic jvtest.interval=0.5", logs);
+        Path sock = scope.sockets().resolve("vhost.sock");
+        back = scope.track(backend.start(backend.name() + "-1", sock, 1, Backend.Role.LISTEN, scope.logs()));
+        guest = scope.track(QemuGuest.start("qemu", sock, 1, false, "jvtest.mode=periodic jvtest.interval=0.5",
+                scope.logs()));
 
         long before = guest.nextRxPackets(0, QemuGuest.BOOT_TIMEOUT, back);
         long flowing = guest.awaitRxAbove(before + 3, Duration.ofSeconds(30), back);
@@ -117,7 +100,7 @@ class QemuGuestIT {
                 + " measure the back-end (was " + flowing + " before the kill)" + guest.process().tail());
 
         back.close();
-        back = backend.start(backend.name() + "-2", sock, 1, Backend.Role.LISTEN, logs);
+        back = scope.track(backend.start(backend.name() + "-2", sock, 1, Backend.Role.LISTEN, scope.logs()));
         long resumed = guest.awaitRxAbove(stalledTo + 3, Duration.ofSeconds(60), back);
         assertTrue(guest.process().isAlive(), "QEMU exited after the back-end restart" + guest.process().tail());
         assertTrue(resumed > stalledTo);
@@ -125,14 +108,6 @@ class QemuGuestIT {
 
     /** Asserts the burst-mode verdict and a clean QEMU exit; returns the verdict line. */
     private String assertGuestPassed() {
-        String result = guest.awaitResult(back);
-        assertTrue(result.startsWith("PASS"), "guest reported " + result + " with back-end " + backend.name()
-                + guest.process().tail() + back.tail());
-        Matcher m = RX_DELTA.matcher(result);
-        assertTrue(m.find(), "no rx_delta in '" + result + "'");
-        long delta = Long.parseLong(m.group(1));
-        assertTrue(delta >= FRAMES, "guest got " + delta + " of " + FRAMES + " frames back");
-        assertEquals(0, guest.process().awaitExit(Duration.ofSeconds(30)), "QEMU exit status after guest poweroff");
-        return result;
+        return guest.assertBurstPassed(FRAMES, "guest (back-end " + backend.name() + ")", back);
     }
 }

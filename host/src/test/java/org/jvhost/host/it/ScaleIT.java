@@ -3,7 +3,6 @@ package org.jvhost.host.it;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -12,10 +11,9 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Pattern;
 import org.jvhost.testkit.ScriptedFrontend;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.TestInfo;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * Many NICs in one host: {@code jvhost serve} with N loopback devices (default 1,000; system property
@@ -32,25 +30,14 @@ class ScaleIT {
     private static final int MAX_THREADS = 64;
     private static final long MAX_RSS_KB = 1024 * 1024;
 
-    private Path sockets;
-    private ProcessUnderTest jvhost;
+    @RegisterExtension
+    final PeerScope scope = new PeerScope();
     private final List<ScriptedFrontend> frontends = new ArrayList<>();
 
-    @AfterEach
-    void stop() throws IOException {
-        for (ScriptedFrontend fe : frontends) {
-            fe.close();
-        }
-        if (jvhost != null) {
-            jvhost.close();
-        }
-        Peers.deleteTree(sockets);
-    }
-
     @Test
-    void thousandLoopbackDevicesInOneHost(TestInfo info) throws Exception {
+    void thousandLoopbackDevicesInOneHost() throws Exception {
         int n = Integer.getInteger("jvhost.scale.devices", 1000);
-        sockets = Peers.socketDir();
+        Path sockets = scope.sockets();
         List<Path> paths = new ArrayList<>();
         StringBuilder args = new StringBuilder("--workers 2\n");
         for (int i = 0; i < n; i++) {
@@ -60,17 +47,16 @@ class ScaleIT {
         }
         Path argFile = sockets.resolve("serve.args");
         Files.writeString(argFile, args);
-        Path logDir = Peers.logDir(ScaleIT.class, info);
 
         long t0 = System.nanoTime();
-        jvhost = Serve.start("jvhost", logDir, "@" + argFile);
+        ProcessUnderTest jvhost = scope.track(Serve.start("jvhost", scope.logs(), "@" + argFile));
         jvhost.await(Pattern.compile("serving " + n + " device\\(s\\)"), 0, Duration.ofSeconds(120));
         long listeningMs = (System.nanoTime() - t0) / 1_000_000;
         for (Path p : paths) {
             assertTrue(Files.exists(p), p + " exists once serve says it serves");
         }
         for (Path p : paths) {
-            frontends.add(Serve.negotiate(p));
+            frontends.add(scope.track(Serve.negotiate(p)));
         }
         long negotiatedMs = (System.nanoTime() - t0) / 1_000_000;
 

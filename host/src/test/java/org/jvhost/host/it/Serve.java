@@ -17,6 +17,15 @@ final class Serve {
     private Serve() {
     }
 
+    /** {@code taskset -c CPU} for the back-end's CPU ({@link Peers#BACK_END_CPU}): a prefix for {@link #command}. */
+    static final List<String> ON_BACK_END_CPU = List.of(Peers.TASKSET, "-c", String.valueOf(Peers.BACK_END_CPU));
+
+    /** The java launcher of the JVM running the tests. */
+    static String java() {
+        return Path.of(System.getProperty("java.home"), "bin", "java").toString();
+    }
+
+    /** The shaded jar ({@code -Djvhost.jar}, default {@code host/target/jvhost.jar}); fails if it was not built. */
     static Path jar() {
         Path jar = Path.of(System.getProperty("jvhost.jar", Peers.targetDir().resolve("jvhost.jar").toString()));
         if (!Files.isRegularFile(jar)) {
@@ -28,7 +37,7 @@ final class Serve {
     /** The command line: {@code prefix... java -jar jvhost.jar serve args...}. */
     static List<String> command(List<String> prefix, List<String> args) {
         List<String> cmd = new ArrayList<>(prefix);
-        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        cmd.add(java());
         cmd.add("-jar");
         cmd.add(jar().toString());
         cmd.add("serve");

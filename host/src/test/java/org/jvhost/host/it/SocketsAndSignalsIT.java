@@ -14,11 +14,10 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Pattern;
 import org.jvhost.testkit.ScriptedFrontend;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.TestInfo;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * Running jvhost as an operator or a management tool does: SIGTERM with a ring running, socket file
@@ -27,30 +26,24 @@ import org.junit.jupiter.api.Timeout;
  */
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
 class SocketsAndSignalsIT {
+    @RegisterExtension
+    final PeerScope scope = new PeerScope();
     private Path dir;
     private Path logDir;
-    private final List<ProcessUnderTest> processes = new ArrayList<>();
-    private final List<ScriptedFrontend> frontends = new ArrayList<>();
 
     @BeforeEach
-    void setUp(TestInfo info) {
-        dir = Peers.socketDir();
-        logDir = Peers.logDir(SocketsAndSignalsIT.class, info);
-    }
-
-    @AfterEach
-    void tearDown() throws IOException {
-        for (ScriptedFrontend fe : frontends) {
-            fe.close();
-        }
-        processes.forEach(ProcessUnderTest::close);
-        Peers.deleteTree(dir);
+    void setUp() {
+        dir = scope.sockets();
+        logDir = scope.logs();
     }
 
     private ProcessUnderTest serve(String... args) {
-        ProcessUnderTest p = Serve.start("jvhost", logDir, args);
-        processes.add(p);
-        return p;
+        return scope.track(Serve.start("jvhost", logDir, args));
+    }
+
+    /** A front-end that negotiated with the device on {@code socket}; closed after the test. */
+    private ScriptedFrontend negotiate(Path socket) throws IOException {
+        return scope.track(Serve.negotiate(socket));
     }
 
     private static void awaitServing(ProcessUnderTest p, int devices) {
@@ -65,9 +58,8 @@ class SocketsAndSignalsIT {
         ProcessUnderTest p = serve("--device", "loopback:socket=" + a, "--device", "loopback:socket=" + b,
                 "--device", "loopback:socket=" + c + ",socket-mode=0660");
         awaitServing(p, 3);
-        ScriptedFrontend fe = Serve.negotiate(a);
-        frontends.add(fe);
-        frontends.add(Serve.negotiate(b));
+        ScriptedFrontend fe = negotiate(a);
+        negotiate(b);
         for (int i = 0; i < 5; i++) {
             fe.kick(0); // kicks on the running ring while it stops
         }
@@ -106,8 +98,8 @@ class SocketsAndSignalsIT {
         }
         p.await(Pattern.compile("WARN .*refused a front-end with uid " + me + " on " + Pattern.quote(guarded.toString())
                 + ": allowed uids are \\[12345\\]"), mark, Duration.ofSeconds(5));
-        frontends.add(Serve.negotiate(open)); // other devices are unaffected
-        frontends.add(Serve.negotiate(shared));
+        negotiate(open); // other devices are unaffected
+        negotiate(shared);
         assertTrue(p.isAlive());
     }
 
@@ -123,7 +115,7 @@ class SocketsAndSignalsIT {
         assertTrue(Files.exists(s));
         ProcessUnderTest third = serve("--device", "loopback:socket=" + s);
         awaitServing(third, 1);
-        frontends.add(Serve.negotiate(s));
+        negotiate(s);
     }
 
     @Test
@@ -131,8 +123,7 @@ class SocketsAndSignalsIT {
         Path s = dir.resolve("single.sock");
         ProcessUnderTest p = serve("--socket-path", s.toString(), "--device", "loopback:queues=2");
         awaitServing(p, 1);
-        frontends.add(Serve.negotiate(s));
-        assertTrue(frontends.get(0).getQueueNum() == 4, "queues=2: two queue pairs");
+        assertTrue(negotiate(s).getQueueNum() == 4, "queues=2: two queue pairs");
     }
 
     @Test
@@ -150,11 +141,10 @@ class SocketsAndSignalsIT {
         Peers.assumeInstalled("/usr/bin/python3", "python3");
         List<String> cmd = new ArrayList<>(List.of("/usr/bin/python3", "-c", launcher, s.toString()));
         cmd.addAll(Serve.command(List.of(), List.of("--fd", "3", "--device", "loopback")));
-        ProcessUnderTest p = ProcessUnderTest.start("jvhost", cmd, logDir);
-        processes.add(p);
+        ProcessUnderTest p = scope.track(ProcessUnderTest.start("jvhost", cmd, logDir));
         awaitServing(p, 1);
         assertTrue(p.outputSince(0).contains("listening on inherited fd 3"), p.tail());
-        frontends.add(Serve.negotiate(s));
+        negotiate(s);
         ProcessHandle.of(p.pid()).orElseThrow().destroy();
         assertEquals(0, p.awaitExit(Duration.ofSeconds(5)));
         assertTrue(Files.exists(s), "the launcher's socket file is the launcher's to remove");

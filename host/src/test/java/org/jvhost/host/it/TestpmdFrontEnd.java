@@ -1,5 +1,8 @@
 package org.jvhost.host.it;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -29,6 +32,34 @@ public final class TestpmdFrontEnd implements AutoCloseable {
     /** Counters of {@code show port stats all} for port 0. */
     public record PortStats(long rxPackets, long rxMissed, long rxBytes, long rxErrors, long rxNoMbuf,
                             long txPackets, long txErrors, long txBytes) {
+    }
+
+    /** Port 0's counters at the start and at the end of an interval of {@code length} with traffic running. */
+    public record Interval(PortStats first, PortStats second, Duration length) {
+
+        public long rxPackets() {
+            return second.rxPackets() - first.rxPackets();
+        }
+
+        public long txPackets() {
+            return second.txPackets() - first.txPackets();
+        }
+
+        /**
+         * A round trip that keeps flowing: both counters grew by {@code minFrames} or more over the interval
+         * (a stall, e.g. a lost kick or a missed call, stops them), nothing came back that was not sent, and
+         * no RX/TX errors or mbuf shortages. {@code context} and the back-end's output go into the messages.
+         */
+        public void assertFlowing(long minFrames, String context, ProcessUnderTest backend) {
+            String where = " (" + context + "first " + first + ", then " + second + ")";
+            String in = " frames in " + length.toSeconds() + " s";
+            assertTrue(txPackets() >= minFrames, "TX stalled: " + txPackets() + in + where + backend.tail());
+            assertTrue(rxPackets() >= minFrames, "RX stalled: " + rxPackets() + in + where + backend.tail());
+            assertTrue(second.rxPackets() <= second.txPackets(), "received more frames than were sent" + where);
+            assertEquals(0, second.rxErrors(), "RX-errors" + where);
+            assertEquals(0, second.txErrors(), "TX-errors" + where);
+            assertEquals(0, second.rxNoMbuf(), "RX-nombuf" + where);
+        }
     }
 
     /** One forwarding stream's counters as printed by {@code stop}. */
@@ -112,6 +143,22 @@ public final class TestpmdFrontEnd implements AutoCloseable {
             throw new AssertionError("cannot parse 'show port stats all' output:\n" + out);
         }
         return new PortStats(n(m, 1), n(m, 2), n(m, 3), n(m, 4), n(m, 5), n(m, 6), n(m, 7), n(m, 8));
+    }
+
+    /**
+     * {@code start tx_first 4} in {@code io} mode: 4 bursts of 32 frames per queue circulate front-end ->
+     * back-end -> front-end; returns after 2 s, once the round trip is under way.
+     */
+    public void startRoundTrip() {
+        command("start tx_first 4");
+        Peers.sleep(Duration.ofSeconds(2));
+    }
+
+    /** Port stats now and {@code length} later. */
+    public Interval sample(Duration length) {
+        PortStats first = portStats();
+        Peers.sleep(length);
+        return new Interval(first, portStats(), length);
     }
 
     /** {@code stop}: ends forwarding and returns the per-stream counters it prints. */

@@ -7,13 +7,13 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.TestInfo;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
+import org.jvhost.host.it.TestpmdFrontEnd.Interval;
 import org.jvhost.host.it.TestpmdFrontEnd.PortStats;
 import org.jvhost.host.it.TestpmdFrontEnd.StreamStats;
 
@@ -28,54 +28,36 @@ class TestpmdIT {
     /** Frames per queue that must make the round trip in a few seconds: far above the 128 injected. */
     private static final long MIN_FRAMES = 10_000;
 
+    @RegisterExtension
+    final PeerScope scope = new PeerScope();
     private final Backend backend = Backend.selected();
-    private Path sockets;
-    private Path logs;
     private ProcessUnderTest back;
     private TestpmdFrontEnd front;
 
     @BeforeEach
-    void setUp(TestInfo info) {
+    void assumePeers() {
         Peers.assumeInstalled(Peers.TESTPMD, "dpdk-dev");
         backend.assumeAvailable();
-        sockets = Peers.socketDir();
-        logs = Peers.logDir(getClass(), info);
-    }
-
-    @AfterEach
-    void tearDown() {
-        try {
-            if (front != null) {
-                front.close();
-            }
-        } finally {
-            if (back != null) {
-                back.close();
-            }
-            Peers.deleteTree(sockets);
-        }
     }
 
     /**
      * {@code io} forwarding with {@code start tx_first 4}: 4 bursts of 32 frames per queue circulate
      * front-end -> back-end -> front-end. Both counters must keep growing between two samples (a stall,
-     * e.g. a lost kick or a missed call, stops them) and nothing may come back that was not sent.
+     * e.g. a lost kick or a missed call, stops them) and nothing may come back that was not sent
+     * ({@link Interval#assertFlowing}).
      */
     @ParameterizedTest(name = "queues={0}")
     @ValueSource(ints = {1, 2})
     void ioRoundTripKeepsFlowing(int queues) {
-        Path sock = sockets.resolve("vhost.sock");
-        back = backend.start(backend.name(), sock, queues, Backend.Role.LISTEN, logs);
-        front = TestpmdFrontEnd.start("testpmd", sock, queues, "io", false, logs);
+        Path sock = scope.sockets().resolve("vhost.sock");
+        back = scope.track(backend.start(backend.name(), sock, queues, Backend.Role.LISTEN, scope.logs()));
+        front = scope.track(TestpmdFrontEnd.start("testpmd", sock, queues, "io", false, scope.logs()));
 
-        front.command("start tx_first 4");
-        Peers.sleep(Duration.ofSeconds(2));
-        PortStats first = front.portStats();
-        Peers.sleep(Duration.ofSeconds(2));
-        PortStats second = front.portStats();
+        front.startRoundTrip();
+        Interval interval = front.sample(Duration.ofSeconds(2));
         List<StreamStats> streams = front.stop();
 
-        assertFlowing(first, second, queues);
+        assertFlowing(interval, queues);
         if (queues > 1) {
             // testpmd prints per-stream counters only when there is more than one stream.
             assertEquals(queues, streams.size(), "forwarding streams reported by 'stop'");
@@ -90,20 +72,17 @@ class TestpmdIT {
     /** The same round trip when virtio_user listens ({@code server=1}) and the back-end connects. */
     @Test
     void ioRoundTripWhenBackendConnects() {
-        Path sock = sockets.resolve("vhost.sock");
-        front = TestpmdFrontEnd.start("testpmd", sock, 1, "io", true, logs);
+        Path sock = scope.sockets().resolve("vhost.sock");
+        front = scope.track(TestpmdFrontEnd.start("testpmd", sock, 1, "io", true, scope.logs()));
         Peers.awaitNewFile(sock, null, Duration.ofSeconds(30), front.process());
-        back = backend.start(backend.name(), sock, 1, Backend.Role.CONNECT, logs);
+        back = scope.track(backend.start(backend.name(), sock, 1, Backend.Role.CONNECT, scope.logs()));
         front.awaitPrompt(back);
 
-        front.command("start tx_first 4");
-        Peers.sleep(Duration.ofSeconds(2));
-        PortStats first = front.portStats();
-        Peers.sleep(Duration.ofSeconds(2));
-        PortStats second = front.portStats();
+        front.startRoundTrip();
+        Interval interval = front.sample(Duration.ofSeconds(2));
         front.stop();
 
-        assertFlowing(first, second, 1);
+        assertFlowing(interval, 1);
     }
 
     /**
@@ -114,9 +93,9 @@ class TestpmdIT {
      */
     @Test
     void txonlyThenRxonlyMoveFramesBothWaysAndSurviveBackPressure() {
-        Path sock = sockets.resolve("vhost.sock");
-        back = backend.start(backend.name(), sock, 1, Backend.Role.LISTEN, logs);
-        front = TestpmdFrontEnd.start("testpmd", sock, 1, "txonly", false, logs);
+        Path sock = scope.sockets().resolve("vhost.sock");
+        back = scope.track(backend.start(backend.name(), sock, 1, Backend.Role.LISTEN, scope.logs()));
+        front = scope.track(TestpmdFrontEnd.start("testpmd", sock, 1, "txonly", false, scope.logs()));
 
         PortStats beforeTx = front.portStats();
         front.command("start");
@@ -138,24 +117,13 @@ class TestpmdIT {
         assertEquals(0, afterRx.rxErrors(), "rxonly: RX-errors");
 
         front.command("set fwd io");
-        front.command("start tx_first 4");
-        Peers.sleep(Duration.ofSeconds(2));
-        PortStats first = front.portStats();
-        Peers.sleep(Duration.ofSeconds(2));
-        PortStats second = front.portStats();
+        front.startRoundTrip();
+        Interval interval = front.sample(Duration.ofSeconds(2));
         front.stop();
-        assertFlowing(first, second, 1);
+        assertFlowing(interval, 1);
     }
 
-    private void assertFlowing(PortStats first, PortStats second, int queues) {
-        long rx = second.rxPackets() - first.rxPackets();
-        long tx = second.txPackets() - first.txPackets();
-        String where = " (" + backend.name() + ", " + queues + " queue pair(s); first " + first + ", then " + second + ")";
-        assertTrue(tx >= MIN_FRAMES * queues, "TX stalled: " + tx + " frames in 2 s" + where + back.tail());
-        assertTrue(rx >= MIN_FRAMES * queues, "RX stalled: " + rx + " frames in 2 s" + where + back.tail());
-        assertTrue(second.rxPackets() <= second.txPackets(), "received more frames than were sent" + where);
-        assertEquals(0, second.rxErrors(), "RX-errors" + where);
-        assertEquals(0, second.txErrors(), "TX-errors" + where);
-        assertEquals(0, second.rxNoMbuf(), "RX-nombuf" + where);
+    private void assertFlowing(Interval interval, int queues) {
+        interval.assertFlowing(MIN_FRAMES * queues, backend.name() + ", " + queues + " queue pair(s); ", back);
     }
 }

@@ -1,0 +1,138 @@
+# Shared by scripts/bench-*.sh: options, clean-up, driving a DPDK testpmd virtio_user front-end, and the
+# rounds/medians/ratio report. Each bench script keeps what differs: how its back-ends start and what it
+# counts. Source it after setting BENCH (the name error messages start with); it defines functions only.
+#
+# The front-end runs interactively (`-i`) reading commands from a fifo held open on fd 3; a DPDK back-end
+# runs non-interactively and waits on a fifo held open on fd 4 (closing it lets that testpmd exit).
+# Process ids go into `pids` so that bench_kill_all can stop whatever an aborted run left behind.
+
+FE_CPU=0 BE_CPU=1
+
+bench_fail() { echo "$BENCH: $*" >&2; exit 1; }
+
+# bench_options ARGS...: sets rounds seconds sizes skip_jvhost jar backends; -h prints the script's lines 2-13.
+bench_options() {
+  rounds=5 seconds=5 sizes="64 1500" skip_jvhost=0 jar=host/target/jvhost.jar
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      -r) rounds=$2; shift 2 ;;
+      -d) seconds=$2; shift 2 ;;
+      -s) sizes=$2; shift 2 ;;
+      --skip-jvhost) skip_jvhost=1; shift ;;
+      --jar) jar=$2; shift 2 ;;
+      -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+      *) echo "$BENCH: unknown argument $1" >&2; exit 2 ;;
+    esac
+  done
+  backends="jvhost dpdk"
+  if [[ $skip_jvhost -eq 1 ]]; then
+    backends="dpdk"
+  elif [[ ! -f "$jar" ]]; then
+    bench_fail "$jar not found (build with: mvn -B -DskipTests package), or pass --skip-jvhost"
+  fi
+  command -v dpdk-testpmd >/dev/null || bench_fail "dpdk-testpmd missing (scripts/install-deps.sh)"
+}
+
+bench_kill_all() {  # TERM, then after 0.5 s KILL, every process in pids
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  sleep 0.5
+  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+}
+
+wait_for() {  # wait_for SECONDS COMMAND...: polls COMMAND every 0.1 s
+  local limit=$(( $1 * 10 )); shift
+  for ((i = 0; i < limit; i++)); do "$@" && return 0; sleep 0.1; done
+  return 1
+}
+
+# backend_started NAME SOCK LOG: call right after starting back-end NAME in the background; sets be_pid
+# and waits up to 30 s for it to create SOCK (or die).
+backend_started() {
+  local name=$1 sock=$2 log=$3
+  be_pid=$!
+  pids+=("$be_pid")
+  wait_for 30 sh -c "test -S '$sock' || ! kill -0 $be_pid 2>/dev/null"
+  test -S "$sock" || { echo "$BENCH: $name did not create $sock; log:" >&2; tail -20 "$log" >&2; exit 1; }
+}
+
+# fe_start SOCK DIR LOG MODE: starts the virtio_user front-end on SOCK in forward mode MODE (commands
+# through DIR/fe.in on fd 3), sets fe_pid and waits up to 30 s for its prompt.
+fe_start() {
+  local sock=$1 dir=$2 log=$3 mode=$4
+  mkfifo "$dir/fe.in"
+  taskset -c "$FE_CPU" stdbuf -oL dpdk-testpmd --lcores "0@$FE_CPU,1@$FE_CPU" --no-pci --no-huge -m 256 \
+    --file-prefix "jvbench-fe-$$" --vdev "virtio_user0,path=$sock,queues=1,queue_size=256" -- \
+    -i --port-topology=loop --forward-mode="$mode" --burst=32 --total-num-mbufs=16384 < "$dir/fe.in" > "$log" 2>&1 &
+  fe_pid=$!
+  pids+=("$fe_pid")
+  exec 3> "$dir/fe.in"
+  wait_for 30 grep -q 'testpmd> ' "$log" || { echo "$BENCH: front-end did not start; log:" >&2; tail -20 "$log" >&2; exit 1; }
+}
+
+fe_cmd() { echo "$1" >&3; }
+
+# fe_traffic SIZE START...: sets the frame size (testpmd's default is 64), sends the start command
+# (e.g. `start` or `start tx_first 4`) and lets it run 1 s to warm up.
+fe_traffic() {
+  local size=$1; shift
+  if [[ "$size" != 64 ]]; then fe_cmd "set txpkts $size"; fi
+  fe_cmd "$*"
+  sleep 1
+}
+
+# measure COMMAND...: runs COMMAND (it prints counters) before and after $seconds; sets t0 s0 t1 s1.
+measure() {
+  t0=$(date +%s.%N); s0=$("$@")
+  sleep "$seconds"
+  t1=$(date +%s.%N); s1=$("$@")
+}
+
+# stop_peers NAME: quits the front-end, then stops back-end NAME; each gets 10 s before KILL.
+stop_peers() {
+  local name=$1
+  fe_cmd "stop"; fe_cmd "quit"
+  exec 3>&-
+  wait_for 10 sh -c "! kill -0 $fe_pid 2>/dev/null" || kill -9 "$fe_pid" 2>/dev/null || true
+  kill "$be_pid" 2>/dev/null || true
+  wait_for 10 sh -c "! kill -0 $be_pid 2>/dev/null" || kill -9 "$be_pid" 2>/dev/null || true
+  if [[ "$name" == dpdk ]]; then exec 4>&-; fi
+  wait "$fe_pid" "$be_pid" 2>/dev/null || true
+}
+
+mpps() {  # mpps COUNT0 COUNT1 T0 T1: the rate between two counter readings, in millions per second
+  awk -v a="$1" -v b="$2" -v t0="$3" -v t1="$4" 'BEGIN { printf "%.3f", (b - a) / (t1 - t0) / 1e6 }'
+}
+
+median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# bench_rounds: calls run_once BACKEND SIZE (the script's) for every round, size and back-end; run_once
+# appends "BACKEND SIZE MPPS" to $results and may read $round.
+bench_rounds() {
+  : > "$results"
+  for ((round = 1; round <= rounds; round++)); do
+    for size in $sizes; do
+      # Alternate which back-end goes first so neither always gets the quieter slot.
+      order=$backends
+      [[ $((round % 2)) -eq 0 ]] && order=$(echo "$backends" | tr ' ' '\n' | tac | tr '\n' ' ')
+      for name in $order; do run_once "$name" "$size"; done
+    done
+  done
+}
+
+# bench_medians WHAT: per size, the median of each back-end's runs and the jvhost/dpdk ratio.
+bench_medians() {
+  echo "# medians (Mpps, $1)"
+  local size name line m med_jvhost med_dpdk
+  for size in $sizes; do
+    line="size $size B:"
+    for name in $backends; do
+      m=$(awk -v n="$name" -v s="$size" '$1 == n && $2 == s { print $3 }' "$results" | median)
+      line="$line $name $m"
+      eval "med_$name=$m"
+    done
+    if [[ $skip_jvhost -eq 0 ]]; then
+      line="$line  ratio jvhost/dpdk $(awk -v a="$med_jvhost" -v b="$med_dpdk" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')"
+    fi
+    echo "$line"
+  done
+}

@@ -1,0 +1,110 @@
+package org.jvhost.testkit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Path;
+import java.util.Random;
+import org.jvhost.engine.server.Host;
+import org.jvhost.engine.sys.LinuxSys;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A seeded stream of hostile and half-valid messages (any request code, bad versions and flags, sizes
+ * from 0 to 2^32-1, random bodies, stray memfds and eventfds) against one device, while another device
+ * on the same worker carries a live ring. The host must answer or close each connection, leak no fd,
+ * keep serving the bystander, and then serve a well-behaved front-end on the fuzzed socket.
+ */
+@Timeout(90)
+class HostileFrontendFuzzTest {
+    private static final int[] SIZES = {0, 4, 8, 12, 20, 40, 264, 300, 4096, 5000, -1};
+    private static final int[] FLAGS = {1, 1, 1, 9, 0, 5, 2, 0x3ba8d69a};
+
+    @TempDir
+    Path dir;
+    Host host;
+    LiveRing target;
+    LiveRing bystander;
+
+    @BeforeEach
+    void start() throws Exception {
+        host = new Host(1);
+        Path socket = dir.resolve("bystander.sock");
+        bystander = new LiveRing(host, "bystander", socket).connect(socket, true);
+        target = new LiveRing(host, "target", dir.resolve("target.sock"));
+    }
+
+    @AfterEach
+    void stop() throws Exception {
+        target.close();
+        bystander.close();
+        host.close();
+    }
+
+    @Test
+    void garbageNeitherCrashesNorLeaksAndOthersKeepWorking() throws Exception {
+        Path socket = dir.resolve("target.sock");
+        int before = ProtocolLifecycleTest.openFds();
+        Random random = new Random(7);
+        long deadline = System.nanoTime() + 30_000_000_000L;
+        int sent = 0;
+        int connections = 0;
+        while (sent < 3000 && System.nanoTime() < deadline) {
+            connections++;
+            try (ScriptedFrontend fe = ScriptedFrontend.connect(socket)) {
+                for (int i = random.nextInt(30); i >= 0; i--) {
+                    sendOne(fe, random);
+                    sent++;
+                }
+            } catch (IOException closedByTheHost) {
+                // expected for most malformed messages: the host closes the connection
+            }
+            if (connections % 50 == 0) {
+                bystander.kickAndAssertServed(bystander.ping());
+            }
+        }
+        assertTrue(sent >= 1000, "sent only " + sent + " messages");
+
+        bystander.kickAndAssertServed(bystander.ping());
+        assertFalse(host.status(bystander.ctx).failed());
+        // the host closed every fd it took from the fuzzing front-ends
+        long settle = System.nanoTime() + 5_000_000_000L;
+        while (ProtocolLifecycleTest.openFds() != before && System.nanoTime() < settle) {
+            Thread.sleep(20);
+        }
+        assertEquals(before, ProtocolLifecycleTest.openFds(), "open fds after " + sent + " hostile messages");
+        // and the fuzzed socket serves a well-behaved front-end
+        target.connect(socket, true).kickAndAssertServed(target.ping());
+    }
+
+    private static void sendOne(ScriptedFrontend fe, Random random) throws IOException {
+        int code = random.nextInt(10) == 0 ? random.nextInt() : random.nextInt(46);
+        int flags = FLAGS[random.nextInt(FLAGS.length)];
+        int size = SIZES[random.nextInt(SIZES.length)];
+        // the body usually matches the size field up to 300 bytes; sometimes it is missing altogether
+        byte[] body = new byte[random.nextInt(10) < 8 ? (int) Math.min(Integer.toUnsignedLong(size), 300) : 0];
+        random.nextBytes(body);
+        ByteBuffer msg = ByteBuffer.allocate(12 + body.length).order(ByteOrder.LITTLE_ENDIAN);
+        msg.putInt(code).putInt(flags).putInt(size).put(body);
+        int fdKind = random.nextInt(10);
+        int fd = fdKind == 0 ? LinuxSys.memfdCreate("fuzz", LinuxSys.MFD_CLOEXEC)
+                : fdKind == 1 ? LinuxSys.eventfd(LinuxSys.EFD_CLOEXEC) : -1;
+        try {
+            if (fd >= 0) {
+                fe.sendRaw(msg.array(), fd);
+            } else {
+                fe.sendRaw(msg.array());
+            }
+        } finally {
+            LinuxSys.closeQuietly(fd); // the host got its own copy with the message
+        }
+    }
+}

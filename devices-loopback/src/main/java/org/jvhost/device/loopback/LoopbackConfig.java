@@ -15,8 +15,8 @@ import org.jvhost.spi.virtio.VirtioNet;
 public record LoopbackConfig(byte[] mac, int queuePairs, boolean mergeableRxBuffers) {
 
     /** The option keys. */
-    public static final String OPT_MAC = "mac";
-    public static final String OPT_QUEUES = "queues";
+    public static final String OPT_MAC = VirtioNet.OPT_MAC;
+    public static final String OPT_QUEUES = VirtioNet.OPT_QUEUES;
     public static final String OPT_MRG_RXBUF = "mrg_rxbuf";
 
     /** A locally administered unicast address (bit 1 of the first byte set, bit 0 clear). */
@@ -52,22 +52,11 @@ public record LoopbackConfig(byte[] mac, int queuePairs, boolean mergeableRxBuff
     }
 
     /**
-     * The device's {@code struct virtio_net_config} (see {@link VirtioNet}): mac, status = LINK_UP,
-     * max_virtqueue_pairs, and mtu = 0. F_MTU is not offered, so the driver ignores mtu (virtio 1.2
-     * 5.1.4: the field "only exists if VIRTIO_NET_F_MTU is set"); the bytes are still there because the
-     * layout is fixed and a front-end may read the whole structure.
+     * The device's {@code struct virtio_net_config}: mac, status = LINK_UP, max_virtqueue_pairs, and
+     * mtu = 0 (F_MTU is not offered, so the driver ignores it).
      */
     byte[] configSpace() {
-        byte[] config = new byte[VirtioNet.CONFIG_SIZE];
-        System.arraycopy(mac, 0, config, VirtioNet.CONFIG_MAC, 6);
-        putLe16(config, VirtioNet.CONFIG_STATUS, VirtioNet.S_LINK_UP);
-        putLe16(config, VirtioNet.CONFIG_MAX_VQ_PAIRS, queuePairs);
-        return config;
-    }
-
-    private static void putLe16(byte[] b, int offset, int value) {
-        b[offset] = (byte) value;
-        b[offset + 1] = (byte) (value >>> 8);
+        return VirtioNet.configSpace(mac, queuePairs, 0);
     }
 
     @Override
@@ -83,10 +72,6 @@ public record LoopbackConfig(byte[] mac, int queuePairs, boolean mergeableRxBuff
 
     @Override
     public String toString() {
-        StringBuilder s = new StringBuilder();
-        for (int i = 0; i < 6; i++) {
-            s.append(i == 0 ? "" : ":").append(String.format("%02x", mac[i] & 0xff));
-        }
-        return "mac=" + s + ", queues=" + queuePairs + ", mrg_rxbuf=" + (mergeableRxBuffers ? "on" : "off");
+        return "mac=" + VirtioNet.formatMac(mac) + ", queues=" + queuePairs + ", mrg_rxbuf=" + (mergeableRxBuffers ? "on" : "off");
     }
 }

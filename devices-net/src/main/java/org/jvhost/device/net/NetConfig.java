@@ -18,9 +18,9 @@ public record NetConfig(String tapName, int[] tapFds, byte[] mac, int mtu, int q
 
     public static final String OPT_TAP = "tap";
     public static final String OPT_TAPFD = "tapfd";
-    public static final String OPT_MAC = "mac";
+    public static final String OPT_MAC = VirtioNet.OPT_MAC;
     public static final String OPT_MTU = "mtu";
-    public static final String OPT_QUEUES = "queues";
+    public static final String OPT_QUEUES = VirtioNet.OPT_QUEUES;
 
     /** One TAP queue and one worker group per pair; 8 is more than the 2-core machines jvhost targets need. */
     public static final int MAX_QUEUE_PAIRS = 8;
@@ -122,24 +122,9 @@ public record NetConfig(String tapName, int[] tapFds, byte[] mac, int mtu, int q
         return mac == null ? null : mac.clone();
     }
 
-    /**
-     * {@code struct virtio_net_config} (see {@link VirtioNet}): mac (zero if none), status = LINK_UP,
-     * max_virtqueue_pairs, mtu (zero if none; the driver reads it only with F_MTU, virtio 1.2 5.1.4).
-     */
+    /** {@code struct virtio_net_config}: mac (zero if none), status = LINK_UP, max_virtqueue_pairs, mtu (zero if none). */
     byte[] configSpace() {
-        byte[] config = new byte[VirtioNet.CONFIG_SIZE];
-        if (mac != null) {
-            System.arraycopy(mac, 0, config, VirtioNet.CONFIG_MAC, 6);
-        }
-        putLe16(config, VirtioNet.CONFIG_STATUS, VirtioNet.S_LINK_UP);
-        putLe16(config, VirtioNet.CONFIG_MAX_VQ_PAIRS, queuePairs);
-        putLe16(config, VirtioNet.CONFIG_MTU, mtu);
-        return config;
-    }
-
-    private static void putLe16(byte[] b, int offset, int value) {
-        b[offset] = (byte) value;
-        b[offset + 1] = (byte) (value >>> 8);
+        return VirtioNet.configSpace(mac, queuePairs, mtu);
     }
 
     @Override
@@ -158,10 +143,7 @@ public record NetConfig(String tapName, int[] tapFds, byte[] mac, int mtu, int q
     public String toString() {
         StringBuilder s = new StringBuilder(tapName != null ? "tap=" + tapName : "tapfd=" + joinFds());
         if (mac != null) {
-            s.append(", mac=");
-            for (int i = 0; i < 6; i++) {
-                s.append(i == 0 ? "" : ":").append(String.format("%02x", mac[i] & 0xff));
-            }
+            s.append(", mac=").append(VirtioNet.formatMac(mac));
         }
         if (mtu != 0) {
             s.append(", mtu=").append(mtu);

@@ -17,9 +17,15 @@ import org.slf4j.LoggerFactory;
  * of a pair and the TAP queue's readiness share one queue group, so the pair's data path runs on one
  * worker without locks.
  *
- * <p>There is no control queue: QEMU and DPDK's virtio_user keep it in the front-end for vhost-user
- * back-ends and enable queue pairs with SET_VRING_ENABLE, so CTRL_VQ is not offered and MQ is offered
- * without it, as DPDK's net_vhost does (see the loopback device).
+ * <h2>Control queue and queue pairs</h2>
+ * VIRTIO_NET_F_CTRL_VQ is offered and the control queue, the last one (index {@link
+ * VirtioNet#controlQueueIndex}), is served by {@link ControlQueue} in a group of its own. Who uses it
+ * depends on the front-end: QEMU and DPDK's virtio_user keep the control queue in their own device model
+ * and enable queue pairs with SET_VRING_ENABLE (QEMU 7.2 neither acks CTRL_VQ to a vhost-user back-end nor
+ * hands it the queue: its vhost-user net clients are all data-path ones, so {@code vhost_net_start} gets
+ * no control queue); crosvm hands it over. So a TAP queue is attached (TUNSETQUEUE) while its pair's RX
+ * runs and, once the front-end handed us the control queue, only for the first pairs the driver enabled
+ * with VQ_PAIRS_SET (one until it does, 5.1.6.5.5). TAP queue 0 stays attached.
  */
 public final class NetDevice implements VhostUserDevice, AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(NetDevice.class);
@@ -30,8 +36,17 @@ public final class NetDevice implements VhostUserDevice, AutoCloseable {
     private final byte[] configSpace;
     private final long features;
     private final PairDataPath[] pairs;
+    private final ControlQueue control;
     /** Written on the control thread before queues start; the host's queue hand-over orders it. */
     private volatile long ackedFeatures;
+
+    // TAP queue steering, changed from pair workers (RX start/stop) and the control queue's worker
+    /** Guarded by this: whether pair n's RX queue runs. */
+    private final boolean[] rxRunning;
+    /** Guarded by this: what TUNSETQUEUE last made of TAP queue n. */
+    private final boolean[] tapAttached;
+    /** Guarded by this: pairs the driver enabled with VQ_PAIRS_SET; 0 while the front-end keeps the control queue. */
+    private int driverPairs;
 
     NetDevice(String name, NetConfig config, Tap tap, DeviceContext context) {
         this.name = name;
@@ -41,19 +56,37 @@ public final class NetDevice implements VhostUserDevice, AutoCloseable {
         this.features = offer(config, tap.supportedOffloads());
         this.pairs = new PairDataPath[config.queuePairs()];
         for (int i = 0; i < pairs.length; i++) {
-            pairs[i] = new PairDataPath(name, tap, i, context, queueGroup(2 * i), config.mtu());
+            pairs[i] = new PairDataPath(name, tap, i, context, i, config.mtu());
         }
-        detachIdleQueues();
+        this.control = new ControlQueue(name, pairs.length, new ControlQueue.Commands() {
+            @Override
+            public boolean setQueuePairs(int count) {
+                return enablePairs(count);
+            }
+
+            @Override
+            public boolean setGuestOffloads(long offloads) {
+                return applyGuestOffloads(offloads);
+            }
+        });
+        this.rxRunning = new boolean[pairs.length];
+        this.tapAttached = new boolean[pairs.length];
+        java.util.Arrays.fill(tapAttached, true); // as opened; steer() detaches the idle ones
+        steer();
     }
 
     /**
      * STATUS (link up in config space), MRG_RXBUF, the HOST_* offloads (the TAP takes any header the
      * driver sends), the GUEST_* offloads the TAP accepted when probed, MAC and MTU when configured, MQ
-     * with more than one pair.
+     * with more than one pair; CTRL_VQ, and CTRL_GUEST_OFFLOADS when there is a GUEST_* offload to switch.
      */
     static long offer(NetConfig config, int tapOffloads) {
-        long f = VirtioNet.F_STATUS | VirtioNet.F_MRG_RXBUF | TunOffloads.HOST_FEATURES
-                | TunOffloads.guestFeatures(tapOffloads);
+        long guest = TunOffloads.guestFeatures(tapOffloads);
+        long f = VirtioNet.F_STATUS | VirtioNet.F_MRG_RXBUF | TunOffloads.HOST_FEATURES | guest
+                | VirtioNet.F_CTRL_VQ;
+        if (guest != 0) {
+            f |= VirtioNet.F_CTRL_GUEST_OFFLOADS;
+        }
         if (config.mac() != null) {
             f |= VirtioNet.F_MAC;
         }
@@ -66,10 +99,45 @@ public final class NetDevice implements VhostUserDevice, AutoCloseable {
         return f;
     }
 
-    /** Until the driver enables a pair, the kernel must not steer frames to its TAP queue. */
-    private void detachIdleQueues() {
-        for (int i = 1; i < pairs.length; i++) {
-            setAttached(i, false);
+    /**
+     * Attaches exactly the TAP queues whose frames the driver can take: pair 0's always, pair n's while
+     * its RX runs and, if the driver steers through the control queue, n is below its VQ_PAIRS_SET count.
+     * A detached queue gets no frames from the kernel (which otherwise spreads flows over all queues) and
+     * loses those it held (tun.c purges it), as the spec asks of pairs beyond virtqueue_pairs.
+     */
+    private synchronized void steer() {
+        for (int i = 0; i < pairs.length; i++) {
+            boolean wanted = i == 0 || rxRunning[i] && (driverPairs == 0 || i < driverPairs);
+            if (wanted != tapAttached[i]) {
+                tapAttached[i] = wanted;
+                setAttached(i, wanted);
+            }
+        }
+    }
+
+    private synchronized void setRxRunning(int pair, boolean running) {
+        rxRunning[pair] = running;
+        steer();
+    }
+
+    /** VQ_PAIRS_SET, on the control queue's worker. */
+    private synchronized boolean enablePairs(int count) {
+        driverPairs = count;
+        steer();
+        return true;
+    }
+
+    /** GUEST_OFFLOADS_SET: the TAP hands over only the offloaded frames the driver still wants. */
+    private boolean applyGuestOffloads(long offloads) {
+        int flags = TunOffloads.tunFlags(offloads);
+        try {
+            tap.setOffloads(flags);
+            LOG.debug("{}: driver set guest offloads 0x{}, TAP offloads 0x{}", name, Long.toHexString(offloads),
+                    Integer.toHexString(flags));
+            return true;
+        } catch (IOException e) {
+            LOG.warn("{}: {}; the driver's offload change is refused", name, e.getMessage());
+            return false;
         }
     }
 
@@ -80,7 +148,7 @@ public final class NetDevice implements VhostUserDevice, AutoCloseable {
 
     @Override
     public int maxQueues() {
-        return 2 * pairs.length;
+        return 2 * pairs.length + 1;
     }
 
     @Override
@@ -121,18 +189,33 @@ public final class NetDevice implements VhostUserDevice, AutoCloseable {
         System.arraycopy(configSpace, offset, dst, 0, dst.length);
     }
 
-    /** RX n, TX n and TAP queue n share group n. */
+    /** RX n, TX n and TAP queue n share group n; the control queue has group {@code pairs} to itself. */
     @Override
     public int queueGroup(int queueIndex) {
-        return queueIndex / 2;
+        return isControl(queueIndex) ? pairs.length : queueIndex / 2;
+    }
+
+    private boolean isControl(int queueIndex) {
+        return queueIndex == VirtioNet.controlQueueIndex(ackedFeatures, pairs.length);
     }
 
     @Override
     public void startQueue(int queueIndex, Virtqueue queue) {
+        if (isControl(queueIndex)) {
+            synchronized (this) {
+                if (driverPairs == 0) {
+                    driverPairs = 1; // the driver steers now; until VQ_PAIRS_SET it uses pair 0 only
+                }
+                steer();
+            }
+            control.attach(queue, ackedFeatures);
+            LOG.debug("{}: control queue {} started (size {})", name, queueIndex, queue.size());
+            return;
+        }
         PairDataPath pair = pair(queueIndex);
         pair.setFeatures(ackedFeatures);
         if (VirtioNet.isRxQueue(queueIndex)) {
-            setAttached(queueIndex / 2, true);
+            setRxRunning(queueIndex / 2, true);
             pair.attachRx(queue);
         } else {
             pair.attachTx(queue);
@@ -142,6 +225,10 @@ public final class NetDevice implements VhostUserDevice, AutoCloseable {
 
     @Override
     public void handleKick(int queueIndex) {
+        if (isControl(queueIndex)) {
+            control.drain();
+            return;
+        }
         PairDataPath pair = pair(queueIndex);
         if (VirtioNet.isRxQueue(queueIndex)) {
             pair.rxKick();
@@ -152,13 +239,15 @@ public final class NetDevice implements VhostUserDevice, AutoCloseable {
 
     @Override
     public Virtqueue stopQueue(int queueIndex) {
+        if (isControl(queueIndex)) {
+            LOG.debug("{}: control queue {} stopped", name, queueIndex);
+            return control.detach(); // the driver's pair count stays until reset
+        }
         PairDataPath pair = pair(queueIndex);
         Virtqueue queue;
         if (VirtioNet.isRxQueue(queueIndex)) {
             queue = pair.detachRx();
-            if (queueIndex > 0) {
-                setAttached(queueIndex / 2, false);
-            }
+            setRxRunning(queueIndex / 2, false);
         } else {
             queue = pair.detachTx();
         }
@@ -178,6 +267,10 @@ public final class NetDevice implements VhostUserDevice, AutoCloseable {
     @Override
     public void reset() {
         ackedFeatures = 0;
+        synchronized (this) {
+            driverPairs = 0;
+            steer();
+        }
         try {
             tap.setOffloads(0);
         } catch (IOException e) {
@@ -196,6 +289,9 @@ public final class NetDevice implements VhostUserDevice, AutoCloseable {
             }
             sums.put(PairDataPath.COUNTER_NAMES[slot], sum);
         }
+        for (int slot = 0; slot < ControlQueue.COUNTER_NAMES.length; slot++) {
+            sums.put(ControlQueue.COUNTER_NAMES[slot], control.counter(slot));
+        }
         return sums;
     }
 
@@ -206,9 +302,11 @@ public final class NetDevice implements VhostUserDevice, AutoCloseable {
     }
 
     private PairDataPath pair(int queueIndex) {
-        if (queueIndex < 0 || queueIndex >= maxQueues()) {
-            throw new IllegalArgumentException(name + ": queue index " + queueIndex
-                    + " out of range, the device has " + maxQueues() + " queues");
+        if (queueIndex < 0 || queueIndex >= 2 * pairs.length) {
+            throw new IllegalArgumentException(name + ": queue index " + queueIndex + " out of range: the device has "
+                    + pairs.length + " queue pairs (queues 0.." + (2 * pairs.length - 1) + ") and its control queue is "
+                    + (VirtioNet.controlQueueIndex(ackedFeatures, pairs.length) < 0 ? "not negotiated"
+                    : "queue " + VirtioNet.controlQueueIndex(ackedFeatures, pairs.length)));
         }
         return pairs[queueIndex / 2];
     }

@@ -6,7 +6,8 @@
  *
  * <p>Layout, as in a vhost-device crate: {@link org.jvhost.device.net.NetProvider} (options,
  * ServiceLoader entry), {@link org.jvhost.device.net.NetDevice} (the SPI glue),
- * {@code PairDataPath} (the data path of one queue pair, usable without a transport), {@code Tap} (the
+ * {@code PairDataPath} (the data path of one queue pair, usable without a transport), {@code ControlQueue}
+ * (the control queue, when the front-end hands it over), {@code Tap} (the
  * wire: {@code LinuxTap}, or a socket pair in tests), {@code TunOffloads} (virtio features to TUN_F_*
  * flags) and {@code TapNatives} (every native call). Packaged as a plugin: it depends on the SPI only
  * and bundles JNA.

@@ -144,6 +144,29 @@ class NetDeviceTest {
     }
 
     @Test
+    void aLongTxDrainPublishesUsedEntriesAsItGoesAndSignalsOnce() {
+        NetDevice device = device(1, ALL_OFFLOADS);
+        Pair p = start(device, MODERN, 1)[0];
+        int frames = PairDataPath.TX_PUBLISH_BATCH + 20; // one descriptor each: fits the ring of 64
+        for (int i = 0; i < frames; i++) {
+            p.txDriver.addChain(new byte[][] {concat(header(0), frame(60, i))}, new int[0]);
+        }
+        List<Integer> usedSeen = new java.util.ArrayList<>();
+        tap.beforeWrite = () -> usedSeen.add(p.txDriver.usedIdx());
+        long callsBefore = p.txCalls.count();
+
+        device.handleKick(1);
+
+        assertEquals(frames, usedSeen.size());
+        assertEquals(0, usedSeen.get(PairDataPath.TX_PUBLISH_BATCH - 1), "nothing published inside the first batch");
+        assertEquals(PairDataPath.TX_PUBLISH_BATCH, usedSeen.get(PairDataPath.TX_PUBLISH_BATCH),
+                "the driver sees the first batch back while the drain goes on");
+        assertEquals(PairDataPath.TX_PUBLISH_BATCH, usedSeen.get(frames - 1), "the rest at the end");
+        assertEquals(frames, p.txDriver.usedIdx(), "all published at the end");
+        assertEquals(callsBefore + 1, p.txCalls.count(), "one call for the whole drain");
+    }
+
+    @Test
     void aTxChainShorterThanHeaderPlusEthernetHeaderIsReturnedUnsent() {
         NetDevice device = device(1, ALL_OFFLOADS);
         Pair p = start(device, MODERN, 1)[0];
@@ -350,8 +373,11 @@ class NetDeviceTest {
                 | VirtioNet.F_GUEST_CSUM | VirtioNet.F_HOST_TSO4 | VirtioNet.F_HOST_TSO6 | VirtioNet.F_GUEST_TSO4
                 | VirtioNet.F_GUEST_TSO6 | VirtioNet.F_HOST_ECN | VirtioNet.F_GUEST_ECN | VirtioNet.F_HOST_UFO
                 | VirtioNet.F_GUEST_UFO));
-        assertEquals(0, f & (VirtioNet.F_CTRL_VQ | VirtioNet.F_MQ | VirtioNet.F_MAC | VirtioNet.F_MTU),
-                "no control queue; MQ, MAC and MTU only when configured");
+        assertTrue(VirtioFeatures.has(f, VirtioNet.F_CTRL_VQ | VirtioNet.F_CTRL_GUEST_OFFLOADS));
+        assertEquals(0, f & (VirtioNet.F_MQ | VirtioNet.F_MAC | VirtioNet.F_MTU),
+                "MQ, MAC and MTU only when configured");
+        assertEquals(0, f & (VirtioNet.F_CTRL_RX | VirtioNet.F_CTRL_VLAN | VirtioNet.F_CTRL_MAC_ADDR
+                | VirtioNet.F_GUEST_ANNOUNCE), "control commands that are not served are not offered");
         assertEquals(0, f & VirtioFeatures.VERSION_1, "transport bits are the host's to add");
 
         full.ackFeatures(VirtioFeatures.VERSION_1 | VirtioNet.F_GUEST_CSUM | VirtioNet.F_GUEST_TSO4);
@@ -365,6 +391,12 @@ class NetDeviceTest {
         assertTrue(VirtioFeatures.has(g, VirtioNet.F_GUEST_CSUM | VirtioNet.F_HOST_TSO4));
         assertEquals(0, g & (VirtioNet.F_GUEST_TSO4 | VirtioNet.F_GUEST_TSO6 | VirtioNet.F_GUEST_ECN
                 | VirtioNet.F_GUEST_UFO), "the TAP cannot deliver TSO/UFO frames: not offered");
+        tap.close();
+
+        NetDevice none = device(1, 0);
+        assertEquals(0, none.features() & (VirtioNet.F_GUEST_CSUM | VirtioNet.F_CTRL_GUEST_OFFLOADS),
+                "no receive offload to switch: no CTRL_GUEST_OFFLOADS");
+        assertTrue(VirtioFeatures.has(none.features(), VirtioNet.F_CTRL_VQ));
     }
 
     @Test
@@ -376,7 +408,180 @@ class NetDeviceTest {
         byte[] config = new byte[device.configSize()];
         device.readConfig(0, config);
         assertArrayEquals(new byte[] {0x52, 0x54, 0, 0x12, 0x34, 0x56, 1, 0, 2, 0, 0x28, 0x23}, config);
-        assertEquals(4, device.maxQueues());
+        assertEquals(5, device.maxQueues(), "two pairs and the control queue");
+    }
+
+    // ---- control queue ------------------------------------------------------------------------
+
+    private static final long CTRL = VirtioNet.F_CTRL_VQ;
+
+    /** The driver side of a control queue in the memory area after the data pairs. */
+    private final class Control {
+        final MockSplitQueue driver = MockSplitQueue.create(memory, RING, 0x10000 + 7 * AREA, AREA);
+        final NetDevice device;
+        final int index;
+
+        Control(NetDevice device, long acked, int pairs) {
+            this.device = device;
+            this.index = VirtioNet.controlQueueIndex(acked, pairs);
+            device.startQueue(index, driver.deviceQueue(index, acked, 0, new CountingNotifier()));
+        }
+
+        /** Sends one command (class, command, data) with a one-byte ack; returns the ack. */
+        int send(int cls, int cmd, byte... data) {
+            driver.addChain(new byte[][] {{(byte) cls, (byte) cmd}, data}, new int[] {1});
+            device.handleKick(index);
+            MockSplitQueue.UsedElement used = driver.pollUsed();
+            assertEquals(1, used.len(), "the ack byte is written");
+            return driver.writtenBytes(used)[0];
+        }
+    }
+
+    private static byte[] le16(int v) {
+        return new byte[] {(byte) v, (byte) (v >>> 8)};
+    }
+
+    private static byte[] le64(long v) {
+        byte[] b = new byte[8];
+        for (int i = 0; i < 8; i++) {
+            b[i] = (byte) (v >>> (8 * i));
+        }
+        return b;
+    }
+
+    @Test
+    void vqPairsSetAttachesOnlyTheFirstPairsTapQueues() {
+        NetDevice device = device(3, ALL_OFFLOADS);
+        long acked = MODERN | VirtioNet.F_MQ | CTRL;
+        start(device, acked, 3);
+        assertArrayEquals(new boolean[] {true, true, true}, tap.attached,
+                "without a control queue the front-end steers with ring enables: every started pair is attached");
+        assertEquals(7, device.maxQueues());
+        assertEquals(3, device.queueGroup(6), "the control queue has a group of its own");
+
+        Control ctrl = new Control(device, acked, 3);
+        assertEquals(6, ctrl.index, "the control queue is the last: 2 * max_virtqueue_pairs with MQ");
+        assertArrayEquals(new boolean[] {true, false, false}, tap.attached,
+                "with the control queue handed over, pair 0 only until VQ_PAIRS_SET");
+
+        assertEquals(VirtioNet.CTRL_OK, ctrl.send(VirtioNet.CTRL_MQ, VirtioNet.CTRL_MQ_VQ_PAIRS_SET, le16(2)));
+        assertArrayEquals(new boolean[] {true, true, false}, tap.attached);
+        assertEquals(VirtioNet.CTRL_ERR, ctrl.send(VirtioNet.CTRL_MQ, VirtioNet.CTRL_MQ_VQ_PAIRS_SET, le16(4)),
+                "more pairs than max_virtqueue_pairs");
+        assertEquals(VirtioNet.CTRL_ERR, ctrl.send(VirtioNet.CTRL_MQ, VirtioNet.CTRL_MQ_VQ_PAIRS_SET, le16(0)));
+        assertArrayEquals(new boolean[] {true, true, false}, tap.attached, "refused commands change nothing");
+        assertEquals(VirtioNet.CTRL_OK, ctrl.send(VirtioNet.CTRL_MQ, VirtioNet.CTRL_MQ_VQ_PAIRS_SET, le16(3)));
+        assertArrayEquals(new boolean[] {true, true, true}, tap.attached);
+
+        device.stopQueue(2);
+        assertArrayEquals(new boolean[] {true, false, true}, tap.attached, "a stopped RX queue's TAP queue is detached");
+        device.stopQueue(ctrl.index);
+        device.startQueue(2, new Pair(1, acked).rx);
+        assertArrayEquals(new boolean[] {true, true, true}, tap.attached,
+                "the driver's pair count survives a stop of the control queue");
+        assertEquals(2L, device.counters().get("ctrl_commands") - device.counters().get("ctrl_rejected"));
+        assertEquals(2L, device.counters().get("ctrl_rejected"));
+    }
+
+    @Test
+    void withoutMqTheControlQueueIsQueueTwoAndPairCommandsAreRefused() {
+        NetDevice device = device(2, ALL_OFFLOADS);
+        long acked = MODERN | CTRL;
+        start(device, acked, 1);
+        assertEquals(2, device.queueGroup(2), "queue 2 is the control queue (N = 1 without MQ), group 2");
+        Control ctrl = new Control(device, acked, 2);
+        assertEquals(2, ctrl.index);
+        assertEquals(VirtioNet.CTRL_ERR, ctrl.send(VirtioNet.CTRL_MQ, VirtioNet.CTRL_MQ_VQ_PAIRS_SET, le16(2)),
+                "MQ was not negotiated");
+        assertArrayEquals(new boolean[] {true, false}, tap.attached);
+    }
+
+    @Test
+    void guestOffloadsSetReachesTheTapAndOffloadsNeverNegotiatedAreRefused() {
+        NetDevice device = device(1, ALL_OFFLOADS);
+        long acked = MODERN | CTRL | VirtioNet.F_CTRL_GUEST_OFFLOADS | VirtioNet.F_GUEST_CSUM | VirtioNet.F_GUEST_TSO4;
+        start(device, acked, 1);
+        assertEquals(TunOffloads.TUN_F_CSUM | TunOffloads.TUN_F_TSO4, tap.offloadCalls.get(tap.offloadCalls.size() - 1));
+        Control ctrl = new Control(device, acked, 1);
+        int calls = tap.offloadCalls.size();
+
+        assertEquals(VirtioNet.CTRL_OK, ctrl.send(VirtioNet.CTRL_GUEST_OFFLOADS, VirtioNet.CTRL_GUEST_OFFLOADS_SET,
+                le64(VirtioNet.F_GUEST_CSUM)), "TSO off (what Linux does for XDP or LRO off)");
+        assertEquals(List.of(TunOffloads.TUN_F_CSUM), tap.offloadCalls.subList(calls, tap.offloadCalls.size()));
+        assertEquals(VirtioNet.CTRL_ERR, ctrl.send(VirtioNet.CTRL_GUEST_OFFLOADS, VirtioNet.CTRL_GUEST_OFFLOADS_SET,
+                le64(VirtioNet.F_GUEST_CSUM | VirtioNet.F_GUEST_TSO6)), "GUEST_TSO6 was not negotiated");
+        assertEquals(VirtioNet.CTRL_ERR, ctrl.send(VirtioNet.CTRL_GUEST_OFFLOADS, VirtioNet.CTRL_GUEST_OFFLOADS_SET,
+                le64(1L << 40)), "not an offload bit at all");
+        assertEquals(calls + 1, tap.offloadCalls.size(), "refused: the TAP is untouched");
+        assertEquals(VirtioNet.CTRL_OK, ctrl.send(VirtioNet.CTRL_GUEST_OFFLOADS, VirtioNet.CTRL_GUEST_OFFLOADS_SET,
+                le64(VirtioNet.F_GUEST_CSUM | VirtioNet.F_GUEST_TSO4)));
+        assertEquals(VirtioNet.CTRL_OK, ctrl.send(VirtioNet.CTRL_GUEST_OFFLOADS, VirtioNet.CTRL_GUEST_OFFLOADS_SET,
+                le64(0)));
+        assertEquals(List.of(TunOffloads.TUN_F_CSUM, TunOffloads.TUN_F_CSUM | TunOffloads.TUN_F_TSO4, 0),
+                tap.offloadCalls.subList(calls, tap.offloadCalls.size()));
+        assertEquals(VirtioNet.CTRL_ERR, ctrl.send(VirtioNet.CTRL_GUEST_OFFLOADS, VirtioNet.CTRL_GUEST_OFFLOADS_SET,
+                new byte[7]), "seven bytes are no le64");
+    }
+
+    @Test
+    void commandsNotOfferedAreAnsweredErr() {
+        NetDevice device = device(2, ALL_OFFLOADS);
+        long acked = MODERN | CTRL | VirtioNet.F_MQ; // no CTRL_GUEST_OFFLOADS
+        start(device, acked, 2);
+        Control ctrl = new Control(device, acked, 2);
+        assertEquals(VirtioNet.CTRL_ERR, ctrl.send(0, 0, (byte) 1), "RX mode (promiscuous)");
+        assertEquals(VirtioNet.CTRL_ERR, ctrl.send(1, 1, new byte[6]), "MAC_ADDR_SET");
+        assertEquals(VirtioNet.CTRL_ERR, ctrl.send(2, 0, le16(5)), "VLAN_ADD");
+        assertEquals(VirtioNet.CTRL_ERR, ctrl.send(3, 0), "ANNOUNCE_ACK");
+        assertEquals(VirtioNet.CTRL_ERR, ctrl.send(VirtioNet.CTRL_MQ, 1, new byte[16]), "RSS_CONFIG");
+        assertEquals(VirtioNet.CTRL_ERR, ctrl.send(VirtioNet.CTRL_GUEST_OFFLOADS, VirtioNet.CTRL_GUEST_OFFLOADS_SET,
+                le64(VirtioNet.F_GUEST_CSUM)), "CTRL_GUEST_OFFLOADS was not negotiated");
+        assertEquals(VirtioNet.CTRL_ERR, ctrl.send(0xff, 0xff));
+        assertEquals(VirtioNet.CTRL_OK, ctrl.send(VirtioNet.CTRL_MQ, VirtioNet.CTRL_MQ_VQ_PAIRS_SET, le16(2)));
+    }
+
+    @Test
+    void malformedControlChainsAreRefusedWithoutHarm() {
+        NetDevice device = device(2, ALL_OFFLOADS);
+        long acked = MODERN | CTRL | VirtioNet.F_MQ;
+        start(device, acked, 2);
+        Control ctrl = new Control(device, acked, 2);
+        MockSplitQueue d = ctrl.driver;
+
+        d.addChain(new byte[][] {{VirtioNet.CTRL_MQ}}, new int[] {1});                     // no command byte
+        d.addChain(new byte[0][], new int[] {1});                                          // nothing readable
+        d.addChain(new byte[][] {{VirtioNet.CTRL_MQ, 0}, {2}}, new int[] {1});             // le16 cut short
+        d.addChain(new byte[][] {{VirtioNet.CTRL_MQ, 0}, le16(2)}, new int[0]);            // no room for the ack
+        d.addChain(new byte[][] {{VirtioNet.CTRL_MQ, 0}, le16(2)}, new int[] {4, 4});      // roomy ack: fine
+        device.handleKick(ctrl.index);
+
+        int[] acks = new int[4];
+        for (int i = 0; i < 3; i++) {
+            MockSplitQueue.UsedElement used = d.pollUsed();
+            assertEquals(1, used.len());
+            acks[i] = d.writtenBytes(used)[0];
+        }
+        assertEquals(0, d.pollUsed().len(), "no writable byte: returned unanswered");
+        MockSplitQueue.UsedElement last = d.pollUsed();
+        assertEquals(1, last.len());
+        assertEquals(VirtioNet.CTRL_OK, d.writtenBytes(last)[0], "the queue keeps serving after bad chains");
+        assertArrayEquals(new int[] {VirtioNet.CTRL_ERR, VirtioNet.CTRL_ERR, VirtioNet.CTRL_ERR, 0}, acks);
+        assertEquals(1L, device.counters().get("ctrl_malformed"));
+        assertEquals(4L, device.counters().get("ctrl_commands"));
+        assertEquals(3L, device.counters().get("ctrl_rejected"));
+        assertArrayEquals(new boolean[] {true, true}, tap.attached);
+    }
+
+    @Test
+    void aFrontEndThatKeepsTheControlQueueSteersWithRingsAndHasNoQueueBeyondThePairs() {
+        NetDevice device = device(2, ALL_OFFLOADS);
+        long acked = MODERN | VirtioNet.F_MQ; // what QEMU 7.2 acks to a vhost-user back-end: no CTRL_VQ
+        start(device, acked, 2);
+        assertArrayEquals(new boolean[] {true, true}, tap.attached);
+        assertEquals(2, device.queueGroup(4));
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> device.handleKick(4), "queue 4 is no control queue without CTRL_VQ");
+        device.reset();
     }
 
     @Test

@@ -44,6 +44,8 @@ final class SocketPairTap implements Tap {
     final List<Integer> offloadCalls = new ArrayList<>();
     final List<Integer> headerLengthCalls = new ArrayList<>();
     final boolean[] attached;
+    /** Runs before every frame the device writes (tests observe the rings mid-drain). */
+    Runnable beforeWrite = () -> { };
 
     SocketPairTap(int queues, int supportedOffloads) {
         deviceFds = new int[queues];
@@ -100,6 +102,7 @@ final class SocketPairTap implements Tap {
 
     @Override
     public long writev(int queue, long iov, int iovcnt) {
+        beforeWrite.run();
         long n = TapNatives.writev(deviceFds[queue], iov, iovcnt);
         return n >= 0 ? n : -TapNatives.errno();
     }

@@ -38,7 +38,7 @@ public final class Hugepages implements AutoCloseable {
 
     /** Reserves {@code pages} more 2 MiB pages and mounts hugetlbfs (pagesize=2M) in a temporary directory. */
     public static Hugepages reserve(long pages, Path logDir) {
-        assumeTrue(isRoot(), "huge page tests need root (to raise /proc/sys/vm/nr_hugepages and mount hugetlbfs)");
+        assumeTrue(Peers.isRoot(), "huge page tests need root (to raise /proc/sys/vm/nr_hugepages and mount hugetlbfs)");
         assumeTrue(Files.isWritable(NR_HUGEPAGES), NR_HUGEPAGES + " is not writable");
         assumeTrue(hugePageKb() == 2048, "the default huge page size is " + hugePageKb() + " kB, not 2048 kB");
         long old = Long.parseLong(read(NR_HUGEPAGES));
@@ -93,15 +93,6 @@ public final class Hugepages implements AutoCloseable {
 
     private static long hugePageKb() {
         return meminfo("Hugepagesize");
-    }
-
-    private static boolean isRoot() {
-        for (String line : readLines(Path.of("/proc/self/status"))) {
-            if (line.startsWith("Uid:")) {
-                return line.split("\\s+")[2].equals("0");
-            }
-        }
-        return false;
     }
 
     private void run(List<String> cmd) {

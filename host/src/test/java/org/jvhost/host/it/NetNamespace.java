@@ -26,9 +26,11 @@ public final class NetNamespace implements AutoCloseable {
         this.subnet = subnet;
     }
 
-    /** Creates {@code jvt-<random>} with its loopback up; skips the test if {@code ip} is missing. */
+    /** Creates {@code jvt-<random>} with its loopback up; skips the test if {@code ip} is missing or we are not root. */
     public static NetNamespace create() {
         Peers.assumeInstalled(IP, "iproute2");
+        org.junit.jupiter.api.Assumptions.assumeTrue(Peers.isRoot(),
+                "network-namespace and TAP tests need root (ip netns add, TUNSETIFF)");
         String name = String.format("jvt-%08x", RANDOM.nextInt());
         run(List.of(IP, "netns", "add", name));
         NetNamespace ns = new NetNamespace(name, 1 + RANDOM.nextInt(254));

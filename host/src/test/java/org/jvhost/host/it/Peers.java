@@ -131,4 +131,18 @@ public final class Peers {
     public static List<String> pinnedLineBuffered(int cpu, List<String> command) {
         return Stream.concat(Stream.of(TASKSET, "-c", String.valueOf(cpu), STDBUF, "-oL"), command.stream()).toList();
     }
+
+    /** True if this JVM runs as root (effective uid 0), which namespace, TAP and huge-page tests need. */
+    public static boolean isRoot() {
+        try {
+            for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/status"))) {
+                if (line.startsWith("Uid:")) {
+                    return line.split("\\s+")[2].equals("0");
+                }
+            }
+        } catch (java.io.IOException e) {
+            return false;
+        }
+        return false;
+    }
 }

@@ -45,6 +45,12 @@ final class PairDataPath {
      * and then let it refill while we wait: its work and ours would alternate instead of overlapping.
      */
     static final int TX_PUBLISH_BATCH = 32;
+    /**
+     * Chains one TX drain takes before it returns with work left, so one busy guest cannot keep the
+     * worker from its other queues and commands (the {@link Virtqueue} fairness contract). A multiple of
+     * {@link #TX_PUBLISH_BATCH}.
+     */
+    static final int TX_BUDGET = 256;
     /** RX chains one frame may span with MRG_RXBUF: a 64 KiB GSO frame in 1.5 KiB buffers needs 44. */
     static final int MAX_RX_CHAINS = 64;
     private static final int ETH_HLEN = 14;
@@ -181,7 +187,10 @@ final class PairDataPath {
     /**
      * The virtqueue processing loop (see {@link Virtqueue}): every chain goes back with 0 bytes written.
      * Used entries are published every {@link #TX_PUBLISH_BATCH} chains so the driver can refill while
-     * the drain goes on; the driver is signalled (if it wants that) once, at the end.
+     * the drain goes on; the driver is signalled (if it wants that) once per drain. After
+     * {@link #TX_BUDGET} chains the drain returns with notifications still disabled: a driver that keeps
+     * the ring full would otherwise hold the worker (and this pair's RX, and other devices) forever; the
+     * host calls it again after the worker's other work.
      */
     void drainTx() {
         Virtqueue q = tx;
@@ -189,6 +198,7 @@ final class PairDataPath {
             return;
         }
         DescriptorChain chain = txChain;
+        int budget = TX_BUDGET;
         do {
             q.disableNotifications();
             int unpublished = 0;
@@ -198,6 +208,10 @@ final class PairDataPath {
                 if (++unpublished == TX_PUBLISH_BATCH) {
                     q.publishUsed();
                     unpublished = 0;
+                }
+                if (--budget == 0) {
+                    q.signalUsed();
+                    return; // fairness: the host re-delivers, notifications stay off meanwhile
                 }
             }
             q.signalUsed();

@@ -12,6 +12,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.jvhost.engine.virtq.SplitQueue;
+import org.jvhost.engine.virtq.UsedRingLayout;
 import org.jvhost.spi.VirtioFeatures;
 import org.jvhost.spi.virtio.VirtioNet;
 import org.jvhost.testkit.CountingNotifier;
@@ -54,8 +55,12 @@ class NetDeviceTest {
         final SplitQueue tx;
 
         Pair(int n, long features) {
-            rxDriver = MockSplitQueue.create(memory, RING, 0x10000 + (2L * n) * AREA, AREA);
-            txDriver = MockSplitQueue.create(memory, RING, 0x10000 + (2L * n + 1) * AREA, AREA);
+            this(n, features, RING);
+        }
+
+        Pair(int n, long features, int ring) {
+            rxDriver = MockSplitQueue.create(memory, ring, 0x10000 + (2L * n) * AREA, AREA);
+            txDriver = MockSplitQueue.create(memory, ring, 0x10000 + (2L * n + 1) * AREA, AREA);
             rx = rxDriver.deviceQueue(2 * n, features, 0, rxCalls);
             tx = txDriver.deviceQueue(2 * n + 1, features, 0, txCalls);
         }
@@ -164,6 +169,30 @@ class NetDeviceTest {
         assertEquals(PairDataPath.TX_PUBLISH_BATCH, usedSeen.get(frames - 1), "the rest at the end");
         assertEquals(frames, p.txDriver.usedIdx(), "all published at the end");
         assertEquals(callsBefore + 1, p.txCalls.count(), "one call for the whole drain");
+    }
+
+    @Test
+    void aTxDrainStopsAfterItsBudgetWithKicksOffAndTheNextCallFinishes() {
+        NetDevice device = device(1, ALL_OFFLOADS);
+        device.ackFeatures(MODERN);
+        Pair p = new Pair(0, MODERN, 2 * PairDataPath.TX_BUDGET);
+        device.startQueue(0, p.rx);
+        device.startQueue(1, p.tx);
+        int frames = PairDataPath.TX_BUDGET + 40;
+        for (int i = 0; i < frames; i++) {
+            p.txDriver.addChain(new byte[][] {concat(header(0), frame(60, i))}, new int[0]);
+        }
+
+        device.handleKick(1);
+
+        assertEquals(PairDataPath.TX_BUDGET, p.txDriver.usedIdx(), "one call serves one budget, published");
+        assertEquals(UsedRingLayout.F_NO_NOTIFY, p.txDriver.usedFlags(),
+                "kicks stay off: the host calls again for the frames left (the Virtqueue fairness contract)");
+        device.handleKick(1); // the host's re-delivery
+        assertEquals(frames, p.txDriver.usedIdx());
+        assertEquals(0, p.txDriver.usedFlags(), "drained: TX asks for kicks again");
+        // the socketpair standing in for the TAP fills up (nobody reads it): those frames count as drops
+        assertEquals((long) frames, device.counters().get("tx_frames") + device.counters().get("tx_dropped"));
     }
 
     @Test

@@ -1,10 +1,6 @@
 package org.jvhost.engine.event;
 
 import com.sun.jna.Memory;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ConcurrentLinkedQueue;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.engine.sys.NativeException;
@@ -54,9 +50,8 @@ public final class Worker implements AutoCloseable {
 
     private final int id;
     private final int epfd;
-    private final int wakeFd;
+    private final LoopMailbox mailbox;
     private final Memory events = new Memory((long) MAX_EVENTS * LinuxSys.EPOLL_EVENT_SIZE);
-    private final ConcurrentLinkedQueue<Runnable> commands = new ConcurrentLinkedQueue<>();
     private final Thread thread;
     private volatile boolean running = true;
     /** How long a polled queue may stay idle before it goes back to kicks; 0 disables polling. */
@@ -90,35 +85,27 @@ public final class Worker implements AutoCloseable {
         this.id = id;
         this.pollNanos = pollMicros * 1000L;
         this.epfd = LinuxSys.epollCreate();
-        int wake = -1;
         try {
-            wake = LinuxSys.eventfd(LinuxSys.EFD_NONBLOCK | LinuxSys.EFD_CLOEXEC);
-            LinuxSys.epollCtl(epfd, LinuxSys.EPOLL_CTL_ADD, wake, LinuxSys.EPOLLIN, WAKE_TOKEN);
+            this.mailbox = new LoopMailbox("jvhost-worker-" + id, epfd, WAKE_TOKEN);
         } catch (NativeException e) {
-            LinuxSys.closeQuietly(wake);
             LinuxSys.closeQuietly(epfd);
             throw e;
         }
-        this.wakeFd = wake;
         java.util.Arrays.fill(slotFds, -1);
         this.thread = new Thread(this::loop, "jvhost-worker-" + id);
         this.thread.setDaemon(true);
+        mailbox.bind(thread);
         this.thread.start();
     }
 
     /** True if the caller runs on this worker. */
     public boolean inWorker() {
-        return Thread.currentThread() == thread;
+        return mailbox.inLoop();
     }
 
     /** Runs {@code command} on this worker: now if called from it, otherwise posted. */
     public void execute(Runnable command) {
-        if (inWorker()) {
-            command.run();
-        } else {
-            commands.add(command);
-            wake();
-        }
+        mailbox.execute(command);
     }
 
     /**
@@ -127,37 +114,7 @@ public final class Worker implements AutoCloseable {
      * @throws TimeoutException if the worker did not finish it in time (a device callback hangs)
      */
     public void call(Runnable command, long timeoutMs) throws TimeoutException {
-        if (inWorker()) {
-            command.run();
-            return;
-        }
-        CompletableFuture<Void> done = new CompletableFuture<>();
-        commands.add(() -> {
-            try {
-                command.run();
-                done.complete(null);
-            } catch (Throwable t) {
-                done.completeExceptionally(t);
-            }
-        });
-        wake();
-        try {
-            done.get(timeoutMs, TimeUnit.MILLISECONDS);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new TimeoutException("interrupted while waiting for jvhost-worker-" + id);
-        } catch (ExecutionException e) {
-            Throwable c = e.getCause();
-            if (c instanceof RuntimeException) {
-                throw (RuntimeException) c;
-            }
-            if (c instanceof Error) {
-                throw (Error) c;
-            }
-            throw new IllegalStateException(c);
-        } catch (TimeoutException e) {
-            throw new TimeoutException("jvhost-worker-" + id + " did not run a command within " + timeoutMs + " ms");
-        }
+        mailbox.call(command, timeoutMs);
     }
 
     /** Adds {@code fd} to the epoll set (worker thread only). Returns the token for {@link #unwatch}. */
@@ -373,21 +330,13 @@ public final class Worker implements AutoCloseable {
         return old;
     }
 
-    private void wake() {
-        try {
-            LinuxSys.eventfdWrite(wakeFd, 1);
-        } catch (NativeException e) {
-            LOG.error("jvhost-worker-{}: cannot wake: {}", id, e.getMessage());
-        }
-    }
-
     private void loop() {
         long lastEpoll = 0;
         while (running) {
             int timeout = -1;
             if (polledCount > 0 || readyCount > 0) {
                 long now = System.nanoTime();
-                if (now - lastEpoll < EPOLL_WHILE_POLLING_NANOS && commands.isEmpty()) {
+                if (now - lastEpoll < EPOLL_WHILE_POLLING_NANOS && mailbox.isEmpty()) {
                     serveQueues(now);
                     continue;
                 }
@@ -405,12 +354,12 @@ public final class Worker implements AutoCloseable {
                 dispatch(events.getInt((long) i * LinuxSys.EPOLL_EVENT_SIZE),
                         events.getLong((long) i * LinuxSys.EPOLL_EVENT_SIZE + 4));
             }
-            runCommands();
+            mailbox.runAll();
             if (polledCount > 0 || readyCount > 0) {
                 serveQueues(System.nanoTime());
             }
         }
-        runCommands();
+        mailbox.runAll();
     }
 
     /** One round over the ready queues, then one over the polled ones. */
@@ -425,11 +374,7 @@ public final class Worker implements AutoCloseable {
 
     private void dispatch(int ev, long token) {
         if (token == WAKE_TOKEN) {
-            try {
-                LinuxSys.eventfdRead(wakeFd);
-            } catch (NativeException e) {
-                LOG.error("jvhost-worker-{}: wake eventfd: {}", id, e.getMessage());
-            }
+            mailbox.onWake();
             return;
         }
         int slot = (int) token;
@@ -445,22 +390,10 @@ public final class Worker implements AutoCloseable {
         }
     }
 
-    private void runCommands() {
-        Runnable c;
-        while ((c = commands.poll()) != null) {
-            try {
-                c.run();
-            } catch (Throwable t) {
-                LOG.error("jvhost-worker-{}: command failed", id, t);
-            }
-        }
-    }
-
     /** Stops the thread (after the commands already posted) and closes the epoll set. */
     @Override
     public void close() {
-        commands.add(() -> running = false);
-        wake();
+        mailbox.post(() -> running = false);
         try {
             thread.join(2000);
         } catch (InterruptedException e) {
@@ -470,7 +403,7 @@ public final class Worker implements AutoCloseable {
             LOG.warn("jvhost-worker-{} did not stop within 2 s", id);
             return; // leave the fds: closing them under a running epoll_wait would be worse
         }
-        LinuxSys.closeQuietly(wakeFd);
+        mailbox.close();
         LinuxSys.closeQuietly(epfd);
         events.close();
     }

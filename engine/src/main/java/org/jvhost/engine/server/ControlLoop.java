@@ -4,11 +4,8 @@ import com.sun.jna.Memory;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.PriorityQueue;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ConcurrentLinkedQueue;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import org.jvhost.engine.event.LoopMailbox;
 import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.engine.sys.NativeException;
 import org.slf4j.Logger;
@@ -65,9 +62,8 @@ final class ControlLoop implements AutoCloseable {
 
     private final int id;
     private final int epfd;
-    private final int wakeFd;
+    private final LoopMailbox mailbox;
     private final Memory events = new Memory((long) MAX_EVENTS * LinuxSys.EPOLL_EVENT_SIZE);
-    private final ConcurrentLinkedQueue<Runnable> commands = new ConcurrentLinkedQueue<>();
     private final Map<Long, Handler> handlers = new HashMap<>();
     private final Map<Long, Integer> fds = new HashMap<>();
     private final PriorityQueue<Timer> timers = new PriorityQueue<>();
@@ -79,33 +75,25 @@ final class ControlLoop implements AutoCloseable {
     ControlLoop(int id) throws NativeException {
         this.id = id;
         this.epfd = LinuxSys.epollCreate();
-        int wake = -1;
         try {
-            wake = LinuxSys.eventfd(LinuxSys.EFD_NONBLOCK | LinuxSys.EFD_CLOEXEC);
-            LinuxSys.epollCtl(epfd, LinuxSys.EPOLL_CTL_ADD, wake, LinuxSys.EPOLLIN, WAKE_TOKEN);
+            this.mailbox = new LoopMailbox("jvhost-control-" + id, epfd, WAKE_TOKEN);
         } catch (NativeException e) {
-            LinuxSys.closeQuietly(wake);
             LinuxSys.closeQuietly(epfd);
             throw e;
         }
-        this.wakeFd = wake;
         this.thread = new Thread(this::loop, "jvhost-control-" + id);
         this.thread.setDaemon(true);
+        mailbox.bind(thread);
         this.thread.start();
     }
 
     boolean inLoop() {
-        return Thread.currentThread() == thread;
+        return mailbox.inLoop();
     }
 
     /** Runs {@code command} on the loop thread: now if called from it, otherwise posted. */
     void execute(Runnable command) {
-        if (inLoop()) {
-            command.run();
-        } else {
-            commands.add(command);
-            wake();
-        }
+        mailbox.execute(command);
     }
 
     /**
@@ -114,37 +102,7 @@ final class ControlLoop implements AutoCloseable {
      * @throws TimeoutException if the loop did not run it within {@code timeoutMs}
      */
     void call(Runnable command, long timeoutMs) throws TimeoutException {
-        if (inLoop()) {
-            command.run();
-            return;
-        }
-        CompletableFuture<Void> done = new CompletableFuture<>();
-        commands.add(() -> {
-            try {
-                command.run();
-                done.complete(null);
-            } catch (Throwable t) {
-                done.completeExceptionally(t);
-            }
-        });
-        wake();
-        try {
-            done.get(timeoutMs, TimeUnit.MILLISECONDS);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new TimeoutException("interrupted while waiting for jvhost-control-" + id);
-        } catch (ExecutionException e) {
-            Throwable c = e.getCause();
-            if (c instanceof RuntimeException) {
-                throw (RuntimeException) c;
-            }
-            if (c instanceof Error) {
-                throw (Error) c;
-            }
-            throw new IllegalStateException(c);
-        } catch (TimeoutException e) {
-            throw new TimeoutException("jvhost-control-" + id + " did not run a command within " + timeoutMs + " ms");
-        }
+        mailbox.call(command, timeoutMs);
     }
 
     /** Watches {@code fd} (level-triggered) for {@code events}; loop thread only. Returns the token. */
@@ -188,14 +146,6 @@ final class ControlLoop implements AutoCloseable {
         return t;
     }
 
-    private void wake() {
-        try {
-            LinuxSys.eventfdWrite(wakeFd, 1);
-        } catch (NativeException e) {
-            LOG.error("jvhost-control-{}: cannot wake: {}", id, e.getMessage());
-        }
-    }
-
     private void loop() {
         while (running) {
             int n;
@@ -209,10 +159,10 @@ final class ControlLoop implements AutoCloseable {
                 dispatch(events.getInt((long) i * LinuxSys.EPOLL_EVENT_SIZE),
                         events.getLong((long) i * LinuxSys.EPOLL_EVENT_SIZE + 4));
             }
-            runCommands();
+            mailbox.runAll();
             runTimers();
         }
-        runCommands();
+        mailbox.runAll();
     }
 
     /** Milliseconds until the next timer, -1 for none (rounded up so a timer is never run early). */
@@ -230,11 +180,7 @@ final class ControlLoop implements AutoCloseable {
 
     private void dispatch(int ev, long token) {
         if (token == WAKE_TOKEN) {
-            try {
-                LinuxSys.eventfdRead(wakeFd);
-            } catch (NativeException e) {
-                LOG.error("jvhost-control-{}: wake eventfd: {}", id, e.getMessage());
-            }
+            mailbox.onWake();
             return;
         }
         Handler h = handlers.get(token);
@@ -246,17 +192,6 @@ final class ControlLoop implements AutoCloseable {
         } catch (Throwable t) {
             // handlers catch what they expect; this only catches engine bugs, which must not stop other devices
             LOG.error("jvhost-control-{}: event handler failed", id, t);
-        }
-    }
-
-    private void runCommands() {
-        Runnable c;
-        while ((c = commands.poll()) != null) {
-            try {
-                c.run();
-            } catch (Throwable t) {
-                LOG.error("jvhost-control-{}: command failed", id, t);
-            }
         }
     }
 
@@ -278,8 +213,7 @@ final class ControlLoop implements AutoCloseable {
     /** Stops the thread after the commands already posted, and closes the epoll set. */
     @Override
     public void close() {
-        commands.add(() -> running = false);
-        wake();
+        mailbox.post(() -> running = false);
         try {
             thread.join(JOIN_MS);
         } catch (InterruptedException e) {
@@ -289,7 +223,7 @@ final class ControlLoop implements AutoCloseable {
             LOG.warn("jvhost-control-{} did not stop within {} ms", id, JOIN_MS);
             return; // leave the fds: closing them under a running epoll_wait would be worse
         }
-        LinuxSys.closeQuietly(wakeFd);
+        mailbox.close();
         LinuxSys.closeQuietly(epfd);
         events.close();
     }

@@ -1,0 +1,140 @@
+package org.jvhost.engine.event;
+
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import org.jvhost.engine.sys.LinuxSys;
+import org.jvhost.engine.sys.NativeException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The command side of one epoll loop thread (a {@link Worker} or the server's control loop): other
+ * threads post commands, which the loop runs in order on its own thread, and may wait for one; a wake
+ * eventfd in the loop's epoll set ends its epoll_wait so a posted command never waits for traffic.
+ */
+public final class LoopMailbox {
+    private static final Logger LOG = LoggerFactory.getLogger(LoopMailbox.class);
+
+    private final String name;
+    private final int wakeFd;
+    private final ConcurrentLinkedQueue<Runnable> commands = new ConcurrentLinkedQueue<>();
+    private volatile Thread thread;
+
+    /**
+     * Creates the wake eventfd and adds it to {@code epfd} under {@code wakeToken}.
+     *
+     * @param name the loop thread's name, for messages
+     */
+    public LoopMailbox(String name, int epfd, long wakeToken) throws NativeException {
+        this.name = name;
+        int wake = LinuxSys.eventfd(LinuxSys.EFD_NONBLOCK | LinuxSys.EFD_CLOEXEC);
+        try {
+            LinuxSys.epollCtl(epfd, LinuxSys.EPOLL_CTL_ADD, wake, LinuxSys.EPOLLIN, wakeToken);
+        } catch (NativeException e) {
+            LinuxSys.closeQuietly(wake);
+            throw e;
+        }
+        this.wakeFd = wake;
+    }
+
+    /** Names the loop thread; call once, before it starts. */
+    public void bind(Thread loopThread) {
+        this.thread = loopThread;
+    }
+
+    /** True if the caller is the loop thread. */
+    public boolean inLoop() {
+        return Thread.currentThread() == thread;
+    }
+
+    /** Runs {@code command} on the loop thread: now if called from it, otherwise posted. */
+    public void execute(Runnable command) {
+        if (inLoop()) {
+            command.run();
+        } else {
+            post(command);
+        }
+    }
+
+    /** Queues {@code command} for the loop thread, even when called from it, and wakes the loop. */
+    public void post(Runnable command) {
+        commands.add(command);
+        try {
+            LinuxSys.eventfdWrite(wakeFd, 1);
+        } catch (NativeException e) {
+            LOG.error("{}: cannot wake: {}", name, e.getMessage());
+        }
+    }
+
+    /**
+     * Runs {@code command} on the loop thread and waits for it; its exception is rethrown here.
+     *
+     * @throws TimeoutException if the loop did not run it within {@code timeoutMs} (a callback hangs)
+     */
+    public void call(Runnable command, long timeoutMs) throws TimeoutException {
+        if (inLoop()) {
+            command.run();
+            return;
+        }
+        CompletableFuture<Void> done = new CompletableFuture<>();
+        post(() -> {
+            try {
+                command.run();
+                done.complete(null);
+            } catch (Throwable t) {
+                done.completeExceptionally(t);
+            }
+        });
+        try {
+            done.get(timeoutMs, TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new TimeoutException("interrupted while waiting for " + name);
+        } catch (ExecutionException e) {
+            Throwable c = e.getCause();
+            if (c instanceof RuntimeException) {
+                throw (RuntimeException) c;
+            }
+            if (c instanceof Error) {
+                throw (Error) c;
+            }
+            throw new IllegalStateException(c);
+        } catch (TimeoutException e) {
+            throw new TimeoutException(name + " did not run a command within " + timeoutMs + " ms");
+        }
+    }
+
+    /** True if no command waits (a cheap check for loops that spin). */
+    public boolean isEmpty() {
+        return commands.isEmpty();
+    }
+
+    /** The wake eventfd fired: clears it. Loop thread only. */
+    public void onWake() {
+        try {
+            LinuxSys.eventfdRead(wakeFd);
+        } catch (NativeException e) {
+            LOG.error("{}: wake eventfd: {}", name, e.getMessage());
+        }
+    }
+
+    /** Runs every posted command; one that throws is logged and the rest still run. Loop thread only. */
+    public void runAll() {
+        Runnable c;
+        while ((c = commands.poll()) != null) {
+            try {
+                c.run();
+            } catch (Throwable t) {
+                LOG.error("{}: command failed", name, t);
+            }
+        }
+    }
+
+    /** Closes the wake eventfd, once the loop thread has stopped. */
+    public void close() {
+        LinuxSys.closeQuietly(wakeFd);
+    }
+}

@@ -1,5 +1,7 @@
 package org.jvhost.device.loopback;
 
+import static org.jvhost.testkit.NetFrames.concat;
+import static org.jvhost.testkit.NetFrames.numBuffers;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -98,24 +100,6 @@ class LoopbackDeviceTest {
 
     private static void send(Pair p, byte[] frame) {
         p.txDriver.addChain(new byte[][] {txHeader(), frame}, new int[0]);
-    }
-
-    private static byte[] concat(byte[]... parts) {
-        int n = 0;
-        for (byte[] p : parts) {
-            n += p.length;
-        }
-        byte[] all = new byte[n];
-        int at = 0;
-        for (byte[] p : parts) {
-            System.arraycopy(p, 0, all, at, p.length);
-            at += p.length;
-        }
-        return all;
-    }
-
-    private static int numBuffers(byte[] header) {
-        return (header[VirtioNet.HDR_NUM_BUFFERS] & 0xff) | (header[VirtioNet.HDR_NUM_BUFFERS + 1] & 0xff) << 8;
     }
 
     @Test

@@ -1,5 +1,7 @@
 package org.jvhost.device.net;
 
+import static org.jvhost.testkit.NetFrames.concat;
+import static org.jvhost.testkit.NetFrames.numBuffers;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -102,24 +104,6 @@ class NetDeviceTest {
     /** A header with every field set (NEEDS_CSUM, GSO TCPv4, lengths), num_buffers as given. */
     private static byte[] header(int numBuffers) {
         return new byte[] {1, 1, 54, 0, (byte) 0xa8, 5, 34, 0, 16, 0, (byte) numBuffers, (byte) (numBuffers >>> 8)};
-    }
-
-    private static byte[] concat(byte[]... parts) {
-        int n = 0;
-        for (byte[] p : parts) {
-            n += p.length;
-        }
-        byte[] all = new byte[n];
-        int at = 0;
-        for (byte[] p : parts) {
-            System.arraycopy(p, 0, all, at, p.length);
-            at += p.length;
-        }
-        return all;
-    }
-
-    private static int numBuffers(byte[] rx) {
-        return (rx[VirtioNet.HDR_NUM_BUFFERS] & 0xff) | (rx[VirtioNet.HDR_NUM_BUFFERS + 1] & 0xff) << 8;
     }
 
     /** Fires the RX watch of pair {@code n}. */

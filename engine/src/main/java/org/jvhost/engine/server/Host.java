@@ -170,13 +170,11 @@ public final class Host implements AutoCloseable {
 
     /** The state of the device created with {@code context}. */
     public synchronized DeviceStatus status(DeviceContext context) {
-        DeviceRuntime runtime = ((HostDeviceContext) context).runtime;
-        for (DeviceServer s : servers) {
-            if (s.runtime() == runtime) {
-                return new DeviceStatus(s.connected(), s.sessions(), runtime.isFailed());
-            }
+        DeviceServer s = serverOf(context);
+        if (s == null) {
+            throw new IllegalArgumentException(context + ": no such device in this host");
         }
-        throw new IllegalArgumentException(context + ": no such device in this host");
+        return new DeviceStatus(s.connected(), s.sessions(), s.runtime().isFailed());
     }
 
     /**

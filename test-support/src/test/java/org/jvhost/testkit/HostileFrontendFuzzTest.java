@@ -110,20 +110,7 @@ class HostileFrontendFuzzTest {
 
     /** Open fds of the kinds the fuzz sends: eventfds and the memfds it names "fuzz". */
     private static int fuzzKindFds() throws IOException {
-        int n = 0;
-        try (java.nio.file.DirectoryStream<Path> fds = java.nio.file.Files.newDirectoryStream(Path.of("/proc/self/fd"))) {
-            for (Path fd : fds) {
-                try {
-                    String target = java.nio.file.Files.readSymbolicLink(fd).toString();
-                    if (target.contains("[eventfd]") || target.contains("memfd:fuzz")) {
-                        n++;
-                    }
-                } catch (IOException closedMeanwhile) {
-                    // the fd went away between listing and reading: not open any more
-                }
-            }
-        }
-        return n;
+        return (int) fdTargets().stream().filter(t -> t.contains("[eventfd]") || t.contains("memfd:fuzz")).count();
     }
 
     private static void sendOne(ScriptedFrontend fe, Random random) throws IOException {

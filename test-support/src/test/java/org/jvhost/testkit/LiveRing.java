@@ -34,17 +34,32 @@ final class LiveRing implements AutoCloseable {
         host.addDevice(ctx, device, socket, Host.Mode.LISTEN);
     }
 
-    /** Connects, negotiates, shares memory and starts ring 0. */
+    /** Connects, negotiates, shares memory with SET_MEM_TABLE and starts ring 0. */
     LiveRing connect(Path socket, boolean sealable) throws Exception {
+        open(socket, ProtocolFeatures.REPLY_ACK, sealable);
+        fe.setMemTable();
+        startRing();
+        return this;
+    }
+
+    /**
+     * Connects and negotiates {@code protocolFeatures}, and lays out the guest RAM and ring 0's driver side,
+     * without sharing the memory yet (the caller does, e.g. with ADD_MEM_REG) or starting the ring.
+     */
+    LiveRing open(Path socket, long protocolFeatures, boolean sealable) throws Exception {
         consumed = 0;
         fe = ScriptedFrontend.connect(socket);
         fe.setOwner();
         fe.setFeatures(fe.getFeatures());
-        fe.setProtocolFeatures(ProtocolFeatures.REPLY_ACK);
+        fe.setProtocolFeatures(protocolFeatures);
         ram = fe.addRegion(0, RAM, sealable);
-        fe.setMemTable();
         driver = MockSplitQueue.create(FakeGuestMemory.builder().region(0, ram.buffer()).build(), SIZE, 0x1000,
                 RAM - 0x1000);
+        return this;
+    }
+
+    /** Configures, enables and kicks ring 0 (its start), and waits for the device to get it. */
+    void startRing() throws Exception {
         fe.setVringNum(0, SIZE);
         fe.setVringBase(0, 0);
         fe.setVringAddrGpa(0, driver.descGpa(), driver.availGpa(), driver.usedGpa());
@@ -52,7 +67,6 @@ final class LiveRing implements AutoCloseable {
         fe.setVringEnable(0, true);
         fe.setVringKick(0);
         device.await("start 0");
-        return this;
     }
 
     /** Publishes a "ping" chain with room for the answer; returns its head. */

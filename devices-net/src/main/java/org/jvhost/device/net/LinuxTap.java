@@ -5,27 +5,70 @@ import com.sun.jna.Memory;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * A Linux TAP opened through {@code /dev/net/tun} with IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, plus
  * IFF_MULTI_QUEUE and one file descriptor per queue when there is more than one queue
  * (Documentation/networking/tuntap.rst, "Multiqueue tuntap interface"). All queues are non-blocking.
+ *
+ * <p>Each queue may have a {@link WritevRing} so a batch of frames costs one system call; without one
+ * (uring=off, or a kernel that refuses io_uring) every frame is one writev.
  */
 final class LinuxTap implements Tap {
+    private static final Logger LOG = LoggerFactory.getLogger(LinuxTap.class);
     private static final String TUN_DEVICE = "/dev/net/tun";
     private static final int REQUIRED_FLAGS = TapNatives.IFF_TAP | TapNatives.IFF_NO_PI | TapNatives.IFF_VNET_HDR;
 
     private final String name;
     private final int[] fds;
     private final int supportedOffloads;
+    /** Per queue: the io_uring for batched writes, or null for one writev per frame. Its pair's worker only. */
+    private final WritevRing[] rings;
     private boolean closed;
 
-    private LinuxTap(String name, int[] fds) throws IOException {
+    private LinuxTap(String name, int[] fds, NetConfig.Uring uring) throws IOException {
         this.name = name;
         this.fds = fds;
         setHeaderLength(org.jvhost.spi.virtio.VirtioNet.HDR_LEN);
         this.supportedOffloads = probeOffloads();
         setOffloads(0);
+        this.rings = createRings(name, fds.length, uring);
+    }
+
+    /**
+     * One ring per queue, or none: with uring=auto a kernel that refuses io_uring (ENOSYS, or EPERM from
+     * the kernel.io_uring_disabled sysctl or a container's seccomp filter) means one writev per frame.
+     */
+    private static WritevRing[] createRings(String name, int queues, NetConfig.Uring uring) throws IOException {
+        WritevRing[] rings = new WritevRing[queues];
+        if (uring == NetConfig.Uring.OFF) {
+            return rings;
+        }
+        try {
+            for (int q = 0; q < queues; q++) {
+                rings[q] = WritevRing.create(PairDataPath.TX_BATCH);
+            }
+            return rings;
+        } catch (IOException e) {
+            closeRings(rings);
+            if (uring == NetConfig.Uring.ON) {
+                throw new IOException("TAP " + name + ": uring=on, but " + e.getMessage()
+                        + "; use uring=auto or uring=off to write one frame per writev");
+            }
+            LOG.info("TAP {}: {}; TX writes one frame per writev (uring=auto)", name, e.getMessage());
+            return new WritevRing[queues];
+        }
+    }
+
+    private static void closeRings(WritevRing[] rings) {
+        for (int q = 0; q < rings.length; q++) {
+            if (rings[q] != null) {
+                rings[q].close();
+                rings[q] = null;
+            }
+        }
     }
 
     /**
@@ -34,7 +77,7 @@ final class LinuxTap implements Tap {
      *
      * @throws IOException naming the TAP, the errno and what to do about it
      */
-    static LinuxTap open(String name, int queues) throws IOException {
+    static LinuxTap open(String name, int queues, NetConfig.Uring uring) throws IOException {
         int[] fds = new int[queues];
         Arrays.fill(fds, -1);
         try {
@@ -46,7 +89,7 @@ final class LinuxTap implements Tap {
                 int flags = REQUIRED_FLAGS | (queues > 1 ? TapNatives.IFF_MULTI_QUEUE : 0);
                 setIff(fds[q], name, flags, queues);
             }
-            return new LinuxTap(name, fds);
+            return new LinuxTap(name, fds, uring);
         } catch (IOException | RuntimeException e) {
             closeAll(fds);
             throw e;
@@ -58,7 +101,7 @@ final class LinuxTap implements Tap {
      * inherited by jvhost. They must be attached to one TAP with IFF_TAP, IFF_NO_PI and IFF_VNET_HDR,
      * and with IFF_MULTI_QUEUE if there is more than one.
      */
-    static LinuxTap adopt(int[] fds) throws IOException {
+    static LinuxTap adopt(int[] fds, NetConfig.Uring uring) throws IOException {
         String name = null;
         for (int fd : fds) {
             Memory ifr = new Memory(TapNatives.IFREQ_SIZE);
@@ -92,7 +135,7 @@ final class LinuxTap implements Tap {
                 throw new IOException("tapfd " + fd + ": cannot make it non-blocking: " + TapNatives.errnoName(e.getErrorCode()));
             }
         }
-        return new LinuxTap(name, fds.clone());
+        return new LinuxTap(name, fds.clone(), uring);
     }
 
     private static int openTunDevice() throws IOException {
@@ -202,6 +245,37 @@ final class LinuxTap implements Tap {
     }
 
     /**
+     * The batch through the queue's ring when it has one. A ring whose io_uring_enter fails (never seen:
+     * it would take a kernel that allows setup but not enter) is closed and the queue falls back to
+     * writev, starting with the frames the ring did not take.
+     */
+    @Override
+    public void writeFrames(int queue, long iov, int[] firsts, int[] counts, int frames, long[] results) {
+        WritevRing ring = rings[queue];
+        if (ring == null) {
+            Tap.super.writeFrames(queue, iov, firsts, counts, frames, results);
+            return;
+        }
+        int errno = ring.writev(fds[queue], iov, firsts, counts, frames, results);
+        if (errno != 0) {
+            LOG.warn("TAP {}: io_uring_enter failed ({}); queue {} writes one frame per writev from now on", name,
+                    TapNatives.errnoName(errno), queue);
+            rings[queue] = null;
+            ring.close();
+            for (int i = 0; i < frames; i++) {
+                if (results[i] == WritevRing.NOT_SUBMITTED) {
+                    results[i] = writev(queue, iov + (long) firsts[i] * TapNatives.IOVEC_SIZE, counts[i]);
+                }
+            }
+        }
+    }
+
+    /** Whether queue {@code queue} writes through io_uring (for the log and tests). */
+    boolean batchesWrites(int queue) {
+        return rings[queue] != null;
+    }
+
+    /**
      * TUNSETQUEUE: a detached queue gets no frames from the kernel, which otherwise spreads frames over
      * all queues by flow hash, including those of pairs the driver never enabled (QEMU's own TAP
      * back-end detaches disabled queues for the same reason).
@@ -258,6 +332,7 @@ final class LinuxTap implements Tap {
     public synchronized void close() {
         if (!closed) {
             closed = true;
+            closeRings(rings);
             closeAll(fds);
         }
     }
@@ -276,6 +351,7 @@ final class LinuxTap implements Tap {
 
     @Override
     public String toString() {
-        return "TAP " + name + " (" + fds.length + (fds.length == 1 ? " queue" : " queues") + ")";
+        return "TAP " + name + " (" + fds.length + (fds.length == 1 ? " queue" : " queues")
+                + (rings.length > 0 && rings[0] != null ? ", io_uring writes" : ", writev") + ")";
     }
 }

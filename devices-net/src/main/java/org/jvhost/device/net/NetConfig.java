@@ -13,14 +13,26 @@ import org.jvhost.spi.virtio.VirtioNet;
  * @param mac        the MAC for config space (6 bytes, unicast), or null to leave the address to the front-end
  * @param mtu        the MTU for config space, or 0 to not offer VIRTIO_NET_F_MTU
  * @param queuePairs RX/TX queue pairs, 1..{@link #MAX_QUEUE_PAIRS}
+ * @param uring      whether TX batches its TAP writes through io_uring
  */
-public record NetConfig(String tapName, int[] tapFds, byte[] mac, int mtu, int queuePairs) {
+public record NetConfig(String tapName, int[] tapFds, byte[] mac, int mtu, int queuePairs, Uring uring) {
+
+    /** {@code uring=}: how TX frames reach the TAP. */
+    public enum Uring {
+        /** io_uring when the kernel allows it (one system call per batch), else one writev per frame. */
+        AUTO,
+        /** io_uring or refuse to start: for operators who want to know the fast path is in use. */
+        ON,
+        /** one writev per frame. */
+        OFF
+    }
 
     public static final String OPT_TAP = "tap";
     public static final String OPT_TAPFD = "tapfd";
     public static final String OPT_MAC = VirtioNet.OPT_MAC;
     public static final String OPT_MTU = "mtu";
     public static final String OPT_QUEUES = VirtioNet.OPT_QUEUES;
+    public static final String OPT_URING = "uring";
 
     /** One TAP queue and one worker group per pair; 8 is more than the 2-core machines jvhost targets need. */
     public static final int MAX_QUEUE_PAIRS = 8;
@@ -46,8 +58,16 @@ public record NetConfig(String tapName, int[] tapFds, byte[] mac, int mtu, int q
         if (mtu != 0 && (mtu < MIN_MTU || mtu > MAX_MTU)) {
             throw new IllegalArgumentException("mtu must be 0 or " + MIN_MTU + ".." + MAX_MTU + ", got " + mtu);
         }
+        if (uring == null) {
+            throw new IllegalArgumentException("uring must be given");
+        }
         tapFds = tapFds == null ? null : tapFds.clone();
         mac = mac == null ? null : mac.clone();
+    }
+
+    /** With {@link Uring#AUTO}. */
+    public NetConfig(String tapName, int[] tapFds, byte[] mac, int mtu, int queuePairs) {
+        this(tapName, tapFds, mac, mtu, queuePairs, Uring.AUTO);
     }
 
     /** Reads the options; a bad value becomes an {@link InvalidOptionException} naming its key. */
@@ -66,7 +86,18 @@ public record NetConfig(String tapName, int[] tapFds, byte[] mac, int mtu, int q
         byte[] mac = options.get(OPT_MAC).isPresent() ? options.getMac(OPT_MAC) : null;
         int mtu = options.get(OPT_MTU).isPresent() ? options.getInt(OPT_MTU, MIN_MTU, MAX_MTU) : 0;
         return new NetConfig(tap == null ? null : checkTapName(tap),
-                tapfd == null ? null : parseFds(tapfd, queues), mac, mtu, queues);
+                tapfd == null ? null : parseFds(tapfd, queues), mac, mtu, queues, parseUring(options));
+    }
+
+    private static Uring parseUring(DeviceOptions options) throws InvalidOptionException {
+        String value = options.get(OPT_URING).map(String::trim).orElse("auto");
+        switch (value) {
+            case "auto": return Uring.AUTO;
+            case "on": return Uring.ON;
+            case "off": return Uring.OFF;
+            default:
+                throw new InvalidOptionException(OPT_URING, "uring=" + value + ": expected auto, on or off");
+        }
     }
 
     /** The kernel's rule for interface names (net/core/dev.c, dev_valid_name). */
@@ -131,12 +162,12 @@ public record NetConfig(String tapName, int[] tapFds, byte[] mac, int mtu, int q
     public boolean equals(Object o) {
         return o instanceof NetConfig c && java.util.Objects.equals(tapName, c.tapName)
                 && Arrays.equals(tapFds, c.tapFds) && Arrays.equals(mac, c.mac) && mtu == c.mtu
-                && queuePairs == c.queuePairs;
+                && queuePairs == c.queuePairs && uring == c.uring;
     }
 
     @Override
     public int hashCode() {
-        return java.util.Objects.hash(tapName, Arrays.hashCode(tapFds), Arrays.hashCode(mac), mtu, queuePairs);
+        return java.util.Objects.hash(tapName, Arrays.hashCode(tapFds), Arrays.hashCode(mac), mtu, queuePairs, uring);
     }
 
     @Override
@@ -148,7 +179,8 @@ public record NetConfig(String tapName, int[] tapFds, byte[] mac, int mtu, int q
         if (mtu != 0) {
             s.append(", mtu=").append(mtu);
         }
-        return s.append(", queues=").append(queuePairs).toString();
+        s.append(", queues=").append(queuePairs);
+        return uring == Uring.AUTO ? s.toString() : s.append(", uring=").append(uring.name().toLowerCase()).toString();
     }
 
     private String joinFds() {

@@ -26,7 +26,10 @@ public final class NetProvider implements DeviceProvider {
             new OptionSpec(NetConfig.OPT_MTU, "MTU reported in config space (VIRTIO_NET_F_MTU), "
                     + NetConfig.MIN_MTU + ".." + NetConfig.MAX_MTU + "; set the TAP's MTU to match", null),
             new OptionSpec(NetConfig.OPT_QUEUES, "RX/TX queue pairs, 1.." + NetConfig.MAX_QUEUE_PAIRS
-                    + " (more than 1: VIRTIO_NET_F_MQ and a multi-queue TAP)", "1"));
+                    + " (more than 1: VIRTIO_NET_F_MQ and a multi-queue TAP)", "1"),
+            new OptionSpec(NetConfig.OPT_URING, "TX writes to the TAP through io_uring, one system call per "
+                    + PairDataPath.TX_BATCH + " frames: auto (if the kernel allows io_uring, else one writev per "
+                    + "frame), on (refuse to start without it), off", "auto"));
 
     @Override
     public String type() {
@@ -56,8 +59,8 @@ public final class NetProvider implements DeviceProvider {
         Tap tap;
         try {
             tap = config.tapName() != null
-                    ? LinuxTap.open(config.tapName(), config.queuePairs())
-                    : LinuxTap.adopt(config.tapFds());
+                    ? LinuxTap.open(config.tapName(), config.queuePairs(), config.uring())
+                    : LinuxTap.adopt(config.tapFds(), config.uring());
         } catch (IOException e) {
             throw new InvalidOptionException(config.tapName() != null ? NetConfig.OPT_TAP : NetConfig.OPT_TAPFD,
                     e.getMessage());

@@ -15,8 +15,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The data path of one queue pair: TX chains go to the pair's TAP queue with one writev, frames from
- * the TAP land in RX chains with one readv. Guest buffers are handed to the kernel directly (iovecs of
+ * The data path of one queue pair: TX chains go to the pair's TAP queue, one writev each, written in
+ * batches of {@link #TX_BATCH} with one system call when the TAP has an io_uring; frames from the TAP
+ * land in RX chains with one readv. Guest buffers are handed to the kernel directly (iovecs of
  * their native addresses), so no byte is copied in user space; the virtio-net header travels with the
  * frame because the TAP speaks the same header (IFF_VNET_HDR, TUNSETVNETHDRSZ).
  *
@@ -40,15 +41,16 @@ final class PairDataPath {
     /** Frames read per readiness callback, so a flooding TAP cannot starve TX on the same worker. */
     static final int RX_BUDGET = 64;
     /**
-     * TX chains returned before the used index is published mid-drain. Publishing only at the end of a
-     * drain would leave a polling driver with a full ring for the whole drain (256 writev, about 0.5 ms)
-     * and then let it refill while we wait: its work and ours would alternate instead of overlapping.
+     * TX chains written to the TAP with one {@link Tap#writeFrames} call (one io_uring_enter when the TAP
+     * batches) and then published to the used ring together. Publishing only at the end of a drain would
+     * leave a polling driver with a full ring for the whole drain and then let it refill while we wait:
+     * its work and ours would alternate instead of overlapping.
      */
-    static final int TX_PUBLISH_BATCH = 32;
+    static final int TX_BATCH = 32;
     /**
      * Chains one TX drain takes before it returns with work left, so one busy guest cannot keep the
      * worker from its other queues and commands (the {@link Virtqueue} fairness contract). A multiple of
-     * {@link #TX_PUBLISH_BATCH}.
+     * {@link #TX_BATCH}.
      */
     static final int TX_BUDGET = 256;
     /** RX chains one frame may span with MRG_RXBUF: a 64 KiB GSO frame in 1.5 KiB buffers needs 44. */
@@ -89,6 +91,11 @@ final class PairDataPath {
     private final long rxIovAddress = Pointer.nativeValue(rxIov);
     private final byte[] numBuffers = new byte[2];
 
+    // the TX batch: chains popped, where their iovecs start in txIov and how many, what the TAP answered
+    private final int[] txFirst = new int[TX_BATCH];
+    private final int[] txCount = new int[TX_BATCH];
+    private final long[] txResult = new long[TX_BATCH];
+
     private int headerLength = VirtioNet.HDR_LEN;
     private boolean mergeable;
     /** RX room to gather before a read: enough for the largest frame the TAP may hand over. */
@@ -97,7 +104,7 @@ final class PairDataPath {
     private int rxMinimum;
 
     private Virtqueue tx;
-    private DescriptorChain txChain;
+    private final DescriptorChain[] txChains = new DescriptorChain[TX_BATCH];
     private Virtqueue rx;
     private DescriptorChain[] rxChains = new DescriptorChain[0];
     private int[] rxWritten = new int[0];
@@ -132,13 +139,15 @@ final class PairDataPath {
 
     void attachTx(Virtqueue queue) {
         tx = queue;
-        txChain = queue.newChain();
+        for (int i = 0; i < TX_BATCH; i++) {
+            txChains[i] = queue.newChain();
+        }
     }
 
     Virtqueue detachTx() {
         Virtqueue q = tx;
         tx = null;
-        txChain = null;
+        java.util.Arrays.fill(txChains, null);
         return q;
     }
 
@@ -185,31 +194,26 @@ final class PairDataPath {
     // ---- TX: guest -> TAP ----------------------------------------------------------------------
 
     /**
-     * The virtqueue processing loop (see {@link Virtqueue}): every chain goes back with 0 bytes written.
-     * Used entries are published every {@link #TX_PUBLISH_BATCH} chains so the driver can refill while
-     * the drain goes on; the driver is signalled (if it wants that) once per drain. After
-     * {@link #TX_BUDGET} chains the drain returns with notifications still disabled: a driver that keeps
-     * the ring full would otherwise hold the worker (and this pair's RX, and other devices) forever; the
-     * host calls it again after the worker's other work.
+     * The virtqueue processing loop (see {@link Virtqueue}), a batch at a time: up to {@link #TX_BATCH}
+     * chains are written to the TAP with one {@link Tap#writeFrames} and go back to the used ring with 0
+     * bytes written, published together, so the driver refills while the drain goes on; the driver is
+     * signalled (if it wants that) once per drain. After {@link #TX_BUDGET} chains the drain returns with
+     * notifications still disabled: a driver that keeps the ring full would otherwise hold the worker (and
+     * this pair's RX, and other devices) forever; the host calls it again after the worker's other work.
      */
     void drainTx() {
         Virtqueue q = tx;
         if (q == null) {
             return;
         }
-        DescriptorChain chain = txChain;
         int budget = TX_BUDGET;
         do {
             q.disableNotifications();
-            int unpublished = 0;
-            while (q.pop(chain)) {
-                transmit(chain);
-                q.addUsed(chain, 0);
-                if (++unpublished == TX_PUBLISH_BATCH) {
-                    q.publishUsed();
-                    unpublished = 0;
-                }
-                if (--budget == 0) {
+            int n;
+            while ((n = popBatch(q)) > 0) {
+                transmitBatch(q, n);
+                budget -= n;
+                if (budget <= 0) {
                     q.signalUsed();
                     return; // fairness: the host re-delivers, notifications stay off meanwhile
                 }
@@ -218,25 +222,75 @@ final class PairDataPath {
         } while (q.enableNotifications());
     }
 
-    /** One writev of the chain's readable segments, header first, as the TAP expects them. */
-    private void transmit(DescriptorChain chain) {
-        int segments = chain.readableSegments();
-        int bytes = chain.readableBytes();
-        if (bytes < headerLength + ETH_HLEN || segments > TapNatives.IOV_MAX) {
-            increment(TX_MALFORMED, 1);
-            return;
+    /**
+     * Pops up to {@link #TX_BATCH} chains and lays out each one's readable segments (header first, as the
+     * TAP expects them) as consecutive iovecs. A chain too short for a header and an Ethernet header, or
+     * with more segments than one writev takes, gets no iovecs ({@code txCount} 0) and goes back unsent.
+     * The batch ends early when the next chain's segments would not fit the iovec array.
+     */
+    private int popBatch(Virtqueue q) {
+        int n = 0;
+        int iov = 0;
+        while (n < TX_BATCH && q.pop(txChains[n])) {
+            DescriptorChain chain = txChains[n];
+            int segments = chain.readableSegments();
+            if (chain.readableBytes() < headerLength + ETH_HLEN || segments > TapNatives.IOV_MAX) {
+                segments = 0;
+            } else if (iov + segments > TapNatives.IOV_MAX) {
+                q.unpop(1);
+                break;
+            }
+            txFirst[n] = iov;
+            txCount[n] = segments;
+            for (int i = 0; i < segments; i++) {
+                putIovec(txIovView, iov++, address(chain, i), chain.segmentLength(i));
+            }
+            n++;
         }
-        for (int i = 0; i < segments; i++) {
-            putIovec(txIovView, i, address(chain, i), chain.segmentLength(i));
+        return n;
+    }
+
+    /** Writes the batch's well-formed frames, counts every outcome and publishes all {@code n} chains. */
+    private void transmitBatch(Virtqueue q, int n) {
+        int frames = compactWritable(n);
+        tap.writeFrames(queue, txIovAddress, txFirst, txCount, frames, txResult);
+        long sent = 0;
+        long bytes = 0;
+        for (int i = 0; i < frames; i++) {
+            long r = txResult[i];
+            if (r >= 0) {
+                sent++;
+                bytes += r - headerLength;
+            } else {
+                increment(TX_DROPPED, 1);
+                noteTxError((int) -r);
+            }
         }
-        long n = tap.writev(queue, txIovAddress, segments);
-        if (n < 0) {
-            increment(TX_DROPPED, 1);
-            noteTxError((int) -n);
-            return;
+        if (frames < n) {
+            increment(TX_MALFORMED, n - frames);
         }
-        increment(TX_FRAMES, 1);
-        increment(TX_BYTES, bytes - headerLength);
+        increment(TX_FRAMES, sent);
+        increment(TX_BYTES, bytes);
+        for (int i = 0; i < n; i++) {
+            q.addUsed(txChains[i], 0);
+        }
+        q.publishUsed();
+    }
+
+    /**
+     * Moves the iovec ranges of the frames to write to the front of {@code txFirst}/{@code txCount},
+     * keeping their order, and returns how many there are. Malformed chains (no iovecs) only go back.
+     */
+    private int compactWritable(int n) {
+        int frames = 0;
+        for (int i = 0; i < n; i++) {
+            if (txCount[i] > 0) {
+                txFirst[frames] = txFirst[i];
+                txCount[frames] = txCount[i];
+                frames++;
+            }
+        }
+        return frames;
     }
 
     /** Logs the first of a run of TX errors with the same errno (logging allocates; this is rare). */

@@ -31,6 +31,19 @@ interface Tap extends AutoCloseable {
     /** Writes one frame (header included) from the iovec array. @return bytes, or {@code -errno} */
     long writev(int queue, long iov, int iovcnt);
 
+    /**
+     * Writes {@code frames} frames to queue {@code queue}, in order, each as one {@link #writev}: frame i
+     * is the {@code counts[i]} iovecs from entry {@code firsts[i]} of the iovec array at native address
+     * {@code iov}. Returns when every write is done (the kernel reads none of the frames' bytes after);
+     * {@code results[i]} is then the bytes written or {@code -errno}. This default makes one writev per
+     * frame; {@link LinuxTap} submits the batch with one system call when it can.
+     */
+    default void writeFrames(int queue, long iov, int[] firsts, int[] counts, int frames, long[] results) {
+        for (int i = 0; i < frames; i++) {
+            results[i] = writev(queue, iov + (long) firsts[i] * TapNatives.IOVEC_SIZE, counts[i]);
+        }
+    }
+
     /** Attaches or detaches a queue of a multi-queue TAP (TUNSETQUEUE); a no-op with one queue. */
     void setQueueAttached(int queue, boolean attached) throws IOException;
 

@@ -69,7 +69,12 @@ class NetDeviceTest {
     }
 
     private NetDevice device(int pairs, int tapOffloads) {
-        tap = new SocketPairTap(pairs, tapOffloads);
+        return device(pairs, tapOffloads, false);
+    }
+
+    /** {@code batched}: TX writes go through an io_uring per TAP queue, as on a real TAP. */
+    private NetDevice device(int pairs, int tapOffloads, boolean batched) {
+        tap = new SocketPairTap(pairs, tapOffloads, batched);
         NetConfig config = new NetConfig("fake-tap", null, null, 0, pairs);
         return new NetDevice("net@test", config, tap, context);
     }
@@ -136,7 +141,7 @@ class NetDeviceTest {
     void aLongTxDrainPublishesUsedEntriesAsItGoesAndSignalsOnce() {
         NetDevice device = device(1, ALL_OFFLOADS);
         Pair p = start(device, MODERN, 1)[0];
-        int frames = PairDataPath.TX_PUBLISH_BATCH + 20; // one descriptor each: fits the ring of 64
+        int frames = PairDataPath.TX_BATCH + 20; // one descriptor each: fits the ring of 64
         for (int i = 0; i < frames; i++) {
             p.txDriver.addChain(new byte[][] {concat(header(0), frame(60, i))}, new int[0]);
         }
@@ -147,10 +152,10 @@ class NetDeviceTest {
         device.handleKick(1);
 
         assertEquals(frames, usedSeen.size());
-        assertEquals(0, usedSeen.get(PairDataPath.TX_PUBLISH_BATCH - 1), "nothing published inside the first batch");
-        assertEquals(PairDataPath.TX_PUBLISH_BATCH, usedSeen.get(PairDataPath.TX_PUBLISH_BATCH),
+        assertEquals(0, usedSeen.get(PairDataPath.TX_BATCH - 1), "nothing published inside the first batch");
+        assertEquals(PairDataPath.TX_BATCH, usedSeen.get(PairDataPath.TX_BATCH),
                 "the driver sees the first batch back while the drain goes on");
-        assertEquals(PairDataPath.TX_PUBLISH_BATCH, usedSeen.get(frames - 1), "the rest at the end");
+        assertEquals(PairDataPath.TX_BATCH, usedSeen.get(frames - 1), "the rest at the end");
         assertEquals(frames, p.txDriver.usedIdx(), "all published at the end");
         assertEquals(callsBefore + 1, p.txCalls.count(), "one call for the whole drain");
     }
@@ -194,6 +199,61 @@ class NetDeviceTest {
         assertNotNull(p.txDriver.pollUsed());
         assertEquals(1L, device.counters().get("tx_malformed"));
         assertEquals(1L, device.counters().get("tx_frames"));
+    }
+
+    @Test
+    void throughIoUringEveryFrameOfSeveralBatchesArrivesInOrderAndEachOutcomeIsCounted() {
+        NetDevice device = device(1, ALL_OFFLOADS, true);
+        device.ackFeatures(MODERN);
+        Pair p = new Pair(0, MODERN, 256); // room for the descriptors of 60 chains, a third of them with three
+        device.startQueue(0, p.rx);
+        device.startQueue(1, p.tx);
+        int chains = 2 * PairDataPath.TX_BATCH - 4; // two batches, the second one short
+        int malformed = PairDataPath.TX_BATCH + 3;
+        List<byte[]> expected = new java.util.ArrayList<>();
+        long bytes = 0;
+        for (int i = 0; i < chains; i++) {
+            if (i == malformed) {
+                p.txDriver.addChain(new byte[][] {header(0), new byte[13]}, new int[0]);
+                continue;
+            }
+            byte[] frame = frame(60 + 37 * i, i);
+            // every third frame split over three descriptors: one writev of three iovecs
+            byte[][] segments = i % 3 == 0
+                    ? new byte[][] {header(0), Arrays.copyOf(frame, 20), Arrays.copyOfRange(frame, 20, frame.length)}
+                    : new byte[][] {concat(header(0), frame)};
+            p.txDriver.addChain(segments, new int[0]);
+            expected.add(concat(header(0), frame));
+            bytes += frame.length;
+        }
+
+        device.handleKick(1);
+
+        for (int i = 0; i < expected.size(); i++) {
+            assertArrayEquals(expected.get(i), tap.receive(0), "frame " + i + " in ring order");
+        }
+        assertNull(tap.receive(0));
+        assertEquals(chains, p.txDriver.usedIdx(), "every chain back, the malformed one included");
+        assertEquals((long) expected.size(), device.counters().get("tx_frames"));
+        assertEquals(bytes, device.counters().get("tx_bytes"));
+        assertEquals(1L, device.counters().get("tx_malformed"));
+        assertEquals(0L, device.counters().get("tx_dropped"));
+    }
+
+    @Test
+    void throughIoUringAWriteTheTapRefusesIsCountedAndTheDrainGoesOn() {
+        NetDevice device = device(1, ALL_OFFLOADS, true);
+        Pair p = start(device, MODERN, 1)[0];
+        tap.closePeer(0); // writes to a socket whose peer is gone fail with EPIPE (the JVM ignores SIGPIPE)
+        for (int i = 0; i < 5; i++) {
+            p.txDriver.addChain(new byte[][] {concat(header(0), frame(60, i))}, new int[0]);
+        }
+
+        device.handleKick(1);
+
+        assertEquals(5, p.txDriver.usedIdx());
+        assertEquals(5L, device.counters().get("tx_dropped"));
+        assertEquals(0L, device.counters().get("tx_frames"));
     }
 
     @Test
@@ -599,7 +659,16 @@ class NetDeviceTest {
 
     @Test
     void theSteadyDataPathAllocatesNothing() {
-        NetDevice device = device(1, ALL_OFFLOADS);
+        assertSteadyDataPathAllocatesNothing(false);
+    }
+
+    @Test
+    void theSteadyDataPathThroughIoUringAllocatesNothing() {
+        assertSteadyDataPathAllocatesNothing(true);
+    }
+
+    private void assertSteadyDataPathAllocatesNothing(boolean batched) {
+        NetDevice device = device(1, ALL_OFFLOADS, batched);
         Pair p = start(device, MODERN, 1)[0];
         byte[] wire = concat(header(0), frame(200, 1));
         com.sun.management.ThreadMXBean mx = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();

@@ -56,6 +56,17 @@ class NetProviderTest {
         assertEquals(6, fds.tapFds()[1]);
         assertEquals(0, fds.mtu(), "no mtu: F_MTU is not offered");
         assertNull(fds.mac(), "no mac: F_MAC is not offered");
+        assertEquals(NetConfig.Uring.AUTO, fds.uring(), "io_uring when the kernel allows it, by default");
+    }
+
+    @Test
+    void uringTakesAutoOnOrOff() throws InvalidOptionException {
+        assertEquals(NetConfig.Uring.OFF, NetConfig.from(options("tap", "tap0", "uring", "off")).uring());
+        assertEquals(NetConfig.Uring.ON, NetConfig.from(options("tap", "tap0", "uring", "on")).uring());
+        InvalidOptionException bad = rejected("tap", "tap0", "uring", "yes");
+        assertEquals("uring", bad.key());
+        assertTrue(bad.getMessage().contains("uring=yes") && bad.getMessage().contains("auto, on or off"),
+                bad.getMessage());
     }
 
     @Test

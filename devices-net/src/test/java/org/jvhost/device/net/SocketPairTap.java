@@ -14,6 +14,7 @@ import java.util.List;
  * A {@link Tap} for tests: each queue is one end of a SOCK_SEQPACKET socket pair, which keeps frame
  * boundaries as a TAP does; the test holds the other end ({@link #send}, {@link #receive}). Reads use
  * recvmsg with MSG_TRUNC so an oversized frame reports its full length, as a TAP's read does.
+ * A batched one writes through a {@link WritevRing} per queue, as {@link LinuxTap} does.
  */
 final class SocketPairTap implements Tap {
     static {
@@ -44,10 +45,17 @@ final class SocketPairTap implements Tap {
     final List<Integer> offloadCalls = new ArrayList<>();
     final List<Integer> headerLengthCalls = new ArrayList<>();
     final boolean[] attached;
-    /** Runs before every frame the device writes (tests observe the rings mid-drain). */
+    /** Runs before every frame the device writes (tests observe the rings mid-drain); not when batched. */
     Runnable beforeWrite = () -> { };
+    /** Per queue, when batched: the io_uring the device's writes go through. */
+    private final WritevRing[] rings;
 
     SocketPairTap(int queues, int supportedOffloads) {
+        this(queues, supportedOffloads, false);
+    }
+
+    SocketPairTap(int queues, int supportedOffloads, boolean batched) {
+        rings = new WritevRing[batched ? queues : 0];
         deviceFds = new int[queues];
         peerFds = new int[queues];
         msghdrs = new Memory[queues];
@@ -60,6 +68,13 @@ final class SocketPairTap implements Tap {
             peerFds[q] = sv[1];
             msghdrs[q] = new Memory(56);
             msghdrs[q].clear();
+            if (batched) {
+                try {
+                    rings[q] = WritevRing.create(PairDataPath.TX_BATCH);
+                } catch (IOException e) {
+                    throw new IllegalStateException(e);
+                }
+            }
         }
         this.supported = supportedOffloads;
     }
@@ -67,6 +82,12 @@ final class SocketPairTap implements Tap {
     /** The test writes a frame (header included) as if the kernel had queued it on the TAP. */
     void send(int queue, byte[] frame) {
         write(peerFds[queue], frame, frame.length);
+    }
+
+    /** Closes the test's end of queue {@code queue}: the device's writes then fail (EPIPE). */
+    void closePeer(int queue) {
+        close(peerFds[queue]);
+        peerFds[queue] = -1;
     }
 
     /** The next frame the device wrote to the TAP queue, or null if none is queued. */
@@ -108,6 +129,15 @@ final class SocketPairTap implements Tap {
     }
 
     @Override
+    public void writeFrames(int queue, long iov, int[] firsts, int[] counts, int frames, long[] results) {
+        if (rings.length == 0) {
+            Tap.super.writeFrames(queue, iov, firsts, counts, frames, results);
+        } else if (rings[queue].writev(deviceFds[queue], iov, firsts, counts, frames, results) != 0) {
+            throw new IllegalStateException("io_uring_enter failed");
+        }
+    }
+
+    @Override
     public void setQueueAttached(int queue, boolean on) {
         attached[queue] = on;
     }
@@ -132,9 +162,14 @@ final class SocketPairTap implements Tap {
 
     @Override
     public void close() {
+        for (WritevRing ring : rings) {
+            ring.close();
+        }
         for (int q = 0; q < deviceFds.length; q++) {
             close(deviceFds[q]);
-            close(peerFds[q]);
+            if (peerFds[q] >= 0) {
+                close(peerFds[q]);
+            }
         }
     }
 }

@@ -1,0 +1,126 @@
+package org.jvhost.device.net;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import com.sun.jna.Memory;
+import com.sun.jna.Pointer;
+import java.io.IOException;
+import java.util.Arrays;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/** The io_uring writev batch over a socket pair that keeps frame boundaries (as a TAP does). */
+@Timeout(value = 20, unit = TimeUnit.SECONDS)
+class WritevRingTest {
+    private static final int MAX_FRAME = 4096;
+
+    private final SocketPairTap pair = new SocketPairTap(1, 0);
+    private final WritevRing ring;
+    /** Frame bytes: frame i of a batch at i * MAX_FRAME. */
+    private final Memory data = new Memory((long) WritevRing.DEFAULT_ENTRIES * MAX_FRAME);
+    private final Memory iov = new Memory((long) TapNatives.IOV_MAX * TapNatives.IOVEC_SIZE);
+    private final int[] firsts = new int[WritevRing.DEFAULT_ENTRIES];
+    private final int[] counts = new int[WritevRing.DEFAULT_ENTRIES];
+    private final long[] results = new long[WritevRing.DEFAULT_ENTRIES];
+
+    WritevRingTest() throws IOException {
+        ring = WritevRing.create(WritevRing.DEFAULT_ENTRIES);
+    }
+
+    @AfterEach
+    void close() {
+        ring.close();
+        pair.close();
+    }
+
+    /** Lays out {@code frames} frames, frame i {@code length(i)} bytes in {@code segments} iovecs; returns them. */
+    private byte[][] layOut(int frames, int seed, int segments) {
+        byte[][] expected = new byte[frames][];
+        int entry = 0;
+        for (int i = 0; i < frames; i++) {
+            int length = 20 + (seed * 31 + i * 97) % (MAX_FRAME - 20);
+            byte[] frame = new byte[length];
+            for (int b = 0; b < length; b++) {
+                frame[b] = (byte) (seed + i * 13 + b);
+            }
+            data.write((long) i * MAX_FRAME, frame, 0, length);
+            expected[i] = frame;
+            firsts[i] = entry;
+            counts[i] = segments;
+            int piece = length / segments;
+            for (int s = 0; s < segments; s++) {
+                int offset = s * piece;
+                int len = s == segments - 1 ? length - offset : piece;
+                putIovec(entry++, Pointer.nativeValue(data) + (long) i * MAX_FRAME + offset, len);
+            }
+        }
+        return expected;
+    }
+
+    private void putIovec(int entry, long address, long length) {
+        iov.setLong((long) entry * TapNatives.IOVEC_SIZE, address);
+        iov.setLong((long) entry * TapNatives.IOVEC_SIZE + 8, length);
+    }
+
+    private int write(int frames) {
+        return ring.writev(pair.fd(0), Pointer.nativeValue(iov), firsts, counts, frames, results);
+    }
+
+    @Test
+    void aFullBatchArrivesWholeAndInOrderWithEachWritesByteCount() {
+        byte[][] expected = layOut(WritevRing.DEFAULT_ENTRIES, 1, 3);
+
+        assertEquals(0, write(WritevRing.DEFAULT_ENTRIES));
+
+        for (int i = 0; i < expected.length; i++) {
+            assertEquals(expected[i].length, results[i], "result of frame " + i);
+            assertArrayEquals(expected[i], pair.receive(0), "frame " + i);
+        }
+        assertNull(pair.receive(0), "one frame per write");
+    }
+
+    @Test
+    void thousandsOfBatchesOfEverySizeWrapTheRingsIndices() {
+        for (int batch = 0; batch < 3000; batch++) {
+            int frames = 1 + batch % WritevRing.DEFAULT_ENTRIES;
+            byte[][] expected = layOut(frames, batch, 1 + batch % 2);
+
+            assertEquals(0, write(frames));
+
+            for (int i = 0; i < frames; i++) {
+                assertEquals(expected[i].length, results[i], "batch " + batch + " frame " + i);
+                assertArrayEquals(expected[i], pair.receive(0), "batch " + batch + " frame " + i);
+            }
+        }
+        assertNull(pair.receive(0));
+    }
+
+    @Test
+    void aWriteThatFailsGetsItsErrnoAndTheOthersOfTheBatchAreWritten() {
+        byte[][] expected = layOut(5, 7, 1);
+        putIovec(firsts[2], 8, 100); // frame 2 reads from address 8: the kernel's copy faults
+
+        assertEquals(0, write(5));
+
+        assertEquals(-14, results[2], "EFAULT for the frame whose memory is not mapped");
+        for (int i : new int[] {0, 1, 3, 4}) {
+            assertEquals(expected[i].length, results[i]);
+            assertArrayEquals(expected[i], pair.receive(0), "frame " + i);
+        }
+        assertNull(pair.receive(0));
+    }
+
+    @Test
+    void aBatchLargerThanTheRingIsRefused() {
+        int[] more = new int[WritevRing.DEFAULT_ENTRIES + 1];
+        assertThrows(IllegalArgumentException.class, () -> ring.writev(pair.fd(0), Pointer.nativeValue(iov), more,
+                more, more.length, new long[more.length]));
+        assertEquals(WritevRing.DEFAULT_ENTRIES, ring.capacity());
+        assertEquals(0, Arrays.stream(results).sum());
+    }
+}

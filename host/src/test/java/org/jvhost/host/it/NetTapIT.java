@@ -31,8 +31,8 @@ import org.junit.jupiter.api.extension.RegisterExtension;
  *       nc against socat; both checksums compared) and run iperf3 against it, with the default
  *       negotiation, with {@code mrg_rxbuf=off}, with {@code csum=off,guest_tso4=off}, and with two queue
  *       pairs, where both pairs must carry traffic both ways;</li>
- *   <li>testpmd's virtio_user: txonly frames show up in the TAP's counters; frames the namespace sends
- *       to the TAP reach testpmd in rxonly.</li>
+ *   <li>testpmd's virtio_user: txonly frames show up in the TAP's counters; datagrams the namespace sends
+ *       out of the TAP reach testpmd in rxonly.</li>
  * </ul>
  */
 @Timeout(value = 240, unit = TimeUnit.SECONDS)
@@ -138,51 +138,16 @@ class NetTapIT {
 
     /**
      * testpmd's virtio_user on the net device: txonly frames appear in the TAP's rx counters in the
-     * namespace; then frames the namespace writes to the TAP (a packet socket) reach
-     * testpmd in rxonly.
+     * namespace; then datagrams the namespace sends out of the TAP reach testpmd in rxonly
+     * ({@link TapTraffic}).
      */
     @Test
     void testpmdTxonlyReachesTheTapAndTapFramesReachTestpmdRxonly() {
         Peers.assumeInstalled(Peers.TESTPMD, "dpdk-dev");
         Path sock = startJvhost("queues=1");
         TestpmdFrontEnd front = scope.track(TestpmdFrontEnd.start("testpmd", sock, 1, "txonly", false, logs));
-
-        long tapRx0 = ns.counter(TAP, "rx_packets");
-        long sent0 = front.portStats().txPackets();
-        front.command("start");
-        Peers.sleep(Duration.ofSeconds(3));
-        front.stop();
-        long sent = front.portStats().txPackets() - sent0;
-        long tapRx = ns.counter(TAP, "rx_packets") - tapRx0;
-        assertTrue(sent > 10_000, "testpmd sent only " + sent + " frames in 3 s" + jvhost.tail());
-        assertTrue(tapRx >= sent * 99 / 100 && tapRx <= sent + 100, "TAP received " + tapRx + " of the " + sent
-                + " frames testpmd sent" + jvhost.tail());
-
-        front.command("set fwd rxonly");
-        long tapTx0 = ns.counter(TAP, "tx_packets");
-        long received0 = front.portStats().rxPackets();
-        front.command("start");
-        int frames = 300;
-        // no ping(8) on the machine: python3 writes Ethernet frames (to the guest's MAC, a local
-        // experimental EtherType) straight into the TAP's transmit path with a packet socket
-        ProcessUnderTest sender = scope.track(ProcessUnderTest.start("sender", ns.inside("python3", "-c",
-                "import socket,time\n"
-                + "s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\n"
-                + "s.bind(('" + TAP + "', 0))\n"
-                + "f = bytes.fromhex('" + QemuGuest.GUEST_MAC.replace(":", "") + "020000000001' + '88b5') + bytes(50)\n"
-                + "for i in range(" + frames + "):\n"
-                + "    s.send(f)\n"
-                + "    time.sleep(0.001)\n"), logs));
-        assertEquals(0, sender.awaitExit(Duration.ofSeconds(30)), "frame sender" + sender.tail());
-        Peers.sleep(Duration.ofMillis(500));
-        front.stop();
-        long received = front.portStats().rxPackets() - received0;
-        long tapTx = ns.counter(TAP, "tx_packets") - tapTx0;
-        assertTrue(tapTx >= frames, "the TAP sent " + tapTx + " frames for the " + frames + " written");
-        // at least ours: the kernel's own frames (IPv6 router solicitations) may add a few, and those sent
-        // while testpmd was in txonly wait in its RX ring until rxonly counts them
-        assertTrue(received >= frames, "testpmd received " + received + " of the " + tapTx
-                + " frames the TAP sent" + jvhost.tail());
+        TapTraffic.txonlyReachesTheTap(front, ns, TAP, 1, jvhost);
+        TapTraffic.tapFramesReachRxonly(front, ns, TAP, 1, jvhost, scope);
     }
 
     private static Matcher find(Pattern p, String out) {

@@ -36,10 +36,15 @@ final class Serve {
 
     /** The command line: {@code prefix... java -jar jvhost.jar serve args...}. */
     static List<String> command(List<String> prefix, List<String> args) {
+        return command(prefix, jar(), args);
+    }
+
+    /** As {@link #command(List, List)}, with another copy of the jar (one that another user can read). */
+    static List<String> command(List<String> prefix, Path jar, List<String> args) {
         List<String> cmd = new ArrayList<>(prefix);
         cmd.add(java());
         cmd.add("-jar");
-        cmd.add(jar().toString());
+        cmd.add(jar.toString());
         cmd.add("serve");
         cmd.addAll(args);
         return cmd;

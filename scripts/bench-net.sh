@@ -6,9 +6,10 @@
 #   dpdk   : ip netns exec NS dpdk-testpmd --vdev net_vhost0,iface=SOCK --vdev net_tap0,iface=jvbtap0
 #            --forward-mode=io (port 0 -> port 1: vhost -> TAP)                                  (CPU 1)
 # with the front-end on CPU 0. Rate = the TAP's rx_packets in the namespace (frames the kernel took from
-# the back-end) per second, over a timed interval after a 1 s warm-up.
+# the back-end) per second, over a timed interval after a 1 s warm-up. jvhost writes to the TAP through
+# io_uring by default (uring=auto); `-o uring=off` measures its one-writev-per-frame path.
 #
-# Usage: scripts/bench-net.sh [-r ROUNDS] [-d SECONDS] [-s "64 1500"] [--skip-jvhost] [--jar PATH]
+# Usage: scripts/bench-net.sh [-r ROUNDS] [-d SECONDS] [-s "64 1500"] [--skip-jvhost] [--jar PATH] [-o DEVICE-OPTIONS]
 # Prints one line per run, then per size the medians and the jvhost/dpdk ratio. Needs root (netns, TAP).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +30,7 @@ start_backend() {  # start_backend NAME SOCK LOG -> sets be_pid; the TAP exists 
   local name=$1 sock=$2 log=$3
   case "$name" in
     jvhost)
-      ip netns exec "$ns" taskset -c "$BE_CPU" java -jar "$jar" serve --device "net:socket=$sock,tap=$TAP" \
+      ip netns exec "$ns" taskset -c "$BE_CPU" java -jar "$jar" serve --device "net:socket=$sock,tap=$TAP$devopts" \
         > "$log" 2>&1 < /dev/null &
       ;;
     dpdk)

@@ -10,9 +10,10 @@ FE_CPU=0 BE_CPU=1
 
 bench_fail() { echo "$BENCH: $*" >&2; exit 1; }
 
-# bench_options ARGS...: sets rounds seconds sizes skip_jvhost jar backends; -h prints the script's lines 2-13.
+# bench_options ARGS...: sets rounds seconds sizes skip_jvhost jar devopts backends; -h prints the script's
+# header comment. devopts is "" or ",OPTIONS" (-o OPTIONS: more options for jvhost's device).
 bench_options() {
-  rounds=5 seconds=5 sizes="64 1500" skip_jvhost=0 jar=host/target/jvhost.jar
+  rounds=5 seconds=5 sizes="64 1500" skip_jvhost=0 jar=host/target/jvhost.jar devopts=""
   while [[ $# -gt 0 ]]; do
     case "$1" in
       -r) rounds=$2; shift 2 ;;
@@ -20,7 +21,8 @@ bench_options() {
       -s) sizes=$2; shift 2 ;;
       --skip-jvhost) skip_jvhost=1; shift ;;
       --jar) jar=$2; shift 2 ;;
-      -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+      -o) devopts=",$2"; shift 2 ;;
+      -h|--help) sed -n '2,/^[^#]/p' "$0" | sed '$d'; exit 0 ;;
       *) echo "$BENCH: unknown argument $1" >&2; exit 2 ;;
     esac
   done

@@ -50,6 +50,8 @@ final class LinuxTap implements Tap {
             for (int q = 0; q < queues; q++) {
                 rings[q] = WritevRing.create(PairDataPath.TX_BATCH);
             }
+            LOG.info("TAP {}: TX writes batches of up to {} frames through io_uring ({} {})", name, PairDataPath.TX_BATCH,
+                    queues, queues == 1 ? "ring" : "rings, one per queue");
             return rings;
         } catch (IOException e) {
             closeRings(rings);

@@ -73,22 +73,22 @@ class NetTapIT {
 
     @Test
     void guestPingsTransfersAndRunsIperfWithDefaultNegotiation() {
-        guestAgainstTapPeer(1, "");
+        guestAgainstTapPeer(1, ",uring=on", ""); // TX through io_uring, or jvhost refuses to start
     }
 
     @Test
-    void guestWithoutMergeableRxBuffers() {
-        guestAgainstTapPeer(1, ",mrg_rxbuf=off");
+    void guestWithoutMergeableRxBuffersAndTxByWritev() {
+        guestAgainstTapPeer(1, ",uring=off", ",mrg_rxbuf=off");
     }
 
     @Test
     void guestWithoutChecksumOffloadAndGuestTso4() {
-        guestAgainstTapPeer(1, ",csum=off,guest_tso4=off");
+        guestAgainstTapPeer(1, "", ",csum=off,guest_tso4=off");
     }
 
     @Test
     void guestWithTwoQueuePairsUsesBoth() {
-        String out = guestAgainstTapPeer(2, "");
+        String out = guestAgainstTapPeer(2, "", "");
         Matcher m = RXQ.matcher(out);
         assertTrue(m.find(), "no per-queue counters from the guest");
         for (int g = 1; g <= 2; g++) {
@@ -102,14 +102,15 @@ class NetTapIT {
     }
 
     /**
-     * Boots a guest on the net device and checks its verdicts against the namespace's side; returns the
+     * Boots a guest on the net device ({@code jvhostExtra}: more device options, {@code nicExtra}: more
+     * options of QEMU's virtio-net-pci) and checks its verdicts against the namespace's side; returns the
      * guest's output.
      */
-    private String guestAgainstTapPeer(int queues, String nicExtra) {
+    private String guestAgainstTapPeer(int queues, String jvhostExtra, String nicExtra) {
         Peers.assumeInstalled(Peers.QEMU, "qemu-system-x86");
         Peers.assumeInstalled("/usr/bin/socat", "socat");
         Peers.assumeInstalled("/usr/bin/iperf3", "iperf3");
-        Path sock = startJvhost("queues=" + queues);
+        Path sock = startJvhost("queues=" + queues + jvhostExtra);
         String peer = ns.peerAddress();
         Path toGuest = randomFile(sockets.resolve("to-guest.bin"), MIB << 20);
         Path fromGuest = sockets.resolve("from-guest.bin");
@@ -144,7 +145,7 @@ class NetTapIT {
     @Test
     void testpmdTxonlyReachesTheTapAndTapFramesReachTestpmdRxonly() {
         Peers.assumeInstalled(Peers.TESTPMD, "dpdk-dev");
-        Path sock = startJvhost("queues=1");
+        Path sock = startJvhost("queues=1,uring=on");
         TestpmdFrontEnd front = scope.track(TestpmdFrontEnd.start("testpmd", sock, 1, "txonly", false, logs));
         TapTraffic.txonlyReachesTheTap(front, ns, TAP, 1, jvhost);
         TapTraffic.tapFramesReachRxonly(front, ns, TAP, 1, jvhost, scope);

@@ -135,6 +135,8 @@ public final class ControlServer implements AutoCloseable {
          */
         boolean refused;
         boolean outputShut;
+        /** Closed and no longer counted (a key may be reported again after it was cancelled). */
+        boolean dropped;
 
         Client(AFUNIXSocketChannel channel) {
             this.channel = channel;
@@ -147,6 +149,11 @@ public final class ControlServer implements AutoCloseable {
                 selector.select();
                 for (SelectionKey key : selector.selectedKeys()) {
                     if (!key.isValid()) {
+                        // junixsocket's selector cancels a client's key when the client hangs up and
+                        // reports it once more, invalid: the only sign of the hang-up we get, so close here
+                        if (key.attachment() instanceof Client c) {
+                            drop(key, c);
+                        }
                         continue;
                     }
                     if (key.isAcceptable()) {
@@ -290,6 +297,10 @@ public final class ControlServer implements AutoCloseable {
 
     private void drop(SelectionKey key, Client c) {
         key.cancel();
+        if (c.dropped) {
+            return;
+        }
+        c.dropped = true;
         connections--;
         try {
             c.channel.close();

@@ -47,6 +47,31 @@ class ControlServerTest {
     }
 
     @Test
+    void everyFinishedClientsConnectionIsClosedSoRequestsNeverRunOutOfConnectionsOrFds() throws Exception {
+        Path path = dir.resolve("ctl.sock");
+        try (ControlServer server = ControlServer.start(path, line -> Json.write(Map.of("echo", line)))) {
+            ControlClient.request(path, "warm-up");
+            long fds = openFds();
+            // one request per connection, as jvhost ctl makes them: a server that kept finished clients
+            // would refuse the client after MAX_CONNECTIONS, and hold one fd per request until then
+            for (int i = 0; i < 3 * ControlServer.MAX_CONNECTIONS; i++) {
+                assertEquals("{\"echo\":\"n" + i + "\"}", ControlClient.request(path, "n" + i));
+            }
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+            while (openFds() > fds + 2 && System.nanoTime() < deadline) {
+                Thread.sleep(10);
+            }
+            assertTrue(openFds() <= fds + 2, "open fds " + fds + " before, " + openFds() + " after");
+        }
+    }
+
+    private static long openFds() throws java.io.IOException {
+        try (var s = Files.list(Path.of("/proc/self/fd"))) {
+            return s.count();
+        }
+    }
+
+    @Test
     void anOverlongRequestIsRefusedAndTheConnectionClosed() throws Exception {
         Path path = dir.resolve("ctl.sock");
         try (ControlServer server = ControlServer.start(path, line -> "{}");

@@ -91,7 +91,9 @@ final class PairDataPath {
     private final long rxIovAddress = Pointer.nativeValue(rxIov);
     private final byte[] numBuffers = new byte[2];
 
-    // the TX batch: chains popped, where their iovecs start in txIov and how many, what the TAP answered
+    // the TX batch's frames (its well-formed chains): where their iovecs start in txIov and how many,
+    // what the TAP answered
+    private int txFrames;
     private final int[] txFirst = new int[TX_BATCH];
     private final int[] txCount = new int[TX_BATCH];
     private final long[] txResult = new long[TX_BATCH];
@@ -224,35 +226,41 @@ final class PairDataPath {
 
     /**
      * Pops up to {@link #TX_BATCH} chains and lays out each one's readable segments (header first, as the
-     * TAP expects them) as consecutive iovecs. A chain too short for a header and an Ethernet header, or
-     * with more segments than one writev takes, gets no iovecs ({@code txCount} 0) and goes back unsent.
-     * The batch ends early when the next chain's segments would not fit the iovec array.
+     * TAP expects them) as consecutive iovecs, recording frame {@code txFrames}'s range in
+     * {@code txFirst}/{@code txCount}. A chain too short for a header and an Ethernet header, or with more
+     * segments than one writev takes, is not a frame: it only goes back, unsent. The batch ends early
+     * when the next chain's segments would not fit the iovec array.
+     *
+     * @return chains popped (the frames among them: {@code txFrames})
      */
     private int popBatch(Virtqueue q) {
         int n = 0;
+        int frames = 0;
         int iov = 0;
         while (n < TX_BATCH && q.pop(txChains[n])) {
             DescriptorChain chain = txChains[n];
             int segments = chain.readableSegments();
-            if (chain.readableBytes() < headerLength + ETH_HLEN || segments > TapNatives.IOV_MAX) {
-                segments = 0;
-            } else if (iov + segments > TapNatives.IOV_MAX) {
-                q.unpop(1);
-                break;
-            }
-            txFirst[n] = iov;
-            txCount[n] = segments;
-            for (int i = 0; i < segments; i++) {
-                putIovec(txIovView, iov++, address(chain, i), chain.segmentLength(i));
+            if (chain.readableBytes() >= headerLength + ETH_HLEN && segments <= TapNatives.IOV_MAX) {
+                if (iov + segments > TapNatives.IOV_MAX) {
+                    q.unpop(1);
+                    break;
+                }
+                txFirst[frames] = iov;
+                txCount[frames] = segments;
+                frames++;
+                for (int i = 0; i < segments; i++) {
+                    putIovec(txIovView, iov++, address(chain, i), chain.segmentLength(i));
+                }
             }
             n++;
         }
+        txFrames = frames;
         return n;
     }
 
-    /** Writes the batch's well-formed frames, counts every outcome and publishes all {@code n} chains. */
+    /** Writes the batch's {@code txFrames} frames, counts every outcome and publishes all {@code n} chains. */
     private void transmitBatch(Virtqueue q, int n) {
-        int frames = compactWritable(n);
+        int frames = txFrames;
         tap.writeFrames(queue, txIovAddress, txFirst, txCount, frames, txResult);
         long sent = 0;
         long bytes = 0;
@@ -275,22 +283,6 @@ final class PairDataPath {
             q.addUsed(txChains[i], 0);
         }
         q.publishUsed();
-    }
-
-    /**
-     * Moves the iovec ranges of the frames to write to the front of {@code txFirst}/{@code txCount},
-     * keeping their order, and returns how many there are. Malformed chains (no iovecs) only go back.
-     */
-    private int compactWritable(int n) {
-        int frames = 0;
-        for (int i = 0; i < n; i++) {
-            if (txCount[i] > 0) {
-                txFirst[frames] = txFirst[i];
-                txCount[frames] = txCount[i];
-                frames++;
-            }
-        }
-        return frames;
     }
 
     /** Logs the first of a run of TX errors with the same errno (logging allocates; this is rare). */

@@ -266,15 +266,10 @@ final class LinuxTap implements Tap {
             ring.close();
             for (int i = 0; i < frames; i++) {
                 if (results[i] == WritevRing.NOT_SUBMITTED) {
-                    results[i] = writev(queue, iov + (long) firsts[i] * TapNatives.IOVEC_SIZE, counts[i]);
+                    results[i] = writev(queue, TapNatives.iovecAt(iov, firsts[i]), counts[i]);
                 }
             }
         }
-    }
-
-    /** Whether queue {@code queue} writes through io_uring (for the log and tests). */
-    boolean batchesWrites(int queue) {
-        return rings[queue] != null;
     }
 
     /**

@@ -65,11 +65,6 @@ public record NetConfig(String tapName, int[] tapFds, byte[] mac, int mtu, int q
         mac = mac == null ? null : mac.clone();
     }
 
-    /** With {@link Uring#AUTO}. */
-    public NetConfig(String tapName, int[] tapFds, byte[] mac, int mtu, int queuePairs) {
-        this(tapName, tapFds, mac, mtu, queuePairs, Uring.AUTO);
-    }
-
     /** Reads the options; a bad value becomes an {@link InvalidOptionException} naming its key. */
     public static NetConfig from(DeviceOptions options) throws InvalidOptionException {
         int queues = options.getInt(OPT_QUEUES, 1, MAX_QUEUE_PAIRS);

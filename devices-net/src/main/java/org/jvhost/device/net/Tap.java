@@ -40,7 +40,7 @@ interface Tap extends AutoCloseable {
      */
     default void writeFrames(int queue, long iov, int[] firsts, int[] counts, int frames, long[] results) {
         for (int i = 0; i < frames; i++) {
-            results[i] = writev(queue, iov + (long) firsts[i] * TapNatives.IOVEC_SIZE, counts[i]);
+            results[i] = writev(queue, TapNatives.iovecAt(iov, firsts[i]), counts[i]);
         }
     }
 

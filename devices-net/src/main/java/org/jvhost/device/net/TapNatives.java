@@ -101,6 +101,11 @@ final class TapNatives {
     static final int MAP_SHARED = 1;
     static final int MAP_POPULATE = 0x8000;
 
+    /** The native address of entry {@code entry} of the iovec array at {@code iov}. */
+    static long iovecAt(long iov, int entry) {
+        return iov + (long) entry * IOVEC_SIZE;
+    }
+
     /** errno of the calling thread's last native call that did not declare LastErrorException. */
     static int errno() {
         return Native.getLastError();

@@ -24,8 +24,6 @@ import java.nio.ByteOrder;
  * <p>Used by one thread at a time (a queue pair's worker); created and closed with the queues stopped.
  */
 final class WritevRing implements AutoCloseable {
-    /** The batch size and ring size: the kernel rounds up to a power of two. */
-    static final int DEFAULT_ENTRIES = 32;
     /** A result the kernel never produced: the write was not submitted. */
     static final long NOT_SUBMITTED = Long.MIN_VALUE;
 
@@ -147,7 +145,7 @@ final class WritevRing implements AutoCloseable {
             sqes.putShort(sqe + SQE_OPCODE_FLAGS_IOPRIO_FD + 2, (short) 0);
             sqes.putInt(sqe + SQE_OPCODE_FLAGS_IOPRIO_FD + 4, fd);
             sqes.putLong(sqe + SQE_OFF, 0);
-            sqes.putLong(sqe + SQE_ADDR, iov + (long) firsts[i] * TapNatives.IOVEC_SIZE);
+            sqes.putLong(sqe + SQE_ADDR, TapNatives.iovecAt(iov, firsts[i]));
             sqes.putInt(sqe + SQE_LEN_RW_FLAGS, counts[i]);
             sqes.putInt(sqe + SQE_LEN_RW_FLAGS + 4, 0);
             sqes.putLong(sqe + SQE_USER_DATA, i);

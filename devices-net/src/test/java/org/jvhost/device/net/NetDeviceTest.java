@@ -75,7 +75,7 @@ class NetDeviceTest {
     /** {@code batched}: TX writes go through an io_uring per TAP queue, as on a real TAP. */
     private NetDevice device(int pairs, int tapOffloads, boolean batched) {
         tap = new SocketPairTap(pairs, tapOffloads, batched);
-        NetConfig config = new NetConfig("fake-tap", null, null, 0, pairs);
+        NetConfig config = new NetConfig("fake-tap", null, null, 0, pairs, NetConfig.Uring.AUTO);
         return new NetDevice("net@test", config, tap, context);
     }
 
@@ -476,7 +476,7 @@ class NetDeviceTest {
     void configSpaceCarriesMacStatusPairsAndMtu() {
         tap = new SocketPairTap(2, 0);
         byte[] mac = {0x52, 0x54, 0, 0x12, 0x34, 0x56};
-        NetDevice device = new NetDevice("net@test", new NetConfig("t", null, mac, 9000, 2), tap, context);
+        NetDevice device = new NetDevice("net@test", new NetConfig("t", null, mac, 9000, 2, NetConfig.Uring.AUTO), tap, context);
         assertTrue(VirtioFeatures.has(device.features(), VirtioNet.F_MAC | VirtioNet.F_MTU | VirtioNet.F_MQ));
         byte[] config = new byte[device.configSize()];
         device.readConfig(0, config);

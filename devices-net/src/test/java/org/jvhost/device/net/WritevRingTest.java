@@ -18,18 +18,20 @@ import org.junit.jupiter.api.Timeout;
 @Timeout(value = 20, unit = TimeUnit.SECONDS)
 class WritevRingTest {
     private static final int MAX_FRAME = 4096;
+    /** The ring size the net device uses. */
+    private static final int ENTRIES = PairDataPath.TX_BATCH;
 
     private final SocketPairTap pair = new SocketPairTap(1, 0);
     private final WritevRing ring;
     /** Frame bytes: frame i of a batch at i * MAX_FRAME. */
-    private final Memory data = new Memory((long) WritevRing.DEFAULT_ENTRIES * MAX_FRAME);
+    private final Memory data = new Memory((long) ENTRIES * MAX_FRAME);
     private final Memory iov = new Memory((long) TapNatives.IOV_MAX * TapNatives.IOVEC_SIZE);
-    private final int[] firsts = new int[WritevRing.DEFAULT_ENTRIES];
-    private final int[] counts = new int[WritevRing.DEFAULT_ENTRIES];
-    private final long[] results = new long[WritevRing.DEFAULT_ENTRIES];
+    private final int[] firsts = new int[ENTRIES];
+    private final int[] counts = new int[ENTRIES];
+    private final long[] results = new long[ENTRIES];
 
     WritevRingTest() throws IOException {
-        ring = WritevRing.create(WritevRing.DEFAULT_ENTRIES);
+        ring = WritevRing.create(ENTRIES);
     }
 
     @AfterEach
@@ -73,9 +75,9 @@ class WritevRingTest {
 
     @Test
     void aFullBatchArrivesWholeAndInOrderWithEachWritesByteCount() {
-        byte[][] expected = layOut(WritevRing.DEFAULT_ENTRIES, 1, 3);
+        byte[][] expected = layOut(ENTRIES, 1, 3);
 
-        assertEquals(0, write(WritevRing.DEFAULT_ENTRIES));
+        assertEquals(0, write(ENTRIES));
 
         for (int i = 0; i < expected.length; i++) {
             assertEquals(expected[i].length, results[i], "result of frame " + i);
@@ -87,7 +89,7 @@ class WritevRingTest {
     @Test
     void thousandsOfBatchesOfEverySizeWrapTheRingsIndices() {
         for (int batch = 0; batch < 3000; batch++) {
-            int frames = 1 + batch % WritevRing.DEFAULT_ENTRIES;
+            int frames = 1 + batch % ENTRIES;
             byte[][] expected = layOut(frames, batch, 1 + batch % 2);
 
             assertEquals(0, write(frames));
@@ -117,10 +119,10 @@ class WritevRingTest {
 
     @Test
     void aBatchLargerThanTheRingIsRefused() {
-        int[] more = new int[WritevRing.DEFAULT_ENTRIES + 1];
+        int[] more = new int[ENTRIES + 1];
         assertThrows(IllegalArgumentException.class, () -> ring.writev(pair.fd(0), Pointer.nativeValue(iov), more,
                 more, more.length, new long[more.length]));
-        assertEquals(WritevRing.DEFAULT_ENTRIES, ring.capacity());
+        assertEquals(ENTRIES, ring.capacity());
         assertEquals(0, Arrays.stream(results).sum());
     }
 }

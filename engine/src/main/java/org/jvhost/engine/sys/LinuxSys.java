@@ -319,6 +319,33 @@ public final class LinuxSys {
         }
     }
 
+    // ---- the vhost-user socket: receiving fds -------------------------------------------------------
+
+    public static final int MSG_CTRUNC = 0x8;
+    public static final int MSG_DONTWAIT = 0x40;
+    public static final int MSG_CMSG_CLOEXEC = 0x40000000;
+    public static final int SOL_SOCKET = 1;
+    public static final int SCM_RIGHTS = 1;
+
+    private static native long recvmsg(int fd, Pointer msg, int flags) throws LastErrorException;
+
+    /**
+     * {@code recvmsg(2)} with a {@code struct msghdr} the caller laid out at {@code msghdr}; the kernel
+     * updates its {@code msg_controllen} and {@code msg_flags} there.
+     *
+     * @return bytes read, 0 at the end of the stream, -1 if nothing has arrived (EAGAIN, or EINTR)
+     */
+    public static long recvmsg(int fd, long msghdr, int flags) throws NativeException {
+        try {
+            return recvmsg(fd, new Pointer(msghdr), flags);
+        } catch (LastErrorException e) {
+            if (e.getErrorCode() == NativeException.EAGAIN || e.getErrorCode() == NativeException.EINTR) {
+                return -1;
+            }
+            throw fail("recvmsg", e);
+        }
+    }
+
     private static NativeException fail(String call, LastErrorException e) {
         return new NativeException(call, e.getErrorCode());
     }

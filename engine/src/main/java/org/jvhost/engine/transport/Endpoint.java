@@ -1,11 +1,8 @@
 package org.jvhost.engine.transport;
 
 import java.io.EOFException;
-import java.io.FileDescriptor;
-import java.io.FileInputStream;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.util.Arrays;
 import java.util.concurrent.locks.LockSupport;
 import org.jvhost.engine.protocol.FrontendRequest;
 import org.jvhost.engine.protocol.MessageHeader;
@@ -28,15 +25,17 @@ import org.newsclub.net.unix.FileDescriptorCast;
  * what keeps each read inside one message.
  *
  * <h2>fd ownership</h2>
- * junixsocket tracks every fd it receives and closes the still-open ones when the socket closes, so a
- * libc {@code close} of its int would later close an unrelated file that reused the number
- * (java-stack §1.6). Each received fd is therefore duplicated (CLOEXEC, ours to close with
- * {@link LinuxSys#closeQuietly}) and junixsocket's original is closed the Java way at once.
+ * Reads go through {@link SocketReader}'s own {@code recvmsg}, not junixsocket, so every fd the kernel
+ * installs is ours (CLOEXEC, closed with {@link LinuxSys#closeQuietly}) whatever the count: a message
+ * with more than {@link #MAX_FDS} is refused with all of them closed. junixsocket keeps the socket
+ * itself: it writes the replies and closes it.
  */
 public final class Endpoint implements AutoCloseable {
-    /** junixsocket clamps any positive size to 256 bytes: room for 60 fds, the spec sends at most 8. */
-    private static final int ANCILLARY_BUFFER = 256;
-    private static final int MAX_FDS = 8;
+    /**
+     * The most fds a message may carry: SET_MEM_TABLE's 8 regions (spec "Memory region description";
+     * more regions only come one at a time through ADD_MEM_REG).
+     */
+    static final int MAX_FDS = 8;
     /**
      * How long a reply may wait for room in the socket's send buffer. Replies are small; a full buffer
      * means the front-end sends requests without reading the answers, and it is cut off rather than
@@ -55,19 +54,18 @@ public final class Endpoint implements AutoCloseable {
 
     private final AFUNIXSocketChannel channel;
     private final int fd;
+    private final SocketReader reader;
     private final ByteBuffer header = ByteBuffer.allocate(MessageHeader.SIZE).order(MessageHeader.ORDER);
     private MessageHeader pendingHeader;
     private ByteBuffer body;
-    private int[] pendingFds = new int[0];
     private long startedNanos;
 
     /** Takes over {@code channel}, switching it to non-blocking mode. */
     public Endpoint(AFUNIXSocketChannel channel) throws IOException {
         this.channel = channel;
-        // must be set before the first read, otherwise the kernel discards the fds of that message
-        channel.setAncillaryReceiveBufferSize(ANCILLARY_BUFFER);
         channel.configureBlocking(false);
         this.fd = FileDescriptorCast.using(channel.getFileDescriptor()).as(Integer.class);
+        this.reader = new SocketReader(fd);
     }
 
     /** The socket's fd, for an epoll set only (junixsocket owns it: never close it directly). */
@@ -119,15 +117,14 @@ public final class Endpoint implements AutoCloseable {
             if (request != null) {
                 Payloads.checkSize(request, payload);
             }
-            FdPolicy.check(FrontendRequest.nameOf(h.request()), request, payload, pendingFds.length);
-            Message m = new Message(h, payload, pendingFds);
-            pendingFds = new int[0];
+            FdPolicy.check(FrontendRequest.nameOf(h.request()), request, payload, reader.fdCount());
+            Message m = new Message(h, payload, reader.takeFds());
             pendingHeader = null;
             body = null;
             header.clear();
             return m;
         } catch (IOException | ProtocolException | RuntimeException e) {
-            closePendingFds();
+            reader.closeFds();
             throw e;
         }
     }
@@ -135,8 +132,11 @@ public final class Endpoint implements AutoCloseable {
     /** Reads into {@code buf} what has arrived (never more than it has room for); true once it is full. */
     private boolean fill(ByteBuffer buf) throws IOException, ProtocolException {
         while (buf.hasRemaining()) {
-            int r = channel.read(buf);
-            collectFds();
+            int r = reader.read(buf);
+            if (reader.fdCount() > MAX_FDS) {
+                throw ProtocolException.malformed("message carries " + reader.fdCount() + " fds, at most "
+                        + MAX_FDS + " allowed");
+            }
             if (r < 0) {
                 if (!inMessage()) {
                     throw new ClosedException();
@@ -185,54 +185,11 @@ public final class Endpoint implements AutoCloseable {
         } catch (IOException ignored) {
             // closing a dead socket: nothing left to release
         }
-        closePendingFds();
+        reader.close();
     }
 
     @Override
     public String toString() {
         return channel.toString();
-    }
-
-    /** Takes ownership of the fds collected by the reads so far (see the class comment). */
-    private void collectFds() throws IOException, ProtocolException {
-        FileDescriptor[] received = channel.getReceivedFileDescriptors();
-        if (received == null || received.length == 0) {
-            return;
-        }
-        int base = pendingFds.length;
-        pendingFds = Arrays.copyOf(pendingFds, base + received.length);
-        Arrays.fill(pendingFds, base, pendingFds.length, -1);
-        IOException failure = null;
-        for (int i = 0; i < received.length; i++) {
-            try {
-                pendingFds[base + i] = FileDescriptorCast.duplicating(received[i]).as(Integer.class);
-            } catch (IOException e) {
-                failure = e;
-            } finally {
-                closeJavaWay(received[i]);
-            }
-        }
-        if (failure != null) {
-            throw failure;
-        }
-        if (pendingFds.length > MAX_FDS) {
-            throw ProtocolException.malformed("message carries " + pendingFds.length + " fds, at most "
-                    + MAX_FDS + " allowed");
-        }
-    }
-
-    private static void closeJavaWay(FileDescriptor fd) {
-        try {
-            new FileInputStream(fd).close();
-        } catch (IOException ignored) {
-            // the duplicate (if made) is what we keep; junixsocket forgets the original either way
-        }
-    }
-
-    private void closePendingFds() {
-        for (int fd : pendingFds) {
-            LinuxSys.closeQuietly(fd);
-        }
-        pendingFds = new int[0];
     }
 }

@@ -16,7 +16,6 @@ import java.util.concurrent.atomic.AtomicLong;
 import org.jvhost.engine.event.DeviceRuntime;
 import org.jvhost.engine.session.BackendSession;
 import org.jvhost.engine.sys.LinuxSys;
-import org.jvhost.engine.sys.NativeException;
 import org.jvhost.engine.transport.Endpoint;
 import org.newsclub.net.unix.AFUNIXServerSocketChannel;
 import org.newsclub.net.unix.AFUNIXSocket;
@@ -36,6 +35,11 @@ import org.slf4j.LoggerFactory;
  * front-end must not hang in the backlog. CONNECT: jvhost connects, and after each session or failed
  * attempt connects again from a timer, backing off from {@link #BACKOFF_MIN_MS} to {@link #BACKOFF_MAX_MS}.
  *
+ * <p>A failed {@code accept} on a listening socket that is still open is a passing shortage (EMFILE
+ * or ENFILE at the fd limit, ENOBUFS, ENOMEM) and never stops the device: the front-end waits in the
+ * backlog while accepting pauses, from {@link #ACCEPT_PAUSE_MIN_MS} doubling to {@link #ACCEPT_PAUSE_MAX_MS}
+ * (a level-triggered listener would otherwise spin the control thread), with one WARN per episode.
+ *
  * <p>A front-end that starts a message and does not finish it within {@link #PARTIAL_MESSAGE_MS} is
  * cut off: QEMU and DPDK send each message in one {@code sendmsg}, so a half message that long is a
  * stuck or hostile peer holding a buffer.
@@ -45,6 +49,8 @@ final class DeviceServer {
     private static final long BACKOFF_MIN_MS = 100;
     private static final long BACKOFF_MAX_MS = 2000;
     private static final long HANDOFF_GRACE_MS = 500;
+    private static final long ACCEPT_PAUSE_MIN_MS = 50;
+    private static final long ACCEPT_PAUSE_MAX_MS = 1000;
     static final long PARTIAL_MESSAGE_MS = 5000;
     private static final int S_IFMT = 0170000;
     private static final int S_IFSOCK = 0140000;
@@ -69,6 +75,10 @@ final class DeviceServer {
     private ControlLoop.Timer waitingTimer;
     private ControlLoop.Timer retry;
     private long backoff = BACKOFF_MIN_MS;
+    private ControlLoop.Timer acceptResume;
+    private long acceptPause;
+    /** When the current run of failed accepts began ({@link System#nanoTime()}); valid while acceptPause > 0. */
+    private long acceptFailingSince;
     private boolean closed;
 
     private DeviceServer(DeviceRuntime runtime, ControlLoop loop, Path path, Host.Mode mode, SocketAccess access,
@@ -223,11 +233,10 @@ final class DeviceServer {
     private void startListening() throws IOException {
         try {
             server.configureBlocking(false);
-            int fd = fdOf(server);
             loop.call(() -> {
                 try {
-                    serverToken = loop.register(fd, LinuxSys.EPOLLIN, ev -> onAcceptable());
-                } catch (NativeException e) {
+                    watchListener();
+                } catch (IOException e) {
                     throw new IllegalStateException(e.getMessage(), e);
                 }
             }, DeviceRuntime.WORKER_TIMEOUT_MS);
@@ -240,16 +249,23 @@ final class DeviceServer {
 
     // ---- loop thread from here on --------------------------------------------------------------
 
+    private void watchListener() throws IOException {
+        serverToken = loop.register(fdOf(server), LinuxSys.EPOLLIN, ev -> onAcceptable());
+    }
+
     private void onAcceptable() {
         while (!closed) {
             AFUNIXSocketChannel ch;
             try {
                 ch = server.accept();
             } catch (IOException e) {
-                LOG.error("{}: accept on {} failed, the device stops listening: {}", runtime.name(), where,
-                        e.getMessage());
-                loop.unregister(serverToken);
+                onAcceptFailed(e);
                 return;
+            }
+            if (acceptPause > 0) {
+                LOG.info("{}: accepting front-ends on {} again after {} ms", runtime.name(), where,
+                        (System.nanoTime() - acceptFailingSince) / 1_000_000L);
+                acceptPause = 0;
             }
             if (ch == null) {
                 return;
@@ -268,6 +284,44 @@ final class DeviceServer {
                 closeQuietly(ch);
             }
         }
+    }
+
+    /**
+     * accept failed. junixsocket reports no errno, so the socket's state decides: closed (junixsocket
+     * closes it when another socket file replaced ours) ends listening for good; open means a shortage
+     * that passes, so watching pauses and resumes from a timer.
+     */
+    private void onAcceptFailed(IOException e) {
+        loop.unregister(serverToken);
+        serverToken = -1;
+        if (!server.isOpen()) {
+            LOG.error("{}: the listening socket on {} was closed ({}); the device stops listening",
+                    runtime.name(), where, e.getMessage());
+            return;
+        }
+        if (acceptPause == 0) {
+            acceptFailingSince = System.nanoTime();
+            acceptPause = ACCEPT_PAUSE_MIN_MS;
+            LOG.warn("{}: cannot accept front-ends on {}: {}; retrying every {} to {} ms until it passes",
+                    runtime.name(), where, e.getMessage(), ACCEPT_PAUSE_MIN_MS, ACCEPT_PAUSE_MAX_MS);
+        } else {
+            acceptPause = Math.min(acceptPause * 2, ACCEPT_PAUSE_MAX_MS);
+        }
+        acceptResume = loop.schedule(acceptPause, this::resumeAccepting);
+    }
+
+    private void resumeAccepting() {
+        acceptResume = null;
+        if (closed) {
+            return;
+        }
+        try {
+            watchListener();
+        } catch (IOException e) {
+            onAcceptFailed(e); // epoll_ctl itself short of memory: the same kind of shortage
+            return;
+        }
+        onAcceptable();
     }
 
     private void turnAwayWaiting() {
@@ -438,6 +492,10 @@ final class DeviceServer {
         if (retry != null) {
             retry.cancel();
             retry = null;
+        }
+        if (acceptResume != null) {
+            acceptResume.cancel();
+            acceptResume = null;
         }
         if (waiting != null) {
             waitingTimer.cancel();

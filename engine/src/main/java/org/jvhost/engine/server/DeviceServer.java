@@ -1,24 +1,13 @@
 package org.jvhost.engine.server;
 
 import java.io.IOException;
-import java.nio.file.FileSystems;
-import java.nio.file.Files;
-import java.nio.file.LinkOption;
 import java.nio.file.Path;
-import java.nio.file.attribute.BasicFileAttributes;
-import java.nio.file.attribute.GroupPrincipal;
-import java.nio.file.attribute.PosixFileAttributeView;
-import java.nio.file.attribute.PosixFilePermission;
-import java.util.EnumSet;
-import java.util.Objects;
-import java.util.Set;
 import java.util.concurrent.atomic.AtomicLong;
 import org.jvhost.engine.event.DeviceRuntime;
 import org.jvhost.engine.session.BackendSession;
 import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.engine.transport.Endpoint;
 import org.newsclub.net.unix.AFUNIXServerSocketChannel;
-import org.newsclub.net.unix.AFUNIXSocket;
 import org.newsclub.net.unix.AFUNIXSocketAddress;
 import org.newsclub.net.unix.AFUNIXSocketChannel;
 import org.newsclub.net.unix.FileDescriptorCast;
@@ -52,8 +41,6 @@ final class DeviceServer {
     private static final long ACCEPT_PAUSE_MIN_MS = 50;
     private static final long ACCEPT_PAUSE_MAX_MS = 1000;
     static final long PARTIAL_MESSAGE_MS = 5000;
-    private static final int S_IFMT = 0170000;
-    private static final int S_IFSOCK = 0140000;
 
     private final DeviceRuntime runtime;
     private final ControlLoop loop;
@@ -62,8 +49,8 @@ final class DeviceServer {
     private final Host.Mode mode;
     private final SocketAccess access;
     private final AFUNIXServerSocketChannel server;
-    /** The identity of the socket file we created, so close() never deletes a successor's file. */
-    private final Object createdFileKey;
+    /** The socket file created for this device; null if it listens on an inherited fd or connects. */
+    private final SocketFile socketFile;
     private final String where;
     private final AtomicLong sessions = new AtomicLong();
     private volatile BackendSession current;
@@ -82,36 +69,23 @@ final class DeviceServer {
     private boolean closed;
 
     private DeviceServer(DeviceRuntime runtime, ControlLoop loop, Path path, Host.Mode mode, SocketAccess access,
-            AFUNIXServerSocketChannel server, Object createdFileKey, String where) {
+            AFUNIXServerSocketChannel server, SocketFile socketFile, String where) {
         this.runtime = runtime;
         this.loop = loop;
         this.path = path;
         this.mode = mode;
         this.access = access;
         this.server = server;
-        this.createdFileKey = createdFileKey;
+        this.socketFile = socketFile;
         this.where = where;
     }
 
-    /**
-     * Creates the socket file {@code path} with {@code access}'s mode and group and listens on it. An
-     * existing socket file is replaced only if nothing answers on it (a stale socket left by a crashed
-     * daemon); a live one means another back-end serves this path, and anything but a socket is left
-     * alone. Errors name the path.
-     */
+    /** Listens on a new socket file {@code path} with {@code access}'s mode and group ({@link SocketFile#listen}). */
     static DeviceServer listen(DeviceRuntime runtime, ControlLoop loop, Path path, SocketAccess access)
             throws IOException {
-        AFUNIXServerSocketChannel server = bind(path, access);
-        Object key;
-        try {
-            key = Files.readAttributes(path, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).fileKey();
-            applyAccess(path, access);
-        } catch (IOException e) {
-            closeQuietly(server);
-            Files.deleteIfExists(path);
-            throw e;
-        }
-        DeviceServer s = new DeviceServer(runtime, loop, path, Host.Mode.LISTEN, access, server, key, path.toString());
+        SocketFile file = SocketFile.listen(path, access);
+        DeviceServer s = new DeviceServer(runtime, loop, path, Host.Mode.LISTEN, access, file.channel(), file,
+                path.toString());
         s.startListening();
         return s;
     }
@@ -140,87 +114,6 @@ final class DeviceServer {
         DeviceServer s = new DeviceServer(runtime, loop, path, Host.Mode.CONNECT, access, null, null, path.toString());
         loop.execute(s::tryConnect);
         return s;
-    }
-
-    private static AFUNIXServerSocketChannel bind(Path path, SocketAccess access) throws IOException {
-        AFUNIXSocketAddress addr = AFUNIXSocketAddress.of(path);
-        if (Files.exists(path, LinkOption.NOFOLLOW_LINKS)) {
-            if (!isSocket(path)) {
-                throw new IOException(path + ": exists and is not a socket; not replacing it");
-            }
-            if (answers(addr)) {
-                throw new IOException(path + ": another process is listening on this socket");
-            }
-            LOG.info("{}: replacing stale socket file", path);
-            Files.delete(path);
-        }
-        AFUNIXServerSocketChannel s = AFUNIXServerSocketChannel.open();
-        s.setDeleteOnClose(false); // close() deletes the file itself, only if it is still the one it made
-        try {
-            // the file is born with at most these bits (bind applies the inode's mode less the umask):
-            // no window in which a front-end could connect through wider permissions
-            LinuxSys.chmodFd(fdOf(s), access.mode() & ~0077);
-            s.bind(addr);
-            return s;
-        } catch (IOException e) {
-            closeQuietly(s);
-            throw new IOException(path + ": cannot listen: " + e.getMessage(), e);
-        }
-    }
-
-    /** Sets the group, then the exact mode (bind's umask may have removed bits that were asked for). */
-    private static void applyAccess(Path path, SocketAccess access) throws IOException {
-        // by path (the JDK's no-follow variant opens the file, which a socket refuses with ENXIO); the
-        // path is the socket bind just created, in a directory the operator chose
-        PosixFileAttributeView view = Files.getFileAttributeView(path, PosixFileAttributeView.class);
-        if (access.group() != null) {
-            try {
-                GroupPrincipal g = FileSystems.getDefault().getUserPrincipalLookupService()
-                        .lookupPrincipalByGroupName(access.group());
-                view.setGroup(g);
-            } catch (IOException e) {
-                throw new IOException(path + ": cannot give the socket to group " + access.group() + ": "
-                        + describe(e), e);
-            }
-        }
-        try {
-            view.setPermissions(permissions(access.mode()));
-        } catch (IOException e) {
-            throw new IOException(path + ": cannot set socket mode 0" + Integer.toOctalString(access.mode())
-                    + ": " + describe(e), e);
-        }
-    }
-
-    private static String describe(IOException e) {
-        return e.getMessage() != null ? e.getClass().getSimpleName() + " " + e.getMessage() : e.toString();
-    }
-
-    static Set<PosixFilePermission> permissions(int mode) {
-        Set<PosixFilePermission> set = EnumSet.noneOf(PosixFilePermission.class);
-        PosixFilePermission[] bits = {
-            PosixFilePermission.OTHERS_EXECUTE, PosixFilePermission.OTHERS_WRITE, PosixFilePermission.OTHERS_READ,
-            PosixFilePermission.GROUP_EXECUTE, PosixFilePermission.GROUP_WRITE, PosixFilePermission.GROUP_READ,
-            PosixFilePermission.OWNER_EXECUTE, PosixFilePermission.OWNER_WRITE, PosixFilePermission.OWNER_READ,
-        };
-        for (int i = 0; i < bits.length; i++) {
-            if ((mode & (1 << i)) != 0) {
-                set.add(bits[i]);
-            }
-        }
-        return set;
-    }
-
-    private static boolean isSocket(Path path) throws IOException {
-        Object mode = Files.getAttribute(path, "unix:mode", LinkOption.NOFOLLOW_LINKS);
-        return mode instanceof Integer && (((Integer) mode) & S_IFMT) == S_IFSOCK;
-    }
-
-    private static boolean answers(AFUNIXSocketAddress addr) {
-        try (AFUNIXSocket probe = AFUNIXSocket.connectTo(addr)) {
-            return true;
-        } catch (IOException e) {
-            return false;
-        }
     }
 
     private static int fdOf(java.nio.channels.Channel ch) throws IOException {
@@ -521,16 +414,8 @@ final class DeviceServer {
     }
 
     private void deleteOwnFile() {
-        if (createdFileKey == null) {
-            return;
-        }
-        try {
-            Object key = Files.readAttributes(path, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).fileKey();
-            if (Objects.equals(key, createdFileKey)) {
-                Files.delete(path);
-            }
-        } catch (IOException e) {
-            LOG.debug("{}: socket file {} already gone: {}", runtime.name(), path, e.getMessage());
+        if (socketFile != null) {
+            socketFile.delete();
         }
     }
 

@@ -319,15 +319,22 @@ public final class LinuxSys {
         }
     }
 
-    // ---- the vhost-user socket: receiving fds -------------------------------------------------------
+    // ---- the vhost-user socket: receiving fds, and socket files -----------------------------------
 
     public static final int MSG_CTRUNC = 0x8;
     public static final int MSG_DONTWAIT = 0x40;
     public static final int MSG_CMSG_CLOEXEC = 0x40000000;
     public static final int SOL_SOCKET = 1;
     public static final int SCM_RIGHTS = 1;
+    public static final int O_PATH = 0x200000;
+    public static final int O_NOFOLLOW = 0x20000;
+    public static final int O_CLOEXEC = 0x80000;
 
     private static native long recvmsg(int fd, Pointer msg, int flags) throws LastErrorException;
+
+    private static native int open(String path, int flags) throws LastErrorException;
+
+    private static native int geteuid();
 
     /**
      * {@code recvmsg(2)} with a {@code struct msghdr} the caller laid out at {@code msghdr}; the kernel
@@ -344,6 +351,24 @@ public final class LinuxSys {
             }
             throw fail("recvmsg", e);
         }
+    }
+
+    /**
+     * Opens {@code path} itself with O_PATH | O_NOFOLLOW | O_CLOEXEC: an fd naming whatever is at the path
+     * now, a symlink included (it is not followed: the fd names the link). Through
+     * {@code /proc/self/fd/N} that exact inode can then be inspected and changed. The caller closes it.
+     */
+    public static int openPathNoFollow(String path) throws NativeException {
+        try {
+            return open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        } catch (LastErrorException e) {
+            throw fail("open(O_PATH|O_NOFOLLOW)", e);
+        }
+    }
+
+    /** This process's effective uid: the owner of the files it creates. */
+    public static int effectiveUid() {
+        return geteuid();
     }
 
     private static NativeException fail(String call, LastErrorException e) {

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -78,6 +79,24 @@ class FdFloodTest {
         assertTrue(ProtocolLifecycleTest.openFds() <= totalBefore, "open fds of the process grew from "
                 + totalBefore + " to " + ProtocolLifecycleTest.openFds() + " after " + MESSAGES + " messages");
         bystander.kickAndAssertServed(bystander.ping());
+        target.connect(socket, true).kickAndAssertServed(target.ping());
+    }
+
+    @Test
+    void fdsAddUpOverTheSendsOfOneMessage() throws Exception {
+        Path socket = dir.resolve("target.sock");
+        int[] five = new int[5];
+        Arrays.fill(five, memfd);
+        ByteBuffer header = ByteBuffer.allocate(MessageHeader.SIZE).order(MessageHeader.ORDER);
+        new MessageHeader(FrontendRequest.GET_FEATURES.code(), MessageHeader.VERSION, 0).encode(header);
+        try (ScriptedFrontend fe = ScriptedFrontend.connect(socket)) {
+            // two halves of one header, 5 fds each: 10 for the message, over the 8 allowed
+            fe.sendRaw(Arrays.copyOfRange(header.array(), 0, 6), five);
+            Thread.sleep(50);
+            fe.sendRaw(Arrays.copyOfRange(header.array(), 6, MessageHeader.SIZE), five);
+            assertTrue(fe.isClosedByPeer(3000), "a message whose sends carried 10 fds in all was accepted");
+        }
+        assertEquals(1, awaitMemfdCopies(1), "copies of the memfd still open (1 is the test's own)");
         target.connect(socket, true).kickAndAssertServed(target.ping());
     }
 

@@ -1,6 +1,7 @@
 package org.jvhost.testkit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.sun.jna.LastErrorException;
 import com.sun.jna.Native;
@@ -14,6 +15,7 @@ import java.util.ArrayList;
 import java.util.List;
 import org.jvhost.engine.protocol.FrontendRequest;
 import org.jvhost.engine.protocol.MessageHeader;
+import org.jvhost.engine.protocol.U64Layout;
 import org.jvhost.engine.server.Host;
 import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.engine.sys.NativeException;
@@ -26,15 +28,16 @@ import org.newsclub.net.unix.AFUNIXSocket;
 import org.newsclub.net.unix.FileDescriptorCast;
 
 /**
- * A front-end connects while the process has no free fd (RLIMIT_NOFILE reached), so the host's
- * {@code accept} fails with EMFILE. That must only pause accepting: once fds are free again the
- * waiting front-end is served, and later ones too.
+ * The process at RLIMIT_NOFILE. A front-end that connects then makes the host's {@code accept} fail
+ * with EMFILE: that must only pause accepting, so once fds are free again the waiting front-end is
+ * served, and later ones too. A message whose fd the kernel cannot install (MSG_CTRUNC) ends that
+ * connection, and the device serves the next one.
  *
  * <p>The fd table is filled for real: the soft limit is lowered to just above the highest open fd
  * (setrlimit, restored afterwards), then every free slot below it gets an eventfd.
  */
 @Timeout(60)
-class AcceptUnderFdExhaustionTest {
+class FdExhaustionTest {
     private static final int RLIMIT_NOFILE = 7;
     private static final int EMFILE = 24;
     private static final int AF_UNIX = 1;
@@ -43,7 +46,7 @@ class AcceptUnderFdExhaustionTest {
     private static final int SOCKADDR_UN_SIZE = 110;
 
     static {
-        Native.register(AcceptUnderFdExhaustionTest.class, NativeLibrary.getInstance("c"));
+        Native.register(FdExhaustionTest.class, NativeLibrary.getInstance("c"));
     }
 
     private static native int getrlimit(int resource, long[] rlim) throws LastErrorException;
@@ -74,10 +77,7 @@ class AcceptUnderFdExhaustionTest {
         Path socket = dir.resolve("dev.sock");
         RecordingDevice device = new RecordingDevice(2, 0);
         host.addDevice(host.newContext("dev"), device, socket, Host.Mode.LISTEN);
-        // classes the host and this test load while no fd is free must be loaded now: reading a
-        // .class file from target/classes needs an fd too
-        Class.forName("org.jvhost.engine.server.ControlLoop$Timer");
-        Class.forName(NativeException.class.getName());
+        preloadClasses();
         // a raw socket made now and connected below needs no new fd (junixsocket's connect would)
         int early = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         try (AFUNIXSocket s = FileDescriptorCast.unsafeUsing(early).as(AFUNIXSocket.class)) {
@@ -92,6 +92,38 @@ class AcceptUnderFdExhaustionTest {
         try (ScriptedFrontend later = ScriptedFrontend.connect(socket)) {
             assertEquals(device.features(), later.getFeatures() & device.features(), "a later front-end is served");
         }
+    }
+
+    @Test
+    void aMessageWhoseFdTheKernelCannotInstallEndsItsConnectionAndTheNextIsServed() throws Exception {
+        host = new Host(1);
+        Path socket = dir.resolve("dev.sock");
+        RecordingDevice device = new RecordingDevice(2, 0);
+        host.addDevice(host.newContext("dev"), device, socket, Host.Mode.LISTEN);
+        preloadClasses();
+        int call = LinuxSys.eventfd(LinuxSys.EFD_CLOEXEC);
+        try (ScriptedFrontend fe = ScriptedFrontend.connect(socket)) {
+            fe.getFeatures(); // the session is up
+            fillFdTable();
+            fe.send(FrontendRequest.SET_VRING_CALL.code(), MessageHeader.VERSION, U64Layout.of(0), call);
+            boolean closed = fe.isClosedByPeer(3000);
+            freeFdTable();
+            assertTrue(closed, "the host kept a connection whose message lost its fd");
+        } finally {
+            LinuxSys.closeQuietly(call);
+        }
+        try (ScriptedFrontend next = ScriptedFrontend.connect(socket)) {
+            assertEquals(device.features(), next.getFeatures() & device.features(), "the next front-end is served");
+        }
+    }
+
+    /**
+     * Loads the classes the host and this test use while no fd is free: loading a class from a
+     * target/classes directory opens its file, which would fail then.
+     */
+    private static void preloadClasses() throws ClassNotFoundException {
+        Class.forName("org.jvhost.engine.server.ControlLoop$Timer");
+        Class.forName(NativeException.class.getName());
     }
 
     /** Sends GET_FEATURES and reads the reply; returns its length. */

@@ -35,7 +35,7 @@ public final class Endpoint implements AutoCloseable {
      * The most fds a message may carry: SET_MEM_TABLE's 8 regions (spec "Memory region description";
      * more regions only come one at a time through ADD_MEM_REG).
      */
-    static final int MAX_FDS = 8;
+    private static final int MAX_FDS = 8;
     /**
      * How long a reply may wait for room in the socket's send buffer. Replies are small; a full buffer
      * means the front-end sends requests without reading the answers, and it is cut off rather than

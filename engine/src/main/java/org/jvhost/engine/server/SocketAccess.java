@@ -5,8 +5,9 @@ import java.util.TreeSet;
 
 /**
  * Who may reach a device's socket. The mode and group apply to a socket file jvhost creates
- * ({@link Host.Mode#LISTEN}); the uid allow-list applies to every front-end connection, checked with
- * SO_PEERCRED when it is accepted or made.
+ * ({@link Host.Mode#LISTEN}), which is born with at most the owner bits and then given them without
+ * following a symlink ({@link SocketFile}); the uid allow-list applies to every front-end connection,
+ * checked with SO_PEERCRED when it is accepted or made.
  *
  * @param mode        permission bits of the socket file (e.g. {@code 0600}: only jvhost's user)
  * @param group       group to give the socket file, or null to keep jvhost's

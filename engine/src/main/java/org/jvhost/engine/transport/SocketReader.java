@@ -30,7 +30,7 @@ import org.jvhost.engine.sys.LinuxSys;
  */
 final class SocketReader implements AutoCloseable {
     /** The kernel's SCM_MAX_FD: the most fds one {@code sendmsg} can attach. */
-    static final int SCM_MAX_FD = 253;
+    private static final int SCM_MAX_FD = 253;
     private static final int CMSG_HEADER = 16;
     private static final int MSGHDR_IOV = 16;
     private static final int MSGHDR_IOVLEN = 24;

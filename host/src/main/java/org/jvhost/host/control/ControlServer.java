@@ -40,6 +40,9 @@ public final class ControlServer implements AutoCloseable {
     /** Connections beyond this are closed at once: a bound on the fds and buffers clients can pin. */
     static final int MAX_CONNECTIONS = 64;
     private static final long JOIN_MS = 3000;
+    /** After a failed accept (EMFILE at the fd limit, ENOBUFS...) accepting pauses, doubling up to the max. */
+    private static final long ACCEPT_PAUSE_MIN_MS = 50;
+    private static final long ACCEPT_PAUSE_MAX_MS = 1000;
 
     /** Answers one request line with one response line (without the newline). Never throws. */
     @FunctionalInterface
@@ -56,6 +59,10 @@ public final class ControlServer implements AutoCloseable {
     private final Thread thread;
     private volatile boolean closed;
     private int connections;
+    private long acceptPause;
+    /** When accepting resumes ({@link System#nanoTime()}), valid while acceptPause > 0 and OP_ACCEPT is off. */
+    private long acceptResumesAt;
+    private boolean acceptPaused;
 
     private ControlServer(Path path, Handler handler) throws IOException {
         this.path = path;
@@ -146,7 +153,8 @@ public final class ControlServer implements AutoCloseable {
     private void loop() {
         try {
             while (!closed) {
-                selector.select();
+                selector.select(acceptPaused ? Math.max(1, (acceptResumesAt - System.nanoTime()) / 1_000_000L) : 0);
+                resumeAcceptingWhenDue();
                 for (SelectionKey key : selector.selectedKeys()) {
                     if (!key.isValid()) {
                         // junixsocket's selector cancels a client's key when the client hangs up and
@@ -157,7 +165,7 @@ public final class ControlServer implements AutoCloseable {
                         continue;
                     }
                     if (key.isAcceptable()) {
-                        accept();
+                        acceptOrPause(key);
                     } else {
                         serve(key);
                     }
@@ -169,6 +177,41 @@ public final class ControlServer implements AutoCloseable {
                 LOG.error("control socket {}: the selector failed, control requests are no longer served: {}",
                         path, e.getMessage());
             }
+        }
+    }
+
+    /**
+     * A failed accept while the socket is open is a passing shortage (EMFILE or ENFILE at the fd limit,
+     * ENOBUFS, ENOMEM): the client waits in the backlog while accepting pauses, with one WARN per
+     * episode, instead of the control socket going silent for good.
+     */
+    private void acceptOrPause(SelectionKey key) throws IOException {
+        try {
+            accept();
+        } catch (IOException e) {
+            if (!server.isOpen()) {
+                throw e;
+            }
+            if (acceptPause == 0) {
+                LOG.warn("control socket {}: cannot accept clients: {}; retrying every {} to {} ms until it passes",
+                        path, e.getMessage(), ACCEPT_PAUSE_MIN_MS, ACCEPT_PAUSE_MAX_MS);
+            }
+            acceptPause = acceptPause == 0 ? ACCEPT_PAUSE_MIN_MS : Math.min(2 * acceptPause, ACCEPT_PAUSE_MAX_MS);
+            acceptResumesAt = System.nanoTime() + acceptPause * 1_000_000L;
+            acceptPaused = true;
+            key.interestOps(0);
+            return;
+        }
+        if (acceptPause > 0) {
+            LOG.info("control socket {}: accepting clients again", path);
+            acceptPause = 0;
+        }
+    }
+
+    private void resumeAcceptingWhenDue() {
+        if (acceptPaused && System.nanoTime() - acceptResumesAt >= 0) {
+            acceptPaused = false;
+            server.keyFor(selector).interestOps(SelectionKey.OP_ACCEPT);
         }
     }
 

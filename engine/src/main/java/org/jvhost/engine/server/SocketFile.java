@@ -14,6 +14,7 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 import org.jvhost.engine.sys.LinuxSys;
+import org.jvhost.engine.sys.NativeException;
 import org.newsclub.net.unix.AFUNIXServerSocketChannel;
 import org.newsclub.net.unix.AFUNIXSocket;
 import org.newsclub.net.unix.AFUNIXSocketAddress;
@@ -116,10 +117,16 @@ final class SocketFile {
 
     /**
      * Sets the group, then the exact mode, of the socket file at {@code path} without following a
-     * symlink (see the class comment); returns the file's key. On failure the socket file is removed.
+     * symlink (see the class comment); returns the file's key. If they cannot be set the socket file is
+     * removed; another file found in its place is left alone.
      */
     private static Object applyAccess(Path path, SocketAccess access) throws IOException {
-        int fd = LinuxSys.openPathNoFollow(path.toString());
+        int fd;
+        try {
+            fd = LinuxSys.openPathNoFollow(path.toString());
+        } catch (NativeException e) {
+            throw new IOException(path + ": the socket file is gone right after bind: " + e.getMessage(), e);
+        }
         try {
             Path self = Path.of("/proc/self/fd/" + fd);
             // followed, the magic link leads to the inode opened (a symlink there shows as one)

@@ -11,6 +11,10 @@ package org.jvhost.spi;
  * or disables the ring the host takes the queue back with {@link #stopQueue}. All three run on the
  * worker thread of the queue's {@linkplain #queueGroup group}, never concurrently with each other.
  *
+ * <p>While a started ring is disabled the device does not hold its queue. The host leaves the ring's
+ * buffers for the device to find when the ring is enabled again, except on a
+ * {@linkplain #isTransmitQueue transmit queue}, whose buffers the host itself returns unsent.
+ *
  * <h2>Errors</h2>
  * An exception thrown from a queue callback puts the device in an error state (its rings stop and the
  * host logs the device and the cause); the host and other devices keep running. Hostile descriptors are
@@ -67,6 +71,22 @@ public interface VhostUserDevice {
      */
     default int queueGroup(int queueIndex) {
         return queueIndex;
+    }
+
+    /**
+     * Whether the driver transmits on this queue: a network device's transmit queue, which for virtio-net
+     * is every odd index ({@link org.jvhost.spi.virtio.VirtioNet#isTxQueue}). While such a ring is started
+     * but disabled, the host processes it without the device: it returns each chain the driver makes
+     * available with nothing written and signals the driver as for any used buffer, so frames sent then are
+     * dropped, never sent after the ring is enabled again. That is vhost-user's "Ring states": "for a
+     * networking device, in the disabled state the back-end must not supply any new RX packets, but must
+     * process and discard any TX packets". Other rings are not processed while disabled.
+     *
+     * <p>Asked when the ring starts (its features are acknowledged by then), on a control thread. The
+     * default, false for every queue, suits a device that is not a network card.
+     */
+    default boolean isTransmitQueue(int queueIndex) {
+        return false;
     }
 
     /**

@@ -12,6 +12,8 @@ final class RecordingDevice implements VhostUserDevice {
     volatile boolean throwOnKick;
     /** Serve queues: pop every chain, write "pong" into it and return it to the driver. */
     volatile boolean serve;
+    /** Queues the device calls transmit queues ({@link #isTransmitQueue}), bit n for queue n; none by default. */
+    volatile int transmitQueues;
     private final org.jvhost.spi.DescriptorChain[] chains;
     private final int configSize;
 
@@ -32,6 +34,11 @@ final class RecordingDevice implements VhostUserDevice {
         for (int i = 0; i < dst.length; i++) {
             dst[i] = (byte) (offset + i);
         }
+    }
+
+    @Override
+    public boolean isTransmitQueue(int queueIndex) {
+        return (transmitQueues & (1 << queueIndex)) != 0;
     }
 
     @Override

@@ -104,6 +104,15 @@ public final class LoopbackDevice implements VhostUserDevice {
         System.arraycopy(configSpace, offset, dst, 0, dst.length);
     }
 
+    /**
+     * TX queues are the odd ones. While the front-end keeps one disabled, the host returns what the driver
+     * sends on it without reflecting it; the frames never reach this device.
+     */
+    @Override
+    public boolean isTransmitQueue(int queueIndex) {
+        return VirtioNet.isTxQueue(queueIndex);
+    }
+
     /** RX n and TX n share group n: the TX path writes into RX without locks. */
     @Override
     public int queueGroup(int queueIndex) {

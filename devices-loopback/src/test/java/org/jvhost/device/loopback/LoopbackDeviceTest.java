@@ -4,6 +4,7 @@ import static org.jvhost.testkit.NetFrames.concat;
 import static org.jvhost.testkit.NetFrames.numBuffers;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -483,6 +484,15 @@ class LoopbackDeviceTest {
         byte[] pairs = new byte[2];
         four.readConfig(VirtioNet.CONFIG_MAX_VQ_PAIRS, pairs);
         assertArrayEquals(new byte[] {4, 0}, pairs);
+    }
+
+    @Test
+    void theOddQueuesAreTheTransmitQueuesTheHostDiscardsOnWhileDisabled() {
+        LoopbackDevice device = device(2, true);
+        assertTrue(device.isTransmitQueue(1));
+        assertTrue(device.isTransmitQueue(3));
+        assertFalse(device.isTransmitQueue(0));
+        assertFalse(device.isTransmitQueue(2));
     }
 
     @Test

@@ -189,6 +189,15 @@ public final class NetDevice implements VhostUserDevice, AutoCloseable {
         System.arraycopy(configSpace, offset, dst, 0, dst.length);
     }
 
+    /**
+     * TX queues are the odd ones (the control queue's index is even). While the front-end keeps one
+     * disabled, the host returns what the driver sends on it; those frames never reach the TAP.
+     */
+    @Override
+    public boolean isTransmitQueue(int queueIndex) {
+        return VirtioNet.isTxQueue(queueIndex);
+    }
+
     /** RX n, TX n and TAP queue n share group n; the control queue has group {@code pairs} to itself. */
     @Override
     public int queueGroup(int queueIndex) {

@@ -557,6 +557,17 @@ class NetDeviceTest {
     }
 
     @Test
+    void theTxQueuesAreTheTransmitQueuesTheHostDiscardsOnWhileDisabled() {
+        NetDevice device = device(2, ALL_OFFLOADS);
+        device.ackFeatures(MODERN | CTRL | VirtioNet.F_MQ);
+        assertTrue(device.isTransmitQueue(1));
+        assertTrue(device.isTransmitQueue(3));
+        assertFalse(device.isTransmitQueue(0), "RX");
+        assertFalse(device.isTransmitQueue(2), "RX");
+        assertFalse(device.isTransmitQueue(4), "the control queue");
+    }
+
+    @Test
     void withoutMqTheControlQueueIsQueueTwoAndPairCommandsAreRefused() {
         NetDevice device = device(2, ALL_OFFLOADS);
         long acked = MODERN | CTRL;

@@ -140,6 +140,21 @@ public final class DeviceRuntime {
         }
     }
 
+    /**
+     * {@link VhostUserDevice#isTransmitQueue}: whether the host discards what the driver sends on this
+     * queue while its ring is disabled. A device whose answer throws is taken to have said no (its rings
+     * then keep their buffers while disabled, as before the method existed) and the cause is logged.
+     */
+    public boolean isTransmitQueue(int queueIndex) {
+        try {
+            return device.isTransmitQueue(queueIndex);
+        } catch (Throwable t) {
+            LOG.warn("{}: queue {}: isTransmitQueue failed, treating it as no transmit queue: {}", name,
+                    queueIndex, t.toString(), t);
+            return false;
+        }
+    }
+
     /** Marks the device failed because {@code callback} on {@code queueIndex} threw {@code cause}. */
     public void fail(String callback, int queueIndex, Throwable cause) {
         boolean first = !failed;

@@ -8,6 +8,7 @@ import org.jvhost.engine.event.Worker;
 import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.engine.sys.NativeException;
 import org.jvhost.engine.virtq.SplitQueue;
+import org.jvhost.spi.DescriptorChain;
 
 /**
  * A started ring: its live queue and its kick watch. Everything but construction runs on the ring's
@@ -26,12 +27,28 @@ import org.jvhost.engine.virtq.SplitQueue;
  * watches and commands of its worker (see the {@link org.jvhost.spi.Virtqueue} contract). A callback
  * that took nothing ends re-delivery: a device that leaves buffers on purpose (an RX queue waiting for
  * frames) is not spun. A ring that is disabled or stopped leaves the ready list first.
+ *
+ * <p>Discarding: vhost-user "Ring states" has a started but disabled ring processed "without causing any
+ * side effects. For example, for a networking device, in the disabled state the back-end must not supply
+ * any new RX packets, but must process and discard any TX packets." So on a queue the device calls a
+ * {@linkplain org.jvhost.spi.VhostUserDevice#isTransmitQueue transmit queue}, the ring itself returns every
+ * chain with nothing written while it is disabled: what was pending when it was disabled, and what each
+ * kick brings after, {@link #DISCARD_BUDGET} chains per turn of the worker (the ready list brings it back
+ * for the rest). Any other disabled ring keeps its buffers for the device (rust-vmm and DPDK's vhost
+ * library do not process a disabled ring at all).
  */
 final class Ring implements EventHandler, PolledQueue, ReadyQueue {
+    /** Most chains discarded per turn of the worker, as a device's drain is budgeted (loopback: 256). */
+    static final int DISCARD_BUDGET = 256;
+
     final int index;
     final SplitQueue queue;
     final Worker worker;
     private final DeviceRuntime runtime;
+    /** The device's {@link DeviceRuntime#isTransmitQueue} answer: discard while disabled. */
+    private final boolean transmit;
+    /** The chain discards pop into, made on the first discard. Worker only. */
+    private DescriptorChain discardChain;
     private int kickFd;
     private long kickToken = -1;
     /** The device holds the queue (started and enabled). Worker only. */
@@ -53,6 +70,7 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
         this.worker = worker;
         this.runtime = runtime;
         this.kickFd = kickFd;
+        this.transmit = runtime.isTransmitQueue(index);
     }
 
     /** Starts watching the kick eventfd. Worker only. */
@@ -65,9 +83,7 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
         worker.unwatch(kickToken);
         kickFd = fd;
         watchKick();
-        if (handed) {
-            deliverKick(); // a kick written to the old fd just before the switch is not lost
-        }
+        serveKick(); // a kick written to the old fd just before the switch is not lost
     }
 
     /** Enabled: hand the queue to the device. Idempotent. Worker only. */
@@ -82,8 +98,26 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
         }
     }
 
-    /** Disabled or stopped: take the queue back, keeping its indices. Idempotent. Worker only. */
+    /**
+     * Disabled: take the queue back, keeping its indices, and discard what is pending on a transmit
+     * queue. Idempotent. Worker only.
+     */
     void takeBack() {
+        release();
+        discard();
+    }
+
+    /**
+     * Stops the ring: the device gives the queue back and kicks are no longer watched. Pending buffers
+     * stay, whatever the queue: they are the ring's state that GET_VRING_BASE reports. Worker only.
+     */
+    void stop() {
+        release();
+        worker.unwatch(kickToken);
+    }
+
+    /** The device gives the queue back if it holds it; the ring leaves the ready list and polled set. */
+    private void release() {
         leaveReady();
         leavePolling();
         if (handed) {
@@ -91,12 +125,6 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
             queue.setEnabled(false);
             runtime.stopQueue(index);
         }
-    }
-
-    /** Stops the ring: the device gives the queue back and kicks are no longer watched. Worker only. */
-    void stop() {
-        takeBack();
-        worker.unwatch(kickToken);
     }
 
     @Override
@@ -107,7 +135,10 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
             // the front-end's eventfd went bad; the ring still works for kicks already counted
         }
         if (!handed) {
-            return; // started but disabled: the kick is drained here and replayed by handOver()
+            // started but disabled: a transmit queue's chains are discarded; any other ring's kick is
+            // drained here and replayed by handOver()
+            discard();
+            return;
         }
         if (polling) {
             // the driver kicked before it saw the suppression (or its index wrapped onto a stale
@@ -115,6 +146,15 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
             queue.setHostPolling(true);
         }
         deliverKick();
+    }
+
+    /** A kick for the ring in whichever state it is: to the device if it holds the queue, else discarded. */
+    private void serveKick() {
+        if (handed) {
+            deliverKick();
+        } else {
+            discard();
+        }
     }
 
     /**
@@ -145,10 +185,7 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
             return; // took nothing: nothing to re-deliver, and no traffic worth polling for
         }
         if (queue.availIndex() != after || !queue.deviceWantsKicks()) {
-            if (!ready) {
-                ready = true;
-                worker.markReady(this);
-            }
+            markReady();
         } else if (!polling && worker.pollingEnabled()) {
             polling = true;
             queue.setHostPolling(true);
@@ -156,12 +193,47 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
         }
     }
 
+    /**
+     * Started but disabled: on a transmit queue, returns the available chains with nothing written (the
+     * driver's "sent", the frames dropped) and signals as the driver's notification settings say; the
+     * usual disable, drain, enable, re-check, so a buffer published meanwhile is not left without a kick.
+     * Past {@link #DISCARD_BUDGET} chains it goes on the ready list for the rest. Not on a failed device,
+     * which serves nothing until it is reset.
+     */
+    private void discard() {
+        if (!transmit || handed || runtime.isFailed()) {
+            return;
+        }
+        try {
+            discardUnguarded();
+        } catch (Throwable t) {
+            runtime.fail("discard while disabled", index, t); // a guest-memory fault, as in deliverKick
+        }
+    }
+
+    private void discardUnguarded() {
+        if (discardChain == null) {
+            discardChain = queue.newChain();
+        }
+        int budget = DISCARD_BUDGET;
+        do {
+            queue.disableNotifications();
+            while (queue.pop(discardChain)) {
+                queue.addUsed(discardChain, 0);
+                if (--budget == 0) {
+                    queue.signalUsed();
+                    markReady(); // kicks stay off meanwhile; the ready list brings us back
+                    return;
+                }
+            }
+            queue.signalUsed();
+        } while (queue.enableNotifications());
+    }
+
     @Override
     public void serveReady() {
         ready = false;
-        if (handed) {
-            deliverKick();
-        }
+        serveKick();
     }
 
     @Override
@@ -200,6 +272,14 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
         }
         polling = false;
         return false;
+    }
+
+    /** Puts the ring on its worker's ready list unless it is there already. Worker only. */
+    private void markReady() {
+        if (!ready) {
+            ready = true;
+            worker.markReady(this);
+        }
     }
 
     /** Leaves the ready list (ring disabled or stopped). Worker only. */

@@ -156,4 +156,13 @@ public final class VirtioNet {
     public static boolean isRxQueue(int queueIndex) {
         return (queueIndex & 1) == 0;
     }
+
+    /**
+     * True if {@code queueIndex} is a transmit queue: the odd indices (transmitq N is {@code 2N+1}; the
+     * control queue, {@code 2N}, is even). What a virtio-net device answers to
+     * {@link org.jvhost.spi.VhostUserDevice#isTransmitQueue}.
+     */
+    public static boolean isTxQueue(int queueIndex) {
+        return (queueIndex & 1) == 1;
+    }
 }

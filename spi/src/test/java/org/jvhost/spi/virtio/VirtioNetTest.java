@@ -2,7 +2,9 @@ package org.jvhost.spi.virtio;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
@@ -28,6 +30,15 @@ class VirtioNetTest {
         assertEquals(-1, VirtioNet.controlQueueIndex(VirtioNet.F_MQ, 4), "no CTRL_VQ, no control queue");
         assertEquals(8, VirtioNet.controlQueueIndex(VirtioNet.F_CTRL_VQ | VirtioNet.F_MQ, 4));
         assertEquals(2, VirtioNet.controlQueueIndex(VirtioNet.F_CTRL_VQ, 4), "without MQ: N = 1 (5.1.2)");
+    }
+
+    @Test
+    void transmitQueuesAreTheOddIndicesAndTheControlQueueIsNotOne() {
+        assertTrue(VirtioNet.isTxQueue(1));
+        assertTrue(VirtioNet.isTxQueue(7));
+        assertFalse(VirtioNet.isTxQueue(0));
+        assertFalse(VirtioNet.isTxQueue(VirtioNet.controlQueueIndex(VirtioNet.F_CTRL_VQ | VirtioNet.F_MQ, 4)));
+        assertFalse(VirtioNet.isTxQueue(VirtioNet.controlQueueIndex(VirtioNet.F_CTRL_VQ, 4)));
     }
 
     @Test

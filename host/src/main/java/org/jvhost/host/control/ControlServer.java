@@ -32,6 +32,12 @@ import org.slf4j.LoggerFactory;
  * <p>Access: the socket file is made owner-only (0600) right after bind, and, since a client could
  * connect in the instant before, each connection's peer credentials (SO_PEERCRED) must also show the
  * socket's owner or root, or it is closed at once.
+ *
+ * <p>Limits, so that no client can take the server down: a request line of at most
+ * {@value #MAX_REQUEST_BYTES} bytes, {@value #MAX_CONNECTIONS} connections, and
+ * {@value #MAX_PENDING_RESPONSE_BYTES} bytes of responses a client has not read yet (one that keeps
+ * sending requests without reading the answers is dropped). A failing accept (EMFILE when the process
+ * is out of file descriptors) pauses accepting for {@value #ACCEPT_PAUSE_MS} ms; it never ends the server.
  */
 public final class ControlServer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(ControlServer.class);
@@ -39,6 +45,12 @@ public final class ControlServer implements AutoCloseable {
     static final int MAX_REQUEST_BYTES = 64 * 1024;
     /** Connections beyond this are closed at once: a bound on the fds and buffers clients can pin. */
     static final int MAX_CONNECTIONS = 64;
+    /**
+     * Unread responses a client may have queued before it is dropped (a single response of any size is
+     * always queued): far above any real answer, and a bound on the heap one client can take.
+     */
+    static final int MAX_PENDING_RESPONSE_BYTES = 1024 * 1024;
+    private static final long ACCEPT_PAUSE_MS = 1000;
     private static final long JOIN_MS = 3000;
 
     /** Answers one request line with one response line (without the newline). Never throws. */
@@ -56,6 +68,9 @@ public final class ControlServer implements AutoCloseable {
     private final Thread thread;
     private volatile boolean closed;
     private int connections;
+    private SelectionKey acceptKey;
+    /** {@link System#nanoTime()} when accepting resumes after a failure, or 0 when not paused. */
+    private long acceptPausedUntil;
 
     private ControlServer(Path path, Handler handler) throws IOException {
         this.path = path;
@@ -71,7 +86,7 @@ public final class ControlServer implements AutoCloseable {
                     LinkOption.NOFOLLOW_LINKS).fileKey();
             ch.configureBlocking(false);
             this.selector = AFUNIXSelectorProvider.provider().openSelector();
-            ch.register(selector, SelectionKey.OP_ACCEPT);
+            this.acceptKey = ch.register(selector, SelectionKey.OP_ACCEPT);
         } catch (IOException | RuntimeException e) {
             ch.close();
             throw new IOException("control socket " + path + ": " + e.getMessage(), e);
@@ -126,6 +141,10 @@ public final class ControlServer implements AutoCloseable {
         final AFUNIXSocketChannel channel;
         ByteBuffer in = ByteBuffer.allocate(1024);
         final ArrayDeque<ByteBuffer> out = new ArrayDeque<>();
+        /** The bytes of {@link #out}; a response is counted until it is written whole. */
+        int pendingBytes;
+        /** The client has {@link #MAX_PENDING_RESPONSE_BYTES} of unread responses: drop it. */
+        boolean overflowed;
         /** The client finished sending: close once the responses are out. */
         boolean ending;
         /**
@@ -146,7 +165,8 @@ public final class ControlServer implements AutoCloseable {
     private void loop() {
         try {
             while (!closed) {
-                selector.select();
+                selector.select(acceptPausedUntil == 0 ? 0 : pauseLeftMillis());
+                resumeAccepting();
                 for (SelectionKey key : selector.selectedKeys()) {
                     if (!key.isValid()) {
                         // junixsocket's selector cancels a client's key when the client hangs up and
@@ -172,8 +192,18 @@ public final class ControlServer implements AutoCloseable {
         }
     }
 
-    private void accept() throws IOException {
-        AFUNIXSocketChannel ch = server.accept();
+    private void accept() {
+        AFUNIXSocketChannel ch;
+        try {
+            ch = server.accept();
+        } catch (IOException e) {
+            // EMFILE/ENFILE: the connection stays in the backlog and would wake the selector at once again
+            LOG.warn("control socket {}: cannot accept a connection ({}); trying again in {} ms", path,
+                    e.getMessage(), ACCEPT_PAUSE_MS);
+            acceptKey.interestOps(0);
+            acceptPausedUntil = System.nanoTime() + ACCEPT_PAUSE_MS * 1_000_000;
+            return;
+        }
         if (ch == null) {
             return;
         }
@@ -195,8 +225,19 @@ public final class ControlServer implements AutoCloseable {
             ch.register(selector, SelectionKey.OP_READ, new Client(ch));
             connections++;
         } catch (IOException e) {
-            ch.close();
-            throw e;
+            LOG.debug("control client dropped while being accepted: {}", e.getMessage());
+            closeQuietly(ch);
+        }
+    }
+
+    private long pauseLeftMillis() {
+        return Math.max(1, (acceptPausedUntil - System.nanoTime()) / 1_000_000 + 1);
+    }
+
+    private void resumeAccepting() {
+        if (acceptPausedUntil != 0 && System.nanoTime() - acceptPausedUntil >= 0) {
+            acceptPausedUntil = 0;
+            acceptKey.interestOps(SelectionKey.OP_ACCEPT);
         }
     }
 
@@ -205,6 +246,12 @@ public final class ControlServer implements AutoCloseable {
         try {
             if (key.isReadable()) {
                 read(c);
+            }
+            if (c.overflowed) {
+                LOG.warn("control socket {}: dropped a client that sent requests without reading {} bytes of answers",
+                        path, c.pendingBytes);
+                drop(key, c);
+                return;
             }
             write(c);
             if (c.refused && c.out.isEmpty() && !c.outputShut) {
@@ -262,8 +309,8 @@ public final class ControlServer implements AutoCloseable {
             if (c.in.get(i) == '\n') {
                 String line = new String(c.in.array(), start, i - start, StandardCharsets.UTF_8).strip();
                 start = i + 1;
-                if (!line.isEmpty()) {
-                    respond(c, answer(line));
+                if (!line.isEmpty() && !respond(c, answer(line))) {
+                    break;
                 }
             }
         }
@@ -274,14 +321,28 @@ public final class ControlServer implements AutoCloseable {
     private String answer(String line) {
         try {
             return handler.handle(line);
-        } catch (RuntimeException e) {
+        } catch (RuntimeException | Error e) {
+            // an Error of plugin code reached through the handler must not end the control thread
             LOG.error("control request '{}' failed", line, e);
             return Json.write(Map.of("ok", false, "error", "internal error: " + e));
         }
     }
 
-    private static void respond(Client c, String json) {
-        c.out.add(ByteBuffer.wrap((json + "\n").getBytes(StandardCharsets.UTF_8)));
+    /**
+     * Queues a response.
+     *
+     * @return false, queuing nothing and marking the client {@linkplain Client#overflowed overflowed},
+     *         if it has too many unread responses already
+     */
+    private static boolean respond(Client c, String json) {
+        ByteBuffer b = ByteBuffer.wrap((json + "\n").getBytes(StandardCharsets.UTF_8));
+        if (!c.out.isEmpty() && c.pendingBytes + b.remaining() > MAX_PENDING_RESPONSE_BYTES) {
+            c.overflowed = true;
+            return false;
+        }
+        c.out.add(b);
+        c.pendingBytes += b.remaining();
+        return true;
     }
 
     private static void write(Client c) throws IOException {
@@ -291,7 +352,7 @@ public final class ControlServer implements AutoCloseable {
             if (b.hasRemaining()) {
                 return; // the socket buffer is full: OP_WRITE brings us back
             }
-            c.out.poll();
+            c.pendingBytes -= c.out.poll().limit();
         }
     }
 
@@ -302,8 +363,12 @@ public final class ControlServer implements AutoCloseable {
         }
         c.dropped = true;
         connections--;
+        closeQuietly(c.channel);
+    }
+
+    private static void closeQuietly(AFUNIXSocketChannel ch) {
         try {
-            c.channel.close();
+            ch.close();
         } catch (IOException ignored) {
             // nothing left to release
         }

@@ -118,6 +118,33 @@ class ControlServerTest {
     }
 
     @Test
+    void anErrorThrownByTheHandlerIsAnsweredAndTheServerGoesOn() throws Exception {
+        Path path = dir.resolve("ctl.sock");
+        try (ControlServer server = ControlServer.start(path, line -> {
+            if (line.equals("boom")) {
+                throw new StackOverflowError("plugin recursion");
+            }
+            return Json.write(Map.of("echo", line));
+        })) {
+            Map<?, ?> r = (Map<?, ?>) Json.parse(request(path, "boom"));
+            assertEquals(false, r.get("ok"));
+            assertTrue(((String) r.get("error")).contains("StackOverflowError: plugin recursion"), r.toString());
+            assertEquals("{\"echo\":\"next\"}", request(path, "next"));
+        }
+    }
+
+    /** One request on a new connection; fails after 5 s without an answer (ControlClient waits 120 s). */
+    private static String request(Path path, String line) throws java.io.IOException {
+        try (AFUNIXSocket s = AFUNIXSocket.connectTo(AFUNIXSocketAddress.of(path))) {
+            s.setSoTimeout(5000);
+            s.getOutputStream().write((line + "\n").getBytes(StandardCharsets.UTF_8));
+            return new BufferedReader(new InputStreamReader(s.getInputStream(), StandardCharsets.UTF_8)).readLine();
+        } catch (java.net.SocketTimeoutException e) {
+            throw new AssertionError("no answer to '" + line + "' within 5 s", e);
+        }
+    }
+
+    @Test
     void runningOutOfFileDescriptorsPausesAcceptingAndServingResumesWhenFdsAreBack() throws Exception {
         Path path = dir.resolve("ctl.sock");
         try (ControlServer server = ControlServer.start(path, line -> Json.write(Map.of("echo", line)))) {

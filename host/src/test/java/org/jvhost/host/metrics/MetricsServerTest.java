@@ -13,6 +13,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import org.jvhost.host.FdLimit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -20,6 +21,8 @@ import org.junit.jupiter.api.Timeout;
 @Timeout(value = 30, unit = TimeUnit.SECONDS)
 class MetricsServerTest {
     private static final String BODY = "# TYPE jvhost_devices gauge\njvhost_devices 0\n";
+    /** A scrape as Prometheus sends it, asking to close after the answer (the JDK's server kept connections open). */
+    private static final String SCRAPE = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
 
     private static MetricsServer start() throws IOException {
         return MetricsServer.start(MetricsServer.loopbackAddress("127.0.0.1:0"), () -> BODY);
@@ -53,7 +56,7 @@ class MetricsServerTest {
                 }
                 Thread.sleep(100); // let the server read the byte
                 long start = System.nanoTime();
-                String response = exchange(server, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+                String response = exchange(server, SCRAPE);
                 long millis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
                 System.out.println("metrics: scrape with 5 stalled clients open took " + millis + " ms");
                 assertTrue(response.startsWith("HTTP/1.1 200 "), response);
@@ -113,6 +116,25 @@ class MetricsServerTest {
         })) {
             assertTrue(exchange(server, "GET /metrics HTTP/1.1\r\n\r\n").startsWith("HTTP/1.1 500 "));
             assertTrue(exchange(server, "GET /metrics HTTP/1.1\r\n\r\n").endsWith(BODY));
+        }
+    }
+
+    @Test
+    void runningOutOfFileDescriptorsPausesAcceptingAndScrapesResumeWhenFdsAreBack() throws Exception {
+        try (MetricsServer server = start()) {
+            assertTrue(exchange(server, SCRAPE).endsWith(BODY), "warm-up");
+            Socket s;
+            try (FdLimit limit = FdLimit.exhausted(1)) {
+                s = connect(server); // takes the one fd left: the server's accept fails with EMFILE
+                Thread.sleep(300);
+            }
+            try (s) {
+                s.getOutputStream().write(SCRAPE.getBytes(StandardCharsets.ISO_8859_1));
+                assertTrue(new String(s.getInputStream().readAllBytes(), StandardCharsets.ISO_8859_1).endsWith(BODY));
+            } catch (SocketTimeoutException e) {
+                throw new AssertionError("no answer within 5 s of the fds coming back", e);
+            }
+            assertTrue(exchange(server, SCRAPE).endsWith(BODY));
         }
     }
 

@@ -11,9 +11,10 @@ import java.util.Set;
 import org.jvhost.engine.server.DeviceSnapshot;
 import org.jvhost.engine.server.SocketAccess;
 import org.jvhost.host.plugin.DeviceTypes;
+import org.jvhost.host.plugin.DeviceTypes.DeviceType;
+import org.jvhost.host.plugin.PluginException;
 import org.jvhost.spi.DeviceContext;
 import org.jvhost.spi.DeviceOptions;
-import org.jvhost.spi.DeviceProvider;
 import org.jvhost.spi.InvalidOptionException;
 import org.jvhost.spi.OptionSpec;
 import org.jvhost.spi.VhostUserDevice;
@@ -26,16 +27,20 @@ import org.slf4j.LoggerFactory;
  * anything starts or stops: types, option keys, unique names and socket paths, then each provider's
  * {@code create} (which judges the values); a change with any problem changes nothing and reports all
  * of them. Changes are serialized; reading the set ({@link #list()}) never waits for one.
+ *
+ * <p>Plugin code called from here is contained: a provider's {@code create} that throws anything or
+ * returns null is a problem of the change (naming the provider class and the plugin's file), and a
+ * device that throws while it is served or closed fails alone; the set stays as it was.
  */
 final class DeviceManager implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(DeviceManager.class);
 
-    /** A checked device: its provider and resolved options. */
-    record Planned(DeviceEntry entry, DeviceProvider provider, DeviceOptions options) {
+    /** A checked device: its type and resolved options. */
+    record Planned(DeviceEntry entry, DeviceType type, DeviceOptions options) {
     }
 
     /** A device the host serves. */
-    record Running(DeviceEntry entry, DeviceContext context, VhostUserDevice device) {
+    record Running(DeviceEntry entry, DeviceType type, DeviceContext context, VhostUserDevice device) {
     }
 
     /** A running device and its state now (for list, counters and metrics). */
@@ -125,9 +130,9 @@ final class DeviceManager implements AutoCloseable {
     }
 
     private static Planned plan(DeviceEntry e, DeviceTypes types, List<String> problems) {
-        DeviceProvider provider;
+        DeviceType type;
         try {
-            provider = types.resolve(e.spec().type());
+            type = types.resolve(e.spec().type());
         } catch (IllegalArgumentException ex) {
             problems.add(e.problem(ConfigFile.KEY_TYPE, ex.getMessage()));
             return null;
@@ -145,9 +150,9 @@ final class DeviceManager implements AutoCloseable {
                 if (DeviceSpec.HOST_KEYS.contains(o.getKey())) {
                     continue;
                 }
-                if (provider.options().stream().noneMatch(s -> s.name().equals(o.getKey()))) {
+                if (type.options().stream().noneMatch(s -> s.name().equals(o.getKey()))) {
                     problems.add(e.problem(o.getKey(), "device type " + e.spec().type() + " has no option '"
-                            + o.getKey() + "'; it accepts: " + acceptedKeys(provider)));
+                            + o.getKey() + "'; it accepts: " + acceptedKeys(type)));
                     unknown = true;
                 }
             }
@@ -156,17 +161,17 @@ final class DeviceManager implements AutoCloseable {
             }
         }
         try {
-            return new Planned(e, provider, e.spec().resolveOptions(provider));
+            return new Planned(e, type, e.spec().resolveOptions(type.options()));
         } catch (IllegalArgumentException ex) {
             problems.add(ex.getMessage());
             return null;
         }
     }
 
-    private static String acceptedKeys(DeviceProvider provider) {
+    private static String acceptedKeys(DeviceType type) {
         List<String> keys = new ArrayList<>(List.of(ConfigFile.KEY_TYPE, DeviceSpec.KEY_SOCKET, DeviceSpec.KEY_CONNECT,
                 DeviceSpec.KEY_SOCKET_MODE, DeviceSpec.KEY_SOCKET_GROUP, DeviceSpec.KEY_ALLOW_UID));
-        provider.options().stream().map(OptionSpec::name).forEach(keys::add);
+        type.options().stream().map(OptionSpec::name).forEach(keys::add);
         return String.join(", ", keys);
     }
 
@@ -180,7 +185,8 @@ final class DeviceManager implements AutoCloseable {
     /**
      * Creates a device for every planned entry (nothing is served yet).
      *
-     * @throws ConfigException listing every value a provider refused; the devices created are closed
+     * @throws ConfigException listing every value a provider refused and every provider that failed
+     *                         (threw, or returned no device); the devices created are closed
      */
     private List<Running> create(List<Planned> plan) throws ConfigException {
         List<Running> created = new ArrayList<>();
@@ -189,11 +195,12 @@ final class DeviceManager implements AutoCloseable {
             DeviceEntry e = p.entry();
             DeviceContext ctx = host.newContext(e.name());
             try {
-                created.add(new Running(e, ctx, p.provider().create(p.options(), ctx)));
+                created.add(new Running(e, p.type(), ctx, p.type().create(p.options(), ctx)));
             } catch (InvalidOptionException ex) {
                 problems.add(e.problem(ex.key(), ex.getMessage()));
-            } catch (RuntimeException ex) {
-                problems.add(e.problem(null, "the " + e.spec().type() + " provider failed to create the device: " + ex));
+            } catch (PluginException ex) {
+                LOG.debug("{}: the provider's stack trace", e.name(), ex.getCause());
+                problems.add(e.problem(null, ex.getMessage()));
             }
         }
         if (!problems.isEmpty()) {
@@ -203,7 +210,23 @@ final class DeviceManager implements AutoCloseable {
         return created;
     }
 
+    /**
+     * Serves a created device.
+     *
+     * @throws IOException if its socket cannot be served, or if the device threw while the host took
+     *                     it on (the host asks it for its queue count, for example)
+     */
     private void serve(Running r) throws IOException {
+        try {
+            addToHost(r);
+        } catch (RuntimeException | Error e) { // plugin code: see the class comment
+            LOG.debug("{}: the device's stack trace", r.entry().name(), e);
+            throw new IOException(r.entry().name() + ": the device (" + r.type().source() + ") failed while being added: "
+                    + e, e);
+        }
+    }
+
+    private void addToHost(Running r) throws IOException {
         DeviceSpec spec = r.entry().spec();
         SocketAccess access = spec.socketAccess(defaultUids);
         if (spec.socket() == null) {
@@ -387,7 +410,7 @@ final class DeviceManager implements AutoCloseable {
     private static void closeQuietly(Running r) {
         try {
             r.device().close();
-        } catch (RuntimeException e) {
+        } catch (RuntimeException | Error e) { // plugin code: see the class comment
             LOG.warn("{}: closing the device failed", r.entry().name(), e);
         }
     }

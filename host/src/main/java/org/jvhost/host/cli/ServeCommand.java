@@ -34,7 +34,7 @@ import picocli.CommandLine.TypeConversionException;
  * {@code jvhost serve}: checks every device (from {@code --device} or {@code --config}) against its
  * type, and creates them all, before anything starts (so a typo costs no socket); then serves them,
  * with the optional control socket and metrics endpoint, until SIGTERM or SIGINT. With a config file,
- * SIGHUP reloads it. A start that fails in any way
+ * SIGHUP reloads it; without one, SIGHUP is logged and changes nothing. A start that fails in any way
  * (a plugin's {@link Error} too) ends with a non-zero status.
  */
 @Command(name = "serve", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
@@ -193,9 +193,9 @@ final class ServeCommand implements Callable<Integer> {
                 stop(host);
             }
         }
-        if (config != null) {
-            lifecycle.reloadOnHangup(() -> reloadOnSignal(manager));
-        }
+        // Always: the JVM's default for SIGHUP is to stop, and the systemd unit's ExecReload sends one.
+        lifecycle.reloadOnHangup(config != null ? () -> reloadOnSignal(manager)
+                : () -> LOG.info("SIGHUP: nothing to reload (serve was started without --config); still serving"));
         LOG.info("serving {} device(s) with {} worker(s), polling busy queues for {} us; stop with SIGTERM or SIGINT{}",
                 entries.size(), threads, poll,
                 config != null ? ", reload " + config + " with SIGHUP" : "");

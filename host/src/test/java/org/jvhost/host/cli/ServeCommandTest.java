@@ -2,6 +2,7 @@ package org.jvhost.host.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
@@ -71,6 +72,16 @@ class ServeCommandTest {
         assertEquals(0, second.features() & VirtioNet.F_MRG_RXBUF);
         assertTrue(lifecycle.awaited);
         assertTrue(host.closed, "the host is closed when serving ends");
+    }
+
+    @Test
+    void sighupWithoutAConfigFileHasAHandlerThatChangesNothing() {
+        assertEquals(0, run("serve", "--device", "loopback:socket=/tmp/jvhost-a.sock"), err.toString());
+        assertNotNull(lifecycle.hangup, "no SIGHUP handler: the JVM's default would stop jvhost with status 0");
+        host.closed = false;
+        lifecycle.hangup.run();
+        assertFalse(host.closed);
+        assertEquals(1, host.devices.size());
     }
 
     @Test

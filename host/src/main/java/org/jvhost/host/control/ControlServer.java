@@ -1,16 +1,13 @@
 package org.jvhost.host.control;
 
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.nio.channels.ClosedSelectorException;
 import java.nio.channels.SelectionKey;
 import java.nio.channels.Selector;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermission;
-import java.util.ArrayDeque;
 import java.util.EnumSet;
 import java.util.Map;
 import java.util.Objects;
@@ -33,23 +30,15 @@ import org.slf4j.LoggerFactory;
  * connect in the instant before, each connection's peer credentials (SO_PEERCRED) must also show the
  * socket's owner or root, or it is closed at once.
  *
- * <p>Limits, so that no client can take the server down: a request line of at most
- * {@value #MAX_REQUEST_BYTES} bytes, {@value #MAX_CONNECTIONS} connections, and
- * {@value #MAX_PENDING_RESPONSE_BYTES} bytes of responses a client has not read yet (one that keeps
- * sending requests without reading the answers is dropped). A failing accept (EMFILE when the process
- * is out of file descriptors) pauses accepting for {@value #ACCEPT_PAUSE_MS} ms; it never ends the server.
+ * <p>Limits, so that no client can take the server down: {@value #MAX_CONNECTIONS} connections, and
+ * per connection those of {@link ControlConnection} (request length, unread responses). A failing
+ * accept (EMFILE when the process is out of file descriptors) pauses accepting for
+ * {@value #ACCEPT_PAUSE_MS} ms; it never ends the server.
  */
 public final class ControlServer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(ControlServer.class);
-    /** A request longer than this is refused (the longest real one is an {@code add} of a device spec). */
-    static final int MAX_REQUEST_BYTES = 64 * 1024;
     /** Connections beyond this are closed at once: a bound on the fds and buffers clients can pin. */
     static final int MAX_CONNECTIONS = 64;
-    /**
-     * Unread responses a client may have queued before it is dropped (a single response of any size is
-     * always queued): far above any real answer, and a bound on the heap one client can take.
-     */
-    static final int MAX_PENDING_RESPONSE_BYTES = 1024 * 1024;
     private static final long ACCEPT_PAUSE_MS = 1000;
     private static final long JOIN_MS = 3000;
 
@@ -136,32 +125,6 @@ public final class ControlServer implements AutoCloseable {
         return a.isOther() ? "socket" : a.isDirectory() ? "directory" : "file";
     }
 
-    /** One client: its unfinished request bytes and the responses not yet written. */
-    private static final class Client {
-        final AFUNIXSocketChannel channel;
-        ByteBuffer in = ByteBuffer.allocate(1024);
-        final ArrayDeque<ByteBuffer> out = new ArrayDeque<>();
-        /** The bytes of {@link #out}; a response is counted until it is written whole. */
-        int pendingBytes;
-        /** The client has {@link #MAX_PENDING_RESPONSE_BYTES} of unread responses: drop it. */
-        boolean overflowed;
-        /** The client finished sending: close once the responses are out. */
-        boolean ending;
-        /**
-         * The client sent too much: its input is read and dropped until it closes, since closing with
-         * unread input would reset the connection before it reads the refusal; our side is shut down
-         * once the refusal is out.
-         */
-        boolean refused;
-        boolean outputShut;
-        /** Closed and no longer counted (a key may be reported again after it was cancelled). */
-        boolean dropped;
-
-        Client(AFUNIXSocketChannel channel) {
-            this.channel = channel;
-        }
-    }
-
     private void loop() {
         try {
             while (!closed) {
@@ -171,7 +134,7 @@ public final class ControlServer implements AutoCloseable {
                     if (!key.isValid()) {
                         // junixsocket's selector cancels a client's key when the client hangs up and
                         // reports it once more, invalid: the only sign of the hang-up we get, so close here
-                        if (key.attachment() instanceof Client c) {
+                        if (key.attachment() instanceof ControlConnection c) {
                             drop(key, c);
                         }
                         continue;
@@ -222,7 +185,7 @@ public final class ControlServer implements AutoCloseable {
                 return;
             }
             ch.configureBlocking(false);
-            ch.register(selector, SelectionKey.OP_READ, new Client(ch));
+            ch.register(selector, SelectionKey.OP_READ, new ControlConnection(ch));
             connections++;
         } catch (IOException e) {
             LOG.debug("control client dropped while being accepted: {}", e.getMessage());
@@ -242,80 +205,21 @@ public final class ControlServer implements AutoCloseable {
     }
 
     private void serve(SelectionKey key) {
-        Client c = (Client) key.attachment();
+        ControlConnection c = (ControlConnection) key.attachment();
         try {
-            if (key.isReadable()) {
-                read(c);
-            }
-            if (c.overflowed) {
-                LOG.warn("control socket {}: dropped a client that sent requests without reading {} bytes of answers",
-                        path, c.pendingBytes);
-                drop(key, c);
+            int ops = c.serve(key.isReadable(), this::answer);
+            if (ops >= 0) {
+                key.interestOps(ops);
                 return;
             }
-            write(c);
-            if (c.refused && c.out.isEmpty() && !c.outputShut) {
-                c.channel.shutdownOutput();
-                c.outputShut = true;
-            }
-            if (c.ending && c.out.isEmpty()) {
-                drop(key, c);
-            } else {
-                key.interestOps((c.ending ? 0 : SelectionKey.OP_READ) | (c.out.isEmpty() ? 0 : SelectionKey.OP_WRITE));
+            if (c.overflowed()) {
+                LOG.warn("control socket {}: dropped a client that sent requests without reading {} bytes of answers",
+                        path, c.pendingBytes());
             }
         } catch (IOException e) {
             LOG.debug("control client dropped: {}", e.getMessage());
-            drop(key, c);
         }
-    }
-
-    private void read(Client c) throws IOException {
-        if (c.refused) {
-            c.in.clear();
-            if (c.channel.read(c.in) < 0) {
-                c.ending = true;
-            }
-            return;
-        }
-        if (!c.in.hasRemaining()) {
-            grow(c);
-        }
-        int n = c.channel.read(c.in);
-        if (n < 0) {
-            c.ending = true; // answer what came complete, then close
-        }
-        answerCompleteLines(c);
-        if (!c.ending && !c.in.hasRemaining() && c.in.capacity() >= MAX_REQUEST_BYTES) {
-            respond(c, Json.write(Map.of("ok", false, "error",
-                    "request longer than " + MAX_REQUEST_BYTES + " bytes without a newline")));
-            c.refused = true;
-        }
-    }
-
-    private static void grow(Client c) {
-        int capacity = Math.min(MAX_REQUEST_BYTES, c.in.capacity() * 2);
-        if (capacity > c.in.capacity()) {
-            ByteBuffer bigger = ByteBuffer.allocate(capacity);
-            c.in.flip();
-            bigger.put(c.in);
-            c.in = bigger;
-        }
-    }
-
-    private void answerCompleteLines(Client c) {
-        c.in.flip();
-        int start = 0;
-        for (int i = 0; i < c.in.limit(); i++) {
-            if (c.in.get(i) == '\n') {
-                String line = new String(c.in.array(), start, i - start, StandardCharsets.UTF_8).strip();
-                start = i + 1;
-                if (!line.isEmpty() && !respond(c, answer(line))) {
-                    break;
-                }
-            }
-        }
-        c.in.position(start);
-        c.in.compact();
+        drop(key, c);
     }
 
     private String answer(String line) {
@@ -328,35 +232,7 @@ public final class ControlServer implements AutoCloseable {
         }
     }
 
-    /**
-     * Queues a response.
-     *
-     * @return false, queuing nothing and marking the client {@linkplain Client#overflowed overflowed},
-     *         if it has too many unread responses already
-     */
-    private static boolean respond(Client c, String json) {
-        ByteBuffer b = ByteBuffer.wrap((json + "\n").getBytes(StandardCharsets.UTF_8));
-        if (!c.out.isEmpty() && c.pendingBytes + b.remaining() > MAX_PENDING_RESPONSE_BYTES) {
-            c.overflowed = true;
-            return false;
-        }
-        c.out.add(b);
-        c.pendingBytes += b.remaining();
-        return true;
-    }
-
-    private static void write(Client c) throws IOException {
-        while (!c.out.isEmpty()) {
-            ByteBuffer b = c.out.peek();
-            c.channel.write(b);
-            if (b.hasRemaining()) {
-                return; // the socket buffer is full: OP_WRITE brings us back
-            }
-            c.pendingBytes -= c.out.poll().limit();
-        }
-    }
-
-    private void drop(SelectionKey key, Client c) {
+    private void drop(SelectionKey key, ControlConnection c) {
         key.cancel();
         if (c.dropped) {
             return;

@@ -77,7 +77,7 @@ class ControlServerTest {
         Path path = dir.resolve("ctl.sock");
         try (ControlServer server = ControlServer.start(path, line -> "{}");
              AFUNIXSocket s = AFUNIXSocket.connectTo(AFUNIXSocketAddress.of(path))) {
-            byte[] big = new byte[ControlServer.MAX_REQUEST_BYTES + 10];
+            byte[] big = new byte[ControlConnection.MAX_REQUEST_BYTES + 10];
             java.util.Arrays.fill(big, (byte) 'a');
             s.getOutputStream().write(big);
             BufferedReader in = new BufferedReader(new InputStreamReader(s.getInputStream(), StandardCharsets.UTF_8));

@@ -3,7 +3,6 @@ package org.jvhost.host.cli;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -14,9 +13,7 @@ import org.jvhost.host.plugin.DeviceTypes;
 import org.jvhost.host.plugin.DeviceTypes.DeviceType;
 import org.jvhost.host.plugin.PluginException;
 import org.jvhost.spi.DeviceContext;
-import org.jvhost.spi.DeviceOptions;
 import org.jvhost.spi.InvalidOptionException;
-import org.jvhost.spi.OptionSpec;
 import org.jvhost.spi.VhostUserDevice;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -34,10 +31,6 @@ import org.slf4j.LoggerFactory;
  */
 final class DeviceManager implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(DeviceManager.class);
-
-    /** A checked device: its type and resolved options. */
-    record Planned(DeviceEntry entry, DeviceType type, DeviceOptions options) {
-    }
 
     /** A device the host serves. */
     record Running(DeviceEntry entry, DeviceType type, DeviceContext context, VhostUserDevice device) {
@@ -85,96 +78,6 @@ final class DeviceManager implements AutoCloseable {
         this.inheritedFd = inheritedFd;
     }
 
-    /**
-     * Checks what needs no device instance: each entry's type and option keys, and that no two devices
-     * (among {@code entries} and {@code kept}) share a name or a socket path.
-     *
-     * @throws ConfigException listing every problem
-     */
-    static List<Planned> check(List<DeviceEntry> entries, List<DeviceEntry> kept, DeviceTypes types)
-            throws ConfigException {
-        List<String> problems = new ArrayList<>();
-        Map<String, DeviceEntry> names = new HashMap<>();
-        Map<Path, DeviceEntry> sockets = new HashMap<>();
-        for (DeviceEntry k : kept) {
-            names.put(k.name(), k);
-            sockets.put(k.socketKey(), k);
-        }
-        List<Planned> plan = new ArrayList<>();
-        for (DeviceEntry e : entries) {
-            DeviceEntry sameName = names.putIfAbsent(e.name(), e);
-            if (sameName != null) {
-                problems.add(e.problem(null, "the name " + e.name() + " is already used by " + describe(sameName)));
-            }
-            DeviceEntry sameSocket = sockets.putIfAbsent(e.socketKey(), e);
-            if (sameSocket != null) {
-                String key = e.spec().mode() == org.jvhost.engine.server.Host.Mode.LISTEN
-                        ? DeviceSpec.KEY_SOCKET : DeviceSpec.KEY_CONNECT;
-                problems.add(e.problem(key, "socket " + e.spec().socket() + " is already used by "
-                        + describe(sameSocket)));
-            }
-            Planned p = plan(e, types, problems);
-            if (p != null) {
-                plan.add(p);
-            }
-        }
-        if (!problems.isEmpty()) {
-            throw new ConfigException(problems);
-        }
-        return plan;
-    }
-
-    private static String describe(DeviceEntry e) {
-        return e.origin() == DeviceEntry.Origin.COMMAND_LINE ? "'" + e.spec().text() + "'"
-                : "device " + e.name() + " (" + e.origin().label + ")";
-    }
-
-    private static Planned plan(DeviceEntry e, DeviceTypes types, List<String> problems) {
-        DeviceType type;
-        try {
-            type = types.resolve(e.spec().type());
-        } catch (IllegalArgumentException ex) {
-            problems.add(e.problem(ConfigFile.KEY_TYPE, ex.getMessage()));
-            return null;
-        }
-        try {
-            e.spec().socketAccess(Set.of()); // socket-mode, socket-group, allow-uid: the host's own keys
-        } catch (IllegalArgumentException ex) {
-            problems.add(e.problem(null, ex.getMessage()));
-            return null;
-        }
-        if (e.origin() == DeviceEntry.Origin.CONFIG) {
-            // one problem per unknown key, each with its own line; DeviceSpec reports only the first
-            boolean unknown = false;
-            for (Map.Entry<String, String> o : e.spec().options().entrySet()) {
-                if (DeviceSpec.HOST_KEYS.contains(o.getKey())) {
-                    continue;
-                }
-                if (type.options().stream().noneMatch(s -> s.name().equals(o.getKey()))) {
-                    problems.add(e.problem(o.getKey(), "device type " + e.spec().type() + " has no option '"
-                            + o.getKey() + "'; it accepts: " + acceptedKeys(type)));
-                    unknown = true;
-                }
-            }
-            if (unknown) {
-                return null;
-            }
-        }
-        try {
-            return new Planned(e, type, e.spec().resolveOptions(type.options()));
-        } catch (IllegalArgumentException ex) {
-            problems.add(ex.getMessage());
-            return null;
-        }
-    }
-
-    private static String acceptedKeys(DeviceType type) {
-        List<String> keys = new ArrayList<>(List.of(ConfigFile.KEY_TYPE, DeviceSpec.KEY_SOCKET, DeviceSpec.KEY_CONNECT,
-                DeviceSpec.KEY_SOCKET_MODE, DeviceSpec.KEY_SOCKET_GROUP, DeviceSpec.KEY_ALLOW_UID));
-        type.options().stream().map(OptionSpec::name).forEach(keys::add);
-        return String.join(", ", keys);
-    }
-
     /** The entries of the running devices, in order. */
     private List<DeviceEntry> runningEntries() {
         List<DeviceEntry> entries = new ArrayList<>();
@@ -188,10 +91,10 @@ final class DeviceManager implements AutoCloseable {
      * @throws ConfigException listing every value a provider refused and every provider that failed
      *                         (threw, or returned no device); the devices created are closed
      */
-    private List<Running> create(List<Planned> plan) throws ConfigException {
+    private List<Running> create(List<PlannedDevice> plan) throws ConfigException {
         List<Running> created = new ArrayList<>();
         List<String> problems = new ArrayList<>();
-        for (Planned p : plan) {
+        for (PlannedDevice p : plan) {
             DeviceEntry e = p.entry();
             DeviceContext ctx = host.newContext(e.name());
             try {
@@ -265,7 +168,7 @@ final class DeviceManager implements AutoCloseable {
      * @throws IOException     if a device cannot be served (its socket); the ones started before stay
      *                         and the caller closes the host
      */
-    synchronized void start(List<Planned> plan) throws ConfigException, IOException {
+    synchronized void start(List<PlannedDevice> plan) throws ConfigException, IOException {
         for (Running r : create(plan)) {
             try {
                 serve(r);
@@ -283,7 +186,7 @@ final class DeviceManager implements AutoCloseable {
      * @throws IOException     if it cannot be served (its socket)
      */
     synchronized void add(DeviceEntry entry) throws ConfigException, IOException {
-        List<Running> created = create(check(List.of(entry), runningEntries(), types));
+        List<Running> created = create(PlannedDevice.check(List.of(entry), runningEntries(), types));
         try {
             serve(created.get(0));
         } catch (IOException e) {
@@ -356,7 +259,7 @@ final class DeviceManager implements AutoCloseable {
                 toStart.add(d);
             }
         }
-        List<Running> created = create(check(toStart, kept, types));
+        List<Running> created = create(PlannedDevice.check(toStart, kept, types));
         // the whole file is good: apply it
         List<String> warnings = new ArrayList<>();
         if (!parsed.host().equals(settings)) {

@@ -161,9 +161,9 @@ final class ServeCommand implements Callable<Integer> {
         DeviceTypes types = plugins.load(loader, spec);
         // Before checking, so that an unusable device type is explained by the plugin problem behind it.
         types.problems().forEach(p -> LOG.error("{}", p));
-        List<DeviceManager.Planned> plan;
+        List<PlannedDevice> plan;
         try {
-            plan = DeviceManager.check(entries, List.of(), types);
+            plan = PlannedDevice.check(entries, List.of(), types);
         } catch (ConfigException e) {
             throw usage(e.getMessage());
         }

@@ -27,7 +27,7 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Plugin code called from here is contained: a provider's {@code create} that throws anything or
  * returns null is a problem of the change (naming the provider class and the plugin's file), and a
- * device that throws while it is served or closed fails alone; the set stays as it was.
+ * device that throws while it is served, read or closed fails alone; the set stays as it was.
  */
 final class DeviceManager implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(DeviceManager.class);
@@ -288,16 +288,29 @@ final class DeviceManager implements AutoCloseable {
         return new ReloadResult(added, removed, restarted, unchanged, failed, warnings);
     }
 
-    /** The running devices and their state now, in the order they were added. Never waits for a change. */
+    /**
+     * The running devices and their state now, in the order they were added. Never waits for a change.
+     * A device whose state cannot be read (its {@code counters()} threw) is left out, with a WARN line.
+     */
     List<View> list() {
         List<View> views = new ArrayList<>();
         for (Running r : published) {
-            DeviceSnapshot s = host.snapshot(r.context());
+            DeviceSnapshot s = snapshot(r);
             if (s != null) {
                 views.add(new View(r.entry(), s));
             }
         }
         return views;
+    }
+
+    private DeviceSnapshot snapshot(Running r) {
+        try {
+            return host.snapshot(r.context());
+        } catch (RuntimeException | Error e) { // plugin code: see the class comment
+            LOG.warn("{}: left out of list, counters and metrics: reading its state ({}) failed: {}", r.entry().name(),
+                    r.type().source(), e.toString());
+            return null;
+        }
     }
 
     /** One running device's view, or null. */

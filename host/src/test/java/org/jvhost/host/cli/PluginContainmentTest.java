@@ -32,9 +32,10 @@ import picocli.CommandLine;
 /**
  * A plugin whose code throws {@link Error}s or breaks its contract (the test plugin {@code errors}:
  * {@code type()} overflows the stack, {@code asserting}'s {@code create()} throws an AssertionError,
- * {@code null-device}'s returns null) fails alone, named by class and file, wherever the host calls it:
- * {@code devices}, {@code serve} at start (non-zero status, nothing served, no shutdown hook left to
- * turn the exit into 0) and {@code ctl add} (refused; the control API goes on).
+ * {@code null-device}'s returns null, {@code bad-counters}' device throws from {@code counters()}) fails
+ * alone, named by class and file, wherever the host calls it: {@code devices}, {@code serve} at start
+ * (non-zero status, nothing served, no shutdown hook left to turn the exit into 0), {@code ctl add}
+ * (refused; the control API goes on) and reading the devices' state (list, counters, metrics).
  */
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
 class PluginContainmentTest {
@@ -130,6 +131,25 @@ class PluginContainmentTest {
             Map<?, ?> added = (Map<?, ?>) Json.parse(request(socket, "add echo:socket=/tmp/jvhost-z.sock"));
             assertEquals(true, added.get("ok"), added.toString());
             assertEquals(1, host.devices.size());
+        }
+    }
+
+    @Test
+    void aDeviceWhoseCountersThrowAnErrorIsLeftOutOfListAndMetricsAndTheOthersAreShown() throws Exception {
+        DeviceHost engine = DeviceHost.engine(1, 0);
+        try {
+            DeviceManager manager = new DeviceManager(engine, loader().load(plugins), null, ConfigFile.Settings.NONE);
+            for (String spec : List.of("bad-counters:socket=" + dir.resolve("bad.sock"), "echo:socket=" + dir.resolve("echo.sock"))) {
+                manager.add(DeviceEntry.of(DeviceSpec.parse(spec), DeviceEntry.Origin.CONTROL));
+            }
+            String echo = "echo@" + dir.resolve("echo.sock");
+            assertEquals(List.of(echo), manager.list().stream().map(v -> v.entry().name()).toList());
+            assertTrue(ServeCommand.metricsText(manager).contains("jvhost_device_connected{device=\"" + echo + "\""),
+                    ServeCommand.metricsText(manager));
+            Map<?, ?> list = (Map<?, ?>) Json.parse(new ControlRequests(manager).handle("list"));
+            assertEquals(true, list.get("ok"), list.toString());
+        } finally {
+            engine.close();
         }
     }
 }

@@ -165,7 +165,7 @@ class PluginLoadingTest {
         drop("echo.jar");
         Path errors = drop("errors.jar");
         DeviceTypes types = load();
-        assertEquals(List.of("asserting", "echo", "loopback", "net", "null-device"), types.names());
+        assertEquals(List.of("asserting", "bad-counters", "echo", "loopback", "net", "null-device"), types.names());
         assertEquals(List.of(errors + ": refused com.example.errors.RecursiveTypeProvider: java.lang.StackOverflowError"),
                 types.problems());
         DeviceOptions none = new DeviceOptions(Map.of());

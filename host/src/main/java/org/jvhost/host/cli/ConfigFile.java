@@ -35,7 +35,7 @@ import org.jvhost.engine.server.Host;
  * Each device needs {@code type} and exactly one of {@code socket} (jvhost listens) or {@code connect}
  * (jvhost connects); every other key is the device type's option. Relative paths are relative to the
  * file's directory. Reading reports every syntax problem at once, each as {@code FILE:LINE: ...}; what
- * the device types make of the keys is checked later ({@link DeviceManager#check}).
+ * the device types make of the keys is checked later ({@link PlannedDevice#check}).
  */
 final class ConfigFile {
     static final String HOST_WORKERS = "workers";

@@ -3,7 +3,6 @@ package org.jvhost.host.cli;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -11,11 +10,10 @@ import java.util.Set;
 import org.jvhost.engine.server.DeviceSnapshot;
 import org.jvhost.engine.server.SocketAccess;
 import org.jvhost.host.plugin.DeviceTypes;
+import org.jvhost.host.plugin.DeviceTypes.DeviceType;
+import org.jvhost.host.plugin.PluginException;
 import org.jvhost.spi.DeviceContext;
-import org.jvhost.spi.DeviceOptions;
-import org.jvhost.spi.DeviceProvider;
 import org.jvhost.spi.InvalidOptionException;
-import org.jvhost.spi.OptionSpec;
 import org.jvhost.spi.VhostUserDevice;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -26,16 +24,16 @@ import org.slf4j.LoggerFactory;
  * anything starts or stops: types, option keys, unique names and socket paths, then each provider's
  * {@code create} (which judges the values); a change with any problem changes nothing and reports all
  * of them. Changes are serialized; reading the set ({@link #list()}) never waits for one.
+ *
+ * <p>Plugin code called from here is contained: a provider's {@code create} that throws anything or
+ * returns null is a problem of the change (naming the provider class and the plugin's file), and a
+ * device that throws while it is served, read or closed fails alone; the set stays as it was.
  */
 final class DeviceManager implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(DeviceManager.class);
 
-    /** A checked device: its provider and resolved options. */
-    record Planned(DeviceEntry entry, DeviceProvider provider, DeviceOptions options) {
-    }
-
     /** A device the host serves. */
-    record Running(DeviceEntry entry, DeviceContext context, VhostUserDevice device) {
+    record Running(DeviceEntry entry, DeviceType type, DeviceContext context, VhostUserDevice device) {
     }
 
     /** A running device and its state now (for list, counters and metrics). */
@@ -80,96 +78,6 @@ final class DeviceManager implements AutoCloseable {
         this.inheritedFd = inheritedFd;
     }
 
-    /**
-     * Checks what needs no device instance: each entry's type and option keys, and that no two devices
-     * (among {@code entries} and {@code kept}) share a name or a socket path.
-     *
-     * @throws ConfigException listing every problem
-     */
-    static List<Planned> check(List<DeviceEntry> entries, List<DeviceEntry> kept, DeviceTypes types)
-            throws ConfigException {
-        List<String> problems = new ArrayList<>();
-        Map<String, DeviceEntry> names = new HashMap<>();
-        Map<Path, DeviceEntry> sockets = new HashMap<>();
-        for (DeviceEntry k : kept) {
-            names.put(k.name(), k);
-            sockets.put(k.socketKey(), k);
-        }
-        List<Planned> plan = new ArrayList<>();
-        for (DeviceEntry e : entries) {
-            DeviceEntry sameName = names.putIfAbsent(e.name(), e);
-            if (sameName != null) {
-                problems.add(e.problem(null, "the name " + e.name() + " is already used by " + describe(sameName)));
-            }
-            DeviceEntry sameSocket = sockets.putIfAbsent(e.socketKey(), e);
-            if (sameSocket != null) {
-                String key = e.spec().mode() == org.jvhost.engine.server.Host.Mode.LISTEN
-                        ? DeviceSpec.KEY_SOCKET : DeviceSpec.KEY_CONNECT;
-                problems.add(e.problem(key, "socket " + e.spec().socket() + " is already used by "
-                        + describe(sameSocket)));
-            }
-            Planned p = plan(e, types, problems);
-            if (p != null) {
-                plan.add(p);
-            }
-        }
-        if (!problems.isEmpty()) {
-            throw new ConfigException(problems);
-        }
-        return plan;
-    }
-
-    private static String describe(DeviceEntry e) {
-        return e.origin() == DeviceEntry.Origin.COMMAND_LINE ? "'" + e.spec().text() + "'"
-                : "device " + e.name() + " (" + e.origin().label + ")";
-    }
-
-    private static Planned plan(DeviceEntry e, DeviceTypes types, List<String> problems) {
-        DeviceProvider provider;
-        try {
-            provider = types.resolve(e.spec().type());
-        } catch (IllegalArgumentException ex) {
-            problems.add(e.problem(ConfigFile.KEY_TYPE, ex.getMessage()));
-            return null;
-        }
-        try {
-            e.spec().socketAccess(Set.of()); // socket-mode, socket-group, allow-uid: the host's own keys
-        } catch (IllegalArgumentException ex) {
-            problems.add(e.problem(null, ex.getMessage()));
-            return null;
-        }
-        if (e.origin() == DeviceEntry.Origin.CONFIG) {
-            // one problem per unknown key, each with its own line; DeviceSpec reports only the first
-            boolean unknown = false;
-            for (Map.Entry<String, String> o : e.spec().options().entrySet()) {
-                if (DeviceSpec.HOST_KEYS.contains(o.getKey())) {
-                    continue;
-                }
-                if (provider.options().stream().noneMatch(s -> s.name().equals(o.getKey()))) {
-                    problems.add(e.problem(o.getKey(), "device type " + e.spec().type() + " has no option '"
-                            + o.getKey() + "'; it accepts: " + acceptedKeys(provider)));
-                    unknown = true;
-                }
-            }
-            if (unknown) {
-                return null;
-            }
-        }
-        try {
-            return new Planned(e, provider, e.spec().resolveOptions(provider));
-        } catch (IllegalArgumentException ex) {
-            problems.add(ex.getMessage());
-            return null;
-        }
-    }
-
-    private static String acceptedKeys(DeviceProvider provider) {
-        List<String> keys = new ArrayList<>(List.of(ConfigFile.KEY_TYPE, DeviceSpec.KEY_SOCKET, DeviceSpec.KEY_CONNECT,
-                DeviceSpec.KEY_SOCKET_MODE, DeviceSpec.KEY_SOCKET_GROUP, DeviceSpec.KEY_ALLOW_UID));
-        provider.options().stream().map(OptionSpec::name).forEach(keys::add);
-        return String.join(", ", keys);
-    }
-
     /** The entries of the running devices, in order. */
     private List<DeviceEntry> runningEntries() {
         List<DeviceEntry> entries = new ArrayList<>();
@@ -180,20 +88,22 @@ final class DeviceManager implements AutoCloseable {
     /**
      * Creates a device for every planned entry (nothing is served yet).
      *
-     * @throws ConfigException listing every value a provider refused; the devices created are closed
+     * @throws ConfigException listing every value a provider refused and every provider that failed
+     *                         (threw, or returned no device); the devices created are closed
      */
-    private List<Running> create(List<Planned> plan) throws ConfigException {
+    private List<Running> create(List<PlannedDevice> plan) throws ConfigException {
         List<Running> created = new ArrayList<>();
         List<String> problems = new ArrayList<>();
-        for (Planned p : plan) {
+        for (PlannedDevice p : plan) {
             DeviceEntry e = p.entry();
             DeviceContext ctx = host.newContext(e.name());
             try {
-                created.add(new Running(e, ctx, p.provider().create(p.options(), ctx)));
+                created.add(new Running(e, p.type(), ctx, p.type().create(p.options(), ctx)));
             } catch (InvalidOptionException ex) {
                 problems.add(e.problem(ex.key(), ex.getMessage()));
-            } catch (RuntimeException ex) {
-                problems.add(e.problem(null, "the " + e.spec().type() + " provider failed to create the device: " + ex));
+            } catch (PluginException ex) {
+                LOG.debug("{}: the provider's stack trace", e.name(), ex.getCause());
+                problems.add(e.problem(null, ex.getMessage()));
             }
         }
         if (!problems.isEmpty()) {
@@ -203,7 +113,23 @@ final class DeviceManager implements AutoCloseable {
         return created;
     }
 
+    /**
+     * Serves a created device.
+     *
+     * @throws IOException if its socket cannot be served, or if the device threw while the host took
+     *                     it on (the host asks it for its queue count, for example)
+     */
     private void serve(Running r) throws IOException {
+        try {
+            addToHost(r);
+        } catch (RuntimeException | Error e) { // plugin code: see the class comment
+            LOG.debug("{}: the device's stack trace", r.entry().name(), e);
+            throw new IOException(r.entry().name() + ": the device (" + r.type().source() + ") failed while being added: "
+                    + e, e);
+        }
+    }
+
+    private void addToHost(Running r) throws IOException {
         DeviceSpec spec = r.entry().spec();
         SocketAccess access = spec.socketAccess(defaultUids);
         if (spec.socket() == null) {
@@ -242,7 +168,7 @@ final class DeviceManager implements AutoCloseable {
      * @throws IOException     if a device cannot be served (its socket); the ones started before stay
      *                         and the caller closes the host
      */
-    synchronized void start(List<Planned> plan) throws ConfigException, IOException {
+    synchronized void start(List<PlannedDevice> plan) throws ConfigException, IOException {
         for (Running r : create(plan)) {
             try {
                 serve(r);
@@ -260,7 +186,7 @@ final class DeviceManager implements AutoCloseable {
      * @throws IOException     if it cannot be served (its socket)
      */
     synchronized void add(DeviceEntry entry) throws ConfigException, IOException {
-        List<Running> created = create(check(List.of(entry), runningEntries(), types));
+        List<Running> created = create(PlannedDevice.check(List.of(entry), runningEntries(), types));
         try {
             serve(created.get(0));
         } catch (IOException e) {
@@ -333,7 +259,7 @@ final class DeviceManager implements AutoCloseable {
                 toStart.add(d);
             }
         }
-        List<Running> created = create(check(toStart, kept, types));
+        List<Running> created = create(PlannedDevice.check(toStart, kept, types));
         // the whole file is good: apply it
         List<String> warnings = new ArrayList<>();
         if (!parsed.host().equals(settings)) {
@@ -362,16 +288,29 @@ final class DeviceManager implements AutoCloseable {
         return new ReloadResult(added, removed, restarted, unchanged, failed, warnings);
     }
 
-    /** The running devices and their state now, in the order they were added. Never waits for a change. */
+    /**
+     * The running devices and their state now, in the order they were added. Never waits for a change.
+     * A device whose state cannot be read (its {@code counters()} threw) is left out, with a WARN line.
+     */
     List<View> list() {
         List<View> views = new ArrayList<>();
         for (Running r : published) {
-            DeviceSnapshot s = host.snapshot(r.context());
+            DeviceSnapshot s = snapshot(r);
             if (s != null) {
                 views.add(new View(r.entry(), s));
             }
         }
         return views;
+    }
+
+    private DeviceSnapshot snapshot(Running r) {
+        try {
+            return host.snapshot(r.context());
+        } catch (RuntimeException | Error e) { // plugin code: see the class comment
+            LOG.warn("{}: left out of list, counters and metrics: reading its state ({}) failed: {}", r.entry().name(),
+                    r.type().source(), e.toString());
+            return null;
+        }
     }
 
     /** One running device's view, or null. */
@@ -387,7 +326,7 @@ final class DeviceManager implements AutoCloseable {
     private static void closeQuietly(Running r) {
         try {
             r.device().close();
-        } catch (RuntimeException e) {
+        } catch (RuntimeException | Error e) { // plugin code: see the class comment
             LOG.warn("{}: closing the device failed", r.entry().name(), e);
         }
     }

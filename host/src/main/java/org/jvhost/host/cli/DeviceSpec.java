@@ -5,12 +5,12 @@ import java.nio.file.Path;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import org.jvhost.engine.server.Host;
 import org.jvhost.engine.server.SocketAccess;
 import org.jvhost.spi.DeviceOptions;
-import org.jvhost.spi.DeviceProvider;
 import org.jvhost.spi.OptionSpec;
 
 /**
@@ -200,14 +200,15 @@ public record DeviceSpec(String text, String type, Path socket, Host.Mode mode, 
     }
 
     /**
-     * The options for {@code provider}: the ones given, with the provider's defaults for the rest.
+     * The options for a device type that declares {@code declared}: the ones given, with the declared
+     * defaults for the rest.
      *
      * @throws IllegalArgumentException naming the key, the value and the accepted keys if a key is not
-     *                                  one the provider declared
+     *                                  one the type declared
      */
-    public DeviceOptions resolveOptions(DeviceProvider provider) {
+    public DeviceOptions resolveOptions(List<OptionSpec> declared) {
         Map<String, String> resolved = new LinkedHashMap<>();
-        for (OptionSpec spec : provider.options()) {
+        for (OptionSpec spec : declared) {
             if (spec.defaultValue() != null) {
                 resolved.put(spec.name(), spec.defaultValue());
             }
@@ -216,20 +217,20 @@ public record DeviceSpec(String text, String type, Path socket, Host.Mode mode, 
             if (HOST_KEYS.contains(given.getKey())) {
                 continue; // the host's, see socketAccess
             }
-            if (provider.options().stream().noneMatch(o -> o.name().equals(given.getKey()))) {
+            if (declared.stream().noneMatch(o -> o.name().equals(given.getKey()))) {
                 throw new IllegalArgumentException("'" + text + "': device type " + type + " has no option '"
                         + given.getKey() + "' (given " + given.getKey() + "=" + given.getValue() + "); it accepts: "
-                        + acceptedKeys(provider));
+                        + acceptedKeys(declared));
             }
             resolved.put(given.getKey(), given.getValue());
         }
         return new DeviceOptions(resolved);
     }
 
-    private static String acceptedKeys(DeviceProvider provider) {
+    private static String acceptedKeys(List<OptionSpec> declared) {
         StringBuilder s = new StringBuilder(KEY_SOCKET + ", " + KEY_CONNECT + ", " + KEY_SOCKET_MODE + ", "
                 + KEY_SOCKET_GROUP + ", " + KEY_ALLOW_UID);
-        for (OptionSpec o : provider.options()) {
+        for (OptionSpec o : declared) {
             s.append(", ").append(o.name());
         }
         return s.toString();

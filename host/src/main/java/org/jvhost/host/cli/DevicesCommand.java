@@ -4,7 +4,6 @@ import java.io.PrintWriter;
 import java.util.concurrent.Callable;
 import org.jvhost.host.plugin.DeviceTypeLoader;
 import org.jvhost.host.plugin.DeviceTypes;
-import org.jvhost.spi.DeviceProvider;
 import org.jvhost.spi.OptionSpec;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -39,12 +38,11 @@ final class DevicesCommand implements Callable<Integer> {
         out.println("Every device takes socket=PATH (jvhost listens) or connect=PATH (jvhost connects).");
         out.println("Plugins directory: " + plugins.describe(loader));
         for (DeviceTypes.DeviceType type : types.types()) {
-            DeviceProvider provider = type.provider();
             out.println();
-            out.printf("%s - %s%n", provider.type(), provider.description());
+            out.printf("%s - %s%n", type.name(), type.description());
             out.printf("    origin   %s%n", type.origin());
             out.printf("    version  %s%n", type.version());
-            for (OptionSpec option : provider.options()) {
+            for (OptionSpec option : type.options()) {
                 String dflt = option.defaultValue() == null ? "(unset)" : option.defaultValue();
                 out.printf("    %-12s default %-18s %s%n", option.name(), dflt, option.description());
             }

@@ -15,8 +15,8 @@ import org.jvhost.host.metrics.MetricsServer;
 import org.jvhost.host.metrics.PrometheusText;
 import org.jvhost.host.plugin.DeviceTypeLoader;
 import org.jvhost.host.plugin.DeviceTypes;
+import org.jvhost.host.plugin.PluginException;
 import org.jvhost.spi.DeviceOptions;
-import org.jvhost.spi.DeviceProvider;
 import org.jvhost.spi.InvalidOptionException;
 import org.jvhost.spi.VhostUserDevice;
 import org.slf4j.Logger;
@@ -34,7 +34,8 @@ import picocli.CommandLine.TypeConversionException;
  * {@code jvhost serve}: checks every device (from {@code --device} or {@code --config}) against its
  * type, and creates them all, before anything starts (so a typo costs no socket); then serves them,
  * with the optional control socket and metrics endpoint, until SIGTERM or SIGINT. With a config file,
- * SIGHUP reloads it.
+ * SIGHUP reloads it; without one, SIGHUP is logged and changes nothing. A start that fails in any way
+ * (a plugin's {@link Error} too) ends with a non-zero status.
  */
 @Command(name = "serve", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = {"Serve virtio devices over vhost-user until SIGTERM or SIGINT.",
@@ -160,9 +161,9 @@ final class ServeCommand implements Callable<Integer> {
         DeviceTypes types = plugins.load(loader, spec);
         // Before checking, so that an unusable device type is explained by the plugin problem behind it.
         types.problems().forEach(p -> LOG.error("{}", p));
-        List<DeviceManager.Planned> plan;
+        List<PlannedDevice> plan;
         try {
-            plan = DeviceManager.check(entries, List.of(), types);
+            plan = PlannedDevice.check(entries, List.of(), types);
         } catch (ConfigException e) {
             throw usage(e.getMessage());
         }
@@ -173,6 +174,7 @@ final class ServeCommand implements Callable<Integer> {
             LOG.info("stopping");
             stop(host);
         });
+        boolean started = false;
         try {
             manager.start(plan);
             if (controlPath != null) {
@@ -181,18 +183,19 @@ final class ServeCommand implements Callable<Integer> {
             if (metricsAddress != null) {
                 services.add(MetricsServer.start(metricsAddress, () -> metricsText(manager)));
             }
+            started = true;
         } catch (ConfigException e) {
-            lifecycle.cancel();
-            stop(host);
             throw usage(e.getMessage());
-        } catch (IOException | RuntimeException e) {
-            lifecycle.cancel();
-            stop(host);
-            throw e;
+        } finally {
+            if (!started) {
+                // whatever failed: the shutdown hook must not outlive it, since it exits with status 0
+                lifecycle.cancel();
+                stop(host);
+            }
         }
-        if (config != null) {
-            lifecycle.reloadOnHangup(() -> reloadOnSignal(manager));
-        }
+        // Always: the JVM's default for SIGHUP is to stop, and the systemd unit's ExecReload sends one.
+        lifecycle.reloadOnHangup(config != null ? () -> reloadOnSignal(manager)
+                : () -> LOG.info("SIGHUP: nothing to reload (serve was started without --config); still serving"));
         LOG.info("serving {} device(s) with {} worker(s), polling busy queues for {} us; stop with SIGTERM or SIGINT{}",
                 entries.size(), threads, poll,
                 config != null ? ", reload " + config + " with SIGHUP" : "");
@@ -319,36 +322,46 @@ final class ServeCommand implements Callable<Integer> {
         if (devices != null && !devices.isEmpty()) {
             type = devices.get(0).type();
         } else if (types.types().size() == 1) {
-            type = types.types().iterator().next().provider().type();
+            type = types.types().iterator().next().name();
         } else {
             throw usage("--print-capabilities: give --device TYPE to say which of the "
                     + types.types().size() + " device types");
         }
-        DeviceProvider provider;
+        DeviceTypes.DeviceType deviceType;
         DeviceOptions options;
         try {
-            provider = types.resolve(type);
-            options = devices != null && !devices.isEmpty() ? devices.get(0).resolveOptions(provider)
-                    : DeviceSpec.parse(type, true).resolveOptions(provider);
+            deviceType = types.resolve(type);
+            options = devices != null && !devices.isEmpty() ? devices.get(0).resolveOptions(deviceType.options())
+                    : DeviceSpec.parse(type, true).resolveOptions(deviceType.options());
         } catch (IllegalArgumentException e) {
             throw usage(e.getMessage());
         }
-        VhostUserDevice device;
-        try {
-            device = provider.create(options, () -> type + "@capabilities");
-        } catch (InvalidOptionException e) {
-            throw usage("--print-capabilities: device type " + type + ": " + e.getMessage());
-        }
         String json;
         try {
-            json = Capabilities.json(device.deviceType());
-        } catch (IllegalArgumentException e) {
+            json = Capabilities.json(virtioDeviceId(deviceType, options));
+        } catch (InvalidOptionException | PluginException | IllegalArgumentException e) {
             throw usage("--print-capabilities: device type " + type + ": " + e.getMessage());
         }
         PrintWriter out = spec.commandLine().getOut();
         out.println(json);
         out.flush();
         return 0;
+    }
+
+    /** Creates a device of {@code type} to ask it its virtio device id, then closes it. */
+    private static int virtioDeviceId(DeviceTypes.DeviceType type, DeviceOptions options) throws InvalidOptionException {
+        VhostUserDevice device = type.create(options, () -> type.name() + "@capabilities");
+        try {
+            return device.deviceType();
+        } catch (RuntimeException | Error e) { // plugin code: contained like DeviceTypes.DeviceType#create
+            throw new PluginException(type.source() + ": deviceType() failed: " + e, e);
+        } finally {
+            try {
+                device.close();
+            } catch (RuntimeException | Error e) {
+                LOG.warn("{}: close() failed: {}", type.source(), e.toString());
+            }
+        }
     }
 
     private ParameterException usage(String message) {

@@ -1,16 +1,13 @@
 package org.jvhost.host.control;
 
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.nio.channels.ClosedSelectorException;
 import java.nio.channels.SelectionKey;
 import java.nio.channels.Selector;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermission;
-import java.util.ArrayDeque;
 import java.util.EnumSet;
 import java.util.Map;
 import java.util.Objects;
@@ -32,17 +29,18 @@ import org.slf4j.LoggerFactory;
  * <p>Access: the socket file is made owner-only (0600) right after bind, and, since a client could
  * connect in the instant before, each connection's peer credentials (SO_PEERCRED) must also show the
  * socket's owner or root, or it is closed at once.
+ *
+ * <p>Limits, so that no client can take the server down: {@value #MAX_CONNECTIONS} connections, and
+ * per connection those of {@link ControlConnection} (request length, unread responses). A failing
+ * accept (EMFILE when the process is out of file descriptors) pauses accepting for
+ * {@value #ACCEPT_PAUSE_MS} ms; it never ends the server.
  */
 public final class ControlServer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(ControlServer.class);
-    /** A request longer than this is refused (the longest real one is an {@code add} of a device spec). */
-    static final int MAX_REQUEST_BYTES = 64 * 1024;
     /** Connections beyond this are closed at once: a bound on the fds and buffers clients can pin. */
     static final int MAX_CONNECTIONS = 64;
+    private static final long ACCEPT_PAUSE_MS = 1000;
     private static final long JOIN_MS = 3000;
-    /** After a failed accept (EMFILE at the fd limit, ENOBUFS...) accepting pauses, doubling up to the max. */
-    private static final long ACCEPT_PAUSE_MIN_MS = 50;
-    private static final long ACCEPT_PAUSE_MAX_MS = 1000;
 
     /** Answers one request line with one response line (without the newline). Never throws. */
     @FunctionalInterface
@@ -59,10 +57,9 @@ public final class ControlServer implements AutoCloseable {
     private final Thread thread;
     private volatile boolean closed;
     private int connections;
-    private long acceptPause;
-    /** When accepting resumes ({@link System#nanoTime()}), valid while acceptPause > 0 and OP_ACCEPT is off. */
-    private long acceptResumesAt;
-    private boolean acceptPaused;
+    private SelectionKey acceptKey;
+    /** {@link System#nanoTime()} when accepting resumes after a failure, or 0 when not paused. */
+    private long acceptPausedUntil;
 
     private ControlServer(Path path, Handler handler) throws IOException {
         this.path = path;
@@ -78,7 +75,7 @@ public final class ControlServer implements AutoCloseable {
                     LinkOption.NOFOLLOW_LINKS).fileKey();
             ch.configureBlocking(false);
             this.selector = AFUNIXSelectorProvider.provider().openSelector();
-            ch.register(selector, SelectionKey.OP_ACCEPT);
+            this.acceptKey = ch.register(selector, SelectionKey.OP_ACCEPT);
         } catch (IOException | RuntimeException e) {
             ch.close();
             throw new IOException("control socket " + path + ": " + e.getMessage(), e);
@@ -128,44 +125,22 @@ public final class ControlServer implements AutoCloseable {
         return a.isOther() ? "socket" : a.isDirectory() ? "directory" : "file";
     }
 
-    /** One client: its unfinished request bytes and the responses not yet written. */
-    private static final class Client {
-        final AFUNIXSocketChannel channel;
-        ByteBuffer in = ByteBuffer.allocate(1024);
-        final ArrayDeque<ByteBuffer> out = new ArrayDeque<>();
-        /** The client finished sending: close once the responses are out. */
-        boolean ending;
-        /**
-         * The client sent too much: its input is read and dropped until it closes, since closing with
-         * unread input would reset the connection before it reads the refusal; our side is shut down
-         * once the refusal is out.
-         */
-        boolean refused;
-        boolean outputShut;
-        /** Closed and no longer counted (a key may be reported again after it was cancelled). */
-        boolean dropped;
-
-        Client(AFUNIXSocketChannel channel) {
-            this.channel = channel;
-        }
-    }
-
     private void loop() {
         try {
             while (!closed) {
-                selector.select(acceptPaused ? Math.max(1, (acceptResumesAt - System.nanoTime()) / 1_000_000L) : 0);
-                resumeAcceptingWhenDue();
+                selector.select(acceptPausedUntil == 0 ? 0 : pauseLeftMillis());
+                resumeAccepting();
                 for (SelectionKey key : selector.selectedKeys()) {
                     if (!key.isValid()) {
                         // junixsocket's selector cancels a client's key when the client hangs up and
                         // reports it once more, invalid: the only sign of the hang-up we get, so close here
-                        if (key.attachment() instanceof Client c) {
+                        if (key.attachment() instanceof ControlConnection c) {
                             drop(key, c);
                         }
                         continue;
                     }
                     if (key.isAcceptable()) {
-                        acceptOrPause(key);
+                        accept();
                     } else {
                         serve(key);
                     }
@@ -180,43 +155,18 @@ public final class ControlServer implements AutoCloseable {
         }
     }
 
-    /**
-     * A failed accept while the socket is open is a passing shortage (EMFILE or ENFILE at the fd limit,
-     * ENOBUFS, ENOMEM): the client waits in the backlog while accepting pauses, with one WARN per
-     * episode, instead of the control socket going silent for good.
-     */
-    private void acceptOrPause(SelectionKey key) throws IOException {
+    private void accept() {
+        AFUNIXSocketChannel ch;
         try {
-            accept();
+            ch = server.accept();
         } catch (IOException e) {
-            if (!server.isOpen()) {
-                throw e;
-            }
-            if (acceptPause == 0) {
-                LOG.warn("control socket {}: cannot accept clients: {}; retrying every {} to {} ms until it passes",
-                        path, e.getMessage(), ACCEPT_PAUSE_MIN_MS, ACCEPT_PAUSE_MAX_MS);
-            }
-            acceptPause = acceptPause == 0 ? ACCEPT_PAUSE_MIN_MS : Math.min(2 * acceptPause, ACCEPT_PAUSE_MAX_MS);
-            acceptResumesAt = System.nanoTime() + acceptPause * 1_000_000L;
-            acceptPaused = true;
-            key.interestOps(0);
+            // EMFILE/ENFILE: the connection stays in the backlog and would wake the selector at once again
+            LOG.warn("control socket {}: cannot accept a connection ({}); trying again in {} ms", path,
+                    e.getMessage(), ACCEPT_PAUSE_MS);
+            acceptKey.interestOps(0);
+            acceptPausedUntil = System.nanoTime() + ACCEPT_PAUSE_MS * 1_000_000;
             return;
         }
-        if (acceptPause > 0) {
-            LOG.info("control socket {}: accepting clients again", path);
-            acceptPause = 0;
-        }
-    }
-
-    private void resumeAcceptingWhenDue() {
-        if (acceptPaused && System.nanoTime() - acceptResumesAt >= 0) {
-            acceptPaused = false;
-            server.keyFor(selector).interestOps(SelectionKey.OP_ACCEPT);
-        }
-    }
-
-    private void accept() throws IOException {
-        AFUNIXSocketChannel ch = server.accept();
         if (ch == null) {
             return;
         }
@@ -235,118 +185,66 @@ public final class ControlServer implements AutoCloseable {
                 return;
             }
             ch.configureBlocking(false);
-            ch.register(selector, SelectionKey.OP_READ, new Client(ch));
+            ch.register(selector, SelectionKey.OP_READ, new ControlConnection(ch));
             connections++;
         } catch (IOException e) {
-            ch.close();
-            throw e;
+            LOG.debug("control client dropped while being accepted: {}", e.getMessage());
+            closeQuietly(ch);
+        }
+    }
+
+    private long pauseLeftMillis() {
+        return Math.max(1, (acceptPausedUntil - System.nanoTime()) / 1_000_000 + 1);
+    }
+
+    private void resumeAccepting() {
+        if (acceptPausedUntil != 0 && System.nanoTime() - acceptPausedUntil >= 0) {
+            acceptPausedUntil = 0;
+            acceptKey.interestOps(SelectionKey.OP_ACCEPT);
         }
     }
 
     private void serve(SelectionKey key) {
-        Client c = (Client) key.attachment();
+        ControlConnection c = (ControlConnection) key.attachment();
         try {
-            if (key.isReadable()) {
-                read(c);
+            int ops = c.serve(key.isReadable(), this::answer);
+            if (ops >= 0) {
+                key.interestOps(ops);
+                return;
             }
-            write(c);
-            if (c.refused && c.out.isEmpty() && !c.outputShut) {
-                c.channel.shutdownOutput();
-                c.outputShut = true;
-            }
-            if (c.ending && c.out.isEmpty()) {
-                drop(key, c);
-            } else {
-                key.interestOps((c.ending ? 0 : SelectionKey.OP_READ) | (c.out.isEmpty() ? 0 : SelectionKey.OP_WRITE));
+            if (c.overflowed()) {
+                LOG.warn("control socket {}: dropped a client that sent requests without reading {} bytes of answers",
+                        path, c.pendingBytes());
             }
         } catch (IOException e) {
             LOG.debug("control client dropped: {}", e.getMessage());
-            drop(key, c);
         }
-    }
-
-    private void read(Client c) throws IOException {
-        if (c.refused) {
-            c.in.clear();
-            if (c.channel.read(c.in) < 0) {
-                c.ending = true;
-            }
-            return;
-        }
-        if (!c.in.hasRemaining()) {
-            grow(c);
-        }
-        int n = c.channel.read(c.in);
-        if (n < 0) {
-            c.ending = true; // answer what came complete, then close
-        }
-        answerCompleteLines(c);
-        if (!c.ending && !c.in.hasRemaining() && c.in.capacity() >= MAX_REQUEST_BYTES) {
-            respond(c, Json.write(Map.of("ok", false, "error",
-                    "request longer than " + MAX_REQUEST_BYTES + " bytes without a newline")));
-            c.refused = true;
-        }
-    }
-
-    private static void grow(Client c) {
-        int capacity = Math.min(MAX_REQUEST_BYTES, c.in.capacity() * 2);
-        if (capacity > c.in.capacity()) {
-            ByteBuffer bigger = ByteBuffer.allocate(capacity);
-            c.in.flip();
-            bigger.put(c.in);
-            c.in = bigger;
-        }
-    }
-
-    private void answerCompleteLines(Client c) {
-        c.in.flip();
-        int start = 0;
-        for (int i = 0; i < c.in.limit(); i++) {
-            if (c.in.get(i) == '\n') {
-                String line = new String(c.in.array(), start, i - start, StandardCharsets.UTF_8).strip();
-                start = i + 1;
-                if (!line.isEmpty()) {
-                    respond(c, answer(line));
-                }
-            }
-        }
-        c.in.position(start);
-        c.in.compact();
+        drop(key, c);
     }
 
     private String answer(String line) {
         try {
             return handler.handle(line);
-        } catch (RuntimeException e) {
+        } catch (RuntimeException | Error e) {
+            // an Error of plugin code reached through the handler must not end the control thread
             LOG.error("control request '{}' failed", line, e);
             return Json.write(Map.of("ok", false, "error", "internal error: " + e));
         }
     }
 
-    private static void respond(Client c, String json) {
-        c.out.add(ByteBuffer.wrap((json + "\n").getBytes(StandardCharsets.UTF_8)));
-    }
-
-    private static void write(Client c) throws IOException {
-        while (!c.out.isEmpty()) {
-            ByteBuffer b = c.out.peek();
-            c.channel.write(b);
-            if (b.hasRemaining()) {
-                return; // the socket buffer is full: OP_WRITE brings us back
-            }
-            c.out.poll();
-        }
-    }
-
-    private void drop(SelectionKey key, Client c) {
+    private void drop(SelectionKey key, ControlConnection c) {
         key.cancel();
         if (c.dropped) {
             return;
         }
         c.dropped = true;
         connections--;
+        closeQuietly(c.channel);
+    }
+
+    private static void closeQuietly(AFUNIXSocketChannel ch) {
         try {
-            c.channel.close();
+            ch.close();
         } catch (IOException ignored) {
             // nothing left to release
         }

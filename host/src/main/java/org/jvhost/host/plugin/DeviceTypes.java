@@ -16,8 +16,13 @@ import java.util.ServiceLoader;
 import java.util.TreeMap;
 import java.util.jar.JarFile;
 import java.util.regex.Pattern;
+import org.jvhost.spi.DeviceContext;
+import org.jvhost.spi.DeviceOptions;
 import org.jvhost.spi.DeviceProvider;
+import org.jvhost.spi.InvalidOptionException;
+import org.jvhost.spi.OptionSpec;
 import org.jvhost.spi.SpiVersion;
+import org.jvhost.spi.VhostUserDevice;
 
 /**
  * The device types this host can serve, each with where it came from: the host's class path
@@ -27,6 +32,13 @@ import org.jvhost.spi.SpiVersion;
  * provider, is left out and described in {@link #problems()}, each sentence starting with the origin
  * (the plugin's file). A type claimed twice is refused for both providers, naming both sources, since
  * picking one would depend on file or class-path order.
+ *
+ * <p>Plugin code is called here once, to describe the type ({@code type()}, {@code description()},
+ * {@code options()}, kept in the {@link DeviceType}), and afterwards only through
+ * {@link DeviceType#create}. Whatever it throws there, {@link Error}s included (an
+ * {@code AssertionError}, a {@code StackOverflowError}), is the plugin's failure and is reported naming
+ * the provider class and the plugin's file: a broken plugin must not take down the host or the other
+ * plugins.
  */
 public final class DeviceTypes {
 
@@ -47,16 +59,46 @@ public final class DeviceTypes {
     private static final int MAX_LOAD_ERRORS = 64;
 
     /**
-     * One usable device type.
+     * One usable device type, as its provider described itself when it was loaded.
      *
-     * @param provider creates the devices
-     * @param origin   {@value #BUILT_IN}, {@code built-in (jvhost.jar!/...)} or the plugin's path
-     * @param version  the {@code Implementation-Version} of the provider's jar, or {@value #UNKNOWN_VERSION}
+     * @param provider    creates the devices (through {@link #create})
+     * @param origin      {@value #BUILT_IN}, {@code built-in (jvhost.jar!/...)} or the plugin's path
+     * @param version     the {@code Implementation-Version} of the provider's jar, or {@value #UNKNOWN_VERSION}
+     * @param name        {@link DeviceProvider#type()}
+     * @param description {@link DeviceProvider#description()}
+     * @param options     {@link DeviceProvider#options()}
      */
-    public record DeviceType(DeviceProvider provider, String origin, String version) {
+    public record DeviceType(DeviceProvider provider, String origin, String version, String name, String description,
+            List<OptionSpec> options) {
+
+        public DeviceType {
+            options = List.copyOf(options);
+        }
+
         /** How messages name it: provider class and origin. */
-        String source() {
+        public String source() {
             return provider.getClass().getName() + " from " + origin;
+        }
+
+        /**
+         * The provider's {@link DeviceProvider#create}, contained.
+         *
+         * @throws InvalidOptionException as the provider threw it: a value it refuses
+         * @throws PluginException        if it threw anything else, {@link Error}s included, or returned null
+         */
+        public VhostUserDevice create(DeviceOptions options, DeviceContext context) throws InvalidOptionException {
+            VhostUserDevice device;
+            try {
+                device = provider.create(options, context);
+            } catch (InvalidOptionException e) {
+                throw e;
+            } catch (Throwable e) { // Errors too: see the class comment
+                throw new PluginException(source() + ": create() failed: " + e, e);
+            }
+            if (device == null) {
+                throw new PluginException(source() + ": create() returned null instead of a device");
+            }
+            return device;
         }
     }
 
@@ -151,7 +193,7 @@ public final class DeviceTypes {
                     DeviceProvider provider = providers.next();
                     seen++;
                     types.addChecked(provider, origin);
-                } catch (ServiceConfigurationError | RuntimeException | LinkageError e) {
+                } catch (Throwable e) { // a provider's static initializer or constructor: any Error is its own
                     seen++;
                     errors++;
                     String error = describe(e);
@@ -181,11 +223,14 @@ public final class DeviceTypes {
         }
     }
 
-    /** Adds one provider; one whose own methods throw is reported by origin and class name and left out. */
+    /**
+     * Adds one provider; one whose own methods throw (anything, {@link Error}s included) is reported by
+     * origin and class name and left out.
+     */
     private void addChecked(DeviceProvider provider, String origin) {
         try {
             add(provider, origin);
-        } catch (RuntimeException | LinkageError e) {
+        } catch (Throwable e) { // Errors too: see the class comment
             problems.add(origin + ": refused " + provider.getClass().getName() + ": " + e);
         }
     }
@@ -204,10 +249,10 @@ public final class DeviceTypes {
                     + "' must be lower case letters, digits, '-' or '_', starting with a letter");
             return;
         }
-        // Called once here so that a provider that throws from them is refused now, not while listing.
-        Objects.requireNonNull(provider.description(), "description()");
-        Objects.requireNonNull(provider.options(), "options()").forEach(o -> Objects.requireNonNull(o, "an option"));
-        DeviceType entry = new DeviceType(provider, origin, versionOf(provider));
+        // Called once here: a provider that throws from them is refused now, not while listing or creating.
+        String description = Objects.requireNonNull(provider.description(), "description() returned null");
+        List<OptionSpec> options = List.copyOf(Objects.requireNonNull(provider.options(), "options() returned null"));
+        DeviceType entry = new DeviceType(provider, origin, versionOf(provider), type, description, options);
         DeviceType earlier = byType.putIfAbsent(type, entry);
         if (earlier != null) {
             List<DeviceType> claimants = ambiguous.computeIfAbsent(type, t -> new ArrayList<>(List.of(earlier)));
@@ -242,28 +287,21 @@ public final class DeviceTypes {
         return Collections.unmodifiableCollection(byType.values());
     }
 
-    /** The usable providers, ordered by type name. */
-    public List<DeviceProvider> all() {
-        List<DeviceProvider> providers = new ArrayList<>();
-        byType.values().forEach(t -> providers.add(t.provider()));
-        return providers;
-    }
-
     /** The usable type names, sorted. */
     public List<String> names() {
         return List.copyOf(byType.keySet());
     }
 
     /**
-     * The provider of {@code type}.
+     * The device type named {@code type}.
      *
      * @throws IllegalArgumentException naming the known types if none provides {@code type}, or both
      *                                  sources if two claim it
      */
-    public DeviceProvider resolve(String type) {
+    public DeviceType resolve(String type) {
         DeviceType found = byType.get(type);
         if (found != null) {
-            return found.provider();
+            return found;
         }
         List<DeviceType> claimants = ambiguous.get(type);
         if (claimants != null) {

@@ -61,7 +61,7 @@ class DeviceSpecTest {
 
     @Test
     void resolveFillsDefaultsAndKeepsGivenValues() {
-        DeviceOptions options = DeviceSpec.parse("t:socket=/tmp/a,b=given").resolveOptions(PROVIDER);
+        DeviceOptions options = DeviceSpec.parse("t:socket=/tmp/a,b=given").resolveOptions(PROVIDER.options());
         assertEquals(Map.of("a", "1", "b", "given"), options.asMap());
         assertTrue(options.get("c").isEmpty(), "an option without default stays unset");
     }
@@ -69,7 +69,7 @@ class DeviceSpecTest {
     @Test
     void resolveRejectsUnknownKeyNamingKeyValueAndAcceptedKeys() {
         DeviceSpec spec = DeviceSpec.parse("t:socket=/tmp/a,colour=blue");
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> spec.resolveOptions(PROVIDER));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> spec.resolveOptions(PROVIDER.options()));
         assertTrue(e.getMessage().contains("has no option 'colour'"), e.getMessage());
         assertTrue(e.getMessage().contains("colour=blue"), e.getMessage());
         assertTrue(e.getMessage().contains("accepts: socket, connect, socket-mode, socket-group, allow-uid, a, b, c"), e.getMessage());

@@ -56,7 +56,7 @@ class OperationsTest {
         ConfigFile.Parsed parsed = ConfigFile.read(file);
         host = DeviceHost.engine(2, 0);
         manager = new DeviceManager(host, types, file, parsed.host());
-        manager.start(DeviceManager.check(parsed.devices(), List.of(), types));
+        manager.start(PlannedDevice.check(parsed.devices(), List.of(), types));
         control = ControlServer.start(dir.resolve("control.sock"), new ControlRequests(manager));
     }
 

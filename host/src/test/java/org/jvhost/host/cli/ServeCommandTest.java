@@ -2,6 +2,7 @@ package org.jvhost.host.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
@@ -9,17 +10,14 @@ import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
-import org.jvhost.engine.server.DeviceSnapshot;
 import org.jvhost.engine.server.Host;
 import org.jvhost.engine.server.SocketAccess;
 import org.jvhost.host.plugin.BuiltInPlugins;
 import org.jvhost.host.plugin.DeviceTypeLoader;
 import org.jvhost.host.plugin.PluginJars;
-import org.jvhost.spi.DeviceContext;
 import org.jvhost.spi.VhostUserDevice;
 import org.jvhost.spi.virtio.VirtioNet;
 import org.junit.jupiter.api.Test;
@@ -40,30 +38,16 @@ class ServeCommandTest {
     private int hostsCreated;
     private int requestedWorkers;
     private int requestedPollMicros = -1;
-    private boolean awaited;
+    private final RecordingLifecycle lifecycle = new RecordingLifecycle();
 
     private int run(String... args) {
-        Lifecycle immediate = new Lifecycle() {
-            @Override
-            public void closeOnShutdown(Runnable close) {
-            }
-
-            @Override
-            public void cancel() {
-            }
-
-            @Override
-            public void awaitShutdown() {
-                awaited = true;
-            }
-        };
         DeviceTypeLoader types = new DeviceTypeLoader(getClass().getClassLoader(), BuiltInPlugins.none(), null);
         CommandLine cli = Main.commandLine(types, (workers, pollMicros) -> {
             hostsCreated++;
             requestedWorkers = workers;
             requestedPollMicros = pollMicros;
             return host;
-        }, immediate);
+        }, lifecycle);
         cli.setOut(new PrintWriter(out));
         cli.setErr(new PrintWriter(err));
         return cli.execute(args);
@@ -86,8 +70,18 @@ class ServeCommandTest {
         assertTrue((first.features() & VirtioNet.F_MRG_RXBUF) != 0, "default mrg_rxbuf=on");
         assertEquals(4, second.maxQueues());
         assertEquals(0, second.features() & VirtioNet.F_MRG_RXBUF);
-        assertTrue(awaited);
+        assertTrue(lifecycle.awaited);
         assertTrue(host.closed, "the host is closed when serving ends");
+    }
+
+    @Test
+    void sighupWithoutAConfigFileHasAHandlerThatChangesNothing() {
+        assertEquals(0, run("serve", "--device", "loopback:socket=/tmp/jvhost-a.sock"), err.toString());
+        assertNotNull(lifecycle.hangup, "no SIGHUP handler: the JVM's default would stop jvhost with status 0");
+        host.closed = false;
+        lifecycle.hangup.run();
+        assertFalse(host.closed);
+        assertEquals(1, host.devices.size());
     }
 
     @Test
@@ -436,65 +430,6 @@ class ServeCommandTest {
         String text = err.toString();
         for (String part : parts) {
             assertTrue(text.contains(part), () -> "stderr lacks '" + part + "':\n" + text);
-        }
-    }
-
-    /** Stands in for the engine's Host: records what serve asked for. */
-    private static final class RecordingHost implements DeviceHost {
-        final List<String> names = new ArrayList<>();
-        final List<VhostUserDevice> devices = new ArrayList<>();
-        final List<Path> sockets = new ArrayList<>();
-        final List<Host.Mode> modes = new ArrayList<>();
-        final List<SocketAccess> access = new ArrayList<>();
-        final List<Integer> fds = new ArrayList<>();
-        boolean closed;
-        boolean failBind;
-
-        @Override
-        public DeviceContext newContext(String deviceName) {
-            names.add(deviceName);
-            return () -> deviceName;
-        }
-
-        @Override
-        public void addDevice(DeviceContext context, VhostUserDevice device, Path socket, Host.Mode mode)
-                throws IOException {
-            if (failBind) {
-                throw new IOException("cannot bind " + socket + ": Address already in use");
-            }
-            devices.add(device);
-            sockets.add(socket);
-            modes.add(mode);
-        }
-
-        @Override
-        public void addDevice(DeviceContext context, VhostUserDevice device, Path socket, Host.Mode mode,
-                SocketAccess socketAccess) throws IOException {
-            addDevice(context, device, socket, mode);
-            access.add(socketAccess);
-        }
-
-        @Override
-        public void addDevice(DeviceContext context, VhostUserDevice device, int listeningFd,
-                SocketAccess socketAccess) {
-            devices.add(device);
-            fds.add(listeningFd);
-            access.add(socketAccess);
-        }
-
-        @Override
-        public boolean removeDevice(DeviceContext context) {
-            return false;
-        }
-
-        @Override
-        public DeviceSnapshot snapshot(DeviceContext context) {
-            return null;
-        }
-
-        @Override
-        public void close() {
-            closed = true;
         }
     }
 }

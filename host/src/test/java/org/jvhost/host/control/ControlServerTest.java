@@ -14,6 +14,7 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import org.jvhost.host.FdLimit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -76,7 +77,7 @@ class ControlServerTest {
         Path path = dir.resolve("ctl.sock");
         try (ControlServer server = ControlServer.start(path, line -> "{}");
              AFUNIXSocket s = AFUNIXSocket.connectTo(AFUNIXSocketAddress.of(path))) {
-            byte[] big = new byte[ControlServer.MAX_REQUEST_BYTES + 10];
+            byte[] big = new byte[ControlConnection.MAX_REQUEST_BYTES + 10];
             java.util.Arrays.fill(big, (byte) 'a');
             s.getOutputStream().write(big);
             BufferedReader in = new BufferedReader(new InputStreamReader(s.getInputStream(), StandardCharsets.UTF_8));
@@ -84,6 +85,85 @@ class ControlServerTest {
             assertEquals(false, r.get("ok"));
             assertTrue(((String) r.get("error")).contains("longer than"));
             assertEquals(null, in.readLine(), "closed after the refusal");
+        }
+    }
+
+    @Test
+    void aClientThatSendsRequestsButNeverReadsTheAnswersIsDroppedAtTheCapAndOthersAreStillServed() throws Exception {
+        Path path = dir.resolve("ctl.sock");
+        String answer = "{\"pad\":\"" + "x".repeat(4000) + "\"}";
+        int requests = 1000; // 4 MB of answers for 2 kB of requests
+        try (ControlServer server = ControlServer.start(path, line -> answer);
+             AFUNIXSocket s = AFUNIXSocket.connectTo(AFUNIXSocketAddress.of(path))) {
+            s.getOutputStream().write("x\n".repeat(requests).getBytes(StandardCharsets.UTF_8));
+            Thread.sleep(500); // the server answers into its queue; we read nothing
+            s.setSoTimeout(3000);
+            long read = 0;
+            String end;
+            byte[] buf = new byte[64 * 1024];
+            try {
+                for (int n; (n = s.getInputStream().read(buf)) >= 0; ) {
+                    read += n;
+                }
+                end = "end of stream";
+            } catch (java.net.SocketTimeoutException e) {
+                end = "still open after 3 s";
+            } catch (java.io.IOException e) {
+                end = "reset (" + e.getMessage() + ")"; // we left requests unread: the kernel may reset
+            }
+            assertFalse(end.startsWith("still open"), "after " + read + " bytes of answers the client was " + end);
+            assertTrue(read < (long) requests * answer.length(), read + " bytes of answers: not dropped at the cap");
+            assertEquals("{\"pad\":\"" + "x".repeat(4000) + "\"}", ControlClient.request(path, "x"), "others are served");
+        }
+    }
+
+    @Test
+    void anErrorThrownByTheHandlerIsAnsweredAndTheServerGoesOn() throws Exception {
+        Path path = dir.resolve("ctl.sock");
+        try (ControlServer server = ControlServer.start(path, line -> {
+            if (line.equals("boom")) {
+                throw new StackOverflowError("plugin recursion");
+            }
+            return Json.write(Map.of("echo", line));
+        })) {
+            Map<?, ?> r = (Map<?, ?>) Json.parse(request(path, "boom"));
+            assertEquals(false, r.get("ok"));
+            assertTrue(((String) r.get("error")).contains("StackOverflowError: plugin recursion"), r.toString());
+            assertEquals("{\"echo\":\"next\"}", request(path, "next"));
+        }
+    }
+
+    /** One request on a new connection; fails after 5 s without an answer (ControlClient waits 120 s). */
+    private static String request(Path path, String line) throws java.io.IOException {
+        try (AFUNIXSocket s = AFUNIXSocket.connectTo(AFUNIXSocketAddress.of(path))) {
+            s.setSoTimeout(5000);
+            s.getOutputStream().write((line + "\n").getBytes(StandardCharsets.UTF_8));
+            return new BufferedReader(new InputStreamReader(s.getInputStream(), StandardCharsets.UTF_8)).readLine();
+        } catch (java.net.SocketTimeoutException e) {
+            throw new AssertionError("no answer to '" + line + "' within 5 s", e);
+        }
+    }
+
+    @Test
+    void runningOutOfFileDescriptorsPausesAcceptingAndServingResumesWhenFdsAreBack() throws Exception {
+        Path path = dir.resolve("ctl.sock");
+        try (ControlServer server = ControlServer.start(path, line -> Json.write(Map.of("echo", line)))) {
+            assertEquals("{\"echo\":\"warm-up\"}", ControlClient.request(path, "warm-up"));
+            AFUNIXSocket s;
+            try (FdLimit limit = FdLimit.exhausted(1)) {
+                // the one fd left goes to our end; the server's accept finds none (EMFILE)
+                s = AFUNIXSocket.connectTo(AFUNIXSocketAddress.of(path));
+                Thread.sleep(300);
+            }
+            try (s) {
+                s.setSoTimeout(5000);
+                s.getOutputStream().write("after\n".getBytes(StandardCharsets.UTF_8));
+                BufferedReader in = new BufferedReader(new InputStreamReader(s.getInputStream(), StandardCharsets.UTF_8));
+                assertEquals("{\"echo\":\"after\"}", in.readLine());
+            } catch (java.net.SocketTimeoutException e) {
+                throw new AssertionError("no answer within 5 s of the fds coming back: the control server stopped", e);
+            }
+            assertEquals("{\"echo\":\"again\"}", ControlClient.request(path, "again"));
         }
     }
 

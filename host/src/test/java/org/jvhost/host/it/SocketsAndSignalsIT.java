@@ -22,7 +22,8 @@ import org.junit.jupiter.api.extension.RegisterExtension;
 /**
  * Running jvhost as an operator or a management tool does: SIGTERM with a ring running, socket file
  * permissions and the front-end uid allow-list, and the vhost-user back-end program conventions
- * ({@code --socket-path}, {@code --fd} from a launcher, {@code --print-capabilities}).
+ * ({@code --socket-path}, {@code --fd} from a launcher, {@code --print-capabilities}), and SIGHUP without
+ * a config file.
  */
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
 class SocketsAndSignalsIT {
@@ -148,6 +149,22 @@ class SocketsAndSignalsIT {
         ProcessHandle.of(p.pid()).orElseThrow().destroy();
         assertEquals(0, p.awaitExit(Duration.ofSeconds(5)));
         assertTrue(Files.exists(s), "the launcher's socket file is the launcher's to remove");
+    }
+
+    @Test
+    void sighupWithoutAConfigFileIsLoggedAndServingGoesOn() throws Exception {
+        Path a = dir.resolve("a.sock");
+        ProcessUnderTest p = serve("--device", "loopback:socket=" + a);
+        awaitServing(p, 1);
+        int mark = p.mark();
+        Process hup = new ProcessBuilder("kill", "-HUP", String.valueOf(p.pid())).start();
+        assertEquals(0, hup.waitFor(), "kill -HUP");
+        p.await(Pattern.compile("SIGHUP: nothing to reload"), mark, Duration.ofSeconds(10));
+        Thread.sleep(500);
+        assertTrue(p.isAlive(), "still serving after SIGHUP" + p.tail());
+        negotiate(a);
+        ProcessHandle.of(p.pid()).orElseThrow().destroy(); // SIGTERM
+        assertEquals(0, p.awaitExit(Duration.ofSeconds(5)), p.tail());
     }
 
     @Test

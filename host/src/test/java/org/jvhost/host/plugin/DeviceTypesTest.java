@@ -25,7 +25,7 @@ class DeviceTypesTest {
     @Test
     void findsTheBuiltInLoopbackThroughServiceLoader() {
         DeviceTypes types = DeviceTypes.load(getClass().getClassLoader());
-        assertEquals("loopback", types.resolve("loopback").type());
+        assertEquals("loopback", types.resolve("loopback").name());
         assertEquals(List.of(), types.problems());
     }
 
@@ -129,7 +129,7 @@ class DeviceTypesTest {
     @Test
     void resolveReturnsTheProvider() {
         Named alpha = new Named("alpha");
-        assertSame(alpha, DeviceTypes.from(List.<DeviceProvider>of(alpha).iterator()).resolve("alpha"));
+        assertSame(alpha, DeviceTypes.from(List.<DeviceProvider>of(alpha).iterator()).resolve("alpha").provider());
     }
 
     /** An iterator whose next() throws like ServiceLoader's does for a broken entry, then goes on. */

@@ -43,7 +43,7 @@ class PluginLoadingTest {
 
     @BeforeAll
     static void buildPlugins() throws IOException {
-        for (String name : List.of("echo", "liba", "libb", "throwing", "future", "dup")) {
+        for (String name : List.of("echo", "liba", "libb", "throwing", "future", "dup", "errors")) {
             PluginJars.build(name, jars.resolve(name + ".jar"), name.equals("echo") ? "1.2.3" : null);
         }
         PluginJars.build("missing", jars.resolve("missing.jar"), null, "com/example/missing/Helper");
@@ -87,7 +87,7 @@ class PluginLoadingTest {
     @Test
     void aPluginIsNotOnTheHostClassPathAndSeesOnlyTheSpiAndSlf4jOfTheHost() throws Exception {
         drop("echo.jar");
-        DeviceProvider echo = load().resolve("echo");
+        DeviceProvider echo = load().resolve("echo").provider();
         ClassLoader plugin = echo.getClass().getClassLoader();
         assertInstanceOf(PluginClassLoader.class, plugin);
         assertThrows(ClassNotFoundException.class, () -> Class.forName("com.example.echo.EchoProvider"));
@@ -109,8 +109,8 @@ class PluginLoadingTest {
         drop("libb.jar");
         DeviceTypes types = load();
         assertEquals(List.of(), types.problems());
-        DeviceProvider a = types.resolve("liba");
-        DeviceProvider b = types.resolve("libb");
+        DeviceProvider a = types.resolve("liba").provider();
+        DeviceProvider b = types.resolve("libb").provider();
         assertEquals("reports shared lib A", a.description());
         assertEquals("reports shared lib B", b.description());
         assertEquals("shared lib A", config(create(a, Map.of())));
@@ -146,7 +146,7 @@ class PluginLoadingTest {
         DeviceTypes types = load();
 
         assertEquals(List.of("echo", "loopback", "net"), types.names());
-        assertEquals("hello", config(create(types.resolve("echo"), Map.of("greeting", "hello"))));
+        assertEquals("hello", config(create(types.resolve("echo").provider(), Map.of("greeting", "hello"))));
         List<String> problems = types.problems();
         assertEquals(5, problems.size(), problems.toString());
         assertProblem(problems, throwing + ": ", "com.example.throwing.ThrowingProvider",
@@ -158,6 +158,27 @@ class PluginLoadingTest {
         assertProblem(problems, empty + ": no device provider");
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> types.resolve("future"));
         assertTrue(e.getMessage().startsWith("unknown device type 'future'"), e.getMessage());
+    }
+
+    @Test
+    void errorsFromAProvidersCodeAreThePluginsFailureNamedByClassAndFile() throws Exception {
+        drop("echo.jar");
+        Path errors = drop("errors.jar");
+        DeviceTypes types = load();
+        assertEquals(List.of("asserting", "bad-counters", "echo", "loopback", "net", "null-device"), types.names());
+        assertEquals(List.of(errors + ": refused com.example.errors.RecursiveTypeProvider: java.lang.StackOverflowError"),
+                types.problems());
+        DeviceOptions none = new DeviceOptions(Map.of());
+        PluginException thrown = assertThrows(PluginException.class,
+                () -> types.resolve("asserting").create(none, () -> "a"));
+        assertEquals("com.example.errors.AssertingProvider from " + errors + ": create() failed: java.lang.AssertionError: "
+                + "asserting plugin: unreachable state in create", thrown.getMessage());
+        assertInstanceOf(AssertionError.class, thrown.getCause());
+        PluginException nothing = assertThrows(PluginException.class,
+                () -> types.resolve("null-device").create(none, () -> "n"));
+        assertEquals("com.example.errors.NullProvider from " + errors + ": create() returned null instead of a device",
+                nothing.getMessage());
+        assertEquals("hello", config(types.resolve("echo").create(new DeviceOptions(Map.of("greeting", "hello")), () -> "e")));
     }
 
     @Test

@@ -158,6 +158,28 @@ class PluginsIT {
         assertTrue(bad.err.contains("--plugins " + missing + ": no such directory"), bad.toString());
     }
 
+    @Test
+    void aPluginErrorAtStartEndsServeWithANonZeroStatusNamingThePluginAndLeavesNoSocket() throws Exception {
+        Path errorsDir = Files.createDirectory(dir.resolve("errors-plugins"));
+        Path errors = PluginJars.build("errors", errorsDir.resolve("errors.jar"), null);
+        Path good = dir.resolve("good.sock");
+        Result asserting = run("serve", "--plugins", errorsDir.toString(), "--device", "loopback:socket=" + good,
+                "--device", "asserting:socket=" + dir.resolve("bad.sock"));
+        assertEquals(2, asserting.code, "systemd's Restart=on-failure needs a failure status: " + asserting);
+        assertLine(asserting.err, "com.example.errors.AssertingProvider from " + errors + ": create() failed: "
+                + "java.lang.AssertionError: asserting plugin: unreachable state in create");
+        Result nothing = run("serve", "--plugins", errorsDir.toString(), "--device", "loopback:socket=" + good,
+                "--device", "null-device:socket=" + dir.resolve("bad.sock"));
+        assertEquals(2, nothing.code, nothing.toString());
+        assertLine(nothing.err, "com.example.errors.NullProvider from " + errors + ": create() returned null");
+        assertFalse(Files.exists(good), "no device was served");
+        Result devices = run("devices", "--plugins", errorsDir.toString());
+        assertEquals(0, devices.code, devices.toString());
+        assertLine(devices.err, "error: " + errors + ": refused com.example.errors.RecursiveTypeProvider: "
+                + "java.lang.StackOverflowError");
+        assertTrue(devices.out.contains("asserting - "), devices.toString());
+    }
+
     // ---- the front-end side -------------------------------------------------------------------------
 
     /** Features, protocol features with CONFIG, then GET_CONFIG of {@code size} bytes at offset 0. */

@@ -1,0 +1,115 @@
+package org.jvhost.host.cli;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import org.jvhost.engine.server.Host;
+import org.jvhost.host.plugin.DeviceTypes;
+import org.jvhost.host.plugin.DeviceTypes.DeviceType;
+import org.jvhost.spi.DeviceOptions;
+import org.jvhost.spi.OptionSpec;
+
+/**
+ * A device that passed the checks of a change to the device set that need no device instance: its
+ * type exists, its option keys are the type's, and its name and socket path are its own. The values
+ * are judged later, by the provider's {@code create} ({@link DeviceManager}).
+ *
+ * @param entry   the device as declared
+ * @param type    its device type
+ * @param options its options, with the type's defaults filled in
+ */
+record PlannedDevice(DeviceEntry entry, DeviceType type, DeviceOptions options) {
+
+    /**
+     * Checks what needs no device instance: each entry's type and option keys, and that no two devices
+     * (among {@code entries} and {@code kept}) share a name or a socket path.
+     *
+     * @throws ConfigException listing every problem
+     */
+    static List<PlannedDevice> check(List<DeviceEntry> entries, List<DeviceEntry> kept, DeviceTypes types)
+            throws ConfigException {
+        List<String> problems = new ArrayList<>();
+        Map<String, DeviceEntry> names = new HashMap<>();
+        Map<Path, DeviceEntry> sockets = new HashMap<>();
+        for (DeviceEntry k : kept) {
+            names.put(k.name(), k);
+            sockets.put(k.socketKey(), k);
+        }
+        List<PlannedDevice> plan = new ArrayList<>();
+        for (DeviceEntry e : entries) {
+            DeviceEntry sameName = names.putIfAbsent(e.name(), e);
+            if (sameName != null) {
+                problems.add(e.problem(null, "the name " + e.name() + " is already used by " + describe(sameName)));
+            }
+            DeviceEntry sameSocket = sockets.putIfAbsent(e.socketKey(), e);
+            if (sameSocket != null) {
+                String key = e.spec().mode() == Host.Mode.LISTEN
+                        ? DeviceSpec.KEY_SOCKET : DeviceSpec.KEY_CONNECT;
+                problems.add(e.problem(key, "socket " + e.spec().socket() + " is already used by "
+                        + describe(sameSocket)));
+            }
+            PlannedDevice p = plan(e, types, problems);
+            if (p != null) {
+                plan.add(p);
+            }
+        }
+        if (!problems.isEmpty()) {
+            throw new ConfigException(problems);
+        }
+        return plan;
+    }
+
+    private static String describe(DeviceEntry e) {
+        return e.origin() == DeviceEntry.Origin.COMMAND_LINE ? "'" + e.spec().text() + "'"
+                : "device " + e.name() + " (" + e.origin().label + ")";
+    }
+
+    private static PlannedDevice plan(DeviceEntry e, DeviceTypes types, List<String> problems) {
+        DeviceType type;
+        try {
+            type = types.resolve(e.spec().type());
+        } catch (IllegalArgumentException ex) {
+            problems.add(e.problem(ConfigFile.KEY_TYPE, ex.getMessage()));
+            return null;
+        }
+        try {
+            e.spec().socketAccess(Set.of()); // socket-mode, socket-group, allow-uid: the host's own keys
+        } catch (IllegalArgumentException ex) {
+            problems.add(e.problem(null, ex.getMessage()));
+            return null;
+        }
+        if (e.origin() == DeviceEntry.Origin.CONFIG) {
+            // one problem per unknown key, each with its own line; DeviceSpec reports only the first
+            boolean unknown = false;
+            for (Map.Entry<String, String> o : e.spec().options().entrySet()) {
+                if (DeviceSpec.HOST_KEYS.contains(o.getKey())) {
+                    continue;
+                }
+                if (type.options().stream().noneMatch(s -> s.name().equals(o.getKey()))) {
+                    problems.add(e.problem(o.getKey(), "device type " + e.spec().type() + " has no option '"
+                            + o.getKey() + "'; it accepts: " + acceptedKeys(type)));
+                    unknown = true;
+                }
+            }
+            if (unknown) {
+                return null;
+            }
+        }
+        try {
+            return new PlannedDevice(e, type, e.spec().resolveOptions(type.options()));
+        } catch (IllegalArgumentException ex) {
+            problems.add(ex.getMessage());
+            return null;
+        }
+    }
+
+    private static String acceptedKeys(DeviceType type) {
+        List<String> keys = new ArrayList<>(List.of(ConfigFile.KEY_TYPE, DeviceSpec.KEY_SOCKET, DeviceSpec.KEY_CONNECT,
+                DeviceSpec.KEY_SOCKET_MODE, DeviceSpec.KEY_SOCKET_GROUP, DeviceSpec.KEY_ALLOW_UID));
+        type.options().stream().map(OptionSpec::name).forEach(keys::add);
+        return String.join(", ", keys);
+    }
+}

@@ -2,35 +2,15 @@ package org.jvhost.engine.session;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.util.ArrayList;
-import java.util.HashMap;
-import java.util.List;
-import java.util.Map;
-import java.util.concurrent.TimeoutException;
 import org.jvhost.engine.event.DeviceRuntime;
-import org.jvhost.engine.event.EventfdNotifier;
-import org.jvhost.engine.event.QueueStats;
-import org.jvhost.engine.event.Worker;
-import org.jvhost.engine.memory.GuestMemoryMap;
-import org.jvhost.engine.memory.MappedRegion;
-import org.jvhost.engine.memory.MemoryMapException;
-import org.jvhost.engine.memory.RegionSpec;
 import org.jvhost.engine.protocol.ConfigLayout;
 import org.jvhost.engine.protocol.FrontendRequest;
-import org.jvhost.engine.protocol.MemoryTableLayout;
 import org.jvhost.engine.protocol.Payloads;
 import org.jvhost.engine.protocol.ProtocolException;
 import org.jvhost.engine.protocol.ProtocolFeatures;
-import org.jvhost.engine.protocol.SingleMemRegionLayout;
 import org.jvhost.engine.protocol.U64Layout;
-import org.jvhost.engine.protocol.VringAddrLayout;
-import org.jvhost.engine.protocol.VringStateLayout;
-import org.jvhost.engine.sys.LinuxSys;
-import org.jvhost.engine.sys.NativeException;
 import org.jvhost.engine.transport.Endpoint;
 import org.jvhost.engine.transport.Message;
-import org.jvhost.engine.virtq.CallNotifier;
-import org.jvhost.engine.virtq.SplitQueue;
 import org.jvhost.spi.VhostUserDevice;
 import org.jvhost.spi.VirtioFeatures;
 import org.slf4j.Logger;
@@ -47,17 +27,13 @@ import org.slf4j.LoggerFactory;
  * set NEED_REPLY and REPLY_ACK was negotiated; otherwise the spec leaves no way to say no, so the
  * connection is closed with an ERROR naming the request and the fault.
  *
- * <h2>Rings</h2>
- * Spec "Ring states": a ring is started by SET_VRING_KICK and stopped by GET_VRING_BASE; enabled and
- * disabled by SET_VRING_ENABLE (or all enabled by a SET_FEATURES without VHOST_USER_F_PROTOCOL_FEATURES).
- * The device holds the queue only while the ring is started and enabled.
+ * <h2>Parts</h2>
+ * This class decodes and validates each request, owns the negotiated features and config space, and
+ * replies. The guest memory is a {@link MemoryTable}, the rings a {@link VringLifecycle}; what either
+ * must do on the workers of running rings is collected in a {@link WorkerPlan} for the request.
  */
 public final class BackendSession {
     private static final Logger LOG = LoggerFactory.getLogger(BackendSession.class);
-    /** GET_MAX_MEM_SLOTS: as many as QEMU's largest (KVM's 509 user memslots), for virtio-mem hot-plug. */
-    static final int MAX_MEM_SLOTS = 509;
-    /** Split rings hold at most 32768 descriptors (virtio 1.2 section 2.7). */
-    private static final int MAX_RING_SIZE = 32768;
     /** Requests handled per readiness event before the control loop serves other connections. */
     private static final int MESSAGES_PER_TURN = 16;
 
@@ -65,22 +41,13 @@ public final class BackendSession {
     private final VhostUserDevice device;
     private final Endpoint endpoint;
     private final String name;
-    private final QueueConfig[] rings;
+    private final MemoryTable memory = new MemoryTable();
+    private final VringLifecycle vrings;
 
     private long ackedFeatures;
     private boolean featuresSet;
     private long ackedProtocol;
     private int status;
-    private GuestMemoryMap memory;
-    private List<MappedRegion> regions = List.of();
-    /**
-     * How many more times than once each region was added. QEMU runs one vhost_dev per queue pair of a
-     * multiqueue NIC over the same socket, and each adds the guest's RAM with ADD_MEM_REG; each later
-     * removes it again with REM_MEM_REG. A region leaves only when the last of them removes it.
-     */
-    private final Map<MappedRegion, Integer> duplicateAdds = new HashMap<>();
-    /** A worker did not answer: a device callback hangs, so memory it may be reading is never unmapped. */
-    private boolean workerStuck;
     private boolean closed;
 
     public BackendSession(DeviceRuntime runtime, Endpoint endpoint) {
@@ -88,10 +55,7 @@ public final class BackendSession {
         this.device = runtime.device();
         this.endpoint = endpoint;
         this.name = runtime.name();
-        this.rings = new QueueConfig[device.maxQueues()];
-        for (int i = 0; i < rings.length; i++) {
-            rings[i] = new QueueConfig(i);
-        }
+        this.vrings = new VringLifecycle(runtime, memory);
     }
 
     /**
@@ -146,7 +110,12 @@ public final class BackendSession {
         }
         closed = true;
         try {
-            reset(false);
+            WorkerPlan plan = new WorkerPlan();
+            reset(false, plan);
+            plan.runNow(DeviceRuntime.WORKER_TIMEOUT_MS);
+            if (plan.failure() != null) {
+                LOG.error("{}: {}", name, plan.failure().getMessage());
+            }
         } finally {
             endpoint.close();
         }
@@ -168,7 +137,13 @@ public final class BackendSession {
         boolean ackWanted = m.header().needReply();
         ByteBuffer reply;
         try {
-            reply = dispatch(m);
+            WorkerPlan plan = new WorkerPlan();
+            ByteBuffer now = dispatch(m, plan);
+            plan.runNow(DeviceRuntime.WORKER_TIMEOUT_MS);
+            if (plan.failure() != null) {
+                throw plan.failure();
+            }
+            reply = now != null ? now : plan.replyPayload();
         } catch (ProtocolException e) {
             if (m.request() == FrontendRequest.GET_CONFIG && !e.isMalformed()) {
                 // spec, GET_CONFIG: "vhost-user back-end uses zero length of payload to indicate an error"
@@ -196,8 +171,11 @@ public final class BackendSession {
         return true;
     }
 
-    /** One arm per request; returns the reply payload, or null for requests without one. */
-    private ByteBuffer dispatch(Message m) throws ProtocolException {
+    /**
+     * One arm per request; returns the reply payload, or null for requests without one or whose reply
+     * {@code plan} computes once the workers have done their part.
+     */
+    private ByteBuffer dispatch(Message m, WorkerPlan plan) throws ProtocolException {
         FrontendRequest r = m.request();
         ByteBuffer p = m.payload();
         if (r == null) {
@@ -206,27 +184,27 @@ public final class BackendSession {
         }
         switch (r) {
             case GET_FEATURES: return U64Layout.of(offeredFeatures());
-            case SET_FEATURES: setFeatures(U64Layout.get(p)); return null;
+            case SET_FEATURES: setFeatures(U64Layout.get(p), plan); return null;
             case SET_OWNER: return null; // one front-end per connection: nothing to record
-            case RESET_OWNER: reset(true); return null;
-            case SET_MEM_TABLE: setMemTable(m); return null;
-            case SET_VRING_NUM: setVringNum(p); return null;
-            case SET_VRING_ADDR: setVringAddr(p); return null;
-            case SET_VRING_BASE: setVringBase(p); return null;
-            case GET_VRING_BASE: return getVringBase(p);
-            case SET_VRING_KICK: setVringKick(m); return null;
-            case SET_VRING_CALL: setVringCall(m); return null;
-            case SET_VRING_ERR: setVringErr(m); return null;
+            case RESET_OWNER: reset(true, plan); return null;
+            case SET_MEM_TABLE: memory.setTable(m, vrings.running(), plan); return null;
+            case SET_VRING_NUM: vrings.setNum(p); return null;
+            case SET_VRING_ADDR: vrings.setAddr(p); return null;
+            case SET_VRING_BASE: vrings.setBase(p); return null;
+            case GET_VRING_BASE: vrings.getBase(p, plan, this::suspendDevice); return null;
+            case SET_VRING_KICK: vrings.setKick(m, plan); return null;
+            case SET_VRING_CALL: vrings.setCall(m, plan); return null;
+            case SET_VRING_ERR: vrings.setErr(m, plan); return null;
             case GET_PROTOCOL_FEATURES: return U64Layout.of(offeredProtocol());
             case SET_PROTOCOL_FEATURES: setProtocolFeatures(U64Layout.get(p)); return null;
             case GET_QUEUE_NUM: require(ProtocolFeatures.MQ, r); return U64Layout.of(device.maxQueues());
-            case SET_VRING_ENABLE: setVringEnable(p); return null;
+            case SET_VRING_ENABLE: vrings.setEnable(p, plan); return null;
             case GET_CONFIG: require(ProtocolFeatures.CONFIG, r); return getConfig(p);
             case SET_CONFIG: require(ProtocolFeatures.CONFIG, r); setConfig(p); return null;
-            case RESET_DEVICE: require(ProtocolFeatures.RESET_DEVICE, r); reset(true); return null;
-            case GET_MAX_MEM_SLOTS: require(ProtocolFeatures.CONFIGURE_MEM_SLOTS, r); return U64Layout.of(MAX_MEM_SLOTS);
-            case ADD_MEM_REG: require(ProtocolFeatures.CONFIGURE_MEM_SLOTS, r); addMemReg(m); return null;
-            case REM_MEM_REG: require(ProtocolFeatures.CONFIGURE_MEM_SLOTS, r); remMemReg(p); return null;
+            case RESET_DEVICE: require(ProtocolFeatures.RESET_DEVICE, r); reset(true, plan); return null;
+            case GET_MAX_MEM_SLOTS: require(ProtocolFeatures.CONFIGURE_MEM_SLOTS, r); return U64Layout.of(MemoryTable.MAX_MEM_SLOTS);
+            case ADD_MEM_REG: require(ProtocolFeatures.CONFIGURE_MEM_SLOTS, r); memory.add(m, vrings.running(), plan); return null;
+            case REM_MEM_REG: require(ProtocolFeatures.CONFIGURE_MEM_SLOTS, r); memory.remove(p, vrings.running(), plan); return null;
             case SET_STATUS: require(ProtocolFeatures.STATUS, r); status = (int) (U64Layout.get(p) & 0xff); return null;
             case GET_STATUS: require(ProtocolFeatures.STATUS, r); return U64Layout.of(status);
             default:
@@ -255,13 +233,13 @@ public final class BackendSession {
         }
     }
 
-    private void setFeatures(long features) throws ProtocolException {
+    private void setFeatures(long features, WorkerPlan plan) throws ProtocolException {
         long unoffered = features & ~offeredFeatures();
         if (unoffered != 0) {
             throw ProtocolException.failed(String.format(
                     "SET_FEATURES 0x%x includes bits never offered: 0x%x", features, unoffered));
         }
-        QueueConfig running = firstStarted();
+        QueueConfig running = vrings.firstStarted();
         if (running != null && features != ackedFeatures) {
             throw ProtocolException.failed(String.format("SET_FEATURES 0x%x while queue %d runs with 0x%x",
                     features, running.index, ackedFeatures));
@@ -275,13 +253,10 @@ public final class BackendSession {
         }
         ackedFeatures = features;
         featuresSet = true;
+        vrings.setFeatures(features);
         runtime.setNegotiatedFeatures(features);
         if ((features & VirtioFeatures.VHOST_USER_PROTOCOL_FEATURES) == 0) {
-            // spec: "If VHOST_USER_F_PROTOCOL_FEATURES has not been negotiated, the ring starts directly in
-            // the enabled state."
-            for (QueueConfig q : rings) {
-                setEnabled(q, true);
-            }
+            vrings.enableAll(plan);
         }
     }
 
@@ -292,339 +267,6 @@ public final class BackendSession {
                     "SET_PROTOCOL_FEATURES 0x%x includes bits never offered: 0x%x", features, unoffered));
         }
         ackedProtocol = features;
-    }
-
-    // ---- memory ---------------------------------------------------------------------------------
-
-    private void setMemTable(Message m) throws ProtocolException {
-        List<RegionSpec> specs = MemoryTableLayout.regions(m.payload());
-        List<MappedRegion> mapped = new ArrayList<>(specs.size());
-        try {
-            for (int i = 0; i < specs.size(); i++) {
-                mapped.add(MappedRegion.map(specs.get(i), m.takeFd(i)));
-            }
-            installMemory(GuestMemoryMap.of(mapped), mapped);
-            duplicateAdds.clear();
-        } catch (MemoryMapException e) {
-            mapped.forEach(MappedRegion::unmap);
-            throw ProtocolException.failed("SET_MEM_TABLE: " + e.getMessage(), e);
-        }
-    }
-
-    private void addMemReg(Message m) throws ProtocolException {
-        RegionSpec spec = SingleMemRegionLayout.region(m.payload());
-        MappedRegion same = sameRegion(spec);
-        if (same != null) {
-            LinuxSys.closeQuietly(m.takeFd(0)); // already mapped from an identical fd range
-            duplicateAdds.merge(same, 1, Integer::sum);
-            return;
-        }
-        if (regions.size() >= MAX_MEM_SLOTS) {
-            throw ProtocolException.failed("ADD_MEM_REG: all " + MAX_MEM_SLOTS + " memory slots are in use (" + spec + ")");
-        }
-        MappedRegion added = null;
-        try {
-            added = MappedRegion.map(spec, m.takeFd(0));
-            List<MappedRegion> next = new ArrayList<>(regions);
-            next.add(added);
-            installMemory(GuestMemoryMap.of(next), next);
-        } catch (MemoryMapException e) {
-            if (added != null) {
-                added.unmap();
-            }
-            throw ProtocolException.failed("ADD_MEM_REG: " + e.getMessage(), e);
-        }
-    }
-
-    private void remMemReg(ByteBuffer p) throws ProtocolException {
-        RegionSpec spec = SingleMemRegionLayout.region(p);
-        MappedRegion same = sameRegion(spec);
-        if (same == null) {
-            throw ProtocolException.failed("REM_MEM_REG: no mapped region matches " + spec);
-        }
-        Integer duplicates = duplicateAdds.remove(same);
-        if (duplicates != null) {
-            if (duplicates > 1) {
-                duplicateAdds.put(same, duplicates - 1);
-            }
-            return; // another vhost_dev of this connection still uses the region
-        }
-        List<MappedRegion> next = new ArrayList<>(regions);
-        next.remove(same);
-        try {
-            installMemory(GuestMemoryMap.of(next), next);
-        } catch (MemoryMapException e) {
-            throw ProtocolException.failed("REM_MEM_REG: " + e.getMessage(), e);
-        }
-    }
-
-    /**
-     * The mapped region the front-end identifies by {@code spec}: same guest address, size and user
-     * address (QEMU may send a different mmap_offset when removing than it added with).
-     */
-    private MappedRegion sameRegion(RegionSpec spec) {
-        for (MappedRegion r : regions) {
-            RegionSpec s = r.spec();
-            if (s.guestAddress() == spec.guestAddress() && s.size() == spec.size()
-                    && s.userAddress() == spec.userAddress()) {
-                return r;
-            }
-        }
-        return null;
-    }
-
-    /**
-     * Makes {@code next} the guest memory: running queues switch to it on their workers first, and only
-     * then are the regions that left the table unmapped, so no queue ever reads an unmapped page.
-     */
-    private void installMemory(GuestMemoryMap next, List<MappedRegion> nextRegions) throws ProtocolException {
-        List<MappedRegion> old = regions;
-        memory = next;
-        regions = List.copyOf(nextRegions);
-        for (QueueConfig q : rings) {
-            if (q.started()) {
-                Ring ring = q.ring;
-                onWorker(ring.worker, () -> ring.queue.updateMemory(next), "memory update of queue " + q.index);
-            }
-        }
-        for (MappedRegion r : old) {
-            if (!regions.contains(r)) {
-                unmapUnlessStuck(r);
-            }
-        }
-    }
-
-    private void unmapUnlessStuck(MappedRegion r) {
-        if (workerStuck) {
-            LOG.error("{}: leaving {} mapped: a worker did not answer and may still read it", name, r.spec());
-        } else {
-            r.unmap();
-        }
-    }
-
-    // ---- rings ----------------------------------------------------------------------------------
-
-    private QueueConfig ring(FrontendRequest r, int index) throws ProtocolException {
-        if (index < 0 || index >= rings.length) {
-            throw ProtocolException.failed(r + ": queue index " + Integer.toUnsignedString(index)
-                    + " out of range (the device has " + rings.length + " queues)");
-        }
-        return rings[index];
-    }
-
-    private QueueConfig stoppedRing(FrontendRequest r, int index) throws ProtocolException {
-        QueueConfig q = ring(r, index);
-        if (q.started()) {
-            // spec: ring parameters may only change while the ring is stopped
-            throw ProtocolException.failed(r + ": queue " + index + " is started; stop it with GET_VRING_BASE first");
-        }
-        return q;
-    }
-
-    private void setVringNum(ByteBuffer p) throws ProtocolException {
-        QueueConfig q = stoppedRing(FrontendRequest.SET_VRING_NUM, VringStateLayout.index(p));
-        int num = VringStateLayout.num(p);
-        int max = Math.min(MAX_RING_SIZE, device.maxQueueSize());
-        if (num <= 0 || num > max || Integer.bitCount(num) != 1) {
-            throw ProtocolException.failed("SET_VRING_NUM: queue " + q.index + " size "
-                    + Integer.toUnsignedString(num) + " is not a power of two between 1 and " + max);
-        }
-        q.num = num;
-    }
-
-    private void setVringAddr(ByteBuffer p) throws ProtocolException {
-        QueueConfig q = stoppedRing(FrontendRequest.SET_VRING_ADDR, VringAddrLayout.index(p));
-        if ((VringAddrLayout.flags(p) & VringAddrLayout.F_LOG) != 0) {
-            throw ProtocolException.failed("SET_VRING_ADDR: queue " + q.index
-                    + " asks for used-ring logging, but VHOST_F_LOG_ALL is not offered");
-        }
-        q.descUser = VringAddrLayout.desc(p);
-        q.usedUser = VringAddrLayout.used(p);
-        q.availUser = VringAddrLayout.avail(p);
-        q.addrSet = true;
-    }
-
-    private void setVringBase(ByteBuffer p) throws ProtocolException {
-        QueueConfig q = stoppedRing(FrontendRequest.SET_VRING_BASE, VringStateLayout.index(p));
-        int base = VringStateLayout.num(p);
-        if (base < 0 || base > 0xffff) {
-            throw ProtocolException.failed("SET_VRING_BASE: queue " + q.index + " base "
-                    + Integer.toUnsignedString(base) + " exceeds the split ring's 16-bit index");
-        }
-        q.base = base;
-    }
-
-    private ByteBuffer getVringBase(ByteBuffer p) throws ProtocolException {
-        QueueConfig q = ring(FrontendRequest.GET_VRING_BASE, VringStateLayout.index(p));
-        if (q.started()) {
-            stop(q);
-            if (firstStarted() == null) {
-                suspendDevice();
-            }
-        }
-        return VringStateLayout.of(q.index, q.base);
-    }
-
-    private void setVringKick(Message m) throws ProtocolException {
-        long v = U64Layout.get(m.payload());
-        QueueConfig q = ring(FrontendRequest.SET_VRING_KICK, (int) (v & U64Layout.VRING_INDEX_MASK));
-        if ((v & U64Layout.VRING_NOFD_MASK) != 0) {
-            throw ProtocolException.failed("SET_VRING_KICK: queue " + q.index
-                    + " without a kick fd (polling mode) is not supported");
-        }
-        int fd = m.takeFd(0);
-        int old = q.kickFd;
-        q.kickFd = fd;
-        if (q.started()) {
-            // a new kick fd for a running ring (PR rust-vmm/vhost #227: must not stop or disable it)
-            Ring ring = q.ring;
-            onWorker(ring.worker, () -> {
-                try {
-                    ring.replaceKick(fd);
-                } catch (NativeException e) {
-                    throw new IllegalStateException(e.getMessage(), e);
-                }
-            }, "kick fd switch of queue " + q.index);
-            closeAfterWorker(old);
-        } else {
-            closeAfterWorker(old);
-            start(q);
-        }
-    }
-
-    private void setVringCall(Message m) throws ProtocolException {
-        long v = U64Layout.get(m.payload());
-        QueueConfig q = ring(FrontendRequest.SET_VRING_CALL, (int) (v & U64Layout.VRING_INDEX_MASK));
-        int fd = (v & U64Layout.VRING_NOFD_MASK) != 0 ? -1 : m.takeFd(0);
-        int old = q.callFd;
-        q.callFd = fd;
-        if (q.started()) {
-            // swap on the worker so the old fd is never written after we close it (its number could be reused)
-            Ring ring = q.ring;
-            CallNotifier n = notifier(q);
-            onWorker(ring.worker, () -> ring.queue.setNotifier(n), "call fd switch of queue " + q.index);
-        }
-        closeAfterWorker(old);
-    }
-
-    private void setVringErr(Message m) throws ProtocolException {
-        long v = U64Layout.get(m.payload());
-        QueueConfig q = ring(FrontendRequest.SET_VRING_ERR, (int) (v & U64Layout.VRING_INDEX_MASK));
-        int old = q.errFd;
-        q.errFd = (v & U64Layout.VRING_NOFD_MASK) != 0 ? -1 : m.takeFd(0);
-        if (q.started()) {
-            // swap on the worker so the old fd is never written after we close it
-            Ring ring = q.ring;
-            CallNotifier n = errorNotifier(q);
-            onWorker(ring.worker, () -> ring.queue.setErrorNotifier(n), "error fd switch of queue " + q.index);
-        }
-        closeAfterWorker(old);
-    }
-
-    private void setVringEnable(ByteBuffer p) throws ProtocolException {
-        QueueConfig q = ring(FrontendRequest.SET_VRING_ENABLE, VringStateLayout.index(p));
-        int on = VringStateLayout.num(p);
-        if (on != 0 && on != 1) {
-            throw ProtocolException.failed("SET_VRING_ENABLE: queue " + q.index + " state " + on + " is not 0 or 1");
-        }
-        setEnabled(q, on == 1);
-    }
-
-    private void setEnabled(QueueConfig q, boolean on) throws ProtocolException {
-        q.enabled = on;
-        if (q.started()) {
-            Ring ring = q.ring;
-            onWorker(ring.worker, on ? ring::handOver : ring::takeBack,
-                    (on ? "enable" : "disable") + " of queue " + q.index);
-        }
-    }
-
-    /** Starts a ring whose kick fd just arrived: build the live queue and watch the kick on its worker. */
-    private void start(QueueConfig q) throws ProtocolException {
-        String what = "SET_VRING_KICK: queue " + q.index + " cannot start: ";
-        if (memory == null) {
-            throw ProtocolException.failed(what + "no memory table (SET_MEM_TABLE) yet");
-        }
-        if (q.num == 0 || !q.addrSet) {
-            throw ProtocolException.failed(what + (q.num == 0 ? "no SET_VRING_NUM" : "no SET_VRING_ADDR") + " yet");
-        }
-        long desc = translate(q, "descriptor table", q.descUser, 16L * q.num);
-        long avail = translate(q, "avail ring", q.availUser, 6L + 2L * q.num);
-        long used = translate(q, "used ring", q.usedUser, 6L + 8L * q.num);
-        SplitQueue queue;
-        try {
-            queue = new SplitQueue(q.index, q.num, desc, avail, used, ackedFeatures, memory, q.base, notifier(q));
-        } catch (IllegalArgumentException e) {
-            throw ProtocolException.failed(what + e.getMessage(), e);
-        }
-        // spec: the back-end signals the error eventfd when the ring hits an error (a hostile descriptor)
-        queue.setErrorNotifier(errorNotifier(q));
-        Worker worker = runtime.workerForQueue(q.index);
-        Ring ring = new Ring(q.index, queue, worker, runtime, q.kickFd);
-        boolean enabled = q.enabled;
-        onWorker(worker, () -> {
-            try {
-                ring.watchKick();
-            } catch (NativeException e) {
-                throw new IllegalStateException("kick fd " + e.getMessage(), e);
-            }
-            if (enabled) {
-                ring.handOver();
-            }
-        }, "start of queue " + q.index);
-        q.ring = ring;
-    }
-
-    private long translate(QueueConfig q, String what, long userAddress, long len) throws ProtocolException {
-        long gpa = memory.userToGuest(userAddress, len);
-        if (gpa == -1) {
-            throw ProtocolException.failed(String.format("SET_VRING_KICK: queue %d cannot start: %s at user "
-                    + "address 0x%x (%d bytes) is not inside one memory region", q.index, what, userAddress, len));
-        }
-        return gpa;
-    }
-
-    /** Stops a started ring, remembering where it stopped as the next base. */
-    private void stop(QueueConfig q) throws ProtocolException {
-        Ring ring = q.ring;
-        int[] next = {q.base};
-        try {
-            onWorker(ring.worker, () -> {
-                ring.stop();
-                next[0] = ring.queue.nextAvail() & 0xffff;
-            }, "stop of queue " + q.index);
-        } finally {
-            q.ring = null;
-            q.base = next[0];
-            // the ring restarts only with a new SET_VRING_KICK, which brings its own fd
-            closeAfterWorker(q.kickFd);
-            q.kickFd = -1;
-        }
-    }
-
-    private CallNotifier notifier(QueueConfig q) {
-        return q.callFd < 0 ? CallNotifier.NONE
-                : new EventfdNotifier(q.callFd, name + " queue " + q.index, runtime.queueStats(q.index));
-    }
-
-    /** Signals the error eventfd, if any, and counts the break as an error of the queue either way. */
-    private CallNotifier errorNotifier(QueueConfig q) {
-        CallNotifier fd = q.errFd < 0 ? CallNotifier.NONE
-                : new EventfdNotifier(q.errFd, name + " queue " + q.index + " error");
-        QueueStats stats = runtime.queueStats(q.index);
-        return () -> {
-            stats.failed();
-            fd.signal();
-        };
-    }
-
-    private QueueConfig firstStarted() {
-        for (QueueConfig q : rings) {
-            if (q.started()) {
-                return q;
-            }
-        }
-        return null;
     }
 
     // ---- config ---------------------------------------------------------------------------------
@@ -667,29 +309,20 @@ public final class BackendSession {
      * connection and keeps sending NEED_REPLY afterwards, so forgetting REPLY_ACK would hang it. A
      * disconnect ({@code keepProtocol} false) forgets everything.
      */
-    private void reset(boolean keepProtocol) {
-        for (QueueConfig q : rings) {
-            if (q.started()) {
-                try {
-                    stop(q);
-                } catch (ProtocolException e) {
-                    LOG.error("{}: {}", name, e.getMessage());
-                }
+    private void reset(boolean keepProtocol, WorkerPlan plan) {
+        vrings.stopAll(plan);
+        plan.then(() -> {
+            try {
+                device.reset();
+            } catch (RuntimeException e) {
+                LOG.error("{}: device reset failed", name, e);
             }
-            q.clear();
-        }
-        try {
-            device.reset();
-        } catch (RuntimeException e) {
-            LOG.error("{}: device reset failed", name, e);
-        }
-        runtime.clearFailure();
-        regions.forEach(this::unmapUnlessStuck);
-        regions = List.of();
-        duplicateAdds.clear();
-        memory = null;
+            runtime.clearFailure();
+        });
+        memory.clear(plan);
         ackedFeatures = 0;
         featuresSet = false;
+        vrings.setFeatures(0);
         runtime.setNegotiatedFeatures(0);
         status = 0;
         if (!keepProtocol) {
@@ -703,24 +336,6 @@ public final class BackendSession {
         } catch (RuntimeException e) {
             LOG.warn("{}: device suspend failed", name, e);
         }
-    }
-
-    // ---- worker commands ------------------------------------------------------------------------
-
-    private void onWorker(Worker worker, Runnable command, String what) throws ProtocolException {
-        try {
-            worker.call(command, DeviceRuntime.WORKER_TIMEOUT_MS);
-        } catch (TimeoutException e) {
-            workerStuck = true;
-            throw ProtocolException.failed(what + ": " + e.getMessage(), e);
-        } catch (RuntimeException e) {
-            throw ProtocolException.failed(what + " failed: " + e.getMessage(), e);
-        }
-    }
-
-    private void closeAfterWorker(int fd) {
-        // callers reach here after the worker has stopped using the fd (or never used it)
-        org.jvhost.engine.sys.LinuxSys.closeQuietly(fd);
     }
 
     /** Negotiated virtio features (for logs and tests). */

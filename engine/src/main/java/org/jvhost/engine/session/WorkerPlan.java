@@ -1,0 +1,108 @@
+package org.jvhost.engine.session;
+
+import java.nio.ByteBuffer;
+import java.util.ArrayDeque;
+import java.util.concurrent.TimeoutException;
+import java.util.function.Consumer;
+import java.util.function.Supplier;
+import org.jvhost.engine.event.Worker;
+import org.jvhost.engine.protocol.ProtocolException;
+
+/**
+ * What one request still has to do after it was validated: commands for the workers of running rings,
+ * and control-thread steps between them (close the fd a worker let go of, unmap the regions no queue
+ * reads any more). Steps run one after another, in the order they were added; the request is answered
+ * when the last has run.
+ *
+ * <p>A worker command that throws fails the request (the first failure is kept, as a
+ * {@link ProtocolException} naming the step), but the steps after it still run: each worker step's
+ * {@code after} callback learns whether its own command failed and cleans up accordingly.
+ */
+final class WorkerPlan {
+
+    /** One step: a command for {@code worker}, or a control-thread step if {@code worker} is null. */
+    private record Step(Worker worker, String what, Runnable command, Consumer<Throwable> after) {
+    }
+
+    private final ArrayDeque<Step> steps = new ArrayDeque<>();
+    private Supplier<ByteBuffer> reply = () -> null;
+    private ProtocolException failure;
+
+    /**
+     * Adds a command for {@code worker}, then {@code after} on the control thread with the command's
+     * failure (null if it succeeded).
+     */
+    void onWorker(Worker worker, String what, Runnable command, Consumer<Throwable> after) {
+        steps.add(new Step(worker, what, command, after));
+    }
+
+    /** Adds a command for {@code worker} with nothing to do after it. */
+    void onWorker(Worker worker, String what, Runnable command) {
+        onWorker(worker, what, command, failed -> { });
+    }
+
+    /** Adds a control-thread step, run once the steps before it have. */
+    void then(Runnable step) {
+        steps.add(new Step(null, null, step, null));
+    }
+
+    /** The reply payload, computed once every step has run (a request whose answer the steps decide). */
+    void reply(Supplier<ByteBuffer> payload) {
+        this.reply = payload;
+    }
+
+    /** Whether no step is left. */
+    boolean isEmpty() {
+        return steps.isEmpty();
+    }
+
+    /** Records a failure of the request found outside a worker command (the first one is kept). */
+    void fail(ProtocolException e) {
+        if (failure == null) {
+            failure = e;
+        }
+    }
+
+    /** The first failure, or null. */
+    ProtocolException failure() {
+        return failure;
+    }
+
+    /** The reply payload (null for requests without one); call after the last step. */
+    ByteBuffer replyPayload() {
+        return reply.get();
+    }
+
+    /**
+     * Runs the steps now, waiting up to {@code timeoutMs} for each worker command. A command that does
+     * not finish in time fails the request and abandons the steps after it: a hanging callback may still
+     * read what they would release. Control thread.
+     */
+    void runNow(long timeoutMs) {
+        Step s;
+        while ((s = steps.poll()) != null) {
+            if (s.worker() == null) {
+                s.command().run();
+                continue;
+            }
+            Throwable failed = null;
+            try {
+                s.worker().call(s.command(), timeoutMs);
+            } catch (TimeoutException e) {
+                fail(ProtocolException.failed(s.what() + ": " + e.getMessage(), e));
+                steps.clear();
+                return;
+            } catch (RuntimeException e) {
+                failed = e;
+            }
+            completed(s, failed);
+        }
+    }
+
+    private void completed(Step step, Throwable failed) {
+        if (failed != null) {
+            fail(ProtocolException.failed(step.what() + " failed: " + failed.getMessage(), failed));
+        }
+        step.after().accept(failed);
+    }
+}

@@ -12,6 +12,8 @@ final class RecordingDevice implements VhostUserDevice {
     volatile boolean throwOnKick;
     /** Serve queues: pop every chain, write "pong" into it and return it to the driver. */
     volatile boolean serve;
+    /** While set, handleKick waits for it (at most 20 s): a device callback that hangs. */
+    volatile java.util.concurrent.CountDownLatch holdKick;
     private final org.jvhost.spi.DescriptorChain[] chains;
     private final int configSize;
 
@@ -44,6 +46,14 @@ final class RecordingDevice implements VhostUserDevice {
     @Override
     public void handleKick(int queueIndex) {
         events.add("kick " + queueIndex);
+        java.util.concurrent.CountDownLatch hold = holdKick;
+        if (hold != null) {
+            try {
+                hold.await(20, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
         if (throwOnKick) {
             throw new IllegalStateException("device bug on purpose");
         }

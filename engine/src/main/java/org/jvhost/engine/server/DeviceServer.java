@@ -12,6 +12,9 @@ import java.nio.file.attribute.PosixFilePermission;
 import java.util.EnumSet;
 import java.util.Objects;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import org.jvhost.engine.event.DeviceRuntime;
 import org.jvhost.engine.session.BackendSession;
@@ -64,6 +67,10 @@ final class DeviceServer {
 
     private long serverToken = -1;
     private long sessionToken = -1;
+    /** The events watched on the connection now: EPOLLIN while reading, none while a request waits for workers. */
+    private int watched;
+    /** Completes when the last session has released its fds and mappings; until then none is served. */
+    private CompletableFuture<Void> released = CompletableFuture.completedFuture(null);
     private ControlLoop.Timer partialCheck;
     private AFUNIXSocketChannel waiting;
     private ControlLoop.Timer waitingTimer;
@@ -257,7 +264,7 @@ final class DeviceServer {
             if (!admit(ch)) {
                 continue;
             }
-            if (current == null) {
+            if (current == null && released.isDone()) {
                 serve(ch);
             } else if (waiting == null) {
                 waiting = ch; // served if the current session ends within the grace period
@@ -307,12 +314,13 @@ final class DeviceServer {
         BackendSession session = null;
         try {
             Endpoint endpoint = new Endpoint(ch);
-            session = new BackendSession(runtime, endpoint);
-            sessionToken = loop.register(endpoint.fd(), LinuxSys.EPOLLIN, ev -> onSessionReadable());
+            session = new BackendSession(runtime, endpoint, loop::execute, this::onAnswered);
+            sessionToken = loop.register(endpoint.fd(), LinuxSys.EPOLLIN, this::onSessionEvent);
+            watched = LinuxSys.EPOLLIN;
         } catch (IOException | RuntimeException e) {
             LOG.error("{}: cannot set up the connection on {}: {}", runtime.name(), where, e.getMessage());
             if (session != null) {
-                session.close();
+                session.close(() -> { });
             } else {
                 closeQuietly(ch);
             }
@@ -324,14 +332,52 @@ final class DeviceServer {
         LOG.info("{}: front-end connected on {}", runtime.name(), where);
     }
 
-    private void onSessionReadable() {
+    private void onSessionEvent(int events) {
         BackendSession s = current;
         if (s == null) {
+            return;
+        }
+        if (s.awaitingWorkers()) {
+            // nothing is watched now, so only a hang-up or error reports: the front-end left while its
+            // request waited for a worker; the session releases everything once the workers are done
+            if ((events & (LinuxSys.EPOLLHUP | LinuxSys.EPOLLERR)) != 0) {
+                LOG.info("{}: the front-end on {} left while a request waited for a worker", runtime.name(), where);
+                endSession();
+            }
             return;
         }
         if (!s.onReadable()) {
             endSession();
             return;
+        }
+        watch(s);
+    }
+
+    /** A request that waited for its workers was answered: read again, or end a broken connection. */
+    private void onAnswered() {
+        BackendSession s = current;
+        if (s == null) {
+            return;
+        }
+        if (s.isBroken()) {
+            endSession();
+        } else {
+            watch(s);
+        }
+    }
+
+    /** Watches the connection for what the session can take now, and arms the partial-message deadline. */
+    private void watch(BackendSession s) {
+        int want = s.awaitingWorkers() ? 0 : LinuxSys.EPOLLIN;
+        if (want != watched) {
+            try {
+                loop.modify(sessionToken, want);
+                watched = want;
+            } catch (NativeException e) {
+                LOG.error("{}: cannot watch the connection on {}: {}", runtime.name(), where, e.getMessage());
+                endSession();
+                return;
+            }
         }
         if (s.inMessage() && partialCheck == null) {
             long started = System.nanoTime();
@@ -371,12 +417,13 @@ final class DeviceServer {
             partialCheck.cancel();
             partialCheck = null;
         }
-        try {
-            s.close();
-        } finally {
-            current = null;
-        }
-        afterSession();
+        current = null;
+        CompletableFuture<Void> done = new CompletableFuture<>();
+        released = done;
+        s.close(() -> {
+            done.complete(null);
+            afterSession();
+        });
     }
 
     /** What comes after a session: the front-end that waited, or (CONNECT) the next connection. */
@@ -430,9 +477,9 @@ final class DeviceServer {
      * stop path (each ring's worker finishes the kick it is handling first) and resets the device; the
      * listening socket closes and the socket file this server created is removed.
      */
-    void closeInLoop() {
+    CompletableFuture<Void> closeInLoop() {
         if (closed) {
-            return;
+            return released;
         }
         closed = true;
         if (retry != null) {
@@ -450,16 +497,26 @@ final class DeviceServer {
             closeQuietly(server);
             deleteOwnFile();
         }
+        return released;
     }
 
     /**
-     * {@link #closeInLoop()} from any thread, waiting for it (for removing one device while the others
-     * keep running).
+     * {@link #closeInLoop()} from any thread, waiting until the session has released everything (for
+     * removing one device while the others keep running).
      *
-     * @throws java.util.concurrent.TimeoutException if the loop did not get to it in time
+     * @throws java.util.concurrent.TimeoutException if that took longer than {@link DeviceRuntime#WORKER_TIMEOUT_MS}
+     *                                               (a device callback hangs)
      */
     void close() throws java.util.concurrent.TimeoutException {
-        loop.call(this::closeInLoop, 2 * DeviceRuntime.WORKER_TIMEOUT_MS);
+        CompletableFuture<Void> done = new CompletableFuture<>();
+        loop.execute(() -> closeInLoop().whenComplete((v, t) -> done.complete(null)));
+        try {
+            done.get(DeviceRuntime.WORKER_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } catch (ExecutionException e) {
+            throw new IllegalStateException(e.getCause());
+        }
     }
 
     private void deleteOwnFile() {

@@ -256,10 +256,13 @@ public final class Host implements AutoCloseable {
             }
             CompletableFuture<Void> f = new CompletableFuture<>();
             loop.execute(() -> {
+                // complete once every session has released its fds and mappings (after its workers)
+                List<CompletableFuture<Void>> released = new ArrayList<>();
                 try {
-                    mine.forEach(DeviceServer::closeInLoop);
+                    mine.forEach(s -> released.add(s.closeInLoop()));
                 } finally {
-                    f.complete(null);
+                    CompletableFuture.allOf(released.toArray(new CompletableFuture<?>[0]))
+                            .whenComplete((v, t) -> f.complete(null));
                 }
             });
             done.add(f);

@@ -2,6 +2,7 @@ package org.jvhost.engine.session;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.util.concurrent.Executor;
 import org.jvhost.engine.event.DeviceRuntime;
 import org.jvhost.engine.protocol.ConfigLayout;
 import org.jvhost.engine.protocol.FrontendRequest;
@@ -18,8 +19,15 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The back-end side of one vhost-user connection. A control loop calls {@link #onReadable()} whenever
- * the socket has data, until the front-end goes away or breaks the protocol; {@link #close()} then
+ * the socket has data, until the front-end goes away or breaks the protocol; {@link #close} then
  * returns the device to its initial state and releases every fd and mapping the connection brought.
+ *
+ * <h2>Never waiting for a worker</h2>
+ * A request that touches running rings is validated here, then its worker commands are posted
+ * ({@link WorkerPlan}); the control loop goes on serving other connections, and this one reads no
+ * further request until the last command has come back and the reply has gone out. A device callback
+ * that hangs therefore delays its own connection (and the queues on its worker), never the other
+ * devices of the control loop.
  *
  * <h2>Failures</h2>
  * A malformed message closes the connection. A refused request (not implemented, feature not
@@ -41,6 +49,8 @@ public final class BackendSession {
     private final VhostUserDevice device;
     private final Endpoint endpoint;
     private final String name;
+    private final Executor controlLoop;
+    private final Runnable onAnswered;
     private final MemoryTable memory = new MemoryTable();
     private final VringLifecycle vrings;
 
@@ -48,28 +58,42 @@ public final class BackendSession {
     private boolean featuresSet;
     private long ackedProtocol;
     private int status;
-    private boolean closed;
+    /** The request waiting for its workers, or null. */
+    private WorkerPlan pending;
+    /** A request finished by its workers ended the connection (see {@link #isBroken()}). */
+    private boolean broken;
+    /** Set by {@link #close}: runs once the connection's fds and mappings are all released. */
+    private Runnable onReleased;
 
-    public BackendSession(DeviceRuntime runtime, Endpoint endpoint) {
+    /**
+     * @param controlLoop runs a task on the connection's control loop (worker completions come back through it)
+     * @param onAnswered  called on the control loop after a request that waited for its workers was
+     *                    answered: reading may resume, or the connection has {@linkplain #isBroken() broken}
+     */
+    public BackendSession(DeviceRuntime runtime, Endpoint endpoint, Executor controlLoop, Runnable onAnswered) {
         this.runtime = runtime;
         this.device = runtime.device();
         this.endpoint = endpoint;
         this.name = runtime.name();
+        this.controlLoop = controlLoop;
+        this.onAnswered = onAnswered;
         this.vrings = new VringLifecycle(runtime, memory);
     }
 
     /**
      * Handles the requests that have arrived, without waiting for more: a request split over several
-     * reads stays buffered in the endpoint until its last byte comes. Runs on the connection's control
-     * loop, like every other method here.
+     * reads stays buffered in the endpoint until its last byte comes. Stops after a request that must
+     * wait for workers: vhost-user is strictly request/reply, so the next request is read only after
+     * this one was answered ({@link #awaitingWorkers()}). Runs on the connection's control loop, like
+     * every other method here.
      *
      * @return false if the connection has ended (the front-end left, or broke the protocol); the caller
-     *         then calls {@link #close()}
+     *         then calls {@link #close}
      */
     public boolean onReadable() {
         // a bounded batch, so a chatty front-end cannot starve the loop's other connections; the
         // level-triggered socket brings the loop back for the rest
-        for (int i = 0; i < MESSAGES_PER_TURN; i++) {
+        for (int i = 0; i < MESSAGES_PER_TURN && pending == null; i++) {
             Message m;
             try {
                 m = endpoint.receive();
@@ -93,6 +117,16 @@ public final class BackendSession {
         return true;
     }
 
+    /** Whether a request waits for workers: until it is answered, nothing more is read. */
+    public boolean awaitingWorkers() {
+        return pending != null;
+    }
+
+    /** Whether a request answered after its workers finished ended the connection; the caller closes it. */
+    public boolean isBroken() {
+        return broken;
+    }
+
     /** Whether part of a request has arrived and the rest has not (for the partial-message deadline). */
     public boolean inMessage() {
         return endpoint.inMessage();
@@ -103,48 +137,81 @@ public final class BackendSession {
         return endpoint.messageStartedNanos();
     }
 
-    /** Ends the connection: stops every ring, resets the device, releases every fd and mapping. Idempotent. */
-    public void close() {
-        if (closed) {
+    /**
+     * Ends the connection without waiting for any worker: the socket closes now; every ring stops, the
+     * device resets and the fds and mappings are released as the workers confirm (after the request
+     * in flight, if any, has finished), and then {@code released} runs on the control loop. Memory a
+     * hanging callback may still read stays mapped until that callback returns. Idempotent.
+     */
+    public void close(Runnable released) {
+        if (onReleased != null) {
             return;
         }
-        closed = true;
-        try {
-            WorkerPlan plan = new WorkerPlan();
-            reset(false, plan);
-            plan.runNow(DeviceRuntime.WORKER_TIMEOUT_MS);
+        onReleased = released;
+        endpoint.close();
+        if (pending == null) {
+            release();
+        }
+    }
+
+    private void release() {
+        WorkerPlan plan = new WorkerPlan();
+        reset(false, plan);
+        plan.execute(controlLoop, () -> {
             if (plan.failure() != null) {
                 LOG.error("{}: {}", name, plan.failure().getMessage());
             }
-        } finally {
-            endpoint.close();
-        }
+            onReleased.run();
+        });
     }
 
+    /** Handles one request; false if the connection must end. */
     private boolean serve(Message m) {
+        WorkerPlan plan = new WorkerPlan();
+        ByteBuffer reply;
         try {
-            return handle(m);
-        } catch (IOException e) {
-            LOG.info("{}: cannot reply to {}: {}", name, m.name(), e.getMessage());
-            return false;
+            reply = dispatch(m, plan);
+        } catch (ProtocolException e) {
+            plan.fail(e);
+            reply = null;
         } finally {
             m.closeFds();
         }
+        if (!plan.needsWorkers()) {
+            plan.execute(controlLoop, () -> { }); // control-thread steps only: done on return
+            return answer(m, plan, reply);
+        }
+        pending = plan;
+        plan.execute(controlLoop, () -> answered(m, plan));
+        return true;
     }
 
-    private boolean handle(Message m) throws IOException {
+    /** The workers have done their part of {@code m}. Control loop. */
+    private void answered(Message m, WorkerPlan plan) {
+        pending = null;
+        if (onReleased != null) {
+            release(); // the front-end left meanwhile
+            return;
+        }
+        broken = !answer(m, plan, null);
+        onAnswered.run();
+    }
+
+    /** Replies to {@code m} (or refuses it, or ends the connection); false if the connection must end. */
+    private boolean answer(Message m, WorkerPlan plan, ByteBuffer computed) {
+        try {
+            return reply(m, plan, computed);
+        } catch (IOException e) {
+            LOG.info("{}: cannot reply to {}: {}", name, m.name(), e.getMessage());
+            return false;
+        }
+    }
+
+    private boolean reply(Message m, WorkerPlan plan, ByteBuffer computed) throws IOException {
         int code = m.header().request();
         boolean ackWanted = m.header().needReply();
-        ByteBuffer reply;
-        try {
-            WorkerPlan plan = new WorkerPlan();
-            ByteBuffer now = dispatch(m, plan);
-            plan.runNow(DeviceRuntime.WORKER_TIMEOUT_MS);
-            if (plan.failure() != null) {
-                throw plan.failure();
-            }
-            reply = now != null ? now : plan.replyPayload();
-        } catch (ProtocolException e) {
+        ProtocolException e = plan.failure();
+        if (e != null) {
             if (m.request() == FrontendRequest.GET_CONFIG && !e.isMalformed()) {
                 // spec, GET_CONFIG: "vhost-user back-end uses zero length of payload to indicate an error"
                 // (an 8-byte ack would be read as config bytes, and the request has its own reply)
@@ -162,6 +229,7 @@ public final class BackendSession {
             return false;
         }
         LOG.debug("{}: {} done", name, m.header());
+        ByteBuffer reply = computed != null ? computed : plan.replyPayload();
         if (reply != null) {
             endpoint.reply(code, reply);
         } else if (ackWanted && has(ProtocolFeatures.REPLY_ACK)) {

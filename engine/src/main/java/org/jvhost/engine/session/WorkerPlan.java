@@ -2,7 +2,7 @@ package org.jvhost.engine.session;
 
 import java.nio.ByteBuffer;
 import java.util.ArrayDeque;
-import java.util.concurrent.TimeoutException;
+import java.util.concurrent.Executor;
 import java.util.function.Consumer;
 import java.util.function.Supplier;
 import org.jvhost.engine.event.Worker;
@@ -51,9 +51,14 @@ final class WorkerPlan {
         this.reply = payload;
     }
 
-    /** Whether no step is left. */
-    boolean isEmpty() {
-        return steps.isEmpty();
+    /** Whether a step is a worker command (else the plan runs to its end at once on the control thread). */
+    boolean needsWorkers() {
+        for (Step s : steps) {
+            if (s.worker() != null) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** Records a failure of the request found outside a worker command (the first one is kept). */
@@ -74,29 +79,36 @@ final class WorkerPlan {
     }
 
     /**
-     * Runs the steps now, waiting up to {@code timeoutMs} for each worker command. A command that does
-     * not finish in time fails the request and abandons the steps after it: a hanging callback may still
-     * read what they would release. Control thread.
+     * Runs the steps in order without ever waiting: control-thread steps run here, a worker command is
+     * posted to its worker, which posts its completion back through {@code controlLoop}, where the
+     * next steps run. {@code done} runs on the control loop after the last step. A worker that never
+     * finishes its command leaves the rest of the plan (and {@code done}) undone: nothing it might
+     * still read is released. Control thread.
      */
-    void runNow(long timeoutMs) {
+    void execute(Executor controlLoop, Runnable done) {
         Step s;
         while ((s = steps.poll()) != null) {
             if (s.worker() == null) {
                 s.command().run();
                 continue;
             }
-            Throwable failed = null;
-            try {
-                s.worker().call(s.command(), timeoutMs);
-            } catch (TimeoutException e) {
-                fail(ProtocolException.failed(s.what() + ": " + e.getMessage(), e));
-                steps.clear();
-                return;
-            } catch (RuntimeException e) {
-                failed = e;
-            }
-            completed(s, failed);
+            Step step = s;
+            step.worker().execute(() -> {
+                Throwable failed = null;
+                try {
+                    step.command().run();
+                } catch (Throwable t) {
+                    failed = t;
+                }
+                Throwable f = failed;
+                controlLoop.execute(() -> {
+                    completed(step, f);
+                    execute(controlLoop, done);
+                });
+            });
+            return;
         }
+        done.run();
     }
 
     private void completed(Step step, Throwable failed) {

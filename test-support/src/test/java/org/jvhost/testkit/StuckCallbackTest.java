@@ -1,0 +1,140 @@
+package org.jvhost.testkit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.CountDownLatch;
+import org.jvhost.engine.protocol.FrontendRequest;
+import org.jvhost.engine.protocol.MessageHeader;
+import org.jvhost.engine.protocol.ProtocolFeatures;
+import org.jvhost.engine.protocol.VringStateLayout;
+import org.jvhost.engine.server.Host;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A device callback that hangs on its worker holds up its own connection only: the control loop it
+ * shares with other devices keeps answering them, the stuck request is answered once the callback
+ * returns, and a front-end that leaves meanwhile gets its memory unmapped when the worker lets go.
+ */
+@Timeout(60)
+class StuckCallbackTest {
+    private static final int SIZE = 8;
+    private static final long RAM = 1 << 20;
+    /** A control round trip on an idle loop takes well under a millisecond; this is generous for CI. */
+    private static final long PROMPT_MS = 500;
+
+    @TempDir
+    Path dir;
+    Host host;
+    RecordingDevice stuck;
+    RecordingDevice healthy;
+    ScriptedFrontend stuckFe;
+    ScriptedFrontend healthyFe;
+    MockSplitQueue driver;
+    final CountDownLatch release = new CountDownLatch(1);
+
+    @BeforeEach
+    void start() throws Exception {
+        host = new Host(2);
+        stuck = new RecordingDevice(1, 0);
+        stuck.serve = true;
+        // devices go to the two control loops round robin: the first and the third share loop 0
+        host.addDevice(host.newContext("stuck"), stuck, dir.resolve("stuck.sock"), Host.Mode.LISTEN);
+        host.addDevice(host.newContext("other-loop"), new RecordingDevice(1, 0), dir.resolve("x.sock"), Host.Mode.LISTEN);
+        healthy = new RecordingDevice(1, 0);
+        host.addDevice(host.newContext("healthy"), healthy, dir.resolve("healthy.sock"), Host.Mode.LISTEN);
+
+        stuckFe = ScriptedFrontend.connect(dir.resolve("stuck.sock"));
+        stuckFe.setOwner();
+        stuckFe.setFeatures(stuckFe.getFeatures());
+        stuckFe.setProtocolFeatures(ProtocolFeatures.REPLY_ACK);
+        ScriptedFrontend.GuestRegion ram = stuckFe.addRegion(0, RAM);
+        stuckFe.setMemTable();
+        driver = MockSplitQueue.create(FakeGuestMemory.builder().region(0, ram.buffer()).build(), SIZE, 0x1000,
+                RAM - 0x1000);
+        stuckFe.setVringNum(0, SIZE);
+        stuckFe.setVringBase(0, 0);
+        stuckFe.setVringAddrGpa(0, driver.descGpa(), driver.availGpa(), driver.usedGpa());
+        stuckFe.setVringCall(0);
+        stuckFe.setVringEnable(0, true);
+        stuckFe.setVringKick(0);
+        stuck.await("start 0");
+        stuck.await("kick 0"); // the kick handOver delivers for buffers made available before the start
+        // from here on the device's handleKick hangs until release
+        stuck.holdKick = release;
+        driver.addChain(new byte[][] {"ping".getBytes()}, new int[] {64});
+        stuckFe.kick(0);
+        stuck.await("kick 0");
+
+        healthyFe = ScriptedFrontend.connect(dir.resolve("healthy.sock"));
+    }
+
+    @AfterEach
+    void stop() throws Exception {
+        release.countDown();
+        stuckFe.close();
+        healthyFe.close();
+        host.close();
+    }
+
+    @Test
+    void aStuckCallbackDelaysOnlyItsOwnConnection() throws Exception {
+        // GET_VRING_BASE must wait for the worker that runs the hanging handleKick
+        stuckFe.send(FrontendRequest.GET_VRING_BASE.code(), MessageHeader.VERSION, VringStateLayout.of(0, 0));
+        Thread.sleep(100); // the shared control loop has taken the request
+
+        long worst = worstRoundTripMs(healthyFe, 20);
+        assertTrue(worst < PROMPT_MS, "a healthy device on the same control loop answered within "
+                + PROMPT_MS + " ms while another device's callback hung; slowest round trip " + worst + " ms");
+
+        release.countDown();
+        ScriptedFrontend.Reply r = stuckFe.readReply();
+        assertEquals(FrontendRequest.GET_VRING_BASE.code(), r.header().request());
+        assertEquals(1, VringStateLayout.num(r.payload()), "the ring stopped after the chain the device took");
+        stuck.await("stop 0");
+        assertEquals(0, stuckFe.call(FrontendRequest.SET_OWNER, null).u64(), "the connection reads again");
+    }
+
+    @Test
+    void aFrontEndLeavingWhileACallbackHangsGetsItsMemoryUnmappedOnceItReturns() throws Exception {
+        stuckFe.close(); // the front-end unmaps its own view of the guest RAM
+        Thread.sleep(100);
+        long worst = worstRoundTripMs(healthyFe, 20);
+        assertTrue(worst < PROMPT_MS, "a healthy device on the same control loop answered within "
+                + PROMPT_MS + " ms while another connection closed behind a hanging callback; slowest " + worst + " ms");
+        assertEquals(1, guestMappings(), "the back-end keeps the guest RAM mapped while the callback may read it");
+
+        release.countDown();
+        stuck.await("stop 0");
+        stuck.await("reset");
+        long deadline = System.nanoTime() + 5_000_000_000L;
+        while (guestMappings() > 0 && System.nanoTime() < deadline) {
+            Thread.sleep(20);
+        }
+        assertEquals(0, guestMappings(), "guest RAM mappings left after the hanging callback returned");
+    }
+
+    private static long worstRoundTripMs(ScriptedFrontend fe, int n) throws IOException {
+        long worst = 0;
+        for (int i = 0; i < n; i++) {
+            long t0 = System.nanoTime();
+            assertTrue(fe.getFeatures() != 0);
+            worst = Math.max(worst, (System.nanoTime() - t0) / 1_000_000L);
+        }
+        return worst;
+    }
+
+    /** Mappings of the test's guest-RAM memfds in this process (front-end and back-end share it). */
+    static long guestMappings() throws IOException {
+        try (var lines = Files.lines(Path.of("/proc/self/maps"))) {
+            return lines.filter(l -> l.contains("jvhost-test-guest")).count();
+        }
+    }
+}

@@ -60,11 +60,15 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
         kickToken = worker.watch(kickFd, LinuxSys.EPOLLIN, this);
     }
 
-    /** Moves the kick watch to a new eventfd (SET_VRING_KICK on a started ring). Worker only. */
+    /**
+     * Moves the kick watch to a new eventfd (SET_VRING_KICK on a started ring). The new fd is watched
+     * before the old one is let go, so if epoll refuses it the ring keeps its old watch. Worker only.
+     */
     void replaceKick(int fd) throws NativeException {
+        long token = worker.watch(fd, LinuxSys.EPOLLIN, this);
         worker.unwatch(kickToken);
+        kickToken = token;
         kickFd = fd;
-        watchKick();
         if (handed) {
             deliverKick(); // a kick written to the old fd just before the switch is not lost
         }

@@ -143,15 +143,20 @@ final class VringLifecycle {
         }
         // a new kick fd for a running ring (PR rust-vmm/vhost #227: must not stop or disable it)
         Ring ring = q.ring;
-        plan.onWorker(ring.worker, "kick fd switch of queue " + q.index, () -> {
+        plan.onWorker(ring.worker, "SET_VRING_KICK: kick fd switch of queue " + q.index, () -> {
             try {
                 ring.replaceKick(fd);
             } catch (NativeException e) {
-                throw new IllegalStateException(e.getMessage(), e);
+                throw new IllegalStateException("the new kick fd cannot be watched (" + e.getMessage()
+                        + "); the ring keeps its old one", e);
             }
         }, failed -> {
+            // close whichever fd the ring does not use: the old one, or the refused new one
             if (failed == null) {
                 LinuxSys.closeQuietly(old);
+            } else {
+                LinuxSys.closeQuietly(fd);
+                q.kickFd = old;
             }
         });
     }

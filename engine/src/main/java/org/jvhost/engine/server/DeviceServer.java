@@ -39,9 +39,10 @@ import org.slf4j.LoggerFactory;
  * front-end must not hang in the backlog. CONNECT: jvhost connects, and after each session or failed
  * attempt connects again from a timer, backing off from {@link #BACKOFF_MIN_MS} to {@link #BACKOFF_MAX_MS}.
  *
- * <p>A front-end that starts a message and does not finish it within {@link #PARTIAL_MESSAGE_MS} is
- * cut off: QEMU and DPDK send each message in one {@code sendmsg}, so a half message that long is a
- * stuck or hostile peer holding a buffer.
+ * <p>A front-end that starts a message and does not finish it within {@link #PARTIAL_MESSAGE_MS}, or
+ * leaves a reply unread that long, is cut off: QEMU and DPDK send each message in one {@code sendmsg}
+ * and read each reply at once, so such a stall is a stuck or hostile peer holding a buffer. Replies
+ * never wait for room in the socket: the connection is watched for it instead, and not read meanwhile.
  */
 final class DeviceServer {
     private static final Logger LOG = LoggerFactory.getLogger(DeviceServer.class);
@@ -346,7 +347,13 @@ final class DeviceServer {
             }
             return;
         }
-        if (!s.onReadable()) {
+        if (s.replyUnsent()) {
+            boolean gone = (events & (LinuxSys.EPOLLHUP | LinuxSys.EPOLLERR)) != 0;
+            if (gone || ((events & LinuxSys.EPOLLOUT) != 0 && !s.onWritable())) {
+                endSession();
+                return;
+            }
+        } else if (!s.onReadable()) {
             endSession();
             return;
         }
@@ -366,9 +373,12 @@ final class DeviceServer {
         }
     }
 
-    /** Watches the connection for what the session can take now, and arms the partial-message deadline. */
+    /**
+     * Watches the connection for what the session can take now: nothing while a request waits for
+     * workers, room to send while a reply is unsent, else requests. Arms the stall deadline.
+     */
     private void watch(BackendSession s) {
-        int want = s.awaitingWorkers() ? 0 : LinuxSys.EPOLLIN;
+        int want = s.awaitingWorkers() ? 0 : s.replyUnsent() ? LinuxSys.EPOLLOUT : LinuxSys.EPOLLIN;
         if (want != watched) {
             try {
                 loop.modify(sessionToken, want);
@@ -379,30 +389,33 @@ final class DeviceServer {
                 return;
             }
         }
-        if (s.inMessage() && partialCheck == null) {
+        if ((s.inMessage() || s.replyUnsent()) && partialCheck == null) {
             long started = System.nanoTime();
             partialCheck = loop.schedule(PARTIAL_MESSAGE_MS, () -> checkPartial(s, started));
         }
     }
 
     /**
-     * The partial-message deadline: fires {@link #PARTIAL_MESSAGE_MS} after a read left a message
-     * incomplete. If the connection is still inside a message that began no later than then, it is cut.
-     * A connection that finished that message and started others gets a fresh check instead.
+     * The stall deadline: fires {@link #PARTIAL_MESSAGE_MS} after a read left a message incomplete or a
+     * reply found the socket full. If the connection is still stuck in the message that began (or on
+     * the reply made) no later than then, it is cut: QEMU and DPDK send each message in one
+     * {@code sendmsg} and read each reply at once, so a stall that long is a stuck or hostile peer. A
+     * connection that got past it and stalled again later gets a fresh check instead.
      */
     private void checkPartial(BackendSession s, long armedAt) {
         partialCheck = null;
-        if (s != current || !s.inMessage()) {
+        if (s != current || !(s.inMessage() || s.replyUnsent())) {
             return;
         }
-        if (s.messageStartedNanos() - armedAt <= 0) {
-            LOG.error("{}: the front-end on {} sent part of a message and not the rest within {} ms; "
-                    + "closing the connection", runtime.name(), where, PARTIAL_MESSAGE_MS);
+        long since = s.replyUnsent() ? s.replyUnsentSinceNanos() : s.messageStartedNanos();
+        if (since - armedAt <= 0) {
+            LOG.error("{}: the front-end on {} {} within {} ms; closing the connection", runtime.name(), where,
+                    s.replyUnsent() ? "did not read its reply" : "sent part of a message and not the rest",
+                    PARTIAL_MESSAGE_MS);
             endSession();
         } else {
-            long started = s.messageStartedNanos();
-            long left = PARTIAL_MESSAGE_MS - (System.nanoTime() - started) / 1_000_000L;
-            partialCheck = loop.schedule(Math.max(0, left), () -> checkPartial(s, started));
+            long left = PARTIAL_MESSAGE_MS - (System.nanoTime() - since) / 1_000_000L;
+            partialCheck = loop.schedule(Math.max(0, left), () -> checkPartial(s, since));
         }
     }
 

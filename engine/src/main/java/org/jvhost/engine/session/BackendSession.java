@@ -93,7 +93,7 @@ public final class BackendSession {
     public boolean onReadable() {
         // a bounded batch, so a chatty front-end cannot starve the loop's other connections; the
         // level-triggered socket brings the loop back for the rest
-        for (int i = 0; i < MESSAGES_PER_TURN && pending == null; i++) {
+        for (int i = 0; i < MESSAGES_PER_TURN && pending == null && !endpoint.hasUnsent(); i++) {
             Message m;
             try {
                 m = endpoint.receive();
@@ -125,6 +125,34 @@ public final class BackendSession {
     /** Whether a request answered after its workers finished ended the connection; the caller closes it. */
     public boolean isBroken() {
         return broken;
+    }
+
+    /**
+     * Sends the rest of a reply the socket had no room for; once it is sent, requests are read again.
+     *
+     * @return false if the connection has ended (the socket failed); the caller then calls {@link #close}
+     */
+    public boolean onWritable() {
+        try {
+            endpoint.flush();
+            return true;
+        } catch (IOException e) {
+            LOG.info("{}: cannot send a reply: {}", name, e.getMessage());
+            return false;
+        }
+    }
+
+    /**
+     * Whether part of a reply waits for the front-end to read (nothing more is read until it is sent).
+     * The caller watches the socket for room then, and cuts off a front-end that never reads.
+     */
+    public boolean replyUnsent() {
+        return endpoint.hasUnsent();
+    }
+
+    /** When the unsent reply was made ({@link System#nanoTime()}); valid while {@link #replyUnsent()}. */
+    public long replyUnsentSinceNanos() {
+        return endpoint.unsentSinceNanos();
     }
 
     /** Whether part of a request has arrived and the rest has not (for the partial-message deadline). */

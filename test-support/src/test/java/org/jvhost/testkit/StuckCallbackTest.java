@@ -3,7 +3,10 @@ package org.jvhost.testkit;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.OutputStream;
+import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.CountDownLatch;
@@ -119,6 +122,46 @@ class StuckCallbackTest {
             Thread.sleep(20);
         }
         assertEquals(0, guestMappings(), "guest RAM mappings left after the hanging callback returned");
+    }
+
+    @Test
+    void aHangingCallbackIsReportedOnceWithItsDeviceQueueAndStack() throws Exception {
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        PrintStream original = System.err;
+        // slf4j-simple writes to whatever System.err is at the time
+        System.setErr(new PrintStream(new TeeOutputStream(original, log), true));
+        try {
+            Thread.sleep(2500); // the callback hangs 2.5 s past the setup: ten watchdog rounds
+        } finally {
+            System.setErr(original);
+        }
+        String text = log.toString();
+        int reports = text.split("stuck queue 0 has been running for", -1).length - 1;
+        assertEquals(1, reports, "WARNs about the hanging handleKick of device 'stuck' queue 0; log:\n" + text);
+        assertTrue(text.contains("RecordingDevice.handleKick"), "the report shows the worker's stack; log:\n" + text);
+    }
+
+    /** Writes to two streams. */
+    private static final class TeeOutputStream extends OutputStream {
+        private final OutputStream a;
+        private final OutputStream b;
+
+        TeeOutputStream(OutputStream a, OutputStream b) {
+            this.a = a;
+            this.b = b;
+        }
+
+        @Override
+        public synchronized void write(int c) throws IOException {
+            a.write(c);
+            b.write(c);
+        }
+
+        @Override
+        public synchronized void write(byte[] buf, int off, int len) throws IOException {
+            a.write(buf, off, len);
+            b.write(buf, off, len);
+        }
     }
 
     private static long worstRoundTripMs(ScriptedFrontend fe, int n) throws IOException {

@@ -230,6 +230,12 @@ public final class DeviceRuntime {
             }
         }
 
+        /** The device and fd, for the watchdog's report of a callback that hangs. */
+        @Override
+        public String toString() {
+            return name + " fd watch (fd " + fd + ", group " + group + ")";
+        }
+
         private void setEvents(int events) {
             try {
                 worker.modify(token, events);

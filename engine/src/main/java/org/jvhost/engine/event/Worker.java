@@ -71,6 +71,27 @@ public final class Worker implements AutoCloseable {
     private int readyHead;
     private int readyCount;
 
+    /**
+     * The callback running now (its toString names the device and queue), or null, and since when
+     * ({@link System#nanoTime}): written around every callback, read by the {@link CallbackWatchdog}.
+     */
+    private volatile Object busyWith;
+    private volatile long busySince;
+    /** The {@link #busySince} of the last stall reported (watchdog thread only): one WARN per episode. */
+    private long reportedSince;
+
+    private final LoopMailbox.Tracker commandTracker = new LoopMailbox.Tracker() {
+        @Override
+        public void enter(Object what) {
+            Worker.this.enter(what);
+        }
+
+        @Override
+        public void leave() {
+            Worker.this.leave();
+        }
+    };
+
     private EventHandler[] handlers = new EventHandler[16];
     private int[] generations = new int[16];
     private int[] slotFds = new int[16];
@@ -253,11 +274,14 @@ public final class Worker implements AutoCloseable {
             ready[readyHead] = null;
             readyHead = (readyHead + 1) & (ready.length - 1);
             readyCount--;
+            enter(q);
             try {
                 q.serveReady(); // may put q back at the tail, behind the others
             } catch (Throwable t) {
                 // queues guard device code themselves; this only catches engine bugs
                 LOG.error("jvhost-worker-{}: ready queue failed", id, t);
+            } finally {
+                leave();
             }
         }
     }
@@ -287,6 +311,8 @@ public final class Worker implements AutoCloseable {
             }
             PolledQueue q = polled[i];
             boolean keep;
+            busySince = now;
+            busyWith = q;
             try {
                 if (q.poll()) {
                     found = true;
@@ -301,6 +327,8 @@ public final class Worker implements AutoCloseable {
                 // queues guard device code themselves; this only catches engine bugs
                 LOG.error("jvhost-worker-{}: polled queue failed, polling it stops", id, t);
                 keep = false;
+            } finally {
+                leave();
             }
             if (i < polledCount && polled[i] == q) {
                 if (keep) {
@@ -354,7 +382,7 @@ public final class Worker implements AutoCloseable {
                 dispatch(events.getInt((long) i * LinuxSys.EPOLL_EVENT_SIZE),
                         events.getLong((long) i * LinuxSys.EPOLL_EVENT_SIZE + 4));
             }
-            mailbox.runAll();
+            mailbox.runAll(commandTracker);
             if (polledCount > 0 || readyCount > 0) {
                 serveQueues(System.nanoTime());
             }
@@ -382,12 +410,43 @@ public final class Worker implements AutoCloseable {
         if (h == null || generations[slot] != (int) (token >>> 32)) {
             return; // removed earlier in this batch
         }
+        enter(h);
         try {
             h.onReady(ev);
         } catch (Throwable t) {
             // handlers guard device code themselves; this only catches engine bugs, which must not kill the loop
             LOG.error("jvhost-worker-{}: event handler failed", id, t);
+        } finally {
+            leave();
         }
+    }
+
+    /** A callback starts: recorded for the watchdog (two volatile stores, no allocation). Worker thread. */
+    private void enter(Object what) {
+        busySince = System.nanoTime();
+        busyWith = what;
+    }
+
+    /** The callback returned. Worker thread. */
+    private void leave() {
+        busyWith = null;
+    }
+
+    /**
+     * Logs a WARN with the worker's stack if the callback running now started more than
+     * {@code thresholdNanos} before {@code now}, once per callback. Watchdog thread.
+     */
+    void reportStall(long now, long thresholdNanos) {
+        Object what = busyWith;
+        long since = busySince;
+        if (what == null || now - since < thresholdNanos || since == reportedSince) {
+            return;
+        }
+        reportedSince = since;
+        Throwable stack = new Throwable("stack of jvhost-worker-" + id);
+        stack.setStackTrace(thread.getStackTrace());
+        LOG.warn("jvhost-worker-{}: {} has been running for {} ms; the other queues, fd watches and commands of "
+                + "this worker wait until it returns", id, what, (now - since) / 1_000_000L, stack);
     }
 
     /** Stops the thread (after the commands already posted) and closes the epoll set. */

@@ -183,7 +183,7 @@ public final class BackendSession {
     }
 
     private void release() {
-        WorkerPlan plan = new WorkerPlan();
+        WorkerPlan plan = new WorkerPlan(name);
         reset(false, plan);
         plan.execute(controlLoop, () -> {
             if (plan.failure() != null) {
@@ -195,7 +195,7 @@ public final class BackendSession {
 
     /** Handles one request; false if the connection must end. */
     private boolean serve(Message m) {
-        WorkerPlan plan = new WorkerPlan();
+        WorkerPlan plan = new WorkerPlan(name);
         ByteBuffer reply;
         try {
             reply = dispatch(m, plan);

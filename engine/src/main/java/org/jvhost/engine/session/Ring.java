@@ -206,6 +206,12 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
         return false;
     }
 
+    /** The device and queue, for the watchdog's report of a callback that hangs. */
+    @Override
+    public String toString() {
+        return runtime.name() + " queue " + index;
+    }
+
     /** Leaves the ready list (ring disabled or stopped). Worker only. */
     private void leaveReady() {
         if (ready) {

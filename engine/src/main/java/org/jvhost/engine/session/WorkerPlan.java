@@ -24,9 +24,28 @@ final class WorkerPlan {
     private record Step(Worker worker, String what, Runnable command, Consumer<Throwable> after) {
     }
 
+    /** A worker command that names itself, for the watchdog's report of a callback that hangs. */
+    private record Named(String what, Runnable command) implements Runnable {
+        @Override
+        public void run() {
+            command.run();
+        }
+
+        @Override
+        public String toString() {
+            return what;
+        }
+    }
+
+    private final String device;
     private final ArrayDeque<Step> steps = new ArrayDeque<>();
     private Supplier<ByteBuffer> reply = () -> null;
     private ProtocolException failure;
+
+    /** @param device the device's name, for what the workers report */
+    WorkerPlan(String device) {
+        this.device = device;
+    }
 
     /**
      * Adds a command for {@code worker}, then {@code after} on the control thread with the command's
@@ -93,7 +112,7 @@ final class WorkerPlan {
                 continue;
             }
             Step step = s;
-            step.worker().execute(() -> {
+            step.worker().execute(new Named(device + ": " + step.what(), () -> {
                 Throwable failed = null;
                 try {
                     step.command().run();
@@ -105,7 +124,7 @@ final class WorkerPlan {
                     completed(step, f);
                     execute(controlLoop, done);
                 });
-            });
+            }));
             return;
         }
         done.run();

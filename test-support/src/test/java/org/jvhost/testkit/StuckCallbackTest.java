@@ -1,6 +1,7 @@
 package org.jvhost.testkit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.ByteArrayOutputStream;
@@ -15,6 +16,7 @@ import org.jvhost.engine.protocol.MessageHeader;
 import org.jvhost.engine.protocol.ProtocolFeatures;
 import org.jvhost.engine.protocol.VringStateLayout;
 import org.jvhost.engine.server.Host;
+import org.jvhost.spi.DeviceContext;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -37,6 +39,7 @@ class StuckCallbackTest {
     Path dir;
     Host host;
     RecordingDevice stuck;
+    DeviceContext stuckCtx;
     RecordingDevice healthy;
     ScriptedFrontend stuckFe;
     ScriptedFrontend healthyFe;
@@ -49,7 +52,8 @@ class StuckCallbackTest {
         stuck = new RecordingDevice(1, 0);
         stuck.serve = true;
         // devices go to the two control loops round robin: the first and the third share loop 0
-        host.addDevice(host.newContext("stuck"), stuck, dir.resolve("stuck.sock"), Host.Mode.LISTEN);
+        stuckCtx = host.newContext("stuck");
+        host.addDevice(stuckCtx, stuck, dir.resolve("stuck.sock"), Host.Mode.LISTEN);
         host.addDevice(host.newContext("other-loop"), new RecordingDevice(1, 0), dir.resolve("x.sock"), Host.Mode.LISTEN);
         healthy = new RecordingDevice(1, 0);
         host.addDevice(host.newContext("healthy"), healthy, dir.resolve("healthy.sock"), Host.Mode.LISTEN);
@@ -122,6 +126,34 @@ class StuckCallbackTest {
             Thread.sleep(20);
         }
         assertEquals(0, guestMappings(), "guest RAM mappings left after the hanging callback returned");
+    }
+
+    @Test
+    void aFrontEndLeavingWhileItsRequestWaitsForAHangingCallbackIsLetGo() throws Exception {
+        // the connection is not read while GET_VRING_BASE waits; the hang-up must still end it
+        stuckFe.send(FrontendRequest.GET_VRING_BASE.code(), MessageHeader.VERSION, VringStateLayout.of(0, 0));
+        Thread.sleep(100);
+        stuckFe.close();
+        long deadline = System.nanoTime() + 3_000_000_000L;
+        while (host.status(stuckCtx).connected() && System.nanoTime() < deadline) {
+            Thread.sleep(20);
+        }
+        assertFalse(host.status(stuckCtx).connected(), "the front-end's hang-up was seen while its request waited");
+        assertEquals(1, guestMappings(), "the back-end keeps the guest RAM mapped while the callback may read it");
+        assertTrue(worstRoundTripMs(healthyFe, 20) < PROMPT_MS, "the healthy device answers promptly");
+
+        release.countDown();
+        stuck.await("stop 0");
+        stuck.await("reset");
+        deadline = System.nanoTime() + 5_000_000_000L;
+        while (guestMappings() > 0 && System.nanoTime() < deadline) {
+            Thread.sleep(20);
+        }
+        assertEquals(0, guestMappings(), "guest RAM mappings left after the hanging callback returned");
+        // the device serves a new front-end
+        try (ScriptedFrontend again = ScriptedFrontend.connect(dir.resolve("stuck.sock"))) {
+            assertTrue(again.getFeatures() != 0);
+        }
     }
 
     @Test

@@ -36,9 +36,9 @@ import org.slf4j.LoggerFactory;
  * connection is closed with an ERROR naming the request and the fault.
  *
  * <h2>Parts</h2>
- * This class decodes and validates each request, owns the negotiated features and config space, and
- * replies. The guest memory is a {@link MemoryTable}, the rings a {@link VringLifecycle}; what either
- * must do on the workers of running rings is collected in a {@link WorkerPlan} for the request.
+ * This class reads, decodes and validates each request, and replies. The negotiated features are a
+ * {@link FeatureNegotiation}, the guest memory a {@link MemoryTable}, the rings a {@link VringLifecycle};
+ * what a request must do on the workers of running rings is collected in a {@link WorkerPlan}.
  */
 public final class BackendSession {
     private static final Logger LOG = LoggerFactory.getLogger(BackendSession.class);
@@ -53,10 +53,8 @@ public final class BackendSession {
     private final Runnable onAnswered;
     private final MemoryTable memory = new MemoryTable();
     private final VringLifecycle vrings;
+    private final FeatureNegotiation negotiation;
 
-    private long ackedFeatures;
-    private boolean featuresSet;
-    private long ackedProtocol;
     private int status;
     /** The request waiting for its workers, or null. */
     private WorkerPlan pending;
@@ -78,6 +76,7 @@ public final class BackendSession {
         this.controlLoop = controlLoop;
         this.onAnswered = onAnswered;
         this.vrings = new VringLifecycle(runtime, memory);
+        this.negotiation = new FeatureNegotiation(device);
     }
 
     /**
@@ -247,7 +246,7 @@ public final class BackendSession {
                 endpoint.reply(code, Payloads.allocate(0));
                 return true;
             }
-            if (ackWanted && has(ProtocolFeatures.REPLY_ACK)) {
+            if (ackWanted && negotiation.has(ProtocolFeatures.REPLY_ACK)) {
                 LOG.warn("{}: {} refused: {}", name, m.name(), e.getMessage(), e.getCause());
                 endpoint.reply(code, U64Layout.of(1));
                 return true;
@@ -260,7 +259,7 @@ public final class BackendSession {
         ByteBuffer reply = computed != null ? computed : plan.replyPayload();
         if (reply != null) {
             endpoint.reply(code, reply);
-        } else if (ackWanted && has(ProtocolFeatures.REPLY_ACK)) {
+        } else if (ackWanted && negotiation.has(ProtocolFeatures.REPLY_ACK)) {
             // spec: with REPLY_ACK and NEED_REPLY, every request without a reply of its own gets u64 0 on success
             endpoint.reply(code, U64Layout.of(0));
         }
@@ -279,7 +278,7 @@ public final class BackendSession {
                     + " is not defined by the vhost-user spec");
         }
         switch (r) {
-            case GET_FEATURES: return U64Layout.of(offeredFeatures());
+            case GET_FEATURES: return U64Layout.of(negotiation.offered());
             case SET_FEATURES: setFeatures(U64Layout.get(p), plan); return null;
             case SET_OWNER: return null; // one front-end per connection: nothing to record
             case RESET_OWNER: reset(true, plan); return null;
@@ -291,18 +290,18 @@ public final class BackendSession {
             case SET_VRING_KICK: vrings.setKick(m, plan); return null;
             case SET_VRING_CALL: vrings.setCall(m, plan); return null;
             case SET_VRING_ERR: vrings.setErr(m, plan); return null;
-            case GET_PROTOCOL_FEATURES: return U64Layout.of(offeredProtocol());
-            case SET_PROTOCOL_FEATURES: setProtocolFeatures(U64Layout.get(p)); return null;
-            case GET_QUEUE_NUM: require(ProtocolFeatures.MQ, r); return U64Layout.of(device.maxQueues());
+            case GET_PROTOCOL_FEATURES: return U64Layout.of(negotiation.offeredProtocol());
+            case SET_PROTOCOL_FEATURES: negotiation.ackProtocol(U64Layout.get(p)); return null;
+            case GET_QUEUE_NUM: negotiation.require(ProtocolFeatures.MQ, r); return U64Layout.of(device.maxQueues());
             case SET_VRING_ENABLE: vrings.setEnable(p, plan); return null;
-            case GET_CONFIG: require(ProtocolFeatures.CONFIG, r); return getConfig(p);
-            case SET_CONFIG: require(ProtocolFeatures.CONFIG, r); setConfig(p); return null;
-            case RESET_DEVICE: require(ProtocolFeatures.RESET_DEVICE, r); reset(true, plan); return null;
-            case GET_MAX_MEM_SLOTS: require(ProtocolFeatures.CONFIGURE_MEM_SLOTS, r); return U64Layout.of(MemoryTable.MAX_MEM_SLOTS);
-            case ADD_MEM_REG: require(ProtocolFeatures.CONFIGURE_MEM_SLOTS, r); memory.add(m, vrings.running(), plan); return null;
-            case REM_MEM_REG: require(ProtocolFeatures.CONFIGURE_MEM_SLOTS, r); memory.remove(p, vrings.running(), plan); return null;
-            case SET_STATUS: require(ProtocolFeatures.STATUS, r); status = (int) (U64Layout.get(p) & 0xff); return null;
-            case GET_STATUS: require(ProtocolFeatures.STATUS, r); return U64Layout.of(status);
+            case GET_CONFIG: negotiation.require(ProtocolFeatures.CONFIG, r); return getConfig(p);
+            case SET_CONFIG: negotiation.require(ProtocolFeatures.CONFIG, r); setConfig(p); return null;
+            case RESET_DEVICE: negotiation.require(ProtocolFeatures.RESET_DEVICE, r); reset(true, plan); return null;
+            case GET_MAX_MEM_SLOTS: negotiation.require(ProtocolFeatures.CONFIGURE_MEM_SLOTS, r); return U64Layout.of(MemoryTable.MAX_MEM_SLOTS);
+            case ADD_MEM_REG: negotiation.require(ProtocolFeatures.CONFIGURE_MEM_SLOTS, r); memory.add(m, vrings.running(), plan); return null;
+            case REM_MEM_REG: negotiation.require(ProtocolFeatures.CONFIGURE_MEM_SLOTS, r); memory.remove(p, vrings.running(), plan); return null;
+            case SET_STATUS: negotiation.require(ProtocolFeatures.STATUS, r); status = (int) (U64Layout.get(p) & 0xff); return null;
+            case GET_STATUS: negotiation.require(ProtocolFeatures.STATUS, r); return U64Layout.of(status);
             default:
                 throw ProtocolException.failed(r + " is not implemented by jvhost (its feature is never offered)");
         }
@@ -310,59 +309,13 @@ public final class BackendSession {
 
     // ---- features -------------------------------------------------------------------------------
 
-    private long offeredFeatures() {
-        return device.features() | VirtioFeatures.HOST_TRANSPORT | VirtioFeatures.VHOST_USER_PROTOCOL_FEATURES;
-    }
-
-    private long offeredProtocol() {
-        return ProtocolFeatures.IMPLEMENTED | (device.configSize() > 0 ? ProtocolFeatures.CONFIG : 0);
-    }
-
-    private boolean has(long protocolFeature) {
-        return (ackedProtocol & protocolFeature) != 0;
-    }
-
-    private void require(long protocolFeature, FrontendRequest r) throws ProtocolException {
-        if (!has(protocolFeature)) {
-            throw ProtocolException.failed(r + " needs protocol feature bit "
-                    + Long.numberOfTrailingZeros(protocolFeature) + ", which was not negotiated");
-        }
-    }
-
     private void setFeatures(long features, WorkerPlan plan) throws ProtocolException {
-        long unoffered = features & ~offeredFeatures();
-        if (unoffered != 0) {
-            throw ProtocolException.failed(String.format(
-                    "SET_FEATURES 0x%x includes bits never offered: 0x%x", features, unoffered));
-        }
-        QueueConfig running = vrings.firstStarted();
-        if (running != null && features != ackedFeatures) {
-            throw ProtocolException.failed(String.format("SET_FEATURES 0x%x while queue %d runs with 0x%x",
-                    features, running.index, ackedFeatures));
-        }
-        if (running == null) {
-            try {
-                device.ackFeatures(features & ~VirtioFeatures.VHOST_USER_PROTOCOL_FEATURES);
-            } catch (RuntimeException e) {
-                throw ProtocolException.failed("SET_FEATURES: the device refused 0x" + Long.toHexString(features), e);
-            }
-        }
-        ackedFeatures = features;
-        featuresSet = true;
+        negotiation.ack(features, vrings.firstStarted());
         vrings.setFeatures(features);
         runtime.setNegotiatedFeatures(features);
         if ((features & VirtioFeatures.VHOST_USER_PROTOCOL_FEATURES) == 0) {
             vrings.enableAll(plan);
         }
-    }
-
-    private void setProtocolFeatures(long features) throws ProtocolException {
-        long unoffered = features & ~offeredProtocol();
-        if (unoffered != 0) {
-            throw ProtocolException.failed(String.format(
-                    "SET_PROTOCOL_FEATURES 0x%x includes bits never offered: 0x%x", features, unoffered));
-        }
-        ackedProtocol = features;
     }
 
     // ---- config ---------------------------------------------------------------------------------
@@ -416,14 +369,10 @@ public final class BackendSession {
             runtime.clearFailure();
         });
         memory.clear(plan);
-        ackedFeatures = 0;
-        featuresSet = false;
+        negotiation.reset(keepProtocol);
         vrings.setFeatures(0);
         runtime.setNegotiatedFeatures(0);
         status = 0;
-        if (!keepProtocol) {
-            ackedProtocol = 0;
-        }
     }
 
     private void suspendDevice() {
@@ -432,10 +381,5 @@ public final class BackendSession {
         } catch (RuntimeException e) {
             LOG.warn("{}: device suspend failed", name, e);
         }
-    }
-
-    /** Negotiated virtio features (for logs and tests). */
-    long ackedFeatures() {
-        return featuresSet ? ackedFeatures : 0;
     }
 }

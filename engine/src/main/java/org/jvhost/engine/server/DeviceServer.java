@@ -17,10 +17,8 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import org.jvhost.engine.event.DeviceRuntime;
-import org.jvhost.engine.session.BackendSession;
 import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.engine.sys.NativeException;
-import org.jvhost.engine.transport.Endpoint;
 import org.newsclub.net.unix.AFUNIXServerSocketChannel;
 import org.newsclub.net.unix.AFUNIXSocket;
 import org.newsclub.net.unix.AFUNIXSocketAddress;
@@ -39,17 +37,14 @@ import org.slf4j.LoggerFactory;
  * front-end must not hang in the backlog. CONNECT: jvhost connects, and after each session or failed
  * attempt connects again from a timer, backing off from {@link #BACKOFF_MIN_MS} to {@link #BACKOFF_MAX_MS}.
  *
- * <p>A front-end that starts a message and does not finish it within {@link #PARTIAL_MESSAGE_MS}, or
- * leaves a reply unread that long, is cut off: QEMU and DPDK send each message in one {@code sendmsg}
- * and read each reply at once, so such a stall is a stuck or hostile peer holding a buffer. Replies
- * never wait for room in the socket: the connection is watched for it instead, and not read meanwhile.
+ * <p>The connection itself is a {@link Connection}: a new front-end is served only after the last one's
+ * session has released every fd and mapping (its workers may take a while to let go).
  */
 final class DeviceServer {
     private static final Logger LOG = LoggerFactory.getLogger(DeviceServer.class);
     private static final long BACKOFF_MIN_MS = 100;
     private static final long BACKOFF_MAX_MS = 2000;
     private static final long HANDOFF_GRACE_MS = 500;
-    static final long PARTIAL_MESSAGE_MS = 5000;
     private static final int S_IFMT = 0170000;
     private static final int S_IFSOCK = 0140000;
 
@@ -64,15 +59,11 @@ final class DeviceServer {
     private final Object createdFileKey;
     private final String where;
     private final AtomicLong sessions = new AtomicLong();
-    private volatile BackendSession current;
+    private volatile Connection current;
 
     private long serverToken = -1;
-    private long sessionToken = -1;
-    /** The events watched on the connection now: EPOLLIN while reading, none while a request waits for workers. */
-    private int watched;
     /** Completes when the last session has released its fds and mappings; until then none is served. */
     private CompletableFuture<Void> released = CompletableFuture.completedFuture(null);
-    private ControlLoop.Timer partialCheck;
     private AFUNIXSocketChannel waiting;
     private ControlLoop.Timer waitingTimer;
     private ControlLoop.Timer retry;
@@ -312,131 +303,31 @@ final class DeviceServer {
     }
 
     private void serve(AFUNIXSocketChannel ch) {
-        BackendSession session = null;
+        Connection c;
         try {
-            Endpoint endpoint = new Endpoint(ch);
-            session = new BackendSession(runtime, endpoint, loop::execute, this::onAnswered);
-            sessionToken = loop.register(endpoint.fd(), LinuxSys.EPOLLIN, this::onSessionEvent);
-            watched = LinuxSys.EPOLLIN;
-        } catch (IOException | RuntimeException e) {
+            c = Connection.open(runtime, loop, where, ch, this::ended);
+        } catch (IOException e) {
             LOG.error("{}: cannot set up the connection on {}: {}", runtime.name(), where, e.getMessage());
-            if (session != null) {
-                session.close(() -> { });
-            } else {
-                closeQuietly(ch);
-            }
             afterSession();
             return;
         }
-        current = session;
+        current = c;
         sessions.incrementAndGet();
         LOG.info("{}: front-end connected on {}", runtime.name(), where);
     }
 
-    private void onSessionEvent(int events) {
-        BackendSession s = current;
-        if (s == null) {
-            return;
-        }
-        if (s.awaitingWorkers()) {
-            // nothing is watched now, so only a hang-up or error reports: the front-end left while its
-            // request waited for a worker; the session releases everything once the workers are done
-            if ((events & (LinuxSys.EPOLLHUP | LinuxSys.EPOLLERR)) != 0) {
-                LOG.info("{}: the front-end on {} left while a request waited for a worker", runtime.name(), where);
-                endSession();
-            }
-            return;
-        }
-        if (s.replyUnsent()) {
-            boolean gone = (events & (LinuxSys.EPOLLHUP | LinuxSys.EPOLLERR)) != 0;
-            if (gone || ((events & LinuxSys.EPOLLOUT) != 0 && !s.onWritable())) {
-                endSession();
-                return;
-            }
-        } else if (!s.onReadable()) {
-            endSession();
-            return;
-        }
-        watch(s);
-    }
-
-    /** A request that waited for its workers was answered: read again, or end a broken connection. */
-    private void onAnswered() {
-        BackendSession s = current;
-        if (s == null) {
-            return;
-        }
-        if (s.isBroken()) {
-            endSession();
-        } else {
-            watch(s);
-        }
-    }
-
-    /**
-     * Watches the connection for what the session can take now: nothing while a request waits for
-     * workers, room to send while a reply is unsent, else requests. Arms the stall deadline.
-     */
-    private void watch(BackendSession s) {
-        int want = s.awaitingWorkers() ? 0 : s.replyUnsent() ? LinuxSys.EPOLLOUT : LinuxSys.EPOLLIN;
-        if (want != watched) {
-            try {
-                loop.modify(sessionToken, want);
-                watched = want;
-            } catch (NativeException e) {
-                LOG.error("{}: cannot watch the connection on {}: {}", runtime.name(), where, e.getMessage());
-                endSession();
-                return;
-            }
-        }
-        if ((s.inMessage() || s.replyUnsent()) && partialCheck == null) {
-            long started = System.nanoTime();
-            partialCheck = loop.schedule(PARTIAL_MESSAGE_MS, () -> checkPartial(s, started));
-        }
-    }
-
-    /**
-     * The stall deadline: fires {@link #PARTIAL_MESSAGE_MS} after a read left a message incomplete or a
-     * reply found the socket full. If the connection is still stuck in the message that began (or on
-     * the reply made) no later than then, it is cut: QEMU and DPDK send each message in one
-     * {@code sendmsg} and read each reply at once, so a stall that long is a stuck or hostile peer. A
-     * connection that got past it and stalled again later gets a fresh check instead.
-     */
-    private void checkPartial(BackendSession s, long armedAt) {
-        partialCheck = null;
-        if (s != current || !(s.inMessage() || s.replyUnsent())) {
-            return;
-        }
-        long since = s.replyUnsent() ? s.replyUnsentSinceNanos() : s.messageStartedNanos();
-        if (since - armedAt <= 0) {
-            LOG.error("{}: the front-end on {} {} within {} ms; closing the connection", runtime.name(), where,
-                    s.replyUnsent() ? "did not read its reply" : "sent part of a message and not the rest",
-                    PARTIAL_MESSAGE_MS);
-            endSession();
-        } else {
-            long left = PARTIAL_MESSAGE_MS - (System.nanoTime() - since) / 1_000_000L;
-            partialCheck = loop.schedule(Math.max(0, left), () -> checkPartial(s, since));
-        }
+    /** The connection ended; the next is served once the session has released everything. */
+    private void ended(Connection c) {
+        current = null;
+        released = c.released();
+        released.thenRun(this::afterSession);
     }
 
     private void endSession() {
-        BackendSession s = current;
-        if (s == null) {
-            return;
+        Connection c = current;
+        if (c != null) {
+            c.end();
         }
-        loop.unregister(sessionToken);
-        sessionToken = -1;
-        if (partialCheck != null) {
-            partialCheck.cancel();
-            partialCheck = null;
-        }
-        current = null;
-        CompletableFuture<Void> done = new CompletableFuture<>();
-        released = done;
-        s.close(() -> {
-            done.complete(null);
-            afterSession();
-        });
     }
 
     /** What comes after a session: the front-end that waited, or (CONNECT) the next connection. */

@@ -209,18 +209,19 @@ public final class BackendSession {
             return answer(m, plan, reply);
         }
         pending = plan;
-        plan.execute(controlLoop, () -> answered(m, plan));
+        ByteBuffer computed = reply;
+        plan.execute(controlLoop, () -> answered(m, plan, computed));
         return true;
     }
 
     /** The workers have done their part of {@code m}. Control loop. */
-    private void answered(Message m, WorkerPlan plan) {
+    private void answered(Message m, WorkerPlan plan, ByteBuffer computed) {
         pending = null;
         if (onReleased != null) {
             release(); // the front-end left meanwhile
             return;
         }
-        broken = !answer(m, plan, null);
+        broken = !answer(m, plan, computed);
         onAnswered.run();
     }
 

@@ -108,7 +108,7 @@ final class WorkerPlan {
         Step s;
         while ((s = steps.poll()) != null) {
             if (s.worker() == null) {
-                s.command().run();
+                runControlStep(s);
                 continue;
             }
             Step step = s;
@@ -130,10 +130,23 @@ final class WorkerPlan {
         done.run();
     }
 
+    /** A control step that throws (an engine bug) fails the request; the steps after it still run. */
+    private void runControlStep(Step s) {
+        try {
+            s.command().run();
+        } catch (RuntimeException e) {
+            fail(ProtocolException.failed("releasing what the workers let go of failed: " + e, e));
+        }
+    }
+
     private void completed(Step step, Throwable failed) {
         if (failed != null) {
             fail(ProtocolException.failed(step.what() + " failed: " + failed.getMessage(), failed));
         }
-        step.after().accept(failed);
+        try {
+            step.after().accept(failed);
+        } catch (RuntimeException e) {
+            fail(ProtocolException.failed(step.what() + ": releasing what the worker let go of failed: " + e, e));
+        }
     }
 }

@@ -1,6 +1,8 @@
 package org.jvhost.engine.event;
 
 import com.sun.jna.Memory;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.util.concurrent.TimeoutException;
 import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.engine.sys.NativeException;
@@ -48,6 +50,19 @@ public final class Worker implements AutoCloseable {
      */
     private static final long EPOLL_WHILE_POLLING_NANOS = 20_000;
 
+    private static final VarHandle BUSY_WITH;
+    private static final VarHandle BUSY_SINCE;
+
+    static {
+        try {
+            MethodHandles.Lookup l = MethodHandles.lookup();
+            BUSY_WITH = l.findVarHandle(Worker.class, "busyWith", Object.class);
+            BUSY_SINCE = l.findVarHandle(Worker.class, "busySince", long.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
     private final int id;
     private final int epfd;
     private final LoopMailbox mailbox;
@@ -74,9 +89,11 @@ public final class Worker implements AutoCloseable {
     /**
      * The callback running now (its toString names the device and queue), or null, and since when
      * ({@link System#nanoTime}): written around every callback, read by the {@link CallbackWatchdog}.
+     * Release/opaque accesses (plain moves on x86): a volatile store's full fence on every callback
+     * would cost more than the watchdog, which only needs to see them within its period, is worth.
      */
-    private volatile Object busyWith;
-    private volatile long busySince;
+    private Object busyWith;
+    private long busySince;
     /** The {@link #busySince} of the last stall reported (watchdog thread only): one WARN per episode. */
     private long reportedSince;
 
@@ -311,8 +328,8 @@ public final class Worker implements AutoCloseable {
             }
             PolledQueue q = polled[i];
             boolean keep;
-            busySince = now;
-            busyWith = q;
+            BUSY_SINCE.setOpaque(this, now);
+            BUSY_WITH.setRelease(this, q);
             try {
                 if (q.poll()) {
                     found = true;
@@ -423,13 +440,13 @@ public final class Worker implements AutoCloseable {
 
     /** A callback starts: recorded for the watchdog (two volatile stores, no allocation). Worker thread. */
     private void enter(Object what) {
-        busySince = System.nanoTime();
-        busyWith = what;
+        BUSY_SINCE.setOpaque(this, System.nanoTime());
+        BUSY_WITH.setRelease(this, what);
     }
 
     /** The callback returned. Worker thread. */
     private void leave() {
-        busyWith = null;
+        BUSY_WITH.setRelease(this, null);
     }
 
     /**
@@ -437,8 +454,8 @@ public final class Worker implements AutoCloseable {
      * {@code thresholdNanos} before {@code now}, once per callback. Watchdog thread.
      */
     void reportStall(long now, long thresholdNanos) {
-        Object what = busyWith;
-        long since = busySince;
+        Object what = BUSY_WITH.getAcquire(this);
+        long since = (long) BUSY_SINCE.getOpaque(this);
         if (what == null || now - since < thresholdNanos || since == reportedSince) {
             return;
         }

@@ -97,7 +97,7 @@ class StuckCallbackTest {
         stuckFe.send(FrontendRequest.GET_VRING_BASE.code(), MessageHeader.VERSION, VringStateLayout.of(0, 0));
         Thread.sleep(100); // the shared control loop has taken the request
 
-        long worst = worstRoundTripMs(healthyFe, 20);
+        long worst = worstRoundTripMs(healthyFe, 1000);
         assertTrue(worst < PROMPT_MS, "a healthy device on the same control loop answered within "
                 + PROMPT_MS + " ms while another device's callback hung; slowest round trip " + worst + " ms");
 
@@ -113,7 +113,7 @@ class StuckCallbackTest {
     void aFrontEndLeavingWhileACallbackHangsGetsItsMemoryUnmappedOnceItReturns() throws Exception {
         stuckFe.close(); // the front-end unmaps its own view of the guest RAM
         Thread.sleep(100);
-        long worst = worstRoundTripMs(healthyFe, 20);
+        long worst = worstRoundTripMs(healthyFe, 1000);
         assertTrue(worst < PROMPT_MS, "a healthy device on the same control loop answered within "
                 + PROMPT_MS + " ms while another connection closed behind a hanging callback; slowest " + worst + " ms");
         assertEquals(1, guestMappings(), "the back-end keeps the guest RAM mapped while the callback may read it");
@@ -196,14 +196,18 @@ class StuckCallbackTest {
         }
     }
 
+    /** The slowest of {@code n} GET_FEATURES round trips, in ms; prints the distribution. */
     private static long worstRoundTripMs(ScriptedFrontend fe, int n) throws IOException {
-        long worst = 0;
+        long[] us = new long[n];
         for (int i = 0; i < n; i++) {
             long t0 = System.nanoTime();
             assertTrue(fe.getFeatures() != 0);
-            worst = Math.max(worst, (System.nanoTime() - t0) / 1_000_000L);
+            us[i] = (System.nanoTime() - t0) / 1000;
         }
-        return worst;
+        java.util.Arrays.sort(us);
+        System.out.printf("healthy device round trips while another device's callback hangs: n=%d p50=%d us "
+                + "p99=%d us max=%d us%n", n, us[n / 2], us[(int) (n * 0.99)], us[n - 1]);
+        return us[n - 1] / 1000;
     }
 
     /** Mappings of the test's guest-RAM memfds in this process (front-end and back-end share it). */

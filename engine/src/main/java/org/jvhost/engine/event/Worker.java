@@ -1,8 +1,6 @@
 package org.jvhost.engine.event;
 
 import com.sun.jna.Memory;
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.VarHandle;
 import java.util.concurrent.TimeoutException;
 import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.engine.sys.NativeException;
@@ -50,19 +48,6 @@ public final class Worker implements AutoCloseable {
      */
     private static final long EPOLL_WHILE_POLLING_NANOS = 20_000;
 
-    private static final VarHandle BUSY_WITH;
-    private static final VarHandle BUSY_SINCE;
-
-    static {
-        try {
-            MethodHandles.Lookup l = MethodHandles.lookup();
-            BUSY_WITH = l.findVarHandle(Worker.class, "busyWith", Object.class);
-            BUSY_SINCE = l.findVarHandle(Worker.class, "busySince", long.class);
-        } catch (ReflectiveOperationException e) {
-            throw new ExceptionInInitializerError(e);
-        }
-    }
-
     private final int id;
     private final int epfd;
     private final LoopMailbox mailbox;
@@ -86,28 +71,8 @@ public final class Worker implements AutoCloseable {
     private int readyHead;
     private int readyCount;
 
-    /**
-     * The callback running now (its toString names the device and queue), or null, and since when
-     * ({@link System#nanoTime}): written around every callback, read by the {@link CallbackWatchdog}.
-     * Release/opaque accesses (plain moves on x86): a volatile store's full fence on every callback
-     * would cost more than the watchdog, which only needs to see them within its period, is worth.
-     */
-    private Object busyWith;
-    private long busySince;
-    /** The {@link #busySince} of the last stall reported (watchdog thread only): one WARN per episode. */
-    private long reportedSince;
-
-    private final LoopMailbox.Tracker commandTracker = new LoopMailbox.Tracker() {
-        @Override
-        public void enter(Object what) {
-            Worker.this.enter(what);
-        }
-
-        @Override
-        public void leave() {
-            Worker.this.leave();
-        }
-    };
+    /** What runs now, for the {@link CallbackWatchdog}. */
+    private final RunningCallback callback = new RunningCallback();
 
     private EventHandler[] handlers = new EventHandler[16];
     private int[] generations = new int[16];
@@ -291,14 +256,14 @@ public final class Worker implements AutoCloseable {
             ready[readyHead] = null;
             readyHead = (readyHead + 1) & (ready.length - 1);
             readyCount--;
-            enter(q);
+            callback.enter(q);
             try {
                 q.serveReady(); // may put q back at the tail, behind the others
             } catch (Throwable t) {
                 // queues guard device code themselves; this only catches engine bugs
                 LOG.error("jvhost-worker-{}: ready queue failed", id, t);
             } finally {
-                leave();
+                callback.leave();
             }
         }
     }
@@ -328,8 +293,7 @@ public final class Worker implements AutoCloseable {
             }
             PolledQueue q = polled[i];
             boolean keep;
-            BUSY_SINCE.setOpaque(this, now);
-            BUSY_WITH.setRelease(this, q);
+            callback.enter(q, now);
             try {
                 if (q.poll()) {
                     found = true;
@@ -345,7 +309,7 @@ public final class Worker implements AutoCloseable {
                 LOG.error("jvhost-worker-{}: polled queue failed, polling it stops", id, t);
                 keep = false;
             } finally {
-                leave();
+                callback.leave();
             }
             if (i < polledCount && polled[i] == q) {
                 if (keep) {
@@ -399,7 +363,7 @@ public final class Worker implements AutoCloseable {
                 dispatch(events.getInt((long) i * LinuxSys.EPOLL_EVENT_SIZE),
                         events.getLong((long) i * LinuxSys.EPOLL_EVENT_SIZE + 4));
             }
-            mailbox.runAll(commandTracker);
+            mailbox.runAll(callback);
             if (polledCount > 0 || readyCount > 0) {
                 serveQueues(System.nanoTime());
             }
@@ -427,43 +391,20 @@ public final class Worker implements AutoCloseable {
         if (h == null || generations[slot] != (int) (token >>> 32)) {
             return; // removed earlier in this batch
         }
-        enter(h);
+        callback.enter(h);
         try {
             h.onReady(ev);
         } catch (Throwable t) {
             // handlers guard device code themselves; this only catches engine bugs, which must not kill the loop
             LOG.error("jvhost-worker-{}: event handler failed", id, t);
         } finally {
-            leave();
+            callback.leave();
         }
     }
 
-    /** A callback starts: recorded for the watchdog (two volatile stores, no allocation). Worker thread. */
-    private void enter(Object what) {
-        BUSY_SINCE.setOpaque(this, System.nanoTime());
-        BUSY_WITH.setRelease(this, what);
-    }
-
-    /** The callback returned. Worker thread. */
-    private void leave() {
-        BUSY_WITH.setRelease(this, null);
-    }
-
-    /**
-     * Logs a WARN with the worker's stack if the callback running now started more than
-     * {@code thresholdNanos} before {@code now}, once per callback. Watchdog thread.
-     */
+    /** Reports the callback running now if it started more than {@code thresholdNanos} ago. Watchdog thread. */
     void reportStall(long now, long thresholdNanos) {
-        Object what = BUSY_WITH.getAcquire(this);
-        long since = (long) BUSY_SINCE.getOpaque(this);
-        if (what == null || now - since < thresholdNanos || since == reportedSince) {
-            return;
-        }
-        reportedSince = since;
-        Throwable stack = new Throwable("stack of jvhost-worker-" + id);
-        stack.setStackTrace(thread.getStackTrace());
-        LOG.warn("jvhost-worker-{}: {} has been running for {} ms; the other queues, fd watches and commands of "
-                + "this worker wait until it returns", id, what, (now - since) / 1_000_000L, stack);
+        callback.reportStall(now, thresholdNanos, thread);
     }
 
     /** Stops the thread (after the commands already posted) and closes the epoll set. */

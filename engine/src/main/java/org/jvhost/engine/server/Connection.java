@@ -58,10 +58,19 @@ final class Connection {
         try {
             endpoint = new Endpoint(ch);
         } catch (IOException | RuntimeException e) {
-            ch.close();
+            try {
+                ch.close();
+            } catch (IOException ignored) {
+                // nothing was set up on it
+            }
             throw new IOException(e.getMessage(), e);
         }
-        c.session = new BackendSession(runtime, endpoint, loop::execute, c::onAnswered);
+        try {
+            c.session = new BackendSession(runtime, endpoint, loop::execute, c::onAnswered);
+        } catch (RuntimeException e) {
+            endpoint.close();
+            throw new IOException(e.getMessage(), e);
+        }
         try {
             c.token = loop.register(endpoint.fd(), LinuxSys.EPOLLIN, c::onEvent);
         } catch (NativeException | RuntimeException e) {

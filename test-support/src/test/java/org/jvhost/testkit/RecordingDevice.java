@@ -14,6 +14,8 @@ final class RecordingDevice implements VhostUserDevice {
     volatile boolean serve;
     /** Queues the device calls transmit queues ({@link #isTransmitQueue}), bit n for queue n; none by default. */
     volatile int transmitQueues;
+    /** While set, handleKick waits for it (at most 20 s): a device callback that hangs. */
+    volatile java.util.concurrent.CountDownLatch holdKick;
     private final org.jvhost.spi.DescriptorChain[] chains;
     private final int configSize;
 
@@ -51,6 +53,14 @@ final class RecordingDevice implements VhostUserDevice {
     @Override
     public void handleKick(int queueIndex) {
         events.add("kick " + queueIndex);
+        java.util.concurrent.CountDownLatch hold = holdKick;
+        if (hold != null) {
+            try {
+                hold.await(20, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
         if (throwOnKick) {
             throw new IllegalStateException("device bug on purpose");
         }

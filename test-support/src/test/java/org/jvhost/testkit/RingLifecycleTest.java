@@ -11,8 +11,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
+import org.jvhost.engine.protocol.FrontendRequest;
+import org.jvhost.engine.protocol.MessageHeader;
 import org.jvhost.engine.protocol.ProtocolFeatures;
+import org.jvhost.engine.protocol.U64Layout;
 import org.jvhost.engine.server.Host;
+import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.spi.DeviceContext;
 import org.jvhost.spi.VirtioFeatures;
 import org.junit.jupiter.api.AfterEach;
@@ -117,6 +121,31 @@ class RingLifecycleTest {
         fe.setVringEnable(0, true);
         device.await("start 0");
         assertPong(head);
+    }
+
+    @Test
+    void aKickFdEpollCannotWatchIsRefusedAndTheRingKeepsItsOldOne() throws Exception {
+        fe.setVringEnable(0, true);
+        fe.setVringKick(0);
+        device.await("start 0");
+        assertPong(pingAndKick());
+        // epoll refuses regular files (EPERM); a memfd is one
+        int memfd = LinuxSys.memfdCreate("not-an-eventfd", LinuxSys.MFD_CLOEXEC);
+        try {
+            int before = ProtocolLifecycleTest.openFds();
+            for (int i = 0; i < 2000; i++) {
+                fe.send(FrontendRequest.SET_VRING_KICK.code(), MessageHeader.VERSION | MessageHeader.NEED_REPLY,
+                        U64Layout.of(0), memfd);
+                assertEquals(1, fe.readReply().u64(), "SET_VRING_KICK with a memfd is refused");
+            }
+            int after = ProtocolLifecycleTest.openFds();
+            assertTrue(after <= before + 2, "open fds grew from " + before + " to " + after
+                    + " over 2000 refused kick fd switches");
+        } finally {
+            LinuxSys.closeQuietly(memfd);
+        }
+        // still started, still watching the kick eventfd it had
+        assertPong(pingAndKick());
     }
 
     @Test

@@ -19,7 +19,10 @@ import org.slf4j.LoggerFactory;
  */
 public final class DeviceRuntime {
     private static final Logger LOG = LoggerFactory.getLogger(DeviceRuntime.class);
-    /** How long a control thread waits for a worker to run a command before giving up on it. */
+    /**
+     * How long a thread outside the loops (adding an fd watch, removing a device) waits for a worker
+     * or control loop before giving up. The control loops themselves never wait for a worker.
+     */
     public static final long WORKER_TIMEOUT_MS = 5000;
 
     private final String name;
@@ -243,6 +246,12 @@ public final class DeviceRuntime {
             } catch (TimeoutException e) {
                 LOG.error("{}: fd watch {} not removed: {}", name, fd, e.getMessage());
             }
+        }
+
+        /** The device and fd, for the watchdog's report of a callback that hangs. */
+        @Override
+        public String toString() {
+            return name + " fd watch (fd " + fd + ", group " + group + ")";
         }
 
         private void setEvents(int events) {

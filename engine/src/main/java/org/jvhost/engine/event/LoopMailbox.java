@@ -123,14 +123,33 @@ public final class LoopMailbox {
 
     /** Runs every posted command; one that throws is logged and the rest still run. Loop thread only. */
     public void runAll() {
+        runAll(null);
+    }
+
+    /** {@link #runAll()}, telling {@code tracker} (if not null) which command runs. Loop thread only. */
+    void runAll(Tracker tracker) {
         Runnable c;
         while ((c = commands.poll()) != null) {
+            if (tracker != null) {
+                tracker.enter(c);
+            }
             try {
                 c.run();
             } catch (Throwable t) {
                 LOG.error("{}: command failed", name, t);
+            } finally {
+                if (tracker != null) {
+                    tracker.leave();
+                }
             }
         }
+    }
+
+    /** Learns what a loop runs (a worker's record for the {@link CallbackWatchdog}). */
+    interface Tracker {
+        void enter(Object what);
+
+        void leave();
     }
 
     /** Closes the wake eventfd, once the loop thread has stopped. */

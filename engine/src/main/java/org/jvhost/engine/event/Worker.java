@@ -71,6 +71,9 @@ public final class Worker implements AutoCloseable {
     private int readyHead;
     private int readyCount;
 
+    /** What runs now, for the {@link CallbackWatchdog}. */
+    private final RunningCallback callback = new RunningCallback();
+
     private EventHandler[] handlers = new EventHandler[16];
     private int[] generations = new int[16];
     private int[] slotFds = new int[16];
@@ -253,11 +256,14 @@ public final class Worker implements AutoCloseable {
             ready[readyHead] = null;
             readyHead = (readyHead + 1) & (ready.length - 1);
             readyCount--;
+            callback.enter(q);
             try {
                 q.serveReady(); // may put q back at the tail, behind the others
             } catch (Throwable t) {
                 // queues guard device code themselves; this only catches engine bugs
                 LOG.error("jvhost-worker-{}: ready queue failed", id, t);
+            } finally {
+                callback.leave();
             }
         }
     }
@@ -287,6 +293,7 @@ public final class Worker implements AutoCloseable {
             }
             PolledQueue q = polled[i];
             boolean keep;
+            callback.enter(q, now);
             try {
                 if (q.poll()) {
                     found = true;
@@ -301,6 +308,8 @@ public final class Worker implements AutoCloseable {
                 // queues guard device code themselves; this only catches engine bugs
                 LOG.error("jvhost-worker-{}: polled queue failed, polling it stops", id, t);
                 keep = false;
+            } finally {
+                callback.leave();
             }
             if (i < polledCount && polled[i] == q) {
                 if (keep) {
@@ -354,7 +363,7 @@ public final class Worker implements AutoCloseable {
                 dispatch(events.getInt((long) i * LinuxSys.EPOLL_EVENT_SIZE),
                         events.getLong((long) i * LinuxSys.EPOLL_EVENT_SIZE + 4));
             }
-            mailbox.runAll();
+            mailbox.runAll(callback);
             if (polledCount > 0 || readyCount > 0) {
                 serveQueues(System.nanoTime());
             }
@@ -382,12 +391,20 @@ public final class Worker implements AutoCloseable {
         if (h == null || generations[slot] != (int) (token >>> 32)) {
             return; // removed earlier in this batch
         }
+        callback.enter(h);
         try {
             h.onReady(ev);
         } catch (Throwable t) {
             // handlers guard device code themselves; this only catches engine bugs, which must not kill the loop
             LOG.error("jvhost-worker-{}: event handler failed", id, t);
+        } finally {
+            callback.leave();
         }
+    }
+
+    /** Reports the callback running now if it started more than {@code thresholdNanos} ago. Watchdog thread. */
+    void reportStall(long now, long thresholdNanos) {
+        callback.reportStall(now, thresholdNanos, thread);
     }
 
     /** Stops the thread (after the commands already posted) and closes the epoll set. */

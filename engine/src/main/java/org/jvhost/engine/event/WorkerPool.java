@@ -6,13 +6,15 @@ import org.jvhost.engine.sys.NativeException;
 
 /**
  * The fixed set of workers serving every queue of every device. A queue group always lands on the
- * same worker: a stable hash of (device serial, group) modulo the pool size.
+ * same worker: a stable hash of (device serial, group) modulo the pool size. A
+ * {@link CallbackWatchdog} reports device callbacks that hang on any of them.
  */
 public final class WorkerPool implements AutoCloseable {
     /** Default adaptive busy-polling time: idle microseconds before a polled queue re-arms kicks. */
     public static final int DEFAULT_POLL_MICROS = 50;
 
     private final List<Worker> workers = new ArrayList<>();
+    private CallbackWatchdog watchdog;
 
     /** {@code size} workers polling busy queues for {@link #DEFAULT_POLL_MICROS}. */
     public WorkerPool(int size) throws NativeException {
@@ -39,6 +41,7 @@ public final class WorkerPool implements AutoCloseable {
             close();
             throw e;
         }
+        watchdog = new CallbackWatchdog(workers, CallbackWatchdog.DEFAULT_THRESHOLD_MS);
     }
 
     /** The worker serving {@code group} of the device numbered {@code deviceSerial}. */
@@ -54,6 +57,9 @@ public final class WorkerPool implements AutoCloseable {
 
     @Override
     public void close() {
+        if (watchdog != null) {
+            watchdog.close();
+        }
         for (Worker w : workers) {
             w.close();
         }

@@ -16,9 +16,9 @@ import org.slf4j.LoggerFactory;
  * sockets, front-end connections, connect attempts and their back-off timers, all in one epoll set.
  * Everything registered here runs on this thread only, so device servers and sessions need no locks.
  *
- * <p>Handlers must not block on the network: reads are non-blocking and a half-received message waits
- * in its connection's buffer. The one wait allowed is a session's command to a worker (bounded by
- * {@link org.jvhost.engine.event.DeviceRuntime#WORKER_TIMEOUT_MS}).
+ * <p>Handlers never block: reads are non-blocking and a half-received message waits in its
+ * connection's buffer; a session posts its commands to workers and is answered through
+ * {@link #execute}, so a hanging device callback never holds up this loop.
  *
  * <p>Control traffic is rare (a few dozen messages per connection), so this loop allocates freely:
  * the map of handlers and the timer queue are ordinary collections.

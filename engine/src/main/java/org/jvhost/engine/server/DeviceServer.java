@@ -2,11 +2,12 @@ package org.jvhost.engine.server;
 
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import org.jvhost.engine.event.DeviceRuntime;
-import org.jvhost.engine.session.BackendSession;
 import org.jvhost.engine.sys.LinuxSys;
-import org.jvhost.engine.transport.Endpoint;
 import org.newsclub.net.unix.AFUNIXServerSocketChannel;
 import org.newsclub.net.unix.AFUNIXSocketAddress;
 import org.newsclub.net.unix.AFUNIXSocketChannel;
@@ -29,9 +30,8 @@ import org.slf4j.LoggerFactory;
  * backlog while accepting pauses, from {@link #ACCEPT_PAUSE_MIN_MS} doubling to {@link #ACCEPT_PAUSE_MAX_MS}
  * (a level-triggered listener would otherwise spin the control thread), with one WARN per episode.
  *
- * <p>A front-end that starts a message and does not finish it within {@link #PARTIAL_MESSAGE_MS} is
- * cut off: QEMU and DPDK send each message in one {@code sendmsg}, so a half message that long is a
- * stuck or hostile peer holding a buffer.
+ * <p>The connection itself is a {@link Connection}: a new front-end is served only after the last one's
+ * session has released every fd and mapping (its workers may take a while to let go).
  */
 final class DeviceServer {
     private static final Logger LOG = LoggerFactory.getLogger(DeviceServer.class);
@@ -40,7 +40,6 @@ final class DeviceServer {
     private static final long HANDOFF_GRACE_MS = 500;
     private static final long ACCEPT_PAUSE_MIN_MS = 50;
     private static final long ACCEPT_PAUSE_MAX_MS = 1000;
-    static final long PARTIAL_MESSAGE_MS = 5000;
 
     private final DeviceRuntime runtime;
     private final ControlLoop loop;
@@ -53,11 +52,11 @@ final class DeviceServer {
     private final SocketFile socketFile;
     private final String where;
     private final AtomicLong sessions = new AtomicLong();
-    private volatile BackendSession current;
+    private volatile Connection current;
 
     private long serverToken = -1;
-    private long sessionToken = -1;
-    private ControlLoop.Timer partialCheck;
+    /** Completes when the last session has released its fds and mappings; until then none is served. */
+    private CompletableFuture<Void> released = CompletableFuture.completedFuture(null);
     private AFUNIXSocketChannel waiting;
     private ControlLoop.Timer waitingTimer;
     private ControlLoop.Timer retry;
@@ -166,7 +165,7 @@ final class DeviceServer {
             if (!admit(ch)) {
                 continue;
             }
-            if (current == null) {
+            if (current == null && released.isDone()) {
                 serve(ch);
             } else if (waiting == null) {
                 waiting = ch; // served if the current session ends within the grace period
@@ -251,79 +250,31 @@ final class DeviceServer {
     }
 
     private void serve(AFUNIXSocketChannel ch) {
-        BackendSession session = null;
+        Connection c;
         try {
-            Endpoint endpoint = new Endpoint(ch);
-            session = new BackendSession(runtime, endpoint);
-            sessionToken = loop.register(endpoint.fd(), LinuxSys.EPOLLIN, ev -> onSessionReadable());
-        } catch (IOException | RuntimeException e) {
+            c = Connection.open(runtime, loop, where, ch, this::ended);
+        } catch (IOException e) {
             LOG.error("{}: cannot set up the connection on {}: {}", runtime.name(), where, e.getMessage());
-            if (session != null) {
-                session.close();
-            } else {
-                closeQuietly(ch);
-            }
             afterSession();
             return;
         }
-        current = session;
+        current = c;
         sessions.incrementAndGet();
         LOG.info("{}: front-end connected on {}", runtime.name(), where);
     }
 
-    private void onSessionReadable() {
-        BackendSession s = current;
-        if (s == null) {
-            return;
-        }
-        if (!s.onReadable()) {
-            endSession();
-            return;
-        }
-        if (s.inMessage() && partialCheck == null) {
-            long started = System.nanoTime();
-            partialCheck = loop.schedule(PARTIAL_MESSAGE_MS, () -> checkPartial(s, started));
-        }
-    }
-
-    /**
-     * The partial-message deadline: fires {@link #PARTIAL_MESSAGE_MS} after a read left a message
-     * incomplete. If the connection is still inside a message that began no later than then, it is cut.
-     * A connection that finished that message and started others gets a fresh check instead.
-     */
-    private void checkPartial(BackendSession s, long armedAt) {
-        partialCheck = null;
-        if (s != current || !s.inMessage()) {
-            return;
-        }
-        if (s.messageStartedNanos() - armedAt <= 0) {
-            LOG.error("{}: the front-end on {} sent part of a message and not the rest within {} ms; "
-                    + "closing the connection", runtime.name(), where, PARTIAL_MESSAGE_MS);
-            endSession();
-        } else {
-            long started = s.messageStartedNanos();
-            long left = PARTIAL_MESSAGE_MS - (System.nanoTime() - started) / 1_000_000L;
-            partialCheck = loop.schedule(Math.max(0, left), () -> checkPartial(s, started));
-        }
+    /** The connection ended; the next is served once the session has released everything. */
+    private void ended(Connection c) {
+        current = null;
+        released = c.released();
+        released.thenRun(this::afterSession);
     }
 
     private void endSession() {
-        BackendSession s = current;
-        if (s == null) {
-            return;
+        Connection c = current;
+        if (c != null) {
+            c.end();
         }
-        loop.unregister(sessionToken);
-        sessionToken = -1;
-        if (partialCheck != null) {
-            partialCheck.cancel();
-            partialCheck = null;
-        }
-        try {
-            s.close();
-        } finally {
-            current = null;
-        }
-        afterSession();
     }
 
     /** What comes after a session: the front-end that waited, or (CONNECT) the next connection. */
@@ -377,9 +328,9 @@ final class DeviceServer {
      * stop path (each ring's worker finishes the kick it is handling first) and resets the device; the
      * listening socket closes and the socket file this server created is removed.
      */
-    void closeInLoop() {
+    CompletableFuture<Void> closeInLoop() {
         if (closed) {
-            return;
+            return released;
         }
         closed = true;
         if (retry != null) {
@@ -401,16 +352,26 @@ final class DeviceServer {
             closeQuietly(server);
             deleteOwnFile();
         }
+        return released;
     }
 
     /**
-     * {@link #closeInLoop()} from any thread, waiting for it (for removing one device while the others
-     * keep running).
+     * {@link #closeInLoop()} from any thread, waiting until the session has released everything (for
+     * removing one device while the others keep running).
      *
-     * @throws java.util.concurrent.TimeoutException if the loop did not get to it in time
+     * @throws java.util.concurrent.TimeoutException if that took longer than {@link DeviceRuntime#WORKER_TIMEOUT_MS}
+     *                                               (a device callback hangs)
      */
     void close() throws java.util.concurrent.TimeoutException {
-        loop.call(this::closeInLoop, 2 * DeviceRuntime.WORKER_TIMEOUT_MS);
+        CompletableFuture<Void> done = new CompletableFuture<>();
+        loop.execute(() -> closeInLoop().whenComplete((v, t) -> done.complete(null)));
+        try {
+            done.get(DeviceRuntime.WORKER_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } catch (ExecutionException e) {
+            throw new IllegalStateException(e.getCause());
+        }
     }
 
     private void deleteOwnFile() {

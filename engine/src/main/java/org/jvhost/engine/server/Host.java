@@ -55,7 +55,7 @@ public final class Host implements AutoCloseable {
 
     /**
      * Control threads; devices are spread over them round robin as they are added.
-     * Two, so that a session briefly waiting for a busy worker does not hold up every other device.
+     * No control thread ever waits for a worker or a front-end, so two suffice for any number of devices.
      */
     public static final int CONTROL_THREADS = 2;
     private static final long CLOSE_TIMEOUT_MS = 10_000;
@@ -256,10 +256,13 @@ public final class Host implements AutoCloseable {
             }
             CompletableFuture<Void> f = new CompletableFuture<>();
             loop.execute(() -> {
+                // complete once every session has released its fds and mappings (after its workers)
+                List<CompletableFuture<Void>> released = new ArrayList<>();
                 try {
-                    mine.forEach(DeviceServer::closeInLoop);
+                    mine.forEach(s -> released.add(s.closeInLoop()));
                 } finally {
-                    f.complete(null);
+                    CompletableFuture.allOf(released.toArray(new CompletableFuture<?>[0]))
+                            .whenComplete((v, t) -> f.complete(null));
                 }
             });
             done.add(f);

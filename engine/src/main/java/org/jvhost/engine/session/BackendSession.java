@@ -2,35 +2,16 @@ package org.jvhost.engine.session;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.util.ArrayList;
-import java.util.HashMap;
-import java.util.List;
-import java.util.Map;
-import java.util.concurrent.TimeoutException;
+import java.util.concurrent.Executor;
 import org.jvhost.engine.event.DeviceRuntime;
-import org.jvhost.engine.event.EventfdNotifier;
-import org.jvhost.engine.event.QueueStats;
-import org.jvhost.engine.event.Worker;
-import org.jvhost.engine.memory.GuestMemoryMap;
-import org.jvhost.engine.memory.MappedRegion;
-import org.jvhost.engine.memory.MemoryMapException;
-import org.jvhost.engine.memory.RegionSpec;
 import org.jvhost.engine.protocol.ConfigLayout;
 import org.jvhost.engine.protocol.FrontendRequest;
-import org.jvhost.engine.protocol.MemoryTableLayout;
 import org.jvhost.engine.protocol.Payloads;
 import org.jvhost.engine.protocol.ProtocolException;
 import org.jvhost.engine.protocol.ProtocolFeatures;
-import org.jvhost.engine.protocol.SingleMemRegionLayout;
 import org.jvhost.engine.protocol.U64Layout;
-import org.jvhost.engine.protocol.VringAddrLayout;
-import org.jvhost.engine.protocol.VringStateLayout;
-import org.jvhost.engine.sys.LinuxSys;
-import org.jvhost.engine.sys.NativeException;
 import org.jvhost.engine.transport.Endpoint;
 import org.jvhost.engine.transport.Message;
-import org.jvhost.engine.virtq.CallNotifier;
-import org.jvhost.engine.virtq.SplitQueue;
 import org.jvhost.spi.VhostUserDevice;
 import org.jvhost.spi.VirtioFeatures;
 import org.slf4j.Logger;
@@ -38,8 +19,15 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The back-end side of one vhost-user connection. A control loop calls {@link #onReadable()} whenever
- * the socket has data, until the front-end goes away or breaks the protocol; {@link #close()} then
+ * the socket has data, until the front-end goes away or breaks the protocol; {@link #close} then
  * returns the device to its initial state and releases every fd and mapping the connection brought.
+ *
+ * <h2>Never waiting for a worker</h2>
+ * A request that touches running rings is validated here, then its worker commands are posted
+ * ({@link WorkerPlan}); the control loop goes on serving other connections, and this one reads no
+ * further request until the last command has come back and the reply has gone out. A device callback
+ * that hangs therefore delays its own connection (and the queues on its worker), never the other
+ * devices of the control loop.
  *
  * <h2>Failures</h2>
  * A malformed message closes the connection. A refused request (not implemented, feature not
@@ -47,17 +35,13 @@ import org.slf4j.LoggerFactory;
  * set NEED_REPLY and REPLY_ACK was negotiated; otherwise the spec leaves no way to say no, so the
  * connection is closed with an ERROR naming the request and the fault.
  *
- * <h2>Rings</h2>
- * Spec "Ring states": a ring is started by SET_VRING_KICK and stopped by GET_VRING_BASE; enabled and
- * disabled by SET_VRING_ENABLE (or all enabled by a SET_FEATURES without VHOST_USER_F_PROTOCOL_FEATURES).
- * The device holds the queue only while the ring is started and enabled.
+ * <h2>Parts</h2>
+ * This class reads, decodes and validates each request, and replies. The negotiated features are a
+ * {@link FeatureNegotiation}, the guest memory a {@link MemoryTable}, the rings a {@link VringLifecycle};
+ * what a request must do on the workers of running rings is collected in a {@link WorkerPlan}.
  */
 public final class BackendSession {
     private static final Logger LOG = LoggerFactory.getLogger(BackendSession.class);
-    /** GET_MAX_MEM_SLOTS: as many as QEMU's largest (KVM's 509 user memslots), for virtio-mem hot-plug. */
-    static final int MAX_MEM_SLOTS = 509;
-    /** Split rings hold at most 32768 descriptors (virtio 1.2 section 2.7). */
-    private static final int MAX_RING_SIZE = 32768;
     /** Requests handled per readiness event before the control loop serves other connections. */
     private static final int MESSAGES_PER_TURN = 16;
 
@@ -65,47 +49,50 @@ public final class BackendSession {
     private final VhostUserDevice device;
     private final Endpoint endpoint;
     private final String name;
-    private final QueueConfig[] rings;
+    private final Executor controlLoop;
+    private final Runnable onAnswered;
+    private final MemoryTable memory = new MemoryTable();
+    private final VringLifecycle vrings;
+    private final FeatureNegotiation negotiation;
 
-    private long ackedFeatures;
-    private boolean featuresSet;
-    private long ackedProtocol;
     private int status;
-    private GuestMemoryMap memory;
-    private List<MappedRegion> regions = List.of();
-    /**
-     * How many more times than once each region was added. QEMU runs one vhost_dev per queue pair of a
-     * multiqueue NIC over the same socket, and each adds the guest's RAM with ADD_MEM_REG; each later
-     * removes it again with REM_MEM_REG. A region leaves only when the last of them removes it.
-     */
-    private final Map<MappedRegion, Integer> duplicateAdds = new HashMap<>();
-    /** A worker did not answer: a device callback hangs, so memory it may be reading is never unmapped. */
-    private boolean workerStuck;
-    private boolean closed;
+    /** The request waiting for its workers, or null. */
+    private WorkerPlan pending;
+    /** A request finished by its workers ended the connection (see {@link #isBroken()}). */
+    private boolean broken;
+    /** Set by {@link #close}: runs once the connection's fds and mappings are all released. */
+    private Runnable onReleased;
 
-    public BackendSession(DeviceRuntime runtime, Endpoint endpoint) {
+    /**
+     * @param controlLoop runs a task on the connection's control loop (worker completions come back through it)
+     * @param onAnswered  called on the control loop after a request that waited for its workers was
+     *                    answered: reading may resume, or the connection has {@linkplain #isBroken() broken}
+     */
+    public BackendSession(DeviceRuntime runtime, Endpoint endpoint, Executor controlLoop, Runnable onAnswered) {
         this.runtime = runtime;
         this.device = runtime.device();
         this.endpoint = endpoint;
         this.name = runtime.name();
-        this.rings = new QueueConfig[device.maxQueues()];
-        for (int i = 0; i < rings.length; i++) {
-            rings[i] = new QueueConfig(i);
-        }
+        this.controlLoop = controlLoop;
+        this.onAnswered = onAnswered;
+        this.vrings = new VringLifecycle(runtime, memory);
+        this.negotiation = new FeatureNegotiation(device);
     }
 
     /**
      * Handles the requests that have arrived, without waiting for more: a request split over several
-     * reads stays buffered in the endpoint until its last byte comes. Runs on the connection's control
-     * loop, like every other method here.
+     * reads stays buffered in the endpoint until its last byte comes. Stops after a request that must
+     * wait for workers: vhost-user is strictly request/reply, so the next request is read only after
+     * this one was answered ({@link #awaitingWorkers()}). Runs on the connection's control loop, like
+     * every other method here.
      *
      * @return false if the connection has ended (the front-end left, or broke the protocol); the caller
-     *         then calls {@link #close()}
+     *         then calls {@link #close}
      */
     public boolean onReadable() {
         // a bounded batch, so a chatty front-end cannot starve the loop's other connections; the
         // level-triggered socket brings the loop back for the rest
-        for (int i = 0; i < MESSAGES_PER_TURN; i++) {
+        for (int i = 0; i < MESSAGES_PER_TURN && pending == null && !endpoint.hasUnsent(); i++) {
             Message m;
             try {
                 m = endpoint.receive();
@@ -129,6 +116,44 @@ public final class BackendSession {
         return true;
     }
 
+    /** Whether a request waits for workers: until it is answered, nothing more is read. */
+    public boolean awaitingWorkers() {
+        return pending != null;
+    }
+
+    /** Whether a request answered after its workers finished ended the connection; the caller closes it. */
+    public boolean isBroken() {
+        return broken;
+    }
+
+    /**
+     * Sends the rest of a reply the socket had no room for; once it is sent, requests are read again.
+     *
+     * @return false if the connection has ended (the socket failed); the caller then calls {@link #close}
+     */
+    public boolean onWritable() {
+        try {
+            endpoint.flush();
+            return true;
+        } catch (IOException e) {
+            LOG.info("{}: cannot send a reply: {}", name, e.getMessage());
+            return false;
+        }
+    }
+
+    /**
+     * Whether part of a reply waits for the front-end to read (nothing more is read until it is sent).
+     * The caller watches the socket for room then, and cuts off a front-end that never reads.
+     */
+    public boolean replyUnsent() {
+        return endpoint.hasUnsent();
+    }
+
+    /** When the unsent reply was made ({@link System#nanoTime()}); valid while {@link #replyUnsent()}. */
+    public long replyUnsentSinceNanos() {
+        return endpoint.unsentSinceNanos();
+    }
+
     /** Whether part of a request has arrived and the rest has not (for the partial-message deadline). */
     public boolean inMessage() {
         return endpoint.inMessage();
@@ -139,37 +164,82 @@ public final class BackendSession {
         return endpoint.messageStartedNanos();
     }
 
-    /** Ends the connection: stops every ring, resets the device, releases every fd and mapping. Idempotent. */
-    public void close() {
-        if (closed) {
+    /**
+     * Ends the connection without waiting for any worker: the socket closes now; every ring stops, the
+     * device resets and the fds and mappings are released as the workers confirm (after the request
+     * in flight, if any, has finished), and then {@code released} runs on the control loop. Memory a
+     * hanging callback may still read stays mapped until that callback returns. Idempotent.
+     */
+    public void close(Runnable released) {
+        if (onReleased != null) {
             return;
         }
-        closed = true;
-        try {
-            reset(false);
-        } finally {
-            endpoint.close();
+        onReleased = released;
+        endpoint.close();
+        if (pending == null) {
+            release();
         }
     }
 
+    private void release() {
+        WorkerPlan plan = new WorkerPlan(name);
+        reset(false, plan);
+        plan.execute(controlLoop, () -> {
+            if (plan.failure() != null) {
+                LOG.error("{}: {}", name, plan.failure().getMessage());
+            }
+            onReleased.run();
+        });
+    }
+
+    /** Handles one request; false if the connection must end. */
     private boolean serve(Message m) {
+        WorkerPlan plan = new WorkerPlan(name);
+        ByteBuffer reply;
         try {
-            return handle(m);
-        } catch (IOException e) {
-            LOG.info("{}: cannot reply to {}: {}", name, m.name(), e.getMessage());
-            return false;
+            reply = dispatch(m, plan);
+        } catch (ProtocolException e) {
+            plan.fail(e);
+            reply = null;
         } finally {
             m.closeFds();
         }
+        if (!plan.needsWorkers()) {
+            plan.execute(controlLoop, () -> { }); // control-thread steps only: done on return
+            return answer(m, plan, reply);
+        }
+        pending = plan;
+        ByteBuffer computed = reply;
+        plan.execute(controlLoop, () -> answered(m, plan, computed));
+        return true;
     }
 
-    private boolean handle(Message m) throws IOException {
+    /** The workers have done their part of {@code m}. Control loop. */
+    private void answered(Message m, WorkerPlan plan, ByteBuffer computed) {
+        pending = null;
+        if (onReleased != null) {
+            release(); // the front-end left meanwhile
+            return;
+        }
+        broken = !answer(m, plan, computed);
+        onAnswered.run();
+    }
+
+    /** Replies to {@code m} (or refuses it, or ends the connection); false if the connection must end. */
+    private boolean answer(Message m, WorkerPlan plan, ByteBuffer computed) {
+        try {
+            return reply(m, plan, computed);
+        } catch (IOException e) {
+            LOG.info("{}: cannot reply to {}: {}", name, m.name(), e.getMessage());
+            return false;
+        }
+    }
+
+    private boolean reply(Message m, WorkerPlan plan, ByteBuffer computed) throws IOException {
         int code = m.header().request();
         boolean ackWanted = m.header().needReply();
-        ByteBuffer reply;
-        try {
-            reply = dispatch(m);
-        } catch (ProtocolException e) {
+        ProtocolException e = plan.failure();
+        if (e != null) {
             if (m.request() == FrontendRequest.GET_CONFIG && !e.isMalformed()) {
                 // spec, GET_CONFIG: "vhost-user back-end uses zero length of payload to indicate an error"
                 // (an 8-byte ack would be read as config bytes, and the request has its own reply)
@@ -177,7 +247,7 @@ public final class BackendSession {
                 endpoint.reply(code, Payloads.allocate(0));
                 return true;
             }
-            if (ackWanted && has(ProtocolFeatures.REPLY_ACK)) {
+            if (ackWanted && negotiation.has(ProtocolFeatures.REPLY_ACK)) {
                 LOG.warn("{}: {} refused: {}", name, m.name(), e.getMessage(), e.getCause());
                 endpoint.reply(code, U64Layout.of(1));
                 return true;
@@ -187,17 +257,21 @@ public final class BackendSession {
             return false;
         }
         LOG.debug("{}: {} done", name, m.header());
+        ByteBuffer reply = computed != null ? computed : plan.replyPayload();
         if (reply != null) {
             endpoint.reply(code, reply);
-        } else if (ackWanted && has(ProtocolFeatures.REPLY_ACK)) {
+        } else if (ackWanted && negotiation.has(ProtocolFeatures.REPLY_ACK)) {
             // spec: with REPLY_ACK and NEED_REPLY, every request without a reply of its own gets u64 0 on success
             endpoint.reply(code, U64Layout.of(0));
         }
         return true;
     }
 
-    /** One arm per request; returns the reply payload, or null for requests without one. */
-    private ByteBuffer dispatch(Message m) throws ProtocolException {
+    /**
+     * One arm per request; returns the reply payload, or null for requests without one or whose reply
+     * {@code plan} computes once the workers have done their part.
+     */
+    private ByteBuffer dispatch(Message m, WorkerPlan plan) throws ProtocolException {
         FrontendRequest r = m.request();
         ByteBuffer p = m.payload();
         if (r == null) {
@@ -205,30 +279,30 @@ public final class BackendSession {
                     + " is not defined by the vhost-user spec");
         }
         switch (r) {
-            case GET_FEATURES: return U64Layout.of(offeredFeatures());
-            case SET_FEATURES: setFeatures(U64Layout.get(p)); return null;
+            case GET_FEATURES: return U64Layout.of(negotiation.offered());
+            case SET_FEATURES: setFeatures(U64Layout.get(p), plan); return null;
             case SET_OWNER: return null; // one front-end per connection: nothing to record
-            case RESET_OWNER: reset(true); return null;
-            case SET_MEM_TABLE: setMemTable(m); return null;
-            case SET_VRING_NUM: setVringNum(p); return null;
-            case SET_VRING_ADDR: setVringAddr(p); return null;
-            case SET_VRING_BASE: setVringBase(p); return null;
-            case GET_VRING_BASE: return getVringBase(p);
-            case SET_VRING_KICK: setVringKick(m); return null;
-            case SET_VRING_CALL: setVringCall(m); return null;
-            case SET_VRING_ERR: setVringErr(m); return null;
-            case GET_PROTOCOL_FEATURES: return U64Layout.of(offeredProtocol());
-            case SET_PROTOCOL_FEATURES: setProtocolFeatures(U64Layout.get(p)); return null;
-            case GET_QUEUE_NUM: require(ProtocolFeatures.MQ, r); return U64Layout.of(device.maxQueues());
-            case SET_VRING_ENABLE: setVringEnable(p); return null;
-            case GET_CONFIG: require(ProtocolFeatures.CONFIG, r); return getConfig(p);
-            case SET_CONFIG: require(ProtocolFeatures.CONFIG, r); setConfig(p); return null;
-            case RESET_DEVICE: require(ProtocolFeatures.RESET_DEVICE, r); reset(true); return null;
-            case GET_MAX_MEM_SLOTS: require(ProtocolFeatures.CONFIGURE_MEM_SLOTS, r); return U64Layout.of(MAX_MEM_SLOTS);
-            case ADD_MEM_REG: require(ProtocolFeatures.CONFIGURE_MEM_SLOTS, r); addMemReg(m); return null;
-            case REM_MEM_REG: require(ProtocolFeatures.CONFIGURE_MEM_SLOTS, r); remMemReg(p); return null;
-            case SET_STATUS: require(ProtocolFeatures.STATUS, r); status = (int) (U64Layout.get(p) & 0xff); return null;
-            case GET_STATUS: require(ProtocolFeatures.STATUS, r); return U64Layout.of(status);
+            case RESET_OWNER: reset(true, plan); return null;
+            case SET_MEM_TABLE: memory.setTable(m, vrings.running(), plan); return null;
+            case SET_VRING_NUM: vrings.setNum(p); return null;
+            case SET_VRING_ADDR: vrings.setAddr(p); return null;
+            case SET_VRING_BASE: vrings.setBase(p); return null;
+            case GET_VRING_BASE: vrings.getBase(p, plan, this::suspendDevice); return null;
+            case SET_VRING_KICK: vrings.setKick(m, plan); return null;
+            case SET_VRING_CALL: vrings.setCall(m, plan); return null;
+            case SET_VRING_ERR: vrings.setErr(m, plan); return null;
+            case GET_PROTOCOL_FEATURES: return U64Layout.of(negotiation.offeredProtocol());
+            case SET_PROTOCOL_FEATURES: negotiation.ackProtocol(U64Layout.get(p)); return null;
+            case GET_QUEUE_NUM: negotiation.require(ProtocolFeatures.MQ, r); return U64Layout.of(device.maxQueues());
+            case SET_VRING_ENABLE: vrings.setEnable(p, plan); return null;
+            case GET_CONFIG: negotiation.require(ProtocolFeatures.CONFIG, r); return getConfig(p);
+            case SET_CONFIG: negotiation.require(ProtocolFeatures.CONFIG, r); setConfig(p); return null;
+            case RESET_DEVICE: negotiation.require(ProtocolFeatures.RESET_DEVICE, r); reset(true, plan); return null;
+            case GET_MAX_MEM_SLOTS: negotiation.require(ProtocolFeatures.CONFIGURE_MEM_SLOTS, r); return U64Layout.of(MemoryTable.MAX_MEM_SLOTS);
+            case ADD_MEM_REG: negotiation.require(ProtocolFeatures.CONFIGURE_MEM_SLOTS, r); memory.add(m, vrings.running(), plan); return null;
+            case REM_MEM_REG: negotiation.require(ProtocolFeatures.CONFIGURE_MEM_SLOTS, r); memory.remove(p, vrings.running(), plan); return null;
+            case SET_STATUS: negotiation.require(ProtocolFeatures.STATUS, r); status = (int) (U64Layout.get(p) & 0xff); return null;
+            case GET_STATUS: negotiation.require(ProtocolFeatures.STATUS, r); return U64Layout.of(status);
             default:
                 throw ProtocolException.failed(r + " is not implemented by jvhost (its feature is never offered)");
         }
@@ -236,395 +310,13 @@ public final class BackendSession {
 
     // ---- features -------------------------------------------------------------------------------
 
-    private long offeredFeatures() {
-        return device.features() | VirtioFeatures.HOST_TRANSPORT | VirtioFeatures.VHOST_USER_PROTOCOL_FEATURES;
-    }
-
-    private long offeredProtocol() {
-        return ProtocolFeatures.IMPLEMENTED | (device.configSize() > 0 ? ProtocolFeatures.CONFIG : 0);
-    }
-
-    private boolean has(long protocolFeature) {
-        return (ackedProtocol & protocolFeature) != 0;
-    }
-
-    private void require(long protocolFeature, FrontendRequest r) throws ProtocolException {
-        if (!has(protocolFeature)) {
-            throw ProtocolException.failed(r + " needs protocol feature bit "
-                    + Long.numberOfTrailingZeros(protocolFeature) + ", which was not negotiated");
-        }
-    }
-
-    private void setFeatures(long features) throws ProtocolException {
-        long unoffered = features & ~offeredFeatures();
-        if (unoffered != 0) {
-            throw ProtocolException.failed(String.format(
-                    "SET_FEATURES 0x%x includes bits never offered: 0x%x", features, unoffered));
-        }
-        QueueConfig running = firstStarted();
-        if (running != null && features != ackedFeatures) {
-            throw ProtocolException.failed(String.format("SET_FEATURES 0x%x while queue %d runs with 0x%x",
-                    features, running.index, ackedFeatures));
-        }
-        if (running == null) {
-            try {
-                device.ackFeatures(features & ~VirtioFeatures.VHOST_USER_PROTOCOL_FEATURES);
-            } catch (RuntimeException e) {
-                throw ProtocolException.failed("SET_FEATURES: the device refused 0x" + Long.toHexString(features), e);
-            }
-        }
-        ackedFeatures = features;
-        featuresSet = true;
+    private void setFeatures(long features, WorkerPlan plan) throws ProtocolException {
+        negotiation.ack(features, vrings.firstStarted());
+        vrings.setFeatures(features);
         runtime.setNegotiatedFeatures(features);
         if ((features & VirtioFeatures.VHOST_USER_PROTOCOL_FEATURES) == 0) {
-            // spec: "If VHOST_USER_F_PROTOCOL_FEATURES has not been negotiated, the ring starts directly in
-            // the enabled state."
-            for (QueueConfig q : rings) {
-                setEnabled(q, true);
-            }
+            vrings.enableAll(plan);
         }
-    }
-
-    private void setProtocolFeatures(long features) throws ProtocolException {
-        long unoffered = features & ~offeredProtocol();
-        if (unoffered != 0) {
-            throw ProtocolException.failed(String.format(
-                    "SET_PROTOCOL_FEATURES 0x%x includes bits never offered: 0x%x", features, unoffered));
-        }
-        ackedProtocol = features;
-    }
-
-    // ---- memory ---------------------------------------------------------------------------------
-
-    private void setMemTable(Message m) throws ProtocolException {
-        List<RegionSpec> specs = MemoryTableLayout.regions(m.payload());
-        List<MappedRegion> mapped = new ArrayList<>(specs.size());
-        try {
-            for (int i = 0; i < specs.size(); i++) {
-                mapped.add(MappedRegion.map(specs.get(i), m.takeFd(i)));
-            }
-            installMemory(GuestMemoryMap.of(mapped), mapped);
-            duplicateAdds.clear();
-        } catch (MemoryMapException e) {
-            mapped.forEach(MappedRegion::unmap);
-            throw ProtocolException.failed("SET_MEM_TABLE: " + e.getMessage(), e);
-        }
-    }
-
-    private void addMemReg(Message m) throws ProtocolException {
-        RegionSpec spec = SingleMemRegionLayout.region(m.payload());
-        MappedRegion same = sameRegion(spec);
-        if (same != null) {
-            LinuxSys.closeQuietly(m.takeFd(0)); // already mapped from an identical fd range
-            duplicateAdds.merge(same, 1, Integer::sum);
-            return;
-        }
-        if (regions.size() >= MAX_MEM_SLOTS) {
-            throw ProtocolException.failed("ADD_MEM_REG: all " + MAX_MEM_SLOTS + " memory slots are in use (" + spec + ")");
-        }
-        MappedRegion added = null;
-        try {
-            added = MappedRegion.map(spec, m.takeFd(0));
-            List<MappedRegion> next = new ArrayList<>(regions);
-            next.add(added);
-            installMemory(GuestMemoryMap.of(next), next);
-        } catch (MemoryMapException e) {
-            if (added != null) {
-                added.unmap();
-            }
-            throw ProtocolException.failed("ADD_MEM_REG: " + e.getMessage(), e);
-        }
-    }
-
-    private void remMemReg(ByteBuffer p) throws ProtocolException {
-        RegionSpec spec = SingleMemRegionLayout.region(p);
-        MappedRegion same = sameRegion(spec);
-        if (same == null) {
-            throw ProtocolException.failed("REM_MEM_REG: no mapped region matches " + spec);
-        }
-        Integer duplicates = duplicateAdds.remove(same);
-        if (duplicates != null) {
-            if (duplicates > 1) {
-                duplicateAdds.put(same, duplicates - 1);
-            }
-            return; // another vhost_dev of this connection still uses the region
-        }
-        List<MappedRegion> next = new ArrayList<>(regions);
-        next.remove(same);
-        try {
-            installMemory(GuestMemoryMap.of(next), next);
-        } catch (MemoryMapException e) {
-            throw ProtocolException.failed("REM_MEM_REG: " + e.getMessage(), e);
-        }
-    }
-
-    /**
-     * The mapped region the front-end identifies by {@code spec}: same guest address, size and user
-     * address (QEMU may send a different mmap_offset when removing than it added with).
-     */
-    private MappedRegion sameRegion(RegionSpec spec) {
-        for (MappedRegion r : regions) {
-            RegionSpec s = r.spec();
-            if (s.guestAddress() == spec.guestAddress() && s.size() == spec.size()
-                    && s.userAddress() == spec.userAddress()) {
-                return r;
-            }
-        }
-        return null;
-    }
-
-    /**
-     * Makes {@code next} the guest memory: running queues switch to it on their workers first, and only
-     * then are the regions that left the table unmapped, so no queue ever reads an unmapped page.
-     */
-    private void installMemory(GuestMemoryMap next, List<MappedRegion> nextRegions) throws ProtocolException {
-        List<MappedRegion> old = regions;
-        memory = next;
-        regions = List.copyOf(nextRegions);
-        for (QueueConfig q : rings) {
-            if (q.started()) {
-                Ring ring = q.ring;
-                onWorker(ring.worker, () -> ring.queue.updateMemory(next), "memory update of queue " + q.index);
-            }
-        }
-        for (MappedRegion r : old) {
-            if (!regions.contains(r)) {
-                unmapUnlessStuck(r);
-            }
-        }
-    }
-
-    private void unmapUnlessStuck(MappedRegion r) {
-        if (workerStuck) {
-            LOG.error("{}: leaving {} mapped: a worker did not answer and may still read it", name, r.spec());
-        } else {
-            r.unmap();
-        }
-    }
-
-    // ---- rings ----------------------------------------------------------------------------------
-
-    private QueueConfig ring(FrontendRequest r, int index) throws ProtocolException {
-        if (index < 0 || index >= rings.length) {
-            throw ProtocolException.failed(r + ": queue index " + Integer.toUnsignedString(index)
-                    + " out of range (the device has " + rings.length + " queues)");
-        }
-        return rings[index];
-    }
-
-    private QueueConfig stoppedRing(FrontendRequest r, int index) throws ProtocolException {
-        QueueConfig q = ring(r, index);
-        if (q.started()) {
-            // spec: ring parameters may only change while the ring is stopped
-            throw ProtocolException.failed(r + ": queue " + index + " is started; stop it with GET_VRING_BASE first");
-        }
-        return q;
-    }
-
-    private void setVringNum(ByteBuffer p) throws ProtocolException {
-        QueueConfig q = stoppedRing(FrontendRequest.SET_VRING_NUM, VringStateLayout.index(p));
-        int num = VringStateLayout.num(p);
-        int max = Math.min(MAX_RING_SIZE, device.maxQueueSize());
-        if (num <= 0 || num > max || Integer.bitCount(num) != 1) {
-            throw ProtocolException.failed("SET_VRING_NUM: queue " + q.index + " size "
-                    + Integer.toUnsignedString(num) + " is not a power of two between 1 and " + max);
-        }
-        q.num = num;
-    }
-
-    private void setVringAddr(ByteBuffer p) throws ProtocolException {
-        QueueConfig q = stoppedRing(FrontendRequest.SET_VRING_ADDR, VringAddrLayout.index(p));
-        if ((VringAddrLayout.flags(p) & VringAddrLayout.F_LOG) != 0) {
-            throw ProtocolException.failed("SET_VRING_ADDR: queue " + q.index
-                    + " asks for used-ring logging, but VHOST_F_LOG_ALL is not offered");
-        }
-        q.descUser = VringAddrLayout.desc(p);
-        q.usedUser = VringAddrLayout.used(p);
-        q.availUser = VringAddrLayout.avail(p);
-        q.addrSet = true;
-    }
-
-    private void setVringBase(ByteBuffer p) throws ProtocolException {
-        QueueConfig q = stoppedRing(FrontendRequest.SET_VRING_BASE, VringStateLayout.index(p));
-        int base = VringStateLayout.num(p);
-        if (base < 0 || base > 0xffff) {
-            throw ProtocolException.failed("SET_VRING_BASE: queue " + q.index + " base "
-                    + Integer.toUnsignedString(base) + " exceeds the split ring's 16-bit index");
-        }
-        q.base = base;
-    }
-
-    private ByteBuffer getVringBase(ByteBuffer p) throws ProtocolException {
-        QueueConfig q = ring(FrontendRequest.GET_VRING_BASE, VringStateLayout.index(p));
-        if (q.started()) {
-            stop(q);
-            if (firstStarted() == null) {
-                suspendDevice();
-            }
-        }
-        return VringStateLayout.of(q.index, q.base);
-    }
-
-    private void setVringKick(Message m) throws ProtocolException {
-        long v = U64Layout.get(m.payload());
-        QueueConfig q = ring(FrontendRequest.SET_VRING_KICK, (int) (v & U64Layout.VRING_INDEX_MASK));
-        if ((v & U64Layout.VRING_NOFD_MASK) != 0) {
-            throw ProtocolException.failed("SET_VRING_KICK: queue " + q.index
-                    + " without a kick fd (polling mode) is not supported");
-        }
-        int fd = m.takeFd(0);
-        int old = q.kickFd;
-        q.kickFd = fd;
-        if (q.started()) {
-            // a new kick fd for a running ring (PR rust-vmm/vhost #227: must not stop or disable it)
-            Ring ring = q.ring;
-            onWorker(ring.worker, () -> {
-                try {
-                    ring.replaceKick(fd);
-                } catch (NativeException e) {
-                    throw new IllegalStateException(e.getMessage(), e);
-                }
-            }, "kick fd switch of queue " + q.index);
-            closeAfterWorker(old);
-        } else {
-            closeAfterWorker(old);
-            start(q);
-        }
-    }
-
-    private void setVringCall(Message m) throws ProtocolException {
-        long v = U64Layout.get(m.payload());
-        QueueConfig q = ring(FrontendRequest.SET_VRING_CALL, (int) (v & U64Layout.VRING_INDEX_MASK));
-        int fd = (v & U64Layout.VRING_NOFD_MASK) != 0 ? -1 : m.takeFd(0);
-        int old = q.callFd;
-        q.callFd = fd;
-        if (q.started()) {
-            // swap on the worker so the old fd is never written after we close it (its number could be reused)
-            Ring ring = q.ring;
-            CallNotifier n = notifier(q);
-            onWorker(ring.worker, () -> ring.queue.setNotifier(n), "call fd switch of queue " + q.index);
-        }
-        closeAfterWorker(old);
-    }
-
-    private void setVringErr(Message m) throws ProtocolException {
-        long v = U64Layout.get(m.payload());
-        QueueConfig q = ring(FrontendRequest.SET_VRING_ERR, (int) (v & U64Layout.VRING_INDEX_MASK));
-        int old = q.errFd;
-        q.errFd = (v & U64Layout.VRING_NOFD_MASK) != 0 ? -1 : m.takeFd(0);
-        if (q.started()) {
-            // swap on the worker so the old fd is never written after we close it
-            Ring ring = q.ring;
-            CallNotifier n = errorNotifier(q);
-            onWorker(ring.worker, () -> ring.queue.setErrorNotifier(n), "error fd switch of queue " + q.index);
-        }
-        closeAfterWorker(old);
-    }
-
-    private void setVringEnable(ByteBuffer p) throws ProtocolException {
-        QueueConfig q = ring(FrontendRequest.SET_VRING_ENABLE, VringStateLayout.index(p));
-        int on = VringStateLayout.num(p);
-        if (on != 0 && on != 1) {
-            throw ProtocolException.failed("SET_VRING_ENABLE: queue " + q.index + " state " + on + " is not 0 or 1");
-        }
-        setEnabled(q, on == 1);
-    }
-
-    private void setEnabled(QueueConfig q, boolean on) throws ProtocolException {
-        q.enabled = on;
-        if (q.started()) {
-            Ring ring = q.ring;
-            onWorker(ring.worker, on ? ring::handOver : ring::takeBack,
-                    (on ? "enable" : "disable") + " of queue " + q.index);
-        }
-    }
-
-    /** Starts a ring whose kick fd just arrived: build the live queue and watch the kick on its worker. */
-    private void start(QueueConfig q) throws ProtocolException {
-        String what = "SET_VRING_KICK: queue " + q.index + " cannot start: ";
-        if (memory == null) {
-            throw ProtocolException.failed(what + "no memory table (SET_MEM_TABLE) yet");
-        }
-        if (q.num == 0 || !q.addrSet) {
-            throw ProtocolException.failed(what + (q.num == 0 ? "no SET_VRING_NUM" : "no SET_VRING_ADDR") + " yet");
-        }
-        long desc = translate(q, "descriptor table", q.descUser, 16L * q.num);
-        long avail = translate(q, "avail ring", q.availUser, 6L + 2L * q.num);
-        long used = translate(q, "used ring", q.usedUser, 6L + 8L * q.num);
-        SplitQueue queue;
-        try {
-            queue = new SplitQueue(q.index, q.num, desc, avail, used, ackedFeatures, memory, q.base, notifier(q));
-        } catch (IllegalArgumentException e) {
-            throw ProtocolException.failed(what + e.getMessage(), e);
-        }
-        // spec: the back-end signals the error eventfd when the ring hits an error (a hostile descriptor)
-        queue.setErrorNotifier(errorNotifier(q));
-        Worker worker = runtime.workerForQueue(q.index);
-        Ring ring = new Ring(q.index, queue, worker, runtime, q.kickFd);
-        boolean enabled = q.enabled;
-        onWorker(worker, () -> {
-            try {
-                ring.watchKick();
-            } catch (NativeException e) {
-                throw new IllegalStateException("kick fd " + e.getMessage(), e);
-            }
-            if (enabled) {
-                ring.handOver();
-            }
-        }, "start of queue " + q.index);
-        q.ring = ring;
-    }
-
-    private long translate(QueueConfig q, String what, long userAddress, long len) throws ProtocolException {
-        long gpa = memory.userToGuest(userAddress, len);
-        if (gpa == -1) {
-            throw ProtocolException.failed(String.format("SET_VRING_KICK: queue %d cannot start: %s at user "
-                    + "address 0x%x (%d bytes) is not inside one memory region", q.index, what, userAddress, len));
-        }
-        return gpa;
-    }
-
-    /** Stops a started ring, remembering where it stopped as the next base. */
-    private void stop(QueueConfig q) throws ProtocolException {
-        Ring ring = q.ring;
-        int[] next = {q.base};
-        try {
-            onWorker(ring.worker, () -> {
-                ring.stop();
-                next[0] = ring.queue.nextAvail() & 0xffff;
-            }, "stop of queue " + q.index);
-        } finally {
-            q.ring = null;
-            q.base = next[0];
-            // the ring restarts only with a new SET_VRING_KICK, which brings its own fd
-            closeAfterWorker(q.kickFd);
-            q.kickFd = -1;
-        }
-    }
-
-    private CallNotifier notifier(QueueConfig q) {
-        return q.callFd < 0 ? CallNotifier.NONE
-                : new EventfdNotifier(q.callFd, name + " queue " + q.index, runtime.queueStats(q.index));
-    }
-
-    /** Signals the error eventfd, if any, and counts the break as an error of the queue either way. */
-    private CallNotifier errorNotifier(QueueConfig q) {
-        CallNotifier fd = q.errFd < 0 ? CallNotifier.NONE
-                : new EventfdNotifier(q.errFd, name + " queue " + q.index + " error");
-        QueueStats stats = runtime.queueStats(q.index);
-        return () -> {
-            stats.failed();
-            fd.signal();
-        };
-    }
-
-    private QueueConfig firstStarted() {
-        for (QueueConfig q : rings) {
-            if (q.started()) {
-                return q;
-            }
-        }
-        return null;
     }
 
     // ---- config ---------------------------------------------------------------------------------
@@ -667,34 +359,21 @@ public final class BackendSession {
      * connection and keeps sending NEED_REPLY afterwards, so forgetting REPLY_ACK would hang it. A
      * disconnect ({@code keepProtocol} false) forgets everything.
      */
-    private void reset(boolean keepProtocol) {
-        for (QueueConfig q : rings) {
-            if (q.started()) {
-                try {
-                    stop(q);
-                } catch (ProtocolException e) {
-                    LOG.error("{}: {}", name, e.getMessage());
-                }
+    private void reset(boolean keepProtocol, WorkerPlan plan) {
+        vrings.stopAll(plan);
+        plan.then(() -> {
+            try {
+                device.reset();
+            } catch (RuntimeException e) {
+                LOG.error("{}: device reset failed", name, e);
             }
-            q.clear();
-        }
-        try {
-            device.reset();
-        } catch (RuntimeException e) {
-            LOG.error("{}: device reset failed", name, e);
-        }
-        runtime.clearFailure();
-        regions.forEach(this::unmapUnlessStuck);
-        regions = List.of();
-        duplicateAdds.clear();
-        memory = null;
-        ackedFeatures = 0;
-        featuresSet = false;
+            runtime.clearFailure();
+        });
+        memory.clear(plan);
+        negotiation.reset(keepProtocol);
+        vrings.setFeatures(0);
         runtime.setNegotiatedFeatures(0);
         status = 0;
-        if (!keepProtocol) {
-            ackedProtocol = 0;
-        }
     }
 
     private void suspendDevice() {
@@ -703,28 +382,5 @@ public final class BackendSession {
         } catch (RuntimeException e) {
             LOG.warn("{}: device suspend failed", name, e);
         }
-    }
-
-    // ---- worker commands ------------------------------------------------------------------------
-
-    private void onWorker(Worker worker, Runnable command, String what) throws ProtocolException {
-        try {
-            worker.call(command, DeviceRuntime.WORKER_TIMEOUT_MS);
-        } catch (TimeoutException e) {
-            workerStuck = true;
-            throw ProtocolException.failed(what + ": " + e.getMessage(), e);
-        } catch (RuntimeException e) {
-            throw ProtocolException.failed(what + " failed: " + e.getMessage(), e);
-        }
-    }
-
-    private void closeAfterWorker(int fd) {
-        // callers reach here after the worker has stopped using the fd (or never used it)
-        org.jvhost.engine.sys.LinuxSys.closeQuietly(fd);
-    }
-
-    /** Negotiated virtio features (for logs and tests). */
-    long ackedFeatures() {
-        return featuresSet ? ackedFeatures : 0;
     }
 }

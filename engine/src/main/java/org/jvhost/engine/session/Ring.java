@@ -78,11 +78,15 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
         kickToken = worker.watch(kickFd, LinuxSys.EPOLLIN, this);
     }
 
-    /** Moves the kick watch to a new eventfd (SET_VRING_KICK on a started ring). Worker only. */
+    /**
+     * Moves the kick watch to a new eventfd (SET_VRING_KICK on a started ring). The new fd is watched
+     * before the old one is let go, so if epoll refuses it the ring keeps its old watch. Worker only.
+     */
     void replaceKick(int fd) throws NativeException {
+        long token = worker.watch(fd, LinuxSys.EPOLLIN, this);
         worker.unwatch(kickToken);
+        kickToken = token;
         kickFd = fd;
-        watchKick();
         serveKick(); // a kick written to the old fd just before the switch is not lost
     }
 
@@ -280,6 +284,12 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
             ready = true;
             worker.markReady(this);
         }
+    }
+
+    /** The device and queue, for the watchdog's report of a callback that hangs. */
+    @Override
+    public String toString() {
+        return runtime.name() + " queue " + index;
     }
 
     /** Leaves the ready list (ring disabled or stopped). Worker only. */

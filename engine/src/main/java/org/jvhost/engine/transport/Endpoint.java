@@ -3,7 +3,6 @@ package org.jvhost.engine.transport;
 import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.util.concurrent.locks.LockSupport;
 import org.jvhost.engine.protocol.FrontendRequest;
 import org.jvhost.engine.protocol.MessageHeader;
 import org.jvhost.engine.protocol.Payloads;
@@ -36,12 +35,6 @@ public final class Endpoint implements AutoCloseable {
      * more regions only come one at a time through ADD_MEM_REG).
      */
     private static final int MAX_FDS = 8;
-    /**
-     * How long a reply may wait for room in the socket's send buffer. Replies are small; a full buffer
-     * means the front-end sends requests without reading the answers, and it is cut off rather than
-     * allowed to stall the control thread shared with other devices.
-     */
-    private static final long WRITE_STALL_MS = 200;
 
     /** The front-end closed the connection between two messages: the normal end. */
     public static final class ClosedException extends EOFException {
@@ -59,6 +52,9 @@ public final class Endpoint implements AutoCloseable {
     private MessageHeader pendingHeader;
     private ByteBuffer body;
     private long startedNanos;
+    /** The rest of a reply the socket had no room for, or null. */
+    private ByteBuffer unsent;
+    private long unsentSince;
 
     /** Takes over {@code channel}, switching it to non-blocking mode. */
     public Endpoint(AFUNIXSocketChannel channel) throws IOException {
@@ -153,11 +149,19 @@ public final class Endpoint implements AutoCloseable {
     }
 
     /**
-     * Sends a reply to {@code request} with {@code payload} (wire order, from position 0 to limit).
+     * Sends a reply to {@code request} with {@code payload} (wire order, from position 0 to limit)
+     * without waiting: what the socket's send buffer has no room for is kept and sent by {@link #flush()}
+     * when the socket is writable again. The caller reads no further request while a reply is
+     * {@linkplain #hasUnsent() unsent} (vhost-user is request/reply), so at most one reply waits here.
      *
-     * @throws IOException if the socket fails, or stays full for {@link #WRITE_STALL_MS}
+     * @throws IOException if the socket fails
+     * @throws IllegalStateException if an earlier reply is still unsent
      */
     public void reply(int request, ByteBuffer payload) throws IOException {
+        if (unsent != null) {
+            throw new IllegalStateException("a reply to " + request + " while " + unsent.remaining()
+                    + " bytes of the previous reply are unsent");
+        }
         int size = payload == null ? 0 : payload.remaining();
         ByteBuffer msg = ByteBuffer.allocate(MessageHeader.SIZE + size).order(MessageHeader.ORDER);
         MessageHeader.reply(request, size).encode(msg);
@@ -165,16 +169,38 @@ public final class Endpoint implements AutoCloseable {
             msg.put(MessageHeader.SIZE, payload, payload.position(), size);
         }
         msg.position(0).limit(MessageHeader.SIZE + size);
-        long deadline = System.nanoTime() + WRITE_STALL_MS * 1_000_000L;
-        while (msg.hasRemaining()) {
-            if (channel.write(msg) == 0) {
-                if (System.nanoTime() - deadline > 0) {
-                    throw new IOException("the front-end does not read its replies: the socket stayed full for "
-                            + WRITE_STALL_MS + " ms with " + msg.remaining() + " bytes of a reply left");
-                }
-                LockSupport.parkNanos(1_000_000L);
+        unsent = msg;
+        unsentSince = System.nanoTime();
+        flush();
+    }
+
+    /**
+     * Sends what the socket takes of the unsent reply, without waiting.
+     *
+     * @return true if nothing is left unsent
+     * @throws IOException if the socket fails
+     */
+    public boolean flush() throws IOException {
+        if (unsent == null) {
+            return true;
+        }
+        while (unsent.hasRemaining()) {
+            if (channel.write(unsent) == 0) {
+                return false;
             }
         }
+        unsent = null;
+        return true;
+    }
+
+    /** Whether part of a reply waits for room in the socket's send buffer (the front-end does not read). */
+    public boolean hasUnsent() {
+        return unsent != null;
+    }
+
+    /** When the unsent reply was made ({@link System#nanoTime()}); valid while {@link #hasUnsent()}. */
+    public long unsentSinceNanos() {
+        return unsentSince;
     }
 
     /** Closes the socket and any fds of a half-received message. Idempotent. */

@@ -1,0 +1,193 @@
+package org.jvhost.engine.server;
+
+import java.io.IOException;
+import java.util.concurrent.CompletableFuture;
+import java.util.function.Consumer;
+import org.jvhost.engine.event.DeviceRuntime;
+import org.jvhost.engine.session.BackendSession;
+import org.jvhost.engine.sys.LinuxSys;
+import org.jvhost.engine.sys.NativeException;
+import org.jvhost.engine.transport.Endpoint;
+import org.newsclub.net.unix.AFUNIXSocketChannel;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One front-end connection as its control loop serves it: the socket is watched for what the
+ * {@link BackendSession} can take now (requests; room for an unsent reply; nothing while a request
+ * waits for workers, when only a hang-up is reported), and a stalled front-end is cut off. Loop
+ * thread only.
+ *
+ * <p>A front-end that starts a message and does not finish it within {@link #STALL_MS}, or leaves a
+ * reply unread that long, is cut off: QEMU and DPDK send each message in one {@code sendmsg} and read
+ * each reply at once, so such a stall is a stuck or hostile peer holding a buffer.
+ */
+final class Connection {
+    private static final Logger LOG = LoggerFactory.getLogger(Connection.class);
+    static final long STALL_MS = 5000;
+
+    private final DeviceRuntime runtime;
+    private final ControlLoop loop;
+    private final String where;
+    private final Consumer<Connection> onEnd;
+    private final CompletableFuture<Void> released = new CompletableFuture<>();
+    private BackendSession session;
+    private long token = -1;
+    /** The events watched now: EPOLLIN while reading, EPOLLOUT while a reply is unsent, none while a request waits. */
+    private int watched;
+    private ControlLoop.Timer stallCheck;
+    private boolean ended;
+
+    private Connection(DeviceRuntime runtime, ControlLoop loop, String where, Consumer<Connection> onEnd) {
+        this.runtime = runtime;
+        this.loop = loop;
+        this.where = where;
+        this.onEnd = onEnd;
+    }
+
+    /**
+     * Starts serving {@code ch} on {@code loop}; {@code onEnd} runs when the connection ends (the
+     * session then releases its fds and mappings: {@link #released()}).
+     *
+     * @throws IOException if the socket cannot be set up or watched (it is closed then)
+     */
+    static Connection open(DeviceRuntime runtime, ControlLoop loop, String where, AFUNIXSocketChannel ch,
+            Consumer<Connection> onEnd) throws IOException {
+        Connection c = new Connection(runtime, loop, where, onEnd);
+        Endpoint endpoint;
+        try {
+            endpoint = new Endpoint(ch);
+        } catch (IOException | RuntimeException e) {
+            try {
+                ch.close();
+            } catch (IOException ignored) {
+                // nothing was set up on it
+            }
+            throw new IOException(e.getMessage(), e);
+        }
+        try {
+            c.session = new BackendSession(runtime, endpoint, loop::execute, c::onAnswered);
+        } catch (RuntimeException e) {
+            endpoint.close();
+            throw new IOException(e.getMessage(), e);
+        }
+        try {
+            c.token = loop.register(endpoint.fd(), LinuxSys.EPOLLIN, c::onEvent);
+        } catch (NativeException | RuntimeException e) {
+            c.session.close(() -> c.released.complete(null));
+            throw new IOException(e.getMessage(), e);
+        }
+        c.watched = LinuxSys.EPOLLIN;
+        return c;
+    }
+
+    /** Completes on the loop once the session has released every fd and mapping it brought. */
+    CompletableFuture<Void> released() {
+        return released;
+    }
+
+    private void onEvent(int events) {
+        if (ended) {
+            return;
+        }
+        boolean gone = (events & (LinuxSys.EPOLLHUP | LinuxSys.EPOLLERR)) != 0;
+        if (session.awaitingWorkers()) {
+            // nothing is watched now, so only a hang-up or error reports: the front-end left while its
+            // request waited for a worker; the session releases everything once the workers are done
+            if (gone) {
+                LOG.info("{}: the front-end on {} left while a request waited for a worker", runtime.name(), where);
+                end();
+            }
+            return;
+        }
+        if (session.replyUnsent()) {
+            if (gone || ((events & LinuxSys.EPOLLOUT) != 0 && !session.onWritable())) {
+                end();
+                return;
+            }
+        } else if (!session.onReadable()) {
+            end();
+            return;
+        }
+        watch();
+    }
+
+    /** A request that waited for its workers was answered: read again, or end a broken connection. */
+    private void onAnswered() {
+        if (ended) {
+            return;
+        }
+        if (session.isBroken()) {
+            end();
+        } else {
+            watch();
+        }
+    }
+
+    /**
+     * Watches the socket for what the session can take now: nothing while a request waits for
+     * workers, room to send while a reply is unsent, else requests. Arms the stall deadline.
+     */
+    private void watch() {
+        int want = session.awaitingWorkers() ? 0 : session.replyUnsent() ? LinuxSys.EPOLLOUT : LinuxSys.EPOLLIN;
+        if (want != watched) {
+            try {
+                loop.modify(token, want);
+                watched = want;
+            } catch (NativeException e) {
+                LOG.error("{}: cannot watch the connection on {}: {}", runtime.name(), where, e.getMessage());
+                end();
+                return;
+            }
+        }
+        if (stalled() && stallCheck == null) {
+            long armedAt = System.nanoTime();
+            stallCheck = loop.schedule(STALL_MS, () -> checkStall(armedAt));
+        }
+    }
+
+    private boolean stalled() {
+        return session.inMessage() || session.replyUnsent();
+    }
+
+    /**
+     * The stall deadline: fires {@link #STALL_MS} after a read left a message incomplete or a reply
+     * found the socket full. If the connection is still stuck in the message that began (or on the
+     * reply made) no later than then, it is cut. A connection that got past it and stalled again later
+     * gets a fresh check instead.
+     */
+    private void checkStall(long armedAt) {
+        stallCheck = null;
+        if (ended || !stalled()) {
+            return;
+        }
+        long since = session.replyUnsent() ? session.replyUnsentSinceNanos() : session.messageStartedNanos();
+        if (since - armedAt <= 0) {
+            LOG.error("{}: the front-end on {} {} within {} ms; closing the connection", runtime.name(), where,
+                    session.replyUnsent() ? "did not read its reply" : "sent part of a message and not the rest",
+                    STALL_MS);
+            end();
+        } else {
+            long left = STALL_MS - (System.nanoTime() - since) / 1_000_000L;
+            stallCheck = loop.schedule(Math.max(0, left), () -> checkStall(since));
+        }
+    }
+
+    /**
+     * Ends the connection: the socket closes now, the session releases its fds and mappings as its
+     * workers confirm ({@link #released()}). Idempotent.
+     */
+    void end() {
+        if (ended) {
+            return;
+        }
+        ended = true;
+        loop.unregister(token);
+        if (stallCheck != null) {
+            stallCheck.cancel();
+            stallCheck = null;
+        }
+        session.close(() -> released.complete(null));
+        onEnd.accept(this);
+    }
+}

@@ -1,0 +1,338 @@
+package org.jvhost.engine.session;
+
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.List;
+import org.jvhost.engine.event.DeviceRuntime;
+import org.jvhost.engine.event.EventfdNotifier;
+import org.jvhost.engine.event.QueueStats;
+import org.jvhost.engine.event.Worker;
+import org.jvhost.engine.memory.GuestMemoryMap;
+import org.jvhost.engine.protocol.FrontendRequest;
+import org.jvhost.engine.protocol.ProtocolException;
+import org.jvhost.engine.protocol.U64Layout;
+import org.jvhost.engine.protocol.VringAddrLayout;
+import org.jvhost.engine.protocol.VringStateLayout;
+import org.jvhost.engine.sys.LinuxSys;
+import org.jvhost.engine.sys.NativeException;
+import org.jvhost.engine.transport.Message;
+import org.jvhost.engine.virtq.CallNotifier;
+import org.jvhost.engine.virtq.SplitQueue;
+
+/**
+ * The rings of one connection (spec "Ring states"): the passive {@link QueueConfig} of each, filled by
+ * SET_VRING_NUM/ADDR/BASE and the eventfds, and the live {@link Ring} between SET_VRING_KICK (start)
+ * and GET_VRING_BASE (stop). SET_VRING_ENABLE, or a SET_FEATURES without
+ * VHOST_USER_F_PROTOCOL_FEATURES, enables a ring; the device holds the queue only while its ring is
+ * started and enabled.
+ *
+ * <p>Everything that touches a running ring is a step of the request's {@link WorkerPlan}, run by the
+ * ring's worker; what the worker let go of (an old eventfd) is released in a control-thread step after
+ * it. Control thread only.
+ */
+final class VringLifecycle {
+    /** Split rings hold at most 32768 descriptors (virtio 1.2 section 2.7). */
+    private static final int MAX_RING_SIZE = 32768;
+
+    private final DeviceRuntime runtime;
+    private final String name;
+    private final MemoryTable memory;
+    private final QueueConfig[] rings;
+    private long features;
+
+    VringLifecycle(DeviceRuntime runtime, MemoryTable memory) {
+        this.runtime = runtime;
+        this.name = runtime.name();
+        this.memory = memory;
+        this.rings = new QueueConfig[runtime.device().maxQueues()];
+        for (int i = 0; i < rings.length; i++) {
+            rings[i] = new QueueConfig(i);
+        }
+    }
+
+    /** The negotiated virtio features rings start with (SET_FEATURES). */
+    void setFeatures(long features) {
+        this.features = features;
+    }
+
+    /** The first started ring, or null if none is. */
+    QueueConfig firstStarted() {
+        for (QueueConfig q : rings) {
+            if (q.started()) {
+                return q;
+            }
+        }
+        return null;
+    }
+
+    /** The live rings, for a memory update. */
+    List<Ring> running() {
+        List<Ring> live = new ArrayList<>();
+        for (QueueConfig q : rings) {
+            if (q.started()) {
+                live.add(q.ring);
+            }
+        }
+        return live;
+    }
+
+    void setNum(ByteBuffer p) throws ProtocolException {
+        QueueConfig q = stoppedRing(FrontendRequest.SET_VRING_NUM, VringStateLayout.index(p));
+        int num = VringStateLayout.num(p);
+        int max = Math.min(MAX_RING_SIZE, runtime.device().maxQueueSize());
+        if (num <= 0 || num > max || Integer.bitCount(num) != 1) {
+            throw ProtocolException.failed("SET_VRING_NUM: queue " + q.index + " size "
+                    + Integer.toUnsignedString(num) + " is not a power of two between 1 and " + max);
+        }
+        q.num = num;
+    }
+
+    void setAddr(ByteBuffer p) throws ProtocolException {
+        QueueConfig q = stoppedRing(FrontendRequest.SET_VRING_ADDR, VringAddrLayout.index(p));
+        if ((VringAddrLayout.flags(p) & VringAddrLayout.F_LOG) != 0) {
+            throw ProtocolException.failed("SET_VRING_ADDR: queue " + q.index
+                    + " asks for used-ring logging, but VHOST_F_LOG_ALL is not offered");
+        }
+        q.descUser = VringAddrLayout.desc(p);
+        q.usedUser = VringAddrLayout.used(p);
+        q.availUser = VringAddrLayout.avail(p);
+        q.addrSet = true;
+    }
+
+    void setBase(ByteBuffer p) throws ProtocolException {
+        QueueConfig q = stoppedRing(FrontendRequest.SET_VRING_BASE, VringStateLayout.index(p));
+        int base = VringStateLayout.num(p);
+        if (base < 0 || base > 0xffff) {
+            throw ProtocolException.failed("SET_VRING_BASE: queue " + q.index + " base "
+                    + Integer.toUnsignedString(base) + " exceeds the split ring's 16-bit index");
+        }
+        q.base = base;
+    }
+
+    /**
+     * GET_VRING_BASE: stops the ring if started; the reply (where it stopped) is set on {@code plan}.
+     * {@code lastStopped} runs after the stop if no ring is left started.
+     */
+    void getBase(ByteBuffer p, WorkerPlan plan, Runnable lastStopped) throws ProtocolException {
+        QueueConfig q = ring(FrontendRequest.GET_VRING_BASE, VringStateLayout.index(p));
+        if (q.started()) {
+            stop(q, plan);
+            plan.then(() -> {
+                if (firstStarted() == null) {
+                    lastStopped.run();
+                }
+            });
+        }
+        plan.reply(() -> VringStateLayout.of(q.index, q.base));
+    }
+
+    void setKick(Message m, WorkerPlan plan) throws ProtocolException {
+        long v = U64Layout.get(m.payload());
+        QueueConfig q = ring(FrontendRequest.SET_VRING_KICK, (int) (v & U64Layout.VRING_INDEX_MASK));
+        if ((v & U64Layout.VRING_NOFD_MASK) != 0) {
+            throw ProtocolException.failed("SET_VRING_KICK: queue " + q.index
+                    + " without a kick fd (polling mode) is not supported");
+        }
+        int fd = m.takeFd(0);
+        int old = q.kickFd;
+        q.kickFd = fd;
+        if (!q.started()) {
+            LinuxSys.closeQuietly(old);
+            start(q, plan);
+            return;
+        }
+        // a new kick fd for a running ring (PR rust-vmm/vhost #227: must not stop or disable it)
+        Ring ring = q.ring;
+        plan.onWorker(ring.worker, "SET_VRING_KICK: kick fd switch of queue " + q.index, () -> {
+            try {
+                ring.replaceKick(fd);
+            } catch (NativeException e) {
+                throw new IllegalStateException("the new kick fd cannot be watched (" + e.getMessage()
+                        + "); the ring keeps its old one", e);
+            }
+        }, failed -> {
+            // close whichever fd the ring does not use: the old one, or the refused new one
+            if (failed == null) {
+                LinuxSys.closeQuietly(old);
+            } else {
+                LinuxSys.closeQuietly(fd);
+                q.kickFd = old;
+            }
+        });
+    }
+
+    void setCall(Message m, WorkerPlan plan) throws ProtocolException {
+        long v = U64Layout.get(m.payload());
+        QueueConfig q = ring(FrontendRequest.SET_VRING_CALL, (int) (v & U64Layout.VRING_INDEX_MASK));
+        int old = q.callFd;
+        q.callFd = (v & U64Layout.VRING_NOFD_MASK) != 0 ? -1 : m.takeFd(0);
+        if (q.started()) {
+            // swap on the worker so the old fd is never written after we close it (its number could be reused)
+            Ring ring = q.ring;
+            CallNotifier n = notifier(q);
+            plan.onWorker(ring.worker, "call fd switch of queue " + q.index, () -> ring.queue.setNotifier(n),
+                    failed -> closeIfSwitched(failed, old));
+        } else {
+            LinuxSys.closeQuietly(old);
+        }
+    }
+
+    void setErr(Message m, WorkerPlan plan) throws ProtocolException {
+        long v = U64Layout.get(m.payload());
+        QueueConfig q = ring(FrontendRequest.SET_VRING_ERR, (int) (v & U64Layout.VRING_INDEX_MASK));
+        int old = q.errFd;
+        q.errFd = (v & U64Layout.VRING_NOFD_MASK) != 0 ? -1 : m.takeFd(0);
+        if (q.started()) {
+            // swap on the worker so the old fd is never written after we close it
+            Ring ring = q.ring;
+            CallNotifier n = errorNotifier(q);
+            plan.onWorker(ring.worker, "error fd switch of queue " + q.index, () -> ring.queue.setErrorNotifier(n),
+                    failed -> closeIfSwitched(failed, old));
+        } else {
+            LinuxSys.closeQuietly(old);
+        }
+    }
+
+    private static void closeIfSwitched(Throwable failed, int old) {
+        if (failed == null) {
+            LinuxSys.closeQuietly(old);
+        }
+    }
+
+    void setEnable(ByteBuffer p, WorkerPlan plan) throws ProtocolException {
+        QueueConfig q = ring(FrontendRequest.SET_VRING_ENABLE, VringStateLayout.index(p));
+        int on = VringStateLayout.num(p);
+        if (on != 0 && on != 1) {
+            throw ProtocolException.failed("SET_VRING_ENABLE: queue " + q.index + " state " + on + " is not 0 or 1");
+        }
+        setEnabled(q, on == 1, plan);
+    }
+
+    /**
+     * Enables every ring: spec "If VHOST_USER_F_PROTOCOL_FEATURES has not been negotiated, the ring
+     * starts directly in the enabled state."
+     */
+    void enableAll(WorkerPlan plan) {
+        for (QueueConfig q : rings) {
+            setEnabled(q, true, plan);
+        }
+    }
+
+    /** Stops every started ring, then closes every ring's fds and forgets its configuration. */
+    void stopAll(WorkerPlan plan) {
+        for (QueueConfig q : rings) {
+            if (q.started()) {
+                stop(q, plan);
+            }
+            plan.then(q::clear);
+        }
+    }
+
+    private void setEnabled(QueueConfig q, boolean on, WorkerPlan plan) {
+        q.enabled = on;
+        if (q.started()) {
+            Ring ring = q.ring;
+            plan.onWorker(ring.worker, (on ? "enable" : "disable") + " of queue " + q.index,
+                    on ? ring::handOver : ring::takeBack);
+        }
+    }
+
+    private QueueConfig ring(FrontendRequest r, int index) throws ProtocolException {
+        if (index < 0 || index >= rings.length) {
+            throw ProtocolException.failed(r + ": queue index " + Integer.toUnsignedString(index)
+                    + " out of range (the device has " + rings.length + " queues)");
+        }
+        return rings[index];
+    }
+
+    private QueueConfig stoppedRing(FrontendRequest r, int index) throws ProtocolException {
+        QueueConfig q = ring(r, index);
+        if (q.started()) {
+            // spec: ring parameters may only change while the ring is stopped
+            throw ProtocolException.failed(r + ": queue " + index + " is started; stop it with GET_VRING_BASE first");
+        }
+        return q;
+    }
+
+    /** Starts a ring whose kick fd just arrived: build the live queue and watch the kick on its worker. */
+    private void start(QueueConfig q, WorkerPlan plan) throws ProtocolException {
+        String what = "SET_VRING_KICK: queue " + q.index + " cannot start: ";
+        GuestMemoryMap mem = memory.memory();
+        if (mem == null) {
+            throw ProtocolException.failed(what + "no memory table (SET_MEM_TABLE) yet");
+        }
+        if (q.num == 0 || !q.addrSet) {
+            throw ProtocolException.failed(what + (q.num == 0 ? "no SET_VRING_NUM" : "no SET_VRING_ADDR") + " yet");
+        }
+        long desc = translate(mem, q, "descriptor table", q.descUser, 16L * q.num);
+        long avail = translate(mem, q, "avail ring", q.availUser, 6L + 2L * q.num);
+        long used = translate(mem, q, "used ring", q.usedUser, 6L + 8L * q.num);
+        SplitQueue queue;
+        try {
+            queue = new SplitQueue(q.index, q.num, desc, avail, used, features, mem, q.base, notifier(q));
+        } catch (IllegalArgumentException e) {
+            throw ProtocolException.failed(what + e.getMessage(), e);
+        }
+        // spec: the back-end signals the error eventfd when the ring hits an error (a hostile descriptor)
+        queue.setErrorNotifier(errorNotifier(q));
+        Worker worker = runtime.workerForQueue(q.index);
+        Ring ring = new Ring(q.index, queue, worker, runtime, q.kickFd);
+        boolean enabled = q.enabled;
+        plan.onWorker(worker, "start of queue " + q.index, () -> {
+            try {
+                ring.watchKick();
+            } catch (NativeException e) {
+                throw new IllegalStateException("kick fd " + e.getMessage(), e);
+            }
+            if (enabled) {
+                ring.handOver();
+            }
+        }, failed -> {
+            if (failed == null) {
+                q.ring = ring;
+            }
+        });
+    }
+
+    private static long translate(GuestMemoryMap mem, QueueConfig q, String what, long userAddress, long len)
+            throws ProtocolException {
+        long gpa = mem.userToGuest(userAddress, len);
+        if (gpa == -1) {
+            throw ProtocolException.failed(String.format("SET_VRING_KICK: queue %d cannot start: %s at user "
+                    + "address 0x%x (%d bytes) is not inside one memory region", q.index, what, userAddress, len));
+        }
+        return gpa;
+    }
+
+    /** Stops a started ring, remembering where it stopped as the next base. */
+    private void stop(QueueConfig q, WorkerPlan plan) {
+        Ring ring = q.ring;
+        int[] next = {q.base};
+        plan.onWorker(ring.worker, "stop of queue " + q.index, () -> {
+            ring.stop();
+            next[0] = ring.queue.nextAvail() & 0xffff;
+        }, failed -> {
+            q.ring = null;
+            q.base = next[0];
+            // the ring restarts only with a new SET_VRING_KICK, which brings its own fd
+            LinuxSys.closeQuietly(q.kickFd);
+            q.kickFd = -1;
+        });
+    }
+
+    private CallNotifier notifier(QueueConfig q) {
+        return q.callFd < 0 ? CallNotifier.NONE
+                : new EventfdNotifier(q.callFd, name + " queue " + q.index, runtime.queueStats(q.index));
+    }
+
+    /** Signals the error eventfd, if any, and counts the break as an error of the queue either way. */
+    private CallNotifier errorNotifier(QueueConfig q) {
+        CallNotifier fd = q.errFd < 0 ? CallNotifier.NONE
+                : new EventfdNotifier(q.errFd, name + " queue " + q.index + " error");
+        QueueStats stats = runtime.queueStats(q.index);
+        return () -> {
+            stats.failed();
+            fd.signal();
+        };
+    }
+}

@@ -13,6 +13,7 @@ import org.jvhost.engine.event.QueueStats;
 import org.jvhost.engine.event.Worker;
 import org.jvhost.engine.memory.GuestMemoryMap;
 import org.jvhost.engine.memory.MappedRegion;
+import org.jvhost.engine.memory.MemoryBudget;
 import org.jvhost.engine.memory.MemoryMapException;
 import org.jvhost.engine.memory.RegionSpec;
 import org.jvhost.engine.protocol.ConfigLayout;
@@ -66,6 +67,8 @@ public final class BackendSession {
     private final Endpoint endpoint;
     private final String name;
     private final QueueConfig[] rings;
+    /** This connection's share of the host's guest-memory budget; every region it maps counts here. */
+    private final MemoryBudget.Account memoryAccount;
 
     private long ackedFeatures;
     private boolean featuresSet;
@@ -88,6 +91,7 @@ public final class BackendSession {
         this.device = runtime.device();
         this.endpoint = endpoint;
         this.name = runtime.name();
+        this.memoryAccount = runtime.memoryBudget().newAccount();
         this.rings = new QueueConfig[device.maxQueues()];
         for (int i = 0; i < rings.length; i++) {
             rings[i] = new QueueConfig(i);
@@ -301,7 +305,7 @@ public final class BackendSession {
         List<MappedRegion> mapped = new ArrayList<>(specs.size());
         try {
             for (int i = 0; i < specs.size(); i++) {
-                mapped.add(MappedRegion.map(specs.get(i), m.takeFd(i)));
+                mapped.add(MappedRegion.map(specs.get(i), m.takeFd(i), memoryAccount));
             }
             installMemory(GuestMemoryMap.of(mapped), mapped);
             duplicateAdds.clear();
@@ -324,7 +328,7 @@ public final class BackendSession {
         }
         MappedRegion added = null;
         try {
-            added = MappedRegion.map(spec, m.takeFd(0));
+            added = MappedRegion.map(spec, m.takeFd(0), memoryAccount);
             List<MappedRegion> next = new ArrayList<>(regions);
             next.add(added);
             installMemory(GuestMemoryMap.of(next), next);
@@ -381,12 +385,16 @@ public final class BackendSession {
         List<MappedRegion> old = regions;
         memory = next;
         regions = List.copyOf(nextRegions);
+        if (next.mayFault()) {
+            runtime.setMemoryMayFault(true); // before any queue reads the new memory
+        }
         for (QueueConfig q : rings) {
             if (q.started()) {
                 Ring ring = q.ring;
                 onWorker(ring.worker, () -> ring.queue.updateMemory(next), "memory update of queue " + q.index);
             }
         }
+        runtime.setMemoryMayFault(next.mayFault()); // no queue reads the old memory any more
         for (MappedRegion r : old) {
             if (!regions.contains(r)) {
                 unmapUnlessStuck(r);

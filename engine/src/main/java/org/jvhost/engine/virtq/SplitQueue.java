@@ -8,6 +8,8 @@ import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import org.jvhost.engine.memory.GuestMemoryMap;
+import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.spi.DescriptorChain;
 import org.jvhost.spi.GuestMemory;
 import org.jvhost.spi.MemoryRegion;
@@ -55,6 +57,13 @@ public final class SplitQueue implements Virtqueue {
     private final int availEventOffset;
 
     private GuestMemory memory;
+    /**
+     * The memory has a region whose file can shrink ({@link GuestMemoryMap#mayFault()}): the methods that
+     * read the rings then raise a fault of theirs before they return ({@link LinuxSys#raisePendingFault()}),
+     * so it reaches the device as an InternalError thrown by the call that faulted, not at some later
+     * point of its own code (in the middle of a lock acquisition, say).
+     */
+    private boolean mayFault;
     private ByteBuffer desc;
     private ByteBuffer avail;
     private ByteBuffer used;
@@ -153,14 +162,17 @@ public final class SplitQueue implements Virtqueue {
             long gpa = d == null ? descGpa : a == null ? availGpa : usedGpa;
             return String.format("%s at 0x%x (ring size %d) is not inside one guest memory region", field, gpa, size);
         }
+        boolean faults = newMemory instanceof GuestMemoryMap && ((GuestMemoryMap) newMemory).mayFault();
         try {
             U16.getAcquire(a, AvailRingLayout.IDX);
             U16.getAcquire(u, UsedRingLayout.IDX);
+            raiseFaultIf(faults);
         } catch (IllegalStateException e) {
             // Only if a region's host mapping is itself misaligned (a fake memory wrapping an odd slice).
             return String.format("avail ring 0x%x or used ring 0x%x is misaligned in host memory", availGpa, usedGpa);
         }
         this.memory = newMemory;
+        this.mayFault = faults;
         this.desc = d;
         this.avail = a;
         this.used = u;
@@ -221,8 +233,20 @@ public final class SplitQueue implements Virtqueue {
         return new SplitDescriptorChain(size);
     }
 
+    private static void raiseFaultIf(boolean mayFault) {
+        if (mayFault) {
+            LinuxSys.raisePendingFault();
+        }
+    }
+
     @Override
     public boolean pop(DescriptorChain chain) {
+        boolean popped = popUnraised(chain);
+        raiseFaultIf(mayFault);
+        return popped;
+    }
+
+    private boolean popUnraised(DescriptorChain chain) {
         SplitDescriptorChain c = (SplitDescriptorChain) chain;
         if (c.capacity() < size) {
             throw new IllegalArgumentException("queue " + index + ": chain made for a smaller ring");
@@ -557,7 +581,9 @@ public final class SplitQueue implements Virtqueue {
         if (brokenReason != null) {
             return cachedAvailIdx;
         }
-        return Short.toUnsignedInt((short) U16.getAcquire(avail, AvailRingLayout.IDX));
+        int idx = Short.toUnsignedInt((short) U16.getAcquire(avail, AvailRingLayout.IDX));
+        raiseFaultIf(mayFault);
+        return idx;
     }
 
     @Override

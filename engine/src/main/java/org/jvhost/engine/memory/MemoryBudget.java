@@ -106,6 +106,31 @@ public final class MemoryBudget {
         }
     }
 
+    /**
+     * A limit as operators write it: bytes, or a number with a binary unit, {@code K}, {@code M},
+     * {@code G} or {@code T}, optionally followed by {@code iB} or {@code B} ({@code 4T}, {@code 512GiB},
+     * {@code 1536 G}).
+     *
+     * @throws IllegalArgumentException naming the text, if it is not such a size or not positive
+     */
+    public static long parseLimit(String text) {
+        String t = text.trim().toUpperCase(java.util.Locale.ROOT).replace(" ", "");
+        t = t.endsWith("IB") ? t.substring(0, t.length() - 2) : t.endsWith("B") ? t.substring(0, t.length() - 1) : t;
+        int shift = t.isEmpty() ? -1 : "KMGT".indexOf(t.charAt(t.length() - 1));
+        String digits = shift < 0 ? t : t.substring(0, t.length() - 1);
+        int bits = shift < 0 ? 0 : 10 * (shift + 1);
+        try {
+            long n = Long.parseLong(digits);
+            if (n > 0 && n <= Long.MAX_VALUE >> bits) {
+                return n << bits;
+            }
+        } catch (NumberFormatException e) {
+            // reported below
+        }
+        throw new IllegalArgumentException("'" + text + "' is not a positive size (bytes, or a number with K, M, G "
+                + "or T, e.g. 4T or 512G)");
+    }
+
     /** {@code 4 TiB}, {@code 1536 GiB}, {@code 12345 bytes}: the largest binary unit that divides it. */
     static String describe(long bytes) {
         String[] units = {"TiB", "GiB", "MiB", "KiB"};

@@ -74,4 +74,16 @@ class MemoryBudgetTest {
         assertEquals("1536 GiB", MemoryBudget.describe(1536L << 30));
         assertEquals("12345 bytes", MemoryBudget.describe(12345));
     }
+
+    @Test
+    void limitsAreReadWithOrWithoutABinaryUnit() {
+        assertEquals(4L << 40, MemoryBudget.parseLimit("4T"));
+        assertEquals(512L << 30, MemoryBudget.parseLimit("512GiB"));
+        assertEquals(1536L << 30, MemoryBudget.parseLimit("1536 G"));
+        assertEquals(4096, MemoryBudget.parseLimit("4096"));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> MemoryBudget.parseLimit("4X"));
+        assertTrue(e.getMessage().contains("'4X'"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> MemoryBudget.parseLimit("0"));
+        assertThrows(IllegalArgumentException.class, () -> MemoryBudget.parseLimit("16777216T"));
+    }
 }

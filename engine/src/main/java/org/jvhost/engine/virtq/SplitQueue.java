@@ -58,10 +58,12 @@ public final class SplitQueue implements Virtqueue {
 
     private GuestMemory memory;
     /**
-     * The memory has a region whose file can shrink ({@link GuestMemoryMap#mayFault()}): the methods that
-     * read the rings then raise a fault of theirs before they return ({@link LinuxSys#raisePendingFault()}),
-     * so it reaches the device as an InternalError thrown by the call that faulted, not at some later
-     * point of its own code (in the middle of a lock acquisition, say).
+     * The memory has a region whose file can shrink ({@link GuestMemoryMap#mayFault()}): {@link #availIndex}
+     * and the ring check of a memory update then raise a fault of theirs before they return
+     * ({@link LinuxSys#raisePendingFault()}). The host reads avail->idx before every kick it delivers, so
+     * a ring that vanished fails the device before the device runs, instead of reaching it at some later
+     * point of its own code (in the middle of a lock acquisition, say). Not in {@link #pop}: that would
+     * cost a native call per chain.
      */
     private boolean mayFault;
     private ByteBuffer desc;
@@ -241,12 +243,6 @@ public final class SplitQueue implements Virtqueue {
 
     @Override
     public boolean pop(DescriptorChain chain) {
-        boolean popped = popUnraised(chain);
-        raiseFaultIf(mayFault);
-        return popped;
-    }
-
-    private boolean popUnraised(DescriptorChain chain) {
         SplitDescriptorChain c = (SplitDescriptorChain) chain;
         if (c.capacity() < size) {
             throw new IllegalArgumentException("queue " + index + ": chain made for a smaller ring");

@@ -86,6 +86,27 @@ class TruncatedMemoryTest {
                 "GET_VRING_BASE, which the worker must run, stops the bystander's ring where it stood");
     }
 
+    /**
+     * A ring the worker polls (no kicks) vanishes: the fault is raised while the worker looks at that
+     * ring, so it fails that device, not the one the worker serves next on the same thread.
+     */
+    @Test
+    void aPolledRingThatVanishesFailsItsOwnDeviceAndNotTheNextOneServed() throws Exception {
+        host.close();
+        host = new Host(1, 2_000_000); // busy queues stay polled for 2 s
+        victim = ring("victim", false);
+        bystander = ring("bystander", true);
+        victim.kickAndAssertServed(victim.ping()); // found work: the worker now polls the victim's ring
+        bystander.kickAndAssertServed(bystander.ping());
+        LinuxSys.truncate(victim.ram.memfd(), 0);
+        awaitFailed(victim); // no kick needed: the poller reads the vanished avail->idx itself
+        for (int i = 0; i < 5; i++) {
+            bystander.kickAndAssertServed(bystander.ping());
+        }
+        assertFalse(host.status(bystander.ctx).failed(), "the fault is not blamed on the device served next");
+        assertTrue(threadAlive("jvhost-worker-0"), "the one worker thread is still alive");
+    }
+
     private void awaitFailed(LiveRing r) throws InterruptedException {
         long deadline = System.nanoTime() + 10_000_000_000L;
         while (!host.status(r.ctx).failed() && System.nanoTime() < deadline) {

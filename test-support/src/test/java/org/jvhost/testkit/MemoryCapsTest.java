@@ -100,4 +100,20 @@ class MemoryCapsTest {
         }
         assertEquals(8, storm(second, 12, 1L << 45), "now the second connection maps up to its own limit");
     }
+
+    /**
+     * QEMU resends the whole table at every layout change. Mapping it anew before unmapping the old one
+     * counted the guest's memory twice, so a guest over half the limit was refused its second table.
+     */
+    @Test
+    void aRepeatedMemTableKeepsItsMappingsSoAGuestOverHalfTheLimitCanResendIt() throws Exception {
+        host = new Host(1, 50, new MemoryBudget(MemoryBudget.DEFAULT_HOST_LIMIT, LiveRing.RAM + LiveRing.RAM / 2));
+        Path socket = dir.resolve("guest.sock");
+        LiveRing guest = new LiveRing(host, "guest", socket).connect(socket, true);
+        rings.add(guest);
+        guest.kickAndAssertServed(guest.ping());
+        guest.fe.setMemTable(); // the same memfd range again: REPLY_ACK 0, not a refusal
+        guest.fe.setMemTable();
+        guest.kickAndAssertServed(guest.ping());
+    }
 }

@@ -2,6 +2,7 @@ package org.jvhost.engine.memory;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.util.Arrays;
 import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.engine.sys.NativeException;
 import org.jvhost.spi.MemoryRegion;
@@ -36,17 +37,20 @@ public final class MappedRegion implements MemoryRegion {
     private final long nativeAddress;
     private final ByteBuffer[] windows;
     private final boolean canShrink;
+    /** fstat's {st_dev, st_ino} of the file mapped. */
+    private final long[] file;
     /** Where the mapping's length is counted; null if it is not (tests, benchmarks). */
     private final MemoryBudget.Account account;
     private boolean unmapped;
 
     private MappedRegion(RegionSpec spec, long mapAddress, long mapLength, long nativeAddress, boolean canShrink,
-                         MemoryBudget.Account account) {
+                         long[] file, MemoryBudget.Account account) {
         this.spec = spec;
         this.mapAddress = mapAddress;
         this.mapLength = mapLength;
         this.nativeAddress = nativeAddress;
         this.canShrink = canShrink;
+        this.file = file;
         this.account = account;
         this.windows = createWindows(nativeAddress, spec.size());
     }
@@ -124,8 +128,10 @@ public final class MappedRegion implements MemoryRegion {
     private static MappedRegion mapChecked(RegionSpec spec, int fd, boolean canShrink, MemoryBudget.Account account)
             throws MemoryMapException {
         long pageSize;
+        long[] file;
         try {
             pageSize = LinuxSys.mappingPageSize(fd);
+            file = LinuxSys.fileIdentity(fd);
         } catch (NativeException e) {
             throw new MemoryMapException(spec + ": " + e.getMessage(), e);
         }
@@ -138,7 +144,7 @@ public final class MappedRegion implements MemoryRegion {
         try {
             long address = LinuxSys.mmap(length, LinuxSys.PROT_READ | LinuxSys.PROT_WRITE, LinuxSys.MAP_SHARED,
                     fd, fileOffset);
-            return new MappedRegion(spec, address, length, address + lead, canShrink, account);
+            return new MappedRegion(spec, address, length, address + lead, canShrink, file, account);
         } catch (NativeException e) {
             if (account != null) {
                 account.release(length);
@@ -171,6 +177,19 @@ public final class MappedRegion implements MemoryRegion {
     /** The front-end's virtual address of the region's first byte (ring addresses use these). */
     public long userAddress() {
         return spec.userAddress();
+    }
+
+    /**
+     * Whether this region maps exactly what {@code spec} over {@code fd} describes: the same addresses,
+     * size and offset, in the same file. A SET_MEM_TABLE that repeats a region (QEMU sends the whole table
+     * again whenever its layout changes) then keeps the mapping instead of mapping the file twice.
+     */
+    public boolean isMappingOf(RegionSpec spec, int fd) {
+        try {
+            return !unmapped && this.spec.equals(spec) && Arrays.equals(file, LinuxSys.fileIdentity(fd));
+        } catch (NativeException e) {
+            return false; // not a file we can compare: map it anew, and let map report the problem
+        }
     }
 
     /**

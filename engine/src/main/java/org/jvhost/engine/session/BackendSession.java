@@ -300,19 +300,44 @@ public final class BackendSession {
 
     // ---- memory ---------------------------------------------------------------------------------
 
+    /**
+     * Replaces the memory table. A region already mapped from the same file range is kept, not mapped
+     * again: QEMU resends the whole table at every layout change, and mapping it twice would, for a
+     * moment, count the guest's memory twice against the connection's limit.
+     */
     private void setMemTable(Message m) throws ProtocolException {
         List<RegionSpec> specs = MemoryTableLayout.regions(m.payload());
-        List<MappedRegion> mapped = new ArrayList<>(specs.size());
+        List<MappedRegion> table = new ArrayList<>(specs.size());
+        List<MappedRegion> fresh = new ArrayList<>(specs.size());
         try {
             for (int i = 0; i < specs.size(); i++) {
-                mapped.add(MappedRegion.map(specs.get(i), m.takeFd(i), memoryAccount));
+                int fd = m.takeFd(i);
+                MappedRegion kept = mappedFrom(specs.get(i), fd);
+                if (kept != null) {
+                    LinuxSys.closeQuietly(fd);
+                    table.add(kept);
+                } else {
+                    MappedRegion r = MappedRegion.map(specs.get(i), fd, memoryAccount);
+                    fresh.add(r);
+                    table.add(r);
+                }
             }
-            installMemory(GuestMemoryMap.of(mapped), mapped);
+            installMemory(GuestMemoryMap.of(table), table);
             duplicateAdds.clear();
         } catch (MemoryMapException e) {
-            mapped.forEach(MappedRegion::unmap);
+            fresh.forEach(MappedRegion::unmap);
             throw ProtocolException.failed("SET_MEM_TABLE: " + e.getMessage(), e);
         }
+    }
+
+    /** The current region that maps {@code spec} from the file behind {@code fd}, or null. */
+    private MappedRegion mappedFrom(RegionSpec spec, int fd) {
+        for (MappedRegion r : regions) {
+            if (r.isMappingOf(spec, fd)) {
+                return r;
+            }
+        }
+        return null;
     }
 
     private void addMemReg(Message m) throws ProtocolException {

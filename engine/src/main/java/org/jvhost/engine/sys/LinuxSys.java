@@ -46,8 +46,9 @@ public final class LinuxSys {
     public static final int F_ADD_SEALS = 1033;
     public static final int F_GET_SEALS = 1034;
     public static final int F_SEAL_SHRINK = 0x0002;
-    /** sizeof(struct stat) on x86-64; st_size is the 8-byte word at offset 48. */
+    /** sizeof(struct stat) on x86-64: st_dev at 0, st_ino at 8, st_size at 48, each 8 bytes. */
     private static final int STAT_SIZE = 144;
+    private static final int STAT_ST_INO = 8;
     private static final int STAT_ST_SIZE = 48;
 
     static {
@@ -160,13 +161,26 @@ public final class LinuxSys {
      * offset, which the front-end shares with us through the passed fd.
      */
     public static long fileSize(int fd) throws NativeException {
+        return fstat(fd).getLong(STAT_ST_SIZE);
+    }
+
+    /**
+     * Which file {@code fd} refers to: fstat's {@code {st_dev, st_ino}}. Two fds with equal identities
+     * reach the same file, whichever process opened them.
+     */
+    public static long[] fileIdentity(int fd) throws NativeException {
+        Memory st = fstat(fd);
+        return new long[] {st.getLong(0), st.getLong(STAT_ST_INO)};
+    }
+
+    private static Memory fstat(int fd) throws NativeException {
         Memory buf = new Memory(STAT_SIZE);
         try {
             fstat(fd, buf);
         } catch (LastErrorException e) {
             throw fail("fstat", e);
         }
-        return buf.getLong(STAT_ST_SIZE);
+        return buf;
     }
 
     /**

@@ -100,8 +100,7 @@ final class ServeCommand implements Callable<Integer> {
 
     @Option(names = "--max-guest-memory", paramLabel = "SIZE",
             description = {"Guest memory one front-end connection may have mapped, e.g. 4T or 512G (default: "
-                + "[host] max-guest-memory, else 4T). SET_MEM_TABLE maps the new table before it unmaps the "
-                + "old one, so a guest briefly needs twice its memory."})
+                + "[host] max-guest-memory, else 4T)."})
     String maxGuestMemory;
 
     @Option(names = "--max-mapped-memory", paramLabel = "SIZE",

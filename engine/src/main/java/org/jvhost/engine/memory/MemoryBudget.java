@@ -8,7 +8,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * just before its mmap until its munmap.
  *
  * <p>Why: a region costs the front-end nothing but a sparse file (509 ADD_MEM_REG of 256 GiB sparse
- * memfds map 128 TiB, the whole x86-64 user address space), after which every other device's
+ * memfds map 127 TiB, nearly all of the x86-64 user address space), after which every other device's
  * SET_MEM_TABLE, and the JVM itself, fail with ENOMEM. The defaults leave room for any plausible guest
  * ({@link #DEFAULT_CONNECTION_LIMIT}) and for the JVM ({@link #DEFAULT_HOST_LIMIT}, half the address
  * space); operators set both with {@code serve --max-guest-memory} and {@code --max-mapped-memory}.

@@ -2,6 +2,7 @@ package org.jvhost.engine.event;
 
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
+import org.jvhost.engine.memory.MemoryBudget;
 import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.engine.sys.NativeException;
 import org.jvhost.spi.DeviceContext;
@@ -16,6 +17,11 @@ import org.slf4j.LoggerFactory;
  * {@link InternalError} HotSpot raises for a SIGBUS on truncated guest memory (java-stack §7), marks
  * the device failed. A failed device gets no more callbacks (kicks and fd readiness are drained and
  * dropped) until the front-end resets it; other devices are not affected.
+ *
+ * <p>HotSpot raises that InternalError some time after the faulting access, possibly after the guard
+ * returned and inside another device's callback. So while the device's memory may fault (a region's
+ * file could not be sealed against shrinking), every guard ends with {@link #raisePendingFault()}: the
+ * fault is raised inside the guard of the code that caused it, and blamed on the right device.
  */
 public final class DeviceRuntime {
     private static final Logger LOG = LoggerFactory.getLogger(DeviceRuntime.class);
@@ -28,8 +34,11 @@ public final class DeviceRuntime {
     private final String name;
     private final int serial;
     private final WorkerPool pool;
+    private final MemoryBudget memoryBudget;
     private volatile VhostUserDevice device;
     private volatile boolean failed;
+    /** The guest memory has a region whose file can shrink (set by the session before queues use it). */
+    private volatile boolean memoryMayFault;
     /** One per queue, sized when the device is attached; counts outlive connections. */
     private QueueStats[] queueStats = new QueueStats[0];
     /** Errors outside any queue (a device fd watch threw); several workers may add, so atomic. */
@@ -37,10 +46,22 @@ public final class DeviceRuntime {
     /** Features the connected front-end acknowledged, 0 when none is (for the control API). */
     private volatile long negotiatedFeatures;
 
+    /** A runtime whose connections map guest memory within {@link MemoryBudget#defaults()}. */
     public DeviceRuntime(String name, int serial, WorkerPool pool) {
+        this(name, serial, pool, MemoryBudget.defaults());
+    }
+
+    /** @param memoryBudget the host's guest-memory budget, from which each connection opens an account */
+    public DeviceRuntime(String name, int serial, WorkerPool pool, MemoryBudget memoryBudget) {
         this.name = name;
         this.serial = serial;
         this.pool = pool;
+        this.memoryBudget = memoryBudget;
+    }
+
+    /** The host's guest-memory budget (shared by all devices). */
+    public MemoryBudget memoryBudget() {
+        return memoryBudget;
     }
 
     /** Binds the device created with this runtime's context. */
@@ -98,6 +119,26 @@ public final class DeviceRuntime {
         failed = false;
     }
 
+    /**
+     * Records whether the guest memory the queues are about to use may fault
+     * ({@link org.jvhost.engine.memory.GuestMemoryMap#mayFault()}). Control thread, before the queues
+     * switch to that memory.
+     */
+    public void setMemoryMayFault(boolean mayFault) {
+        this.memoryMayFault = mayFault;
+    }
+
+    /**
+     * Raises here a guest-memory fault still pending from this thread's accesses, if the memory may fault
+     * at all ({@link LinuxSys#raisePendingFault()}); free otherwise. Guards call it last inside their
+     * {@code try}. Worker only.
+     */
+    public void raisePendingFault() {
+        if (memoryMayFault) {
+            LinuxSys.raisePendingFault();
+        }
+    }
+
     /** The worker serving queue {@code queueIndex}. */
     public Worker workerForQueue(int queueIndex) {
         return pool.workerFor(serial, device.queueGroup(queueIndex));
@@ -115,6 +156,7 @@ public final class DeviceRuntime {
         try {
             queueStats[queueIndex].setActive(true);
             device.startQueue(queueIndex, queue);
+            raisePendingFault();
         } catch (Throwable t) {
             fail("startQueue", queueIndex, t);
         }
@@ -128,6 +170,7 @@ public final class DeviceRuntime {
         try {
             queueStats[queueIndex].kicked();
             device.handleKick(queueIndex);
+            raisePendingFault();
         } catch (Throwable t) {
             fail("handleKick", queueIndex, t);
         }
@@ -138,6 +181,7 @@ public final class DeviceRuntime {
         queueStats[queueIndex].setActive(false);
         try {
             device.stopQueue(queueIndex);
+            raisePendingFault();
         } catch (Throwable t) {
             fail("stopQueue", queueIndex, t);
         }
@@ -222,6 +266,7 @@ public final class DeviceRuntime {
             }
             try {
                 onReadable.run();
+                raisePendingFault();
             } catch (Throwable t) {
                 fail("fd watch (fd " + fd + ", group " + group + ")", -1, t);
                 setEvents(0);

@@ -77,6 +77,8 @@ public final class Worker implements AutoCloseable {
     private EventHandler[] handlers = new EventHandler[16];
     private int[] generations = new int[16];
     private int[] slotFds = new int[16];
+    /** When epoll was last checked while queues were polled or ready (System.nanoTime); worker thread only. */
+    private long lastEpoll;
 
     /**
      * @param pollMicros how long a polled queue may be idle before it re-arms kicks; 0 disables polling
@@ -339,36 +341,55 @@ public final class Worker implements AutoCloseable {
         return old;
     }
 
+    /**
+     * Runs turns until closed. A throwable escaping a turn is logged and the loop goes on: this thread
+     * serves every queue of many devices, so nothing short of a broken epoll set may end it. Device code
+     * and guest-memory accesses are guarded where they run (handlers, ready and polled queues, commands),
+     * and a guest-memory fault is raised inside its guard ({@link DeviceRuntime}), so nothing expected
+     * arrives here: a fault that still does (an access outside any guard, an engine bug) fails no device.
+     */
     private void loop() {
-        long lastEpoll = 0;
         while (running) {
-            int timeout = -1;
-            if (polledCount > 0 || readyCount > 0) {
-                long now = System.nanoTime();
-                if (now - lastEpoll < EPOLL_WHILE_POLLING_NANOS && mailbox.isEmpty()) {
-                    serveQueues(now);
-                    continue;
-                }
-                lastEpoll = now;
-                timeout = 0;
-            }
-            int n;
             try {
-                n = LinuxSys.epollWait(epfd, events, MAX_EVENTS, timeout);
-            } catch (NativeException e) {
-                LOG.error("jvhost-worker-{}: epoll_wait failed, worker stops: {}", id, e.getMessage());
-                return;
-            }
-            for (int i = 0; i < n; i++) {
-                dispatch(events.getInt((long) i * LinuxSys.EPOLL_EVENT_SIZE),
-                        events.getLong((long) i * LinuxSys.EPOLL_EVENT_SIZE + 4));
-            }
-            mailbox.runAll(callback);
-            if (polledCount > 0 || readyCount > 0) {
-                serveQueues(System.nanoTime());
+                if (!turn()) {
+                    return;
+                }
+            } catch (Throwable t) {
+                LOG.error("jvhost-worker-{}: {} outside any device callback; no device is failed for it and the "
+                        + "worker goes on", id, t instanceof InternalError ? "a guest-memory fault" : "a failure", t);
             }
         }
         mailbox.runAll();
+    }
+
+    /** One epoll_wait and what it found, then posted commands and queue work; false if epoll broke. */
+    private boolean turn() {
+        int timeout = -1;
+        if (polledCount > 0 || readyCount > 0) {
+            long now = System.nanoTime();
+            if (now - lastEpoll < EPOLL_WHILE_POLLING_NANOS && mailbox.isEmpty()) {
+                serveQueues(now);
+                return true;
+            }
+            lastEpoll = now;
+            timeout = 0;
+        }
+        int n;
+        try {
+            n = LinuxSys.epollWait(epfd, events, MAX_EVENTS, timeout);
+        } catch (NativeException e) {
+            LOG.error("jvhost-worker-{}: epoll_wait failed, worker stops: {}", id, e.getMessage());
+            return false;
+        }
+        for (int i = 0; i < n; i++) {
+            dispatch(events.getInt((long) i * LinuxSys.EPOLL_EVENT_SIZE),
+                    events.getLong((long) i * LinuxSys.EPOLL_EVENT_SIZE + 4));
+        }
+        mailbox.runAll(callback);
+        if (polledCount > 0 || readyCount > 0) {
+            serveQueues(System.nanoTime());
+        }
+        return true;
     }
 
     /** One round over the ready queues, then one over the polled ones. */

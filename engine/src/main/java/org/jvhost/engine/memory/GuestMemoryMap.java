@@ -27,6 +27,7 @@ public final class GuestMemoryMap implements GuestMemory {
     private final long[] sizes;
     private final long[] userStarts;
     private final List<MemoryRegion> view;
+    private final boolean mayFault;
 
     private GuestMemoryMap(MemoryRegion[] sorted) {
         this.regions = sorted;
@@ -39,6 +40,7 @@ public final class GuestMemoryMap implements GuestMemory {
             userStarts[i] = userAddress(sorted[i]);
         }
         this.view = List.of(sorted);
+        this.mayFault = view.stream().anyMatch(r -> r instanceof MappedRegion && ((MappedRegion) r).canShrink());
     }
 
     /**
@@ -81,6 +83,15 @@ public final class GuestMemoryMap implements GuestMemory {
     /** The regions (each a {@link MappedRegion} in production, any {@link MemoryRegion} in tests). */
     public List<MemoryRegion> regions() {
         return view;
+    }
+
+    /**
+     * Whether an access may fault because a region's file could not be sealed against shrinking
+     * ({@link MappedRegion#canShrink()}). Code that touches such memory raises a pending fault
+     * ({@link org.jvhost.engine.sys.LinuxSys#raisePendingFault()}) before it leaves its guard.
+     */
+    public boolean mayFault() {
+        return mayFault;
     }
 
     /** The regions that are {@link MappedRegion}s, for unmapping an old snapshot. */

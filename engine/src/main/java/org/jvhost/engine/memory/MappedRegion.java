@@ -2,6 +2,7 @@ package org.jvhost.engine.memory;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.util.Arrays;
 import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.engine.sys.NativeException;
 import org.jvhost.spi.MemoryRegion;
@@ -13,7 +14,17 @@ import org.jvhost.spi.MemoryRegion;
  * an array.
  *
  * <p>The mapping outlives the fd: mmap keeps its own reference to the file, so the fd is closed as soon
- * as the mapping exists.
+ * as the mapping exists. Its length counts against a {@link MemoryBudget.Account} until it is unmapped.
+ *
+ * <h2>Files that can shrink</h2>
+ * A file is sealed against shrinking (F_SEAL_SHRINK) when it is mapped, if it allows that. Many cannot
+ * be sealed: a memfd made without MFD_ALLOW_SEALING or already sealed with F_SEAL_SEAL, and every
+ * hugetlbfs, tmpfs or regular file, which is what QEMU's {@code memory-backend-file} gives on huge
+ * pages. Refusing those would refuse real guests, so they are accepted and {@link #canShrink()} says
+ * so. If the front-end then truncates such a file, the next access to the lost pages raises SIGBUS,
+ * which HotSpot turns into an {@link InternalError} delivered later; the event loop raises it inside
+ * the callback that faulted ({@link org.jvhost.engine.sys.LinuxSys#raisePendingFault()}) and fails that
+ * device alone (see {@link org.jvhost.engine.event.DeviceRuntime}).
  */
 public final class MappedRegion implements MemoryRegion {
 
@@ -25,33 +36,48 @@ public final class MappedRegion implements MemoryRegion {
     private final long mapLength;
     private final long nativeAddress;
     private final ByteBuffer[] windows;
+    private final boolean canShrink;
+    /** fstat's {st_dev, st_ino} of the file mapped. */
+    private final long[] file;
+    /** Where the mapping's length is counted; null if it is not (tests, benchmarks). */
+    private final MemoryBudget.Account account;
     private boolean unmapped;
 
-    private MappedRegion(RegionSpec spec, long mapAddress, long mapLength, long nativeAddress) {
+    private MappedRegion(RegionSpec spec, long mapAddress, long mapLength, long nativeAddress, boolean canShrink,
+                         long[] file, MemoryBudget.Account account) {
         this.spec = spec;
         this.mapAddress = mapAddress;
         this.mapLength = mapLength;
         this.nativeAddress = nativeAddress;
+        this.canShrink = canShrink;
+        this.file = file;
+        this.account = account;
         this.windows = createWindows(nativeAddress, spec.size());
     }
 
     /**
-     * Maps {@code spec} from {@code fd}. Takes ownership of {@code fd} (an fd the engine owns, not one
-     * junixsocket tracks) and closes it once mapped or on failure. Checks the file is large enough
-     * ({@code mmapOffset + size <= file size}), seals it against shrinking where possible, and maps from
-     * the offset aligned down to the fd's page size.
+     * Maps {@code spec} from {@code fd}, counting the mapping against {@code account}. Takes ownership of
+     * {@code fd} (an fd the engine owns, not one junixsocket tracks) and closes it once mapped or on
+     * failure. Checks the file is large enough ({@code mmapOffset + size <= file size}), seals it against
+     * shrinking where possible, and maps from the offset aligned down to the fd's page size.
+     *
+     * @throws MemoryMapException if the region is inconsistent, the file too small, the mapping would pass
+     *                            a limit of the account's budget, or mmap fails
      */
-    public static MappedRegion map(RegionSpec spec, int fd) throws MemoryMapException {
+    public static MappedRegion map(RegionSpec spec, int fd, MemoryBudget.Account account) throws MemoryMapException {
         try {
             checkSpec(spec);
             checkFileSize(spec, fd);
-            // Sealing fails for files that do not support it (hugetlbfs, memfds without
-            // MFD_ALLOW_SEALING); then the size check above is the only defence, which is fine.
-            LinuxSys.sealShrink(fd);
-            return mapChecked(spec, fd);
+            boolean sealed = LinuxSys.sealShrink(fd);
+            return mapChecked(spec, fd, !sealed, account);
         } finally {
             LinuxSys.closeQuietly(fd);
         }
+    }
+
+    /** {@link #map(RegionSpec, int, MemoryBudget.Account)} without counting the mapping (tests, benchmarks). */
+    public static MappedRegion map(RegionSpec spec, int fd) throws MemoryMapException {
+        return map(spec, fd, null);
     }
 
     private static void checkSpec(RegionSpec spec) throws MemoryMapException {
@@ -77,8 +103,8 @@ public final class MappedRegion implements MemoryRegion {
     }
 
     /**
-     * A file shorter than the region would let the guest's view end in SIGBUS on first access, which
-     * kills the whole host; refuse it up front.
+     * A file shorter than the region would fault (SIGBUS) on the first access past its end; refuse it up
+     * front.
      */
     private static void checkFileSize(RegionSpec spec, int fd) throws MemoryMapException {
         long fileSize;
@@ -99,21 +125,30 @@ public final class MappedRegion implements MemoryRegion {
      * offset with a size that is not a whole number of huge pages maps fine (mmap rounds the length up
      * itself) and only munmap fails, leaking the pages.
      */
-    private static MappedRegion mapChecked(RegionSpec spec, int fd) throws MemoryMapException {
+    private static MappedRegion mapChecked(RegionSpec spec, int fd, boolean canShrink, MemoryBudget.Account account)
+            throws MemoryMapException {
         long pageSize;
+        long[] file;
         try {
             pageSize = LinuxSys.mappingPageSize(fd);
+            file = LinuxSys.fileIdentity(fd);
         } catch (NativeException e) {
             throw new MemoryMapException(spec + ": " + e.getMessage(), e);
         }
         long fileOffset = spec.mmapOffset() & -pageSize;
         long lead = spec.mmapOffset() - fileOffset;
         long length = roundUp(lead + spec.size(), pageSize);
+        if (account != null) {
+            account.reserve(length, spec);
+        }
         try {
             long address = LinuxSys.mmap(length, LinuxSys.PROT_READ | LinuxSys.PROT_WRITE, LinuxSys.MAP_SHARED,
                     fd, fileOffset);
-            return new MappedRegion(spec, address, length, address + lead);
+            return new MappedRegion(spec, address, length, address + lead, canShrink, file, account);
         } catch (NativeException e) {
+            if (account != null) {
+                account.release(length);
+            }
             throw new MemoryMapException(String.format("%s: %s (mapping 0x%x bytes from file offset 0x%x in %d-byte pages)",
                     spec, e.getMessage(), length, fileOffset, pageSize), e);
         }
@@ -144,7 +179,31 @@ public final class MappedRegion implements MemoryRegion {
         return spec.userAddress();
     }
 
-    /** Unmaps the region. Idempotent. Only the control thread calls it, after no queue uses the region. */
+    /**
+     * Whether this region maps exactly what {@code spec} over {@code fd} describes: the same addresses,
+     * size and offset, in the same file. A SET_MEM_TABLE that repeats a region (QEMU sends the whole table
+     * again whenever its layout changes) then keeps the mapping instead of mapping the file twice.
+     */
+    public boolean isMappingOf(RegionSpec spec, int fd) {
+        try {
+            return !unmapped && this.spec.equals(spec) && Arrays.equals(file, LinuxSys.fileIdentity(fd));
+        } catch (NativeException e) {
+            return false; // not a file we can compare: map it anew, and let map report the problem
+        }
+    }
+
+    /**
+     * Whether the file behind the region could not be sealed against shrinking, so an access may fault if
+     * the front-end truncates it (see the class comment).
+     */
+    public boolean canShrink() {
+        return canShrink;
+    }
+
+    /**
+     * Unmaps the region and returns its length to the budget. Idempotent. Only the control thread calls
+     * it, after no queue uses the region.
+     */
     public void unmap() {
         if (unmapped) {
             return;
@@ -155,6 +214,9 @@ public final class MappedRegion implements MemoryRegion {
         } catch (NativeException e) {
             // munmap only fails for an invalid range, which would be our bug; nothing to roll back.
             throw new IllegalStateException(spec + ": " + e.getMessage(), e);
+        }
+        if (account != null) {
+            account.release(mapLength);
         }
     }
 

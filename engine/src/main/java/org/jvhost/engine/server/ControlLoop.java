@@ -146,23 +146,41 @@ final class ControlLoop implements AutoCloseable {
         return t;
     }
 
+    /**
+     * Runs turns until closed. A throwable escaping a turn (an engine bug, or a guest-memory fault
+     * HotSpot raises late, at the next native call: see {@link LinuxSys#raisePendingFault()}) is logged
+     * and the loop goes on, since it serves the sockets of many devices; only a broken epoll set ends it.
+     */
     private void loop() {
         while (running) {
-            int n;
             try {
-                n = LinuxSys.epollWait(epfd, events, MAX_EVENTS, waitMs());
-            } catch (NativeException e) {
-                LOG.error("jvhost-control-{}: epoll_wait failed, the control loop stops: {}", id, e.getMessage());
-                return;
+                if (!turn()) {
+                    return;
+                }
+            } catch (Throwable t) {
+                LOG.error("jvhost-control-{}: {} outside any handler; the control loop goes on", id,
+                        t instanceof InternalError ? "a guest-memory fault" : "a failure", t);
             }
-            for (int i = 0; i < n; i++) {
-                dispatch(events.getInt((long) i * LinuxSys.EPOLL_EVENT_SIZE),
-                        events.getLong((long) i * LinuxSys.EPOLL_EVENT_SIZE + 4));
-            }
-            mailbox.runAll();
-            runTimers();
         }
         mailbox.runAll();
+    }
+
+    /** One epoll_wait and the handlers, commands and timers it makes due; false if epoll broke. */
+    private boolean turn() {
+        int n;
+        try {
+            n = LinuxSys.epollWait(epfd, events, MAX_EVENTS, waitMs());
+        } catch (NativeException e) {
+            LOG.error("jvhost-control-{}: epoll_wait failed, the control loop stops: {}", id, e.getMessage());
+            return false;
+        }
+        for (int i = 0; i < n; i++) {
+            dispatch(events.getInt((long) i * LinuxSys.EPOLL_EVENT_SIZE),
+                    events.getLong((long) i * LinuxSys.EPOLL_EVENT_SIZE + 4));
+        }
+        mailbox.runAll();
+        runTimers();
+        return true;
     }
 
     /** Milliseconds until the next timer, -1 for none (rounded up so a timer is never run early). */

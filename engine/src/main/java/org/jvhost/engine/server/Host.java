@@ -12,6 +12,7 @@ import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.jvhost.engine.event.DeviceRuntime;
 import org.jvhost.engine.event.WorkerPool;
+import org.jvhost.engine.memory.MemoryBudget;
 import org.jvhost.engine.sys.NativeException;
 import org.jvhost.spi.DeviceContext;
 import org.jvhost.spi.VhostUserDevice;
@@ -61,6 +62,7 @@ public final class Host implements AutoCloseable {
     private static final long CLOSE_TIMEOUT_MS = 10_000;
 
     private final WorkerPool pool;
+    private final MemoryBudget memoryBudget;
     private final ControlLoop[] loops = new ControlLoop[CONTROL_THREADS];
     private final AtomicInteger serials = new AtomicInteger();
     private final List<DeviceServer> servers = new ArrayList<>();
@@ -84,6 +86,17 @@ public final class Host implements AutoCloseable {
      * @throws UncheckedIOException if the kernel refuses an epoll set or eventfd
      */
     public Host(int workers, int pollMicros) {
+        this(workers, pollMicros, MemoryBudget.defaults());
+    }
+
+    /**
+     * @param workers      worker threads serving all queues (e.g. the number of CPUs)
+     * @param pollMicros   how long a worker keeps polling a busy queue after it last found work; 0 disables polling
+     * @param memoryBudget how much guest memory one connection, and all together, may map
+     * @throws UncheckedIOException if the kernel refuses an epoll set or eventfd
+     */
+    public Host(int workers, int pollMicros, MemoryBudget memoryBudget) {
+        this.memoryBudget = memoryBudget;
         try {
             this.pool = new WorkerPool(workers, pollMicros);
         } catch (IOException e) {
@@ -102,7 +115,8 @@ public final class Host implements AutoCloseable {
 
     /** A context for a device about to be created with this name (passed to the provider). */
     public DeviceContext newContext(String deviceName) {
-        return new HostDeviceContext(this, new DeviceRuntime(deviceName, serials.getAndIncrement(), pool));
+        return new HostDeviceContext(this, new DeviceRuntime(deviceName, serials.getAndIncrement(), pool,
+                memoryBudget));
     }
 
     /**

@@ -51,7 +51,7 @@ public final class BackendSession {
     private final String name;
     private final Executor controlLoop;
     private final Runnable onAnswered;
-    private final MemoryTable memory = new MemoryTable();
+    private final MemoryTable memory;
     private final VringLifecycle vrings;
     private final FeatureNegotiation negotiation;
 
@@ -75,6 +75,7 @@ public final class BackendSession {
         this.name = runtime.name();
         this.controlLoop = controlLoop;
         this.onAnswered = onAnswered;
+        this.memory = new MemoryTable(runtime);
         this.vrings = new VringLifecycle(runtime, memory);
         this.negotiation = new FeatureNegotiation(device);
     }

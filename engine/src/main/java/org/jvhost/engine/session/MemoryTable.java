@@ -5,8 +5,10 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import org.jvhost.engine.event.DeviceRuntime;
 import org.jvhost.engine.memory.GuestMemoryMap;
 import org.jvhost.engine.memory.MappedRegion;
+import org.jvhost.engine.memory.MemoryBudget;
 import org.jvhost.engine.memory.MemoryMapException;
 import org.jvhost.engine.memory.RegionSpec;
 import org.jvhost.engine.protocol.MemoryTableLayout;
@@ -19,12 +21,16 @@ import org.jvhost.engine.transport.Message;
  * The guest memory of one connection: the mapped regions (SET_MEM_TABLE, ADD_MEM_REG, REM_MEM_REG)
  * and the map queues translate through. A change reaches running queues on their workers first; the
  * regions that left the table are unmapped only after every one of those workers has switched, so no
- * queue ever reads an unmapped page. Control thread only.
+ * queue ever reads an unmapped page. Every region counts against the connection's share of the host's
+ * guest-memory budget until it is unmapped. Control thread only.
  */
 final class MemoryTable {
     /** GET_MAX_MEM_SLOTS: as many as QEMU's largest (KVM's 509 user memslots), for virtio-mem hot-plug. */
     static final int MAX_MEM_SLOTS = 509;
 
+    private final DeviceRuntime runtime;
+    /** This connection's share of the host's guest-memory budget; every region it maps counts here. */
+    private final MemoryBudget.Account account;
     private GuestMemoryMap memory;
     private List<MappedRegion> regions = List.of();
     /**
@@ -34,25 +40,55 @@ final class MemoryTable {
      */
     private final Map<MappedRegion, Integer> duplicateAdds = new HashMap<>();
 
+    MemoryTable(DeviceRuntime runtime) {
+        this.runtime = runtime;
+        this.account = runtime.memoryBudget().newAccount();
+    }
+
     /** The current guest memory, or null before the first table. */
     GuestMemoryMap memory() {
         return memory;
     }
 
-    /** SET_MEM_TABLE: replaces every region; {@code running} rings switch in {@code plan}. */
+    /**
+     * SET_MEM_TABLE: replaces every region; {@code running} rings switch in {@code plan}. A region already
+     * mapped from the same file range is kept, not mapped again: QEMU resends the whole table at every
+     * layout change, and mapping it twice would, for a moment, count the guest's memory twice against the
+     * connection's limit.
+     */
     void setTable(Message m, List<Ring> running, WorkerPlan plan) throws ProtocolException {
         List<RegionSpec> specs = MemoryTableLayout.regions(m.payload());
-        List<MappedRegion> mapped = new ArrayList<>(specs.size());
+        List<MappedRegion> table = new ArrayList<>(specs.size());
+        List<MappedRegion> fresh = new ArrayList<>(specs.size());
         try {
             for (int i = 0; i < specs.size(); i++) {
-                mapped.add(MappedRegion.map(specs.get(i), m.takeFd(i)));
+                int fd = m.takeFd(i);
+                MappedRegion kept = mappedFrom(specs.get(i), fd);
+                if (kept != null) {
+                    LinuxSys.closeQuietly(fd);
+                    table.add(kept);
+                } else {
+                    MappedRegion r = MappedRegion.map(specs.get(i), fd, account);
+                    fresh.add(r);
+                    table.add(r);
+                }
             }
-            install(GuestMemoryMap.of(mapped), mapped, running, plan);
+            install(GuestMemoryMap.of(table), table, running, plan);
             duplicateAdds.clear();
         } catch (MemoryMapException e) {
-            mapped.forEach(MappedRegion::unmap);
+            fresh.forEach(MappedRegion::unmap);
             throw ProtocolException.failed("SET_MEM_TABLE: " + e.getMessage(), e);
         }
+    }
+
+    /** The current region that maps {@code spec} from the file behind {@code fd}, or null. */
+    private MappedRegion mappedFrom(RegionSpec spec, int fd) {
+        for (MappedRegion r : regions) {
+            if (r.isMappingOf(spec, fd)) {
+                return r;
+            }
+        }
+        return null;
     }
 
     /** ADD_MEM_REG: adds one region, or counts one more user of an identical region. */
@@ -69,7 +105,7 @@ final class MemoryTable {
         }
         MappedRegion added = null;
         try {
-            added = MappedRegion.map(spec, m.takeFd(0));
+            added = MappedRegion.map(spec, m.takeFd(0), account);
             List<MappedRegion> next = new ArrayList<>(regions);
             next.add(added);
             install(GuestMemoryMap.of(next), next, running, plan);
@@ -113,7 +149,10 @@ final class MemoryTable {
         regions = List.of();
         duplicateAdds.clear();
         memory = null;
-        plan.then(() -> old.forEach(MappedRegion::unmap));
+        plan.then(() -> {
+            old.forEach(MappedRegion::unmap);
+            runtime.setMemoryMayFault(false);
+        });
     }
 
     /**
@@ -140,9 +179,15 @@ final class MemoryTable {
         left.removeAll(nextRegions);
         memory = next;
         regions = List.copyOf(nextRegions);
+        if (next.mayFault()) {
+            runtime.setMemoryMayFault(true); // before any queue reads the new memory
+        }
         for (Ring ring : running) {
             plan.onWorker(ring.worker, "memory update of queue " + ring.index, () -> ring.queue.updateMemory(next));
         }
-        plan.then(() -> left.forEach(MappedRegion::unmap));
+        plan.then(() -> {
+            runtime.setMemoryMayFault(next.mayFault()); // no queue reads the old memory any more
+            left.forEach(MappedRegion::unmap);
+        });
     }
 }

@@ -138,15 +138,16 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
         } catch (NativeException e) {
             // the front-end's eventfd went bad; the ring still works for kicks already counted
         }
-        if (!handed) {
-            // started but disabled: a transmit queue's chains are discarded; any other ring's kick is
-            // drained here and replayed by handOver()
+        if (!handed || runtime.isFailed()) {
+            // started but disabled: a transmit queue's chains are discarded, any other ring's kick is
+            // drained here and replayed by handOver(); or the device failed: its kicks are dropped
+            // without touching guest memory (it may be what failed), which discard() also respects
             discard();
             return;
         }
         if (polling) {
             // the driver kicked before it saw the suppression (or its index wrapped onto a stale
-            // avail_event): renew the suppression
+            // avail_event): renew the suppression (a guest-memory write, raised by deliverKick's guard)
             queue.setHostPolling(true);
         }
         deliverKick();
@@ -168,18 +169,22 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
      * not polled either), else waiting for the driver's next kick.
      */
     private void deliverKick() {
+        if (runtime.isFailed()) {
+            return;
+        }
         try {
             deliverKickUnguarded();
+            runtime.raisePendingFault();
         } catch (Throwable t) {
             // Our own reads of avail->idx touch guest memory too: a front-end that shrank its memory file
-            // raises InternalError (SIGBUS, java-stack §7) here or shortly after, outside the device's
-            // callback. It is the same fault as in the callback, so it fails the device the same way.
+            // raises InternalError (SIGBUS, java-stack §7) for them, at the latest in raisePendingFault.
+            // It is the same fault as in the device's callback, so it fails the device the same way.
             runtime.fail("handleKick", index, t);
         }
     }
 
     private void deliverKickUnguarded() {
-        int seen = queue.availIndex();
+        int seen = queue.availIndex(); // raises a fault of its own before the device runs
         int before = queue.nextAvail();
         runtime.kick(index);
         int after = queue.nextAvail();
@@ -258,7 +263,9 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
     /** avail->idx, or {@link #kickedAvail} after failing the device if reading it faults (see deliverKick). */
     private int availIndexGuarded() {
         try {
-            return queue.availIndex();
+            int avail = queue.availIndex();
+            runtime.raisePendingFault();
+            return avail;
         } catch (Throwable t) {
             runtime.fail("handleKick", index, t);
             return kickedAvail;
@@ -267,7 +274,12 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
 
     @Override
     public boolean endPolling() {
-        queue.setHostPolling(false); // requests kicks again (if the device wants them) and fences
+        try {
+            queue.setHostPolling(false); // requests kicks again (if the device wants them) and fences
+            runtime.raisePendingFault(); // the request is a guest-memory write
+        } catch (Throwable t) {
+            runtime.fail("handleKick", index, t);
+        }
         if (handed && !runtime.isFailed() && !queue.isBroken() && availIndexGuarded() != kickedAvail) {
             // published while kicks were off, so the driver may not have kicked: keep polling
             queue.setHostPolling(true);

@@ -8,6 +8,8 @@ import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import org.jvhost.engine.memory.GuestMemoryMap;
+import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.spi.DescriptorChain;
 import org.jvhost.spi.GuestMemory;
 import org.jvhost.spi.MemoryRegion;
@@ -55,6 +57,15 @@ public final class SplitQueue implements Virtqueue {
     private final int availEventOffset;
 
     private GuestMemory memory;
+    /**
+     * The memory has a region whose file can shrink ({@link GuestMemoryMap#mayFault()}): {@link #availIndex}
+     * and the ring check of a memory update then raise a fault of theirs before they return
+     * ({@link LinuxSys#raisePendingFault()}). The host reads avail->idx before every kick it delivers, so
+     * a ring that vanished fails the device before the device runs, instead of reaching it at some later
+     * point of its own code (in the middle of a lock acquisition, say). Not in {@link #pop}: that would
+     * cost a native call per chain.
+     */
+    private boolean mayFault;
     private ByteBuffer desc;
     private ByteBuffer avail;
     private ByteBuffer used;
@@ -153,14 +164,17 @@ public final class SplitQueue implements Virtqueue {
             long gpa = d == null ? descGpa : a == null ? availGpa : usedGpa;
             return String.format("%s at 0x%x (ring size %d) is not inside one guest memory region", field, gpa, size);
         }
+        boolean faults = newMemory instanceof GuestMemoryMap && ((GuestMemoryMap) newMemory).mayFault();
         try {
             U16.getAcquire(a, AvailRingLayout.IDX);
             U16.getAcquire(u, UsedRingLayout.IDX);
+            raiseFaultIf(faults);
         } catch (IllegalStateException e) {
             // Only if a region's host mapping is itself misaligned (a fake memory wrapping an odd slice).
             return String.format("avail ring 0x%x or used ring 0x%x is misaligned in host memory", availGpa, usedGpa);
         }
         this.memory = newMemory;
+        this.mayFault = faults;
         this.desc = d;
         this.avail = a;
         this.used = u;
@@ -219,6 +233,12 @@ public final class SplitQueue implements Virtqueue {
     @Override
     public DescriptorChain newChain() {
         return new SplitDescriptorChain(size);
+    }
+
+    private static void raiseFaultIf(boolean mayFault) {
+        if (mayFault) {
+            LinuxSys.raisePendingFault();
+        }
     }
 
     @Override
@@ -557,7 +577,9 @@ public final class SplitQueue implements Virtqueue {
         if (brokenReason != null) {
             return cachedAvailIdx;
         }
-        return Short.toUnsignedInt((short) U16.getAcquire(avail, AvailRingLayout.IDX));
+        int idx = Short.toUnsignedInt((short) U16.getAcquire(avail, AvailRingLayout.IDX));
+        raiseFaultIf(mayFault);
+        return idx;
     }
 
     @Override

@@ -132,6 +132,41 @@ class MappedRegionTest {
         r.unmap();
     }
 
+    /**
+     * Issue 9: the file size came from lseek(SEEK_END), which moved the offset of a file description the
+     * front-end shares with us, so its next write(2) on that fd landed at the end of the file.
+     */
+    @Test
+    void sizingTheFileLeavesTheSharedFileOffsetAlone() throws Exception {
+        LinuxSys.truncate(fd, 8192);
+        assertEquals(8192, LinuxSys.fileSize(fd));
+        try (com.sun.jna.Memory word = new com.sun.jna.Memory(4)) {
+            word.setInt(0, 0x5a5a5a5a);
+            assertEquals(4, LinuxSys.write(fd, com.sun.jna.Pointer.nativeValue(word), 4)); // at the offset: 0
+        }
+        assertEquals(8192, LinuxSys.fileSize(fd), "the write went to offset 0, not past the end");
+    }
+
+    @Test
+    void aSealableFileIsSealedAndOneThatIsNotIsAcceptedAsShrinkable() throws Exception {
+        LinuxSys.truncate(fd, MIB);
+        MappedRegion sealed = map(new RegionSpec(0, MIB, 0, 0));
+        int plainFd = LinuxSys.memfdCreate("no-sealing", LinuxSys.MFD_CLOEXEC);
+        LinuxSys.truncate(plainFd, MIB);
+        MappedRegion plain = MappedRegion.map(new RegionSpec(MIB, MIB, MIB, 0), plainFd);
+        try {
+            assertEquals(false, sealed.canShrink());
+            assertThrows(NativeException.class, () -> LinuxSys.truncate(fd, 0), "F_SEAL_SHRINK refuses the shrink");
+            assertTrue(plain.canShrink());
+            assertEquals(false, GuestMemoryMap.of(List.of(sealed)).mayFault());
+            assertTrue(GuestMemoryMap.of(List.of(sealed, plain)).mayFault());
+            assertTrue(LinuxSys.sealShrink(LinuxSys.dupCloexec(fd)) , "a file sealed before counts as sealed");
+        } finally {
+            sealed.unmap();
+            plain.unmap();
+        }
+    }
+
     @Test
     void failedMapAlsoClosesTheFd() throws Exception {
         int owned = LinuxSys.dupCloexec(fd);

@@ -13,6 +13,7 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import org.jvhost.engine.memory.MemoryBudget;
 import org.jvhost.engine.server.Host;
 
 /**
@@ -42,6 +43,8 @@ final class ConfigFile {
     static final String HOST_CONTROL = "control";
     static final String HOST_METRICS = "metrics";
     static final String HOST_POLL_US = "poll-us";
+    static final String HOST_MAX_GUEST_MEMORY = MemoryBudget.CONNECTION_OPTION;
+    static final String HOST_MAX_MAPPED_MEMORY = MemoryBudget.HOST_OPTION;
     static final String KEY_TYPE = "type";
     private static final Pattern SECTION = Pattern.compile("\\[\\s*(host|device\\s+(\\S+))\\s*]");
     private static final Pattern NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}");
@@ -53,9 +56,12 @@ final class ConfigFile {
      * @param workers worker threads
      * @param control control socket path
      * @param metrics metrics listen address, {@code HOST:PORT}
+     * @param maxGuestMemory  bytes of guest memory one connection may map
+     * @param maxMappedMemory bytes of guest memory all connections together may map
      */
-    record Settings(Integer workers, Path control, String metrics, Integer pollMicros) {
-        static final Settings NONE = new Settings(null, null, null, null);
+    record Settings(Integer workers, Path control, String metrics, Integer pollMicros, Long maxGuestMemory,
+                    Long maxMappedMemory) {
+        static final Settings NONE = new Settings(null, null, null, null, null, null);
     }
 
     /** A file read without syntax errors. */
@@ -185,6 +191,8 @@ final class ConfigFile {
         Integer pollMicros = null;
         Path control = null;
         String metrics = null;
+        Long maxGuestMemory = null;
+        Long maxMappedMemory = null;
         for (Map.Entry<String, String> e : s.values.entrySet()) {
             String v = e.getValue();
             int n = s.lines.get(e.getKey());
@@ -201,12 +209,29 @@ final class ConfigFile {
                 case HOST_METRICS:
                     metrics = v;
                     break;
+                case HOST_MAX_GUEST_MEMORY:
+                    maxGuestMemory = size(v, n, HOST_MAX_GUEST_MEMORY);
+                    break;
+                case HOST_MAX_MAPPED_MEMORY:
+                    maxMappedMemory = size(v, n, HOST_MAX_MAPPED_MEMORY);
+                    break;
                 default:
                     problems.add(at(n) + "[host] key " + e.getKey() + ": unknown; [host] accepts "
-                            + String.join(", ", HOST_WORKERS, HOST_POLL_US, HOST_CONTROL, HOST_METRICS));
+                            + String.join(", ", HOST_WORKERS, HOST_POLL_US, HOST_CONTROL, HOST_METRICS,
+                                    HOST_MAX_GUEST_MEMORY, HOST_MAX_MAPPED_MEMORY));
             }
         }
-        return new Settings(workers, control, metrics, pollMicros);
+        return new Settings(workers, control, metrics, pollMicros, maxGuestMemory, maxMappedMemory);
+    }
+
+    /** A [host] size ({@link MemoryBudget#parseLimit}), or null after recording the problem. */
+    private Long size(String v, int line, String key) {
+        try {
+            return MemoryBudget.parseLimit(v);
+        } catch (IllegalArgumentException ex) {
+            problems.add(at(line) + "[host] key " + key + ": " + ex.getMessage());
+            return null;
+        }
     }
 
     /** A [host] integer in {@code [min, max]}, or null after recording the problem. */

@@ -2,6 +2,7 @@ package org.jvhost.host.cli;
 
 import java.io.IOException;
 import java.nio.file.Path;
+import org.jvhost.engine.memory.MemoryBudget;
 import org.jvhost.engine.server.DeviceSnapshot;
 import org.jvhost.engine.server.Host;
 import org.jvhost.engine.server.SocketAccess;
@@ -42,15 +43,18 @@ interface DeviceHost extends AutoCloseable {
     @Override
     void close();
 
-    /** Creates the host with {@code workers} worker threads polling busy queues for {@code pollMicros}. */
+    /**
+     * Creates the host with {@code workers} worker threads polling busy queues for {@code pollMicros},
+     * mapping guest memory within {@code memoryBudget}.
+     */
     @FunctionalInterface
     interface Factory {
-        DeviceHost create(int workers, int pollMicros);
+        DeviceHost create(int workers, int pollMicros, MemoryBudget memoryBudget);
     }
 
     /** The real thing: an engine {@link Host}, closed at most once. */
-    static DeviceHost engine(int workers, int pollMicros) {
-        Host host = new Host(workers, pollMicros);
+    static DeviceHost engine(int workers, int pollMicros, MemoryBudget memoryBudget) {
+        Host host = new Host(workers, pollMicros, memoryBudget);
         return new DeviceHost() {
             private boolean closed;
 

@@ -10,6 +10,7 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.Callable;
 import org.jvhost.engine.event.WorkerPool;
+import org.jvhost.engine.memory.MemoryBudget;
 import org.jvhost.host.control.ControlServer;
 import org.jvhost.host.metrics.MetricsServer;
 import org.jvhost.host.metrics.PrometheusText;
@@ -98,6 +99,16 @@ final class ServeCommand implements Callable<Integer> {
                 + "and latency."})
     int pollMicros = WorkerPool.DEFAULT_POLL_MICROS;
 
+    @Option(names = "--max-guest-memory", paramLabel = "SIZE",
+            description = {"Guest memory one front-end connection may have mapped, e.g. 4T or 512G (default: "
+                + "[host] max-guest-memory, else 4T)."})
+    String maxGuestMemory;
+
+    @Option(names = "--max-mapped-memory", paramLabel = "SIZE",
+            description = "Guest memory all connections together may have mapped (default: [host] "
+                + "max-mapped-memory, else 64T, half the x86-64 address space).")
+    String maxMappedMemory;
+
     @Option(names = "--control", paramLabel = "PATH",
             description = "Serve the control API (jvhost ctl) on this Unix socket, owner-only (default: [host] control, else none).")
     Path control;
@@ -167,7 +178,12 @@ final class ServeCommand implements Callable<Integer> {
         } catch (ConfigException e) {
             throw usage(e.getMessage());
         }
-        DeviceHost host = hostFactory.create(threads, poll);
+        MemoryBudget memoryBudget = new MemoryBudget(
+                limit("--" + MemoryBudget.HOST_OPTION, maxMappedMemory, settings.maxMappedMemory(),
+                        MemoryBudget.DEFAULT_HOST_LIMIT),
+                limit("--" + MemoryBudget.CONNECTION_OPTION, maxGuestMemory, settings.maxGuestMemory(),
+                        MemoryBudget.DEFAULT_CONNECTION_LIMIT));
+        DeviceHost host = hostFactory.create(threads, poll, memoryBudget);
         DeviceManager manager = new DeviceManager(host, types, config, settings,
                 allowUids == null ? Set.of() : new LinkedHashSet<>(allowUids), fd);
         lifecycle.closeOnShutdown(() -> {
@@ -212,6 +228,18 @@ final class ServeCommand implements Callable<Integer> {
             return ConfigFile.read(config);
         } catch (ConfigException e) {
             throw usage(e.getMessage());
+        }
+    }
+
+    /** The command line's {@code text}, else the config file's {@code fromFile}, else {@code otherwise}. */
+    private long limit(String option, String text, Long fromFile, long otherwise) {
+        if (text == null) {
+            return fromFile != null ? fromFile : otherwise;
+        }
+        try {
+            return MemoryBudget.parseLimit(text);
+        } catch (IllegalArgumentException e) {
+            throw usage(option + " " + e.getMessage());
         }
     }
 

@@ -54,7 +54,7 @@ class OperationsTest {
         file = dir.resolve("jvhost.conf");
         write(device("a", "a.sock", ""), device("b", "b.sock", ""));
         ConfigFile.Parsed parsed = ConfigFile.read(file);
-        host = DeviceHost.engine(2, 0);
+        host = DeviceHost.engine(2, 0, org.jvhost.engine.memory.MemoryBudget.defaults());
         manager = new DeviceManager(host, types, file, parsed.host());
         manager.start(PlannedDevice.check(parsed.devices(), List.of(), types));
         control = ControlServer.start(dir.resolve("control.sock"), new ControlRequests(manager));
@@ -225,7 +225,7 @@ class OperationsTest {
         out.getBuffer().setLength(0);
         err.getBuffer().setLength(0);
         CommandLine cli = Main.commandLine(new DeviceTypeLoader(getClass().getClassLoader(), BuiltInPlugins.none(), null),
-                (DeviceHost.Factory) (w, pollMicros) -> {
+                (DeviceHost.Factory) (w, pollMicros, memory) -> {
                     throw new AssertionError("ctl creates no host");
                 }, null);
         cli.setOut(new PrintWriter(out));

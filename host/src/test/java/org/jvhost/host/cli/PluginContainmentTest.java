@@ -62,7 +62,7 @@ class PluginContainmentTest {
     }
 
     private int run(String... args) {
-        CommandLine cli = Main.commandLine(loader(), (workers, pollMicros) -> host, lifecycle);
+        CommandLine cli = Main.commandLine(loader(), (workers, pollMicros, memory) -> host, lifecycle);
         cli.setOut(new PrintWriter(out));
         cli.setErr(new PrintWriter(err));
         return cli.execute(args);
@@ -136,7 +136,7 @@ class PluginContainmentTest {
 
     @Test
     void aDeviceWhoseCountersThrowAnErrorIsLeftOutOfListAndMetricsAndTheOthersAreShown() throws Exception {
-        DeviceHost engine = DeviceHost.engine(1, 0);
+        DeviceHost engine = DeviceHost.engine(1, 0, org.jvhost.engine.memory.MemoryBudget.defaults());
         try {
             DeviceManager manager = new DeviceManager(engine, loader().load(plugins), null, ConfigFile.Settings.NONE);
             for (String spec : List.of("bad-counters:socket=" + dir.resolve("bad.sock"), "echo:socket=" + dir.resolve("echo.sock"))) {

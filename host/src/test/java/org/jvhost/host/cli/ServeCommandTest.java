@@ -13,6 +13,8 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
+import org.jvhost.engine.memory.MemoryBudget;
+import org.jvhost.engine.server.DeviceSnapshot;
 import org.jvhost.engine.server.Host;
 import org.jvhost.engine.server.SocketAccess;
 import org.jvhost.host.plugin.BuiltInPlugins;
@@ -39,13 +41,15 @@ class ServeCommandTest {
     private int requestedWorkers;
     private int requestedPollMicros = -1;
     private final RecordingLifecycle lifecycle = new RecordingLifecycle();
+    private MemoryBudget requestedMemory;
 
     private int run(String... args) {
         DeviceTypeLoader types = new DeviceTypeLoader(getClass().getClassLoader(), BuiltInPlugins.none(), null);
-        CommandLine cli = Main.commandLine(types, (workers, pollMicros) -> {
+        CommandLine cli = Main.commandLine(types, (workers, pollMicros, memory) -> {
             hostsCreated++;
             requestedWorkers = workers;
             requestedPollMicros = pollMicros;
+            requestedMemory = memory;
             return host;
         }, lifecycle);
         cli.setOut(new PrintWriter(out));
@@ -214,6 +218,38 @@ class ServeCommandTest {
         assertEquals(0, requestedPollMicros);
         assertEquals(0, run("serve", "--poll-us", "200", "--device", "loopback:socket=/tmp/jvhost-a.sock"), err.toString());
         assertEquals(200, requestedPollMicros);
+    }
+
+    @Test
+    void guestMemoryLimitsComeFromTheCommandLineElseTheConfigFileElseTheDefaults(@TempDir Path dir) throws IOException {
+        assertEquals(0, run("serve", "--device", "loopback:socket=/tmp/jvhost-a.sock"), err.toString());
+        assertEquals(MemoryBudget.DEFAULT_CONNECTION_LIMIT, requestedMemory.connectionLimit());
+        assertEquals(MemoryBudget.DEFAULT_HOST_LIMIT, requestedMemory.hostLimit());
+        assertEquals(0, run("serve", "--max-guest-memory", "512G", "--max-mapped-memory", "2T",
+                "--device", "loopback:socket=/tmp/jvhost-a.sock"), err.toString());
+        assertEquals(512L << 30, requestedMemory.connectionLimit());
+        assertEquals(2L << 40, requestedMemory.hostLimit());
+
+        Path file = dir.resolve("jvhost.conf");
+        Files.writeString(file, String.join("\n", "[host]", "max-guest-memory = 1T", "max-mapped-memory = 8TiB",
+                "[device vm1]", "type = loopback", "socket = vm1.sock"));
+        assertEquals(0, run("serve", "--config", file.toString()), err.toString());
+        assertEquals(1L << 40, requestedMemory.connectionLimit(), "[host] max-guest-memory");
+        assertEquals(8L << 40, requestedMemory.hostLimit(), "[host] max-mapped-memory");
+        assertEquals(0, run("serve", "--max-guest-memory", "64G", "--config", file.toString()), err.toString());
+        assertEquals(64L << 30, requestedMemory.connectionLimit(), "the command line wins over [host]");
+    }
+
+    @Test
+    void aBadGuestMemoryLimitIsAUsageErrorNamingTheOption(@TempDir Path dir) throws IOException {
+        assertEquals(2, run("serve", "--max-guest-memory", "lots", "--device", "loopback:socket=/tmp/jvhost-a.sock"));
+        assertMessage("--max-guest-memory 'lots' is not a positive size");
+        assertEquals(0, hostsCreated);
+        Path file = dir.resolve("bad.conf");
+        Files.writeString(file, String.join("\n", "[host]", "max-mapped-memory = 0",
+                "[device vm1]", "type = loopback", "socket = vm1.sock"));
+        assertEquals(2, run("serve", "--config", file.toString()));
+        assertMessage("bad.conf:2: [host] key max-mapped-memory: '0' is not a positive size");
     }
 
     @Test

@@ -20,10 +20,11 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * A seeded stream of hostile and half-valid messages (any request code, bad versions and flags, sizes
  * from 0 to 2^32-1, random bodies, stray memfds and eventfds) against one device, while another device
- * on the same worker carries a live ring. The host must answer or close each connection, leak no fd,
- * keep serving the bystander, and then serve a well-behaved front-end on the fuzzed socket.
+ * on the same worker and the same control loop carries a live ring. The host must answer or close each
+ * connection, leak no fd, keep serving the bystander, and then serve a well-behaved front-end on the
+ * fuzzed socket. A second test mixes the resource attacks of {@link HostileResourceKinds} the same way.
  */
-@Timeout(90)
+@Timeout(150)
 class HostileFrontendFuzzTest {
     private static final int[] SIZES = {0, 4, 8, 12, 20, 40, 264, 300, 4096, 5000, -1};
     private static final int[] FLAGS = {1, 1, 1, 9, 0, 5, 2, 0x3ba8d69a};
@@ -34,17 +35,23 @@ class HostileFrontendFuzzTest {
     LiveRing target;
     LiveRing bystander;
 
+    LiveRing spacer;
+
     @BeforeEach
     void start() throws Exception {
-        host = new Host(1);
+        host = new Host(1); // one worker for all
         Path socket = dir.resolve("bystander.sock");
         bystander = new LiveRing(host, "bystander", socket).connect(socket, true);
+        // devices take the control loops in turn: the spacer makes the target share the bystander's
+        assertEquals(2, Host.CONTROL_THREADS);
+        spacer = new LiveRing(host, "spacer", dir.resolve("spacer.sock"));
         target = new LiveRing(host, "target", dir.resolve("target.sock"));
     }
 
     @AfterEach
     void stop() throws Exception {
         target.close();
+        spacer.close();
         bystander.close();
         host.close();
     }
@@ -92,6 +99,50 @@ class HostileFrontendFuzzTest {
         assertTrue(ProtocolLifecycleTest.openFds() <= before, "open fds grew after " + sent + " hostile messages: " + added);
         // and the fuzzed socket serves a well-behaved front-end
         target.connect(socket, true).kickAndAssertServed(target.ping());
+    }
+
+    /**
+     * Every resource attack at least once, then a seeded mix. After each the bystander, on the target's
+     * worker and control loop, still has its ring served; at the end the fds of the kinds the attacks
+     * send and the host's threads are back at their counts before, and the target serves a well-behaved
+     * front-end.
+     */
+    @Test
+    void resourceAttacksLeaveNoTraceAndTheNeighbourKeepsItsTraffic() throws Exception {
+        Path socket = dir.resolve("target.sock");
+        int before = ProtocolLifecycleTest.openFds();
+        int fuzzKindsBefore = fuzzKindFds();
+        java.util.List<String> threadsBefore = hostThreads();
+        HostileResourceKinds[] kinds = HostileResourceKinds.values();
+        int[] runs = new int[kinds.length];
+        Random random = new Random(11);
+        long deadline = System.nanoTime() + 60_000_000_000L;
+        for (int round = 0; round < 3 * kinds.length && System.nanoTime() < deadline; round++) {
+            HostileResourceKinds kind = round < kinds.length ? kinds[round] : kinds[random.nextInt(kinds.length)];
+            kind.run(this, socket, random);
+            runs[kind.ordinal()]++;
+            bystander.kickAndAssertServed(bystander.ping());
+        }
+        for (HostileResourceKinds kind : kinds) {
+            assertTrue(runs[kind.ordinal()] > 0, kind + " never ran");
+        }
+        assertFalse(host.status(bystander.ctx).failed());
+        long settle = System.nanoTime() + 5_000_000_000L;
+        while ((fuzzKindFds() != fuzzKindsBefore || ProtocolLifecycleTest.openFds() > before
+                || !hostThreads().equals(threadsBefore)) && System.nanoTime() < settle) {
+            Thread.sleep(20);
+        }
+        assertEquals(fuzzKindsBefore, fuzzKindFds(), "eventfds and fuzz memfds open after the attacks");
+        assertTrue(ProtocolLifecycleTest.openFds() <= before, "open fds grew from " + before + " to "
+                + ProtocolLifecycleTest.openFds() + " after the attacks");
+        assertEquals(threadsBefore, hostThreads(), "the host's threads after the attacks");
+        target.connect(socket, true).kickAndAssertServed(target.ping());
+    }
+
+    /** The names of the host's threads (jvhost-*), sorted. */
+    private static java.util.List<String> hostThreads() {
+        return Thread.getAllStackTraces().keySet().stream().map(Thread::getName)
+                .filter(n -> n.startsWith("jvhost-")).sorted().collect(java.util.stream.Collectors.toList());
     }
 
     private static java.util.List<String> fdTargets() throws IOException {

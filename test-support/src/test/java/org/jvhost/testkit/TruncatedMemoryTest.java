@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Path;
+import org.jvhost.engine.protocol.ProtocolFeatures;
 import org.jvhost.engine.server.Host;
 import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.engine.sys.NativeException;
@@ -105,6 +106,30 @@ class TruncatedMemoryTest {
         }
         assertFalse(host.status(bystander.ctx).failed(), "the fault is not blamed on the device served next");
         assertTrue(threadAlive("jvhost-worker-0"), "the one worker thread is still alive");
+    }
+
+    /**
+     * A ring started over memory that shrank before SET_VRING_KICK: building the queue reads the ring on
+     * the control thread, and that fault is a refusal of the request, not an error escaping into the
+     * control loop (which left the request without a reply).
+     */
+    @Test
+    void aRingStartedOverShrunkMemoryIsRefusedAndTheControlLoopGoesOn() throws Exception {
+        bystander = ring("bystander", true);
+        Path socket = dir.resolve("victim.sock");
+        victim = new LiveRing(host, "victim", socket);
+        for (int round = 0; round < 3; round++) {
+            victim.open(socket, ProtocolFeatures.REPLY_ACK, false);
+            victim.fe.setMemTable();
+            LinuxSys.truncate(victim.ram.memfd(), 0);
+            ScriptedFrontend.RefusedException e = assertThrows(ScriptedFrontend.RefusedException.class,
+                    victim::startRing, "round " + round);
+            assertTrue(e.getMessage().contains("SET_VRING_KICK"), e.getMessage());
+            assertTrue(victim.fe.getFeatures() != 0, "the connection still answers");
+            victim.close();
+            bystander.kickAndAssertServed(bystander.ping());
+            assertTrue(bystander.fe.getFeatures() != 0, "the bystander's control loop answers");
+        }
     }
 
     private void awaitFailed(LiveRing r) throws InterruptedException {

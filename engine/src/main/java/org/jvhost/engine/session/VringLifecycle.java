@@ -270,8 +270,14 @@ final class VringLifecycle {
         SplitQueue queue;
         try {
             queue = new SplitQueue(q.index, q.num, desc, avail, used, features, mem, q.base, notifier(q));
+            if (mem.mayFault()) {
+                LinuxSys.raisePendingFault(); // the queue read its ring: a fault surfaces here, not later on the loop
+            }
         } catch (IllegalArgumentException e) {
             throw ProtocolException.failed(what + e.getMessage(), e);
+        } catch (InternalError e) {
+            throw ProtocolException.failed(what + "reading its ring faulted (the front-end's memory file shrank "
+                    + "or vanished)", e);
         }
         // spec: the back-end signals the error eventfd when the ring hits an error (a hostile descriptor)
         queue.setErrorNotifier(errorNotifier(q));

@@ -82,7 +82,8 @@ public record DeviceSnapshot(String name, boolean connected, long sessions, bool
                 }
             });
             return copy;
-        } catch (RuntimeException e) {
+        } catch (Throwable e) {
+            // plugin code: whatever it throws (an Error too) costs only its own counters
             LOG.warn("{}: reading the device's counters failed: {}", name, e.toString());
             return Map.of();
         }

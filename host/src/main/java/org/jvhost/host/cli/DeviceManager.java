@@ -290,7 +290,8 @@ final class DeviceManager implements AutoCloseable {
 
     /**
      * The running devices and their state now, in the order they were added. Never waits for a change.
-     * A device whose state cannot be read (its {@code counters()} threw) is left out, with a WARN line.
+     * A device whose state cannot be read (plugin code threw while the engine read it) is left out, with a
+     * WARN line; a {@code counters()} that throws costs only the device's own counters (DeviceSnapshot).
      */
     List<View> list() {
         List<View> views = new ArrayList<>();

@@ -7,16 +7,16 @@ import java.nio.channels.Selector;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFilePermission;
-import java.util.EnumSet;
 import java.util.Map;
 import java.util.Objects;
+import org.jvhost.engine.sys.LinuxSys;
 import org.newsclub.net.unix.AFUNIXSelectorProvider;
 import org.newsclub.net.unix.AFUNIXServerSocketChannel;
 import org.newsclub.net.unix.AFUNIXSocket;
 import org.newsclub.net.unix.AFUNIXSocketAddress;
 import org.newsclub.net.unix.AFUNIXSocketChannel;
 import org.newsclub.net.unix.AFUNIXSocketCredentials;
+import org.newsclub.net.unix.FileDescriptorCast;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -67,9 +67,10 @@ public final class ControlServer implements AutoCloseable {
         replaceStale(path);
         AFUNIXServerSocketChannel ch = AFUNIXServerSocketChannel.open();
         try {
+            // the socket file is born with at most 0600 (bind gives it the socket inode's mode less the
+            // umask); a chmod of the path after bind would follow a symlink swapped in meanwhile
+            LinuxSys.chmodFd(FileDescriptorCast.using(ch.getFileDescriptor()).as(Integer.class), 0600);
             ch.bind(AFUNIXSocketAddress.of(path));
-            Files.setPosixFilePermissions(path, EnumSet.of(PosixFilePermission.OWNER_READ,
-                    PosixFilePermission.OWNER_WRITE));
             this.ownerUid = ((Number) Files.getAttribute(path, "unix:uid", LinkOption.NOFOLLOW_LINKS)).longValue();
             this.fileKey = Files.readAttributes(path, java.nio.file.attribute.BasicFileAttributes.class,
                     LinkOption.NOFOLLOW_LINKS).fileKey();

@@ -23,14 +23,16 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The socket file a {@link Host.Mode#LISTEN} device listens on: created with the mode and group the
+ * The socket file a {@link Host.Mode#LISTEN} device (or the host's control socket) listens on: created with the mode and group the
  * operator asked for without ever following a symlink, and removed only while it is still the file
  * created here.
  *
  * <h2>Mode and group, race-free (Linux)</h2>
  * {@code bind(2)} creates the file with the socket inode's mode less the umask, so an {@code fchmod} of
  * the unbound socket decides the mode the file is born with: at most the owner bits here, so it is
- * never more open than asked. Nothing like it exists for the group: the file gets the process's fsgid
+ * never more open than asked. The socket is made and bound with our own calls
+ * ({@link LinuxSys#listenUnix}): junixsocket's bind {@code chmod}s the path to 0666 by name right after
+ * binding, which both opened the socket to everyone and followed a symlink swapped in meanwhile. Nothing like it exists for the group: the file gets the process's fsgid
  * (or a set-group-ID directory's group), and {@code fchown} of the socket fd only changes the sockfs
  * inode. So the group and the exact mode (the umask may have dropped bits that were asked for) are set
  * after bind, through the file's name, and {@code chmod(2)}/{@code chown(2)} by path follow symlinks: in
@@ -41,10 +43,12 @@ import org.slf4j.LoggerFactory;
  * user, and the group and mode are applied to exactly that inode through {@code /proc/self/fd/N} (what
  * glibc's {@code fchmodat(AT_SYMLINK_NOFOLLOW)} does). Anything else found there is left alone.
  */
-final class SocketFile {
+public final class SocketFile {
     private static final Logger LOG = LoggerFactory.getLogger(SocketFile.class);
     private static final int S_IFMT = 0170000;
     private static final int S_IFSOCK = 0140000;
+    /** Front-ends that may wait to be accepted (junixsocket's default). */
+    private static final int BACKLOG = 50;
 
     private final Path path;
     private final AFUNIXServerSocketChannel channel;
@@ -63,7 +67,7 @@ final class SocketFile {
      * daemon); a live one means another back-end serves this path, and anything but a socket is left
      * alone. Errors name the path.
      */
-    static SocketFile listen(Path path, SocketAccess access) throws IOException {
+    public static SocketFile listen(Path path, SocketAccess access) throws IOException {
         AFUNIXServerSocketChannel channel = bind(path, access);
         try {
             return new SocketFile(path, channel, applyAccess(path, access));
@@ -74,12 +78,12 @@ final class SocketFile {
     }
 
     /** The listening socket. */
-    AFUNIXServerSocketChannel channel() {
+    public AFUNIXServerSocketChannel channel() {
         return channel;
     }
 
     /** Removes the file if it is still the one created here (a successor may have replaced it). */
-    void delete() {
+    public void delete() {
         try {
             Object now = Files.readAttributes(path, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).fileKey();
             if (Objects.equals(now, key)) {
@@ -102,15 +106,20 @@ final class SocketFile {
             LOG.info("{}: replacing stale socket file", path);
             Files.delete(path);
         }
-        AFUNIXServerSocketChannel s = AFUNIXServerSocketChannel.open();
-        s.setDeleteOnClose(false); // delete() removes the file, only if it is still the one made here
+        int fd;
         try {
-            // the file is born with at most these bits (see the class comment)
-            LinuxSys.chmodFd(FileDescriptorCast.using(s.getFileDescriptor()).as(Integer.class), access.mode() & ~0077);
-            s.bind(addr);
+            // born with at most the owner bits (see the class comment); not junixsocket's bind, which
+            // chmods the path to 0666 by name right after binding
+            fd = LinuxSys.listenUnix(path.toString(), access.mode() & ~0077, BACKLOG);
+        } catch (NativeException e) {
+            throw new IOException(path + ": cannot listen: " + e.getMessage(), e);
+        }
+        try {
+            AFUNIXServerSocketChannel s = FileDescriptorCast.unsafeUsing(fd).as(AFUNIXServerSocketChannel.class);
+            s.setDeleteOnClose(false); // delete() removes the file, only if it is still the one made here
             return s;
-        } catch (IOException e) {
-            s.close();
+        } catch (IOException | RuntimeException e) {
+            LinuxSys.closeQuietly(fd);
             throw new IOException(path + ": cannot listen: " + e.getMessage(), e);
         }
     }

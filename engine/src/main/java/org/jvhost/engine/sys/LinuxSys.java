@@ -387,6 +387,55 @@ public final class LinuxSys {
 
     private static native int geteuid();
 
+    private static native int socket(int domain, int type, int protocol) throws LastErrorException;
+
+    private static native int bind(int fd, byte[] addr, int len) throws LastErrorException;
+
+    private static native int listen(int fd, int backlog) throws LastErrorException;
+
+    private static final int AF_UNIX = 1;
+    private static final int SOCK_STREAM = 1;
+    private static final int SOCK_CLOEXEC = 0x80000;
+    /** {@code struct sockaddr_un}: {@code sa_family_t sun_family} (u16), then {@code char sun_path[108]}. */
+    private static final int SUN_PATH_OFFSET = 2;
+    private static final int SUN_PATH_SIZE = 108;
+
+    /**
+     * A listening AF_UNIX stream socket (CLOEXEC) bound to {@code path}, whose file is born with
+     * {@code mode} less the umask: the unbound socket's inode is given {@code mode} first, and bind
+     * creates the file with that mode. Our own socket/bind/listen, not junixsocket's: its bind
+     * {@code chmod}s the path to 0666 right after binding, by name (which follows a symlink swapped in
+     * meanwhile, and leaves the socket world-connectable until the caller narrows it). The caller owns
+     * the fd (e.g. through junixsocket's {@code FileDescriptorCast.unsafeUsing}).
+     *
+     * @throws NativeException naming the call that failed (EADDRINUSE if the path exists)
+     */
+    public static int listenUnix(String path, int mode, int backlog) throws NativeException {
+        byte[] name = path.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        if (name.length >= SUN_PATH_SIZE) {
+            throw new NativeException("bind (a socket path of " + name.length + " bytes; sockaddr_un holds at most "
+                    + (SUN_PATH_SIZE - 1) + ")", NativeException.EINVAL);
+        }
+        byte[] addr = new byte[SUN_PATH_OFFSET + name.length + 1]; // the path, NUL-terminated
+        addr[0] = AF_UNIX; // little-endian u16
+        System.arraycopy(name, 0, addr, SUN_PATH_OFFSET, name.length);
+        int fd;
+        try {
+            fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        } catch (LastErrorException e) {
+            throw fail("socket(AF_UNIX)", e);
+        }
+        try {
+            fchmod(fd, mode);
+            bind(fd, addr, addr.length);
+            listen(fd, backlog);
+            return fd;
+        } catch (LastErrorException e) {
+            closeQuietly(fd);
+            throw fail("bind/listen", e);
+        }
+    }
+
     /**
      * {@code recvmsg(2)} with a {@code struct msghdr} the caller laid out at {@code msghdr}; the kernel
      * updates its {@code msg_controllen} and {@code msg_flags} there.

@@ -9,14 +9,12 @@ import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.util.Map;
 import java.util.Objects;
-import org.jvhost.engine.sys.LinuxSys;
+import org.jvhost.engine.server.SocketAccess;
+import org.jvhost.engine.server.SocketFile;
 import org.newsclub.net.unix.AFUNIXSelectorProvider;
 import org.newsclub.net.unix.AFUNIXServerSocketChannel;
-import org.newsclub.net.unix.AFUNIXSocket;
-import org.newsclub.net.unix.AFUNIXSocketAddress;
 import org.newsclub.net.unix.AFUNIXSocketChannel;
 import org.newsclub.net.unix.AFUNIXSocketCredentials;
-import org.newsclub.net.unix.FileDescriptorCast;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -53,7 +51,7 @@ public final class ControlServer implements AutoCloseable {
     private final AFUNIXServerSocketChannel server;
     private final Selector selector;
     private final long ownerUid;
-    private final Object fileKey;
+    private final SocketFile socketFile;
     private final Thread thread;
     private volatile boolean closed;
     private int connections;
@@ -64,21 +62,22 @@ public final class ControlServer implements AutoCloseable {
     private ControlServer(Path path, Handler handler) throws IOException {
         this.path = path;
         this.handler = handler;
-        replaceStale(path);
-        AFUNIXServerSocketChannel ch = AFUNIXServerSocketChannel.open();
         try {
-            // the socket file is born with at most 0600 (bind gives it the socket inode's mode less the
-            // umask); a chmod of the path after bind would follow a symlink swapped in meanwhile
-            LinuxSys.chmodFd(FileDescriptorCast.using(ch.getFileDescriptor()).as(Integer.class), 0600);
-            ch.bind(AFUNIXSocketAddress.of(path));
+            // owner-only from birth, and never a chmod through a symlink (SocketFile); a stale file of a
+            // crashed run is replaced, a live socket or any other file is not
+            this.socketFile = SocketFile.listen(path, SocketAccess.DEFAULT);
+        } catch (IOException e) {
+            throw new IOException("control socket: " + e.getMessage(), e);
+        }
+        AFUNIXServerSocketChannel ch = socketFile.channel();
+        try {
             this.ownerUid = ((Number) Files.getAttribute(path, "unix:uid", LinkOption.NOFOLLOW_LINKS)).longValue();
-            this.fileKey = Files.readAttributes(path, java.nio.file.attribute.BasicFileAttributes.class,
-                    LinkOption.NOFOLLOW_LINKS).fileKey();
             ch.configureBlocking(false);
             this.selector = AFUNIXSelectorProvider.provider().openSelector();
             this.acceptKey = ch.register(selector, SelectionKey.OP_ACCEPT);
         } catch (IOException | RuntimeException e) {
             ch.close();
+            socketFile.delete();
             throw new IOException("control socket " + path + ": " + e.getMessage(), e);
         }
         this.server = ch;
@@ -100,30 +99,6 @@ public final class ControlServer implements AutoCloseable {
 
     public Path path() {
         return path;
-    }
-
-    /** A leftover socket file of a crashed run is replaced; a live socket or any other file is not. */
-    private static void replaceStale(Path path) throws IOException {
-        if (!Files.exists(path, LinkOption.NOFOLLOW_LINKS)) {
-            return;
-        }
-        if (!"socket".equals(fileType(path))) {
-            throw new IOException("control socket " + path + ": the path exists and is not a socket");
-        }
-        try (AFUNIXSocket probe = AFUNIXSocket.connectTo(AFUNIXSocketAddress.of(path))) {
-            throw new IOException("control socket " + path + ": another process is listening on it");
-        } catch (IOException e) {
-            if (e.getMessage() != null && e.getMessage().startsWith("control socket")) {
-                throw e;
-            }
-        }
-        LOG.info("{}: replacing stale control socket file", path);
-        Files.delete(path);
-    }
-
-    private static String fileType(Path path) throws IOException {
-        var a = Files.readAttributes(path, java.nio.file.attribute.BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
-        return a.isOther() ? "socket" : a.isDirectory() ? "directory" : "file";
     }
 
     private void loop() {
@@ -281,14 +256,6 @@ public final class ControlServer implements AutoCloseable {
     }
 
     private void removeOwnSocketFile() {
-        try {
-            Object now = Files.readAttributes(path, java.nio.file.attribute.BasicFileAttributes.class,
-                    LinkOption.NOFOLLOW_LINKS).fileKey();
-            if (Objects.equals(now, fileKey)) {
-                Files.delete(path);
-            }
-        } catch (IOException e) {
-            // already gone
-        }
+        socketFile.delete();
     }
 }

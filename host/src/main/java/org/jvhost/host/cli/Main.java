@@ -1,8 +1,11 @@
 package org.jvhost.host.cli;
 
+import java.io.IOException;
+import java.io.InputStream;
 import java.net.URISyntaxException;
 import java.nio.file.Path;
 import java.security.CodeSource;
+import java.util.Properties;
 import org.jvhost.host.plugin.BuiltInPlugins;
 import org.jvhost.host.plugin.DeviceTypeLoader;
 import org.jvhost.spi.SpiVersion;
@@ -102,12 +105,36 @@ public final class Main {
         }
     }
 
-    /** {@code --version}: the jar's Implementation-Version, or {@code dev} when run from classes. */
+    /**
+     * {@code --version}: {@code jvhost VERSION (commit ID, device SPI MAJOR.MINOR)}. VERSION is the
+     * jar's Implementation-Version ({@code dev} when run from classes); the commit comes from
+     * {@value #BUILD_COMMIT}, which the build writes (git-commit-id-maven-plugin), with {@code -dirty}
+     * for a build of uncommitted changes, or {@code unknown} when built outside a git checkout.
+     */
     static final class Version implements IVersionProvider {
+        static final String BUILD_COMMIT = "build-commit.properties";
+
         @Override
         public String[] getVersion() {
             String version = Main.class.getPackage().getImplementationVersion();
-            return new String[] {"jvhost " + (version != null ? version : "dev") + " (device SPI " + SpiVersion.string() + ")"};
+            return new String[] {"jvhost " + (version != null ? version : "dev") + " (commit " + commit()
+                + ", device SPI " + SpiVersion.string() + ")"};
+        }
+
+        static String commit() {
+            Properties build = new Properties();
+            try (InputStream in = Version.class.getResourceAsStream(BUILD_COMMIT)) {
+                if (in != null) {
+                    build.load(in);
+                }
+            } catch (IOException e) {
+                return "unknown (" + BUILD_COMMIT + ": " + e.getMessage() + ")";
+            }
+            String id = build.getProperty("git.commit.id.abbrev", "");
+            if (id.isEmpty()) {
+                return "unknown";
+            }
+            return "true".equals(build.getProperty("git.dirty")) ? id + "-dirty" : id;
         }
     }
 }

@@ -8,6 +8,7 @@ import java.security.CodeSource;
 import java.util.Properties;
 import org.jvhost.host.plugin.BuiltInPlugins;
 import org.jvhost.host.plugin.DeviceTypeLoader;
+import org.jvhost.host.systemd.ServiceNotifier;
 import org.jvhost.spi.SpiVersion;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -41,7 +42,8 @@ public final class Main {
         try (BuiltInPlugins builtIns = location == null ? BuiltInPlugins.none() : BuiltInPlugins.find(location)) {
             DeviceTypeLoader loader = new DeviceTypeLoader(Main.class.getClassLoader(), builtIns,
                     DeviceTypeLoader.defaultDirFor(location).orElse(null));
-            code = commandLine(loader, DeviceHost::engine, Lifecycle.process(builtIns::close)).execute(args);
+            Lifecycle process = Lifecycle.process(builtIns::close, ServiceNotifier.fromEnvironment());
+            code = commandLine(loader, DeviceHost::engine, process).execute(args);
         }
         System.exit(code);
     }

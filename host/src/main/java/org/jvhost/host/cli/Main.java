@@ -61,6 +61,15 @@ public final class Main {
         }
     }
 
+    /**
+     * The command tree as documentation sees it (man pages, shell completion): every command and
+     * option, with no device types loaded and no host to start.
+     */
+    public static CommandLine documentedCommands() {
+        return commandLine(new DeviceTypeLoader(Main.class.getClassLoader(), BuiltInPlugins.none(), null),
+                DeviceHost::engine, Lifecycle.process(() -> { }, ServiceNotifier.to(null)));
+    }
+
     /** The command tree; tests pass their own device types, a fake host and a lifecycle that returns at once. */
     static CommandLine commandLine(DeviceTypeLoader types, DeviceHost.Factory hosts, Lifecycle lifecycle) {
         CommandLine cli = new CommandLine(new Jvhost());

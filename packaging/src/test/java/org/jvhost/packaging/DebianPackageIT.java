@@ -24,6 +24,7 @@ import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestMethodOrder;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
 import org.jvhost.host.cli.Main;
 import org.newsclub.net.unix.AFUNIXDatagramSocket;
 import org.newsclub.net.unix.AFUNIXSocket;
@@ -113,7 +114,7 @@ class DebianPackageIT {
 
     @Test
     @Order(3)
-    void serveAsTheJvhostUserSaysReadyOnceItsDeviceListensAndStoppingAtTheEnd(@org.junit.jupiter.api.io.TempDir Path tmp)
+    void serveAsTheJvhostUserSaysReadyOnceItsDeviceListensAndStoppingAtTheEnd(@TempDir Path tmp)
             throws IOException, InterruptedException {
         Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rwx--x--x")); // @TempDir is 0700
         Path dir = Files.createDirectory(tmp.resolve("run"));

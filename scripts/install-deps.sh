@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs, from Debian 12's own archive, everything the build and the integration tests need:
-# the JDK and Maven, and the real vhost-user peers the tests drive (QEMU, DPDK testpmd), the guest
-# kernel and userland, and the host-side network tools. Idempotent and quiet when nothing is missing:
-# `apt-get update` runs only when at least one package has to be installed.
+# the JDK, Maven and the Debian package's tools, the real vhost-user peers the tests drive (QEMU, DPDK
+# testpmd), the guest kernel and userland, and the host-side network tools. Idempotent and quiet when
+# nothing is missing: `apt-get update` runs only when at least one package has to be installed.
 set -euo pipefail
 
 PACKAGES=(
   openjdk-17-jdk-headless maven         # build
+  asciidoctor git                       # build: man pages to troff (packaging), the commit --version shows
+  adduser man-db systemd                # the .deb's test: postinst's adduser, systemd-analyze verify (man: links)
   qemu-system-x86                       # QEMU 7.2: a real VMM front-end (-netdev vhost-user)
   dpdk-dev                              # dpdk-testpmd: virtio_user front-end and net_vhost reference back-end
   linux-image-amd64                     # guest kernel; virtio drivers are modules under /lib/modules

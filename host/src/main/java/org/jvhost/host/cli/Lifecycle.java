@@ -1,6 +1,11 @@
 package org.jvhost.host.cli;
 
-/** How {@code serve} ends: on SIGTERM/SIGINT in the real process, at once in tests. */
+import org.jvhost.host.systemd.ServiceNotifier;
+
+/**
+ * How {@code serve} ends (on SIGTERM/SIGINT in the real process, at once in tests), and what the
+ * service manager hears of it.
+ */
 interface Lifecycle {
 
     /** Arranges for {@code close} to run when the process is told to stop. */
@@ -19,19 +24,25 @@ interface Lifecycle {
     default void reloadOnHangup(Runnable reload) {
     }
 
+    /** Every device listens: tells the service manager (systemd's READY=1). Tests do without. */
+    default void ready(String status) {
+    }
+
     /**
-     * The process: a shutdown hook closes the host, runs {@code atExit}, then halts with status 0.
-     * Without the halt the JVM would report 128+signal (143 for SIGTERM) for what is the normal way to
-     * stop a daemon; since the halt also cuts short every other shutdown hook (and
-     * {@code File.deleteOnExit}), last clean-ups go in {@code atExit}.
+     * The process: a shutdown hook tells {@code notifier} STOPPING=1, closes the host, runs
+     * {@code atExit}, then halts with status 0. Without the halt the JVM would report 128+signal (143
+     * for SIGTERM) for what is the normal way to stop a daemon; since the halt also cuts short every
+     * other shutdown hook (and {@code File.deleteOnExit}), last clean-ups go in {@code atExit}. A
+     * reload on SIGHUP is framed by RELOADING=1 and READY=1.
      */
-    static Lifecycle process(Runnable atExit) {
+    static Lifecycle process(Runnable atExit, ServiceNotifier notifier) {
         return new Lifecycle() {
             private Thread hook;
 
             @Override
             public synchronized void closeOnShutdown(Runnable close) {
                 hook = new Thread(() -> {
+                    notifier.stopping();
                     close.run();
                     atExit.run();
                     System.err.flush();
@@ -63,7 +74,19 @@ interface Lifecycle {
              */
             @Override
             public void reloadOnHangup(Runnable reload) {
-                sun.misc.Signal.handle(new sun.misc.Signal("HUP"), signal -> reload.run());
+                sun.misc.Signal.handle(new sun.misc.Signal("HUP"), signal -> {
+                    notifier.reloading();
+                    try {
+                        reload.run();
+                    } finally {
+                        notifier.ready("serving (after SIGHUP)");
+                    }
+                });
+            }
+
+            @Override
+            public void ready(String status) {
+                notifier.ready(status);
             }
         };
     }

@@ -1,10 +1,14 @@
 package org.jvhost.host.cli;
 
+import java.io.IOException;
+import java.io.InputStream;
 import java.net.URISyntaxException;
 import java.nio.file.Path;
 import java.security.CodeSource;
+import java.util.Properties;
 import org.jvhost.host.plugin.BuiltInPlugins;
 import org.jvhost.host.plugin.DeviceTypeLoader;
+import org.jvhost.host.systemd.ServiceNotifier;
 import org.jvhost.spi.SpiVersion;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -38,7 +42,8 @@ public final class Main {
         try (BuiltInPlugins builtIns = location == null ? BuiltInPlugins.none() : BuiltInPlugins.find(location)) {
             DeviceTypeLoader loader = new DeviceTypeLoader(Main.class.getClassLoader(), builtIns,
                     DeviceTypeLoader.defaultDirFor(location).orElse(null));
-            code = commandLine(loader, DeviceHost::engine, Lifecycle.process(builtIns::close)).execute(args);
+            Lifecycle process = Lifecycle.process(builtIns::close, ServiceNotifier.fromEnvironment());
+            code = commandLine(loader, DeviceHost::engine, process).execute(args);
         }
         System.exit(code);
     }
@@ -54,6 +59,15 @@ public final class Main {
         } catch (URISyntaxException | IllegalArgumentException e) {
             return null;
         }
+    }
+
+    /**
+     * The command tree as documentation sees it (man pages, shell completion): every command and
+     * option, with no device types loaded and no host to start.
+     */
+    public static CommandLine documentedCommands() {
+        return commandLine(new DeviceTypeLoader(Main.class.getClassLoader(), BuiltInPlugins.none(), null),
+                DeviceHost::engine, Lifecycle.process(() -> { }, ServiceNotifier.to(null)));
     }
 
     /** The command tree; tests pass their own device types, a fake host and a lifecycle that returns at once. */
@@ -102,12 +116,36 @@ public final class Main {
         }
     }
 
-    /** {@code --version}: the jar's Implementation-Version, or {@code dev} when run from classes. */
+    /**
+     * {@code --version}: {@code jvhost VERSION (commit ID, device SPI MAJOR.MINOR)}. VERSION is the
+     * jar's Implementation-Version ({@code dev} when run from classes); the commit comes from
+     * {@value #BUILD_COMMIT}, which the build writes (git-commit-id-maven-plugin), with {@code -dirty}
+     * for a build of uncommitted changes, or {@code unknown} when built outside a git checkout.
+     */
     static final class Version implements IVersionProvider {
+        static final String BUILD_COMMIT = "build-commit.properties";
+
         @Override
         public String[] getVersion() {
             String version = Main.class.getPackage().getImplementationVersion();
-            return new String[] {"jvhost " + (version != null ? version : "dev") + " (device SPI " + SpiVersion.string() + ")"};
+            return new String[] {"jvhost " + (version != null ? version : "dev") + " (commit " + commit()
+                + ", device SPI " + SpiVersion.string() + ")"};
+        }
+
+        static String commit() {
+            Properties build = new Properties();
+            try (InputStream in = Version.class.getResourceAsStream(BUILD_COMMIT)) {
+                if (in != null) {
+                    build.load(in);
+                }
+            } catch (IOException e) {
+                return "unknown (" + BUILD_COMMIT + ": " + e.getMessage() + ")";
+            }
+            String id = build.getProperty("git.commit.id.abbrev", "");
+            if (id.isEmpty()) {
+                return "unknown";
+            }
+            return "true".equals(build.getProperty("git.dirty")) ? id + "-dirty" : id;
         }
     }
 }

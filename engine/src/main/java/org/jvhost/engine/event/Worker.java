@@ -1,8 +1,6 @@
 package org.jvhost.engine.event;
 
-import com.sun.jna.Memory;
 import java.util.concurrent.TimeoutException;
-import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.engine.sys.NativeException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -39,8 +37,7 @@ import org.slf4j.LoggerFactory;
  */
 public final class Worker implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(Worker.class);
-    private static final int MAX_EVENTS = 64;
-    private static final long WAKE_TOKEN = -1L;
+    private static final long JOIN_MS = 2000;
     /**
      * While queues are polled or ready, how often the epoll set is still checked (zero timeout) for other
      * fds: an epoll_wait per round would cost about as much as the work it polls for. Commands are run
@@ -49,9 +46,9 @@ public final class Worker implements AutoCloseable {
     private static final long EPOLL_WHILE_POLLING_NANOS = 20_000;
 
     private final int id;
-    private final int epfd;
+    private final EpollSet epoll;
     private final LoopMailbox mailbox;
-    private final Memory events = new Memory((long) MAX_EVENTS * LinuxSys.EPOLL_EVENT_SIZE);
+    private final EpollSet.Dispatch dispatch = this::dispatch;
     private final Thread thread;
     private volatile boolean running = true;
     /** How long a polled queue may stay idle before it goes back to kicks; 0 disables polling. */
@@ -89,13 +86,8 @@ public final class Worker implements AutoCloseable {
         }
         this.id = id;
         this.pollNanos = pollMicros * 1000L;
-        this.epfd = LinuxSys.epollCreate();
-        try {
-            this.mailbox = new LoopMailbox("jvhost-worker-" + id, epfd, WAKE_TOKEN);
-        } catch (NativeException e) {
-            LinuxSys.closeQuietly(epfd);
-            throw e;
-        }
+        this.epoll = new EpollSet("jvhost-worker-" + id);
+        this.mailbox = epoll.mailbox();
         java.util.Arrays.fill(slotFds, -1);
         this.thread = new Thread(this::loop, "jvhost-worker-" + id);
         this.thread.setDaemon(true);
@@ -127,7 +119,7 @@ public final class Worker implements AutoCloseable {
         assert inWorker();
         int slot = freeSlot();
         long token = ((long) generations[slot] << 32) | slot;
-        LinuxSys.epollCtl(epfd, LinuxSys.EPOLL_CTL_ADD, fd, events, token);
+        epoll.add(fd, events, token);
         handlers[slot] = handler;
         slotFds[slot] = fd;
         return token;
@@ -138,7 +130,7 @@ public final class Worker implements AutoCloseable {
         assert inWorker();
         int slot = (int) token;
         if (handlers[slot] != null && generations[slot] == (int) (token >>> 32)) {
-            LinuxSys.epollCtl(epfd, LinuxSys.EPOLL_CTL_MOD, slotFds[slot], events, token);
+            epoll.modify(slotFds[slot], events, token);
         }
     }
 
@@ -150,11 +142,7 @@ public final class Worker implements AutoCloseable {
                 || generations[slot] != (int) (token >>> 32)) {
             return;
         }
-        try {
-            LinuxSys.epollCtl(epfd, LinuxSys.EPOLL_CTL_DEL, slotFds[slot], 0, 0);
-        } catch (NativeException e) {
-            LOG.debug("jvhost-worker-{}: epoll DEL fd {}: {}", id, slotFds[slot], e.getMessage());
-        }
+        epoll.remove(slotFds[slot]);
         handlers[slot] = null;
         slotFds[slot] = -1;
         generations[slot]++;
@@ -374,16 +362,11 @@ public final class Worker implements AutoCloseable {
             lastEpoll = now;
             timeout = 0;
         }
-        int n;
         try {
-            n = LinuxSys.epollWait(epfd, events, MAX_EVENTS, timeout);
+            epoll.waitAndDispatch(timeout, dispatch);
         } catch (NativeException e) {
             LOG.error("jvhost-worker-{}: epoll_wait failed, worker stops: {}", id, e.getMessage());
             return false;
-        }
-        for (int i = 0; i < n; i++) {
-            dispatch(events.getInt((long) i * LinuxSys.EPOLL_EVENT_SIZE),
-                    events.getLong((long) i * LinuxSys.EPOLL_EVENT_SIZE + 4));
         }
         mailbox.runAll(callback);
         if (polledCount > 0 || readyCount > 0) {
@@ -403,10 +386,6 @@ public final class Worker implements AutoCloseable {
     }
 
     private void dispatch(int ev, long token) {
-        if (token == WAKE_TOKEN) {
-            mailbox.onWake();
-            return;
-        }
         int slot = (int) token;
         EventHandler h = slot >= 0 && slot < handlers.length ? handlers[slot] : null;
         if (h == null || generations[slot] != (int) (token >>> 32)) {
@@ -432,18 +411,7 @@ public final class Worker implements AutoCloseable {
     @Override
     public void close() {
         mailbox.post(() -> running = false);
-        try {
-            thread.join(2000);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
-        if (thread.isAlive()) {
-            LOG.warn("jvhost-worker-{} did not stop within 2 s", id);
-            return; // leave the fds: closing them under a running epoll_wait would be worse
-        }
-        mailbox.close();
-        LinuxSys.closeQuietly(epfd);
-        events.close();
+        epoll.closeAfter(thread, JOIN_MS);
     }
 
     public int id() {

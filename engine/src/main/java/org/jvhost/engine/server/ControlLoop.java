@@ -1,10 +1,10 @@
 package org.jvhost.engine.server;
 
-import com.sun.jna.Memory;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.PriorityQueue;
 import java.util.concurrent.TimeoutException;
+import org.jvhost.engine.event.EpollSet;
 import org.jvhost.engine.event.LoopMailbox;
 import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.engine.sys.NativeException;
@@ -25,8 +25,6 @@ import org.slf4j.LoggerFactory;
  */
 final class ControlLoop implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(ControlLoop.class);
-    private static final int MAX_EVENTS = 64;
-    private static final long WAKE_TOKEN = 0;
     private static final long JOIN_MS = 3000;
 
     /** Called on the loop thread when a registered fd is ready. */
@@ -61,9 +59,8 @@ final class ControlLoop implements AutoCloseable {
     }
 
     private final int id;
-    private final int epfd;
+    private final EpollSet epoll;
     private final LoopMailbox mailbox;
-    private final Memory events = new Memory((long) MAX_EVENTS * LinuxSys.EPOLL_EVENT_SIZE);
     private final Map<Long, Handler> handlers = new HashMap<>();
     private final Map<Long, Integer> fds = new HashMap<>();
     private final PriorityQueue<Timer> timers = new PriorityQueue<>();
@@ -74,13 +71,8 @@ final class ControlLoop implements AutoCloseable {
 
     ControlLoop(int id) throws NativeException {
         this.id = id;
-        this.epfd = LinuxSys.epollCreate();
-        try {
-            this.mailbox = new LoopMailbox("jvhost-control-" + id, epfd, WAKE_TOKEN);
-        } catch (NativeException e) {
-            LinuxSys.closeQuietly(epfd);
-            throw e;
-        }
+        this.epoll = new EpollSet("jvhost-control-" + id);
+        this.mailbox = epoll.mailbox();
         this.thread = new Thread(this::loop, "jvhost-control-" + id);
         this.thread.setDaemon(true);
         mailbox.bind(thread);
@@ -109,7 +101,7 @@ final class ControlLoop implements AutoCloseable {
     long register(int fd, int events, Handler handler) throws NativeException {
         assert inLoop();
         long token = nextToken++;
-        LinuxSys.epollCtl(epfd, LinuxSys.EPOLL_CTL_ADD, fd, events, token);
+        epoll.add(fd, events, token);
         handlers.put(token, handler);
         fds.put(token, fd);
         return token;
@@ -120,7 +112,7 @@ final class ControlLoop implements AutoCloseable {
         assert inLoop();
         Integer fd = fds.get(token);
         if (fd != null) {
-            LinuxSys.epollCtl(epfd, LinuxSys.EPOLL_CTL_MOD, fd, events, token);
+            epoll.modify(fd, events, token);
         }
     }
 
@@ -130,11 +122,7 @@ final class ControlLoop implements AutoCloseable {
         Integer fd = fds.remove(token);
         handlers.remove(token);
         if (fd != null) {
-            try {
-                LinuxSys.epollCtl(epfd, LinuxSys.EPOLL_CTL_DEL, fd, 0, 0);
-            } catch (NativeException e) {
-                LOG.debug("jvhost-control-{}: epoll DEL fd {}: {}", id, fd, e.getMessage());
-            }
+            epoll.remove(fd);
         }
     }
 
@@ -167,16 +155,11 @@ final class ControlLoop implements AutoCloseable {
 
     /** One epoll_wait and the handlers, commands and timers it makes due; false if epoll broke. */
     private boolean turn() {
-        int n;
         try {
-            n = LinuxSys.epollWait(epfd, events, MAX_EVENTS, waitMs());
+            epoll.waitAndDispatch(waitMs(), this::dispatch);
         } catch (NativeException e) {
             LOG.error("jvhost-control-{}: epoll_wait failed, the control loop stops: {}", id, e.getMessage());
             return false;
-        }
-        for (int i = 0; i < n; i++) {
-            dispatch(events.getInt((long) i * LinuxSys.EPOLL_EVENT_SIZE),
-                    events.getLong((long) i * LinuxSys.EPOLL_EVENT_SIZE + 4));
         }
         mailbox.runAll();
         runTimers();
@@ -197,10 +180,6 @@ final class ControlLoop implements AutoCloseable {
     }
 
     private void dispatch(int ev, long token) {
-        if (token == WAKE_TOKEN) {
-            mailbox.onWake();
-            return;
-        }
         Handler h = handlers.get(token);
         if (h == null) {
             return; // unregistered earlier in this batch
@@ -232,17 +211,6 @@ final class ControlLoop implements AutoCloseable {
     @Override
     public void close() {
         mailbox.post(() -> running = false);
-        try {
-            thread.join(JOIN_MS);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
-        if (thread.isAlive()) {
-            LOG.warn("jvhost-control-{} did not stop within {} ms", id, JOIN_MS);
-            return; // leave the fds: closing them under a running epoll_wait would be worse
-        }
-        mailbox.close();
-        LinuxSys.closeQuietly(epfd);
-        events.close();
+        epoll.closeAfter(thread, JOIN_MS);
     }
 }

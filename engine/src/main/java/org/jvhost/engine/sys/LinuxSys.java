@@ -91,7 +91,8 @@ public final class LinuxSys {
 
     private static native int epoll_ctl(int epfd, int op, int fd, Pointer event) throws LastErrorException;
 
-    private static native int epoll_wait(int epfd, Pointer events, int maxevents, int timeout)
+    /** {@code events} is a native address (a long, not a Pointer: no object per wait on the worker's loop). */
+    private static native int epoll_wait(int epfd, long events, int maxevents, int timeout)
             throws LastErrorException;
 
     /** Maps {@code length} bytes of {@code fd} from {@code offset}; returns the address. */
@@ -354,12 +355,12 @@ public final class LinuxSys {
     }
 
     /**
-     * Waits for events into {@code events} (room for {@code max} {@link #EPOLL_EVENT_SIZE}-byte entries:
-     * u32 events at 0, u64 token at 4).
+     * Waits for events into the native buffer at {@code events} (room for {@code max}
+     * {@link #EPOLL_EVENT_SIZE}-byte entries: u32 events at 0, u64 token at 4).
      *
      * @return the number of events, 0 on timeout or EINTR
      */
-    public static int epollWait(int epfd, Memory events, int max, int timeoutMs) throws NativeException {
+    public static int epollWait(int epfd, long events, int max, int timeoutMs) throws NativeException {
         try {
             return epoll_wait(epfd, events, max, timeoutMs);
         } catch (LastErrorException e) {

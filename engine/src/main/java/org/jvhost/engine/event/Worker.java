@@ -59,14 +59,8 @@ public final class Worker implements AutoCloseable {
     private long[] lastWork = new long[4];
     private int polledCount;
 
-    /**
-     * Queues whose device left work, served in FIFO order (worker thread only): a circular buffer of
-     * {@code readyCount} entries from {@code readyHead}. It grows (rarely: only when more distinct queues
-     * are ready at once than ever before), never per re-delivery.
-     */
-    private ReadyQueue[] ready = new ReadyQueue[16];
-    private int readyHead;
-    private int readyCount;
+    /** Queues whose device left work, served round-robin; worker thread only. */
+    private final ReadyList ready = new ReadyList();
 
     /** What runs now, for the {@link CallbackWatchdog}. */
     private final RunningCallback callback = new RunningCallback();
@@ -196,16 +190,7 @@ public final class Worker implements AutoCloseable {
      */
     public void markReady(ReadyQueue queue) {
         assert inWorker();
-        if (readyCount == ready.length) {
-            ReadyQueue[] grown = new ReadyQueue[ready.length * 2];
-            for (int i = 0; i < readyCount; i++) {
-                grown[i] = ready[(readyHead + i) & (ready.length - 1)];
-            }
-            ready = grown;
-            readyHead = 0;
-        }
-        ready[(readyHead + readyCount) & (ready.length - 1)] = queue;
-        readyCount++;
+        ready.add(queue);
     }
 
     /**
@@ -214,38 +199,18 @@ public final class Worker implements AutoCloseable {
      */
     public void removeReady(ReadyQueue queue) {
         assert inWorker();
-        int mask = ready.length - 1;
-        int kept = 0;
-        for (int i = 0; i < readyCount; i++) {
-            ReadyQueue q = ready[(readyHead + i) & mask];
-            if (q != queue) {
-                ready[(readyHead + kept) & mask] = q;
-                kept++;
-            }
-        }
-        for (int i = kept; i < readyCount; i++) {
-            ready[(readyHead + i) & mask] = null;
-        }
-        readyCount = kept;
+        ready.remove(queue);
     }
 
     /** Whether {@code queue} is on the ready list (worker thread only; for tests and asserts). */
     public boolean isReady(ReadyQueue queue) {
-        for (int i = 0; i < readyCount; i++) {
-            if (ready[(readyHead + i) & (ready.length - 1)] == queue) {
-                return true;
-            }
-        }
-        return false;
+        return ready.contains(queue);
     }
 
     /** One round-robin round: each queue ready when it starts gets one callback. */
     private void serveReady() {
-        for (int n = readyCount; n > 0 && readyCount > 0; n--) {
-            ReadyQueue q = ready[readyHead];
-            ready[readyHead] = null;
-            readyHead = (readyHead + 1) & (ready.length - 1);
-            readyCount--;
+        for (int n = ready.size(); n > 0 && ready.size() > 0; n--) {
+            ReadyQueue q = ready.poll();
             callback.enter(q);
             try {
                 q.serveReady(); // may put q back at the tail, behind the others
@@ -353,7 +318,7 @@ public final class Worker implements AutoCloseable {
     /** One epoll_wait and what it found, then posted commands and queue work; false if epoll broke. */
     private boolean turn() {
         int timeout = -1;
-        if (polledCount > 0 || readyCount > 0) {
+        if (polledCount > 0 || ready.size() > 0) {
             long now = System.nanoTime();
             if (now - lastEpoll < EPOLL_WHILE_POLLING_NANOS && mailbox.isEmpty()) {
                 serveQueues(now);
@@ -369,7 +334,7 @@ public final class Worker implements AutoCloseable {
             return false;
         }
         mailbox.runAll(callback);
-        if (polledCount > 0 || readyCount > 0) {
+        if (polledCount > 0 || ready.size() > 0) {
             serveQueues(System.nanoTime());
         }
         return true;
@@ -377,7 +342,7 @@ public final class Worker implements AutoCloseable {
 
     /** One round over the ready queues, then one over the polled ones. */
     private void serveQueues(long now) {
-        if (readyCount > 0) {
+        if (ready.size() > 0) {
             serveReady();
         }
         if (polledCount > 0) {

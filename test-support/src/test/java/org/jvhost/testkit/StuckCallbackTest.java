@@ -109,6 +109,14 @@ class StuckCallbackTest {
         assertEquals(0, stuckFe.call(FrontendRequest.SET_OWNER, null).u64(), "the connection reads again");
     }
 
+    /** The service manager's watchdog probe: every loop thread must answer, and a hung worker does not. */
+    @Test
+    void loopsAnswerOnlyWhileNoCallbackHangs() throws Exception {
+        assertFalse(host.loopsAnswer(300), "a worker held by a hanging handleKick answered");
+        release.countDown();
+        assertTrue(host.loopsAnswer(2000), "every worker and control loop answers once the callback returned");
+    }
+
     @Test
     void aFrontEndLeavingWhileACallbackHangsGetsItsMemoryUnmappedOnceItReturns() throws Exception {
         stuckFe.close(); // the front-end unmaps its own view of the guest RAM

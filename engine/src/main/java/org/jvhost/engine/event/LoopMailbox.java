@@ -79,15 +79,7 @@ public final class LoopMailbox {
             command.run();
             return;
         }
-        CompletableFuture<Void> done = new CompletableFuture<>();
-        post(() -> {
-            try {
-                command.run();
-                done.complete(null);
-            } catch (Throwable t) {
-                done.completeExceptionally(t);
-            }
-        });
+        CompletableFuture<Void> done = completion(this::post, command);
         try {
             done.get(timeoutMs, TimeUnit.MILLISECONDS);
         } catch (InterruptedException e) {
@@ -105,6 +97,23 @@ public final class LoopMailbox {
         } catch (TimeoutException e) {
             throw new TimeoutException(name + " did not run a command within " + timeoutMs + " ms");
         }
+    }
+
+    /**
+     * Hands {@code command} to {@code loop} (a loop's execute) and returns what completes once it ran:
+     * normally, or with what it threw.
+     */
+    public static CompletableFuture<Void> completion(java.util.function.Consumer<Runnable> loop, Runnable command) {
+        CompletableFuture<Void> done = new CompletableFuture<>();
+        loop.accept(() -> {
+            try {
+                command.run();
+                done.complete(null);
+            } catch (Throwable t) {
+                done.completeExceptionally(t);
+            }
+        });
+        return done;
     }
 
     /** True if no command waits (a cheap check for loops that spin). */

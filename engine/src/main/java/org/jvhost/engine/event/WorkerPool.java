@@ -55,6 +55,15 @@ public final class WorkerPool implements AutoCloseable {
         return workers.size();
     }
 
+    /** Posts {@code command} to every worker; each future completes when its worker ran it. */
+    public List<java.util.concurrent.CompletableFuture<Void>> postToEach(Runnable command) {
+        List<java.util.concurrent.CompletableFuture<Void>> done = new ArrayList<>(workers.size());
+        for (Worker w : workers) {
+            done.add(LoopMailbox.completion(w::execute, command));
+        }
+        return done;
+    }
+
     @Override
     public void close() {
         if (watchdog != null) {

@@ -11,6 +11,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.jvhost.engine.event.DeviceRuntime;
+import org.jvhost.engine.event.LoopMailbox;
 import org.jvhost.engine.event.WorkerPool;
 import org.jvhost.engine.memory.MemoryBudget;
 import org.jvhost.engine.sys.NativeException;
@@ -180,6 +181,27 @@ public final class Host implements AutoCloseable {
     /** Round robin over the control loops, in the order devices are added. */
     private ControlLoop loopFor(DeviceRuntime runtime) {
         return loops[Math.floorMod(loopTurn++, loops.length)];
+    }
+
+    /**
+     * Whether every loop thread, each worker and each control loop, runs a posted no-op within
+     * {@code timeoutMs}: proof of progress for a service manager's watchdog. A worker held by a device
+     * callback that does not return, or a loop that died, makes it false. Not from a loop thread.
+     */
+    public boolean loopsAnswer(long timeoutMs) {
+        List<CompletableFuture<Void>> done = new ArrayList<>(pool.postToEach(() -> { }));
+        for (ControlLoop loop : loops) {
+            done.add(LoopMailbox.completion(loop::execute, () -> { }));
+        }
+        try {
+            CompletableFuture.allOf(done.toArray(new CompletableFuture<?>[0])).get(timeoutMs, TimeUnit.MILLISECONDS);
+            return true;
+        } catch (TimeoutException | ExecutionException e) {
+            return false;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        }
     }
 
     /** The state of the device created with {@code context}. */

@@ -39,6 +39,11 @@ interface DeviceHost extends AutoCloseable {
     /** @see Host#snapshot(DeviceContext) */
     DeviceSnapshot snapshot(DeviceContext context);
 
+    /** @see Host#loopsAnswer(long) */
+    default boolean loopsAnswer(long timeoutMs) {
+        return true;
+    }
+
     /** Stops everything; safe to call more than once. */
     @Override
     void close();
@@ -89,6 +94,11 @@ interface DeviceHost extends AutoCloseable {
             @Override
             public DeviceSnapshot snapshot(DeviceContext context) {
                 return host.snapshot(context);
+            }
+
+            @Override
+            public boolean loopsAnswer(long timeoutMs) {
+                return host.loopsAnswer(timeoutMs);
             }
 
             @Override

@@ -1,6 +1,7 @@
 package org.jvhost.host.cli;
 
 import org.jvhost.host.systemd.ServiceNotifier;
+import org.jvhost.host.systemd.Watchdog;
 
 /**
  * How {@code serve} ends (on SIGTERM/SIGINT in the real process, at once in tests), and what the
@@ -24,8 +25,12 @@ interface Lifecycle {
     default void reloadOnHangup(Runnable reload) {
     }
 
-    /** Every device listens: tells the service manager (systemd's READY=1). Tests do without. */
-    default void ready(String status) {
+    /**
+     * Every device listens: tells the service manager (systemd's READY=1) and, if it asked for a watchdog,
+     * starts pinging it while {@code loopsAnswer} (every loop thread answers within the given ms) holds.
+     * Tests do without.
+     */
+    default void ready(String status, java.util.function.LongPredicate loopsAnswer) {
     }
 
     /**
@@ -85,8 +90,9 @@ interface Lifecycle {
             }
 
             @Override
-            public void ready(String status) {
+            public void ready(String status, java.util.function.LongPredicate loopsAnswer) {
                 notifier.ready(status);
+                Watchdog.startIfAsked(System.getenv(), notifier, loopsAnswer);
             }
         };
     }

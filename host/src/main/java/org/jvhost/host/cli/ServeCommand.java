@@ -215,7 +215,7 @@ final class ServeCommand implements Callable<Integer> {
         LOG.info("serving {} device(s) with {} worker(s), polling busy queues for {} us; stop with SIGTERM or SIGINT{}",
                 entries.size(), threads, poll,
                 config != null ? ", reload " + config + " with SIGHUP" : "");
-        lifecycle.ready("serving " + entries.size() + " device(s)");
+        lifecycle.ready("serving " + entries.size() + " device(s)", host::loopsAnswer);
         lifecycle.awaitShutdown();
         stop(host);
         return 0;

@@ -86,6 +86,11 @@ public final class ServiceNotifier implements AutoCloseable {
         send("STOPPING=1\nSTATUS=stopping");
     }
 
+    /** {@code WATCHDOG=1}: still making progress (see {@link Watchdog}). */
+    public void watchdog() {
+        send("WATCHDOG=1");
+    }
+
     /** Sends one datagram; false (and a WARN line) if it could not be sent, false if disabled. */
     synchronized boolean send(String message) {
         if (address == null) {

@@ -132,9 +132,12 @@ class DebianPackageIT {
                     LAUNCHER.toString(), "serve", "--config", config.toString())
                     .redirectErrorStream(true).redirectOutput(tmp.resolve("serve.log").toFile());
             serve.environment().put("NOTIFY_SOCKET", notify.toString());
+            // a watchdog interval of 10 min: one WATCHDOG=1 at once (the loops answered), the next long after the test
+            serve.environment().put("WATCHDOG_USEC", "600000000");
             Process process = serve.start();
             try {
                 assertEquals("READY=1\nSTATUS=serving 1 device(s)", receive(manager, tmp));
+                assertEquals("WATCHDOG=1", receive(manager, tmp), "every worker and control loop answered");
                 try (AFUNIXSocket frontEnd = AFUNIXSocket.connectTo(AFUNIXSocketAddress.of(device))) {
                     assertTrue(frontEnd.isConnected(), "the device listens once READY=1 is sent");
                 }

@@ -79,9 +79,10 @@ final class SpecChecker {
     }
 
     private void setFeatures(long features) {
-        ackedFeatures = features;
         long extra = features & ~offeredFeatures;
-        if (extra != 0) {
+        if (extra == 0) {
+            ackedFeatures = features;
+        } else { // the back-end refuses the lot, so the features before stay
             reporter.report(SpecRule.FEATURES_NOT_OFFERED, "SET_FEATURES acks " + FeatureNames.virtio(extra, deviceType)
                     + " (0x" + Long.toHexString(extra) + "), which GET_FEATURES "
                     + (offeredFeatures == 0 ? "was never asked for" : "did not offer (offered 0x"

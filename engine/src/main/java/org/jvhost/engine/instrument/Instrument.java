@@ -20,12 +20,16 @@ public final class Instrument implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(Instrument.class);
     /** The default trace size cap (the file rotates to {@code PATH.1} there). */
     public static final long DEFAULT_TRACE_MAX_BYTES = 64L << 20;
+    /** Counter name of the faults injected ({@link FaultPlan}). */
+    public static final String FAULTS = "faults_injected";
     /** Counter name of all violations; each rule's is {@code spec_violation.<id>}. */
     public static final String VIOLATIONS = "spec_violations";
 
     private final String device;
     private final AtomicLongArray violations = new AtomicLongArray(SpecRule.values().length);
     private final AtomicInteger connections = new AtomicInteger();
+    private final java.util.concurrent.atomic.AtomicLong faults = new java.util.concurrent.atomic.AtomicLong();
+    private volatile FaultPlan faultPlan = FaultPlan.NONE;
     private volatile boolean strict;
     private volatile ProtocolTrace trace;
     private Path tracePath;
@@ -44,6 +48,24 @@ public final class Instrument implements AutoCloseable {
 
     public boolean strict() {
         return strict;
+    }
+
+    /** The faults to inject into the connections that follow. */
+    public void setFaults(FaultPlan plan) {
+        faultPlan = plan;
+        if (plan.any()) {
+            LOG.warn("{}: fault injection on: {}{}", device, plan,
+                    plan.seed() == null ? "" : " (random mode: " + FaultInjector.RANDOM_BOUNDS + ")");
+        }
+    }
+
+    public FaultPlan faults() {
+        return faultPlan;
+    }
+
+    /** Faults injected so far. */
+    public long faultsInjected() {
+        return faults.get();
     }
 
     /**
@@ -88,7 +110,16 @@ public final class Instrument implements AutoCloseable {
 
     /** A tap for a new connection of a device of virtio type {@code deviceType}. */
     public SessionTap open(int deviceType) {
-        return new SessionTap(this, connections.incrementAndGet(), deviceType);
+        int conn = connections.incrementAndGet();
+        FaultPlan plan = faultPlan;
+        FaultInjector injector = plan.any() ? new FaultInjector(plan, conn, fault -> injected(conn, fault)) : null;
+        return new SessionTap(this, conn, deviceType, injector);
+    }
+
+    /** Counts and logs one injected fault. */
+    private void injected(int conn, String fault) {
+        faults.incrementAndGet();
+        LOG.warn("{}: fault injected: connection {}: {}", device, conn, fault);
     }
 
     /** Counts and logs one violation if strict mode is on; {@code conn} numbers the connection. */
@@ -115,11 +146,14 @@ public final class Instrument implements AutoCloseable {
     }
 
     /**
-     * The counters for the control API and metrics: {@value #VIOLATIONS} and one
-     * {@code spec_violation.<id>} per rule; empty when strict mode is off.
+     * The counters for the control API and metrics: in strict mode {@value #VIOLATIONS} and one
+     * {@code spec_violation.<id>} per rule, with faults planned {@value #FAULTS}; else none.
      */
     public Map<String, Long> counters() {
         Map<String, Long> m = new LinkedHashMap<>();
+        if (faultPlan.any() || faults.get() > 0) {
+            m.put(FAULTS, faults.get());
+        }
         if (strict) {
             m.put(VIOLATIONS, violations());
             for (SpecRule r : SpecRule.values()) {

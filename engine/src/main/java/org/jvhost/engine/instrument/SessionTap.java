@@ -6,6 +6,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import org.jvhost.engine.protocol.FrontendRequest;
 import org.jvhost.engine.protocol.MessageHeader;
+import org.jvhost.engine.protocol.ProtocolException;
 import org.jvhost.engine.transport.Message;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -23,16 +24,23 @@ public final class SessionTap {
     private final int conn;
     private final int deviceType;
     private final SpecChecker checker;
+    /** The connection's faults, or null. */
+    private final FaultInjector faults;
 
-    SessionTap(Instrument instrument, int conn, int deviceType) {
+    SessionTap(Instrument instrument, int conn, int deviceType, FaultInjector faults) {
         this.instrument = instrument;
+        this.faults = faults;
         this.conn = conn;
         this.deviceType = deviceType;
         this.checker = new SpecChecker((rule, detail) -> instrument.report(conn, rule, detail), deviceType);
     }
 
-    /** A request has arrived, with its fds (not yet taken by the handler). */
-    public void received(Message m) {
+    /**
+     * A request has arrived, with its fds (not yet taken by the handler).
+     *
+     * @return false if an injected fault drops the connection now
+     */
+    public boolean received(Message m) {
         FrontendRequest r = m.request();
         try {
             checker.request(r, m.payload().duplicate().order(MessageHeader.ORDER));
@@ -47,10 +55,28 @@ public final class SessionTap {
                     deviceType)));
             t.write(line);
         }
+        return faults == null || faults.received(m) == FaultInjector.Verdict.SERVE;
     }
 
-    /** A reply to request {@code code} with {@code payload} (position 0 to limit) is about to leave. */
-    public void sent(int code, ByteBuffer payload) {
+    /**
+     * Throws the refusal an injected fault plans for {@code m} (the session answers it as any refused
+     * request: a REPLY_ACK failure, or the end of the connection if the front-end asked for none).
+     */
+    public void refuse(Message m) throws ProtocolException {
+        if (faults != null) {
+            faults.refuse(m);
+        }
+    }
+
+    /**
+     * A reply to request {@code code} with {@code payload} (position 0 to limit) is about to leave.
+     *
+     * @return the payload to send: {@code payload}, or what an injected fault puts in its place
+     */
+    public ByteBuffer sent(int code, ByteBuffer payload) {
+        if (faults != null && payload != null) {
+            payload = faults.reply(code, payload);
+        }
         ByteBuffer p = payload == null ? ByteBuffer.allocate(0) : payload.duplicate().order(MessageHeader.ORDER);
         try {
             checker.reply(code, p.duplicate().order(MessageHeader.ORDER));
@@ -63,6 +89,7 @@ public final class SessionTap {
             line.put("payload", decode(() -> MessageDecoder.reply(code, p, deviceType)));
             t.write(line);
         }
+        return payload;
     }
 
     /** The connection has ended, for {@code why}. */

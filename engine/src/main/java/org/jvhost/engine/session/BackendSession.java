@@ -114,7 +114,10 @@ public final class BackendSession {
             if (m == null) {
                 return true;
             }
-            tap.received(m);
+            if (!tap.received(m)) {
+                m.closeFds();
+                return false;
+            }
             if (!serve(m)) {
                 return false;
             }
@@ -204,6 +207,7 @@ public final class BackendSession {
         WorkerPlan plan = new WorkerPlan(name);
         ByteBuffer reply;
         try {
+            tap.refuse(m);
             reply = dispatch(m, plan);
         } catch (ProtocolException e) {
             plan.fail(e);
@@ -276,8 +280,7 @@ public final class BackendSession {
 
     /** Sends a reply to request {@code code}; every reply leaves through here, past the {@link #tap}. */
     private void send(int code, ByteBuffer payload) throws IOException {
-        tap.sent(code, payload);
-        endpoint.reply(code, payload);
+        endpoint.reply(code, tap.sent(code, payload));
     }
 
     /**

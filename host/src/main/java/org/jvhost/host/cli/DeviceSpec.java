@@ -19,8 +19,8 @@ import org.jvhost.spi.OptionSpec;
  * connects); {@code connect} makes jvhost connect to a front-end listening on PATH. Every other key is
  * the device type's, except the host's socket keys: {@code socket-mode=0660} and
  * {@code socket-group=NAME} (for a socket jvhost creates) and {@code allow-uid=UID[:UID...]} (front-end
- * uids accepted), and the instrument keys {@code trace}, {@code trace-format}, {@code trace-max-bytes}
- * and {@code strict} ({@link InstrumentOptions}). Values cannot contain commas.
+ * uids accepted), and the instrument keys: {@code trace}, {@code trace-format}, {@code trace-max-bytes},
+ * {@code strict} and the {@code fault-*} keys ({@link InstrumentOptions}). Values cannot contain commas.
  *
  * @param text    the argument as given, for messages
  * @param type    the device type name
@@ -41,9 +41,9 @@ public record DeviceSpec(String text, String type, Path socket, Host.Mode mode, 
     static final String KEY_SOCKET_GROUP = "socket-group";
     static final String KEY_ALLOW_UID = "allow-uid";
     /** Keys the host handles itself (socket access, and the {@link InstrumentOptions}); never passed to the device type. */
-    static final Set<String> HOST_KEYS = Set.of(KEY_SOCKET_MODE, KEY_SOCKET_GROUP, KEY_ALLOW_UID,
-            InstrumentOptions.KEY_TRACE, InstrumentOptions.KEY_TRACE_FORMAT, InstrumentOptions.KEY_TRACE_MAX_BYTES,
-            InstrumentOptions.KEY_STRICT);
+    static final Set<String> HOST_KEYS = java.util.stream.Stream.concat(
+            Set.of(KEY_SOCKET_MODE, KEY_SOCKET_GROUP, KEY_ALLOW_UID).stream(), InstrumentOptions.KEYS.stream())
+            .collect(java.util.stream.Collectors.toUnmodifiableSet());
 
     /** sun_path holds 108 bytes including the terminating NUL (unix(7)). */
     static final int MAX_SOCKET_PATH_BYTES = 107;

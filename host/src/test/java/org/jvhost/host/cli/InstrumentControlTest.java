@@ -81,11 +81,31 @@ class InstrumentControlTest {
     }
 
     @Test
+    void faultKeysReachTheDevice() throws Exception {
+        Path socket = dir.resolve("f.sock");
+        assertEquals(0, ctl("add", "loopback:socket=" + socket + ",fault-queues=1,fault-nack=set_vring_addr"),
+                err.toString());
+        try (ScriptedFrontend fe = ScriptedFrontend.connect(socket)) {
+            fe.setFeatures(fe.getFeatures());
+            fe.getProtocolFeatures();
+            fe.setProtocolFeatures(org.jvhost.engine.protocol.ProtocolFeatures.MQ);
+            assertEquals(1, fe.getQueueNum(), "a loopback device has 2 queues; fault-queues=1 says 1");
+        }
+        assertEquals(0, ctl("--json", "counters", "loopback@" + socket));
+        assertTrue(out.toString().contains("\"faults_injected\":1"), out.toString());
+    }
+
+    @Test
     void badInstrumentKeysAndCommandsAreNamed() {
         assertEquals(1, ctl("add", "loopback:socket=" + dir.resolve("a.sock") + ",strict=maybe"));
         assertTrue(err.toString().contains("strict=maybe is not on or off"), err.toString());
         assertEquals(1, ctl("add", "loopback:socket=" + dir.resolve("b.sock") + ",trace-format=text"));
         assertTrue(err.toString().contains("trace-format and trace-max-bytes need trace=PATH"), err.toString());
+        assertEquals(1, ctl("add", "loopback:socket=" + dir.resolve("d.sock") + ",fault-nack=GET_FEATURES"));
+        assertTrue(err.toString().contains("fault-nack=GET_FEATURES names GET_FEATURES, whose reply is its answer"),
+                err.toString());
+        assertEquals(1, ctl("add", "loopback:socket=" + dir.resolve("e.sock") + ",fault-delay-ms=9000"));
+        assertTrue(err.toString().contains("fault-delay-ms=9000 is not a number in 1..5000"), err.toString());
         assertEquals(0, ctl("add", "loopback:socket=" + dir.resolve("c.sock")));
         assertEquals(1, ctl("trace", "loopback@" + dir.resolve("c.sock"), "on"));
         assertTrue(err.toString().contains("has no trace file: give the device trace=PATH"), err.toString());

@@ -62,7 +62,7 @@ public final class DeviceRuntime {
         this.instrument = new Instrument(name);
     }
 
-    /** The device's protocol trace and strict-mode checks (off until configured). */
+    /** The device's protocol trace, strict-mode checks and injected faults (all off until configured). */
     public Instrument instrument() {
         return instrument;
     }

@@ -13,9 +13,10 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Where one connection's messages pass the instrument: the session calls {@link #received} for each
- * request before handling it and {@link #sent} for each reply, and {@link #closed} at the end. The tap
- * feeds the strict checks and, while tracing is on, writes each message to the trace. It never
- * throws and never changes a message. Control loop only.
+ * request before handling it, {@link #refuse} as it handles it, {@link #sent} for each reply, and
+ * {@link #closed} at the end. The tap feeds the strict checks and, while tracing is on, writes each
+ * message to the trace; only a planned fault ({@link FaultPlan}) drops the connection, refuses a request
+ * or changes a reply. Control loop only.
  */
 public final class SessionTap {
     private static final Logger LOG = LoggerFactory.getLogger(SessionTap.class);

@@ -55,7 +55,7 @@ public final class BackendSession {
     private final MemoryTable memory;
     private final VringLifecycle vrings;
     private final FeatureNegotiation negotiation;
-    /** Sees every request and reply, for the trace and strict mode ({@link org.jvhost.engine.instrument}). */
+    /** Sees every request and reply: the trace, strict mode and injected faults ({@link org.jvhost.engine.instrument}). */
     private final SessionTap tap;
 
     private int status;

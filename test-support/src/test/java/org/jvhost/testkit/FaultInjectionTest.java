@@ -47,7 +47,7 @@ class FaultInjectionTest {
 
     @Test
     void theFirstConnectionIsDroppedAfterMessageNAndTheNextIsLeftAlone() throws Exception {
-        Instrument instrument = serve("drop", new FaultPlan(3, Set.of(), 0, 0, null));
+        Instrument instrument = serve("drop", new FaultPlan(3, 0, Set.of(), 0, 0, null));
         try (ScriptedFrontend fe = ScriptedFrontend.connect(dir.resolve("drop.sock"))) {
             fe.setOwner();
             fe.getFeatures();
@@ -61,8 +61,26 @@ class FaultInjectionTest {
     }
 
     @Test
+    void aSweepDropsConnectionKAfterItsKthRequest() throws Exception {
+        Instrument instrument = serve("sweep", new FaultPlan(0, 2, Set.of(), 0, 0, null));
+        try (ScriptedFrontend fe = ScriptedFrontend.connect(dir.resolve("sweep.sock"))) {
+            assertThrows(EOFException.class, fe::getFeatures, "connection 1 dropped after request 1");
+        }
+        try (ScriptedFrontend fe = ScriptedFrontend.connect(dir.resolve("sweep.sock"))) {
+            fe.getFeatures();
+            assertThrows(EOFException.class, fe::getFeatures, "connection 2 dropped after request 2");
+        }
+        try (ScriptedFrontend fe = ScriptedFrontend.connect(dir.resolve("sweep.sock"))) {
+            for (int i = 0; i < 5; i++) {
+                fe.getFeatures(); // connection 3 is left alone
+            }
+        }
+        assertEquals(2, instrument.faultsInjected());
+    }
+
+    @Test
     void aNamedRequestIsRefusedWithAReplyAckFailure() throws Exception {
-        Instrument instrument = serve("nack", new FaultPlan(0, Set.of(FrontendRequest.SET_MEM_TABLE), 0, 0, null));
+        Instrument instrument = serve("nack", new FaultPlan(0, 0, Set.of(FrontendRequest.SET_MEM_TABLE), 0, 0, null));
         try (ScriptedFrontend fe = ScriptedFrontend.connect(dir.resolve("nack.sock"))) {
             negotiate(fe);
             fe.addRegion(0, 1 << 20);
@@ -71,12 +89,12 @@ class FaultInjectionTest {
         }
         assertEquals(1, instrument.faultsInjected());
         assertThrows(IllegalArgumentException.class,
-                () -> new FaultPlan(0, Set.of(FrontendRequest.GET_FEATURES), 0, 0, null), "its reply is its answer");
+                () -> new FaultPlan(0, 0, Set.of(FrontendRequest.GET_FEATURES), 0, 0, null), "its reply is its answer");
     }
 
     @Test
     void repliesAreDelayed() throws Exception {
-        serve("slow", new FaultPlan(0, Set.of(), 200, 0, null));
+        serve("slow", new FaultPlan(0, 0, Set.of(), 200, 0, null));
         try (ScriptedFrontend fe = ScriptedFrontend.connect(dir.resolve("slow.sock"))) {
             long start = System.nanoTime();
             fe.getFeatures();
@@ -87,7 +105,7 @@ class FaultInjectionTest {
 
     @Test
     void aSmallerQueueCountIsReportedAndRingsBeyondItAreRefused() throws Exception {
-        Instrument instrument = serve("mq", new FaultPlan(0, Set.of(), 0, 1, null));
+        Instrument instrument = serve("mq", new FaultPlan(0, 0, Set.of(), 0, 1, null));
         try (ScriptedFrontend fe = ScriptedFrontend.connect(dir.resolve("mq.sock"))) {
             negotiate(fe);
             assertEquals(1, fe.getQueueNum());
@@ -110,7 +128,7 @@ class FaultInjectionTest {
 
     /** Up to 60 acked requests under seed {@code seed}: what became of each ("ok", "refused", "dropped"). */
     private List<String> randomRun(String name, long seed) throws Exception {
-        serve(name, new FaultPlan(0, Set.of(), 0, 0, seed));
+        serve(name, new FaultPlan(0, 0, Set.of(), 0, 0, seed));
         List<String> outcome = new ArrayList<>();
         try (ScriptedFrontend fe = ScriptedFrontend.connect(dir.resolve(name + ".sock"))) {
             fe.getProtocolFeatures();

@@ -48,7 +48,7 @@ final class FaultInjector {
     Verdict received(Message m) {
         messages++;
         delayNext = plan.delayMs();
-        if (conn == 1 && messages == plan.dropAfterMessage()) {
+        if (conn == 1 && messages == plan.dropAfterMessage() || conn <= plan.dropSweep() && messages == conn) {
             reporter.injected("dropping the connection after request " + messages + " (" + m.name() + ")");
             return Verdict.DROP;
         }

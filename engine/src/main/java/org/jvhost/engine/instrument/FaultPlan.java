@@ -11,6 +11,10 @@ import org.jvhost.engine.protocol.FrontendRequest;
  *
  * @param dropAfterMessage close the first connection right after its N-th request arrived (0: never);
  *                         later connections are left alone, so a front-end that reconnects recovers
+ * @param dropSweep        connections 1 to K are each closed right after request number K of their own
+ *                         (connection 1 after its first request, connection 2 after its second...), 0:
+ *                         none: one run of a reconnecting front-end meets a drop at every point of its
+ *                         first K requests
  * @param nack             requests refused with a REPLY_ACK failure when the front-end asks for an ack
  *                         (without NEED_REPLY the spec leaves no way to say no, and they are served)
  * @param delayMs          how long each reply waits before it is sent (0: none). The wait blocks the
@@ -21,14 +25,15 @@ import org.jvhost.engine.protocol.FrontendRequest;
  * @param seed             random mode's seed, or null for none: each request then has a small chance of
  *                         one of the faults above ({@link FaultInjector#RANDOM_BOUNDS})
  */
-public record FaultPlan(int dropAfterMessage, Set<FrontendRequest> nack, long delayMs, int maxQueues, Long seed) {
+public record FaultPlan(int dropAfterMessage, int dropSweep, Set<FrontendRequest> nack, long delayMs, int maxQueues,
+                        Long seed) {
     /** The longest reply delay accepted. */
     public static final long MAX_DELAY_MS = 5000;
     /** No fault. */
-    public static final FaultPlan NONE = new FaultPlan(0, Set.of(), 0, 0, null);
+    public static final FaultPlan NONE = new FaultPlan(0, 0, Set.of(), 0, 0, null);
 
     public FaultPlan {
-        if (dropAfterMessage < 0 || maxQueues < 0) {
+        if (dropAfterMessage < 0 || dropSweep < 0 || maxQueues < 0) {
             throw new IllegalArgumentException("negative message or queue count");
         }
         if (delayMs < 0 || delayMs > MAX_DELAY_MS) {
@@ -53,6 +58,6 @@ public record FaultPlan(int dropAfterMessage, Set<FrontendRequest> nack, long de
 
     /** Whether any fault is planned. */
     public boolean any() {
-        return dropAfterMessage > 0 || !nack.isEmpty() || delayMs > 0 || maxQueues > 0 || seed != null;
+        return dropAfterMessage > 0 || dropSweep > 0 || !nack.isEmpty() || delayMs > 0 || maxQueues > 0 || seed != null;
     }
 }

@@ -17,6 +17,7 @@ import org.jvhost.engine.protocol.FrontendRequest;
  * {@code trace-format=json|text} (JSON Lines by default), {@code trace-max-bytes=N} (the file rotates
  * to PATH.1 at N bytes; 64 MiB by default), {@code strict=on|off} (report the front-end's spec
  * violations), and the injected faults ({@link FaultPlan}): {@code fault-drop-after-message=N},
+ * {@code fault-drop-sweep=K},
  * {@code fault-nack=REQUEST[:REQUEST...]}, {@code fault-delay-ms=D}, {@code fault-queues=N} and
  * {@code fault-seed=S} (random mode).
  *
@@ -32,12 +33,13 @@ record InstrumentOptions(Path trace, ProtocolTrace.Format format, long traceMaxB
     static final String KEY_TRACE_MAX_BYTES = "trace-max-bytes";
     static final String KEY_STRICT = "strict";
     static final String KEY_DROP = "fault-drop-after-message";
+    static final String KEY_SWEEP = "fault-drop-sweep";
     static final String KEY_NACK = "fault-nack";
     static final String KEY_DELAY = "fault-delay-ms";
     static final String KEY_QUEUES = "fault-queues";
     static final String KEY_SEED = "fault-seed";
     static final Set<String> KEYS = Set.of(KEY_TRACE, KEY_TRACE_FORMAT, KEY_TRACE_MAX_BYTES, KEY_STRICT,
-            KEY_DROP, KEY_NACK, KEY_DELAY, KEY_QUEUES, KEY_SEED);
+            KEY_DROP, KEY_SWEEP, KEY_NACK, KEY_DELAY, KEY_QUEUES, KEY_SEED);
 
     /**
      * Reads the instrument keys of {@code spec}.
@@ -94,7 +96,8 @@ record InstrumentOptions(Path trace, ProtocolTrace.Format format, long traceMaxB
             }
         }
         String seed = o.get(KEY_SEED);
-        return new FaultPlan((int) count(spec, KEY_DROP, 1, Integer.MAX_VALUE), nack,
+        return new FaultPlan((int) count(spec, KEY_DROP, 1, Integer.MAX_VALUE),
+                (int) count(spec, KEY_SWEEP, 1, Integer.MAX_VALUE), nack,
                 count(spec, KEY_DELAY, 1, FaultPlan.MAX_DELAY_MS), (int) count(spec, KEY_QUEUES, 1, 0xffff),
                 seed == null ? null : count(spec, KEY_SEED, Long.MIN_VALUE, Long.MAX_VALUE));
     }

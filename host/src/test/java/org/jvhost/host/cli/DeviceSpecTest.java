@@ -73,7 +73,7 @@ class DeviceSpecTest {
         assertTrue(e.getMessage().contains("has no option 'colour'"), e.getMessage());
         assertTrue(e.getMessage().contains("colour=blue"), e.getMessage());
         assertTrue(e.getMessage().contains("accepts: socket, connect, socket-mode, socket-group, allow-uid, fault-delay-ms, "
-                + "fault-drop-after-message, fault-nack, fault-queues, fault-seed, strict, trace, trace-format, "
+                + "fault-drop-after-message, fault-drop-sweep, fault-nack, fault-queues, fault-seed, strict, trace, trace-format, "
                 + "trace-max-bytes, a, b, c"), e.getMessage());
     }
 

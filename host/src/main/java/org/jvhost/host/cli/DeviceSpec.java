@@ -8,6 +8,8 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
 import org.jvhost.engine.server.Host;
 import org.jvhost.engine.server.SocketAccess;
 import org.jvhost.spi.DeviceOptions;
@@ -41,9 +43,8 @@ public record DeviceSpec(String text, String type, Path socket, Host.Mode mode, 
     static final String KEY_SOCKET_GROUP = "socket-group";
     static final String KEY_ALLOW_UID = "allow-uid";
     /** Keys the host handles itself (socket access, and the {@link InstrumentOptions}); never passed to the device type. */
-    static final Set<String> HOST_KEYS = java.util.stream.Stream.concat(
-            Set.of(KEY_SOCKET_MODE, KEY_SOCKET_GROUP, KEY_ALLOW_UID).stream(), InstrumentOptions.KEYS.stream())
-            .collect(java.util.stream.Collectors.toUnmodifiableSet());
+    static final Set<String> HOST_KEYS = Stream.concat(Stream.of(KEY_SOCKET_MODE, KEY_SOCKET_GROUP, KEY_ALLOW_UID),
+            InstrumentOptions.KEYS.stream()).collect(Collectors.toUnmodifiableSet());
 
     /** sun_path holds 108 bytes including the terminating NUL (unix(7)). */
     static final int MAX_SOCKET_PATH_BYTES = 107;
@@ -233,7 +234,7 @@ public record DeviceSpec(String text, String type, Path socket, Host.Mode mode, 
 
     private static String acceptedKeys(List<OptionSpec> declared) {
         StringBuilder s = new StringBuilder(KEY_SOCKET + ", " + KEY_CONNECT + ", " + KEY_SOCKET_MODE + ", "
-                + KEY_SOCKET_GROUP + ", " + KEY_ALLOW_UID + ", " + String.join(", ", new java.util.TreeSet<>(InstrumentOptions.KEYS)));
+                + KEY_SOCKET_GROUP + ", " + KEY_ALLOW_UID + ", " + String.join(", ", InstrumentOptions.KEYS));
         for (OptionSpec o : declared) {
             s.append(", ").append(o.name());
         }

@@ -2,10 +2,14 @@ package org.jvhost.host.cli;
 
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.Collections;
 import java.util.EnumSet;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
+import java.util.SortedSet;
+import java.util.TreeSet;
 import org.jvhost.engine.instrument.FaultPlan;
 import org.jvhost.engine.instrument.Instrument;
 import org.jvhost.engine.instrument.ProtocolTrace;
@@ -38,8 +42,10 @@ record InstrumentOptions(Path trace, ProtocolTrace.Format format, long traceMaxB
     static final String KEY_DELAY = "fault-delay-ms";
     static final String KEY_QUEUES = "fault-queues";
     static final String KEY_SEED = "fault-seed";
-    static final Set<String> KEYS = Set.of(KEY_TRACE, KEY_TRACE_FORMAT, KEY_TRACE_MAX_BYTES, KEY_STRICT,
-            KEY_DROP, KEY_SWEEP, KEY_NACK, KEY_DELAY, KEY_QUEUES, KEY_SEED);
+    /** Every instrument key, in alphabetical order (for messages listing the keys a device accepts). */
+    static final SortedSet<String> KEYS = Collections.unmodifiableSortedSet(new TreeSet<>(List.of(KEY_TRACE,
+            KEY_TRACE_FORMAT, KEY_TRACE_MAX_BYTES, KEY_STRICT, KEY_DROP, KEY_SWEEP, KEY_NACK, KEY_DELAY, KEY_QUEUES,
+            KEY_SEED)));
 
     /**
      * Reads the instrument keys of {@code spec}.

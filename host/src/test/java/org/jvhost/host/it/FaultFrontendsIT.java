@@ -15,14 +15,14 @@ import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Faults injected by jvhost against real front-ends (the README's fault table): QEMU 7.2 with
- * {@code reconnect=1} survives a connection dropped after request N of its start-up sequence and its
- * guest's traffic resumes; testpmd survives slow replies. Each test keeps a text trace in its it-logs.
+ * {@code reconnect=1} survives a connection dropped after request N of its device initialization, or
+ * after the ring set-up, and its guest's traffic resumes; testpmd survives slow replies. Each test keeps a text trace in its it-logs.
  */
 @Timeout(value = 180, unit = TimeUnit.SECONDS)
 class FaultFrontendsIT {
     private static final String INJECTED = "fault injected";
-    /** Requests a 1-queue-pair QEMU 7.2 sends from connecting to DRIVER_OK (SET_STATUS 0xf). */
-    private static final int START_UP_REQUESTS = 38;
+    /** Requests a 1-queue-pair QEMU 7.2 sends to initialize the device, before its guest's driver starts. */
+    private static final int INIT_REQUESTS = 11;
 
     @RegisterExtension
     final PeerScope scope = new PeerScope();
@@ -43,14 +43,16 @@ class FaultFrontendsIT {
     }
 
     /**
-     * Every N of QEMU's start-up sequence in one run: connection N is dropped after its N-th request, for
-     * N = 1..38 (a 1-queue-pair QEMU 7.2 sends 38 requests from connecting to DRIVER_OK), and QEMU
-     * re-connects each time ({@code reconnect=1}, a second apart) until connection 39 is left alone.
+     * Every N of QEMU's device initialization in one run: connection N is dropped after its N-th request,
+     * for N = 1..11 (GET_FEATURES to the last SET_VRING_ERR, which QEMU 7.2 sends before the guest
+     * driver starts), and QEMU re-connects each time ({@code reconnect=1}, a second apart) until
+     * connection 12 is left alone. Past request 11 QEMU 7.2 does not always recover: see the README's
+     * fault table.
      */
     @Test
-    void qemuSurvivesADropAfterEveryRequestOfItsStartUp() {
-        QemuGuest guest = qemuWith("fault-drop-sweep=" + START_UP_REQUESTS);
-        assertEquals(START_UP_REQUESTS, count(back.outputSince(0), INJECTED), "one drop per connection" + back.tail());
+    void qemuSurvivesADropAfterEveryRequestOfItsDeviceInitialization() {
+        QemuGuest guest = qemuWith("fault-drop-sweep=" + INIT_REQUESTS);
+        assertEquals(INIT_REQUESTS, count(back.outputSince(0), INJECTED), "one drop per connection" + back.tail());
         assertTrue(guest.process().isAlive());
     }
 

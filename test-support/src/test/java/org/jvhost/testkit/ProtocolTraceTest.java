@@ -126,6 +126,29 @@ class ProtocolTraceTest {
                 Files.size(trace) + " and " + Files.size(previous) + " bytes");
     }
 
+    /** The cost of tracing: round trips with the trace off and on (printed), bounded per message. */
+    @Test
+    void aTracedMessageCostsLittle() throws Exception {
+        instrument.configureTrace(trace, ProtocolTrace.Format.JSON, Instrument.DEFAULT_TRACE_MAX_BYTES);
+        try (ScriptedFrontend fe = ScriptedFrontend.connect(socket)) {
+            roundTrips(fe, 2000); // warm-up
+            long off = roundTrips(fe, 2000);
+            instrument.setTracing(true);
+            long on = roundTrips(fe, 2000);
+            System.out.printf("GET_FEATURES round trip: %d ns untraced, %d ns traced (2 lines each)%n", off, on);
+            assertTrue(on - off < 500_000, "tracing adds " + (on - off) + " ns to a round trip");
+        }
+    }
+
+    /** Mean nanoseconds per GET_FEATURES round trip over {@code n}. */
+    private static long roundTrips(ScriptedFrontend fe, int n) throws Exception {
+        long start = System.nanoTime();
+        for (int i = 0; i < n; i++) {
+            fe.getFeatures();
+        }
+        return (System.nanoTime() - start) / n;
+    }
+
     @Test
     void tracingWithoutAFileIsRefusedByName() {
         IllegalStateException e = assertThrows(IllegalStateException.class, () -> instrument.setTracing(true));

@@ -107,7 +107,7 @@ final class CtlCommand implements Callable<Integer> {
             case "counters": renderCounters(r, out); break;
             case "add": if (r.get("added") != null) out.println("added " + r.get("added")); break;
             case "remove": if (r.get("removed") != null) out.println("removed " + r.get("removed")); break;
-            case "trace": if (r.get("trace") != null) out.println("trace " + r.get("trace") + (r.get("file") == null ? "" : " (" + r.get("file") + ")")); break;
+            case "trace": renderTrace(r, out); break;
             case "violations": renderViolations(r, out); break;
             default: renderReload(r, out);
         }
@@ -144,6 +144,12 @@ final class CtlCommand implements Callable<Integer> {
                         Boolean.TRUE.equals(m.get("active")) ? "active" : "inactive", m.get("kicks"), m.get("calls"),
                         m.get("errors"), pairs((Map<?, ?>) m.get("counters")));
             }
+        }
+    }
+
+    private static void renderTrace(Map<?, ?> r, PrintWriter out) {
+        if (r.get("trace") != null) {
+            out.println("trace " + r.get("trace") + (r.get("file") == null ? "" : " (" + r.get("file") + ")"));
         }
     }
 

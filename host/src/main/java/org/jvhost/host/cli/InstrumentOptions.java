@@ -95,8 +95,9 @@ record InstrumentOptions(Path trace, ProtocolTrace.Format format, long traceMaxB
             for (String n : names.split(":", -1)) {
                 FrontendRequest r = requestNamed(n);
                 if (r == null || !FaultPlan.nackable(r)) {
-                    throw bad(spec, KEY_NACK, names, "names " + (r == null ? "no vhost-user request '" + n + "'"
-                            : r + ", whose reply is its answer (no REPLY_ACK)") + "; write e.g. SET_MEM_TABLE:SET_VRING_ADDR");
+                    String what = r == null ? "no vhost-user request '" + n + "'"
+                            : r + ", whose reply is its answer (no REPLY_ACK)";
+                    throw bad(spec, KEY_NACK, names, "names " + what + "; write e.g. SET_MEM_TABLE:SET_VRING_ADDR");
                 }
                 nack.add(r);
             }

@@ -16,7 +16,8 @@ import org.junit.jupiter.params.provider.ValueSource;
 /**
  * Faults injected by jvhost against real front-ends (the README's fault table): QEMU 7.2 with
  * {@code reconnect=1} survives a connection dropped after request N of its device initialization, or
- * after the ring set-up, and its guest's traffic resumes; testpmd survives slow replies. Each test keeps a text trace in its it-logs.
+ * after the ring set-up, and its guest's traffic resumes; testpmd survives slow replies. Each test keeps
+ * a text trace in its it-logs.
  */
 @Timeout(value = 180, unit = TimeUnit.SECONDS)
 class FaultFrontendsIT {

@@ -38,7 +38,8 @@ class StrictFrontendsIT {
         QemuGuest guest = scope.track(QemuGuest.start("qemu", sock, 2, false, QemuGuest.burst(FRAMES), scope.logs()));
         guest.assertBurstPassed(FRAMES, "guest (strict jvhost)", back);
         assertNoReport(back);
-        assertTrue(read(trace).contains(" <- ADD_MEM_REG "), "the trace has the boot's messages (QEMU 7.2 shares memory with ADD_MEM_REG)");
+        assertTrue(read(trace).contains(" <- ADD_MEM_REG "),
+                "the trace has the boot's messages (QEMU 7.2 shares memory with ADD_MEM_REG)");
     }
 
     /** QEMU re-sends the whole device state to a restarted back-end ({@code reconnect=1}): still clean. */

@@ -2,6 +2,7 @@ package org.jvhost.engine.event;
 
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
+import org.jvhost.engine.instrument.Instrument;
 import org.jvhost.engine.memory.MemoryBudget;
 import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.engine.sys.NativeException;
@@ -35,6 +36,7 @@ public final class DeviceRuntime {
     private final int serial;
     private final WorkerPool pool;
     private final MemoryBudget memoryBudget;
+    private final Instrument instrument;
     private volatile VhostUserDevice device;
     private volatile boolean failed;
     /** The guest memory has a region whose file can shrink (set by the session before queues use it). */
@@ -57,6 +59,12 @@ public final class DeviceRuntime {
         this.serial = serial;
         this.pool = pool;
         this.memoryBudget = memoryBudget;
+        this.instrument = new Instrument(name);
+    }
+
+    /** The device's protocol trace, strict-mode checks and injected faults (all off until configured). */
+    public Instrument instrument() {
+        return instrument;
     }
 
     /** The host's guest-memory budget (shared by all devices). */

@@ -22,7 +22,9 @@ import org.slf4j.LoggerFactory;
  * @param failed             a device callback threw and the device waits for a reset
  * @param negotiatedFeatures the virtio features the front-end acknowledged; 0 without a connection
  * @param errors             errors outside any queue (a device fd watch threw)
- * @param counters           the device's own counters ({@link VhostUserDevice#counters()})
+ * @param counters           the device's own counters ({@link VhostUserDevice#counters()}), and in strict
+ *                           mode the spec violations of its front-ends
+ *                           ({@link org.jvhost.engine.instrument.Instrument#counters()})
  * @param queues             one entry per queue the device has
  */
 public record DeviceSnapshot(String name, boolean connected, long sessions, boolean failed, long negotiatedFeatures,
@@ -63,9 +65,10 @@ public record DeviceSnapshot(String name, boolean connected, long sessions, bool
             queues.add(new QueueSnapshot(i, q.active(), q.kicks(), q.calls(), q.errors(),
                     deviceCounters(runtime.name(), () -> device.queueCounters(index))));
         }
+        Map<String, Long> counters = deviceCounters(runtime.name(), device::counters);
+        counters.putAll(runtime.instrument().counters());
         return new DeviceSnapshot(runtime.name(), server.connected(), server.sessions(), runtime.isFailed(),
-                runtime.negotiatedFeatures(), runtime.deviceErrors(), deviceCounters(runtime.name(), device::counters),
-                queues);
+                runtime.negotiatedFeatures(), runtime.deviceErrors(), counters, queues);
     }
 
     /** A plugin's counters; one that throws or returns nulls must not break the control API. */
@@ -73,7 +76,7 @@ public record DeviceSnapshot(String name, boolean connected, long sessions, bool
         try {
             Map<String, Long> m = read.get();
             if (m == null) {
-                return Map.of();
+                return new LinkedHashMap<>();
             }
             Map<String, Long> copy = new LinkedHashMap<>();
             m.forEach((k, v) -> {
@@ -85,7 +88,7 @@ public record DeviceSnapshot(String name, boolean connected, long sessions, bool
         } catch (Throwable e) {
             // plugin code: whatever it throws (an Error too) costs only its own counters
             LOG.warn("{}: reading the device's counters failed: {}", name, e.toString());
-            return Map.of();
+            return new LinkedHashMap<>();
         }
     }
 }

@@ -13,6 +13,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 import org.jvhost.engine.event.DeviceRuntime;
 import org.jvhost.engine.event.LoopMailbox;
 import org.jvhost.engine.event.WorkerPool;
+import org.jvhost.engine.instrument.Instrument;
 import org.jvhost.engine.memory.MemoryBudget;
 import org.jvhost.engine.sys.NativeException;
 import org.jvhost.spi.DeviceContext;
@@ -252,6 +253,19 @@ public final class Host implements AutoCloseable {
         return server == null ? null : DeviceSnapshot.of(server);
     }
 
+    /**
+     * The protocol trace and strict-mode settings of the device created with {@code context} (see
+     * {@link Instrument}); set them before the device is added so its first connection is covered.
+     *
+     * @throws IllegalArgumentException if {@code context} was not made by this host's {@link #newContext}
+     */
+    public Instrument instrument(DeviceContext context) {
+        if (!(context instanceof HostDeviceContext) || ((HostDeviceContext) context).host != this) {
+            throw new IllegalArgumentException(context + ": context was not created by this host");
+        }
+        return ((HostDeviceContext) context).runtime.instrument();
+    }
+
     private DeviceServer serverOf(DeviceContext context) {
         if (!(context instanceof HostDeviceContext) || ((HostDeviceContext) context).host != this) {
             return null;
@@ -266,6 +280,7 @@ public final class Host implements AutoCloseable {
     }
 
     private static void closeDevice(DeviceServer server) {
+        server.runtime().instrument().close();
         try {
             server.runtime().device().close();
         } catch (RuntimeException e) {

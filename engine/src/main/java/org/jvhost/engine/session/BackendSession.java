@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.concurrent.Executor;
 import org.jvhost.engine.event.DeviceRuntime;
+import org.jvhost.engine.instrument.SessionTap;
 import org.jvhost.engine.protocol.ConfigLayout;
 import org.jvhost.engine.protocol.FrontendRequest;
 import org.jvhost.engine.protocol.Payloads;
@@ -54,6 +55,8 @@ public final class BackendSession {
     private final MemoryTable memory;
     private final VringLifecycle vrings;
     private final FeatureNegotiation negotiation;
+    /** Sees every request and reply: the trace, strict mode and injected faults ({@link org.jvhost.engine.instrument}). */
+    private final SessionTap tap;
 
     private int status;
     /** The request waiting for its workers, or null. */
@@ -78,6 +81,7 @@ public final class BackendSession {
         this.memory = new MemoryTable(runtime);
         this.vrings = new VringLifecycle(runtime, memory);
         this.negotiation = new FeatureNegotiation(device);
+        this.tap = runtime.instrument().open(device.deviceType());
     }
 
     /**
@@ -109,6 +113,10 @@ public final class BackendSession {
             }
             if (m == null) {
                 return true;
+            }
+            if (!tap.received(m)) {
+                m.closeFds();
+                return false;
             }
             if (!serve(m)) {
                 return false;
@@ -176,6 +184,7 @@ public final class BackendSession {
             return;
         }
         onReleased = released;
+        tap.closed("connection closed");
         endpoint.close();
         if (pending == null) {
             release();
@@ -198,6 +207,7 @@ public final class BackendSession {
         WorkerPlan plan = new WorkerPlan(name);
         ByteBuffer reply;
         try {
+            tap.refuse(m);
             reply = dispatch(m, plan);
         } catch (ProtocolException e) {
             plan.fail(e);
@@ -245,12 +255,12 @@ public final class BackendSession {
                 // spec, GET_CONFIG: "vhost-user back-end uses zero length of payload to indicate an error"
                 // (an 8-byte ack would be read as config bytes, and the request has its own reply)
                 LOG.warn("{}: {} refused: {}", name, m.name(), e.getMessage(), e.getCause());
-                endpoint.reply(code, Payloads.allocate(0));
+                send(code, Payloads.allocate(0));
                 return true;
             }
             if (ackWanted && negotiation.has(ProtocolFeatures.REPLY_ACK)) {
                 LOG.warn("{}: {} refused: {}", name, m.name(), e.getMessage(), e.getCause());
-                endpoint.reply(code, U64Layout.of(1));
+                send(code, U64Layout.of(1));
                 return true;
             }
             LOG.error("{}: {} failed and the front-end did not ask for a REPLY_ACK, closing the connection: {}",
@@ -260,12 +270,17 @@ public final class BackendSession {
         LOG.debug("{}: {} done", name, m.header());
         ByteBuffer reply = computed != null ? computed : plan.replyPayload();
         if (reply != null) {
-            endpoint.reply(code, reply);
+            send(code, reply);
         } else if (ackWanted && negotiation.has(ProtocolFeatures.REPLY_ACK)) {
             // spec: with REPLY_ACK and NEED_REPLY, every request without a reply of its own gets u64 0 on success
-            endpoint.reply(code, U64Layout.of(0));
+            send(code, U64Layout.of(0));
         }
         return true;
+    }
+
+    /** Sends a reply to request {@code code}; every reply leaves through here, past the {@link #tap}. */
+    private void send(int code, ByteBuffer payload) throws IOException {
+        endpoint.reply(code, tap.sent(code, payload));
     }
 
     /**

@@ -5,6 +5,8 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.jvhost.engine.instrument.Instrument;
+import org.jvhost.engine.instrument.SpecRule;
 import org.jvhost.engine.server.DeviceSnapshot;
 import org.jvhost.engine.server.Host;
 import org.jvhost.host.control.ControlServer;
@@ -28,11 +30,15 @@ import org.slf4j.LoggerFactory;
  * remove NAME               {"ok":true,"removed":NAME}
  * reload                    {"ok":true,"added":[..],"removed":[..],"restarted":[..],"unchanged":[..],
  *                             "failed":[..],"warnings":[..]}
+ * trace NAME on|off         {"ok":true,"trace":"on"|"off","file":PATH}
+ * violations [NAME]         {"ok":true|false,"violations":N,"devices":[{"name":..,"strict":true,"violations":N,
+ *                             "rules":{"features_not_offered":N,..}}]}; ok is false once any device in strict
+ *                             mode has reported a violation (a front-end's CI fails on it)
  * </pre>
  */
 final class ControlRequests implements ControlServer.Handler {
     private static final Logger LOG = LoggerFactory.getLogger(ControlRequests.class);
-    static final List<String> COMMANDS = List.of("list", "counters", "add", "remove", "reload");
+    static final List<String> COMMANDS = List.of("list", "counters", "add", "remove", "reload", "trace", "violations");
 
     private final DeviceManager devices;
 
@@ -62,6 +68,8 @@ final class ControlRequests implements ControlServer.Handler {
             case "add": return ok("added", add(arg));
             case "remove": return ok("removed", remove(arg));
             case "reload": noArgument(command, arg); return reload();
+            case "trace": return trace(arg);
+            case "violations": return violations(arg);
             default:
                 throw new IllegalArgumentException("unknown command '" + command + "'; commands: "
                         + String.join(", ", COMMANDS));
@@ -153,6 +161,60 @@ final class ControlRequests implements ControlServer.Handler {
             throw new IllegalArgumentException("no device named '" + name + "'");
         }
         return name;
+    }
+
+    private Map<String, Object> trace(String arg) throws IOException {
+        String[] words = arg.split(" +");
+        if (words.length != 2 || !(words[1].equals("on") || words[1].equals("off"))) {
+            throw new IllegalArgumentException("trace needs a device name and on or off (given '" + arg + "')");
+        }
+        Instrument instrument = devices.instrument(words[0]);
+        try {
+            instrument.setTracing(words[1].equals("on"));
+        } catch (IllegalStateException e) {
+            throw new IllegalArgumentException(e.getMessage());
+        }
+        Map<String, Object> m = ok("trace", words[1]);
+        if (instrument.trace() != null) {
+            m.put("file", instrument.trace().path().toString());
+        }
+        return m;
+    }
+
+    private Map<String, Object> violations(String name) {
+        List<DeviceManager.View> views = name.isEmpty() ? devices.list() : List.of(named(name));
+        long total = 0;
+        List<Object> out = new ArrayList<>();
+        for (DeviceManager.View v : views) {
+            Instrument instrument = devices.instrument(v.entry().name());
+            Map<String, Object> rules = new LinkedHashMap<>();
+            for (SpecRule r : SpecRule.values()) {
+                rules.put(r.id(), instrument.violations(r));
+            }
+            Map<String, Object> d = new LinkedHashMap<>();
+            d.put("name", v.entry().name());
+            d.put("strict", instrument.strict());
+            d.put("violations", instrument.violations());
+            d.put("rules", rules);
+            out.add(d);
+            total += instrument.violations();
+        }
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("ok", total == 0);
+        if (total > 0) {
+            m.put("error", total + " spec violation(s) reported by strict mode (WARN lines name each rule)");
+        }
+        m.put("violations", total);
+        m.put("devices", out);
+        return m;
+    }
+
+    private DeviceManager.View named(String name) {
+        DeviceManager.View v = devices.view(name);
+        if (v == null) {
+            throw new IllegalArgumentException("no device named '" + name + "'");
+        }
+        return v;
     }
 
     private Map<String, Object> reload() throws ConfigException {

@@ -22,7 +22,8 @@ import picocli.CommandLine.Spec;
  */
 @Command(name = "ctl", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = {"Talk to a running 'jvhost serve --control PATH'.",
-            "Commands: list | counters [NAME] | add TYPE:socket=PATH[,key=value...] | remove NAME | reload"})
+            "Commands: list | counters [NAME] | add TYPE:socket=PATH[,key=value...] | remove NAME | reload"
+                + " | trace NAME on|off | violations [NAME] (exit status 1 once strict mode reported a violation)"})
 final class CtlCommand implements Callable<Integer> {
 
     @Spec
@@ -34,11 +35,12 @@ final class CtlCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Print the response as the server sent it: one JSON object.")
     boolean json;
 
-    @Parameters(index = "0", paramLabel = "COMMAND", description = "list, counters, add, remove or reload.")
+    @Parameters(index = "0", paramLabel = "COMMAND", description = "list, counters, add, remove, reload, trace or violations.")
     String command;
 
     @Parameters(index = "1..*", paramLabel = "ARG", description = "counters: a device name (optional); "
-            + "add: a device spec; remove: a device name.")
+            + "add: a device spec; remove: a device name; trace: a device name and on or off; "
+            + "violations: a device name (optional).")
     List<String> args = List.of();
 
     @Override
@@ -77,22 +79,26 @@ final class CtlCommand implements Callable<Integer> {
         int max;
         switch (command) {
             case "list": case "reload": max = 0; break;
-            case "counters": max = 1; break;
+            case "counters": case "violations": max = 1; break;
+            case "trace": max = 2; break;
             case "add": case "remove": max = 1; break;
             default:
                 throw new ParameterException(spec.commandLine(), "unknown command '" + command + "'; commands: "
                         + String.join(", ", ControlRequests.COMMANDS));
         }
-        if (args.size() > max || (command.equals("add") || command.equals("remove")) && args.isEmpty()) {
+        if (args.size() > max || (command.equals("add") || command.equals("remove")) && args.isEmpty()
+                || command.equals("trace") && args.size() != 2) {
             throw new ParameterException(spec.commandLine(), command + " takes " + (max == 0 ? "no argument"
-                    : command.equals("counters") ? "at most one device name" : "exactly one argument"));
+                    : command.equals("trace") ? "a device name and on or off"
+                    : max == 1 && !command.equals("add") && !command.equals("remove") ? "at most one device name"
+                    : "exactly one argument"));
         }
         for (String a : args) {
             if (a.indexOf('\n') >= 0 || a.indexOf('\r') >= 0) {
                 throw new ParameterException(spec.commandLine(), "an argument cannot contain a line break");
             }
         }
-        return args.isEmpty() ? command : command + " " + args.get(0);
+        return args.isEmpty() ? command : command + " " + String.join(" ", args);
     }
 
     private void render(Map<?, ?> r, PrintWriter out) {
@@ -101,6 +107,8 @@ final class CtlCommand implements Callable<Integer> {
             case "counters": renderCounters(r, out); break;
             case "add": if (r.get("added") != null) out.println("added " + r.get("added")); break;
             case "remove": if (r.get("removed") != null) out.println("removed " + r.get("removed")); break;
+            case "trace": renderTrace(r, out); break;
+            case "violations": renderViolations(r, out); break;
             default: renderReload(r, out);
         }
     }
@@ -136,6 +144,28 @@ final class CtlCommand implements Callable<Integer> {
                         Boolean.TRUE.equals(m.get("active")) ? "active" : "inactive", m.get("kicks"), m.get("calls"),
                         m.get("errors"), pairs((Map<?, ?>) m.get("counters")));
             }
+        }
+    }
+
+    private static void renderTrace(Map<?, ?> r, PrintWriter out) {
+        if (r.get("trace") != null) {
+            out.println("trace " + r.get("trace") + (r.get("file") == null ? "" : " (" + r.get("file") + ")"));
+        }
+    }
+
+    private static void renderViolations(Map<?, ?> r, PrintWriter out) {
+        if (!(r.get("devices") instanceof List<?> devices)) {
+            return;
+        }
+        for (Object o : devices) {
+            Map<?, ?> d = (Map<?, ?>) o;
+            out.println(d.get("name") + ": " + (Boolean.TRUE.equals(d.get("strict")) ? "strict" : "strict off")
+                    + ", violations=" + d.get("violations"));
+            ((Map<?, ?>) d.get("rules")).forEach((rule, n) -> {
+                if (((Number) n).longValue() != 0) {
+                    out.println("  " + rule + "=" + n);
+                }
+            });
         }
     }
 

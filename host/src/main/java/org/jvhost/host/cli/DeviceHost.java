@@ -2,6 +2,7 @@ package org.jvhost.host.cli;
 
 import java.io.IOException;
 import java.nio.file.Path;
+import org.jvhost.engine.instrument.Instrument;
 import org.jvhost.engine.memory.MemoryBudget;
 import org.jvhost.engine.server.DeviceSnapshot;
 import org.jvhost.engine.server.Host;
@@ -35,6 +36,14 @@ interface DeviceHost extends AutoCloseable {
 
     /** @see Host#removeDevice(DeviceContext) */
     boolean removeDevice(DeviceContext context);
+
+    /**
+     * @see Host#instrument(DeviceContext)
+     * @throws UnsupportedOperationException if this host has no instrument (a test double)
+     */
+    default Instrument instrument(DeviceContext context) {
+        throw new UnsupportedOperationException("this host has no protocol trace or strict mode");
+    }
 
     /** @see Host#snapshot(DeviceContext) */
     DeviceSnapshot snapshot(DeviceContext context);
@@ -89,6 +98,11 @@ interface DeviceHost extends AutoCloseable {
             @Override
             public boolean removeDevice(DeviceContext context) {
                 return host.removeDevice(context);
+            }
+
+            @Override
+            public Instrument instrument(DeviceContext context) {
+                return host.instrument(context);
             }
 
             @Override

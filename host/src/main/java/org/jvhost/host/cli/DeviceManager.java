@@ -7,6 +7,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import org.jvhost.engine.instrument.Instrument;
 import org.jvhost.engine.server.DeviceSnapshot;
 import org.jvhost.engine.server.SocketAccess;
 import org.jvhost.host.plugin.DeviceTypes;
@@ -106,8 +107,17 @@ final class DeviceManager implements AutoCloseable {
                 problems.add(e.problem(null, ex.getMessage()));
             }
         }
+        for (Running r : problems.isEmpty() ? created : List.<Running>of()) {
+            try {
+                if (InstrumentOptions.given(r.entry().spec())) {
+                    InstrumentOptions.of(r.entry().spec()).applyTo(host.instrument(r.context()));
+                }
+            } catch (IOException ex) {
+                problems.add(r.entry().problem(InstrumentOptions.KEY_TRACE, ex.getMessage()));
+            }
+        }
         if (!problems.isEmpty()) {
-            created.forEach(DeviceManager::closeQuietly);
+            created.forEach(this::closeQuietly);
             throw new ConfigException(problems);
         }
         return created;
@@ -314,6 +324,20 @@ final class DeviceManager implements AutoCloseable {
         }
     }
 
+    /**
+     * The protocol trace and strict mode of the running device {@code name}.
+     *
+     * @throws IllegalArgumentException if no device has that name
+     */
+    Instrument instrument(String name) {
+        for (Running r : published) {
+            if (r.entry().name().equals(name)) {
+                return host.instrument(r.context());
+            }
+        }
+        throw new IllegalArgumentException("no device named '" + name + "'");
+    }
+
     /** One running device's view, or null. */
     View view(String name) {
         for (View v : list()) {
@@ -324,7 +348,11 @@ final class DeviceManager implements AutoCloseable {
         return null;
     }
 
-    private static void closeQuietly(Running r) {
+    /** Closes a device that is not served (and its trace file, if it has one). */
+    private void closeQuietly(Running r) {
+        if (InstrumentOptions.given(r.entry().spec())) {
+            host.instrument(r.context()).close();
+        }
         try {
             r.device().close();
         } catch (RuntimeException | Error e) { // plugin code: see the class comment

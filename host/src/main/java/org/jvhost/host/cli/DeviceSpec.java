@@ -8,6 +8,8 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
 import org.jvhost.engine.server.Host;
 import org.jvhost.engine.server.SocketAccess;
 import org.jvhost.spi.DeviceOptions;
@@ -19,7 +21,8 @@ import org.jvhost.spi.OptionSpec;
  * connects); {@code connect} makes jvhost connect to a front-end listening on PATH. Every other key is
  * the device type's, except the host's socket keys: {@code socket-mode=0660} and
  * {@code socket-group=NAME} (for a socket jvhost creates) and {@code allow-uid=UID[:UID...]} (front-end
- * uids accepted). Values cannot contain commas.
+ * uids accepted), and the instrument keys: {@code trace}, {@code trace-format}, {@code trace-max-bytes},
+ * {@code strict} and the {@code fault-*} keys ({@link InstrumentOptions}). Values cannot contain commas.
  *
  * @param text    the argument as given, for messages
  * @param type    the device type name
@@ -39,8 +42,9 @@ public record DeviceSpec(String text, String type, Path socket, Host.Mode mode, 
     static final String KEY_SOCKET_MODE = "socket-mode";
     static final String KEY_SOCKET_GROUP = "socket-group";
     static final String KEY_ALLOW_UID = "allow-uid";
-    /** Keys the host handles itself; never passed to the device type. */
-    static final Set<String> HOST_KEYS = Set.of(KEY_SOCKET_MODE, KEY_SOCKET_GROUP, KEY_ALLOW_UID);
+    /** Keys the host handles itself (socket access, and the {@link InstrumentOptions}); never passed to the device type. */
+    static final Set<String> HOST_KEYS = Stream.concat(Stream.of(KEY_SOCKET_MODE, KEY_SOCKET_GROUP, KEY_ALLOW_UID),
+            InstrumentOptions.KEYS.stream()).collect(Collectors.toUnmodifiableSet());
 
     /** sun_path holds 108 bytes including the terminating NUL (unix(7)). */
     static final int MAX_SOCKET_PATH_BYTES = 107;
@@ -97,6 +101,7 @@ public record DeviceSpec(String text, String type, Path socket, Host.Mode mode, 
         DeviceSpec spec = new DeviceSpec(text, type, path == null ? null : Path.of(path),
                 connect != null ? Host.Mode.CONNECT : Host.Mode.LISTEN, pairs);
         spec.socketAccess(Set.of()); // the socket keys' syntax, checked now
+        InstrumentOptions.of(spec); // and the instrument keys'
         return spec;
     }
 
@@ -229,7 +234,7 @@ public record DeviceSpec(String text, String type, Path socket, Host.Mode mode, 
 
     private static String acceptedKeys(List<OptionSpec> declared) {
         StringBuilder s = new StringBuilder(KEY_SOCKET + ", " + KEY_CONNECT + ", " + KEY_SOCKET_MODE + ", "
-                + KEY_SOCKET_GROUP + ", " + KEY_ALLOW_UID);
+                + KEY_SOCKET_GROUP + ", " + KEY_ALLOW_UID + ", " + String.join(", ", InstrumentOptions.KEYS));
         for (OptionSpec o : declared) {
             s.append(", ").append(o.name());
         }

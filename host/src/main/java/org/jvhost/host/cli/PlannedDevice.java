@@ -77,6 +77,7 @@ record PlannedDevice(DeviceEntry entry, DeviceType type, DeviceOptions options) 
         }
         try {
             e.spec().socketAccess(Set.of()); // socket-mode, socket-group, allow-uid: the host's own keys
+            InstrumentOptions.of(e.spec()); // trace, strict and the fault keys: also the host's
         } catch (IllegalArgumentException ex) {
             problems.add(e.problem(null, ex.getMessage()));
             return null;
@@ -109,6 +110,7 @@ record PlannedDevice(DeviceEntry entry, DeviceType type, DeviceOptions options) 
     private static String acceptedKeys(DeviceType type) {
         List<String> keys = new ArrayList<>(List.of(ConfigFile.KEY_TYPE, DeviceSpec.KEY_SOCKET, DeviceSpec.KEY_CONNECT,
                 DeviceSpec.KEY_SOCKET_MODE, DeviceSpec.KEY_SOCKET_GROUP, DeviceSpec.KEY_ALLOW_UID));
+        keys.addAll(InstrumentOptions.KEYS);
         type.options().stream().map(OptionSpec::name).forEach(keys::add);
         return String.join(", ", keys);
     }

@@ -72,7 +72,9 @@ class DeviceSpecTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> spec.resolveOptions(PROVIDER.options()));
         assertTrue(e.getMessage().contains("has no option 'colour'"), e.getMessage());
         assertTrue(e.getMessage().contains("colour=blue"), e.getMessage());
-        assertTrue(e.getMessage().contains("accepts: socket, connect, socket-mode, socket-group, allow-uid, a, b, c"), e.getMessage());
+        assertTrue(e.getMessage().contains("accepts: socket, connect, socket-mode, socket-group, allow-uid, fault-delay-ms, "
+                + "fault-drop-after-message, fault-drop-sweep, fault-nack, fault-queues, fault-seed, strict, trace, trace-format, "
+                + "trace-max-bytes, a, b, c"), e.getMessage());
     }
 
     private static final DeviceProvider PROVIDER = new DeviceProvider() {

@@ -1,0 +1,104 @@
+package org.jvhost.host.it;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Faults injected by jvhost against real front-ends (the README's fault table): QEMU 7.2 with
+ * {@code reconnect=1} survives a connection dropped after request N of its device initialization, or
+ * after the ring set-up, and its guest's traffic resumes; testpmd survives slow replies. Each test keeps
+ * a text trace in its it-logs.
+ */
+@Timeout(value = 180, unit = TimeUnit.SECONDS)
+class FaultFrontendsIT {
+    private static final String INJECTED = "fault injected";
+    /** Requests a 1-queue-pair QEMU 7.2 sends to initialize the device, before its guest's driver starts. */
+    private static final int INIT_REQUESTS = 11;
+
+    @RegisterExtension
+    final PeerScope scope = new PeerScope();
+    private ProcessUnderTest back;
+
+    /**
+     * Requests 3 (SET_PROTOCOL_FEATURES, while QEMU initializes the device) and 30 (SET_VRING_CALL of the
+     * first ring, as the guest driver starts it) of QEMU's first connection; see
+     * docs/examples/qemu-7.2-boot.trace for the whole sequence.
+     */
+    @ParameterizedTest(name = "drop after request {0}")
+    @ValueSource(ints = {3, 30})
+    void qemuReconnectsAfterADroppedConnectionAndTrafficResumes(int n) {
+        QemuGuest guest = qemuWith("fault-drop-after-message=" + n);
+        assertEquals(1, count(back.outputSince(0), INJECTED), "one fault injected" + back.tail());
+        assertTrue(back.outputSince(0).contains("dropping the connection after request " + n), back.tail());
+        assertTrue(guest.process().isAlive());
+    }
+
+    /**
+     * Every N of QEMU's device initialization in one run: connection N is dropped after its N-th request,
+     * for N = 1..11 (GET_FEATURES to the last SET_VRING_ERR, which QEMU 7.2 sends before the guest
+     * driver starts), and QEMU re-connects each time ({@code reconnect=1}, a second apart) until
+     * connection 12 is left alone. Past request 11 QEMU 7.2 does not always recover: see the README's
+     * fault table.
+     */
+    @Test
+    void qemuSurvivesADropAfterEveryRequestOfItsDeviceInitialization() {
+        QemuGuest guest = qemuWith("fault-drop-sweep=" + INIT_REQUESTS);
+        assertEquals(INIT_REQUESTS, count(back.outputSince(0), INJECTED), "one drop per connection" + back.tail());
+        assertTrue(guest.process().isAlive());
+    }
+
+    /** jvhost with {@code faults} and a periodic guest whose received frames keep rising; the guest. */
+    private QemuGuest qemuWith(String faults) {
+        Peers.assumeInstalled(Peers.QEMU, "qemu-system-x86");
+        Path sock = scope.sockets().resolve("vhost.sock");
+        back = scope.track(jvhost(sock, 1, faults));
+        QemuGuest guest = scope.track(QemuGuest.start("qemu", sock, 1, false, "jvtest.mode=periodic jvtest.interval=0.5",
+                scope.logs()));
+        long rx = guest.nextRxPackets(0, QemuGuest.BOOT_TIMEOUT, back);
+        guest.awaitRxAbove(rx + 3, Duration.ofSeconds(90), back);
+        return guest;
+    }
+
+    /** Every reply 100 ms late (testpmd sends about 15 requests with replies at start-up): traffic still flows. */
+    @Test
+    void testpmdSurvivesDelayedReplies() {
+        Peers.assumeInstalled(Peers.TESTPMD, "dpdk-dev");
+        Path sock = scope.sockets().resolve("vhost.sock");
+        back = scope.track(jvhost(sock, 1, "fault-delay-ms=100"));
+        TestpmdFrontEnd front = scope.track(TestpmdFrontEnd.start("testpmd", sock, 1, "io", false, scope.logs()));
+        front.startRoundTrip();
+        front.sample(Duration.ofSeconds(1)).assertFlowing(1000, "testpmd with replies delayed 100 ms", back);
+        front.stop();
+        assertTrue(count(back.outputSince(0), INJECTED) > 0, "replies were delayed" + back.tail());
+    }
+
+    /** jvhost listening on {@code sock} with a loopback device and {@code faults}, tracing as text. */
+    private ProcessUnderTest jvhost(Path sock, int queues, String faults) {
+        String device = "loopback:socket=" + sock + ",queues=" + queues + "," + faults + ",trace="
+                + scope.logs().resolve("jvhost.trace") + ",trace-format=text";
+        Object stale = Peers.fileKey(sock);
+        ProcessUnderTest p = ProcessUnderTest.start("jvhost", Serve.command(Serve.ON_BACK_END_CPU,
+                List.of("--device", device)), scope.logs());
+        try {
+            Peers.awaitNewFile(sock, stale, Duration.ofSeconds(30), p);
+            return p;
+        } catch (RuntimeException | Error e) {
+            p.close();
+            throw e;
+        }
+    }
+
+    private static long count(String text, String what) {
+        return text.lines().filter(l -> l.contains(what)).count();
+    }
+}

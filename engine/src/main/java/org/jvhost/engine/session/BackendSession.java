@@ -37,7 +37,8 @@ import org.slf4j.LoggerFactory;
  *
  * <h2>Parts</h2>
  * This class reads, decodes and validates each request, and replies. The negotiated features are a
- * {@link FeatureNegotiation}, the guest memory a {@link MemoryTable}, the rings a {@link VringLifecycle};
+ * {@link FeatureNegotiation}, the guest memory a {@link MemoryTable}, the rings a {@link VringLifecycle},
+ * the dirty-page log of a migration a {@link DirtyLogging};
  * what a request must do on the workers of running rings is collected in a {@link WorkerPlan}.
  */
 public final class BackendSession {
@@ -54,6 +55,7 @@ public final class BackendSession {
     private final MemoryTable memory;
     private final VringLifecycle vrings;
     private final FeatureNegotiation negotiation;
+    private final DirtyLogging logging;
 
     private int status;
     /** The request waiting for its workers, or null. */
@@ -76,7 +78,8 @@ public final class BackendSession {
         this.controlLoop = controlLoop;
         this.onAnswered = onAnswered;
         this.memory = new MemoryTable(runtime);
-        this.vrings = new VringLifecycle(runtime, memory);
+        this.logging = new DirtyLogging();
+        this.vrings = new VringLifecycle(runtime, memory, logging);
         this.negotiation = new FeatureNegotiation(device);
     }
 
@@ -285,8 +288,10 @@ public final class BackendSession {
             case SET_OWNER: return null; // one front-end per connection: nothing to record
             case RESET_OWNER: reset(true, plan); return null;
             case SET_MEM_TABLE: memory.setTable(m, vrings.running(), plan); return null;
+            case SET_LOG_BASE: negotiation.require(ProtocolFeatures.LOG_SHMFD, r); return logging.setBase(m, memory.memory(), vrings.started(), plan);
+            case SET_LOG_FD: return null; // the shared log (LOG_SHMFD) needs no such fd; DPDK ignores it too
             case SET_VRING_NUM: vrings.setNum(p); return null;
-            case SET_VRING_ADDR: vrings.setAddr(p); return null;
+            case SET_VRING_ADDR: vrings.setAddr(p, plan); return null;
             case SET_VRING_BASE: vrings.setBase(p); return null;
             case GET_VRING_BASE: vrings.getBase(p, plan, this::suspendDevice); return null;
             case SET_VRING_KICK: vrings.setKick(m, plan); return null;
@@ -315,6 +320,7 @@ public final class BackendSession {
         negotiation.ack(features, vrings.firstStarted());
         vrings.setFeatures(features);
         runtime.setNegotiatedFeatures(features);
+        logging.setFeatures(features, vrings.started(), plan);
         if ((features & VirtioFeatures.VHOST_USER_PROTOCOL_FEATURES) == 0) {
             vrings.enableAll(plan);
         }
@@ -371,6 +377,7 @@ public final class BackendSession {
             runtime.clearFailure();
         });
         memory.clear(plan);
+        logging.clear(plan);
         negotiation.reset(keepProtocol);
         vrings.setFeatures(0);
         runtime.setNegotiatedFeatures(0);

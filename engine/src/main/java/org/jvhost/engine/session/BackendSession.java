@@ -307,6 +307,7 @@ public final class BackendSession {
             case GET_MAX_MEM_SLOTS: negotiation.require(ProtocolFeatures.CONFIGURE_MEM_SLOTS, r); return U64Layout.of(MemoryTable.MAX_MEM_SLOTS);
             case ADD_MEM_REG: negotiation.require(ProtocolFeatures.CONFIGURE_MEM_SLOTS, r); memory.add(m, vrings.running(), plan); return null;
             case REM_MEM_REG: negotiation.require(ProtocolFeatures.CONFIGURE_MEM_SLOTS, r); memory.remove(p, vrings.running(), plan); return null;
+            case SEND_RARP: negotiation.require(ProtocolFeatures.RARP, r); announce(p); return null;
             case SET_STATUS: negotiation.require(ProtocolFeatures.STATUS, r); status = (int) (U64Layout.get(p) & 0xff); return null;
             case GET_STATUS: negotiation.require(ProtocolFeatures.STATUS, r); return U64Layout.of(status);
             default:
@@ -355,6 +356,23 @@ public final class BackendSession {
             device.writeConfig(range[0], ConfigLayout.bytes(p));
         } catch (RuntimeException e) {
             throw ProtocolException.failed("SET_CONFIG: the device failed to write its config space", e);
+        }
+    }
+
+    // ---- migration ------------------------------------------------------------------------------
+
+    /**
+     * SEND_RARP: the guest migrated here and did not negotiate GUEST_ANNOUNCE, so the device announces it.
+     * Spec: "The first 6 bytes of the payload contain the mac address of the guest to allow the vhost
+     * user back-end to construct and broadcast the fake RARP."
+     */
+    private void announce(ByteBuffer p) {
+        byte[] mac = new byte[6];
+        p.get(0, mac);
+        try {
+            device.announce(mac);
+        } catch (RuntimeException e) {
+            LOG.warn("{}: SEND_RARP: the device failed to announce the guest", name, e);
         }
     }
 

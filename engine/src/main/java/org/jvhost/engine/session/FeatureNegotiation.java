@@ -29,9 +29,13 @@ final class FeatureNegotiation {
                 | DirtyLogging.LOG_ALL;
     }
 
-    /** GET_PROTOCOL_FEATURES: what jvhost implements, CONFIG only for a device with a config space. */
+    /**
+     * GET_PROTOCOL_FEATURES: what jvhost implements, CONFIG only for a device with a config space, RARP
+     * only for one that can announce the guest (SEND_RARP).
+     */
     long offeredProtocol() {
-        return ProtocolFeatures.IMPLEMENTED | (device.configSize() > 0 ? ProtocolFeatures.CONFIG : 0);
+        return ProtocolFeatures.IMPLEMENTED | (device.configSize() > 0 ? ProtocolFeatures.CONFIG : 0)
+                | (device.canAnnounce() ? ProtocolFeatures.RARP : 0);
     }
 
     /** Whether {@code protocolFeature} was negotiated. */

@@ -78,7 +78,7 @@ public final class BackendSession {
         this.controlLoop = controlLoop;
         this.onAnswered = onAnswered;
         this.memory = new MemoryTable(runtime);
-        this.logging = new DirtyLogging();
+        this.logging = new DirtyLogging(name);
         this.vrings = new VringLifecycle(runtime, memory, logging);
         this.negotiation = new FeatureNegotiation(device);
     }

@@ -11,6 +11,8 @@ import org.jvhost.engine.protocol.ProtocolException;
 import org.jvhost.engine.transport.Message;
 import org.jvhost.engine.virtq.RingLog;
 import org.jvhost.spi.MemoryRegion;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Dirty-page logging for live migration (spec "Migration"): the log the front-end shares (SET_LOG_BASE),
@@ -27,9 +29,16 @@ import org.jvhost.spi.MemoryRegion;
 final class DirtyLogging {
     /** VHOST_F_LOG_ALL, a vhost feature bit in the virtio feature word: log every write to guest memory. */
     static final long LOG_ALL = 1L << 26;
+    private static final Logger LOG = LoggerFactory.getLogger(DirtyLogging.class);
 
+    private final String name;
     private DirtyLog log;
     private boolean logAll;
+
+    /** @param name the device's name, for the log lines that say when a migration starts logging and stops */
+    DirtyLogging(String name) {
+        this.name = name;
+    }
 
     /** Whether rings log now. */
     boolean active() {
@@ -65,6 +74,7 @@ final class DirtyLogging {
         }
         DirtyLog old = log;
         log = next;
+        LOG.info("{}: migration log set: {}{}", name, next, logAll ? "; rings log into it" : "");
         switchRings(started, plan);
         unmapAfter(old, plan);
         return Payloads.allocate(0);
@@ -77,6 +87,8 @@ final class DirtyLogging {
             return;
         }
         logAll = on;
+        LOG.info("{}: VHOST_F_LOG_ALL {}{}", name, on ? "on" : "off",
+                log == null ? " (no log yet)" : on ? ": rings log into the " + log : ": the log is released");
         switchRings(started, plan);
         if (!on) {
             unmapAfter(log, plan);

@@ -1,0 +1,177 @@
+package org.jvhost.host.it;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.RegisterExtension;
+
+/**
+ * Live migration of a QEMU guest between two reflecting devices (vhost-user "Migration"): the source
+ * QEMU migrates over a Unix socket, under the guest's traffic, to a destination QEMU started with
+ * {@code -incoming} on a second device; QEMU refuses to even start unless the back-end offers
+ * VHOST_F_LOG_ALL and LOG_SHMFD. The guest reports its eth0 rx_packets periodically on its serial
+ * console, which continues on the destination's. Both guests run at once: two TCG guests are the
+ * most this 2-CPU machine kind carries.
+ */
+@Timeout(value = 180, unit = TimeUnit.SECONDS)
+class MigrationIT {
+    /** One frame every 0.2 s: the guest dirties pages the whole time, through the device too. */
+    private static final String PERIODIC = "jvtest.mode=periodic jvtest.interval=0.2";
+    private static final Duration MIGRATION_TIMEOUT = Duration.ofSeconds(90);
+    private static final Pattern ANNOUNCED = Pattern.compile("guest " + QemuGuest.GUEST_MAC + " announced after a migration");
+
+    @RegisterExtension
+    final PeerScope scope = new PeerScope();
+    private final Backend backend = Backend.selected();
+    private final boolean jvhost = backend instanceof JvhostBackend;
+    private ProcessUnderTest back;
+    private QemuGuest source;
+    private Qmp sourceQmp;
+
+    @BeforeEach
+    void startSource() {
+        Peers.assumeInstalled(Peers.QEMU, "qemu-system-x86");
+        backend.assumeAvailable();
+    }
+
+    /**
+     * Issue 10, proof 1: one jvhost serves both devices; the migration completes, and the guest's
+     * reflect traffic passes on the destination, whose device was told to announce the guest.
+     */
+    @Test
+    void aGuestUnderTrafficMigratesToASecondDeviceOfTheSameJvhost() throws Exception {
+        Path src = scope.sockets().resolve("src.sock");
+        Path dst = scope.sockets().resolve("dst.sock");
+        back = scope.track(startBackEnd(src, dst));
+        long flowing = bootSourceUnderTraffic(src);
+
+        QemuGuest destination = startDestination(dst);
+        long started = System.nanoTime();
+        sourceQmp.execute("{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"unix:" + migrationSocket() + "\"}}");
+        String done = sourceQmp.awaitMigration(MIGRATION_TIMEOUT, "completed");
+        System.out.printf("MIGRATION %s: completed in %d ms, downtime %d ms (QMP)%n", backend.name(),
+                TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started), Qmp.downtimeMs(done));
+
+        long first = destination.nextRxPackets(0, Duration.ofSeconds(30), back);
+        assertTrue(first >= flowing, "the guest's counters came along: " + first + " after " + flowing);
+        long later = destination.awaitRxAbove(first + 5, Duration.ofSeconds(30), back);
+        assertTrue(later > first);
+        if (jvhost) {
+            back.await(ANNOUNCED, 0, Duration.ofSeconds(10));
+        }
+    }
+
+    /**
+     * Issue 10, proof 5: a migration cancelled while it copies memory. The source guest keeps running
+     * and receiving, and jvhost lets go of the log QEMU shared for the migration: no mapping and no fd
+     * of it remain.
+     */
+    @Test
+    void aCancelledMigrationLeavesTheSourceRunningAndNoLogBehind() throws Exception {
+        Path src = scope.sockets().resolve("src.sock");
+        Path dst = scope.sockets().resolve("dst.sock");
+        back = scope.track(startBackEnd(src, dst));
+        bootSourceUnderTraffic(src);
+        startDestination(dst);
+
+        // 1 MiB/s: the 256 MiB guest cannot finish before the cancel
+        sourceQmp.execute("{\"execute\":\"migrate-set-parameters\",\"arguments\":{\"max-bandwidth\":1048576}}");
+        sourceQmp.execute("{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"unix:" + migrationSocket() + "\"}}");
+        sourceQmp.awaitMigration(Duration.ofSeconds(30), "active");
+        if (jvhost) {
+            awaitLogReferences(true);
+        }
+        sourceQmp.execute("{\"execute\":\"migrate_cancel\"}");
+        sourceQmp.awaitMigration(Duration.ofSeconds(30), "cancelled");
+
+        long now = source.nextRxPackets(source.process().mark(), Duration.ofSeconds(30), back);
+        source.awaitRxAbove(now + 5, Duration.ofSeconds(30), back);
+        if (jvhost) {
+            awaitLogReferences(false);
+        }
+    }
+
+    /** jvhost with both devices, or (the DPDK reference) one back-end process per device. */
+    private ProcessUnderTest startBackEnd(Path src, Path dst) {
+        if (!jvhost) {
+            scope.track(backend.start(backend.name() + "-dst", dst, 1, Backend.Role.LISTEN, scope.logs()));
+            return backend.start(backend.name() + "-src", src, 1, Backend.Role.LISTEN, scope.logs());
+        }
+        ProcessUnderTest p = ProcessUnderTest.start("jvhost", Serve.command(Serve.ON_BACK_END_CPU,
+                List.of("--device", "loopback:socket=" + src, "--device", "loopback:socket=" + dst)), scope.logs());
+        try {
+            Peers.awaitNewFile(src, null, Duration.ofSeconds(30), p);
+            Peers.awaitNewFile(dst, null, Duration.ofSeconds(30), p);
+            return p;
+        } catch (RuntimeException | Error e) {
+            p.close();
+            throw e;
+        }
+    }
+
+    /** Boots the source guest on {@code src} and waits for its reflected traffic; returns its rx_packets. */
+    private long bootSourceUnderTraffic(Path src) {
+        source = scope.track(QemuGuest.start("source", src, 1, false, PERIODIC, scope.logs(), "", QemuGuest.MEMFD,
+                List.of("-qmp", "unix:" + scope.sockets().resolve("qmp-source") + ",server=on,wait=off")));
+        sourceQmp = scope.track(Qmp.connect(scope.sockets().resolve("qmp-source"), Duration.ofSeconds(30), source.process()));
+        long before = source.nextRxPackets(0, QemuGuest.BOOT_TIMEOUT, back);
+        return source.awaitRxAbove(before + 3, Duration.ofSeconds(30), back);
+    }
+
+    /** The destination QEMU: the source's machine on device {@code dst}, waiting for the migration. */
+    private QemuGuest startDestination(Path dst) {
+        QemuGuest destination = scope.track(QemuGuest.start("destination", dst, 1, false, PERIODIC, scope.logs(), "",
+                QemuGuest.MEMFD, List.of("-incoming", "unix:" + migrationSocket())));
+        Peers.awaitNewFile(migrationSocket(), null, Duration.ofSeconds(30), destination.process());
+        return destination;
+    }
+
+    private Path migrationSocket() {
+        return scope.sockets().resolve("migration.sock");
+    }
+
+    /**
+     * Waits until jvhost holds ({@code held}) or no longer holds a mapping or an fd of QEMU's dirty log
+     * (a memfd QEMU names "vhost-log").
+     */
+    private void awaitLogReferences(boolean held) {
+        long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+        while (logReferences(back.pid()) > 0 != held) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("jvhost " + (held ? "never mapped" : "still holds") + " the migration log: "
+                        + logReferences(back.pid()) + " mappings and fds" + back.tail());
+            }
+            Peers.sleep(Duration.ofMillis(100));
+        }
+    }
+
+    private static long logReferences(long pid) {
+        try (Stream<String> maps = Files.lines(Path.of("/proc/" + pid + "/maps"));
+             Stream<Path> fds = Files.list(Path.of("/proc/" + pid + "/fd"))) {
+            long mapped = maps.filter(l -> l.contains("memfd:vhost-log")).count();
+            long open = fds.filter(fd -> link(fd).contains("memfd:vhost-log")).count();
+            return mapped + open;
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    private static String link(Path fd) {
+        try {
+            return Files.readSymbolicLink(fd).toString();
+        } catch (IOException e) {
+            return ""; // closed meanwhile
+        }
+    }
+}

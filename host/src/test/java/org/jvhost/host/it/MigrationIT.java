@@ -64,6 +64,29 @@ class MigrationIT {
         Path src = scope.sockets().resolve("src.sock");
         Path dst = scope.sockets().resolve("dst.sock");
         back = scope.track(startBackEnd(src, dst));
+        migrateUnderTraffic(src, dst, back);
+    }
+
+    /**
+     * Issue 10, proof 3: the same between two jvhost processes, the source host's and the destination
+     * host's.
+     */
+    @Test
+    void aGuestUnderTrafficMigratesBetweenTwoJvhostProcesses() throws Exception {
+        Assumptions.assumeTrue(jvhost, "the reference runs one process per device in every test");
+        Path src = scope.sockets().resolve("src.sock");
+        Path dst = scope.sockets().resolve("dst.sock");
+        back = scope.track(backend.start("jvhost-source", src, 1, Backend.Role.LISTEN, scope.logs()));
+        ProcessUnderTest destinationHost = scope.track(backend.start("jvhost-destination", dst, 1,
+                Backend.Role.LISTEN, scope.logs()));
+        migrateUnderTraffic(src, dst, destinationHost);
+    }
+
+    /**
+     * Boots the source on {@code src}, migrates it to a destination on {@code dst} (served by
+     * {@code destinationHost}) and checks the reflected traffic goes on there.
+     */
+    private void migrateUnderTraffic(Path src, Path dst, ProcessUnderTest destinationHost) throws Exception {
         long flowing = bootSourceUnderTraffic(src);
 
         QemuGuest destination = startDestination(dst);
@@ -73,12 +96,12 @@ class MigrationIT {
         System.out.printf("MIGRATION %s: completed in %d ms, downtime %d ms (QMP)%n", backend.name(),
                 TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started), Qmp.downtimeMs(done));
 
-        long first = destination.nextRxPackets(0, Duration.ofSeconds(30), back);
+        long first = destination.nextRxPackets(0, Duration.ofSeconds(30), destinationHost);
         assertTrue(first >= flowing, "the guest's counters came along: " + first + " after " + flowing);
-        long later = destination.awaitRxAbove(first + 5, Duration.ofSeconds(30), back);
+        long later = destination.awaitRxAbove(first + 5, Duration.ofSeconds(30), destinationHost);
         assertTrue(later > first);
         if (jvhost) {
-            back.await(ANNOUNCED, 0, Duration.ofSeconds(10));
+            destinationHost.await(ANNOUNCED, 0, Duration.ofSeconds(10));
         }
     }
 

@@ -24,6 +24,8 @@ public final class RingLog {
     private final long[] words = new long[CACHE_WORDS];
     private final long[] bits = new long[CACHE_WORDS];
     private int cached;
+    /** The page marked last, which small buffers written one after another mostly share; -1 after a flush. */
+    private long lastPage = -1;
     /** The byte range {@code [usedLow, usedHigh)} of the used ring written since the last flush. */
     private int usedLow = Integer.MAX_VALUE;
     private int usedHigh;
@@ -88,9 +90,14 @@ public final class RingLog {
             log.or(words[i], bits[i]);
         }
         cached = 0;
+        lastPage = -1;
     }
 
     private void mark(long page) {
+        if (page == lastPage) {
+            return;
+        }
+        lastPage = page;
         if (Long.compareUnsigned(page, pages) >= 0) {
             beyondLog++;
             return;

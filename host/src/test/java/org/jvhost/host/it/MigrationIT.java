@@ -143,7 +143,7 @@ class MigrationIT {
      * the destination has the md5 of what was sent.
      *
      * <p>Opt-in ({@code -Djvhost.it.migrationStream=true}) until an intermittent failure is understood: in
-     * 2 of 6 runs on 2026-12-06 the destination guest's kernel failed right after the switch-over (a
+     * 2 of 5 runs on 2026-12-06 the destination guest's kernel failed right after the switch-over (a
      * list_add corruption panic in the scheduler, or a soft lockup of nc), which the loopback tests never
      * showed. Whether jvhost misses a dirty page under this load or TCG migration is at fault is open.
      */

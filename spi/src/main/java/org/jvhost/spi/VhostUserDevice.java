@@ -127,6 +127,23 @@ public interface VhostUserDevice {
     }
 
     /**
+     * Whether the device can {@linkplain #announce announce} where the guest now is after a live
+     * migration. The default, false, suits a device that is not a network card.
+     */
+    default boolean canAnnounce() {
+        return false;
+    }
+
+    /**
+     * The guest has just moved here (live migration) and the network must learn where it is: a network
+     * card broadcasts a RARP with the guest's {@code mac} (6 bytes), as switches and bridges learn from
+     * its source address. Called on a control thread, possibly while queues run, only if
+     * {@link #canAnnounce()}; a failure is logged, nothing else. The default does nothing.
+     */
+    default void announce(byte[] mac) {
+    }
+
+    /**
      * The device's own counters (frames, bytes, drops...), for logs and the control API. The default
      * reports none.
      */

@@ -235,6 +235,18 @@ public final class MockSplitQueue {
     }
 
     /**
+     * The writable buffers of the chain at {@code head} (as added by {@link #addChain} or
+     * {@link #addIndirectChain}) as guest address, length pairs, e.g. to check which pages a write dirtied.
+     */
+    public long[] writableBuffers(int head) {
+        long[] writable = writableByHead.get(head);
+        if (writable == null) {
+            throw new IllegalArgumentException("no chain with head " + head + " was added");
+        }
+        return writable.clone();
+    }
+
+    /**
      * The first {@code len} bytes the device wrote into the writable buffers of the chain at
      * {@code head} (as added by {@link #addChain} or {@link #addIndirectChain}).
      */

@@ -13,6 +13,7 @@ import java.util.List;
 import java.util.Map;
 import org.jvhost.engine.memory.RegionSpec;
 import org.jvhost.engine.protocol.FrontendRequest;
+import org.jvhost.engine.protocol.LogLayout;
 import org.jvhost.engine.protocol.MemoryTableLayout;
 import org.jvhost.engine.protocol.MessageHeader;
 import org.jvhost.engine.protocol.Payloads;
@@ -305,6 +306,25 @@ public final class ScriptedFrontend implements AutoCloseable {
     /** SET_VRING_ADDR with guest-physical addresses, translated through the regions like QEMU does. */
     public void setVringAddrGpa(int queue, long descGpa, long availGpa, long usedGpa) throws IOException {
         setVringAddr(queue, toUser(descGpa), toUser(usedGpa), toUser(availGpa));
+    }
+
+    /**
+     * SET_VRING_ADDR with guest-physical addresses and VHOST_VRING_F_LOG: while VHOST_F_LOG_ALL is on,
+     * the back-end logs its used-ring writes at {@code logGuestAddress}, as QEMU asks during a migration.
+     */
+    public void setVringAddrLogged(int queue, long descGpa, long availGpa, long usedGpa, long logGuestAddress)
+            throws IOException {
+        set(FrontendRequest.SET_VRING_ADDR, VringAddrLayout.of(queue, VringAddrLayout.F_LOG, toUser(descGpa),
+                toUser(usedGpa), toUser(availGpa), logGuestAddress));
+    }
+
+    /**
+     * SET_LOG_BASE as QEMU sends it with LOG_SHMFD: the log of {@code size} bytes at {@code offset} in
+     * {@code logFd}, without NEED_REPLY; then reads the reply the spec requires (an empty payload).
+     */
+    public Reply setLogBase(int logFd, long size, long offset) throws IOException {
+        send(FrontendRequest.SET_LOG_BASE.code(), MessageHeader.VERSION, LogLayout.of(size, offset), logFd);
+        return expectReply(FrontendRequest.SET_LOG_BASE);
     }
 
     /** The front-end virtual address of {@code gpa}. */

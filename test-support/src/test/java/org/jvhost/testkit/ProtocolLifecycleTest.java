@@ -62,11 +62,13 @@ class ProtocolLifecycleTest {
             fe.setOwner();
             assertFalse(fe.isClosedByPeer(200), "a valid request keeps the connection");
             long features = fe.getFeatures();
-            assertEquals((1L << 5) | VirtioFeatures.HOST_TRANSPORT | VirtioFeatures.VHOST_USER_PROTOCOL_FEATURES, features);
+            long logAll = 1L << 26; // VHOST_F_LOG_ALL: the host logs for every device
+            assertEquals((1L << 5) | VirtioFeatures.HOST_TRANSPORT | VirtioFeatures.VHOST_USER_PROTOCOL_FEATURES | logAll,
+                    features);
             long proto = fe.getProtocolFeatures();
             assertEquals(ProtocolFeatures.IMPLEMENTED | ProtocolFeatures.CONFIG, proto);
             fe.setFeatures(features);
-            device.await("ack 0x" + Long.toHexString(features & ~VirtioFeatures.VHOST_USER_PROTOCOL_FEATURES));
+            device.await("ack 0x" + Long.toHexString(features & ~(VirtioFeatures.VHOST_USER_PROTOCOL_FEATURES | logAll)));
             fe.setProtocolFeatures(proto);
             assertEquals(2, fe.getQueueNum());
         }
@@ -89,7 +91,7 @@ class ProtocolLifecycleTest {
             fe.setFeatures(fe.getFeatures());
             fe.setProtocolFeatures(ProtocolFeatures.REPLY_ACK | ProtocolFeatures.MQ);
             assertEquals(0, fe.call(FrontendRequest.SET_OWNER, null).u64());
-            assertEquals(1, fe.call(FrontendRequest.SET_LOG_BASE, U64Layout.of(0)).u64(), "unimplemented request");
+            assertEquals(1, fe.call(FrontendRequest.SET_VRING_ENDIAN, U64Layout.of(0)).u64(), "unimplemented request");
             assertEquals(0, fe.call(FrontendRequest.GET_CONFIG, ConfigLayout.of(0, 0, new byte[4])).payload().remaining(),
                     "CONFIG not negotiated: the spec's zero-length GET_CONFIG reply");
             ScriptedFrontend.Reply r = fe.call(FrontendRequest.of(44), null);
@@ -121,7 +123,7 @@ class ProtocolLifecycleTest {
     @Test
     void unknownRequestWithoutReplyAckClosesTheConnection() throws Exception {
         try (ScriptedFrontend fe = ScriptedFrontend.connect(socket)) {
-            fe.send(FrontendRequest.SET_LOG_BASE.code(), MessageHeader.VERSION, U64Layout.of(0));
+            fe.send(FrontendRequest.SET_VRING_ENDIAN.code(), MessageHeader.VERSION, U64Layout.of(0));
             assertTrue(fe.isClosedByPeer(3000));
         }
         device.await("reset");

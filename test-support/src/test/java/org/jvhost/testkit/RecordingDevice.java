@@ -29,6 +29,10 @@ final class RecordingDevice implements VhostUserDevice {
     @Override public int maxQueues() { return queues.length; }
     @Override public long features() { return 1L << 5; }
     @Override public void ackFeatures(long acked) { events.add("ack 0x" + Long.toHexString(acked)); }
+    /** Whether the device can announce a migrated guest (SEND_RARP); it records "announce MAC". */
+    volatile boolean announces;
+    @Override public boolean canAnnounce() { return announces; }
+    @Override public void announce(byte[] mac) { events.add("announce " + org.jvhost.spi.virtio.VirtioNet.formatMac(mac)); }
     @Override public int configSize() { return configSize; }
 
     @Override

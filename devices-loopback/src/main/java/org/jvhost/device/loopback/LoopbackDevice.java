@@ -2,6 +2,7 @@ package org.jvhost.device.loopback;
 
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.concurrent.atomic.AtomicLong;
 import org.jvhost.spi.DescriptorChain;
 import org.jvhost.spi.VhostUserDevice;
 import org.jvhost.spi.Virtqueue;
@@ -42,6 +43,8 @@ public final class LoopbackDevice implements VhostUserDevice {
     private final QueuePair[] pairs;
     /** Written on the control thread before queues start; the host's queue hand-over orders it. */
     private volatile long ackedFeatures;
+    /** SEND_RARP requests: a guest that migrated here announced (there is no network to tell). */
+    private final AtomicLong announcements = new AtomicLong();
 
     /** The queues of one pair and their data path; touched only on the pair's worker. */
     private static final class QueuePair {
@@ -210,7 +213,22 @@ public final class LoopbackDevice implements VhostUserDevice {
         ackedFeatures = 0;
     }
 
-    /** Sums over all pairs; see {@link FrameReflector} for what each counter counts. */
+    /** Counts the announcement: a loopback card has no network to tell where the guest went. */
+    @Override
+    public boolean canAnnounce() {
+        return true;
+    }
+
+    @Override
+    public void announce(byte[] mac) {
+        announcements.incrementAndGet();
+        LOG.info("{}: guest {} announced after a migration", name, VirtioNet.formatMac(mac));
+    }
+
+    /**
+     * Sums over all pairs (see {@link FrameReflector} for what each counter counts), and
+     * {@code announcements}, the guests announced after a migration (SEND_RARP).
+     */
     @Override
     public Map<String, Long> counters() {
         Map<String, Long> sums = new LinkedHashMap<>();
@@ -221,6 +239,7 @@ public final class LoopbackDevice implements VhostUserDevice {
             }
             sums.put(FrameReflector.COUNTER_NAMES[slot], sum);
         }
+        sums.put("announcements", announcements.get());
         return sums;
     }
 

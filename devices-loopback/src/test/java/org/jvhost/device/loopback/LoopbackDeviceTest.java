@@ -129,7 +129,7 @@ class LoopbackDeviceTest {
         assertTrue(p.rxCalls.count() >= 1, "RX signalled");
         assertTrue(p.txCalls.count() >= 1, "TX signalled");
         assertEquals(Map.of("tx_frames", 1L, "tx_bytes", 60L, "rx_frames", 1L, "rx_bytes", 60L,
-                "rx_dropped_no_buffer", 0L, "tx_dropped_malformed", 0L), device.counters());
+                "rx_dropped_no_buffer", 0L, "tx_dropped_malformed", 0L, "announcements", 0L), device.counters());
         assertEquals(Map.of("rx_frames", 1L, "rx_bytes", 60L, "rx_dropped_no_buffer", 0L), device.queueCounters(0));
         assertEquals(Map.of("tx_frames", 1L, "tx_bytes", 60L, "tx_dropped_malformed", 0L), device.queueCounters(1));
         assertEquals(Map.of(), device.queueCounters(2), "no such queue");

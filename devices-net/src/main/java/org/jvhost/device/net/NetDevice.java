@@ -180,6 +180,30 @@ public final class NetDevice implements VhostUserDevice, AutoCloseable {
     }
 
     @Override
+    public boolean canAnnounce() {
+        return true;
+    }
+
+    /**
+     * Broadcasts a RARP from the guest's {@code mac} out of TAP queue 0 (a TAP queue's writes are whole
+     * frames, so this one cannot tear a frame a worker writes meanwhile); the bridge the TAP is in learns
+     * that the guest is behind it now.
+     */
+    @Override
+    public void announce(byte[] mac) {
+        byte[] rarp = RarpAnnouncement.frame(mac);
+        byte[] frame = new byte[VirtioNet.headerLength(ackedFeatures) + rarp.length]; // a zero header: no offload
+        System.arraycopy(rarp, 0, frame, frame.length - rarp.length, rarp.length);
+        long n = tap.write(0, frame);
+        if (n < 0) {
+            LOG.warn("{}: cannot send the RARP announcing guest {} to {}: {}", name, VirtioNet.formatMac(mac),
+                    tap.name(), TapNatives.errnoName((int) -n));
+        } else {
+            LOG.info("{}: announced guest {} on {} (RARP)", name, VirtioNet.formatMac(mac), tap.name());
+        }
+    }
+
+    @Override
     public int configSize() {
         return configSpace.length;
     }

@@ -1,5 +1,7 @@
 package org.jvhost.device.net;
 
+import com.sun.jna.Memory;
+import com.sun.jna.Pointer;
 import java.io.IOException;
 
 /**
@@ -30,6 +32,20 @@ interface Tap extends AutoCloseable {
 
     /** Writes one frame (header included) from the iovec array. @return bytes, or {@code -errno} */
     long writev(int queue, long iov, int iovcnt);
+
+    /**
+     * Writes one frame (header included) held in a Java array, for a rare frame made off the data path
+     * (an announcement). @return bytes, or {@code -errno}
+     */
+    default long write(int queue, byte[] frame) {
+        try (Memory m = new Memory(16L + frame.length)) {
+            long base = Pointer.nativeValue(m);
+            m.setLong(0, base + 16); // struct iovec {iov_base, iov_len}, then the frame
+            m.setLong(8, frame.length);
+            m.write(16, frame, 0, frame.length);
+            return writev(queue, base, 1);
+        }
+    }
 
     /**
      * Writes {@code frames} frames to queue {@code queue}, in order, each as one {@link #writev}: frame i

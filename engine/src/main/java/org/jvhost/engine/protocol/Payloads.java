@@ -20,7 +20,7 @@ public final class Payloads {
         int size = payload.remaining();
         switch (request) {
             case SET_FEATURES: case SET_PROTOCOL_FEATURES: case SET_VRING_KICK: case SET_VRING_CALL:
-            case SET_VRING_ERR: case SET_STATUS:
+            case SET_VRING_ERR: case SET_STATUS: case SEND_RARP:
                 expect(request, size, U64Layout.SIZE);
                 break;
             case SET_VRING_NUM: case SET_VRING_BASE: case GET_VRING_BASE: case SET_VRING_ENABLE:
@@ -28,6 +28,9 @@ public final class Payloads {
                 break;
             case SET_VRING_ADDR:
                 expect(request, size, VringAddrLayout.SIZE);
+                break;
+            case SET_LOG_BASE:
+                expect(request, size, LogLayout.SIZE);
                 break;
             case ADD_MEM_REG: case REM_MEM_REG:
                 expect(request, size, SingleMemRegionLayout.SIZE);

@@ -24,7 +24,7 @@ public final class ProtocolFeatures {
     public static final long STATUS = 1L << 16;
 
     /** What jvhost implements for every device; CONFIG is added for devices with a config space. */
-    public static final long IMPLEMENTED = MQ | REPLY_ACK | CONFIGURE_MEM_SLOTS | RESET_DEVICE | STATUS;
+    public static final long IMPLEMENTED = MQ | LOG_SHMFD | REPLY_ACK | CONFIGURE_MEM_SLOTS | RESET_DEVICE | STATUS;
 
     private ProtocolFeatures() {
     }

@@ -18,7 +18,7 @@ import java.nio.ByteBuffer;
  *  +-------------------------------+
  *  |        log_guest_addr         |
  *  +-------------------------------+
- *  flags bit 0: VHOST_VRING_F_LOG (log used-ring writes; needs LOG_ALL, which jvhost does not offer)
+ *  flags bit 0: VHOST_VRING_F_LOG (log used-ring writes at log_guest_addr while VHOST_F_LOG_ALL is on)
  * </pre>
  */
 public final class VringAddrLayout {

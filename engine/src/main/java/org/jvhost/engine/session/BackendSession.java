@@ -38,7 +38,8 @@ import org.slf4j.LoggerFactory;
  *
  * <h2>Parts</h2>
  * This class reads, decodes and validates each request, and replies. The negotiated features are a
- * {@link FeatureNegotiation}, the guest memory a {@link MemoryTable}, the rings a {@link VringLifecycle};
+ * {@link FeatureNegotiation}, the guest memory a {@link MemoryTable}, the rings a {@link VringLifecycle},
+ * the dirty-page log of a migration a {@link DirtyLogging};
  * what a request must do on the workers of running rings is collected in a {@link WorkerPlan}.
  */
 public final class BackendSession {
@@ -55,6 +56,7 @@ public final class BackendSession {
     private final MemoryTable memory;
     private final VringLifecycle vrings;
     private final FeatureNegotiation negotiation;
+    private final DirtyLogging logging;
     /** Sees every request and reply: the trace, strict mode and injected faults ({@link org.jvhost.engine.instrument}). */
     private final SessionTap tap;
 
@@ -79,7 +81,8 @@ public final class BackendSession {
         this.controlLoop = controlLoop;
         this.onAnswered = onAnswered;
         this.memory = new MemoryTable(runtime);
-        this.vrings = new VringLifecycle(runtime, memory);
+        this.logging = new DirtyLogging(name);
+        this.vrings = new VringLifecycle(runtime, memory, logging);
         this.negotiation = new FeatureNegotiation(device);
         this.tap = runtime.instrument().open(device.deviceType());
     }
@@ -300,8 +303,10 @@ public final class BackendSession {
             case SET_OWNER: return null; // one front-end per connection: nothing to record
             case RESET_OWNER: reset(true, plan); return null;
             case SET_MEM_TABLE: memory.setTable(m, vrings.running(), plan); return null;
+            case SET_LOG_BASE: negotiation.require(ProtocolFeatures.LOG_SHMFD, r); return logging.setBase(m, memory.memory(), vrings.started(), plan);
+            case SET_LOG_FD: return null; // the shared log (LOG_SHMFD) needs no such fd; DPDK ignores it too
             case SET_VRING_NUM: vrings.setNum(p); return null;
-            case SET_VRING_ADDR: vrings.setAddr(p); return null;
+            case SET_VRING_ADDR: vrings.setAddr(p, plan); return null;
             case SET_VRING_BASE: vrings.setBase(p); return null;
             case GET_VRING_BASE: vrings.getBase(p, plan, this::suspendDevice); return null;
             case SET_VRING_KICK: vrings.setKick(m, plan); return null;
@@ -317,6 +322,7 @@ public final class BackendSession {
             case GET_MAX_MEM_SLOTS: negotiation.require(ProtocolFeatures.CONFIGURE_MEM_SLOTS, r); return U64Layout.of(MemoryTable.MAX_MEM_SLOTS);
             case ADD_MEM_REG: negotiation.require(ProtocolFeatures.CONFIGURE_MEM_SLOTS, r); memory.add(m, vrings.running(), plan); return null;
             case REM_MEM_REG: negotiation.require(ProtocolFeatures.CONFIGURE_MEM_SLOTS, r); memory.remove(p, vrings.running(), plan); return null;
+            case SEND_RARP: negotiation.require(ProtocolFeatures.RARP, r); announce(p); return null;
             case SET_STATUS: negotiation.require(ProtocolFeatures.STATUS, r); status = (int) (U64Layout.get(p) & 0xff); return null;
             case GET_STATUS: negotiation.require(ProtocolFeatures.STATUS, r); return U64Layout.of(status);
             default:
@@ -330,6 +336,7 @@ public final class BackendSession {
         negotiation.ack(features, vrings.firstStarted());
         vrings.setFeatures(features);
         runtime.setNegotiatedFeatures(features);
+        logging.setFeatures(features, vrings.started(), plan);
         if ((features & VirtioFeatures.VHOST_USER_PROTOCOL_FEATURES) == 0) {
             vrings.enableAll(plan);
         }
@@ -367,6 +374,23 @@ public final class BackendSession {
         }
     }
 
+    // ---- migration ------------------------------------------------------------------------------
+
+    /**
+     * SEND_RARP: the guest migrated here and did not negotiate GUEST_ANNOUNCE, so the device announces it.
+     * Spec: "The first 6 bytes of the payload contain the mac address of the guest to allow the vhost
+     * user back-end to construct and broadcast the fake RARP."
+     */
+    private void announce(ByteBuffer p) {
+        byte[] mac = new byte[6];
+        p.get(0, mac);
+        try {
+            device.announce(mac);
+        } catch (RuntimeException e) {
+            LOG.warn("{}: SEND_RARP: the device failed to announce the guest", name, e);
+        }
+    }
+
     // ---- reset ----------------------------------------------------------------------------------
 
     /**
@@ -386,6 +410,7 @@ public final class BackendSession {
             runtime.clearFailure();
         });
         memory.clear(plan);
+        logging.clear(plan);
         negotiation.reset(keepProtocol);
         vrings.setFeatures(0);
         runtime.setNegotiatedFeatures(0);

@@ -20,14 +20,22 @@ final class FeatureNegotiation {
         this.device = device;
     }
 
-    /** GET_FEATURES: the device's features plus what the transport provides. */
+    /**
+     * GET_FEATURES: the device's features plus what the transport provides, VHOST_F_LOG_ALL included:
+     * the host logs every write into used chains, so no device has to know about migration.
+     */
     long offered() {
-        return device.features() | VirtioFeatures.HOST_TRANSPORT | VirtioFeatures.VHOST_USER_PROTOCOL_FEATURES;
+        return device.features() | VirtioFeatures.HOST_TRANSPORT | VirtioFeatures.VHOST_USER_PROTOCOL_FEATURES
+                | DirtyLogging.LOG_ALL;
     }
 
-    /** GET_PROTOCOL_FEATURES: what jvhost implements, CONFIG only for a device with a config space. */
+    /**
+     * GET_PROTOCOL_FEATURES: what jvhost implements, CONFIG only for a device with a config space, RARP
+     * only for one that can announce the guest (SEND_RARP).
+     */
     long offeredProtocol() {
-        return ProtocolFeatures.IMPLEMENTED | (device.configSize() > 0 ? ProtocolFeatures.CONFIG : 0);
+        return ProtocolFeatures.IMPLEMENTED | (device.configSize() > 0 ? ProtocolFeatures.CONFIG : 0)
+                | (device.canAnnounce() ? ProtocolFeatures.RARP : 0);
     }
 
     /** Whether {@code protocolFeature} was negotiated. */
@@ -45,7 +53,8 @@ final class FeatureNegotiation {
 
     /**
      * SET_FEATURES: checks {@code features} and tells the device. While a ring runs ({@code running}
-     * not null) only the features it runs with may be set again, and the device is not told twice.
+     * not null) only the features it runs with may be set again, and the device is not told twice;
+     * VHOST_F_LOG_ALL alone may change then (a migration starts or ends), and the device never sees it.
      */
     void ack(long features, QueueConfig running) throws ProtocolException {
         long unoffered = features & ~offered();
@@ -53,13 +62,13 @@ final class FeatureNegotiation {
             throw ProtocolException.failed(String.format(
                     "SET_FEATURES 0x%x includes bits never offered: 0x%x", features, unoffered));
         }
-        if (running != null && features != acked) {
+        if (running != null && ((features ^ acked) & ~DirtyLogging.LOG_ALL) != 0) {
             throw ProtocolException.failed(String.format("SET_FEATURES 0x%x while queue %d runs with 0x%x",
                     features, running.index, acked));
         }
         if (running == null) {
             try {
-                device.ackFeatures(features & ~VirtioFeatures.VHOST_USER_PROTOCOL_FEATURES);
+                device.ackFeatures(features & ~(VirtioFeatures.VHOST_USER_PROTOCOL_FEATURES | DirtyLogging.LOG_ALL));
             } catch (RuntimeException e) {
                 throw ProtocolException.failed("SET_FEATURES: the device refused 0x" + Long.toHexString(features), e);
             }

@@ -13,6 +13,9 @@ final class QueueConfig {
     long descUser;
     long availUser;
     long usedUser;
+    /** VHOST_VRING_F_LOG: log used-ring writes at {@link #logGuestAddress} while logging. */
+    boolean logUsed;
+    long logGuestAddress;
     /** The next avail index to use when the ring starts (SET_VRING_BASE, or where GET_VRING_BASE stopped). */
     int base;
     int kickFd = -1;
@@ -43,6 +46,8 @@ final class QueueConfig {
         descUser = 0;
         availUser = 0;
         usedUser = 0;
+        logUsed = false;
+        logGuestAddress = 0;
         base = 0;
         enabled = false;
     }

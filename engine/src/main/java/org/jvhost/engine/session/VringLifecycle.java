@@ -17,6 +17,7 @@ import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.engine.sys.NativeException;
 import org.jvhost.engine.transport.Message;
 import org.jvhost.engine.virtq.CallNotifier;
+import org.jvhost.engine.virtq.RingLog;
 import org.jvhost.engine.virtq.SplitQueue;
 
 /**
@@ -37,13 +38,15 @@ final class VringLifecycle {
     private final DeviceRuntime runtime;
     private final String name;
     private final MemoryTable memory;
+    private final DirtyLogging logging;
     private final QueueConfig[] rings;
     private long features;
 
-    VringLifecycle(DeviceRuntime runtime, MemoryTable memory) {
+    VringLifecycle(DeviceRuntime runtime, MemoryTable memory, DirtyLogging logging) {
         this.runtime = runtime;
         this.name = runtime.name();
         this.memory = memory;
+        this.logging = logging;
         this.rings = new QueueConfig[runtime.device().maxQueues()];
         for (int i = 0; i < rings.length; i++) {
             rings[i] = new QueueConfig(i);
@@ -68,9 +71,18 @@ final class VringLifecycle {
     /** The live rings, for a memory update. */
     List<Ring> running() {
         List<Ring> live = new ArrayList<>();
+        for (QueueConfig q : started()) {
+            live.add(q.ring);
+        }
+        return live;
+    }
+
+    /** The started rings' configurations. */
+    List<QueueConfig> started() {
+        List<QueueConfig> live = new ArrayList<>();
         for (QueueConfig q : rings) {
             if (q.started()) {
-                live.add(q.ring);
+                live.add(q);
             }
         }
         return live;
@@ -87,15 +99,31 @@ final class VringLifecycle {
         q.num = num;
     }
 
-    void setAddr(ByteBuffer p) throws ProtocolException {
-        QueueConfig q = stoppedRing(FrontendRequest.SET_VRING_ADDR, VringAddrLayout.index(p));
-        if ((VringAddrLayout.flags(p) & VringAddrLayout.F_LOG) != 0) {
-            throw ProtocolException.failed("SET_VRING_ADDR: queue " + q.index
-                    + " asks for used-ring logging, but VHOST_F_LOG_ALL is not offered");
+    /**
+     * SET_VRING_ADDR. On a started ring only VHOST_VRING_F_LOG and log_guest_addr may change: QEMU turns
+     * used-ring logging on and off that way while the rings run (spec "Migration").
+     */
+    void setAddr(ByteBuffer p, WorkerPlan plan) throws ProtocolException {
+        QueueConfig q = ring(FrontendRequest.SET_VRING_ADDR, VringAddrLayout.index(p));
+        boolean logUsed = (VringAddrLayout.flags(p) & VringAddrLayout.F_LOG) != 0;
+        long logAddress = logUsed ? VringAddrLayout.log(p) : 0;
+        if (q.started()) {
+            if (VringAddrLayout.desc(p) != q.descUser || VringAddrLayout.used(p) != q.usedUser
+                    || VringAddrLayout.avail(p) != q.availUser) {
+                // spec: ring parameters may only change while the ring is stopped
+                throw ProtocolException.failed("SET_VRING_ADDR: queue " + q.index + " is started and the request "
+                        + "moves its rings; stop it with GET_VRING_BASE first");
+            }
+            q.logUsed = logUsed;
+            q.logGuestAddress = logAddress;
+            logging.ringChanged(q, plan);
+            return;
         }
         q.descUser = VringAddrLayout.desc(p);
         q.usedUser = VringAddrLayout.used(p);
         q.availUser = VringAddrLayout.avail(p);
+        q.logUsed = logUsed;
+        q.logGuestAddress = logAddress;
         q.addrSet = true;
     }
 
@@ -284,7 +312,9 @@ final class VringLifecycle {
         Worker worker = runtime.workerForQueue(q.index);
         Ring ring = new Ring(q.index, queue, worker, runtime, q.kickFd);
         boolean enabled = q.enabled;
+        RingLog log = logging.ringLog(q);
         plan.onWorker(worker, "start of queue " + q.index, () -> {
+            queue.setLog(log);
             try {
                 ring.watchKick();
             } catch (NativeException e) {
@@ -316,6 +346,8 @@ final class VringLifecycle {
         int[] next = {q.base};
         plan.onWorker(ring.worker, "stop of queue " + q.index, () -> {
             ring.stop();
+            // spec: after GET_VRING_BASE the ring writes nothing more, so its last writes are marked now
+            ring.queue.setLog(null);
             next[0] = ring.queue.nextAvail() & 0xffff;
         }, failed -> {
             q.ring = null;

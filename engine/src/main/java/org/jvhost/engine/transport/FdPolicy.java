@@ -43,8 +43,9 @@ final class FdPolicy {
                     min = (U64Layout.get(payload) & U64Layout.VRING_NOFD_MASK) != 0 ? 0 : 1;
                     max = min;
                     break;
-                case SET_LOG_BASE: case SET_LOG_FD: case SET_BACKEND_REQ_FD: case SET_INFLIGHT_FD:
-                case GPU_SET_SOCKET: case SET_DEVICE_STATE_FD:
+                case SET_LOG_BASE: case SET_LOG_FD:
+                    // the session names a missing log fd (a refusal the front-end can be told about)
+                case SET_BACKEND_REQ_FD: case SET_INFLIGHT_FD: case GPU_SET_SOCKET: case SET_DEVICE_STATE_FD:
                     // not implemented, but well-formed with their fd: the session refuses them politely
                     min = 0;
                     max = 1;

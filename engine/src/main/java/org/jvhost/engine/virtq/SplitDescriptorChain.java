@@ -21,6 +21,7 @@ final class SplitDescriptorChain implements DescriptorChain {
     private final int[] offsets;
     private final int[] lengths;
     private final long[] addresses;
+    private final long[] guestAddresses;
     private byte[] scratch;
 
     private int head;
@@ -34,6 +35,7 @@ final class SplitDescriptorChain implements DescriptorChain {
         offsets = new int[capacity];
         lengths = new int[capacity];
         addresses = new long[capacity];
+        guestAddresses = new long[capacity];
     }
 
     int capacity() {
@@ -52,8 +54,9 @@ final class SplitDescriptorChain implements DescriptorChain {
      * Appends a segment. The caller has checked that readable segments precede writable ones, that the
      * totals stay within int range and that there is room.
      */
-    void add(ByteBuffer buffer, int offset, int length, long address, boolean writable) {
+    void add(ByteBuffer buffer, int offset, int length, long address, long guestAddress, boolean writable) {
         buffers[count] = buffer;
+        guestAddresses[count] = guestAddress;
         offsets[count] = offset;
         lengths[count] = length;
         addresses[count] = address;
@@ -64,6 +67,11 @@ final class SplitDescriptorChain implements DescriptorChain {
             readableSegments++;
             readableBytes += length;
         }
+    }
+
+    /** The guest-physical address of segment {@code i} (for the dirty log). */
+    long guestAddress(int i) {
+        return guestAddresses[i];
     }
 
     @Override public int head() { return head; }

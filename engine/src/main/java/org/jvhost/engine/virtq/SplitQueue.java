@@ -89,6 +89,12 @@ public final class SplitQueue implements Virtqueue {
     /** What the device last asked for: true after enableNotifications (and initially), false after disable. */
     private boolean deviceWantsKicks = true;
 
+    /**
+     * Where this queue marks what it writes while a migration logs dirty pages; null otherwise, which
+     * costs the per-chain paths one null test of a field they already read.
+     */
+    private RingLog log;
+
     private volatile String brokenReason;
     private volatile boolean enabled = true;
     private volatile CallNotifier notifier;
@@ -200,6 +206,29 @@ public final class SplitQueue implements Virtqueue {
         if (problem != null) {
             this.memory = newMemory;
             fail("after a memory update: " + problem);
+        }
+    }
+
+    /**
+     * Starts, moves or (with null) stops dirty-page logging: what was noted for the previous log is
+     * flushed into it first, so no write is lost across a switch. Worker only.
+     */
+    public void setLog(RingLog next) {
+        if (log != null) {
+            log.flush();
+        }
+        log = next;
+    }
+
+    /** The dirty-page log in use, or null. Worker only. */
+    public RingLog log() {
+        return log;
+    }
+
+    /** Notes a write to the used ring for the dirty log, if logging. */
+    private void logUsed(int offset, int len) {
+        if (log != null) {
+            log.usedWritten(offset, len);
         }
     }
 
@@ -390,7 +419,7 @@ public final class SplitQueue implements Virtqueue {
                     where(i, indirectGpa), c.head(), writable ? "writable" : "readable"));
         }
         long nativeBase = r.nativeAddress();
-        c.add(r.window(offset), r.windowOffset(offset), len, nativeBase != 0 ? nativeBase + offset : 0, writable);
+        c.add(r.window(offset), r.windowOffset(offset), len, nativeBase != 0 ? nativeBase + offset : 0, addr, writable);
         return true;
     }
 
@@ -433,6 +462,11 @@ public final class SplitQueue implements Virtqueue {
         int at = UsedRingLayout.elem(nextUsed & mask);
         used.putInt(at + UsedRingLayout.ELEM_ID, c.head());
         used.putInt(at + UsedRingLayout.ELEM_LEN, writtenBytes);
+        if (log != null) {
+            // the used length is what the device says it wrote: exactly the bytes to mark
+            log.chainWritten(c, writtenBytes);
+            log.usedWritten(at, UsedRingLayout.ELEM);
+        }
         nextUsed = (nextUsed + 1) & 0xffff;
         if (inFlight > 0) {
             inFlight--;
@@ -447,6 +481,11 @@ public final class SplitQueue implements Virtqueue {
         // Release: the used elements written by addUsed become visible before the new index. Otherwise
         // the driver could see an index covering an element that still holds a stale id and length.
         U16.setRelease(used, UsedRingLayout.IDX, (short) nextUsed);
+        if (log != null) {
+            // after the writes they mark: a bit set first could be cleared, and the page sent, before them
+            log.usedWritten(UsedRingLayout.IDX, 2);
+            log.flush();
+        }
     }
 
     @Override
@@ -497,6 +536,7 @@ public final class SplitQueue implements Virtqueue {
             return;
         }
         U16.set(used, UsedRingLayout.FLAGS, (short) UsedRingLayout.F_NO_NOTIFY);
+        logUsed(UsedRingLayout.FLAGS, 2);
     }
 
     @Override
@@ -524,8 +564,10 @@ public final class SplitQueue implements Virtqueue {
         if (eventIdx) {
             // Kick us as soon as the driver makes available the entry after the ones we have seen.
             U16.set(used, availEventOffset, (short) nextAvail);
+            logUsed(availEventOffset, 2);
         } else {
             U16.set(used, UsedRingLayout.FLAGS, (short) 0);
+            logUsed(UsedRingLayout.FLAGS, 2);
         }
         VarHandle.fullFence();
     }
@@ -550,8 +592,10 @@ public final class SplitQueue implements Virtqueue {
         if (on) {
             if (eventIdx) {
                 U16.set(used, availEventOffset, (short) (nextAvail - 1));
+                logUsed(availEventOffset, 2);
             } else {
                 U16.set(used, UsedRingLayout.FLAGS, (short) UsedRingLayout.F_NO_NOTIFY);
+                logUsed(UsedRingLayout.FLAGS, 2);
             }
         } else if (deviceWantsKicks) {
             requestKicks();

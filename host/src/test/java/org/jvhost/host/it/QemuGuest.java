@@ -69,6 +69,15 @@ public final class QemuGuest implements AutoCloseable {
     /** As above, with the {@code -object} that backs guest RAM ({@code id=mem0}): {@link #MEMFD} or {@link #hugepages(Path)}. */
     public static QemuGuest start(String name, Path socket, int queues, boolean qemuListens, String guestArgs,
                                   Path logDir, String nicExtra, String memoryBackend) {
+        return start(name, socket, queues, qemuListens, guestArgs, logDir, nicExtra, memoryBackend, List.of());
+    }
+
+    /**
+     * As above, with {@code extraArgs} appended to QEMU's command line (e.g. {@code -qmp} and
+     * {@code -incoming} for a migration; a destination must otherwise be started exactly like its source).
+     */
+    public static QemuGuest start(String name, Path socket, int queues, boolean qemuListens, String guestArgs,
+                                  Path logDir, String nicExtra, String memoryBackend, List<String> extraArgs) {
         String chardev = "socket,id=c0,path=" + socket + (qemuListens ? ",server=on,wait=off" : ",reconnect=1");
         String nic = "virtio-net-pci,netdev=n0,mac=" + GUEST_MAC + ",vectors=0" + (queues > 1 ? ",mq=on" : "") + nicExtra;
         List<String> cmd = new ArrayList<>(List.of(Peers.QEMU,
@@ -84,6 +93,7 @@ public final class QemuGuest implements AutoCloseable {
                 "-initrd", GuestImage.initramfs().toString(),
                 "-append", "console=ttyS0 quiet panic=-1 no_timer_check jvtest.queues=" + queues + " " + guestArgs,
                 "-nodefaults", "-no-reboot", "-display", "none", "-serial", "stdio"));
+        cmd.addAll(extraArgs);
         return new QemuGuest(ProcessUnderTest.start(name, cmd, logDir));
     }
 

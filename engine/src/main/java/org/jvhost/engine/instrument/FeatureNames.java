@@ -22,6 +22,7 @@ final class FeatureNames {
 
     static {
         TRANSPORT[24] = "NOTIFY_ON_EMPTY";
+        TRANSPORT[26] = "LOG_ALL"; // VHOST_F_LOG_ALL (vhost-user "Migration"), in virtio's reserved range
         TRANSPORT[27] = "ANY_LAYOUT";
         TRANSPORT[28] = "RING_INDIRECT_DESC";
         TRANSPORT[29] = "RING_EVENT_IDX";

@@ -75,7 +75,7 @@ class ProtocolTraceTest {
         assertEquals(1 + 4 + 2 + 7 + 7 + 2 + 1, lines.size(), String.join("\n", lines));
         assertTrue(lines.get(0).matches("\\{\"time\":\"[^\"]+\",\"conn\":1,\"dir\":\"in\",\"request\":\"SET_OWNER\","
                 + "\"flags\":\\[\"VERSION_1\"\\],\"size\":0,\"fds\":0,\"payload\":\\{\\}}"), lines.get(0));
-        assertContains(lines, "\"dir\":\"out\",\"request\":\"GET_FEATURES\"", "\"features\":[\"NET_F_MAC\","
+        assertContains(lines, "\"dir\":\"out\",\"request\":\"GET_FEATURES\"", "\"features\":[\"NET_F_MAC\",\"LOG_ALL\","
                 + "\"RING_INDIRECT_DESC\",\"RING_EVENT_IDX\",\"VHOST_USER_PROTOCOL_FEATURES\",\"VERSION_1\"]");
         assertContains(lines, "\"dir\":\"in\",\"request\":\"SET_PROTOCOL_FEATURES\"", "\"features\":[\"MQ\",\"REPLY_ACK\"]");
         assertContains(lines, "\"request\":\"SET_MEM_TABLE\",\"flags\":[\"VERSION_1\",\"NEED_REPLY\"]", "\"fds\":1",

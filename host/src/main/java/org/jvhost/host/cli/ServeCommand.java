@@ -13,7 +13,9 @@ import org.jvhost.engine.event.WorkerPool;
 import org.jvhost.engine.memory.MemoryBudget;
 import org.jvhost.host.control.ControlServer;
 import org.jvhost.host.metrics.MetricsServer;
-import org.jvhost.host.metrics.PrometheusText;
+import org.jvhost.host.metrics.DeviceMetrics;
+import org.jvhost.host.metrics.Exposition;
+import org.jvhost.host.metrics.JvhostRegistry;
 import org.jvhost.host.plugin.DeviceTypeLoader;
 import org.jvhost.host.plugin.DeviceTypes;
 import org.jvhost.host.plugin.PluginException;
@@ -114,7 +116,7 @@ final class ServeCommand implements Callable<Integer> {
     Path control;
 
     @Option(names = "--metrics", paramLabel = "HOST:PORT",
-            description = "Serve GET /metrics (Prometheus text format) on this loopback address, e.g. 127.0.0.1:9109 (default: [host] metrics, else none).")
+            description = "Serve GET /metrics (Prometheus text or OpenMetrics) on this loopback address, e.g. 127.0.0.1:9109 (default: [host] metrics, else none).")
     String metrics;
 
     @Mixin
@@ -197,7 +199,7 @@ final class ServeCommand implements Callable<Integer> {
                 services.add(ControlServer.start(controlPath, new ControlRequests(manager)));
             }
             if (metricsAddress != null) {
-                services.add(MetricsServer.start(metricsAddress, () -> metricsText(manager)));
+                services.add(MetricsServer.start(metricsAddress, metrics(manager)));
             }
             started = true;
         } catch (ConfigException e) {
@@ -258,11 +260,10 @@ final class ServeCommand implements Callable<Integer> {
         }
     }
 
-    /** The metrics endpoint's body: every running device's snapshot. */
-    static String metricsText(DeviceManager manager) {
-        List<PrometheusText.Device> devices = new ArrayList<>();
-        manager.list().forEach(v -> devices.add(new PrometheusText.Device(v.entry().spec().type(), v.snapshot())));
-        return PrometheusText.render(devices);
+    /** The metrics endpoint's content: every running device's snapshot, build, process and JVM metrics. */
+    static Exposition metrics(DeviceManager manager) {
+        return Exposition.of(JvhostRegistry.create(() -> manager.list().stream()
+                .map(v -> new DeviceMetrics.Device(v.entry().spec().type(), v.snapshot())).toList()));
     }
 
     private static void reloadOnSignal(DeviceManager manager) {

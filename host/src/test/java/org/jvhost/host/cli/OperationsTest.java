@@ -179,10 +179,10 @@ class OperationsTest {
     }
 
     @Test
-    void metricsEndpointServesTheCounters() throws Exception {
+    void metricsEndpointServesTheCountersWithTheirOwnNamesAndTheProcessAndJvmMetrics() throws Exception {
         try (ScriptedFrontend fe = connect("a.sock");
              MetricsServer metrics = MetricsServer.start(MetricsServer.loopbackAddress("127.0.0.1:0"),
-                     () -> ServeCommand.metricsText(manager))) {
+                     ServeCommand.metrics(manager))) {
             awaitConnected("a");
             HttpClient http = HttpClient.newHttpClient();
             URI uri = URI.create("http://127.0.0.1:" + metrics.address().getPort() + "/metrics");
@@ -191,17 +191,36 @@ class OperationsTest {
             assertTrue(r.headers().firstValue("Content-Type").orElse("").startsWith("text/plain; version=0.0.4"));
             String body = r.body();
             assertTrue(body.contains("# TYPE jvhost_queue_kicks_total counter\n"), body);
-            assertTrue(body.contains("jvhost_device_connected{device=\"a\",type=\"loopback\"} 1\n"), body);
-            assertTrue(body.contains("jvhost_device_connected{device=\"b\",type=\"loopback\"} 0\n"), body);
-            assertTrue(body.contains("jvhost_queue_kicks_total{device=\"a\",queue=\"1\"} 0\n"), body);
-            assertTrue(body.contains("jvhost_device_frames_total{device=\"a\",direction=\"tx\"} 0\n"), body);
-            assertTrue(body.contains("jvhost_queue_drops_total{device=\"a\",queue=\"0\",direction=\"rx\",reason=\"no_buffer\"} 0\n"),
+            assertTrue(body.contains("jvhost_device_info{device=\"a\",type=\"loopback\"} 1\n"), body);
+            assertTrue(body.contains("jvhost_device_connected{device=\"a\"} 1.0\n"), body);
+            assertTrue(body.contains("jvhost_device_connected{device=\"b\"} 0.0\n"), body);
+            assertTrue(body.contains("jvhost_queue_kicks_total{device=\"a\",queue=\"1\"} 0.0\n"), body);
+            assertTrue(body.contains("jvhost_device_frames_total{device=\"a\",direction=\"tx\"} 0.0\n"), body);
+            assertTrue(body.contains("jvhost_queue_drops_total{device=\"a\",direction=\"rx\",queue=\"0\",reason=\"no_buffer\"} 0.0\n"),
                     body);
+            assertTrue(body.contains("\njvhost_build_info{"), body);
+            for (String family : List.of("process_resident_memory_bytes", "process_open_fds", "jvm_threads_current",
+                    "jvm_gc_collection_seconds")) {
+                assertTrue(body.contains("# TYPE " + family + " "), family + " in\n" + body);
+            }
+            assertFalse(body.contains("counter=\""), "no metric names in labels:\n" + body);
+
+            HttpResponse<String> open = http.send(HttpRequest.newBuilder(uri)
+                    .header("Accept", "application/openmetrics-text; version=1.0.0").build(),
+                    HttpResponse.BodyHandlers.ofString());
+            assertTrue(open.headers().firstValue("Content-Type").orElse("").startsWith("application/openmetrics-text"),
+                    open.headers().map().toString());
+            assertTrue(open.body().endsWith("# EOF\n"), open.body());
             HttpResponse<String> post = http.send(HttpRequest.newBuilder(uri).POST(HttpRequest.BodyPublishers.noBody()).build(),
                     HttpResponse.BodyHandlers.ofString());
             assertEquals(405, post.statusCode());
         }
         assertThrows(IllegalArgumentException.class, () -> MetricsServer.loopbackAddress("192.0.2.1:9109"));
+    }
+
+    /** What a scrape in the Prometheus text format shows of {@code manager}'s devices. */
+    static String metricsText(DeviceManager manager) throws java.io.IOException {
+        return new String(ServeCommand.metrics(manager).render(null).bytes(), java.nio.charset.StandardCharsets.UTF_8);
     }
 
     private List<String> names() {

@@ -144,8 +144,8 @@ class PluginContainmentTest {
             }
             String echo = "echo@" + dir.resolve("echo.sock");
             assertEquals(List.of(echo), manager.list().stream().map(v -> v.entry().name()).toList());
-            assertTrue(ServeCommand.metricsText(manager).contains("jvhost_device_connected{device=\"" + echo + "\""),
-                    ServeCommand.metricsText(manager));
+            assertTrue(OperationsTest.metricsText(manager).contains("jvhost_device_connected{device=\"" + echo + "\""),
+                    OperationsTest.metricsText(manager));
             Map<?, ?> list = (Map<?, ?>) Json.parse(new ControlRequests(manager).handle("list"));
             assertEquals(true, list.get("ok"), list.toString());
         } finally {

@@ -9,6 +9,7 @@ import java.util.concurrent.Callable;
 import org.jvhost.host.control.ControlClient;
 import org.jvhost.host.control.Json;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParameterException;
@@ -30,6 +31,9 @@ final class CtlCommand implements Callable<Integer> {
 
     @Option(names = "--control", required = true, paramLabel = "PATH", description = "The control socket of serve.")
     Path control;
+
+    @Mixin
+    LogOption logLevel;
 
     @Option(names = "--json", description = "Print the response as the server sent it: one JSON object.")
     boolean json;

@@ -13,7 +13,7 @@ import picocli.CommandLine.IVersionProvider;
 /** The {@code jvhost} executable: {@code java -jar jvhost.jar COMMAND ...}. */
 public final class Main {
 
-    /** slf4j-simple settings jvhost prefers; a {@code -D} the user gave wins. */
+    /** slf4j-simple settings jvhost prefers; {@code --log-level} or a {@code -D} the user gave wins. */
     private static final String[][] LOG_DEFAULTS = {
         {"org.slf4j.simpleLogger.logFile", "System.err"},
         {"org.slf4j.simpleLogger.defaultLogLevel", "info"},
@@ -28,6 +28,7 @@ public final class Main {
 
     public static void main(String[] args) {
         // Before anything creates a logger: slf4j-simple reads these once, at its first use.
+        LogOption.apply(args);
         for (String[] setting : LOG_DEFAULTS) {
             if (System.getProperty(setting[0]) == null) {
                 System.setProperty(setting[0], setting[1]);

@@ -122,6 +122,9 @@ final class ServeCommand implements Callable<Integer> {
     @Mixin
     PluginsOption plugins;
 
+    @Mixin
+    LogOption logLevel;
+
     private final DeviceTypeLoader loader;
     private final DeviceHost.Factory hostFactory;
     private final Lifecycle lifecycle;

@@ -177,12 +177,8 @@ final class ServeCommand implements Callable<Integer> {
         DeviceTypes types = plugins.load(loader, spec);
         // Before checking, so that an unusable device type is explained by the plugin problem behind it.
         types.problems().forEach(p -> LOG.error("{}", p));
-        List<PlannedDevice> plan;
-        try {
-            plan = PlannedDevice.check(entries, List.of(), types);
-        } catch (ConfigException e) {
-            throw usage(e.getMessage());
-        }
+        PlannedDevice.Plan plan = PlannedDevice.plan(entries, List.of(), types,
+                file != null ? file.problems() : List.of());
         MemoryBudget memoryBudget = new MemoryBudget(
                 limit("--" + MemoryBudget.HOST_OPTION, maxMappedMemory, settings.maxMappedMemory(),
                         MemoryBudget.DEFAULT_HOST_LIMIT),
@@ -269,7 +265,8 @@ final class ServeCommand implements Callable<Integer> {
                 .map(v -> new DeviceMetrics.Device(v.entry().spec().type(), v.snapshot())).toList()));
     }
 
-    private static void reloadOnSignal(DeviceManager manager) {
+    /** SIGHUP: reloads the config file; the outcome and its warnings are logged, as ctl reload returns them. */
+    static void reloadOnSignal(DeviceManager manager) {
         LOG.info("SIGHUP: reloading the config file");
         try {
             manager.reload();

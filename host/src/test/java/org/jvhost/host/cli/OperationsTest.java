@@ -56,7 +56,7 @@ class OperationsTest {
         ConfigFile.Parsed parsed = ConfigFile.read(file);
         host = DeviceHost.engine(2, 0, org.jvhost.engine.memory.MemoryBudget.defaults());
         manager = new DeviceManager(host, types, file, parsed.host());
-        manager.start(PlannedDevice.check(parsed.devices(), List.of(), types));
+        manager.start(PlannedDevice.plan(parsed.devices(), List.of(), types, parsed.problems()));
         control = ControlServer.start(dir.resolve("control.sock"), new ControlRequests(manager));
     }
 
@@ -216,6 +216,22 @@ class OperationsTest {
             assertEquals(405, post.statusCode());
         }
         assertThrows(IllegalArgumentException.class, () -> MetricsServer.loopbackAddress("192.0.2.1:9109"));
+    }
+
+    @Test
+    void sighupWarnsAboutHostChangesLikeCtlReload() throws Exception {
+        write("[host]\nworkers = 3\n", device("a", "a.sock", ""), device("b", "b.sock", ""));
+        java.io.ByteArrayOutputStream captured = new java.io.ByteArrayOutputStream();
+        java.io.PrintStream stderr = System.err;
+        System.setErr(new java.io.PrintStream(captured, true, java.nio.charset.StandardCharsets.UTF_8));
+        try {
+            ServeCommand.reloadOnSignal(manager);
+        } finally {
+            System.setErr(stderr);
+        }
+        String log = captured.toString(java.nio.charset.StandardCharsets.UTF_8);
+        assertTrue(log.contains("WARN") && log.contains(file + ": [host] changed; workers, control and metrics take "
+                + "effect at the next start"), log);
     }
 
     /** What a scrape in the Prometheus text format shows of {@code manager}'s devices. */

@@ -89,10 +89,10 @@ class ServeCommandTest {
     }
 
     @Test
-    void unknownKeyExitsWithUsageErrorBeforeAnyHostExists() {
+    void unknownKeyExitsWithUsageErrorAndServesNothing() {
         int code = run("serve", "--device", "loopback:socket=/tmp/jvhost-a.sock,speed=10G");
         assertEquals(2, code);
-        assertEquals(0, hostsCreated);
+        assertTrue(host.devices.isEmpty() && host.closed, "nothing is served");
         assertMessage("loopback:socket=/tmp/jvhost-a.sock,speed=10G", "has no option 'speed'", "speed=10G");
     }
 
@@ -125,7 +125,7 @@ class ServeCommandTest {
     void unknownTypeListsKnownTypes() {
         assertEquals(2, run("serve", "--device", "tap:socket=/tmp/jvhost-a.sock"));
         assertMessage("unknown device type 'tap'", "known types: loopback");
-        assertEquals(0, hostsCreated);
+        assertTrue(host.devices.isEmpty() && host.closed, "nothing is served");
     }
 
     @Test
@@ -209,7 +209,7 @@ class ServeCommandTest {
         assertEquals(2, run("serve", "--device", "loopback:socket=/tmp/jvhost-a.sock",
                 "--device", "loopback:connect=/tmp/../tmp/jvhost-a.sock"));
         assertMessage("already used by 'loopback:socket=/tmp/jvhost-a.sock'");
-        assertEquals(0, hostsCreated);
+        assertTrue(host.devices.isEmpty() && host.closed, "nothing is served");
     }
 
     @Test
@@ -322,7 +322,7 @@ class ServeCommandTest {
                 "type = loopback"));              // 12
         assertEquals(2, run("serve", "--config", file.toString()));
         assertMessage(file + ":11: device d: key socket: missing");
-        assertEquals(0, hostsCreated, "syntax problems are found before anything else");
+        assertTrue(host.devices.isEmpty() && host.closed, "nothing is served");
 
         Files.writeString(file, String.join("\n",
                 "[device a]", "type = loopback", "socket = /tmp/jvhost-a.sock", "speed = 10G",
@@ -333,7 +333,39 @@ class ServeCommandTest {
         assertMessage(file + ":4: device a: key speed: device type loopback has no option 'speed'",
                 file + ":6: device b: key type: unknown device type 'tap'",
                 file + ":10: device c: key socket: socket /tmp/jvhost-a.sock is already used by device a");
-        assertEquals(0, hostsCreated);
+        assertTrue(host.devices.isEmpty(), "nothing is served");
+    }
+
+    @Test
+    void everyMistakeOfAConfigFileIsReportedInOnePass(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("mistakes.conf");
+        Files.writeString(file, String.join("\n",
+                "[host]",                                  // 1
+                "workers = many",                          // 2
+                "metrics = 10.0.0.1:9109",                 // 3
+                "[device a]",                              // 4
+                "type = loopback",                         // 5
+                "socket = /tmp/jvhost-a.sock",             // 6
+                "queues = 99",                             // 7
+                "[device b]",                              // 8
+                "type = loopback",                         // 9
+                "socket = /tmp/jvhost-b.sock",             // 10
+                "speed = 10G",                             // 11
+                "[device c]",                              // 12
+                "type = loopback",                         // 13
+                "socket = /tmp/jvhost-c.sock",             // 14
+                "socket-group = no-such-group-jvhost",     // 15
+                "[device d]",                              // 16
+                "type = loopback"));                       // 17
+        assertEquals(2, run("serve", "--config", file.toString()));
+        assertMessage(file + ":2: [host] key workers: 'many' is not a number",
+                file + ":3: [host] key metrics: ", "10.0.0.1 is not a loopback address",
+                file + ":16: device d: key socket: missing",
+                file + ":7: device a: key queues: queues=99: must be between 1 and 8",
+                file + ":11: device b: key speed: device type loopback has no option 'speed'",
+                file + ":15: device c: key socket-group: no group named 'no-such-group-jvhost' on this system: "
+                        + "create it (groupadd no-such-group-jvhost)");
+        assertTrue(host.devices.isEmpty() && host.closed, "nothing is served");
     }
 
     @Test
@@ -376,7 +408,8 @@ class ServeCommandTest {
                 file + ":11: [host] key workers: 'many' is not a number",
                 file + ":12: [host] key poll-us: -5 is not between 0 and 1000000");
         assertEquals(2, run("serve", "--config", dir.resolve("missing.conf").toString()));
-        assertMessage("missing.conf: cannot read");
+        assertMessage("cannot read config file " + dir.resolve("missing.conf") + ": no such file or directory");
+        assertFalse(err.toString().contains("Exception"), err.toString());
     }
 
     @Test

@@ -295,7 +295,7 @@ final class ConfigFile {
             Integer n = key == null ? null : keyLines.get(key);
             return file + ":" + Objects.requireNonNullElse(n, sectionLine) + ": device " + device
                     + (key == null ? "" : ": key " + key);
-        }));
+        }, dir));
     }
 
     /** A path value, relative ones resolved against the file's directory; null (and a problem) if unusable. */

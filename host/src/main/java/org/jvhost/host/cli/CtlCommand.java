@@ -2,6 +2,7 @@ package org.jvhost.host.cli;
 
 import java.io.IOException;
 import java.io.PrintWriter;
+import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -96,7 +97,38 @@ final class CtlCommand implements Callable<Integer> {
                 throw new ParameterException(spec.commandLine(), "an argument cannot contain a line break");
             }
         }
+        if (command.equals("add")) {
+            return command + " " + absoluteSocket(args.get(0));
+        }
         return args.isEmpty() ? command : command + " " + args.get(0);
+    }
+
+    /**
+     * {@code spec} with a relative {@code socket=}/{@code connect=} path resolved in this client's working
+     * directory: the server's means nothing to the user. (The server refuses other relative paths.)
+     */
+    static String absoluteSocket(String spec) {
+        int colon = spec.indexOf(':');
+        if (colon < 0) {
+            return spec;
+        }
+        StringBuilder out = new StringBuilder(spec.substring(0, colon + 1));
+        String[] items = spec.substring(colon + 1).split(",", -1);
+        for (int i = 0; i < items.length; i++) {
+            String item = items[i];
+            int eq = item.indexOf('=');
+            String key = eq < 0 ? item : item.substring(0, eq).strip();
+            if ((key.equals(DeviceSpec.KEY_SOCKET) || key.equals(DeviceSpec.KEY_CONNECT)) && eq < item.length() - 1
+                    && !item.substring(eq + 1).strip().startsWith("/")) {
+                try {
+                    item = key + "=" + Path.of(item.substring(eq + 1).strip()).toAbsolutePath().normalize();
+                } catch (InvalidPathException e) {
+                    // sent as it is: the server says what is wrong with it
+                }
+            }
+            out.append(i == 0 ? "" : ",").append(item);
+        }
+        return out.toString();
     }
 
     private void render(Map<?, ?> r, PrintWriter out) {

@@ -118,7 +118,7 @@ record PlannedDevice(DeviceEntry entry, DeviceType type, DeviceOptions options) 
             }
         }
         try {
-            return new PlannedDevice(e, type, e.spec().resolveOptions(type.options()));
+            return new PlannedDevice(e, type, e.spec().resolveOptions(type.options(), e.baseDir()));
         } catch (IllegalArgumentException ex) {
             problems.add(ex.getMessage());
             return null;

@@ -5,9 +5,12 @@ import java.io.PrintWriter;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
+import java.util.TreeMap;
 import java.util.concurrent.Callable;
 import org.jvhost.engine.event.WorkerPool;
 import org.jvhost.engine.memory.MemoryBudget;
@@ -81,8 +84,8 @@ final class ServeCommand implements Callable<Integer> {
     Integer fd;
 
     @Option(names = "--print-capabilities",
-            description = "Print the vhost-user capabilities JSON of the device type (of --device, or the "
-                + "only type there is) and exit; other options are ignored.")
+            description = "Print the vhost-user capabilities JSON of the device type (of --device, or of all "
+                + "types, which must agree) and exit; other options are ignored, and no device is created.")
     boolean printCapabilities;
 
     @Option(names = "--allow-uid", split = ",", paramLabel = "UID",
@@ -341,40 +344,44 @@ final class ServeCommand implements Callable<Integer> {
     }
 
     /**
-     * {@code --print-capabilities}: the JSON for the type of the first --device, or of the only type
-     * available. Per the spec other options are ignored, but a type that cannot be created fails here
-     * (early, non-zero) rather than later under a management tool.
+     * {@code --print-capabilities}: the JSON for the type of the first --device or, without one, for every
+     * device type there is (they must agree: the built-in ones are all virtio-net). Per the spec other
+     * options are ignored, and nothing is created: the providers say their virtio device ID, and only a
+     * plugin that does not (older than SPI 1.3) gets a device created and closed to ask it.
      */
     private int printCapabilities() {
         DeviceTypes types = plugins.load(loader, spec);
-        String type;
-        if (devices != null && !devices.isEmpty()) {
-            type = devices.get(0).type();
-        } else if (types.types().size() == 1) {
-            type = types.types().iterator().next().name();
-        } else {
-            throw usage("--print-capabilities: give --device TYPE to say which of the "
-                    + types.types().size() + " device types");
-        }
-        DeviceTypes.DeviceType deviceType;
-        DeviceOptions options;
+        Collection<DeviceTypes.DeviceType> asked;
         try {
-            deviceType = types.resolve(type);
-            options = devices != null && !devices.isEmpty() ? devices.get(0).resolveOptions(deviceType.options())
-                    : DeviceSpec.parse(type, true).resolveOptions(deviceType.options());
+            asked = devices.isEmpty() ? types.types() : List.of(types.resolve(devices.get(0).type()));
         } catch (IllegalArgumentException e) {
             throw usage(e.getMessage());
         }
-        String json;
-        try {
-            json = Capabilities.json(virtioDeviceId(deviceType, options));
-        } catch (InvalidOptionException | PluginException | IllegalArgumentException e) {
-            throw usage("--print-capabilities: device type " + type + ": " + e.getMessage());
+        Map<String, String> byJson = new TreeMap<>();
+        for (DeviceTypes.DeviceType t : asked) {
+            byJson.merge(capabilities(t), t.name(), (x, y) -> x + ", " + y);
+        }
+        if (byJson.size() != 1) {
+            throw usage("--print-capabilities: " + (byJson.isEmpty() ? "no device type is available"
+                    : "the device types differ (" + String.join("; ", byJson.values()) + "): give --device TYPE"));
         }
         PrintWriter out = spec.commandLine().getOut();
-        out.println(json);
+        out.println(byJson.keySet().iterator().next());
         out.flush();
         return 0;
+    }
+
+    private String capabilities(DeviceTypes.DeviceType type) {
+        try {
+            int id = type.virtioDeviceId();
+            if (id < 0) {
+                DeviceSpec d = devices.isEmpty() ? DeviceSpec.parse(type.name(), true) : devices.get(0);
+                id = virtioDeviceId(type, d.resolveOptions(type.options(), Path.of("").toAbsolutePath()));
+            }
+            return Capabilities.json(id);
+        } catch (InvalidOptionException | PluginException | IllegalArgumentException e) {
+            throw usage("--print-capabilities: device type " + type.name() + ": " + e.getMessage());
+        }
     }
 
     /** Creates a device of {@code type} to ask it its virtio device id, then closes it. */

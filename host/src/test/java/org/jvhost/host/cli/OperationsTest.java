@@ -219,6 +219,15 @@ class OperationsTest {
     }
 
     @Test
+    void theControlApiRefusesARelativeSocketPath() {
+        Map<?, ?> r = (Map<?, ?>) Json.parse(new ControlRequests(manager).handle("add loopback:socket=rel.sock"));
+        assertEquals(false, r.get("ok"), r.toString());
+        assertTrue(String.valueOf(r.get("error")).contains("rel.sock is a relative path; give an absolute one"),
+                r.toString());
+        assertFalse(Files.exists(Path.of("rel.sock").toAbsolutePath()));
+    }
+
+    @Test
     void sighupWarnsAboutHostChangesLikeCtlReload() throws Exception {
         write("[host]\nworkers = 3\n", device("a", "a.sock", ""), device("b", "b.sock", ""));
         java.io.ByteArrayOutputStream captured = new java.io.ByteArrayOutputStream();

@@ -188,6 +188,18 @@ class ServeCommandTest {
     }
 
     @Test
+    void printCapabilitiesNeedsNoDeviceAndCreatesNone() {
+        assertEquals(0, run("serve", "--print-capabilities"), err.toString());
+        assertEquals("{\"type\": \"net\"}", out.toString().trim());
+        out.getBuffer().setLength(0);
+        // a TAP name too long to create: the net device is never created to answer, so nothing is refused
+        assertEquals(0, run("serve", "--print-capabilities", "--device", "net:tap=jvhost-capabilities-probe"),
+                err.toString());
+        assertEquals("{\"type\": \"net\"}", out.toString().trim());
+        assertEquals(0, hostsCreated);
+    }
+
+    @Test
     void printCapabilitiesPrintsTheSpecJsonAndServesNothing() {
         assertEquals(0, run("serve", "--print-capabilities", "--device", "loopback"));
         assertEquals("{\"type\": \"net\"}", out.toString().trim());

@@ -30,8 +30,12 @@ final class CtlCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Option(names = "--control", required = true, paramLabel = "PATH", description = "The control socket of serve.")
+    @Option(names = "--control", paramLabel = "PATH", description = "The control socket of serve (default: $"
+            + DefaultControl.ENV + ", else /run/jvhost/control.sock).")
     Path control;
+
+    /** The environment behind the default control socket; tests replace it. */
+    Map<String, String> env = System.getenv();
 
     @Mixin
     LogOption logLevel;
@@ -48,6 +52,9 @@ final class CtlCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        if (control == null) {
+            control = DefaultControl.forCtl(env);
+        }
         String request = request();
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();

@@ -115,8 +115,13 @@ final class ServeCommand implements Callable<Integer> {
     String maxMappedMemory;
 
     @Option(names = "--control", paramLabel = "PATH",
-            description = "Serve the control API (jvhost ctl) on this Unix socket, owner-only (default: [host] control, else none).")
+            description = "Serve the control API (jvhost ctl) on this Unix socket, owner-only (default: [host] control, "
+                + "else $" + DefaultControl.ENV + ", else /run/jvhost/control.sock if /run/jvhost exists).")
     Path control;
+
+    /** The environment and runtime directory behind the default control socket; tests replace them. */
+    Map<String, String> env = System.getenv();
+    Path runtimeDir = DefaultControl.PATH.getParent();
 
     @Option(names = "--metrics", paramLabel = "HOST:PORT",
             description = "Serve GET /metrics (Prometheus text or OpenMetrics) on this loopback address, e.g. 127.0.0.1:9109 (default: [host] metrics, else none).")
@@ -167,6 +172,7 @@ final class ServeCommand implements Callable<Integer> {
             throw usage("--poll-us " + poll + ": must be between 0 and " + MAX_POLL_MICROS);
         }
         Path controlPath = control != null ? control : settings.control();
+        boolean controlByDefault = controlPath == null;
         InetSocketAddress metricsAddress = metricsAddress(metrics != null ? metrics : settings.metrics());
         List<DeviceEntry> entries = new ArrayList<>();
         if (file != null) {
@@ -174,7 +180,10 @@ final class ServeCommand implements Callable<Integer> {
         } else {
             devices.forEach(d -> entries.add(DeviceEntry.of(d, DeviceEntry.Origin.COMMAND_LINE)));
         }
-        if (entries.isEmpty() && file == null && controlPath == null) {
+        if (controlByDefault) {
+            controlPath = DefaultControl.forServe(env, runtimeDir);
+        }
+        if (entries.isEmpty() && file == null && (controlByDefault || controlPath == null)) {
             throw usage("nothing to serve: give --device, --config or --control");
         }
         DeviceTypes types = plugins.load(loader, spec);
@@ -198,7 +207,7 @@ final class ServeCommand implements Callable<Integer> {
         try {
             manager.start(plan);
             if (controlPath != null) {
-                services.add(ControlServer.start(controlPath, new ControlRequests(manager)));
+                startControl(controlPath, controlByDefault, manager);
             }
             if (metricsAddress != null) {
                 services.add(MetricsServer.start(metricsAddress, metrics(manager)));
@@ -222,6 +231,18 @@ final class ServeCommand implements Callable<Integer> {
         lifecycle.awaitShutdown();
         stop(host);
         return 0;
+    }
+
+    /** The control socket; one nobody asked for explicitly may fail (another jvhost has it) with a warning. */
+    private void startControl(Path path, boolean byDefault, DeviceManager manager) throws IOException {
+        try {
+            services.add(ControlServer.start(path, new ControlRequests(manager)));
+        } catch (IOException e) {
+            if (!byDefault) {
+                throw e;
+            }
+            LOG.warn("no control socket: the default one cannot be served ({}); give --control PATH", e.getMessage());
+        }
     }
 
     private ConfigFile.Parsed readConfig() {

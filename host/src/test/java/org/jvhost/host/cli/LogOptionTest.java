@@ -55,9 +55,9 @@ class LogOptionTest {
     @Test
     void everyCommandTakesItAndABadLevelIsAUsageError() {
         DeviceTypeLoader types = new DeviceTypeLoader(getClass().getClassLoader(), BuiltInPlugins.none(), null);
-        var cli = Main.commandLine(types, (w, p, m) -> {
+        var cli = Isolated.cli(Main.commandLine(types, (w, p, m) -> {
             throw new AssertionError("serves nothing");
-        }, new RecordingLifecycle());
+        }, new RecordingLifecycle()), Map.of());
         var err = new java.io.StringWriter();
         cli.setErr(new java.io.PrintWriter(err));
         cli.setOut(new java.io.PrintWriter(new java.io.StringWriter()));

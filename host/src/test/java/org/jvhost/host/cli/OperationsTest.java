@@ -219,6 +219,14 @@ class OperationsTest {
     }
 
     @Test
+    void ctlNeedsNoFlagWithTheEnvironmentVariableAndDefaultsToRunJvhost() {
+        assertEquals(0, ctlIn(Map.of(DefaultControl.ENV, control.path().toString()), "list"), err.toString());
+        assertTrue(out.toString().startsWith("NAME "), out.toString());
+        assertEquals(1, ctlIn(Map.of(), "list"));
+        assertTrue(err.toString().contains("/run/jvhost/control.sock"), err.toString());
+    }
+
+    @Test
     void theControlApiRefusesARelativeSocketPath() {
         Map<?, ?> r = (Map<?, ?>) Json.parse(new ControlRequests(manager).handle("add loopback:socket=rel.sock"));
         assertEquals(false, r.get("ok"), r.toString());
@@ -266,19 +274,27 @@ class OperationsTest {
     private final StringWriter err = new StringWriter();
 
     private int ctl(String... args) {
+        String[] full = new String[args.length + 2];
+        full[0] = "--control";
+        full[1] = control.path().toString();
+        System.arraycopy(args, 0, full, 2, args.length);
+        return ctlIn(Map.of(), full);
+    }
+
+    /** {@code jvhost ctl ARGS} in the environment {@code env}. */
+    private int ctlIn(Map<String, String> env, String... args) {
         out.getBuffer().setLength(0);
         err.getBuffer().setLength(0);
-        CommandLine cli = Main.commandLine(new DeviceTypeLoader(getClass().getClassLoader(), BuiltInPlugins.none(), null),
+        CommandLine cli = Isolated.cli(Main.commandLine(
+                new DeviceTypeLoader(getClass().getClassLoader(), BuiltInPlugins.none(), null),
                 (DeviceHost.Factory) (w, pollMicros, memory) -> {
                     throw new AssertionError("ctl creates no host");
-                }, null);
+                }, null), env);
         cli.setOut(new PrintWriter(out));
         cli.setErr(new PrintWriter(err));
-        String[] full = new String[args.length + 3];
+        String[] full = new String[args.length + 1];
         full[0] = "ctl";
-        full[1] = "--control";
-        full[2] = control.path().toString();
-        System.arraycopy(args, 0, full, 3, args.length);
+        System.arraycopy(args, 0, full, 1, args.length);
         return cli.execute(full);
     }
 }

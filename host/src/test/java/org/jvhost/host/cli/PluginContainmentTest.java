@@ -62,7 +62,7 @@ class PluginContainmentTest {
     }
 
     private int run(String... args) {
-        CommandLine cli = Main.commandLine(loader(), (workers, pollMicros, memory) -> host, lifecycle);
+        CommandLine cli = Isolated.cli(Main.commandLine(loader(), (workers, pollMicros, memory) -> host, lifecycle), Map.of());
         cli.setOut(new PrintWriter(out));
         cli.setErr(new PrintWriter(err));
         return cli.execute(args);

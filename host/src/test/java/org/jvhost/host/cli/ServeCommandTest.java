@@ -11,6 +11,7 @@ import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import org.jvhost.engine.memory.MemoryBudget;
@@ -45,13 +46,13 @@ class ServeCommandTest {
 
     private int run(String... args) {
         DeviceTypeLoader types = new DeviceTypeLoader(getClass().getClassLoader(), BuiltInPlugins.none(), null);
-        CommandLine cli = Main.commandLine(types, (workers, pollMicros, memory) -> {
+        CommandLine cli = Isolated.cli(Main.commandLine(types, (workers, pollMicros, memory) -> {
             hostsCreated++;
             requestedWorkers = workers;
             requestedPollMicros = pollMicros;
             requestedMemory = memory;
             return host;
-        }, lifecycle);
+        }, lifecycle), Map.of());
         cli.setOut(new PrintWriter(out));
         cli.setErr(new PrintWriter(err));
         return cli.execute(args);

@@ -24,7 +24,7 @@ import picocli.CommandLine.Spec;
  */
 @Command(name = "ctl", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = {"Talk to a running 'jvhost serve --control PATH'.",
-            "Commands: list | counters [NAME] | add TYPE:socket=PATH[,key=value...] | remove NAME | reload"})
+            "Commands: list | counters [NAME] | top [NAME] | add TYPE:socket=PATH[,key=value...] | remove NAME | reload"})
 final class CtlCommand implements Callable<Integer> {
 
     @Spec
@@ -43,10 +43,18 @@ final class CtlCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Print the response as the server sent it: one JSON object.")
     boolean json;
 
-    @Parameters(index = "0", paramLabel = "COMMAND", description = "list, counters, add, remove or reload.")
+    @Option(names = "--interval", paramLabel = "SECONDS", defaultValue = "1",
+            description = "top: seconds between screens (default: ${DEFAULT-VALUE}).")
+    double interval;
+
+    @Option(names = "--count", paramLabel = "N", defaultValue = "0",
+            description = "top: stop after N screens (default: until interrupted).")
+    int count;
+
+    @Parameters(index = "0", paramLabel = "COMMAND", description = "list, counters, top, add, remove or reload.")
     String command;
 
-    @Parameters(index = "1..*", paramLabel = "ARG", description = "counters: a device name (optional); "
+    @Parameters(index = "1..*", paramLabel = "ARG", description = "counters, top: a device name (optional); "
             + "add: a device spec; remove: a device name.")
     List<String> args = List.of();
 
@@ -54,6 +62,9 @@ final class CtlCommand implements Callable<Integer> {
     public Integer call() {
         if (control == null) {
             control = DefaultControl.forCtl(env);
+        }
+        if (command.equals("top")) {
+            return top();
         }
         String request = request();
         PrintWriter out = spec.commandLine().getOut();
@@ -85,6 +96,30 @@ final class CtlCommand implements Callable<Integer> {
         return ok ? 0 : 1;
     }
 
+    /** Live rates until interrupted (or {@code --count} screens); 1 when the socket fails. */
+    private int top() {
+        if (args.size() > 1) {
+            throw new ParameterException(spec.commandLine(), "top takes at most one device name");
+        }
+        if (!(interval >= 0.05 && interval <= 3600) || count < 0) {
+            throw new ParameterException(spec.commandLine(), "--interval must be between 0.05 and 3600 seconds "
+                    + "and --count not negative");
+        }
+        PrintWriter err = spec.commandLine().getErr();
+        try {
+            CtlTop.run(control, args.isEmpty() ? null : args.get(0), Math.round(interval * 1000), count,
+                    System.console() != null, spec.commandLine().getOut());
+            return 0;
+        } catch (IOException | IllegalArgumentException | ClassCastException e) {
+            err.println("jvhost ctl: " + control + ": " + e.getMessage());
+            err.flush();
+            return 1;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return 1;
+        }
+    }
+
     private String request() {
         int max;
         switch (command) {
@@ -93,7 +128,7 @@ final class CtlCommand implements Callable<Integer> {
             case "add": case "remove": max = 1; break;
             default:
                 throw new ParameterException(spec.commandLine(), "unknown command '" + command + "'; commands: "
-                        + String.join(", ", ControlRequests.COMMANDS));
+                        + String.join(", ", ControlRequests.COMMANDS) + ", top");
         }
         if (args.size() > max || (command.equals("add") || command.equals("remove")) && args.isEmpty()) {
             throw new ParameterException(spec.commandLine(), command + " takes " + (max == 0 ? "no argument"

@@ -227,6 +227,17 @@ class OperationsTest {
     }
 
     @Test
+    void ctlTopShowsRatesPerDeviceAndQueue() {
+        assertEquals(0, ctl("top", "--count", "2", "--interval", "0.1"), err.toString());
+        String screens = out.toString();
+        assertEquals(2, screens.split("DEVICE / QUEUE", -1).length - 1, screens);
+        assertTrue(screens.contains("\na ") && screens.contains("\n  a queue 1 ") && screens.contains("\nb "), screens);
+        assertEquals(0, ctl("top", "a", "--count", "1", "--interval", "0.1"), err.toString());
+        assertFalse(out.toString().contains("\nb "), out.toString());
+        assertEquals(1, ctl("top", "nosuch", "--count", "1", "--interval", "0.1"));
+    }
+
+    @Test
     void theControlApiRefusesARelativeSocketPath() {
         Map<?, ?> r = (Map<?, ?>) Json.parse(new ControlRequests(manager).handle("add loopback:socket=rel.sock"));
         assertEquals(false, r.get("ok"), r.toString());

@@ -75,9 +75,7 @@ final class CtlCommand implements Callable<Integer> {
             line = ControlClient.request(control, request);
             response = (Map<?, ?>) Json.parse(line);
         } catch (IOException | IllegalArgumentException | ClassCastException e) {
-            err.println("jvhost ctl: " + control + ": " + e.getMessage());
-            err.flush();
-            return 1;
+            return failed(e, err);
         }
         boolean ok = Boolean.TRUE.equals(response.get("ok"));
         if (json) {
@@ -111,13 +109,19 @@ final class CtlCommand implements Callable<Integer> {
                     System.console() != null, spec.commandLine().getOut());
             return 0;
         } catch (IOException | IllegalArgumentException | ClassCastException e) {
-            err.println("jvhost ctl: " + control + ": " + e.getMessage());
-            err.flush();
-            return 1;
+            return failed(e, err);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             return 1;
         }
+    }
+
+    /** Says why the request failed, naming the socket once; exit status 1. */
+    private int failed(Exception e, PrintWriter err) {
+        String m = String.valueOf(e.getMessage());
+        err.println("jvhost ctl: " + (m.startsWith(control.toString()) ? m : control + ": " + m));
+        err.flush();
+        return 1;
     }
 
     private String request() {

@@ -34,6 +34,10 @@ public final class Main {
                 System.setProperty(setting[0], setting[1]);
             }
         }
+        if (args.length > 0 && args[0].equals("ctl")) {
+            // the light path: a client needs neither the device types nor the built-in plugins' copies
+            System.exit(ctlOnly().execute(args));
+        }
         Path location = hostLocation();
         int code;
         try (BuiltInPlugins builtIns = location == null ? BuiltInPlugins.none() : BuiltInPlugins.find(location)) {
@@ -63,6 +67,17 @@ public final class Main {
         cli.addSubcommand(new CommandLine(new ServeCommand(types, hosts, lifecycle)));
         cli.addSubcommand(new CommandLine(new DevicesCommand(types)));
         cli.addSubcommand(new CommandLine(new CtlCommand()));
+        return withHandlers(cli);
+    }
+
+    /** {@code jvhost ctl} alone: the same messages, without loading what serve needs. */
+    static CommandLine ctlOnly() {
+        CommandLine cli = new CommandLine(new Jvhost());
+        cli.addSubcommand(new CommandLine(new CtlCommand()));
+        return withHandlers(cli);
+    }
+
+    private static CommandLine withHandlers(CommandLine cli) {
         cli.setParameterExceptionHandler(Main::usageError);
         cli.setExecutionExceptionHandler((e, failed, parsed) -> {
             failed.getErr().println(failed.getCommandSpec().qualifiedName() + ": " + describe(e));

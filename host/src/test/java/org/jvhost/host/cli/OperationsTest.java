@@ -238,6 +238,19 @@ class OperationsTest {
     }
 
     @Test
+    void theLightCtlPathAnswersLikeTheFullCommandTree() {
+        CommandLine cli = Main.ctlOnly();
+        cli.setOut(new PrintWriter(out));
+        cli.setErr(new PrintWriter(err));
+        assertEquals(0, cli.execute("ctl", "--control", control.path().toString(), "list"), err.toString());
+        assertTrue(out.toString().startsWith("NAME "), out.toString());
+        assertEquals(1, cli.execute("ctl", "--control", dir.resolve("none.sock").toString(), "list"));
+        assertEquals("jvhost ctl: " + dir.resolve("none.sock") + ": cannot connect: no such socket (is jvhost "
+                + "serve running with this --control?)\n", err.toString());
+        assertEquals(2, cli.execute("ctl", "--control", control.path().toString(), "frobnicate"));
+    }
+
+    @Test
     void theControlApiRefusesARelativeSocketPath() {
         Map<?, ?> r = (Map<?, ?>) Json.parse(new ControlRequests(manager).handle("add loopback:socket=rel.sock"));
         assertEquals(false, r.get("ok"), r.toString());

@@ -5,12 +5,10 @@ import java.io.PrintWriter;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Collection;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.TreeMap;
 import java.util.concurrent.Callable;
 import org.jvhost.engine.event.WorkerPool;
 import org.jvhost.engine.memory.MemoryBudget;
@@ -21,10 +19,6 @@ import org.jvhost.host.metrics.Exposition;
 import org.jvhost.host.metrics.JvhostRegistry;
 import org.jvhost.host.plugin.DeviceTypeLoader;
 import org.jvhost.host.plugin.DeviceTypes;
-import org.jvhost.host.plugin.PluginException;
-import org.jvhost.spi.DeviceOptions;
-import org.jvhost.spi.InvalidOptionException;
-import org.jvhost.spi.VhostUserDevice;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import picocli.CommandLine.Command;
@@ -364,61 +358,18 @@ final class ServeCommand implements Callable<Integer> {
         return placed;
     }
 
-    /**
-     * {@code --print-capabilities}: the JSON for the type of the first --device or, without one, for every
-     * device type there is (they must agree: the built-in ones are all virtio-net). Per the spec other
-     * options are ignored, and nothing is created: the providers say their virtio device ID, and only a
-     * plugin that does not (older than SPI 1.3) gets a device created and closed to ask it.
-     */
+    /** {@code --print-capabilities} ({@link Capabilities#of}): the JSON on stdout, exit status 0. */
     private int printCapabilities() {
-        DeviceTypes types = plugins.load(loader, spec);
-        Collection<DeviceTypes.DeviceType> asked;
+        String json;
         try {
-            asked = devices.isEmpty() ? types.types() : List.of(types.resolve(devices.get(0).type()));
+            json = Capabilities.of(plugins.load(loader, spec), devices);
         } catch (IllegalArgumentException e) {
-            throw usage(e.getMessage());
-        }
-        Map<String, String> byJson = new TreeMap<>();
-        for (DeviceTypes.DeviceType t : asked) {
-            byJson.merge(capabilities(t), t.name(), (x, y) -> x + ", " + y);
-        }
-        if (byJson.size() != 1) {
-            throw usage("--print-capabilities: " + (byJson.isEmpty() ? "no device type is available"
-                    : "the device types differ (" + String.join("; ", byJson.values()) + "): give --device TYPE"));
+            throw usage("--print-capabilities: " + e.getMessage());
         }
         PrintWriter out = spec.commandLine().getOut();
-        out.println(byJson.keySet().iterator().next());
+        out.println(json);
         out.flush();
         return 0;
-    }
-
-    private String capabilities(DeviceTypes.DeviceType type) {
-        try {
-            int id = type.virtioDeviceId();
-            if (id < 0) {
-                DeviceSpec d = devices.isEmpty() ? DeviceSpec.parse(type.name(), true) : devices.get(0);
-                id = virtioDeviceId(type, d.resolveOptions(type.options(), Path.of("").toAbsolutePath()));
-            }
-            return Capabilities.json(id);
-        } catch (InvalidOptionException | PluginException | IllegalArgumentException e) {
-            throw usage("--print-capabilities: device type " + type.name() + ": " + e.getMessage());
-        }
-    }
-
-    /** Creates a device of {@code type} to ask it its virtio device id, then closes it. */
-    private static int virtioDeviceId(DeviceTypes.DeviceType type, DeviceOptions options) throws InvalidOptionException {
-        VhostUserDevice device = type.create(options, () -> type.name() + "@capabilities");
-        try {
-            return device.deviceType();
-        } catch (RuntimeException | Error e) { // plugin code: contained like DeviceTypes.DeviceType#create
-            throw new PluginException(type.source() + ": deviceType() failed: " + e, e);
-        } finally {
-            try {
-                device.close();
-            } catch (RuntimeException | Error e) {
-                LOG.warn("{}: close() failed: {}", type.source(), e.toString());
-            }
-        }
     }
 
     private ParameterException usage(String message) {

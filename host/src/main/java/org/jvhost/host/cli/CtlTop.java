@@ -89,7 +89,7 @@ final class CtlTop {
                 case "rx_bytes": t[RX_BYTES] = n; break;
                 case "tx_bytes": t[TX_BYTES] = n; break;
                 default:
-                    if (name.startsWith("rx_dropped_") || name.startsWith("tx_dropped_")) {
+                    if (name.matches("(rx|tx)_dropped(_.*)?")) {
                         t[DROPS] += n;
                     }
             }

@@ -27,7 +27,8 @@ import org.jvhost.engine.server.DeviceSnapshot.QueueSnapshot;
  * {@link DeviceSnapshot} per device (read without locks; the data path does not know about metrics).
  *
  * <p>Device counters named {@code rx_frames}/{@code tx_frames}, {@code rx_bytes}/{@code tx_bytes} and
- * {@code rx_dropped_REASON}/{@code tx_dropped_REASON} become {@code jvhost_device_frames_total},
+ * {@code rx_dropped_REASON}/{@code tx_dropped_REASON} (or {@code rx_dropped}, reason {@code unspecified})
+ * become {@code jvhost_device_frames_total},
  * {@code _bytes_total} and {@code _drops_total} (and {@code jvhost_queue_*} for queue counters) with
  * {@code direction} (and {@code reason}) labels. Any other counter of a device type gets a family of its
  * own, {@code jvhost_TYPE_NAME_total} ({@code jvhost_TYPE_queue_NAME_total} per queue): the SPI's
@@ -38,7 +39,8 @@ import org.jvhost.engine.server.DeviceSnapshot.QueueSnapshot;
  */
 public final class DeviceMetrics implements MultiCollector {
     private static final Pattern TRAFFIC = Pattern.compile("(rx|tx)_(frames|bytes)");
-    private static final Pattern DROPS = Pattern.compile("(rx|tx)_dropped_([a-z0-9_]+)");
+    /** {@code rx_dropped_REASON}, or {@code rx_dropped} alone (reason {@code unspecified}). */
+    private static final Pattern DROPS = Pattern.compile("(rx|tx)_dropped(?:_([a-z0-9_]+))?");
 
     /** What is known about one device besides its snapshot. */
     public record Device(String type, DeviceSnapshot snapshot) {
@@ -97,7 +99,8 @@ public final class DeviceMetrics implements MultiCollector {
             m = DROPS.matcher(name);
             if (m.matches()) {
                 f.counter(shared + "drops", "Frames dropped, by direction and reason.",
-                        labels.add("direction", m.group(1)).add("reason", m.group(2)), value);
+                        labels.add("direction", m.group(1)).add("reason", m.group(2) != null ? m.group(2) : "unspecified"),
+                        value);
                 return;
             }
             String bare = name.endsWith("_total") ? name.substring(0, name.length() - "_total".length()) : name;

@@ -18,7 +18,7 @@ class DeviceMetricsTest {
 
     /** A net device with one error outside its queues, two queues with errors, and counters of its own. */
     private static final DeviceSnapshot NIC = new DeviceSnapshot("vm1-nic0", true, 2, false, 0, 1,
-            Map.of("rx_frames", 5L, "tap_write_failed", 3L),
+            Map.of("rx_frames", 5L, "tap_write_failed", 3L, "tx_dropped", 2L),
             List.of(new QueueSnapshot(0, true, 7, 6, 2, Map.of("rx_dropped_no_buffer", 4L)),
                     new QueueSnapshot(1, true, 9, 8, 4, Map.of("tx_bytes", 600L, "ring_resets_total", 1L))));
 
@@ -35,6 +35,8 @@ class DeviceMetricsTest {
         assertTrue(text.contains("jvhost_net_tap_write_failed_total{device=\"vm1-nic0\"} 3.0\n"), text);
         assertTrue(text.contains("jvhost_net_queue_ring_resets_total{device=\"vm1-nic0\",queue=\"1\"} 1.0\n"), text);
         assertTrue(text.contains("jvhost_device_frames_total{device=\"vm1-nic0\",direction=\"rx\"} 5.0\n"), text);
+        assertTrue(text.contains("jvhost_device_drops_total{device=\"vm1-nic0\",direction=\"tx\",reason=\"unspecified\"} 2.0\n"),
+                text);
         assertTrue(text.contains(
                 "jvhost_queue_drops_total{device=\"vm1-nic0\",direction=\"rx\",queue=\"0\",reason=\"no_buffer\"} 4.0\n"),
                 text);

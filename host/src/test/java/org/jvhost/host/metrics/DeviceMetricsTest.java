@@ -61,4 +61,13 @@ class DeviceMetricsTest {
             assertTrue(text.contains("# TYPE " + family + "\n"), family + " in\n" + text);
         }
     }
+
+    @Test
+    void aScraperAskingForProtobufGetsTheTextFormatWhichIsBuiltIn() throws Exception {
+        Exposition e = Exposition.of(JvhostRegistry.create(() -> List.of(new DeviceMetrics.Device("net", NIC))));
+        Exposition.Body body = e.render("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
+                + "encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3,*/*;q=0.1");
+        assertTrue(body.contentType().startsWith("text/plain; version=0.0.4"), body.contentType());
+        assertTrue(new String(body.bytes(), StandardCharsets.UTF_8).contains("jvhost_devices 1.0\n"));
+    }
 }

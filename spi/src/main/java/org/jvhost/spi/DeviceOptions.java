@@ -1,5 +1,7 @@
 package org.jvhost.spi;
 
+import java.nio.file.InvalidPathException;
+import java.nio.file.Path;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -12,9 +14,23 @@ import java.util.Optional;
  */
 public final class DeviceOptions {
     private final Map<String, String> values;
+    /** What a relative path is relative to; null where relative paths are refused. */
+    private final Path baseDir;
 
+    /** Options whose relative paths resolve against the working directory. */
     public DeviceOptions(Map<String, String> values) {
+        this(values, Path.of("").toAbsolutePath());
+    }
+
+    /**
+     * Options whose relative paths ({@link #getPath}) resolve against {@code baseDir}: a config file's
+     * directory for its devices; null refuses them (the control API cannot know its client's directory).
+     *
+     * @since SPI 1.3
+     */
+    public DeviceOptions(Map<String, String> values, Path baseDir) {
         this.values = Collections.unmodifiableMap(new LinkedHashMap<>(values));
+        this.baseDir = baseDir;
     }
 
     /** All options, in the order given. */
@@ -77,6 +93,30 @@ public final class DeviceOptions {
             throw new InvalidOptionException(key, key + "=" + v + ": a multicast address cannot be a NIC's MAC");
         }
         return mac;
+    }
+
+    /**
+     * A file system path, absolute: a relative one resolves against the directory the device was declared
+     * in (a config file's, or jvhost's working directory for {@code --device}), as the socket path does.
+     *
+     * @throws InvalidOptionException if it is not a path, or is relative where that is refused
+     * @since SPI 1.3
+     */
+    public Path getPath(String key) throws InvalidOptionException {
+        String v = require(key);
+        Path p;
+        try {
+            p = Path.of(v.trim());
+        } catch (InvalidPathException e) {
+            throw new InvalidOptionException(key, key + "=" + v + ": not a path (" + e.getReason() + ")");
+        }
+        if (p.isAbsolute()) {
+            return p.normalize();
+        }
+        if (baseDir == null) {
+            throw new InvalidOptionException(key, key + "=" + v + ": a relative path; give an absolute one");
+        }
+        return baseDir.resolve(p).normalize();
     }
 
     private String require(String key) throws InvalidOptionException {

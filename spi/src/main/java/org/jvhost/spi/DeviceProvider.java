@@ -29,6 +29,17 @@ public interface DeviceProvider {
     VhostUserDevice create(DeviceOptions options, DeviceContext context) throws InvalidOptionException;
 
     /**
+     * The virtio device ID of every device this provider creates ({@link VhostUserDevice#deviceType()}),
+     * so that the host can answer {@code --print-capabilities} without creating a device (which may have
+     * side effects, such as a TAP interface); -1 (the default) if the host has to create one to ask it.
+     *
+     * @since SPI 1.3
+     */
+    default int virtioDeviceId() {
+        return -1;
+    }
+
+    /**
      * The SPI major version the provider was built against; the host refuses a mismatch. Implement it as
      * {@code return SpiVersion.MAJOR;}: javac copies that compile-time constant into the provider's own
      * class file, so the answer is the SPI the plugin was compiled with, not the host's. (It is abstract

@@ -8,6 +8,7 @@ import org.jvhost.spi.InvalidOptionException;
 import org.jvhost.spi.OptionSpec;
 import org.jvhost.spi.SpiVersion;
 import org.jvhost.spi.VhostUserDevice;
+import org.jvhost.spi.virtio.VirtioNet;
 
 /** The {@code loopback} device type, registered in {@code META-INF/services/org.jvhost.spi.DeviceProvider}. */
 public final class LoopbackProvider implements DeviceProvider {
@@ -37,6 +38,11 @@ public final class LoopbackProvider implements DeviceProvider {
     @Override
     public List<OptionSpec> options() {
         return OPTIONS;
+    }
+
+    @Override
+    public int virtioDeviceId() {
+        return VirtioNet.DEVICE_ID;
     }
 
     /** The SPI this jar was compiled against (a constant, so javac records it here), not the host's. */

@@ -15,6 +15,8 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.jvhost.engine.memory.MemoryBudget;
 import org.jvhost.engine.server.Host;
+import org.jvhost.host.IoErrors;
+import org.jvhost.host.metrics.MetricsServer;
 
 /**
  * The {@code serve --config FILE} format: INI-like text, one {@code [device NAME]} section per device
@@ -35,8 +37,9 @@ import org.jvhost.engine.server.Host;
  *
  * Each device needs {@code type} and exactly one of {@code socket} (jvhost listens) or {@code connect}
  * (jvhost connects); every other key is the device type's option. Relative paths are relative to the
- * file's directory. Reading reports every syntax problem at once, each as {@code FILE:LINE: ...}; what
- * the device types make of the keys is checked later ({@link PlannedDevice#check}).
+ * file's directory. Reading collects every syntax problem and every [host] problem, each as
+ * {@code FILE:LINE: ...}, and keeps the devices that have none; what the device types make of their keys
+ * is checked next ({@link PlannedDevice#plan}), and the two lists are reported together.
  */
 final class ConfigFile {
     static final String HOST_WORKERS = "workers";
@@ -64,8 +67,13 @@ final class ConfigFile {
         static final Settings NONE = new Settings(null, null, null, null, null, null);
     }
 
-    /** A file read without syntax errors. */
-    record Parsed(Path file, Settings host, List<DeviceEntry> devices) {
+    /**
+     * A file read: its settings and devices, and the problems found so far.
+     *
+     * @param devices  the devices without syntax problems
+     * @param problems the syntax and [host] problems, in file order; the file is usable only if empty
+     */
+    record Parsed(Path file, Settings host, List<DeviceEntry> devices, List<String> problems) {
     }
 
     private final Path file;
@@ -83,9 +91,9 @@ final class ConfigFile {
     }
 
     /**
-     * Reads and checks the syntax of {@code file}.
+     * Reads {@code file} and checks its syntax and its [host] section.
      *
-     * @throws ConfigException listing every problem, each starting with {@code FILE:LINE:}
+     * @throws ConfigException if it cannot be read at all
      */
     static Parsed read(Path file) throws ConfigException {
         List<String> lines;
@@ -94,14 +102,11 @@ final class ConfigFile {
         } catch (MalformedInputException e) {
             throw new ConfigException(file + ": not UTF-8 text");
         } catch (IOException e) {
-            throw new ConfigException(file + ": cannot read: " + e);
+            throw new ConfigException("cannot read config file " + IoErrors.describe(e));
         }
         ConfigFile c = new ConfigFile(file);
         c.parse(lines);
-        if (!c.problems.isEmpty()) {
-            throw new ConfigException(c.problems);
-        }
-        return new Parsed(file, c.host, List.copyOf(c.devices));
+        return new Parsed(file, c.host, List.copyOf(c.devices), List.copyOf(c.problems));
     }
 
     /** A section being read: its name (null for [host]), header line, keys and their lines. */
@@ -207,7 +212,7 @@ final class ConfigFile {
                     control = path(v, n, "[host] key control: ");
                     break;
                 case HOST_METRICS:
-                    metrics = v;
+                    metrics = metricsAddress(v, n);
                     break;
                 case HOST_MAX_GUEST_MEMORY:
                     maxGuestMemory = size(v, n, HOST_MAX_GUEST_MEMORY);
@@ -222,6 +227,17 @@ final class ConfigFile {
             }
         }
         return new Settings(workers, control, metrics, pollMicros, maxGuestMemory, maxMappedMemory);
+    }
+
+    /** A [host] metrics address if it is a loopback {@code HOST:PORT}, or null after recording the problem. */
+    private String metricsAddress(String v, int line) {
+        try {
+            MetricsServer.loopbackAddress(v);
+            return v;
+        } catch (IllegalArgumentException ex) {
+            problems.add(at(line) + "[host] key " + HOST_METRICS + ": " + ex.getMessage());
+            return null;
+        }
     }
 
     /** A [host] size ({@link MemoryBudget#parseLimit}), or null after recording the problem. */
@@ -279,7 +295,7 @@ final class ConfigFile {
             Integer n = key == null ? null : keyLines.get(key);
             return file + ":" + Objects.requireNonNullElse(n, sectionLine) + ": device " + device
                     + (key == null ? "" : ": key " + key);
-        }));
+        }, dir));
     }
 
     /** A path value, relative ones resolved against the file's directory; null (and a problem) if unusable. */

@@ -147,7 +147,13 @@ final class ControlRequests implements ControlServer.Handler {
         if (text.isEmpty()) {
             throw new IllegalArgumentException("add needs a device: " + DeviceSpec.GRAMMAR);
         }
-        DeviceEntry entry = DeviceEntry.of(DeviceSpec.parse(text), DeviceEntry.Origin.CONTROL);
+        DeviceSpec spec = DeviceSpec.parse(text);
+        if (!spec.socket().isAbsolute()) {
+            // jvhost's working directory means nothing to the client; jvhost ctl sends absolute paths
+            throw new IllegalArgumentException("'" + text + "': " + spec.socket() + " is a relative path; give an "
+                    + "absolute one (jvhost ctl resolves relative paths in its own working directory)");
+        }
+        DeviceEntry entry = DeviceEntry.of(spec, DeviceEntry.Origin.CONTROL);
         devices.add(entry);
         LOG.info("{} added through the control socket", entry.name());
         return entry.name();

@@ -2,6 +2,7 @@ package org.jvhost.host.cli;
 
 import java.io.IOException;
 import java.io.PrintWriter;
+import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -9,6 +10,7 @@ import java.util.concurrent.Callable;
 import org.jvhost.host.control.ControlClient;
 import org.jvhost.host.control.Json;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParameterException;
@@ -22,29 +24,51 @@ import picocli.CommandLine.Spec;
  */
 @Command(name = "ctl", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = {"Talk to a running 'jvhost serve --control PATH'.",
-            "Commands: list | counters [NAME] | add TYPE:socket=PATH[,key=value...] | remove NAME | reload"
+            "Commands: list | counters [NAME] | top [NAME] | add TYPE:socket=PATH[,key=value...] | remove NAME | reload"
                 + " | trace NAME on|off | violations [NAME] (exit status 1 once strict mode reported a violation)"})
 final class CtlCommand implements Callable<Integer> {
 
     @Spec
     CommandSpec spec;
 
-    @Option(names = "--control", required = true, paramLabel = "PATH", description = "The control socket of serve.")
+    @Option(names = "--control", paramLabel = "PATH", description = "The control socket of serve (default: $"
+            + DefaultControl.ENV + ", else /run/jvhost/control.sock).")
     Path control;
+
+    /** The environment behind the default control socket; tests replace it. */
+    Map<String, String> env = System.getenv();
+
+    @Mixin
+    LogOption logLevel;
 
     @Option(names = "--json", description = "Print the response as the server sent it: one JSON object.")
     boolean json;
 
-    @Parameters(index = "0", paramLabel = "COMMAND", description = "list, counters, add, remove, reload, trace or violations.")
+    @Option(names = "--interval", paramLabel = "SECONDS", defaultValue = "1",
+            description = "top: seconds between screens (default: ${DEFAULT-VALUE}).")
+    double interval;
+
+    @Option(names = "--count", paramLabel = "N", defaultValue = "0",
+            description = "top: stop after N screens (default: until interrupted).")
+    int count;
+
+    @Parameters(index = "0", paramLabel = "COMMAND",
+            description = "list, counters, top, add, remove, reload, trace or violations.")
     String command;
 
-    @Parameters(index = "1..*", paramLabel = "ARG", description = "counters: a device name (optional); "
+    @Parameters(index = "1..*", paramLabel = "ARG", description = "counters, top: a device name (optional); "
             + "add: a device spec; remove: a device name; trace: a device name and on or off; "
             + "violations: a device name (optional).")
     List<String> args = List.of();
 
     @Override
     public Integer call() {
+        if (control == null) {
+            control = DefaultControl.forCtl(env);
+        }
+        if (command.equals("top")) {
+            return top();
+        }
         String request = request();
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
@@ -54,9 +78,7 @@ final class CtlCommand implements Callable<Integer> {
             line = ControlClient.request(control, request);
             response = (Map<?, ?>) Json.parse(line);
         } catch (IOException | IllegalArgumentException | ClassCastException e) {
-            err.println("jvhost ctl: " + control + ": " + e.getMessage());
-            err.flush();
-            return 1;
+            return failed(e, err);
         }
         boolean ok = Boolean.TRUE.equals(response.get("ok"));
         if (json) {
@@ -75,6 +97,36 @@ final class CtlCommand implements Callable<Integer> {
         return ok ? 0 : 1;
     }
 
+    /** Live rates until interrupted (or {@code --count} screens); 1 when the socket fails. */
+    private int top() {
+        if (args.size() > 1) {
+            throw new ParameterException(spec.commandLine(), "top takes at most one device name");
+        }
+        if (!(interval >= 0.05 && interval <= 3600) || count < 0) {
+            throw new ParameterException(spec.commandLine(), "--interval must be between 0.05 and 3600 seconds "
+                    + "and --count not negative");
+        }
+        PrintWriter err = spec.commandLine().getErr();
+        try {
+            CtlTop.run(control, args.isEmpty() ? null : args.get(0), Math.round(interval * 1000), count,
+                    System.console() != null, spec.commandLine().getOut());
+            return 0;
+        } catch (IOException | IllegalArgumentException | ClassCastException e) {
+            return failed(e, err);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return 1;
+        }
+    }
+
+    /** Says why the request failed, naming the socket once; exit status 1. */
+    private int failed(Exception e, PrintWriter err) {
+        String m = String.valueOf(e.getMessage());
+        err.println("jvhost ctl: " + (m.startsWith(control.toString()) ? m : control + ": " + m));
+        err.flush();
+        return 1;
+    }
+
     private String request() {
         int max;
         switch (command) {
@@ -84,7 +136,7 @@ final class CtlCommand implements Callable<Integer> {
             case "add": case "remove": max = 1; break;
             default:
                 throw new ParameterException(spec.commandLine(), "unknown command '" + command + "'; commands: "
-                        + String.join(", ", ControlRequests.COMMANDS));
+                        + String.join(", ", ControlRequests.COMMANDS) + ", top");
         }
         if (args.size() > max || (command.equals("add") || command.equals("remove")) && args.isEmpty()
                 || command.equals("trace") && args.size() != 2) {
@@ -98,7 +150,38 @@ final class CtlCommand implements Callable<Integer> {
                 throw new ParameterException(spec.commandLine(), "an argument cannot contain a line break");
             }
         }
+        if (command.equals("add")) {
+            return command + " " + absoluteSocket(args.get(0));
+        }
         return args.isEmpty() ? command : command + " " + String.join(" ", args);
+    }
+
+    /**
+     * {@code spec} with a relative {@code socket=}/{@code connect=} path resolved in this client's working
+     * directory: the server's means nothing to the user. (The server refuses other relative paths.)
+     */
+    static String absoluteSocket(String spec) {
+        int colon = spec.indexOf(':');
+        if (colon < 0) {
+            return spec;
+        }
+        StringBuilder out = new StringBuilder(spec.substring(0, colon + 1));
+        String[] items = spec.substring(colon + 1).split(",", -1);
+        for (int i = 0; i < items.length; i++) {
+            String item = items[i];
+            int eq = item.indexOf('=');
+            String key = eq < 0 ? item : item.substring(0, eq).strip();
+            if ((key.equals(DeviceSpec.KEY_SOCKET) || key.equals(DeviceSpec.KEY_CONNECT)) && eq < item.length() - 1
+                    && !item.substring(eq + 1).strip().startsWith("/")) {
+                try {
+                    item = key + "=" + Path.of(item.substring(eq + 1).strip()).toAbsolutePath().normalize();
+                } catch (InvalidPathException e) {
+                    // sent as it is: the server says what is wrong with it
+                }
+            }
+            out.append(i == 0 ? "" : ",").append(item);
+        }
+        return out.toString();
     }
 
     private void render(Map<?, ?> r, PrintWriter out) {

@@ -10,8 +10,10 @@ import java.nio.file.Path;
  * @param spec   type, socket, mode and the device's own options
  * @param origin who asked for it
  * @param where  how messages name the device or one of its keys
+ * @param baseDir what its relative path options resolve against (a config file's directory, the
+ *                working directory); null for the control API, which refuses relative paths
  */
-record DeviceEntry(String name, DeviceSpec spec, Origin origin, Where where) {
+record DeviceEntry(String name, DeviceSpec spec, Origin origin, Where where, Path baseDir) {
 
     /** Who declared a device. A reload manages the {@link #CONFIG} ones only. */
     enum Origin {
@@ -34,7 +36,8 @@ record DeviceEntry(String name, DeviceSpec spec, Origin origin, Where where) {
     /** A {@code --device} argument, or the same grammar sent to the control API's {@code add}. */
     static DeviceEntry of(DeviceSpec spec, Origin origin) {
         String name = spec.deviceName();
-        return new DeviceEntry(name, spec, origin, key -> "'" + spec.text() + "': device " + name);
+        return new DeviceEntry(name, spec, origin, key -> "'" + spec.text() + "': device " + name,
+                origin == Origin.CONTROL ? null : Path.of("").toAbsolutePath());
     }
 
     /** The socket path as compared between devices; null for the device on an inherited socket (--fd). */

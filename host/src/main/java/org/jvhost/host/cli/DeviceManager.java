@@ -87,15 +87,16 @@ final class DeviceManager implements AutoCloseable {
     }
 
     /**
-     * Creates a device for every planned entry (nothing is served yet).
+     * Creates a device for every planned entry (nothing is served yet), also when the plan already has
+     * problems, so that the values are judged in the same pass.
      *
-     * @throws ConfigException listing every value a provider refused and every provider that failed
-     *                         (threw, or returned no device); the devices created are closed
+     * @throws ConfigException listing the plan's problems, every value a provider refused and every
+     *                         provider that failed (threw, or returned no device); the devices created are closed
      */
-    private List<Running> create(List<PlannedDevice> plan) throws ConfigException {
+    private List<Running> create(PlannedDevice.Plan plan) throws ConfigException {
         List<Running> created = new ArrayList<>();
-        List<String> problems = new ArrayList<>();
-        for (PlannedDevice p : plan) {
+        List<String> problems = new ArrayList<>(plan.problems());
+        for (PlannedDevice p : plan.devices()) {
             DeviceEntry e = p.entry();
             DeviceContext ctx = host.newContext(e.name());
             try {
@@ -174,11 +175,12 @@ final class DeviceManager implements AutoCloseable {
     /**
      * The start-up set: checked as a whole, created, then served one after the other.
      *
-     * @throws ConfigException if a provider refuses a value (nothing was started)
+     * @throws ConfigException listing the plan's problems and every value a provider refused (nothing was
+     *                         started)
      * @throws IOException     if a device cannot be served (its socket); the ones started before stay
      *                         and the caller closes the host
      */
-    synchronized void start(List<PlannedDevice> plan) throws ConfigException, IOException {
+    synchronized void start(PlannedDevice.Plan plan) throws ConfigException, IOException {
         for (Running r : create(plan)) {
             try {
                 serve(r);
@@ -196,7 +198,7 @@ final class DeviceManager implements AutoCloseable {
      * @throws IOException     if it cannot be served (its socket)
      */
     synchronized void add(DeviceEntry entry) throws ConfigException, IOException {
-        List<Running> created = create(PlannedDevice.check(List.of(entry), runningEntries(), types));
+        List<Running> created = create(PlannedDevice.plan(List.of(entry), runningEntries(), types, List.of()));
         try {
             serve(created.get(0));
         } catch (IOException e) {
@@ -269,12 +271,13 @@ final class DeviceManager implements AutoCloseable {
                 toStart.add(d);
             }
         }
-        List<Running> created = create(PlannedDevice.check(toStart, kept, types));
+        List<Running> created = create(PlannedDevice.plan(toStart, kept, types, parsed.problems()));
         // the whole file is good: apply it
         List<String> warnings = new ArrayList<>();
         if (!parsed.host().equals(settings)) {
             warnings.add(configFile + ": [host] changed; workers, control and metrics take effect at the next start");
         }
+        warnings.forEach(w -> LOG.warn("reload: {}", w)); // for SIGHUP too, which has no client to tell
         for (String name : removed) {
             remove(name);
         }

@@ -206,12 +206,12 @@ public record DeviceSpec(String text, String type, Path socket, Host.Mode mode, 
 
     /**
      * The options for a device type that declares {@code declared}: the ones given, with the declared
-     * defaults for the rest.
+     * defaults for the rest; relative path options resolve against {@code baseDir} (null refuses them).
      *
      * @throws IllegalArgumentException naming the key, the value and the accepted keys if a key is not
      *                                  one the type declared
      */
-    public DeviceOptions resolveOptions(List<OptionSpec> declared) {
+    public DeviceOptions resolveOptions(List<OptionSpec> declared, Path baseDir) {
         Map<String, String> resolved = new LinkedHashMap<>();
         for (OptionSpec spec : declared) {
             if (spec.defaultValue() != null) {
@@ -229,7 +229,7 @@ public record DeviceSpec(String text, String type, Path socket, Host.Mode mode, 
             }
             resolved.put(given.getKey(), given.getValue());
         }
-        return new DeviceOptions(resolved);
+        return new DeviceOptions(resolved, baseDir);
     }
 
     private static String acceptedKeys(List<OptionSpec> declared) {

@@ -25,6 +25,9 @@ final class DevicesCommand implements Callable<Integer> {
     @Mixin
     PluginsOption plugins;
 
+    @Mixin
+    LogOption logLevel;
+
     private final DeviceTypeLoader loader;
 
     DevicesCommand(DeviceTypeLoader loader) {

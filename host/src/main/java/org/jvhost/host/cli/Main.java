@@ -17,7 +17,7 @@ import picocli.CommandLine.IVersionProvider;
 /** The {@code jvhost} executable: {@code java -jar jvhost.jar COMMAND ...}. */
 public final class Main {
 
-    /** slf4j-simple settings jvhost prefers; a {@code -D} the user gave wins. */
+    /** slf4j-simple settings jvhost prefers; {@code --log-level} or a {@code -D} the user gave wins. */
     private static final String[][] LOG_DEFAULTS = {
         {"org.slf4j.simpleLogger.logFile", "System.err"},
         {"org.slf4j.simpleLogger.defaultLogLevel", "info"},
@@ -32,10 +32,15 @@ public final class Main {
 
     public static void main(String[] args) {
         // Before anything creates a logger: slf4j-simple reads these once, at its first use.
+        LogOption.apply(args);
         for (String[] setting : LOG_DEFAULTS) {
             if (System.getProperty(setting[0]) == null) {
                 System.setProperty(setting[0], setting[1]);
             }
+        }
+        if (args.length > 0 && args[0].equals("ctl")) {
+            // the light path: a client needs neither the device types nor the built-in plugins' copies
+            System.exit(ctlOnly().execute(args));
         }
         Path location = hostLocation();
         int code;
@@ -76,6 +81,17 @@ public final class Main {
         cli.addSubcommand(new CommandLine(new ServeCommand(types, hosts, lifecycle)));
         cli.addSubcommand(new CommandLine(new DevicesCommand(types)));
         cli.addSubcommand(new CommandLine(new CtlCommand()));
+        return withHandlers(cli);
+    }
+
+    /** {@code jvhost ctl} alone: the same messages, without loading what serve needs. */
+    static CommandLine ctlOnly() {
+        CommandLine cli = new CommandLine(new Jvhost());
+        cli.addSubcommand(new CommandLine(new CtlCommand()));
+        return withHandlers(cli);
+    }
+
+    private static CommandLine withHandlers(CommandLine cli) {
         cli.setParameterExceptionHandler(Main::usageError);
         cli.setExecutionExceptionHandler((e, failed, parsed) -> {
             failed.getErr().println(failed.getCommandSpec().qualifiedName() + ": " + describe(e));

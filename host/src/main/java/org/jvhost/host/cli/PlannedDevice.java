@@ -1,6 +1,9 @@
 package org.jvhost.host.cli;
 
+import java.io.IOException;
+import java.nio.file.FileSystems;
 import java.nio.file.Path;
+import java.nio.file.attribute.UserPrincipalNotFoundException;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -24,14 +27,27 @@ import org.jvhost.spi.OptionSpec;
 record PlannedDevice(DeviceEntry entry, DeviceType type, DeviceOptions options) {
 
     /**
+     * The entries that pass the checks, and the problems of the others: problems found earlier (a config
+     * file's syntax), then those of the devices, so that one pass reports them all.
+     *
+     * @param devices  the entries without problems so far, to be created (their values judged)
+     * @param problems every problem; the plan may be applied only if there is none after creation too
+     */
+    record Plan(List<PlannedDevice> devices, List<String> problems) {
+        Plan {
+            devices = List.copyOf(devices);
+            problems = List.copyOf(problems);
+        }
+    }
+
+    /**
      * Checks what needs no device instance: each entry's type and option keys, and that no two devices
      * (among {@code entries} and {@code kept}) share a name or a socket path.
      *
-     * @throws ConfigException listing every problem
+     * @param earlier problems found before, listed first
      */
-    static List<PlannedDevice> check(List<DeviceEntry> entries, List<DeviceEntry> kept, DeviceTypes types)
-            throws ConfigException {
-        List<String> problems = new ArrayList<>();
+    static Plan plan(List<DeviceEntry> entries, List<DeviceEntry> kept, DeviceTypes types, List<String> earlier) {
+        List<String> problems = new ArrayList<>(earlier);
         Map<String, DeviceEntry> names = new HashMap<>();
         Map<Path, DeviceEntry> sockets = new HashMap<>();
         for (DeviceEntry k : kept) {
@@ -56,10 +72,7 @@ record PlannedDevice(DeviceEntry entry, DeviceType type, DeviceOptions options) 
                 plan.add(p);
             }
         }
-        if (!problems.isEmpty()) {
-            throw new ConfigException(problems);
-        }
-        return plan;
+        return new Plan(plan, problems);
     }
 
     private static String describe(DeviceEntry e) {
@@ -82,6 +95,12 @@ record PlannedDevice(DeviceEntry entry, DeviceType type, DeviceOptions options) 
             problems.add(e.problem(null, ex.getMessage()));
             return null;
         }
+        String group = e.spec().options().get(DeviceSpec.KEY_SOCKET_GROUP);
+        if (group != null && !groupExists(group)) {
+            problems.add(e.problem(DeviceSpec.KEY_SOCKET_GROUP, "no group named '" + group + "' on this system: "
+                    + "create it (groupadd " + group + ") or name an existing group, such as the one QEMU runs in"));
+            return null;
+        }
         if (e.origin() == DeviceEntry.Origin.CONFIG) {
             // one problem per unknown key, each with its own line; DeviceSpec reports only the first
             boolean unknown = false;
@@ -100,10 +119,22 @@ record PlannedDevice(DeviceEntry entry, DeviceType type, DeviceOptions options) 
             }
         }
         try {
-            return new PlannedDevice(e, type, e.spec().resolveOptions(type.options()));
+            return new PlannedDevice(e, type, e.spec().resolveOptions(type.options(), e.baseDir()));
         } catch (IllegalArgumentException ex) {
             problems.add(ex.getMessage());
             return null;
+        }
+    }
+
+    /** Whether the system knows {@code group}; true when it cannot tell (creating the socket then says why). */
+    private static boolean groupExists(String group) {
+        try {
+            FileSystems.getDefault().getUserPrincipalLookupService().lookupPrincipalByGroupName(group);
+            return true;
+        } catch (UserPrincipalNotFoundException ex) {
+            return false;
+        } catch (IOException | UnsupportedOperationException ex) {
+            return true;
         }
     }
 

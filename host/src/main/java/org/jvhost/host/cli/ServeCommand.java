@@ -7,19 +7,18 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.Callable;
 import org.jvhost.engine.event.WorkerPool;
 import org.jvhost.engine.memory.MemoryBudget;
 import org.jvhost.host.control.ControlServer;
 import org.jvhost.host.metrics.MetricsServer;
-import org.jvhost.host.metrics.PrometheusText;
+import org.jvhost.host.metrics.DeviceMetrics;
+import org.jvhost.host.metrics.Exposition;
+import org.jvhost.host.metrics.JvhostRegistry;
 import org.jvhost.host.plugin.DeviceTypeLoader;
 import org.jvhost.host.plugin.DeviceTypes;
-import org.jvhost.host.plugin.PluginException;
-import org.jvhost.spi.DeviceOptions;
-import org.jvhost.spi.InvalidOptionException;
-import org.jvhost.spi.VhostUserDevice;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import picocli.CommandLine.Command;
@@ -79,8 +78,8 @@ final class ServeCommand implements Callable<Integer> {
     Integer fd;
 
     @Option(names = "--print-capabilities",
-            description = "Print the vhost-user capabilities JSON of the device type (of --device, or the "
-                + "only type there is) and exit; other options are ignored.")
+            description = "Print the vhost-user capabilities JSON of the device type (of --device, or of all "
+                + "types, which must agree) and exit; other options are ignored, and no device is created.")
     boolean printCapabilities;
 
     @Option(names = "--allow-uid", split = ",", paramLabel = "UID",
@@ -110,15 +109,23 @@ final class ServeCommand implements Callable<Integer> {
     String maxMappedMemory;
 
     @Option(names = "--control", paramLabel = "PATH",
-            description = "Serve the control API (jvhost ctl) on this Unix socket, owner-only (default: [host] control, else none).")
+            description = "Serve the control API (jvhost ctl) on this Unix socket, owner-only (default: [host] control, "
+                + "else $" + DefaultControl.ENV + ", else /run/jvhost/control.sock if /run/jvhost exists).")
     Path control;
 
+    /** The environment and runtime directory behind the default control socket; tests replace them. */
+    Map<String, String> env = System.getenv();
+    Path runtimeDir = DefaultControl.PATH.getParent();
+
     @Option(names = "--metrics", paramLabel = "HOST:PORT",
-            description = "Serve GET /metrics (Prometheus text format) on this loopback address, e.g. 127.0.0.1:9109 (default: [host] metrics, else none).")
+            description = "Serve GET /metrics (Prometheus text or OpenMetrics) on this loopback address, e.g. 127.0.0.1:9109 (default: [host] metrics, else none).")
     String metrics;
 
     @Mixin
     PluginsOption plugins;
+
+    @Mixin
+    LogOption logLevel;
 
     private final DeviceTypeLoader loader;
     private final DeviceHost.Factory hostFactory;
@@ -159,6 +166,7 @@ final class ServeCommand implements Callable<Integer> {
             throw usage("--poll-us " + poll + ": must be between 0 and " + MAX_POLL_MICROS);
         }
         Path controlPath = control != null ? control : settings.control();
+        boolean controlByDefault = controlPath == null;
         InetSocketAddress metricsAddress = metricsAddress(metrics != null ? metrics : settings.metrics());
         List<DeviceEntry> entries = new ArrayList<>();
         if (file != null) {
@@ -166,18 +174,17 @@ final class ServeCommand implements Callable<Integer> {
         } else {
             devices.forEach(d -> entries.add(DeviceEntry.of(d, DeviceEntry.Origin.COMMAND_LINE)));
         }
-        if (entries.isEmpty() && file == null && controlPath == null) {
+        if (controlByDefault) {
+            controlPath = DefaultControl.forServe(env, runtimeDir);
+        }
+        if (entries.isEmpty() && file == null && (controlByDefault || controlPath == null)) {
             throw usage("nothing to serve: give --device, --config or --control");
         }
         DeviceTypes types = plugins.load(loader, spec);
         // Before checking, so that an unusable device type is explained by the plugin problem behind it.
         types.problems().forEach(p -> LOG.error("{}", p));
-        List<PlannedDevice> plan;
-        try {
-            plan = PlannedDevice.check(entries, List.of(), types);
-        } catch (ConfigException e) {
-            throw usage(e.getMessage());
-        }
+        PlannedDevice.Plan plan = PlannedDevice.plan(entries, List.of(), types,
+                file != null ? file.problems() : List.of());
         MemoryBudget memoryBudget = new MemoryBudget(
                 limit("--" + MemoryBudget.HOST_OPTION, maxMappedMemory, settings.maxMappedMemory(),
                         MemoryBudget.DEFAULT_HOST_LIMIT),
@@ -194,10 +201,10 @@ final class ServeCommand implements Callable<Integer> {
         try {
             manager.start(plan);
             if (controlPath != null) {
-                services.add(ControlServer.start(controlPath, new ControlRequests(manager)));
+                startControl(controlPath, controlByDefault, manager);
             }
             if (metricsAddress != null) {
-                services.add(MetricsServer.start(metricsAddress, () -> metricsText(manager)));
+                services.add(MetricsServer.start(metricsAddress, metrics(manager)));
             }
             started = true;
         } catch (ConfigException e) {
@@ -219,6 +226,18 @@ final class ServeCommand implements Callable<Integer> {
         lifecycle.awaitShutdown();
         stop(host);
         return 0;
+    }
+
+    /** The control socket; one nobody asked for explicitly may fail (another jvhost has it) with a warning. */
+    private void startControl(Path path, boolean byDefault, DeviceManager manager) throws IOException {
+        try {
+            services.add(ControlServer.start(path, new ControlRequests(manager)));
+        } catch (IOException e) {
+            if (!byDefault) {
+                throw e;
+            }
+            LOG.warn("no control socket: the default one cannot be served ({}); give --control PATH", e.getMessage());
+        }
     }
 
     private ConfigFile.Parsed readConfig() {
@@ -259,14 +278,14 @@ final class ServeCommand implements Callable<Integer> {
         }
     }
 
-    /** The metrics endpoint's body: every running device's snapshot. */
-    static String metricsText(DeviceManager manager) {
-        List<PrometheusText.Device> devices = new ArrayList<>();
-        manager.list().forEach(v -> devices.add(new PrometheusText.Device(v.entry().spec().type(), v.snapshot())));
-        return PrometheusText.render(devices);
+    /** The metrics endpoint's content: every running device's snapshot, build, process and JVM metrics. */
+    static Exposition metrics(DeviceManager manager) {
+        return Exposition.of(JvhostRegistry.create(() -> manager.list().stream()
+                .map(v -> new DeviceMetrics.Device(v.entry().spec().type(), v.snapshot())).toList()));
     }
 
-    private static void reloadOnSignal(DeviceManager manager) {
+    /** SIGHUP: reloads the config file; the outcome and its warnings are logged, as ctl reload returns them. */
+    static void reloadOnSignal(DeviceManager manager) {
         LOG.info("SIGHUP: reloading the config file");
         try {
             manager.reload();
@@ -340,57 +359,18 @@ final class ServeCommand implements Callable<Integer> {
         return placed;
     }
 
-    /**
-     * {@code --print-capabilities}: the JSON for the type of the first --device, or of the only type
-     * available. Per the spec other options are ignored, but a type that cannot be created fails here
-     * (early, non-zero) rather than later under a management tool.
-     */
+    /** {@code --print-capabilities} ({@link Capabilities#of}): the JSON on stdout, exit status 0. */
     private int printCapabilities() {
-        DeviceTypes types = plugins.load(loader, spec);
-        String type;
-        if (devices != null && !devices.isEmpty()) {
-            type = devices.get(0).type();
-        } else if (types.types().size() == 1) {
-            type = types.types().iterator().next().name();
-        } else {
-            throw usage("--print-capabilities: give --device TYPE to say which of the "
-                    + types.types().size() + " device types");
-        }
-        DeviceTypes.DeviceType deviceType;
-        DeviceOptions options;
-        try {
-            deviceType = types.resolve(type);
-            options = devices != null && !devices.isEmpty() ? devices.get(0).resolveOptions(deviceType.options())
-                    : DeviceSpec.parse(type, true).resolveOptions(deviceType.options());
-        } catch (IllegalArgumentException e) {
-            throw usage(e.getMessage());
-        }
         String json;
         try {
-            json = Capabilities.json(virtioDeviceId(deviceType, options));
-        } catch (InvalidOptionException | PluginException | IllegalArgumentException e) {
-            throw usage("--print-capabilities: device type " + type + ": " + e.getMessage());
+            json = Capabilities.of(plugins.load(loader, spec), devices);
+        } catch (IllegalArgumentException e) {
+            throw usage("--print-capabilities: " + e.getMessage());
         }
         PrintWriter out = spec.commandLine().getOut();
         out.println(json);
         out.flush();
         return 0;
-    }
-
-    /** Creates a device of {@code type} to ask it its virtio device id, then closes it. */
-    private static int virtioDeviceId(DeviceTypes.DeviceType type, DeviceOptions options) throws InvalidOptionException {
-        VhostUserDevice device = type.create(options, () -> type.name() + "@capabilities");
-        try {
-            return device.deviceType();
-        } catch (RuntimeException | Error e) { // plugin code: contained like DeviceTypes.DeviceType#create
-            throw new PluginException(type.source() + ": deviceType() failed: " + e, e);
-        } finally {
-            try {
-                device.close();
-            } catch (RuntimeException | Error e) {
-                LOG.warn("{}: close() failed: {}", type.source(), e.toString());
-            }
-        }
     }
 
     private ParameterException usage(String message) {

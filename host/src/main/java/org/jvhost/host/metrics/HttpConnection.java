@@ -4,7 +4,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
-import java.util.function.Supplier;
+import java.util.Locale;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -34,7 +34,7 @@ final class HttpConnection {
      *
      * @return false if the client closed before finishing its request
      */
-    boolean read(Supplier<String> body) throws IOException {
+    boolean read(Exposition body) throws IOException {
         if (channel.read(in) < 0) {
             return false;
         }
@@ -87,10 +87,13 @@ final class HttpConnection {
         return -1;
     }
 
-    /** The response to a complete request head: only {@code GET} and {@code HEAD} of {@code /metrics}. */
-    static ByteBuffer answer(String head, Supplier<String> body) {
-        int eol = head.indexOf('\n');
-        String[] requestLine = head.substring(0, eol).strip().split(" ");
+    /**
+     * The response to a complete request head: only {@code GET} and {@code HEAD} of {@code /metrics}, in
+     * the format its {@code Accept} header asks for.
+     */
+    static ByteBuffer answer(String head, Exposition body) {
+        String[] lines = head.split("\r?\n");
+        String[] requestLine = lines[0].strip().split(" ");
         if (requestLine.length != 3 || !requestLine[2].startsWith("HTTP/")) {
             return status(400, "Bad Request", "");
         }
@@ -102,22 +105,33 @@ final class HttpConnection {
         if (!method.equals("GET") && !method.equals("HEAD")) {
             return status(405, "Method Not Allowed", "Allow: GET, HEAD\r\n");
         }
-        byte[] text;
+        Exposition.Body text;
         try {
-            text = body.get().getBytes(StandardCharsets.UTF_8);
-        } catch (RuntimeException | Error e) {
+            text = body.render(header(lines, "accept"));
+        } catch (IOException | RuntimeException | Error e) {
             // a device's counters() may throw anything; the endpoint must outlive it
             LOG.error("metrics: rendering failed", e);
             return status(500, "Internal Server Error", "");
         }
-        byte[] headers = ("HTTP/1.1 200 OK\r\nContent-Type: " + MetricsServer.CONTENT_TYPE + "\r\nContent-Length: "
-                + text.length + "\r\nConnection: close\r\n\r\n").getBytes(StandardCharsets.ISO_8859_1);
-        ByteBuffer response = ByteBuffer.allocate(headers.length + (method.equals("HEAD") ? 0 : text.length));
+        byte[] headers = ("HTTP/1.1 200 OK\r\nContent-Type: " + text.contentType() + "\r\nContent-Length: "
+                + text.bytes().length + "\r\nConnection: close\r\n\r\n").getBytes(StandardCharsets.ISO_8859_1);
+        ByteBuffer response = ByteBuffer.allocate(headers.length + (method.equals("HEAD") ? 0 : text.bytes().length));
         response.put(headers);
         if (!method.equals("HEAD")) {
-            response.put(text);
+            response.put(text.bytes());
         }
         return response.flip();
+    }
+
+    /** The value of header {@code name} (lower case), or null if the head has none. */
+    private static String header(String[] lines, String name) {
+        for (int i = 1; i < lines.length; i++) {
+            int colon = lines[i].indexOf(':');
+            if (colon > 0 && lines[i].substring(0, colon).strip().toLowerCase(Locale.ROOT).equals(name)) {
+                return lines[i].substring(colon + 1).strip();
+            }
+        }
+        return null;
     }
 
     private static ByteBuffer status(int code, String reason, String extraHeaders) {

@@ -12,12 +12,12 @@ import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.util.ArrayDeque;
 import java.util.concurrent.TimeUnit;
-import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * {@code GET /metrics} in the Prometheus text exposition format (version 0.0.4), bound to a loopback
+ * {@code GET /metrics} in the Prometheus text exposition format (version 0.0.4), or OpenMetrics text
+ * when the scraper's {@code Accept} header asks for it, bound to a loopback
  * address only: the counters name every VM's sockets, and the endpoint has no authentication, so it is
  * for a local agent (or a reverse proxy that adds TLS and auth).
  *
@@ -31,6 +31,7 @@ import org.slf4j.LoggerFactory;
  */
 public final class MetricsServer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(MetricsServer.class);
+    /** The Prometheus text format's content type, as the Prometheus client's writer gives it. */
     static final String CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
     /** A request head (request line and headers) longer than this is refused; a scraper sends a few hundred. */
     static final int MAX_REQUEST_BYTES = 8 * 1024;
@@ -45,7 +46,7 @@ public final class MetricsServer implements AutoCloseable {
     private final InetSocketAddress address;
     private final Selector selector;
     private final SelectionKey acceptKey;
-    private final Supplier<String> body;
+    private final Exposition body;
     private final long deadlineNanos;
     private final Thread thread;
     /** Open connections, oldest (so also the earliest deadline) first. */
@@ -54,7 +55,7 @@ public final class MetricsServer implements AutoCloseable {
     private long acceptPausedUntil;
     private volatile boolean closed;
 
-    private MetricsServer(ServerSocketChannel server, Supplier<String> body, long deadlineMillis) throws IOException {
+    private MetricsServer(ServerSocketChannel server, Exposition body, long deadlineMillis) throws IOException {
         this.server = server;
         this.address = (InetSocketAddress) server.getLocalAddress();
         this.body = body;
@@ -105,17 +106,17 @@ public final class MetricsServer implements AutoCloseable {
     }
 
     /**
-     * Serves {@code body} (the whole exposition text) at {@code /metrics} on {@code address}.
+     * Serves {@code body} at {@code /metrics} on {@code address}.
      *
      * @throws IllegalArgumentException if {@code address} is not a loopback address
      * @throws IOException              naming the address if it cannot listen there
      */
-    public static MetricsServer start(InetSocketAddress address, Supplier<String> body) throws IOException {
+    public static MetricsServer start(InetSocketAddress address, Exposition body) throws IOException {
         return start(address, body, DEADLINE_MS);
     }
 
     /** {@link #start(InetSocketAddress, Supplier)} with another deadline per connection (tests). */
-    static MetricsServer start(InetSocketAddress address, Supplier<String> body, long deadlineMillis)
+    static MetricsServer start(InetSocketAddress address, Exposition body, long deadlineMillis)
             throws IOException {
         if (!address.getAddress().isLoopbackAddress()) {
             throw new IllegalArgumentException(address + " is not a loopback address");

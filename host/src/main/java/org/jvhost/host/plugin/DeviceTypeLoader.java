@@ -6,6 +6,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import org.jvhost.host.IoErrors;
 
 /**
  * Where {@code serve} and {@code devices} get their device types: the host's class path, the plugins
@@ -70,7 +71,7 @@ public final class DeviceTypeLoader {
                 types.addPlugin(plugin, host);
             }
         } catch (IOException e) {
-            problems.add(dir + ": cannot list the plugins directory: " + e);
+            problems.add(dir + ": cannot list the plugins directory: " + IoErrors.describe(e));
         }
         problems.forEach(types::problem);
     }

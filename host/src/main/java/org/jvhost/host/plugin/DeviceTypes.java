@@ -81,6 +81,19 @@ public final class DeviceTypes {
         }
 
         /**
+         * The provider's {@link DeviceProvider#virtioDeviceId}, contained: -1 if it does not say.
+         *
+         * @throws PluginException if it threw
+         */
+        public int virtioDeviceId() {
+            try {
+                return provider.virtioDeviceId();
+            } catch (Throwable e) { // Errors too: see the class comment
+                throw new PluginException(source() + ": virtioDeviceId() failed: " + e, e);
+            }
+        }
+
+        /**
          * The provider's {@link DeviceProvider#create}, contained.
          *
          * @throws InvalidOptionException as the provider threw it: a value it refuses

@@ -6,6 +6,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import org.jvhost.host.IoErrors;
 
 /**
  * One plugin: the jars that share one {@link PluginClassLoader}.
@@ -55,7 +56,7 @@ public record Plugin(String origin, List<Path> jars) {
                 plugins.add(new Plugin(sub.toString(), jars));
             }
         } catch (IOException e) {
-            problems.add(sub + ": cannot list plugin directory: " + e);
+            problems.add(sub + ": cannot list plugin directory: " + IoErrors.describe(e));
         }
     }
 

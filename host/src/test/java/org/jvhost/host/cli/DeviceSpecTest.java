@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -12,10 +13,12 @@ import org.jvhost.engine.server.Host;
 import org.jvhost.spi.DeviceContext;
 import org.jvhost.spi.DeviceOptions;
 import org.jvhost.spi.DeviceProvider;
+import org.jvhost.spi.InvalidOptionException;
 import org.jvhost.spi.OptionSpec;
 import org.jvhost.spi.VhostUserDevice;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
 
 @Timeout(value = 10, unit = TimeUnit.SECONDS)
 class DeviceSpecTest {
@@ -61,7 +64,7 @@ class DeviceSpecTest {
 
     @Test
     void resolveFillsDefaultsAndKeepsGivenValues() {
-        DeviceOptions options = DeviceSpec.parse("t:socket=/tmp/a,b=given").resolveOptions(PROVIDER.options());
+        DeviceOptions options = DeviceSpec.parse("t:socket=/tmp/a,b=given").resolveOptions(PROVIDER.options(), Path.of("/"));
         assertEquals(Map.of("a", "1", "b", "given"), options.asMap());
         assertTrue(options.get("c").isEmpty(), "an option without default stays unset");
     }
@@ -69,7 +72,7 @@ class DeviceSpecTest {
     @Test
     void resolveRejectsUnknownKeyNamingKeyValueAndAcceptedKeys() {
         DeviceSpec spec = DeviceSpec.parse("t:socket=/tmp/a,colour=blue");
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> spec.resolveOptions(PROVIDER.options()));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> spec.resolveOptions(PROVIDER.options(), Path.of("/")));
         assertTrue(e.getMessage().contains("has no option 'colour'"), e.getMessage());
         assertTrue(e.getMessage().contains("colour=blue"), e.getMessage());
         assertTrue(e.getMessage().contains("accepts: socket, connect, socket-mode, socket-group, allow-uid, fault-delay-ms, "
@@ -103,4 +106,33 @@ class DeviceSpecTest {
             return org.jvhost.spi.SpiVersion.MAJOR;
         }
     };
+
+    @Test
+    void pathOptionsResolveWhereTheDeviceWasDeclaredAndTheControlApiRefusesRelativeOnes(@TempDir Path dir)
+            throws Exception {
+        Path file = dir.resolve("jvhost.conf");
+        Files.writeString(file, "[device a]\ntype = t\nsocket = a.sock\n");
+        DeviceEntry fromFile = ConfigFile.read(file).devices().get(0);
+        assertEquals(dir.toAbsolutePath(), fromFile.baseDir());
+        assertEquals(dir.resolve("images/disk.img").toAbsolutePath(),
+                new DeviceOptions(Map.of("image", "images/../images/disk.img"), fromFile.baseDir()).getPath("image"));
+        assertEquals(Path.of("/srv/disk.img"), new DeviceOptions(Map.of("image", "/srv/disk.img"), null).getPath("image"));
+
+        DeviceEntry fromControl = DeviceEntry.of(DeviceSpec.parse("t:socket=/tmp/a.sock"), DeviceEntry.Origin.CONTROL);
+        InvalidOptionException e = assertThrows(InvalidOptionException.class,
+                () -> new DeviceOptions(Map.of("image", "disk.img"), fromControl.baseDir()).getPath("image"));
+        assertEquals("image=disk.img: a relative path; give an absolute one", e.getMessage());
+        assertEquals(Path.of("").toAbsolutePath(),
+                DeviceEntry.of(DeviceSpec.parse("t:socket=/tmp/a.sock"), DeviceEntry.Origin.COMMAND_LINE).baseDir());
+    }
+
+    @Test
+    void ctlAddSendsTheSocketPathResolvedInItsOwnDirectory() {
+        String cwd = Path.of("").toAbsolutePath().toString();
+        assertEquals("loopback:queues=2,socket=" + cwd + "/vm3.sock,mac=52:54:00:00:00:01",
+                CtlCommand.absoluteSocket("loopback:queues=2,socket=vm3.sock,mac=52:54:00:00:00:01"));
+        assertEquals("loopback:connect=" + Path.of(cwd).getParent() + "/x.sock",
+                CtlCommand.absoluteSocket("loopback:connect=../x.sock"));
+        assertEquals("loopback:socket=/run/a.sock", CtlCommand.absoluteSocket("loopback:socket=/run/a.sock"));
+    }
 }

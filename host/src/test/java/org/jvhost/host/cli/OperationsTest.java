@@ -56,7 +56,7 @@ class OperationsTest {
         ConfigFile.Parsed parsed = ConfigFile.read(file);
         host = DeviceHost.engine(2, 0, org.jvhost.engine.memory.MemoryBudget.defaults());
         manager = new DeviceManager(host, types, file, parsed.host());
-        manager.start(PlannedDevice.check(parsed.devices(), List.of(), types));
+        manager.start(PlannedDevice.plan(parsed.devices(), List.of(), types, parsed.problems()));
         control = ControlServer.start(dir.resolve("control.sock"), new ControlRequests(manager));
     }
 
@@ -179,10 +179,10 @@ class OperationsTest {
     }
 
     @Test
-    void metricsEndpointServesTheCounters() throws Exception {
+    void metricsEndpointServesTheCountersWithTheirOwnNamesAndTheProcessAndJvmMetrics() throws Exception {
         try (ScriptedFrontend fe = connect("a.sock");
              MetricsServer metrics = MetricsServer.start(MetricsServer.loopbackAddress("127.0.0.1:0"),
-                     () -> ServeCommand.metricsText(manager))) {
+                     ServeCommand.metrics(manager))) {
             awaitConnected("a");
             HttpClient http = HttpClient.newHttpClient();
             URI uri = URI.create("http://127.0.0.1:" + metrics.address().getPort() + "/metrics");
@@ -191,17 +191,93 @@ class OperationsTest {
             assertTrue(r.headers().firstValue("Content-Type").orElse("").startsWith("text/plain; version=0.0.4"));
             String body = r.body();
             assertTrue(body.contains("# TYPE jvhost_queue_kicks_total counter\n"), body);
-            assertTrue(body.contains("jvhost_device_connected{device=\"a\",type=\"loopback\"} 1\n"), body);
-            assertTrue(body.contains("jvhost_device_connected{device=\"b\",type=\"loopback\"} 0\n"), body);
-            assertTrue(body.contains("jvhost_queue_kicks_total{device=\"a\",queue=\"1\"} 0\n"), body);
-            assertTrue(body.contains("jvhost_device_frames_total{device=\"a\",direction=\"tx\"} 0\n"), body);
-            assertTrue(body.contains("jvhost_queue_drops_total{device=\"a\",queue=\"0\",direction=\"rx\",reason=\"no_buffer\"} 0\n"),
+            assertTrue(body.contains("jvhost_device_info{device=\"a\",type=\"loopback\"} 1\n"), body);
+            assertTrue(body.contains("jvhost_device_connected{device=\"a\"} 1.0\n"), body);
+            assertTrue(body.contains("jvhost_device_connected{device=\"b\"} 0.0\n"), body);
+            assertTrue(body.contains("jvhost_queue_kicks_total{device=\"a\",queue=\"1\"} 0.0\n"), body);
+            assertTrue(body.contains("jvhost_device_frames_total{device=\"a\",direction=\"tx\"} 0.0\n"), body);
+            assertTrue(body.contains("jvhost_queue_drops_total{device=\"a\",direction=\"rx\",queue=\"0\",reason=\"no_buffer\"} 0.0\n"),
                     body);
+            assertTrue(body.contains("\njvhost_build_info{"), body);
+            for (String family : List.of("process_resident_memory_bytes", "process_open_fds", "jvm_threads_current",
+                    "jvm_gc_collection_seconds")) {
+                assertTrue(body.contains("# TYPE " + family + " "), family + " in\n" + body);
+            }
+            assertFalse(body.contains("counter=\""), "no metric names in labels:\n" + body);
+
+            HttpResponse<String> open = http.send(HttpRequest.newBuilder(uri)
+                    .header("Accept", "application/openmetrics-text; version=1.0.0").build(),
+                    HttpResponse.BodyHandlers.ofString());
+            assertTrue(open.headers().firstValue("Content-Type").orElse("").startsWith("application/openmetrics-text"),
+                    open.headers().map().toString());
+            assertTrue(open.body().endsWith("# EOF\n"), open.body());
             HttpResponse<String> post = http.send(HttpRequest.newBuilder(uri).POST(HttpRequest.BodyPublishers.noBody()).build(),
                     HttpResponse.BodyHandlers.ofString());
             assertEquals(405, post.statusCode());
         }
         assertThrows(IllegalArgumentException.class, () -> MetricsServer.loopbackAddress("192.0.2.1:9109"));
+    }
+
+    @Test
+    void ctlNeedsNoFlagWithTheEnvironmentVariableAndDefaultsToRunJvhost() {
+        assertEquals(0, ctlIn(Map.of(DefaultControl.ENV, control.path().toString()), "list"), err.toString());
+        assertTrue(out.toString().startsWith("NAME "), out.toString());
+        assertEquals(1, ctlIn(Map.of(), "list"));
+        assertTrue(err.toString().contains("/run/jvhost/control.sock"), err.toString());
+    }
+
+    @Test
+    void ctlTopShowsRatesPerDeviceAndQueue() {
+        assertEquals(0, ctl("top", "--count", "2", "--interval", "0.1"), err.toString());
+        String screens = out.toString();
+        assertEquals(2, screens.split("DEVICE / QUEUE", -1).length - 1, screens);
+        assertTrue(screens.contains("\na ") && screens.contains("\n  a queue 1 ") && screens.contains("\nb "), screens);
+        assertEquals(0, ctl("top", "a", "--count", "1", "--interval", "0.1"), err.toString());
+        assertFalse(out.toString().contains("\nb "), out.toString());
+        assertEquals(1, ctl("top", "nosuch", "--count", "1", "--interval", "0.1"));
+    }
+
+    @Test
+    void theLightCtlPathAnswersLikeTheFullCommandTree() {
+        CommandLine cli = Main.ctlOnly();
+        cli.setOut(new PrintWriter(out));
+        cli.setErr(new PrintWriter(err));
+        assertEquals(0, cli.execute("ctl", "--control", control.path().toString(), "list"), err.toString());
+        assertTrue(out.toString().startsWith("NAME "), out.toString());
+        assertEquals(1, cli.execute("ctl", "--control", dir.resolve("none.sock").toString(), "list"));
+        assertEquals("jvhost ctl: " + dir.resolve("none.sock") + ": cannot connect: no such socket (is jvhost "
+                + "serve running with this --control?)\n", err.toString());
+        assertEquals(2, cli.execute("ctl", "--control", control.path().toString(), "frobnicate"));
+    }
+
+    @Test
+    void theControlApiRefusesARelativeSocketPath() {
+        Map<?, ?> r = (Map<?, ?>) Json.parse(new ControlRequests(manager).handle("add loopback:socket=rel.sock"));
+        assertEquals(false, r.get("ok"), r.toString());
+        assertTrue(String.valueOf(r.get("error")).contains("rel.sock is a relative path; give an absolute one"),
+                r.toString());
+        assertFalse(Files.exists(Path.of("rel.sock").toAbsolutePath()));
+    }
+
+    @Test
+    void sighupWarnsAboutHostChangesLikeCtlReload() throws Exception {
+        write("[host]\nworkers = 3\n", device("a", "a.sock", ""), device("b", "b.sock", ""));
+        java.io.ByteArrayOutputStream captured = new java.io.ByteArrayOutputStream();
+        java.io.PrintStream stderr = System.err;
+        System.setErr(new java.io.PrintStream(captured, true, java.nio.charset.StandardCharsets.UTF_8));
+        try {
+            ServeCommand.reloadOnSignal(manager);
+        } finally {
+            System.setErr(stderr);
+        }
+        String log = captured.toString(java.nio.charset.StandardCharsets.UTF_8);
+        assertTrue(log.contains("WARN") && log.contains(file + ": [host] changed; workers, control and metrics take "
+                + "effect at the next start"), log);
+    }
+
+    /** What a scrape in the Prometheus text format shows of {@code manager}'s devices. */
+    static String metricsText(DeviceManager manager) throws java.io.IOException {
+        return new String(ServeCommand.metrics(manager).render(null).bytes(), java.nio.charset.StandardCharsets.UTF_8);
     }
 
     private List<String> names() {
@@ -222,19 +298,27 @@ class OperationsTest {
     private final StringWriter err = new StringWriter();
 
     private int ctl(String... args) {
+        String[] full = new String[args.length + 2];
+        full[0] = "--control";
+        full[1] = control.path().toString();
+        System.arraycopy(args, 0, full, 2, args.length);
+        return ctlIn(Map.of(), full);
+    }
+
+    /** {@code jvhost ctl ARGS} in the environment {@code env}. */
+    private int ctlIn(Map<String, String> env, String... args) {
         out.getBuffer().setLength(0);
         err.getBuffer().setLength(0);
-        CommandLine cli = Main.commandLine(new DeviceTypeLoader(getClass().getClassLoader(), BuiltInPlugins.none(), null),
+        CommandLine cli = Isolated.cli(Main.commandLine(
+                new DeviceTypeLoader(getClass().getClassLoader(), BuiltInPlugins.none(), null),
                 (DeviceHost.Factory) (w, pollMicros, memory) -> {
                     throw new AssertionError("ctl creates no host");
-                }, null);
+                }, null), env);
         cli.setOut(new PrintWriter(out));
         cli.setErr(new PrintWriter(err));
-        String[] full = new String[args.length + 3];
+        String[] full = new String[args.length + 1];
         full[0] = "ctl";
-        full[1] = "--control";
-        full[2] = control.path().toString();
-        System.arraycopy(args, 0, full, 3, args.length);
+        System.arraycopy(args, 0, full, 1, args.length);
         return cli.execute(full);
     }
 }

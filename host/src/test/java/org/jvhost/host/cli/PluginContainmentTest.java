@@ -62,7 +62,7 @@ class PluginContainmentTest {
     }
 
     private int run(String... args) {
-        CommandLine cli = Main.commandLine(loader(), (workers, pollMicros, memory) -> host, lifecycle);
+        CommandLine cli = Isolated.cli(Main.commandLine(loader(), (workers, pollMicros, memory) -> host, lifecycle), Map.of());
         cli.setOut(new PrintWriter(out));
         cli.setErr(new PrintWriter(err));
         return cli.execute(args);
@@ -146,8 +146,8 @@ class PluginContainmentTest {
             String echo = "echo@" + dir.resolve("echo.sock");
             assertEquals(List.of(bad, echo), manager.list().stream().map(v -> v.entry().name()).toList());
             assertEquals(Map.of(), manager.list().get(0).snapshot().counters(), "the broken counters are left out");
-            assertTrue(ServeCommand.metricsText(manager).contains("jvhost_device_connected{device=\"" + echo + "\""),
-                    ServeCommand.metricsText(manager));
+            assertTrue(OperationsTest.metricsText(manager).contains("jvhost_device_connected{device=\"" + echo + "\""),
+                    OperationsTest.metricsText(manager));
             Map<?, ?> list = (Map<?, ?>) Json.parse(new ControlRequests(manager).handle("list"));
             assertEquals(true, list.get("ok"), list.toString());
         } finally {

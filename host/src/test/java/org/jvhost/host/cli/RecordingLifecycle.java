@@ -5,7 +5,7 @@ package org.jvhost.host.cli;
  * process is recorded: whether a shutdown hook is still installed (in the real process it would turn
  * any exit into status 0) and the SIGHUP handler.
  */
-final class RecordingLifecycle implements Lifecycle {
+class RecordingLifecycle implements Lifecycle {
     /** A shutdown hook was installed and not cancelled. */
     boolean hookInstalled;
     /** The SIGHUP handler, or null if none was installed (the JVM's default stops the process). */

@@ -11,6 +11,7 @@ import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import org.jvhost.engine.memory.MemoryBudget;
@@ -45,13 +46,13 @@ class ServeCommandTest {
 
     private int run(String... args) {
         DeviceTypeLoader types = new DeviceTypeLoader(getClass().getClassLoader(), BuiltInPlugins.none(), null);
-        CommandLine cli = Main.commandLine(types, (workers, pollMicros, memory) -> {
+        CommandLine cli = Isolated.cli(Main.commandLine(types, (workers, pollMicros, memory) -> {
             hostsCreated++;
             requestedWorkers = workers;
             requestedPollMicros = pollMicros;
             requestedMemory = memory;
             return host;
-        }, lifecycle);
+        }, lifecycle), Map.of());
         cli.setOut(new PrintWriter(out));
         cli.setErr(new PrintWriter(err));
         return cli.execute(args);
@@ -89,10 +90,10 @@ class ServeCommandTest {
     }
 
     @Test
-    void unknownKeyExitsWithUsageErrorBeforeAnyHostExists() {
+    void unknownKeyExitsWithUsageErrorAndServesNothing() {
         int code = run("serve", "--device", "loopback:socket=/tmp/jvhost-a.sock,speed=10G");
         assertEquals(2, code);
-        assertEquals(0, hostsCreated);
+        assertTrue(host.devices.isEmpty() && host.closed, "nothing is served");
         assertMessage("loopback:socket=/tmp/jvhost-a.sock,speed=10G", "has no option 'speed'", "speed=10G");
     }
 
@@ -125,7 +126,7 @@ class ServeCommandTest {
     void unknownTypeListsKnownTypes() {
         assertEquals(2, run("serve", "--device", "tap:socket=/tmp/jvhost-a.sock"));
         assertMessage("unknown device type 'tap'", "known types: loopback");
-        assertEquals(0, hostsCreated);
+        assertTrue(host.devices.isEmpty() && host.closed, "nothing is served");
     }
 
     @Test
@@ -188,6 +189,18 @@ class ServeCommandTest {
     }
 
     @Test
+    void printCapabilitiesNeedsNoDeviceAndCreatesNone() {
+        assertEquals(0, run("serve", "--print-capabilities"), err.toString());
+        assertEquals("{\"type\": \"net\"}", out.toString().trim());
+        out.getBuffer().setLength(0);
+        // a TAP name too long to create: the net device is never created to answer, so nothing is refused
+        assertEquals(0, run("serve", "--print-capabilities", "--device", "net:tap=jvhost-capabilities-probe"),
+                err.toString());
+        assertEquals("{\"type\": \"net\"}", out.toString().trim());
+        assertEquals(0, hostsCreated);
+    }
+
+    @Test
     void printCapabilitiesPrintsTheSpecJsonAndServesNothing() {
         assertEquals(0, run("serve", "--print-capabilities", "--device", "loopback"));
         assertEquals("{\"type\": \"net\"}", out.toString().trim());
@@ -209,7 +222,7 @@ class ServeCommandTest {
         assertEquals(2, run("serve", "--device", "loopback:socket=/tmp/jvhost-a.sock",
                 "--device", "loopback:connect=/tmp/../tmp/jvhost-a.sock"));
         assertMessage("already used by 'loopback:socket=/tmp/jvhost-a.sock'");
-        assertEquals(0, hostsCreated);
+        assertTrue(host.devices.isEmpty() && host.closed, "nothing is served");
     }
 
     @Test
@@ -322,7 +335,7 @@ class ServeCommandTest {
                 "type = loopback"));              // 12
         assertEquals(2, run("serve", "--config", file.toString()));
         assertMessage(file + ":11: device d: key socket: missing");
-        assertEquals(0, hostsCreated, "syntax problems are found before anything else");
+        assertTrue(host.devices.isEmpty() && host.closed, "nothing is served");
 
         Files.writeString(file, String.join("\n",
                 "[device a]", "type = loopback", "socket = /tmp/jvhost-a.sock", "speed = 10G",
@@ -333,7 +346,39 @@ class ServeCommandTest {
         assertMessage(file + ":4: device a: key speed: device type loopback has no option 'speed'",
                 file + ":6: device b: key type: unknown device type 'tap'",
                 file + ":10: device c: key socket: socket /tmp/jvhost-a.sock is already used by device a");
-        assertEquals(0, hostsCreated);
+        assertTrue(host.devices.isEmpty(), "nothing is served");
+    }
+
+    @Test
+    void everyMistakeOfAConfigFileIsReportedInOnePass(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("mistakes.conf");
+        Files.writeString(file, String.join("\n",
+                "[host]",                                  // 1
+                "workers = many",                          // 2
+                "metrics = 10.0.0.1:9109",                 // 3
+                "[device a]",                              // 4
+                "type = loopback",                         // 5
+                "socket = /tmp/jvhost-a.sock",             // 6
+                "queues = 99",                             // 7
+                "[device b]",                              // 8
+                "type = loopback",                         // 9
+                "socket = /tmp/jvhost-b.sock",             // 10
+                "speed = 10G",                             // 11
+                "[device c]",                              // 12
+                "type = loopback",                         // 13
+                "socket = /tmp/jvhost-c.sock",             // 14
+                "socket-group = no-such-group-jvhost",     // 15
+                "[device d]",                              // 16
+                "type = loopback"));                       // 17
+        assertEquals(2, run("serve", "--config", file.toString()));
+        assertMessage(file + ":2: [host] key workers: 'many' is not a number",
+                file + ":3: [host] key metrics: ", "10.0.0.1 is not a loopback address",
+                file + ":16: device d: key socket: missing",
+                file + ":7: device a: key queues: queues=99: must be between 1 and 8",
+                file + ":11: device b: key speed: device type loopback has no option 'speed'",
+                file + ":15: device c: key socket-group: no group named 'no-such-group-jvhost' on this system: "
+                        + "create it (groupadd no-such-group-jvhost)");
+        assertTrue(host.devices.isEmpty() && host.closed, "nothing is served");
     }
 
     @Test
@@ -376,7 +421,8 @@ class ServeCommandTest {
                 file + ":11: [host] key workers: 'many' is not a number",
                 file + ":12: [host] key poll-us: -5 is not between 0 and 1000000");
         assertEquals(2, run("serve", "--config", dir.resolve("missing.conf").toString()));
-        assertMessage("missing.conf: cannot read");
+        assertMessage("cannot read config file " + dir.resolve("missing.conf") + ": no such file or directory");
+        assertFalse(err.toString().contains("Exception"), err.toString());
     }
 
     @Test

@@ -25,7 +25,7 @@ class MetricsServerTest {
     private static final String SCRAPE = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
 
     private static MetricsServer start() throws IOException {
-        return MetricsServer.start(MetricsServer.loopbackAddress("127.0.0.1:0"), () -> BODY);
+        return MetricsServer.start(MetricsServer.loopbackAddress("127.0.0.1:0"), accept -> Exposition.Body.text(BODY));
     }
 
     /** Sends {@code request} on a new connection and returns all the server sent until it closed. */
@@ -74,7 +74,7 @@ class MetricsServerTest {
 
     @Test
     void aConnectionThatDoesNotFinishItsRequestInTimeIsClosed() throws Exception {
-        try (MetricsServer server = MetricsServer.start(MetricsServer.loopbackAddress("127.0.0.1:0"), () -> BODY, 300);
+        try (MetricsServer server = MetricsServer.start(MetricsServer.loopbackAddress("127.0.0.1:0"), accept -> Exposition.Body.text(BODY), 300);
              Socket s = connect(server)) {
             s.getOutputStream().write("GET /metr".getBytes(StandardCharsets.ISO_8859_1));
             long start = System.nanoTime();
@@ -108,11 +108,11 @@ class MetricsServerTest {
     @Test
     void aFailingRendererIsA500AndTheServerGoesOn() throws Exception {
         int[] calls = {0};
-        try (MetricsServer server = MetricsServer.start(MetricsServer.loopbackAddress("127.0.0.1:0"), () -> {
+        try (MetricsServer server = MetricsServer.start(MetricsServer.loopbackAddress("127.0.0.1:0"), accept -> {
             if (calls[0]++ == 0) {
                 throw new AssertionError("a device's counters() is broken");
             }
-            return BODY;
+            return Exposition.Body.text(BODY);
         })) {
             assertTrue(exchange(server, "GET /metrics HTTP/1.1\r\n\r\n").startsWith("HTTP/1.1 500 "));
             assertTrue(exchange(server, "GET /metrics HTTP/1.1\r\n\r\n").endsWith(BODY));
@@ -144,7 +144,7 @@ class MetricsServerTest {
         try (MetricsServer server = start()) {
             address = server.address();
         }
-        try (MetricsServer again = MetricsServer.start(address, () -> BODY)) {
+        try (MetricsServer again = MetricsServer.start(address, accept -> Exposition.Body.text(BODY))) {
             assertEquals(address.getPort(), again.address().getPort());
             try (Socket s = connect(again); OutputStream out = s.getOutputStream(); InputStream in = s.getInputStream()) {
                 out.write("GET /metrics HTTP/1.1\r\n\r\n".getBytes(StandardCharsets.ISO_8859_1));

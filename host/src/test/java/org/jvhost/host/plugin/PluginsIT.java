@@ -127,6 +127,23 @@ class PluginsIT {
     }
 
     @Test
+    void theCopiesLeftByAKilledRunAreRemovedAtTheNextStart() throws Exception {
+        Process killed = start("serve", "--device", "loopback:socket=" + dir.resolve("a.sock"));
+        awaitLog(killed, "serving 1 device(s)");
+        killed.destroyForcibly(); // SIGKILL: no shutdown hook deletes the copies
+        assertTrue(killed.waitFor(WAIT_MS, TimeUnit.MILLISECONDS));
+        List<Path> left;
+        try (Stream<Path> files = Files.list(tmp())) {
+            left = files.filter(f -> f.getFileName().toString().startsWith("jvhost-plugins-" + killed.pid() + "-")).toList();
+        }
+        assertEquals(1, left.size(), "a SIGKILLed run leaves its copies");
+
+        Result next = run("devices");
+        assertEquals(0, next.code(), next.err());
+        assertNoExtractedPluginsLeft();
+    }
+
+    @Test
     void aPluginClaimingTheBuiltInTypeIsACollisionNamingBothSources() throws Exception {
         Path dupDir = Files.createDirectory(dir.resolve("dup-plugins"));
         Path dup = PluginJars.build("dup", dupDir.resolve("dup.jar"), null);

@@ -281,7 +281,8 @@ final class ServeCommand implements Callable<Integer> {
     /** The metrics endpoint's content: every running device's snapshot, build, process and JVM metrics. */
     static Exposition metrics(DeviceManager manager) {
         return Exposition.of(JvhostRegistry.create(() -> manager.list().stream()
-                .map(v -> new DeviceMetrics.Device(v.entry().spec().type(), v.snapshot())).toList()));
+                .map(v -> new DeviceMetrics.Device(v.entry().spec().type(), v.snapshot())).toList(),
+                Main.Version.commit()));
     }
 
     /** SIGHUP: reloads the config file; the outcome and its warnings are logged, as ctl reload returns them. */

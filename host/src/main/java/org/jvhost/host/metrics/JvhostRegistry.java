@@ -16,15 +16,15 @@ public final class JvhostRegistry {
     private JvhostRegistry() {
     }
 
-    /** A new registry reading {@code devices} at each scrape. */
-    public static PrometheusRegistry create(Supplier<List<DeviceMetrics.Device>> devices) {
+    /** A new registry reading {@code devices} at each scrape; {@code commit} is the build's git commit. */
+    public static PrometheusRegistry create(Supplier<List<DeviceMetrics.Device>> devices, String commit) {
         PrometheusRegistry registry = new PrometheusRegistry();
         registry.register(new DeviceMetrics(devices));
         Info build = Info.builder().name("jvhost_build_info")
-                .help("jvhost's version, the device SPI version and the Java runtime version.")
-                .labelNames("version", "spi_version", "java_version")
+                .help("jvhost's version and git commit, the device SPI version and the Java runtime version.")
+                .labelNames("version", "commit", "spi_version", "java_version")
                 .register(registry);
-        build.setLabelValues(version(), SpiVersion.string(), Runtime.version().toString());
+        build.setLabelValues(version(), commit, SpiVersion.string(), Runtime.version().toString());
         JvmMetrics.builder().register(registry);
         return registry;
     }

@@ -23,7 +23,7 @@ class DeviceMetricsTest {
                     new QueueSnapshot(1, true, 9, 8, 4, Map.of("tx_bytes", 600L, "ring_resets_total", 1L))));
 
     private static String scrape() throws Exception {
-        Exposition e = Exposition.of(JvhostRegistry.create(() -> List.of(new DeviceMetrics.Device("net", NIC))));
+        Exposition e = Exposition.of(JvhostRegistry.create(() -> List.of(new DeviceMetrics.Device("net", NIC)), "abc1234"));
         return new String(e.render("text/plain").bytes(), StandardCharsets.UTF_8);
     }
 
@@ -55,7 +55,8 @@ class DeviceMetricsTest {
         String text = scrape();
         assertTrue(text.contains("jvhost_device_info{device=\"vm1-nic0\",type=\"net\"} 1\n"), text);
         assertTrue(text.contains("jvhost_device_connected{device=\"vm1-nic0\"} 1.0\n"), text);
-        assertTrue(text.contains("\njvhost_build_info{java_version=\"" + Runtime.version() + "\",spi_version=\""), text);
+        assertTrue(text.contains("\njvhost_build_info{commit=\"abc1234\",java_version=\"" + Runtime.version()
+                + "\",spi_version=\""), text);
         for (String family : List.of("process_resident_memory_bytes gauge", "process_open_fds gauge",
                 "jvm_threads_current gauge", "jvm_gc_collection_seconds summary")) {
             assertTrue(text.contains("# TYPE " + family + "\n"), family + " in\n" + text);
@@ -64,7 +65,7 @@ class DeviceMetricsTest {
 
     @Test
     void aScraperAskingForProtobufGetsTheTextFormatWhichIsBuiltIn() throws Exception {
-        Exposition e = Exposition.of(JvhostRegistry.create(() -> List.of(new DeviceMetrics.Device("net", NIC))));
+        Exposition e = Exposition.of(JvhostRegistry.create(() -> List.of(new DeviceMetrics.Device("net", NIC)), "abc1234"));
         Exposition.Body body = e.render("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
                 + "encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3,*/*;q=0.1");
         assertTrue(body.contentType().startsWith("text/plain; version=0.0.4"), body.contentType());

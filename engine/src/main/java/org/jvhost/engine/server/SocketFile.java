@@ -1,6 +1,8 @@
 package org.jvhost.engine.server;
 
 import java.io.IOException;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.FileSystemException;
 import java.nio.file.FileSystems;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
@@ -9,6 +11,7 @@ import java.nio.file.attribute.BasicFileAttributes;
 import java.nio.file.attribute.GroupPrincipal;
 import java.nio.file.attribute.PosixFileAttributeView;
 import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.UserPrincipalNotFoundException;
 import java.util.EnumSet;
 import java.util.Map;
 import java.util.Objects;
@@ -179,8 +182,18 @@ public final class SocketFile {
         }
     }
 
+    /** The failure in words, without Java class names: the message names the path already. */
     private static String describe(IOException e) {
-        return e.getMessage() != null ? e.getClass().getSimpleName() + " " + e.getMessage() : e.toString();
+        if (e instanceof UserPrincipalNotFoundException) {
+            return "no such group on this system; create it (groupadd NAME) or name an existing group";
+        }
+        if (e instanceof AccessDeniedException) {
+            return "permission denied";
+        }
+        if (e instanceof FileSystemException f && f.getReason() != null) {
+            return f.getReason();
+        }
+        return e.getMessage() != null ? e.getMessage() : "I/O error";
     }
 
     static Set<PosixFilePermission> permissions(int mode) {

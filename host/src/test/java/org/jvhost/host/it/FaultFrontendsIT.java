@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -86,16 +85,7 @@ class FaultFrontendsIT {
     private ProcessUnderTest jvhost(Path sock, int queues, String faults) {
         String device = "loopback:socket=" + sock + ",queues=" + queues + "," + faults + ",trace="
                 + scope.logs().resolve("jvhost.trace") + ",trace-format=text";
-        Object stale = Peers.fileKey(sock);
-        ProcessUnderTest p = ProcessUnderTest.start("jvhost", Serve.command(Serve.ON_BACK_END_CPU,
-                List.of("--device", device)), scope.logs());
-        try {
-            Peers.awaitNewFile(sock, stale, Duration.ofSeconds(30), p);
-            return p;
-        } catch (RuntimeException | Error e) {
-            p.close();
-            throw e;
-        }
+        return Serve.listening("jvhost", sock, device, scope.logs());
     }
 
     private static long count(String text, String what) {

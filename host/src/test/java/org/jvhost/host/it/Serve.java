@@ -54,6 +54,22 @@ final class Serve {
         return ProcessUnderTest.start(name, command(List.of(), List.of(args)), logDir);
     }
 
+    /**
+     * jvhost serving {@code device} (a {@code --device} spec listening on {@code sock}) on the back-end's
+     * CPU, once its socket file is there (a new one, not a stale file of an earlier run).
+     */
+    static ProcessUnderTest listening(String name, Path sock, String device, Path logDir) {
+        Object stale = Peers.fileKey(sock);
+        ProcessUnderTest p = ProcessUnderTest.start(name, command(ON_BACK_END_CPU, List.of("--device", device)), logDir);
+        try {
+            Peers.awaitNewFile(sock, stale, java.time.Duration.ofSeconds(30), p);
+            return p;
+        } catch (RuntimeException | Error e) {
+            p.close();
+            throw e;
+        }
+    }
+
     /** A numeric field of /proc/PID/status (Threads, or VmRSS in kB). */
     static long procStatus(long pid, String field) {
         try {

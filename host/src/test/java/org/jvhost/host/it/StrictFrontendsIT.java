@@ -8,7 +8,6 @@ import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -78,16 +77,7 @@ class StrictFrontendsIT {
     private static ProcessUnderTest strictJvhost(String name, Path sock, int queues, Path trace) {
         String device = "loopback:socket=" + sock + ",queues=" + queues + ",strict=on,trace=" + trace
                 + ",trace-format=text";
-        Object stale = Peers.fileKey(sock);
-        ProcessUnderTest p = ProcessUnderTest.start(name, Serve.command(Serve.ON_BACK_END_CPU,
-                List.of("--device", device)), trace.getParent());
-        try {
-            Peers.awaitNewFile(sock, stale, Duration.ofSeconds(30), p);
-            return p;
-        } catch (RuntimeException | Error e) {
-            p.close();
-            throw e;
-        }
+        return Serve.listening(name, sock, device, trace.getParent());
     }
 
     private static void assertNoReport(ProcessUnderTest back) {

@@ -14,6 +14,7 @@ import org.jvhost.engine.instrument.FaultPlan;
 import org.jvhost.engine.instrument.Instrument;
 import org.jvhost.engine.protocol.FrontendRequest;
 import org.jvhost.engine.protocol.ProtocolFeatures;
+import org.jvhost.engine.protocol.MessageHeader;
 import org.jvhost.engine.server.Host;
 import org.jvhost.spi.DeviceContext;
 import org.junit.jupiter.api.AfterEach;
@@ -100,6 +101,39 @@ class FaultInjectionTest {
             fe.getFeatures();
             long ms = (System.nanoTime() - start) / 1_000_000;
             assertTrue(ms >= 200, "GET_FEATURES answered after " + ms + " ms");
+        }
+    }
+
+    /**
+     * A delayed reply never holds the control thread: another device on the same control loop answers
+     * at once while the delayed one waits (the delay used to be a sleep on that thread).
+     */
+    @Test
+    void aDelayedReplyDoesNotHoldTheOtherDevicesOfItsControlLoop() throws Exception {
+        Host host = new Host(1);
+        hosts.add(host);
+        DeviceContext slow = host.newContext("slow");
+        host.instrument(slow).setFaults(new FaultPlan(0, 0, Set.of(), 1000, 0, null));
+        host.addDevice(slow, new RecordingDevice(2, 0), dir.resolve("slow.sock"), Host.Mode.LISTEN);
+        assertEquals(2, Host.CONTROL_THREADS);
+        DeviceContext spacer = host.newContext("spacer"); // devices take the control loops in turn
+        host.addDevice(spacer, new RecordingDevice(2, 0), dir.resolve("spacer.sock"), Host.Mode.LISTEN);
+        DeviceContext quick = host.newContext("quick");
+        host.addDevice(quick, new RecordingDevice(2, 0), dir.resolve("quick.sock"), Host.Mode.LISTEN);
+        try (ScriptedFrontend slowFe = ScriptedFrontend.connect(dir.resolve("slow.sock"));
+             ScriptedFrontend quickFe = ScriptedFrontend.connect(dir.resolve("quick.sock"))) {
+            slowFe.send(FrontendRequest.GET_FEATURES.code(), MessageHeader.VERSION, null);
+            Thread.sleep(100); // the shared control loop has taken the slow request
+            long start = System.nanoTime();
+            for (int i = 0; i < 5; i++) {
+                quickFe.getFeatures();
+            }
+            long ms = (System.nanoTime() - start) / 1_000_000;
+            assertTrue(ms < 500, "5 round trips of a device on the same control loop took " + ms
+                    + " ms while another device's reply was delayed by 1000 ms");
+            long slowStart = System.nanoTime();
+            slowFe.readReply();
+            assertTrue((System.nanoTime() - slowStart) / 1_000_000 >= 500, "the delayed reply waited its turn");
         }
     }
 

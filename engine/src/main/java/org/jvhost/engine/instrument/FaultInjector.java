@@ -92,20 +92,29 @@ final class FaultInjector {
         }
     }
 
-    /** The reply to {@code code} as it leaves: GET_QUEUE_NUM lowered to {@code maxQueues}; waits first if planned. */
+    /** The reply to {@code code} as it leaves: GET_QUEUE_NUM lowered to {@code maxQueues}. */
     ByteBuffer reply(int code, ByteBuffer payload) {
-        ByteBuffer out = payload;
         if (plan.maxQueues() > 0 && code == FrontendRequest.GET_QUEUE_NUM.code() && payload.remaining() == U64Layout.SIZE
                 && U64Layout.get(payload) > plan.maxQueues()) {
             reporter.injected("GET_QUEUE_NUM answers " + plan.maxQueues() + " instead of " + U64Layout.get(payload));
-            out = U64Layout.of(plan.maxQueues());
+            return U64Layout.of(plan.maxQueues());
         }
-        if (delayNext > 0) {
-            reporter.injected("delaying the reply to " + FrontendRequest.nameOf(code) + " by " + delayNext + " ms");
-            sleep(delayNext);
-            delayNext = 0;
+        return payload;
+    }
+
+    /**
+     * How long to hold the answer to request {@code m}, which has just been handled, and whether it is
+     * held at all: only a request that gets a reply (its own, or the REPLY_ACK it asked for) is delayed.
+     */
+    long replyDelayMs(Message m) {
+        long ms = delayNext;
+        delayNext = 0;
+        FrontendRequest r = m.request();
+        if (ms <= 0 || r == null || !m.header().needReply() && FaultPlan.nackable(r)) {
+            return 0;
         }
-        return out;
+        reporter.injected("delaying the reply to " + m.name() + " by " + ms + " ms");
+        return ms;
     }
 
     private ProtocolException injected(String fault) {
@@ -124,14 +133,6 @@ final class FaultInjector {
                 return (int) (U64Layout.get(p) & U64Layout.VRING_INDEX_MASK);
             default:
                 return -1;
-        }
-    }
-
-    private static void sleep(long ms) {
-        try {
-            Thread.sleep(ms);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt(); // the loop is closing: send the reply now
         }
     }
 }

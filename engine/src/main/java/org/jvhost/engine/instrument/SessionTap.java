@@ -70,6 +70,15 @@ public final class SessionTap {
     }
 
     /**
+     * How long an injected fault holds the answer to {@code m}, just handled (0: none). The session
+     * holds it without blocking its control thread: it reads nothing more meanwhile and answers from a
+     * timer.
+     */
+    public long replyDelayMs(Message m) {
+        return faults == null ? 0 : faults.replyDelayMs(m);
+    }
+
+    /**
      * A reply to request {@code code} with {@code payload} (position 0 to limit) is about to leave.
      *
      * @return the payload to send: {@code payload}, or what an injected fault puts in its place

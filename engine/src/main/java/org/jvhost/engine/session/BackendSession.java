@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.concurrent.Executor;
 import org.jvhost.engine.event.DeviceRuntime;
+import org.jvhost.engine.instrument.ReplyTimer;
 import org.jvhost.engine.instrument.SessionTap;
 import org.jvhost.engine.protocol.ConfigLayout;
 import org.jvhost.engine.protocol.FrontendRequest;
@@ -218,13 +219,14 @@ public final class BackendSession {
         } finally {
             m.closeFds();
         }
-        if (!plan.needsWorkers()) {
+        long delayMs = tap.replyDelayMs(m);
+        if (!plan.needsWorkers() && delayMs == 0) {
             plan.execute(controlLoop, () -> { }); // control-thread steps only: done on return
             return answer(m, plan, reply);
         }
         pending = plan;
         ByteBuffer computed = reply;
-        plan.execute(controlLoop, () -> answered(m, plan, computed));
+        plan.execute(controlLoop, () -> ReplyTimer.after(delayMs, controlLoop, () -> answered(m, plan, computed)));
         return true;
     }
 

@@ -66,5 +66,6 @@ run_once() {  # run_once BACKEND SIZE -> appends "BACKEND SIZE MPPS" to $results
 }
 
 echo "# bench-loopback: $rounds rounds x ${seconds} s, sizes: $sizes, back-ends: $backends (CPU $BE_CPU), front-end testpmd io (CPU $FE_CPU)"
+echo "# kernel $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%dT%H:%MZ)"
 bench_rounds
 bench_medians "frames returned to the front-end per second"

@@ -65,5 +65,6 @@ run_once() {  # run_once BACKEND SIZE -> appends "BACKEND SIZE MPPS" to $results
 }
 
 echo "# bench-net: $rounds rounds x ${seconds} s, sizes: $sizes, back-ends: $backends (CPU $BE_CPU), front-end testpmd txonly (CPU $FE_CPU), TAP in netns $ns"
+echo "# kernel $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%dT%H:%MZ)"
 bench_rounds
 bench_medians "frames the TAP received per second"

@@ -369,6 +369,20 @@ class ProtocolLifecycleTest {
         return l == null ? -1 : l.length;
     }
 
+    /**
+     * Waits up to 5 s for the process's open fds to fall to {@code max} or below; returns the last count
+     * read (one sample, so a file another thread of the test JVM opens after it is not blamed on the host).
+     */
+    static int awaitFdsAtMost(int max) throws InterruptedException {
+        long deadline = System.nanoTime() + 5_000_000_000L;
+        int n = openFds();
+        while (n > max && System.nanoTime() < deadline) {
+            Thread.sleep(20);
+            n = openFds();
+        }
+        return n;
+    }
+
     /** The back-end cleans up on its control thread after the socket closes: give it a moment. */
     static void awaitFdCount(int expected) throws InterruptedException {
         long deadline = System.nanoTime() + 5_000_000_000L;

@@ -3,6 +3,8 @@ package org.jvhost.engine.session;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.BiConsumer;
+import java.util.function.Supplier;
 import org.jvhost.engine.event.DeviceRuntime;
 import org.jvhost.engine.event.EventfdNotifier;
 import org.jvhost.engine.event.QueueStats;
@@ -194,15 +196,7 @@ final class VringLifecycle {
         QueueConfig q = ring(FrontendRequest.SET_VRING_CALL, (int) (v & U64Layout.VRING_INDEX_MASK));
         int old = q.callFd;
         q.callFd = (v & U64Layout.VRING_NOFD_MASK) != 0 ? -1 : m.takeFd(0);
-        if (q.started()) {
-            // swap on the worker so the old fd is never written after we close it (its number could be reused)
-            Ring ring = q.ring;
-            CallNotifier n = notifier(q);
-            plan.onWorker(ring.worker, "call fd switch of queue " + q.index, () -> ring.queue.setNotifier(n),
-                    failed -> closeIfSwitched(failed, old));
-        } else {
-            LinuxSys.closeQuietly(old);
-        }
+        switchNotifier(q, old, "call", () -> notifier(q), SplitQueue::setNotifier, plan);
     }
 
     void setErr(Message m, WorkerPlan plan) throws ProtocolException {
@@ -210,15 +204,24 @@ final class VringLifecycle {
         QueueConfig q = ring(FrontendRequest.SET_VRING_ERR, (int) (v & U64Layout.VRING_INDEX_MASK));
         int old = q.errFd;
         q.errFd = (v & U64Layout.VRING_NOFD_MASK) != 0 ? -1 : m.takeFd(0);
-        if (q.started()) {
-            // swap on the worker so the old fd is never written after we close it
-            Ring ring = q.ring;
-            CallNotifier n = errorNotifier(q);
-            plan.onWorker(ring.worker, "error fd switch of queue " + q.index, () -> ring.queue.setErrorNotifier(n),
-                    failed -> closeIfSwitched(failed, old));
-        } else {
+        switchNotifier(q, old, "error", () -> errorNotifier(q), SplitQueue::setErrorNotifier, plan);
+    }
+
+    /**
+     * The call or error fd of {@code q} was replaced: a started ring swaps its notifier on its worker, so
+     * the {@code old} fd is never written after we close it (its number could be reused); a stopped
+     * ring just closes it.
+     */
+    private void switchNotifier(QueueConfig q, int old, String what, Supplier<CallNotifier> notifier,
+            BiConsumer<SplitQueue, CallNotifier> install, WorkerPlan plan) {
+        if (!q.started()) {
             LinuxSys.closeQuietly(old);
+            return;
         }
+        Ring ring = q.ring;
+        CallNotifier n = notifier.get();
+        plan.onWorker(ring.worker, what + " fd switch of queue " + q.index, () -> install.accept(ring.queue, n),
+                failed -> closeIfSwitched(failed, old));
     }
 
     private static void closeIfSwitched(Throwable failed, int old) {

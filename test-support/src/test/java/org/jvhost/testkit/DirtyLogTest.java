@@ -174,6 +174,46 @@ class DirtyLogTest {
         }
     }
 
+    /**
+     * The rest of the hostile setups: an fd that is no log file at all (an eventfd), and a bad log sent
+     * while a good one is in use, which leaves the good one taking the ring's writes. SET_LOG_FD, which
+     * a shared log does not need, is acknowledged. No refused log stays open in the back-end or mapped.
+     */
+    @Test
+    void aWrongLogFdIsRefusedAndABadSecondLogLeavesTheFirstInUse() throws Exception {
+        int eventfd = LinuxSys.eventfd(LinuxSys.EFD_CLOEXEC);
+        try (SharedLog ok = new SharedLog("jvhost-test-log", LOG_SIZE, 0, true);
+             SharedLog small = new SharedLog("jvhost-test-small-log", 16, 0, true)) {
+            ring.fe.setFeatures(features);
+            assertRefused(LogLayout.of(LOG_SIZE, 0), eventfd);
+            assertEquals(0, ring.fe.call(FrontendRequest.SET_LOG_FD, null, eventfd).u64(), "SET_LOG_FD acknowledged");
+
+            ring.fe.setLogBase(ok.fd, LOG_SIZE, 0);
+            startLoggedRing();
+            assertRefused(LogLayout.of(LOG_SIZE, 0), small.fd);
+            assertRefused(LogLayout.of(LOG_SIZE, Long.MAX_VALUE - 8), ok.fd);
+            assertEquals(pingServed(), ok.dirtyPages(), "the first log still takes the writes");
+
+            assertEquals(1, small.mappings(), "the refused log is not mapped");
+            assertEquals(1, openFdsOf("/memfd:jvhost-test-small-log "), "only the test's own fd of the refused log");
+        } finally {
+            LinuxSys.closeQuietly(eventfd);
+        }
+    }
+
+    /** Open fds of this process (host and front-end) whose link names contain {@code what}. */
+    private static long openFdsOf(String what) throws IOException {
+        try (var fds = Files.list(Path.of("/proc/self/fd"))) {
+            return fds.map(fd -> {
+                try {
+                    return Files.readSymbolicLink(fd).toString() + " ";
+                } catch (IOException e) {
+                    return ""; // closed meanwhile
+                }
+            }).filter(l -> l.contains(what)).count();
+        }
+    }
+
     private void assertRefused(ByteBuffer payload, int... fds) throws IOException {
         ScriptedFrontend.Reply r = ring.fe.call(FrontendRequest.SET_LOG_BASE, payload, fds);
         assertEquals(8, r.payload().remaining(), "a REPLY_ACK, not the empty reply of success");

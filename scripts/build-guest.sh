@@ -7,7 +7,8 @@
 # Kernel command line understood by /init (all optional except jvtest.mode):
 #   jvtest.mode=burst|periodic   burst: send COUNT frames, print "JVTEST PASS rx_delta=D" or
 #                                "JVTEST FAIL ...", power off. periodic: send one frame per INTERVAL
-#                                seconds forever, printing "JVTEST RX rx_packets=R tx_packets=T".
+#                                seconds forever, printing "JVTEST RX rx_packets=R tx_packets=T"
+#                                (with queues>1 one frame per vCPU, and "JVTEST RXQ rxq_packets=r0,r1,...").
 #   jvtest.ip=10.99.0.2/24  jvtest.peer=10.99.0.1  jvtest.peermac=52:54:00:00:00:01
 #   jvtest.count=20  jvtest.interval=0.5
 #   jvtest.queues=1              >1: ethtool -L eth0 combined N, and burst mode sends from N vCPUs
@@ -209,9 +210,15 @@ case "$mode" in
     ;;
   periodic)
     while true; do
-      ping -q -c 1 -w 1 "$peer" > /dev/null 2>&1 &
+      # with queues>1 one frame from every vCPU, i.e. on every transmit queue (XPS, as in burst mode)
+      i=0
+      while [ $i -lt "$queues" ]; do
+        taskset "$(printf %x $((1 << i)))" ping -q -c 1 -w 1 "$peer" > /dev/null 2>&1 &
+        i=$((i + 1))
+      done
       sleep "$interval"
       say "RX rx_packets=$(rx) tx_packets=$(tx)"
+      [ "$queues" -gt 1 ] && say "RXQ rxq_packets=$(rxq)"
     done
     ;;
   *)

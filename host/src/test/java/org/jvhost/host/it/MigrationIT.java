@@ -13,12 +13,15 @@ import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Assumptions;
+import org.jvhost.host.control.ControlClient;
+import org.jvhost.host.control.Json;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -106,6 +109,49 @@ class MigrationIT {
     }
 
     /**
+     * Issue 10, proof 4: a guest with two queue pairs (two vCPUs, one frame from each per period, so both
+     * transmit queues carry traffic) migrates under traffic on both. On the destination the guest's
+     * per-queue rx counters (virtio_net's ethtool statistics, which came along in guest memory) keep rising
+     * on both queues, and jvhost's destination device reflected frames on both pairs.
+     */
+    @Test
+    void aGuestWithTwoQueuePairsMigratesUnderTrafficOnBoth() throws Exception {
+        Path src = scope.sockets().resolve("src.sock");
+        Path dst = scope.sockets().resolve("dst.sock");
+        back = scope.track(startBackEnd(src, dst, 2));
+        bootSourceUnderTraffic(src, 2);
+        long[] before = source.awaitRxQueuesAbove(new long[] {0, 0}, Duration.ofSeconds(30), back);
+
+        QemuGuest destination = startDestination(dst, 2, PERIODIC);
+        sourceQmp.execute("{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"unix:" + migrationSocket() + "\"}}");
+        String done = sourceQmp.awaitMigration(MIGRATION_TIMEOUT, "completed");
+        System.out.printf("MIGRATION %s with 2 queue pairs: downtime %d ms (QMP)%n", backend.name(), Qmp.downtimeMs(done));
+
+        long[] first = destination.awaitRxQueuesAbove(before, Duration.ofSeconds(30), back);
+        destination.awaitRxQueuesAbove(first, Duration.ofSeconds(30), back);
+        if (jvhost) {
+            Map<?, ?> device = deviceCounters("loopback@" + dst);
+            for (int pair = 0; pair < 2; pair++) {
+                assertTrue(queueCounter(device, 2 * pair, "rx_frames") > 0 && queueCounter(device, 2 * pair + 1, "tx_frames") > 0,
+                        "the destination device reflected frames on queue pair " + pair + ": " + device.get("queues"));
+            }
+        }
+    }
+
+    /** The {@code counters} of device {@code name}, from jvhost's control API. */
+    private Map<?, ?> deviceCounters(String name) throws IOException {
+        Map<?, ?> answer = (Map<?, ?>) Json.parse(ControlClient.request(control(), "counters " + name));
+        assertEquals(true, answer.get("ok"), String.valueOf(answer));
+        return ((List<?>) answer.get("devices")).stream().map(d -> (Map<?, ?>) d).filter(d -> name.equals(d.get("name")))
+                .findFirst().orElseThrow(() -> new AssertionError("no device " + name + " in " + answer));
+    }
+
+    private static long queueCounter(Map<?, ?> device, int queue, String name) {
+        Map<?, ?> q = (Map<?, ?>) ((List<?>) device.get("queues")).get(queue);
+        return (Long) ((Map<?, ?>) q.get("counters")).get(name);
+    }
+
+    /**
      * Issue 10, proof 5: a migration cancelled while it copies memory. The source guest keeps running
      * and receiving, and jvhost lets go of the log QEMU shared for the migration: no mapping and no fd
      * of it remain.
@@ -179,7 +225,7 @@ class MigrationIT {
         source = scope.track(QemuGuest.start("source", src, 1, false, guestArgs, scope.logs(), "", QemuGuest.MEMFD,
                 List.of("-qmp", "unix:" + scope.sockets().resolve("qmp-source") + ",server=on,wait=off")));
         sourceQmp = scope.track(Qmp.connect(scope.sockets().resolve("qmp-source"), Duration.ofSeconds(30), source.process()));
-        QemuGuest destination = startDestination(dst, guestArgs);
+        QemuGuest destination = startDestination(dst, 1, guestArgs);
         assertEquals(0, sink.awaitExit(QemuGuest.BOOT_TIMEOUT), "the guest's 1 MiB reached :5001: the stream to it starts"
                 + source.process().tail() + back.tail());
 
@@ -215,12 +261,18 @@ class MigrationIT {
 
     /** jvhost with both devices, or (the DPDK reference) one back-end process per device. */
     private ProcessUnderTest startBackEnd(Path src, Path dst) {
+        return startBackEnd(src, dst, 1);
+    }
+
+    /** As above, with {@code queues} queue pairs per device; jvhost serves its control API on {@link #control()}. */
+    private ProcessUnderTest startBackEnd(Path src, Path dst, int queues) {
         if (!jvhost) {
-            scope.track(backend.start(backend.name() + "-dst", dst, 1, Backend.Role.LISTEN, scope.logs()));
-            return backend.start(backend.name() + "-src", src, 1, Backend.Role.LISTEN, scope.logs());
+            scope.track(backend.start(backend.name() + "-dst", dst, queues, Backend.Role.LISTEN, scope.logs()));
+            return backend.start(backend.name() + "-src", src, queues, Backend.Role.LISTEN, scope.logs());
         }
         ProcessUnderTest p = ProcessUnderTest.start("jvhost", Serve.command(Serve.ON_BACK_END_CPU,
-                List.of("--device", "loopback:socket=" + src, "--device", "loopback:socket=" + dst)), scope.logs());
+                List.of("--control", control().toString(), "--device", "loopback:socket=" + src + ",queues=" + queues,
+                        "--device", "loopback:socket=" + dst + ",queues=" + queues)), scope.logs());
         try {
             Peers.awaitNewFile(src, null, Duration.ofSeconds(30), p);
             Peers.awaitNewFile(dst, null, Duration.ofSeconds(30), p);
@@ -233,7 +285,11 @@ class MigrationIT {
 
     /** Boots the source guest on {@code src} and waits for its reflected traffic; returns its rx_packets. */
     private long bootSourceUnderTraffic(Path src) {
-        source = scope.track(QemuGuest.start("source", src, 1, false, PERIODIC, scope.logs(), "", QemuGuest.MEMFD,
+        return bootSourceUnderTraffic(src, 1);
+    }
+
+    private long bootSourceUnderTraffic(Path src, int queues) {
+        source = scope.track(QemuGuest.start("source", src, queues, false, PERIODIC, scope.logs(), "", QemuGuest.MEMFD,
                 List.of("-qmp", "unix:" + scope.sockets().resolve("qmp-source") + ",server=on,wait=off")));
         sourceQmp = scope.track(Qmp.connect(scope.sockets().resolve("qmp-source"), Duration.ofSeconds(30), source.process()));
         long before = source.nextRxPackets(0, QemuGuest.BOOT_TIMEOUT, back);
@@ -242,14 +298,18 @@ class MigrationIT {
 
     /** The destination QEMU: the source's machine on device {@code dst}, waiting for the migration. */
     private QemuGuest startDestination(Path dst) {
-        return startDestination(dst, PERIODIC);
+        return startDestination(dst, 1, PERIODIC);
     }
 
-    private QemuGuest startDestination(Path dst, String guestArgs) {
-        QemuGuest destination = scope.track(QemuGuest.start("destination", dst, 1, false, guestArgs, scope.logs(), "",
+    private QemuGuest startDestination(Path dst, int queues, String guestArgs) {
+        QemuGuest destination = scope.track(QemuGuest.start("destination", dst, queues, false, guestArgs, scope.logs(), "",
                 QemuGuest.MEMFD, List.of("-incoming", "unix:" + migrationSocket())));
         Peers.awaitNewFile(migrationSocket(), null, Duration.ofSeconds(30), destination.process());
         return destination;
+    }
+
+    private Path control() {
+        return scope.sockets().resolve("control.sock");
     }
 
     private Path migrationSocket() {

@@ -6,9 +6,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.stream.IntStream;
 
 /**
  * QEMU 7.2 under TCG (KVM is unusable on the CI machine kind) booting the test guest with one
@@ -26,6 +28,7 @@ public final class QemuGuest implements AutoCloseable {
     // Both end at the line break: output arrives in chunks, and "rx_packets=1" may be the start of "=12".
     private static final Pattern RESULT = Pattern.compile("JVTEST (PASS|FAIL)([^\\r\\n]*)\\r?\\n");
     private static final Pattern RX = Pattern.compile("JVTEST RX rx_packets=(\\d+) tx_packets=(\\d+)\\r?\\n");
+    private static final Pattern RXQ = Pattern.compile("JVTEST RXQ rxq_packets=([\\d,]+)\\r?\\n");
 
     private static final Pattern LINK_UP = Pattern.compile("JVTEST LINKUP");
     private static final Pattern RX_DELTA = Pattern.compile("rx_delta=(\\d+)");
@@ -154,6 +157,28 @@ public final class QemuGuest implements AutoCloseable {
             long rx = Long.parseLong(m.group(1));
             if (rx > value) {
                 return rx;
+            }
+            mark = m.end();
+        }
+    }
+
+    /**
+     * In periodic mode with several queues: waits (at most {@code timeout}) until a report shows every
+     * receive queue's packet count above its value in {@code values}; returns those counts.
+     */
+    public long[] awaitRxQueuesAbove(long[] values, Duration timeout, ProcessUnderTest backend) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        int mark = process.mark();
+        while (true) {
+            Duration left = Duration.ofNanos(deadline - System.nanoTime());
+            if (left.isNegative() || left.isZero()) {
+                throw new AssertionError("the guest's per-queue rx_packets did not all rise above "
+                        + Arrays.toString(values) + " within " + timeout + process.tail());
+            }
+            Matcher m = process.await(RXQ, mark, left, backend);
+            long[] counts = Arrays.stream(m.group(1).split(",")).mapToLong(Long::parseLong).toArray();
+            if (counts.length == values.length && IntStream.range(0, counts.length).allMatch(i -> counts[i] > values[i])) {
+                return counts;
             }
             mark = m.end();
         }

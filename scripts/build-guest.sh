@@ -17,7 +17,8 @@
 #                                "JVTEST PING ok" after 3 answered pings; with queues>1 pings from every
 #                                vCPU and "JVTEST RXQ rxq_delta=... txq_delta=..."; then TCP transfers with
 #                                busybox nc: jvtest.mib MiB of random data to PEER:5001 ("JVTEST TXSUM md5"),
-#                                then everything PEER:5002 sends ("JVTEST RXSUM md5 bytes=N"); with
+#                                then everything PEER:5002 sends ("JVTEST RXSUM md5 bytes=N"), read only
+#                                after jvtest.rxdelay seconds (default 0); with
 #                                jvtest.iperf=1 "iperf3 -c PEER -t 3" ("JVTEST IPERF <receiver line>");
 #                                finally "JVTEST PASS" and power off.
 #
@@ -92,7 +93,7 @@ mount -t devtmpfs devtmpfs /dev 2>/dev/null
 say() { echo "JVTEST $*"; }
 fail() { say "FAIL $*"; sync; poweroff -f; sleep 5; }
 
-mode=burst ip=10.99.0.2/24 peer=10.99.0.1 peermac=52:54:00:00:00:01 count=20 interval=0.5 queues=1 mib=8 iperf=0
+mode=burst ip=10.99.0.2/24 peer=10.99.0.1 peermac=52:54:00:00:00:01 count=20 interval=0.5 queues=1 mib=8 iperf=0 rxdelay=0
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     jvtest.mode=*)     mode=${arg#*=} ;;
@@ -104,6 +105,7 @@ for arg in $(cat /proc/cmdline); do
     jvtest.queues=*)   queues=${arg#*=} ;;
     jvtest.mib=*)      mib=${arg#*=} ;;
     jvtest.iperf=*)    iperf=${arg#*=} ;;
+    jvtest.rxdelay=*)  rxdelay=${arg#*=} ;;
   esac
 done
 
@@ -197,7 +199,9 @@ case "$mode" in
     say "TXSUM $(md5sum < /tmp/tx | cut -d' ' -f1)"
     nc "$peer" 5001 < /tmp/tx || fail "nc $peer 5001 (send)"
     rm -f /tmp/tx
-    nc "$peer" 5002 > /tmp/rx || fail "nc $peer 5002 (receive)"
+    # rxdelay: nothing is read for that long, so the received data waits in the socket buffer meanwhile
+    { nc "$peer" 5002 || echo nc-failed > /tmp/rxfail; } | { sleep "$rxdelay"; cat; } > /tmp/rx
+    [ -e /tmp/rxfail ] && fail "nc $peer 5002 (receive)"
     say "RXSUM $(md5sum < /tmp/rx | cut -d' ' -f1) bytes=$(wc -c < /tmp/rx)"
     rm -f /tmp/rx
     if [ "$iperf" = 1 ]; then

@@ -66,6 +66,17 @@ public interface VhostUserDevice {
     }
 
     /**
+     * The optional host services this device needs (see {@link HostService}). Asked once per front-end
+     * connection, on a control thread, before anything is negotiated. The default, none, keeps the
+     * behaviour of hosts before SPI 1.4.
+     *
+     * @since SPI 1.4
+     */
+    default java.util.Set<HostService> hostServices() {
+        return java.util.Set.of();
+    }
+
+    /**
      * Which group a queue belongs to. Queues of one group are served by the same worker thread, one
      * callback at a time. The default gives every queue its own group.
      */

@@ -94,6 +94,8 @@ public final class SplitQueue implements Virtqueue {
      * costs the per-chain paths one null test of a field they already read.
      */
     private RingLog log;
+    /** The inflight record (spec "Inflight I/O tracking") of a device that opted in; null otherwise. */
+    private InflightRing inflight;
 
     private volatile String brokenReason;
     private volatile boolean enabled = true;
@@ -276,6 +278,9 @@ public final class SplitQueue implements Virtqueue {
         if (c.capacity() < size) {
             throw new IllegalArgumentException("queue " + index + ": chain made for a smaller ring");
         }
+        if (inflight != null && inflight.hasResubmit()) {
+            return resubmit(c);
+        }
         if (brokenReason != null || !hasAvailable()) {
             return false;
         }
@@ -288,7 +293,36 @@ public final class SplitQueue implements Virtqueue {
         if (!walk(c, head)) {
             return false;
         }
+        if (inflight != null) {
+            inflight.popped(head);
+        }
         nextAvail = (nextAvail + 1) & 0xffff;
+        inFlight++;
+        return true;
+    }
+
+    /**
+     * Starts recording chains in flight in {@code record} (before the queue runs). Chains the record
+     * holds from before a restart are popped again first; the next avail index becomes used->idx plus
+     * their count (spec: "the back-end [...] can use the used_idx [...] to recover").
+     *
+     * @return how many chains were in flight
+     */
+    public int trackInflight(InflightRing record) {
+        inflight = record;
+        int inUse = record.recover(nextUsed, slot -> used.getInt(UsedRingLayout.elem(slot) + UsedRingLayout.ELEM_ID));
+        if (inUse > 0) {
+            nextAvail = (nextUsed + inUse) & 0xffff;
+            cachedAvailIdx = nextAvail;
+        }
+        return inUse;
+    }
+
+    /** Pops a chain that was in flight before a restart, by its head. */
+    private boolean resubmit(SplitDescriptorChain c) {
+        if (brokenReason != null || !walk(c, inflight.nextResubmit())) {
+            return false;
+        }
         inFlight++;
         return true;
     }
@@ -441,6 +475,10 @@ public final class SplitQueue implements Virtqueue {
 
     @Override
     public void unpop(int count) {
+        if (inflight != null) {
+            throw new UnsupportedOperationException("queue " + index + ": unpop on a queue whose chains are "
+                    + "tracked in flight");
+        }
         if (count < 0 || count > inFlight) {
             throw new IllegalArgumentException("queue " + index + ": cannot unpop " + count + " chains, "
                     + inFlight + " are popped and not returned");
@@ -468,6 +506,9 @@ public final class SplitQueue implements Virtqueue {
             log.usedWritten(at, UsedRingLayout.ELEM);
         }
         nextUsed = (nextUsed + 1) & 0xffff;
+        if (inflight != null) {
+            inflight.used(c.head());
+        }
         if (inFlight > 0) {
             inFlight--;
         }
@@ -481,6 +522,9 @@ public final class SplitQueue implements Virtqueue {
         // Release: the used elements written by addUsed become visible before the new index. Otherwise
         // the driver could see an index covering an element that still holds a stale id and length.
         U16.setRelease(used, UsedRingLayout.IDX, (short) nextUsed);
+        if (inflight != null) {
+            inflight.published(nextUsed); // after used->idx: a chain is cleared once the driver can see it
+        }
         if (log != null) {
             // after the writes they mark: a bit set first could be cleared, and the page sent, before them
             log.usedWritten(UsedRingLayout.IDX, 2);
@@ -631,7 +675,7 @@ public final class SplitQueue implements Virtqueue {
         if (brokenReason != null) {
             return 0;
         }
-        return Math.max(0, readAvailIdx());
+        return Math.max(0, readAvailIdx()) + (inflight == null ? 0 : inflight.resubmitCount());
     }
 
     @Override

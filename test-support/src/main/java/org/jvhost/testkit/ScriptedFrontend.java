@@ -181,6 +181,18 @@ public final class ScriptedFrontend implements AutoCloseable {
     }
 
     /**
+     * Sends {@code request} with NEED_REPLY and returns its reply with the fd the back-end attached
+     * (GET_INFLIGHT_FD), which the caller owns; -1 if none came.
+     */
+    public Reply callForFd(FrontendRequest request, ByteBuffer payload, int[] fd) throws IOException {
+        socket.setAncillaryReceiveBufferSize(256);
+        Reply r = call(request, payload);
+        FileDescriptor[] got = socket.getReceivedFileDescriptors();
+        fd[0] = got == null || got.length == 0 ? -1 : FileDescriptorCast.using(got[0]).as(Integer.class);
+        return r;
+    }
+
+    /**
      * Sends {@code request} with NEED_REPLY and returns the reply (for requests with a reply payload, or
      * to read a REPLY_ACK).
      */

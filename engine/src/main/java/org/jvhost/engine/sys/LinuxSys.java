@@ -322,6 +322,22 @@ public final class LinuxSys {
 
     private static native long recv(int fd, Pointer buf, long len, int flags) throws LastErrorException;
 
+    private static native int socketpair(int domain, int type, int protocol, int[] sv) throws LastErrorException;
+
+    /**
+     * A connected pair of non-blocking, CLOEXEC AF_UNIX stream sockets, both the caller's to close (a
+     * test front-end's back-end request channel: plain fds, so closing one end is seen by the other).
+     */
+    public static int[] socketPair() throws NativeException {
+        int[] sv = new int[2];
+        try {
+            socketpair(1, 1 | 0x80000 | 0x800, 0, sv); // AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK
+            return sv;
+        } catch (LastErrorException e) {
+            throw fail("socketpair", e);
+        }
+    }
+
     /** {@code send(2)} without waiting or SIGPIPE: bytes sent, -1 if the socket has no room (EAGAIN). */
     public static long sendNow(int fd, long address, long count) throws NativeException {
         try {

@@ -278,9 +278,12 @@ public final class SplitQueue implements Virtqueue {
         if (c.capacity() < size) {
             throw new IllegalArgumentException("queue " + index + ": chain made for a smaller ring");
         }
-        if (inflight != null && inflight.hasResubmit()) {
-            return resubmit(c);
-        }
+        // a device that did not opt into inflight tracking pays this one null check
+        return inflight == null ? popAvailable(c) : popTracked(c);
+    }
+
+    /** Takes the next chain from the avail ring. */
+    private boolean popAvailable(SplitDescriptorChain c) {
         if (brokenReason != null || !hasAvailable()) {
             return false;
         }
@@ -293,11 +296,20 @@ public final class SplitQueue implements Virtqueue {
         if (!walk(c, head)) {
             return false;
         }
-        if (inflight != null) {
-            inflight.popped(head);
-        }
         nextAvail = (nextAvail + 1) & 0xffff;
         inFlight++;
+        return true;
+    }
+
+    /** Inflight tracking: the chains in flight before a restart first, then the avail ring, each recorded. */
+    private boolean popTracked(SplitDescriptorChain c) {
+        if (inflight.hasResubmit()) {
+            return resubmit(c);
+        }
+        if (!popAvailable(c)) {
+            return false;
+        }
+        inflight.popped(c.head());
         return true;
     }
 

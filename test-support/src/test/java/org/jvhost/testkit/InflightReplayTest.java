@@ -54,10 +54,13 @@ class InflightReplayTest {
     static final class TrackedDevice implements VhostUserDevice {
         final LinkedBlockingQueue<String> taken = new LinkedBlockingQueue<>();
         final boolean completeAll;
+        /** Chains per handleKick call before returning with work left (the host calls back). */
+        final int budget;
         Virtqueue queue;
 
-        TrackedDevice(boolean completeAll) {
+        TrackedDevice(boolean completeAll, int budget) {
             this.completeAll = completeAll;
+            this.budget = budget;
         }
 
         @Override public int deviceType() { return 2; }
@@ -71,6 +74,7 @@ class InflightReplayTest {
 
         @Override
         public void handleKick(int queueIndex) {
+            int served = 0;
             do {
                 queue.disableNotifications();
                 DescriptorChain c = queue.newChain(); // one per request: held ones stay valid
@@ -83,6 +87,10 @@ class InflightReplayTest {
                         queue.addUsed(c, 0);
                     }
                     c = queue.newChain();
+                    if (++served == budget) {
+                        queue.signalUsed();
+                        return;
+                    }
                 }
                 queue.signalUsed();
             } while (queue.enableNotifications());
@@ -141,7 +149,7 @@ class InflightReplayTest {
 
     @Test
     void aRestartedHostReplaysWhatWasInFlightFirstAndNothingElse() throws Exception {
-        TrackedDevice first = new TrackedDevice(false);
+        TrackedDevice first = new TrackedDevice(false, 64);
         Path socket = serve(first);
         fe = ScriptedFrontend.connect(socket);
         negotiate();
@@ -165,7 +173,7 @@ class InflightReplayTest {
         // the host goes away without a GET_VRING_BASE (as a killed jvhost); a new one takes the socket
         host.close();
         host = new Host(1);
-        TrackedDevice second = new TrackedDevice(true);
+        TrackedDevice second = new TrackedDevice(true, 1); // one chain per call: the replay must go on without kicks
         serve(second);
         fe.reconnect(socket);
         negotiate();
@@ -202,7 +210,7 @@ class InflightReplayTest {
 
     @Test
     void badRegionsAreRefusedWithTheirReason() throws Exception {
-        serve(new TrackedDevice(false));
+        serve(new TrackedDevice(false, 64));
         fe = ScriptedFrontend.connect(dir.resolve("blk.sock"));
         negotiate();
         int good = getInflight();

@@ -330,6 +330,11 @@ public final class SplitQueue implements Virtqueue {
         return inUse;
     }
 
+    /** How many chains in flight before a restart wait to be popped again (0 without inflight tracking). */
+    public int replayPending() {
+        return inflight == null ? 0 : inflight.resubmitCount();
+    }
+
     /** Pops a chain that was in flight before a restart, by its head. */
     private boolean resubmit(SplitDescriptorChain c) {
         if (brokenReason != null || !walk(c, inflight.nextResubmit())) {

@@ -155,6 +155,21 @@ public interface VhostUserDevice {
     }
 
     /**
+     * The operator asks the device to change its capacity to {@code bytes} ({@code jvhost ctl resize}):
+     * a disk grows or shrinks. A device that can updates its config space and tells the driver with
+     * {@link DeviceContext#notifyConfigChanged()}. Called on a control thread, possibly while queues run.
+     * The default refuses: most devices have no capacity.
+     *
+     * @throws UnsupportedOperationException if the device has no capacity to change
+     * @throws IllegalArgumentException      naming what is wrong with {@code bytes} (not a multiple of
+     *                                       the block size, larger than the backing file can grow...)
+     * @since SPI 1.4
+     */
+    default void resize(long bytes) {
+        throw new UnsupportedOperationException("this device has no capacity to resize");
+    }
+
+    /**
      * The device's own counters (frames, bytes, drops...), for logs and the control API. The default
      * reports none.
      */

@@ -1,0 +1,284 @@
+package org.jvhost.host.it;
+
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.security.MessageDigest;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import org.jvhost.engine.server.Host;
+import org.jvhost.spi.DescriptorChain;
+import org.jvhost.spi.DeviceContext;
+import org.jvhost.spi.HostService;
+import org.jvhost.spi.VhostUserDevice;
+import org.jvhost.spi.Virtqueue;
+
+/**
+ * Config-change notices and inflight tracking with QEMU 7.2's {@code vhost-user-blk-pci} and a Linux
+ * guest, over a minimal RAM disk served from this JVM ({@link RamBlk}: enough virtio-blk for the guest's
+ * dd, and no more; the real disk is the devices-blk plugin).
+ *
+ * <ol>
+ * <li>The guest sees /sys/block/vda/size grow after {@code resize}: CONFIG_CHANGE_MSG on the back-end
+ *     channel, QEMU's GET_CONFIG, the guest's config interrupt.</li>
+ * <li>The guest writes 1 MiB; the device takes the writes and holds them. The host is then closed with
+ *     them in flight (no GET_VRING_BASE: for QEMU the same as a killed back-end) and a new one, a new
+ *     device over the same disk, takes the socket. QEMU ({@code reconnect=1}) gives it the inflight
+ *     region it kept; the held writes are replayed, the guest's dd finishes, and what it reads back
+ *     (caches dropped) and what the disk holds are what it wrote.</li>
+ * </ol>
+ * Why it can fail: without the replay the held writes are never completed and the guest's dd never
+ * finishes (virtio-blk has no request timeout), so PASS never comes; a lost or misplaced write fails the
+ * guest's compare and the disk's checksum.
+ *
+ * <p>The guest is the project's test image with an overlay appended to its initramfs (the kernel
+ * unpacks concatenated cpio archives in order): virtio_blk.ko and an /init of its own.
+ */
+@Timeout(value = 180, unit = TimeUnit.SECONDS)
+class InflightBlkIT {
+    private static final int SECTOR = 512;
+    private static final long START_BYTES = 8L << 20;
+    private static final long GROWN_BYTES = 16L << 20;
+    private static final Duration BOOT = Duration.ofSeconds(90);
+
+    @RegisterExtension
+    final PeerScope scope = new PeerScope();
+
+    /** The disk both devices serve, as a file would outlive a killed process. */
+    static final class Disk {
+        final byte[] bytes = new byte[(int) GROWN_BYTES];
+        volatile long capacityBytes = START_BYTES;
+    }
+
+    /**
+     * virtio-blk over {@link Disk}: IN, OUT, FLUSH, GET_ID; one queue; synchronous. With {@link #hold}
+     * set, requests are taken and kept, never completed (a back-end that dies under I/O).
+     */
+    static final class RamBlk implements VhostUserDevice {
+        private static final int T_IN = 0;
+        private static final int T_OUT = 1;
+        private static final int T_FLUSH = 4;
+        private static final int T_GET_ID = 8;
+        final Disk disk;
+        final DeviceContext context;
+        final AtomicInteger held = new AtomicInteger();
+        final AtomicInteger served = new AtomicInteger();
+        volatile boolean hold;
+        private final List<DescriptorChain> keep = new ArrayList<>();
+        private Virtqueue queue;
+
+        RamBlk(Disk disk, DeviceContext context) {
+            this.disk = disk;
+            this.context = context;
+        }
+
+        @Override public int deviceType() { return 2; }
+        @Override public int maxQueues() { return 1; }
+        @Override public long features() { return 1L << 9; } // VIRTIO_BLK_F_FLUSH
+        @Override public void ackFeatures(long acked) { }
+        @Override public int configSize() { return 60; }
+        @Override public Set<HostService> hostServices() {
+            return Set.of(HostService.CONFIG_CHANGE_NOTICE, HostService.INFLIGHT_TRACKING);
+        }
+        @Override public void startQueue(int queueIndex, Virtqueue q) { queue = q; }
+        @Override public Virtqueue stopQueue(int queueIndex) { Virtqueue q = queue; queue = null; return q; }
+        @Override public void reset() { queue = null; }
+
+        @Override
+        public void readConfig(int offset, byte[] dst) {
+            ByteBuffer cfg = ByteBuffer.allocate(60).order(ByteOrder.LITTLE_ENDIAN);
+            cfg.putLong(0, disk.capacityBytes / SECTOR);
+            cfg.get(offset, dst);
+        }
+
+        @Override
+        public void resize(long bytes) {
+            if (bytes % SECTOR != 0 || bytes > disk.bytes.length) {
+                throw new IllegalArgumentException("not a multiple of 512 up to " + disk.bytes.length);
+            }
+            disk.capacityBytes = bytes;
+            context.notifyConfigChanged();
+        }
+
+        @Override
+        public void handleKick(int queueIndex) {
+            DescriptorChain c = queue.newChain();
+            do {
+                queue.disableNotifications();
+                while (queue.pop(c)) {
+                    if (hold) {
+                        keep.add(c); // taken, never returned: in flight when the host goes
+                        held.incrementAndGet();
+                        c = queue.newChain();
+                        continue;
+                    }
+                    queue.addUsed(c, serve(c));
+                    served.incrementAndGet();
+                }
+                queue.signalUsed();
+            } while (queue.enableNotifications());
+        }
+
+        /** Serves one request; returns the bytes written into the chain (data and the status byte). */
+        private int serve(DescriptorChain c) {
+            byte[] header = new byte[16];
+            c.read(0, header, 0, 16);
+            ByteBuffer h = ByteBuffer.wrap(header).order(ByteOrder.LITTLE_ENDIAN);
+            int type = h.getInt(0);
+            long offset = h.getLong(8) * SECTOR;
+            int status = 0;
+            int data = 0;
+            switch (type) {
+                case T_IN:
+                    data = c.writableBytes() - 1;
+                    if (offset + data > disk.capacityBytes) {
+                        status = 1;
+                        data = 0;
+                    } else {
+                        c.write(0, disk.bytes, (int) offset, data);
+                    }
+                    break;
+                case T_OUT:
+                    int n = c.readableBytes() - 16;
+                    if (offset + n > disk.capacityBytes) {
+                        status = 1;
+                    } else {
+                        c.read(16, disk.bytes, (int) offset, n);
+                    }
+                    break;
+                case T_FLUSH:
+                    break;
+                case T_GET_ID:
+                    data = Math.min(20, c.writableBytes() - 1);
+                    c.write(0, "jvhost-ramblk".getBytes(StandardCharsets.US_ASCII), 0, Math.min(13, data));
+                    break;
+                default:
+                    status = 2; // VIRTIO_BLK_S_UNSUPP
+            }
+            c.write(c.writableBytes() - 1, new byte[] {(byte) status}, 0, 1);
+            return type == T_IN || type == T_GET_ID ? data + 1 : 1;
+        }
+    }
+
+    private static final String INIT = String.join("\n",
+            "#!/bin/busybox sh",
+            "/bin/busybox --install -s /bin",
+            "export PATH=/bin:/sbin",
+            "mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev 2>/dev/null",
+            "say() { echo \"JVTEST $*\"; }",
+            "fail() { say \"FAIL $*\"; sync; poweroff -f; sleep 5; }",
+            "for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk; do",
+            "  insmod /lib/modules/$m.ko 2>/dev/null",
+            "done",
+            "i=0; while [ ! -e /sys/block/vda/size ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done",
+            "[ -e /sys/block/vda/size ] || fail \"no /dev/vda\"",
+            "s0=$(cat /sys/block/vda/size); say \"SIZE $s0\"",
+            "i=0; while [ \"$(cat /sys/block/vda/size)\" = \"$s0\" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done",
+            "say \"RESIZED $(cat /sys/block/vda/size)\"",
+            "dd if=/dev/urandom of=/tmp/p bs=4096 count=256 2>/dev/null",
+            "say \"WRITING\"",
+            "dd if=/tmp/p of=/dev/vda bs=4096 seek=1024 conv=fsync 2>/tmp/dd || fail \"write: $(cat /tmp/dd)\"",
+            "say \"WRITTEN\"",
+            "echo 3 > /proc/sys/vm/drop_caches",
+            "dd if=/dev/vda of=/tmp/q bs=4096 skip=1024 count=256 2>/dev/null || fail \"read back\"",
+            "cmp /tmp/p /tmp/q > /dev/null || fail \"read back differs\"",
+            "say \"PASS $(md5sum < /tmp/p | cut -d' ' -f1)\"",
+            "sync; poweroff -f",
+            "");
+
+    /** The test image's initramfs with an overlay appended: virtio_blk.ko and {@link #INIT}. */
+    private Path initramfs() throws Exception {
+        Path base = GuestImage.initramfs();
+        String kver = Files.readString(base.resolveSibling("kernel-version")).strip();
+        Path stage = scope.logs().resolve("overlay");
+        Files.createDirectories(stage.resolve("lib/modules"));
+        Files.copy(Path.of("/lib/modules", kver, "kernel/drivers/block/virtio_blk.ko"),
+                stage.resolve("lib/modules/virtio_blk.ko"), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        Files.writeString(stage.resolve("init"), INIT);
+        stage.resolve("init").toFile().setExecutable(true);
+        Path overlay = scope.logs().resolve("overlay.cpio.gz");
+        try (ProcessUnderTest cpio = ProcessUnderTest.start("cpio", List.of("/bin/sh", "-c",
+                "cd '" + stage + "' && find init lib | cpio -o -H newc --quiet | gzip -1 > '" + overlay + "'"),
+                scope.logs())) {
+            assertTrue(cpio.awaitExit(Duration.ofSeconds(30)) == 0, "cpio failed" + cpio.tail());
+        }
+        Path combined = scope.logs().resolve("initramfs-blk.cpio.gz");
+        Files.write(combined, Files.readAllBytes(base));
+        Files.write(combined, Files.readAllBytes(overlay), StandardOpenOption.APPEND);
+        return combined;
+    }
+
+    @Test
+    void resizeReachesTheGuestAndWritesInFlightSurviveARestart() throws Exception {
+        Peers.assumeInstalled(Peers.QEMU, "qemu-system-x86");
+        Path initrd = initramfs();
+        Path sock = scope.sockets().resolve("blk.sock");
+        Disk disk = new Disk();
+        Host first = new Host(1);
+        DeviceContext ctx1 = first.newContext("ramblk");
+        RamBlk dev1 = new RamBlk(disk, ctx1);
+        first.addDevice(ctx1, dev1, sock, Host.Mode.LISTEN);
+        long t0 = System.nanoTime();
+        ProcessUnderTest qemu = scope.track(ProcessUnderTest.start("qemu", List.of(Peers.QEMU,
+                "-accel", "tcg,thread=multi", "-cpu", "max", "-m", "256M", "-smp", "1",
+                "-machine", "q35,memory-backend=mem0",
+                "-object", QemuGuest.MEMFD,
+                "-chardev", "socket,id=c1,path=" + sock + ",reconnect=1",
+                "-device", "vhost-user-blk-pci,chardev=c1,num-queues=1,vectors=0",
+                "-kernel", GuestImage.kernel().toString(), "-initrd", initrd.toString(),
+                "-append", "console=ttyS0 quiet panic=-1 no_timer_check",
+                "-nodefaults", "-no-reboot", "-display", "none", "-serial", "stdio"), scope.logs()));
+        Host second = null;
+        try {
+            qemu.await(Pattern.compile("JVTEST SIZE " + START_BYTES / SECTOR + "\\r?\\n"), 0, BOOT);
+            dev1.resize(GROWN_BYTES);
+            qemu.await(Pattern.compile("JVTEST RESIZED " + GROWN_BYTES / SECTOR + "\\r?\\n"), 0, Duration.ofSeconds(30));
+            dev1.hold = true;
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+            while (dev1.held.get() < 4 && System.nanoTime() < deadline) {
+                Thread.sleep(20);
+            }
+            assertTrue(dev1.held.get() >= 4, "the guest's writes reached the device (" + dev1.held + ")" + qemu.tail());
+            Thread.sleep(200);
+            int heldAtStop = dev1.held.get();
+            first.close(); // the writes it held are in flight: no used entry was ever written for them
+            assertFalse(qemu.outputSince(0).contains("JVTEST WRITTEN"), "the guest's dd waits for them");
+
+            second = new Host(1);
+            DeviceContext ctx2 = second.newContext("ramblk");
+            RamBlk dev2 = new RamBlk(disk, ctx2);
+            second.addDevice(ctx2, dev2, sock, Host.Mode.LISTEN);
+            Matcher pass = qemu.await(Pattern.compile("JVTEST (PASS|FAIL)([^\\r\\n]*)\\r?\\n"), 0, Duration.ofSeconds(90));
+            assertTrue(pass.group(1).equals("PASS"), "guest: " + pass.group(0) + qemu.tail());
+            String guestSum = pass.group(2).strip();
+            byte[] written = java.util.Arrays.copyOfRange(disk.bytes, 1024 * 4096, 1024 * 4096 + (1 << 20));
+            String diskSum = HexFormat.of().formatHex(MessageDigest.getInstance("MD5").digest(written));
+            assertTrue(diskSum.equals(guestSum), "the disk holds what the guest wrote: " + diskSum + " vs " + guestSum);
+            assertTrue(qemu.awaitExit(Duration.ofSeconds(30)) == 0, "QEMU exits after the guest powers off" + qemu.tail());
+            System.out.printf("InflightBlkIT: %d writes in flight at the restart, %d requests served after it, %d s%n",
+                    heldAtStop, dev2.served.get(), TimeUnit.NANOSECONDS.toSeconds(System.nanoTime() - t0));
+        } finally {
+            first.close();
+            if (second != null) {
+                second.close();
+            }
+        }
+    }
+}

@@ -38,15 +38,17 @@ import org.jvhost.spi.Virtqueue;
  * <ol>
  * <li>The guest sees /sys/block/vda/size grow after {@code resize}: CONFIG_CHANGE_MSG on the back-end
  *     channel, QEMU's GET_CONFIG, the guest's config interrupt.</li>
- * <li>The guest writes 1 MiB; the device takes the writes and holds them. The host is then closed with
+ * <li>The guest writes 1 MiB; the device holds every other write and completes the others. The host is then closed with
  *     them in flight (no GET_VRING_BASE: for QEMU the same as a killed back-end) and a new one, a new
  *     device over the same disk, takes the socket. QEMU ({@code reconnect=1}) gives it the inflight
  *     region it kept; the held writes are replayed, the guest's dd finishes, and what it reads back
  *     (caches dropped) and what the disk holds are what it wrote.</li>
  * </ol>
- * Why it can fail: without the replay the held writes are never completed and the guest's dd never
- * finishes (virtio-blk has no request timeout), so PASS never comes; a lost or misplaced write fails the
- * guest's compare and the disk's checksum.
+ * Why it can fail: without the replay QEMU restarts the ring at its used index, which re-serves writes
+ * already completed (the guest's virtio ring then reports an id that is not a head) and never serves
+ * the held ones that lie before it, so the dd never finishes (virtio-blk has no request timeout) and
+ * PASS never comes; checked by disabling the replay: the test then fails. A lost or misplaced write
+ * fails the guest's compare and the disk's checksum.
  *
  * <p>The guest is the project's test image with an overlay appended to its initramfs (the kernel
  * unpacks concatenated cpio archives in order): virtio_blk.ko and an /init of its own.
@@ -69,7 +71,10 @@ class InflightBlkIT {
 
     /**
      * virtio-blk over {@link Disk}: IN, OUT, FLUSH, GET_ID; one queue; synchronous. With {@link #hold}
-     * set, requests are taken and kept, never completed (a back-end that dies under I/O).
+     * set, every other request is taken and kept, never completed (a back-end that dies under I/O), while
+     * the ones between complete: out of order, as a real disk completes them. (Had it held a run of
+     * requests in order, QEMU's own fallback, restarting the ring at its used index, would re-serve
+     * exactly those, and the test could not tell a replay from it.)
      */
     static final class RamBlk implements VhostUserDevice {
         private static final int T_IN = 0;
@@ -83,6 +88,7 @@ class InflightBlkIT {
         volatile boolean hold;
         private final List<DescriptorChain> keep = new ArrayList<>();
         private Virtqueue queue;
+        private int taken;
 
         RamBlk(Disk disk, DeviceContext context) {
             this.disk = disk;
@@ -123,7 +129,7 @@ class InflightBlkIT {
             do {
                 queue.disableNotifications();
                 while (queue.pop(c)) {
-                    if (hold) {
+                    if (hold && taken++ % 2 == 0) {
                         keep.add(c); // taken, never returned: in flight when the host goes
                         held.incrementAndGet();
                         c = queue.newChain();

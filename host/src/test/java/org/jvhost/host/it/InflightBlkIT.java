@@ -38,11 +38,12 @@ import org.jvhost.spi.Virtqueue;
  * <ol>
  * <li>The guest sees /sys/block/vda/size grow after {@code resize}: CONFIG_CHANGE_MSG on the back-end
  *     channel, QEMU's GET_CONFIG, the guest's config interrupt.</li>
- * <li>The guest writes 1 MiB; the device holds every other write and completes the others. The host is then closed with
- *     them in flight (no GET_VRING_BASE: for QEMU the same as a killed back-end) and a new one, a new
- *     device over the same disk, takes the socket. QEMU ({@code reconnect=1}) gives it the inflight
- *     region it kept; the held writes are replayed, the guest's dd finishes, and what it reads back
- *     (caches dropped) and what the disk holds are what it wrote.</li>
+ * <li>The guest writes rounds of 256 KiB (fsync), each read back whole with caches dropped. The
+ *     device holds every other write and completes the others. The host is then closed with the held
+ *     writes in flight (no GET_VRING_BASE: for QEMU the same as a killed back-end) and a new one, a new
+ *     device over the same disk, takes the socket; QEMU ({@code reconnect=1}) gives it the inflight
+ *     region it kept and the held writes are replayed. Twenty times; then the disk grows again, the
+ *     guest's signal to stop, and the disk must hold exactly what the guest wrote (MD5 of the area).</li>
  * </ol>
  * Why it can fail: without the replay QEMU restarts the ring at its used index, which re-serves writes
  * already completed (the guest's virtio ring then reports an id that is not a head) and never serves
@@ -59,13 +60,14 @@ class InflightBlkIT {
     private static final long START_BYTES = 8L << 20;
     private static final long GROWN_BYTES = 16L << 20;
     private static final Duration BOOT = Duration.ofSeconds(90);
+    private static final int RESTARTS = 20;
 
     @RegisterExtension
     final PeerScope scope = new PeerScope();
 
     /** The disk both devices serve, as a file would outlive a killed process. */
     static final class Disk {
-        final byte[] bytes = new byte[(int) GROWN_BYTES];
+        final byte[] bytes = new byte[(int) (GROWN_BYTES + (8L << 20))];
         volatile long capacityBytes = START_BYTES;
     }
 
@@ -198,14 +200,23 @@ class InflightBlkIT {
             "s0=$(cat /sys/block/vda/size); say \"SIZE $s0\"",
             "i=0; while [ \"$(cat /sys/block/vda/size)\" = \"$s0\" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done",
             "say \"RESIZED $(cat /sys/block/vda/size)\"",
-            "dd if=/dev/urandom of=/tmp/p bs=4096 count=256 2>/dev/null",
-            "say \"WRITING\"",
-            "dd if=/tmp/p of=/dev/vda bs=4096 seek=1024 conv=fsync 2>/tmp/dd || fail \"write: $(cat /tmp/dd)\"",
-            "say \"WRITTEN\"",
-            "echo 3 > /proc/sys/vm/drop_caches",
-            "dd if=/dev/vda of=/tmp/q bs=4096 skip=1024 count=256 2>/dev/null || fail \"read back\"",
-            "cmp /tmp/p /tmp/q > /dev/null || fail \"read back differs\"",
-            "say \"PASS $(md5sum < /tmp/p | cut -d' ' -f1)\"",
+            // rounds of 256 KiB writes into a 4 MiB area at 4 MiB, each read back whole (caches dropped),
+            // until the disk grows again: the test's signal that its restarts are over
+            "s1=$(cat /sys/block/vda/size)",
+            "dd if=/dev/zero of=/tmp/e bs=4096 count=1024 2>/dev/null",
+            "r=0",
+            "while [ \"$(cat /sys/block/vda/size)\" = \"$s1\" ]; do",
+            "  dd if=/dev/urandom of=/tmp/p bs=4096 count=64 2>/dev/null",
+            "  slot=$((r % 16))",
+            "  dd if=/tmp/p of=/dev/vda bs=4096 seek=$((1024 + slot * 64)) conv=fsync 2>/tmp/dd || fail \"round $r: write: $(cat /tmp/dd)\"",
+            "  dd if=/tmp/p of=/tmp/e bs=4096 seek=$((slot * 64)) conv=notrunc 2>/dev/null",
+            "  echo 3 > /proc/sys/vm/drop_caches",
+            "  dd if=/dev/vda of=/tmp/q bs=4096 skip=1024 count=1024 2>/dev/null || fail \"round $r: read back\"",
+            "  cmp /tmp/e /tmp/q > /dev/null || fail \"round $r: read back differs\"",
+            "  say \"ROUND $r\"",
+            "  r=$((r + 1))",
+            "done",
+            "say \"PASS $(md5sum < /tmp/e | cut -d' ' -f1) rounds=$r\"",
             "sync; poweroff -f",
             "");
 
@@ -232,7 +243,7 @@ class InflightBlkIT {
     }
 
     @Test
-    void resizeReachesTheGuestAndWritesInFlightSurviveARestart() throws Exception {
+    void resizeReachesTheGuestAndWritesInFlightSurviveTwentyRestarts() throws Exception {
         Peers.assumeInstalled(Peers.QEMU, "qemu-system-x86");
         Path initrd = initramfs();
         Path sock = scope.sockets().resolve("blk.sock");
@@ -256,30 +267,42 @@ class InflightBlkIT {
             qemu.await(Pattern.compile("JVTEST SIZE " + START_BYTES / SECTOR + "\\r?\\n"), 0, BOOT);
             dev1.resize(GROWN_BYTES);
             qemu.await(Pattern.compile("JVTEST RESIZED " + GROWN_BYTES / SECTOR + "\\r?\\n"), 0, Duration.ofSeconds(30));
-            dev1.hold = true;
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-            while (dev1.held.get() < 4 && System.nanoTime() < deadline) {
-                Thread.sleep(20);
+            qemu.await(Pattern.compile("JVTEST ROUND 0\\r?\\n"), 0, Duration.ofSeconds(60));
+            RamBlk dev = dev1;
+            Host current = first;
+            int inFlight = 0;
+            for (int k = 0; k < RESTARTS; k++) {
+                dev.hold = true;
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+                while (dev.held.get() < 1 && System.nanoTime() < deadline) {
+                    Thread.sleep(5);
+                }
+                assertTrue(dev.held.get() >= 1, "restart " + k + ": the guest's writes reached the device (held "
+                        + dev.held + ", served " + dev.served + ")" + qemu.tail());
+                inFlight += dev.held.get();
+                current.close(); // the writes it held are in flight: no used entry was ever written for them
+                current = new Host(1);
+                second = current;
+                DeviceContext ctx = current.newContext("ramblk");
+                dev = new RamBlk(disk, ctx);
+                current.addDevice(ctx, dev, sock, Host.Mode.LISTEN);
+                deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+                while (dev.served.get() == 0 && System.nanoTime() < deadline) {
+                    assertTrue(qemu.isAlive(), "QEMU exited" + qemu.tail());
+                    Thread.sleep(5);
+                }
+                assertTrue(dev.served.get() > 0, "restart " + k + ": QEMU came back and the device serves" + qemu.tail());
             }
-            assertTrue(dev1.held.get() >= 4, "the guest's writes reached the device (" + dev1.held + ")" + qemu.tail());
-            Thread.sleep(200);
-            int heldAtStop = dev1.held.get();
-            first.close(); // the writes it held are in flight: no used entry was ever written for them
-            assertFalse(qemu.outputSince(0).contains("JVTEST WRITTEN"), "the guest's dd waits for them");
-
-            second = new Host(1);
-            DeviceContext ctx2 = second.newContext("ramblk");
-            RamBlk dev2 = new RamBlk(disk, ctx2);
-            second.addDevice(ctx2, dev2, sock, Host.Mode.LISTEN);
-            Matcher pass = qemu.await(Pattern.compile("JVTEST (PASS|FAIL)([^\\r\\n]*)\\r?\\n"), 0, Duration.ofSeconds(90));
+            dev.resize(GROWN_BYTES + (8L << 20)); // the guest's signal to finish, over the last connection's channel
+            Matcher pass = qemu.await(Pattern.compile("JVTEST (PASS|FAIL)([^\\r\\n]*)\\r?\\n"), 0, Duration.ofSeconds(60));
             assertTrue(pass.group(1).equals("PASS"), "guest: " + pass.group(0) + qemu.tail());
-            String guestSum = pass.group(2).strip();
-            byte[] written = java.util.Arrays.copyOfRange(disk.bytes, 1024 * 4096, 1024 * 4096 + (1 << 20));
-            String diskSum = HexFormat.of().formatHex(MessageDigest.getInstance("MD5").digest(written));
+            String guestSum = pass.group(2).strip().split(" ")[0];
+            byte[] area = java.util.Arrays.copyOfRange(disk.bytes, 4 << 20, 8 << 20);
+            String diskSum = HexFormat.of().formatHex(MessageDigest.getInstance("MD5").digest(area));
             assertTrue(diskSum.equals(guestSum), "the disk holds what the guest wrote: " + diskSum + " vs " + guestSum);
             assertTrue(qemu.awaitExit(Duration.ofSeconds(30)) == 0, "QEMU exits after the guest powers off" + qemu.tail());
-            System.out.printf("InflightBlkIT: %d writes in flight at the restart, %d requests served after it, %d s%n",
-                    heldAtStop, dev2.served.get(), TimeUnit.NANOSECONDS.toSeconds(System.nanoTime() - t0));
+            System.out.printf("InflightBlkIT: %d restarts with %d requests in flight in all, guest %s, %d s%n", RESTARTS,
+                    inFlight, pass.group(2).strip(), TimeUnit.NANOSECONDS.toSeconds(System.nanoTime() - t0));
         } finally {
             first.close();
             if (second != null) {

@@ -4,6 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.channels.FileChannel;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
@@ -65,10 +67,89 @@ class InflightBlkIT {
     @RegisterExtension
     final PeerScope scope = new PeerScope();
 
-    /** The disk both devices serve, as a file would outlive a killed process. */
-    static final class Disk {
+    /** What the devices serve: a disk of some capacity. */
+    interface Store {
+        long capacity();
+
+        void setCapacity(long bytes);
+
+        void read(long offset, byte[] dst, int len);
+
+        void write(long offset, byte[] src, int len);
+    }
+
+    /** The disk both in-process devices serve, as a file would outlive a killed process. */
+    static final class Disk implements Store {
         final byte[] bytes = new byte[(int) (GROWN_BYTES + (8L << 20))];
         volatile long capacityBytes = START_BYTES;
+
+        @Override public long capacity() { return capacityBytes; }
+        @Override public void setCapacity(long bytes) { capacityBytes = bytes; }
+        @Override public void read(long offset, byte[] dst, int len) { System.arraycopy(bytes, (int) offset, dst, 0, len); }
+        @Override public void write(long offset, byte[] src, int len) { System.arraycopy(src, 0, bytes, (int) offset, len); }
+    }
+
+    /** A regular file: positional reads and writes, so what was written survives a SIGKILL (page cache). */
+    static final class FileStore implements Store {
+        final FileChannel file;
+        volatile long capacityBytes;
+
+        FileStore(FileChannel file) throws IOException {
+            this.file = file;
+            this.capacityBytes = file.size();
+        }
+
+        @Override public long capacity() { return capacityBytes; }
+        @Override public void setCapacity(long bytes) { capacityBytes = bytes; }
+
+        @Override
+        public void read(long offset, byte[] dst, int len) {
+            try {
+                ByteBuffer b = ByteBuffer.wrap(dst, 0, len);
+                while (b.hasRemaining() && file.read(b, offset + b.position()) >= 0) {
+                    // a read past the end (a sparse tail) leaves zeros
+                }
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
+
+        @Override
+        public void write(long offset, byte[] src, int len) {
+            try {
+                ByteBuffer b = ByteBuffer.wrap(src, 0, len);
+                while (b.hasRemaining()) {
+                    file.write(b, offset + b.position());
+                }
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
+    }
+
+    /**
+     * The back-end of {@link #killedUnderIoAndRestartedTwentyTimes}, run as its own JVM so it can be
+     * SIGKILLed: serves the file {@code args[1]} on socket {@code args[0]} and announces a growth of the
+     * file to the guest (the file's size is the disk's capacity).
+     */
+    public static void main(String[] args) throws Exception {
+        FileStore store = new FileStore(FileChannel.open(Path.of(args[1]), StandardOpenOption.READ,
+                StandardOpenOption.WRITE));
+        Host host = new Host(1);
+        DeviceContext ctx = host.newContext("fileblk");
+        RamBlk dev = new RamBlk(store, ctx);
+        dev.slowReordering = true;
+        host.addDevice(ctx, dev, Path.of(args[0]), Host.Mode.LISTEN);
+        System.out.println("SERVING");
+        long size = store.file.size();
+        while (true) {
+            Thread.sleep(100);
+            long now = store.file.size();
+            if (now != size) {
+                size = now;
+                dev.resize(now);
+            }
+        }
     }
 
     /**
@@ -83,16 +164,21 @@ class InflightBlkIT {
         private static final int T_OUT = 1;
         private static final int T_FLUSH = 4;
         private static final int T_GET_ID = 8;
-        final Disk disk;
+        final Store disk;
         final DeviceContext context;
         final AtomicInteger held = new AtomicInteger();
         final AtomicInteger served = new AtomicInteger();
         volatile boolean hold;
+        /**
+         * A slow disk that reorders: take every available request, then serve them last first, 1 ms
+         * each, so that many are in flight at any moment and they complete out of order.
+         */
+        volatile boolean slowReordering;
         private final List<DescriptorChain> keep = new ArrayList<>();
         private Virtqueue queue;
         private int taken;
 
-        RamBlk(Disk disk, DeviceContext context) {
+        RamBlk(Store disk, DeviceContext context) {
             this.disk = disk;
             this.context = context;
         }
@@ -112,21 +198,25 @@ class InflightBlkIT {
         @Override
         public void readConfig(int offset, byte[] dst) {
             ByteBuffer cfg = ByteBuffer.allocate(60).order(ByteOrder.LITTLE_ENDIAN);
-            cfg.putLong(0, disk.capacityBytes / SECTOR);
+            cfg.putLong(0, disk.capacity() / SECTOR);
             cfg.get(offset, dst);
         }
 
         @Override
         public void resize(long bytes) {
-            if (bytes % SECTOR != 0 || bytes > disk.bytes.length) {
-                throw new IllegalArgumentException("not a multiple of 512 up to " + disk.bytes.length);
+            if (bytes % SECTOR != 0 || bytes > Integer.MAX_VALUE) {
+                throw new IllegalArgumentException("not a multiple of 512 below 2 GiB");
             }
-            disk.capacityBytes = bytes;
+            disk.setCapacity(bytes);
             context.notifyConfigChanged();
         }
 
         @Override
         public void handleKick(int queueIndex) {
+            if (slowReordering) {
+                serveSlowlyInReverse();
+                return;
+            }
             DescriptorChain c = queue.newChain();
             do {
                 queue.disableNotifications();
@@ -144,6 +234,31 @@ class InflightBlkIT {
             } while (queue.enableNotifications());
         }
 
+        private void serveSlowlyInReverse() {
+            do {
+                queue.disableNotifications();
+                List<DescriptorChain> batch = new ArrayList<>();
+                DescriptorChain c = queue.newChain();
+                while (queue.pop(c)) {
+                    batch.add(c);
+                    c = queue.newChain();
+                }
+                for (int i = batch.size() - 1; i >= 0; i--) {
+                    try {
+                        Thread.sleep(1);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                    queue.addUsed(batch.get(i), serve(batch.get(i)));
+                    served.incrementAndGet();
+                    if (i % 4 == 0) {
+                        queue.signalUsed(); // publish as it goes: a kill may come between two publications
+                    }
+                }
+                queue.signalUsed();
+            } while (queue.enableNotifications());
+        }
+
         /** Serves one request; returns the bytes written into the chain (data and the status byte). */
         private int serve(DescriptorChain c) {
             byte[] header = new byte[16];
@@ -156,19 +271,23 @@ class InflightBlkIT {
             switch (type) {
                 case T_IN:
                     data = c.writableBytes() - 1;
-                    if (offset + data > disk.capacityBytes) {
+                    if (offset + data > disk.capacity()) {
                         status = 1;
                         data = 0;
                     } else {
-                        c.write(0, disk.bytes, (int) offset, data);
+                        byte[] in = new byte[data];
+                        disk.read(offset, in, data);
+                        c.write(0, in, 0, data);
                     }
                     break;
                 case T_OUT:
                     int n = c.readableBytes() - 16;
-                    if (offset + n > disk.capacityBytes) {
+                    if (offset + n > disk.capacity()) {
                         status = 1;
                     } else {
-                        c.read(16, disk.bytes, (int) offset, n);
+                        byte[] out = new byte[n];
+                        c.read(16, out, 0, n);
+                        disk.write(offset, out, n);
                     }
                     break;
                 case T_FLUSH:
@@ -240,6 +359,83 @@ class InflightBlkIT {
         Files.write(combined, Files.readAllBytes(base));
         Files.write(combined, Files.readAllBytes(overlay), StandardOpenOption.APPEND);
         return combined;
+    }
+
+    /** Starts the back-end JVM ({@link #main}) on {@code sock} over {@code file}; returns once it serves. */
+    private ProcessUnderTest serveInChildJvm(String name, Path sock, Path file) {
+        ProcessUnderTest p = scope.track(ProcessUnderTest.start(name, List.of(
+                Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx128m",
+                "-cp", System.getProperty("java.class.path"), InflightBlkIT.class.getName(),
+                sock.toString(), file.toString()), scope.logs()));
+        p.await(Pattern.compile("SERVING"), 0, Duration.ofSeconds(30));
+        return p;
+    }
+
+    @Test
+    void killedUnderIoAndRestartedTwentyTimes() throws Exception {
+        Peers.assumeInstalled(Peers.QEMU, "qemu-system-x86");
+        org.junit.jupiter.api.Assumptions.assumeTrue(Backend.selected() instanceof JvhostBackend,
+                "jvhost's engine is the back-end here; there is no DPDK counterpart to run");
+        Path initrd = initramfs();
+        Path sock = scope.sockets().resolve("blk.sock");
+        Path image = scope.sockets().resolve("disk.img");
+        try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(image.toFile(), "rw")) {
+            f.setLength(START_BYTES);
+        }
+        long t0 = System.nanoTime();
+        ProcessUnderTest back = serveInChildJvm("jvhost-0", sock, image);
+        ProcessUnderTest qemu = startQemu(sock, initrd);
+        qemu.await(Pattern.compile("JVTEST SIZE " + START_BYTES / SECTOR + "\\r?\\n"), 0, BOOT, back);
+        grow(image, GROWN_BYTES); // the back-end sees the file grow and tells the guest
+        qemu.await(Pattern.compile("JVTEST RESIZED " + GROWN_BYTES / SECTOR + "\\r?\\n"), 0, Duration.ofSeconds(30), back);
+        qemu.await(Pattern.compile("JVTEST ROUND 0\\r?\\n"), 0, Duration.ofSeconds(60), back);
+        java.util.Random random = new java.util.Random(13);
+        int replayed = 0;
+        Pattern inFlight = Pattern.compile("(\\d+) requests were in flight");
+        for (int k = 1; k <= RESTARTS; k++) {
+            Thread.sleep(100 + random.nextInt(400)); // under the guest's I/O: it writes and reads without pause
+            back.kill(); // SIGKILL
+            back = serveInChildJvm("jvhost-" + k, sock, image);
+            back.await(Pattern.compile("front-end connected"), 0, Duration.ofSeconds(30));
+            Thread.sleep(300); // the rings start after the connection: let the replay, if any, be logged
+            Matcher m = inFlight.matcher(back.outputSince(0));
+            replayed += m.find() ? Integer.parseInt(m.group(1)) : 0;
+            assertTrue(qemu.isAlive(), "QEMU survived kill " + k + qemu.tail());
+        }
+        grow(image, GROWN_BYTES + (8L << 20)); // the guest's signal to finish
+        Matcher pass = qemu.await(Pattern.compile("JVTEST (PASS|FAIL)([^\\r\\n]*)\\r?\\n"), 0, Duration.ofSeconds(90), back);
+        assertTrue(pass.group(1).equals("PASS"), "guest: " + pass.group(0) + qemu.tail());
+        String guestSum = pass.group(2).strip().split(" ")[0];
+        byte[] area = new byte[4 << 20];
+        try (FileChannel f = FileChannel.open(image)) {
+            ByteBuffer b = ByteBuffer.wrap(area);
+            while (b.hasRemaining() && f.read(b, (4L << 20) + b.position()) > 0) {
+                // read the written area whole
+            }
+        }
+        String diskSum = HexFormat.of().formatHex(MessageDigest.getInstance("MD5").digest(area));
+        assertTrue(diskSum.equals(guestSum), "the file holds what the guest wrote: " + diskSum + " vs " + guestSum);
+        assertTrue(qemu.awaitExit(Duration.ofSeconds(30)) == 0, "QEMU exits after the guest powers off" + qemu.tail());
+        System.out.printf("InflightBlkIT: %d SIGKILLs, %d requests replayed in all, guest %s, %d s%n", RESTARTS,
+                replayed, pass.group(2).strip(), TimeUnit.NANOSECONDS.toSeconds(System.nanoTime() - t0));
+    }
+
+    private static void grow(Path image, long bytes) throws IOException {
+        try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(image.toFile(), "rw")) {
+            f.setLength(bytes);
+        }
+    }
+
+    private ProcessUnderTest startQemu(Path sock, Path initrd) {
+        return scope.track(ProcessUnderTest.start("qemu", List.of(Peers.QEMU,
+                "-accel", "tcg,thread=multi", "-cpu", "max", "-m", "256M", "-smp", "1",
+                "-machine", "q35,memory-backend=mem0",
+                "-object", QemuGuest.MEMFD,
+                "-chardev", "socket,id=c1,path=" + sock + ",reconnect=1",
+                "-device", "vhost-user-blk-pci,chardev=c1,num-queues=1,vectors=0",
+                "-kernel", GuestImage.kernel().toString(), "-initrd", initrd.toString(),
+                "-append", "console=ttyS0 quiet panic=-1 no_timer_check",
+                "-nodefaults", "-no-reboot", "-display", "none", "-serial", "stdio"), scope.logs()));
     }
 
     @Test

@@ -34,8 +34,8 @@ import org.jvhost.spi.Virtqueue;
 
 /**
  * Config-change notices and inflight tracking with QEMU 7.2's {@code vhost-user-blk-pci} and a Linux
- * guest, over a minimal RAM disk served from this JVM ({@link RamBlk}: enough virtio-blk for the guest's
- * dd, and no more; the real disk is the devices-blk plugin).
+ * guest, over a minimal disk device in test code ({@link RamBlk}: enough virtio-blk for the guest's dd,
+ * and no more; the real disk is the devices-blk plugin).
  *
  * <ol>
  * <li>The guest sees /sys/block/vda/size grow after {@code resize}: CONFIG_CHANGE_MSG on the back-end
@@ -46,12 +46,17 @@ import org.jvhost.spi.Virtqueue;
  *     device over the same disk, takes the socket; QEMU ({@code reconnect=1}) gives it the inflight
  *     region it kept and the held writes are replayed. Twenty times; then the disk grows again, the
  *     guest's signal to stop, and the disk must hold exactly what the guest wrote (MD5 of the area).</li>
+ * <li>{@link #killedUnderIoAndRestartedTwentyTimes}: the same over a file, with the back-end in a JVM
+ *     of its own that is SIGKILLed twenty times under the guest's I/O (a disk that takes every request
+ *     and serves them last first, 1 ms each, so requests are in flight and complete out of order); the
+ *     growth of the file is the resize. Every acknowledged write must be in the file (MD5 of the area)
+ *     and every request in flight must complete (the guest finishes).</li>
  * </ol>
- * Why it can fail: without the replay QEMU restarts the ring at its used index, which re-serves writes
- * already completed (the guest's virtio ring then reports an id that is not a head) and never serves
- * the held ones that lie before it, so the dd never finishes (virtio-blk has no request timeout) and
- * PASS never comes; checked by disabling the replay: the test then fails. A lost or misplaced write
- * fails the guest's compare and the disk's checksum.
+ * Why the restart tests can fail: without the replay QEMU restarts the ring at its used index, which
+ * re-serves requests already completed (the guest's virtio ring reports "id N is not a head!") and never
+ * serves the ones in flight that lie before it, so the guest's dd never finishes (virtio-blk has no
+ * request timeout) and PASS never comes; with the replay disabled, both fail so. A lost or misplaced
+ * write fails the guest's compare and the disk's checksum.
  *
  * <p>The guest is the project's test image with an overlay appended to its initramfs (the kernel
  * unpacks concatenated cpio archives in order): virtio_blk.ko and an /init of its own.

@@ -21,7 +21,8 @@ public enum HostService {
      * the front-end keeps across a restart of the host. After a restart, the requests that were in flight
      * are handed to the device again, in the order the device first took them and before any new one.
      * For devices whose requests may be repeated (a disk's reads and writes), so that a restart of
-     * the host neither loses nor drops a request the driver is waiting for.
+     * the host neither loses nor drops a request the driver is waiting for. Split rings only; a device
+     * that asks must not {@linkplain Virtqueue#unpop unpop} (the host refuses it on such a queue).
      *
      * @since SPI 1.4
      */

@@ -141,6 +141,18 @@ class ConfigChangeNoticeTest {
     }
 
     @Test
+    void aChannelRequestWithoutItsFdIsRefusedAndTheConnectionStays() throws Exception {
+        try (ScriptedFrontend fe = connect(noticing(), WANTED)) {
+            assertEquals(1, fe.call(FrontendRequest.SET_BACKEND_REQ_FD, null).u64());
+            assertFalse(ctx.notifyConfigChanged());
+            try (BackendChannelEnd ch = BackendChannelEnd.open(fe)) { // a well-formed one is taken afterwards
+                assertTrue(ctx.notifyConfigChanged());
+                assertNotNull(ch.await(3000));
+            }
+        }
+    }
+
+    @Test
     void aDisconnectClosesTheChannel() throws Exception {
         ScriptedFrontend fe = connect(noticing(), WANTED);
         int before = ProtocolLifecycleTest.openFds(); // with both ends of the connection

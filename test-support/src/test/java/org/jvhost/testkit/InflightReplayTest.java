@@ -215,6 +215,8 @@ class InflightReplayTest {
         negotiate();
         int good = getInflight();
         assertEquals(1, setInflight(good, 64), "mmap_size that does not fit the queues");
+        assertEquals(1, fe.call(FrontendRequest.SET_INFLIGHT_FD,
+                InflightLayout.of(InflightRing.regionSize(SIZE), 0, 1, SIZE)).u64(), "no fd");
         int[] bad = {-1, -1};
         // a memfd that cannot be sealed against shrinking could be truncated under us (SIGBUS)
         bad[0] = LinuxSys.memfdCreate("unsealable", LinuxSys.MFD_CLOEXEC);

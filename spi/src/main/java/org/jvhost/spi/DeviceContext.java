@@ -20,6 +20,23 @@ public interface DeviceContext {
         throw new UnsupportedOperationException("this host cannot watch device file descriptors");
     }
 
+    /**
+     * Tells the driver that the device's config space changed (a disk grew, a link went down), so it
+     * reads the config space again. Needs {@link HostService#CONFIG_CHANGE_NOTICE} in
+     * {@link VhostUserDevice#hostServices()}. Callable from any thread; never blocks: the notice is
+     * queued and sent by the host. A front-end that does not read it in time is logged and the notice
+     * dropped.
+     *
+     * @return true if the notice was queued for a connected front-end that accepted such notices; false
+     *         if no front-end can be told now (none connected, it did not offer a channel for them, or the
+     *         device did not ask for the service). The driver reads the config space anew anyway when it
+     *         next starts the device.
+     * @since SPI 1.4
+     */
+    default boolean notifyConfigChanged() {
+        return false;
+    }
+
     /** A registration made with {@link #watchReadable}. */
     interface FdWatch extends AutoCloseable {
         /** Stops delivering readiness until {@link #resume()} (back-pressure). */

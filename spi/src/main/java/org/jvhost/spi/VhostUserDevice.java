@@ -66,6 +66,17 @@ public interface VhostUserDevice {
     }
 
     /**
+     * The optional host services this device needs (see {@link HostService}). Asked once per front-end
+     * connection, on a control thread, before anything is negotiated. The default, none, keeps the
+     * behaviour of hosts before SPI 1.4.
+     *
+     * @since SPI 1.4
+     */
+    default java.util.Set<HostService> hostServices() {
+        return java.util.Set.of();
+    }
+
+    /**
      * Which group a queue belongs to. Queues of one group are served by the same worker thread, one
      * callback at a time. The default gives every queue its own group.
      */
@@ -141,6 +152,21 @@ public interface VhostUserDevice {
      * {@link #canAnnounce()}; a failure is logged, nothing else. The default does nothing.
      */
     default void announce(byte[] mac) {
+    }
+
+    /**
+     * The operator asks the device to change its capacity to {@code bytes} ({@code jvhost ctl resize}):
+     * a disk grows or shrinks. A device that can updates its config space and tells the driver with
+     * {@link DeviceContext#notifyConfigChanged()}. Called on a control thread, possibly while queues run.
+     * The default refuses: most devices have no capacity.
+     *
+     * @throws UnsupportedOperationException if the device has no capacity to change
+     * @throws IllegalArgumentException      naming what is wrong with {@code bytes} (not a multiple of
+     *                                       the block size, larger than the backing file can grow...)
+     * @since SPI 1.4
+     */
+    default void resize(long bytes) {
+        throw new UnsupportedOperationException("this device has no capacity to resize");
     }
 
     /**

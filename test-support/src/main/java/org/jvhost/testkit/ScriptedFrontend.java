@@ -109,9 +109,9 @@ public final class ScriptedFrontend implements AutoCloseable {
         }
     }
 
-    private final AFUNIXSocket socket;
-    private final InputStream in;
-    private final OutputStream out;
+    private AFUNIXSocket socket;
+    private InputStream in;
+    private OutputStream out;
     private final List<GuestRegion> regions = new ArrayList<>();
     private final Map<Integer, Integer> kickFds = new HashMap<>();
     private final Map<Integer, Integer> callFds = new HashMap<>();
@@ -128,6 +128,19 @@ public final class ScriptedFrontend implements AutoCloseable {
     /** Connects to a back-end listening on {@code socket}. */
     public static ScriptedFrontend connect(Path socket) throws IOException {
         return new ScriptedFrontend(AFUNIXSocket.connectTo(AFUNIXSocketAddress.of(socket)));
+    }
+
+    /**
+     * Connects anew to a back-end listening on {@code path}, keeping the guest memory and eventfds, as
+     * QEMU with {@code reconnect=1} does after the back-end restarted; the old connection is closed. The
+     * caller negotiates and configures the rings again.
+     */
+    public void reconnect(Path path) throws IOException {
+        socket.close();
+        socket = AFUNIXSocket.connectTo(AFUNIXSocketAddress.of(path));
+        in = socket.getInputStream();
+        out = socket.getOutputStream();
+        replyAck = false; // nothing is negotiated on the new connection yet
     }
 
     /** Waits for a back-end to connect to {@code server} (the back-end's CONNECT mode). */
@@ -178,6 +191,20 @@ public final class ScriptedFrontend implements AutoCloseable {
         }
         ByteBuffer body = ByteBuffer.wrap(readFully(header.size())).order(MessageHeader.ORDER);
         return new Reply(header, body);
+    }
+
+    /**
+     * Sends {@code request} with NEED_REPLY and returns its reply with the fd the back-end attached
+     * (GET_INFLIGHT_FD), which the caller owns; -1 if none came.
+     */
+    public Reply callForFd(FrontendRequest request, ByteBuffer payload, int[] fd) throws IOException {
+        socket.setAncillaryReceiveBufferSize(256);
+        Reply r = call(request, payload);
+        FileDescriptor[] got = socket.getReceivedFileDescriptors();
+        // a duplicate of our own: junixsocket closes the fds it received with the socket
+        fd[0] = got == null || got.length == 0 ? -1
+                : LinuxSys.dupCloexec(FileDescriptorCast.using(got[0]).as(Integer.class));
+        return r;
     }
 
     /**

@@ -34,6 +34,9 @@ final class RecordingDevice implements VhostUserDevice {
     @Override public boolean canAnnounce() { return announces; }
     @Override public void announce(byte[] mac) { events.add("announce " + org.jvhost.spi.virtio.VirtioNet.formatMac(mac)); }
     @Override public int configSize() { return configSize; }
+    /** The host services the device asks for; none by default. */
+    volatile java.util.Set<org.jvhost.spi.HostService> services = java.util.Set.of();
+    @Override public java.util.Set<org.jvhost.spi.HostService> hostServices() { return services; }
 
     @Override
     public void readConfig(int offset, byte[] dst) {

@@ -47,6 +47,9 @@ public final class DeviceRuntime {
     private final AtomicLong deviceErrors = new AtomicLong();
     /** Features the connected front-end acknowledged, 0 when none is (for the control API). */
     private volatile long negotiatedFeatures;
+    /** Sends a config-change notice to the connected front-end; set while one gave a back-end channel. */
+    private final java.util.concurrent.atomic.AtomicReference<java.util.function.BooleanSupplier> configNotice =
+            new java.util.concurrent.atomic.AtomicReference<>();
 
     /** A runtime whose connections map guest memory within {@link MemoryBudget#defaults()}. */
     public DeviceRuntime(String name, int serial, WorkerPool pool) {
@@ -112,6 +115,26 @@ public final class DeviceRuntime {
 
     public String name() {
         return name;
+    }
+
+    /**
+     * Tells the connected front-end that the config space changed (the device's
+     * {@link org.jvhost.spi.DeviceContext#notifyConfigChanged()}); any thread. False if no front-end
+     * took a back-end channel.
+     */
+    public boolean notifyConfigChanged() {
+        java.util.function.BooleanSupplier notice = configNotice.get();
+        return notice != null && notice.getAsBoolean();
+    }
+
+    /** Installs how config changes reach the connection's front-end. Control thread. */
+    public void setConfigNotice(java.util.function.BooleanSupplier notice) {
+        configNotice.set(notice);
+    }
+
+    /** Removes {@code notice} if it is still the one installed (a newer connection's stays). */
+    public void clearConfigNotice(java.util.function.BooleanSupplier notice) {
+        configNotice.compareAndSet(notice, null);
     }
 
     public VhostUserDevice device() {

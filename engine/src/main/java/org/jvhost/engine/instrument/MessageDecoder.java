@@ -8,6 +8,7 @@ import java.util.Map;
 import org.jvhost.engine.memory.RegionSpec;
 import org.jvhost.engine.protocol.ConfigLayout;
 import org.jvhost.engine.protocol.FrontendRequest;
+import org.jvhost.engine.protocol.InflightLayout;
 import org.jvhost.engine.protocol.MemoryTableLayout;
 import org.jvhost.engine.protocol.MessageHeader;
 import org.jvhost.engine.protocol.SingleMemRegionLayout;
@@ -61,9 +62,22 @@ final class MessageDecoder {
             case SET_VRING_KICK: case SET_VRING_CALL: case SET_VRING_ERR: vringFile(U64Layout.get(p), f); break;
             case SET_STATUS: f.put("status", "0x" + Long.toHexString(U64Layout.get(p))); break;
             case GET_CONFIG: case SET_CONFIG: config(p, r == FrontendRequest.SET_CONFIG, f); break;
+            case GET_INFLIGHT_FD: case SET_INFLIGHT_FD: inflight(p, f); break;
             default: f.put("payload_bytes", p.remaining()); break;
         }
         return f;
+    }
+
+    /** GET/SET_INFLIGHT_FD and GET_INFLIGHT_FD's reply: the region's size and offset, the queues it covers. */
+    private static void inflight(ByteBuffer p, Map<String, Object> f) {
+        if (p.remaining() != InflightLayout.SIZE) {
+            f.put("payload_bytes", p.remaining());
+            return;
+        }
+        f.put("mmap_size", InflightLayout.mmapSize(p));
+        f.put("mmap_offset", InflightLayout.mmapOffset(p));
+        f.put("num_queues", InflightLayout.numQueues(p));
+        f.put("queue_size", InflightLayout.queueSize(p));
     }
 
     /** The fields of a reply to request {@code code} carrying {@code p} (position 0). */
@@ -76,6 +90,10 @@ final class MessageDecoder {
             } else {
                 config(p, true, f);
             }
+            return f;
+        }
+        if (r == FrontendRequest.GET_INFLIGHT_FD && p.remaining() == InflightLayout.SIZE) {
+            inflight(p, f);
             return f;
         }
         if (p.remaining() == VringStateLayout.SIZE && r == FrontendRequest.GET_VRING_BASE) {

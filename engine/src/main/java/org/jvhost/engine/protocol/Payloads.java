@@ -35,6 +35,9 @@ public final class Payloads {
             case ADD_MEM_REG: case REM_MEM_REG:
                 expect(request, size, SingleMemRegionLayout.SIZE);
                 break;
+            case GET_INFLIGHT_FD: case SET_INFLIGHT_FD:
+                expect(request, size, InflightLayout.SIZE);
+                break;
             case SET_MEM_TABLE:
                 checkMemTable(payload);
                 break;

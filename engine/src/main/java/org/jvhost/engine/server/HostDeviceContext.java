@@ -3,7 +3,7 @@ package org.jvhost.engine.server;
 import org.jvhost.engine.event.DeviceRuntime;
 import org.jvhost.spi.DeviceContext;
 
-/** The {@link DeviceContext} a {@link Host} gives a device: its name and fd watches on its workers. */
+/** The {@link DeviceContext} a {@link Host} gives a device: its name, fd watches on its workers and config-change notices. */
 final class HostDeviceContext implements DeviceContext {
     final DeviceRuntime runtime;
     final Host host;
@@ -21,6 +21,11 @@ final class HostDeviceContext implements DeviceContext {
     @Override
     public FdWatch watchReadable(int fd, int queueGroup, Runnable onReadable) {
         return runtime.watchReadable(fd, queueGroup, onReadable);
+    }
+
+    @Override
+    public boolean notifyConfigChanged() {
+        return runtime.notifyConfigChanged();
     }
 
     @Override

@@ -6,7 +6,6 @@ import java.util.concurrent.Executor;
 import org.jvhost.engine.event.DeviceRuntime;
 import org.jvhost.engine.instrument.ReplyTimer;
 import org.jvhost.engine.instrument.SessionTap;
-import org.jvhost.engine.protocol.ConfigLayout;
 import org.jvhost.engine.protocol.FrontendRequest;
 import org.jvhost.engine.protocol.Payloads;
 import org.jvhost.engine.protocol.ProtocolException;
@@ -40,7 +39,8 @@ import org.slf4j.LoggerFactory;
  * <h2>Parts</h2>
  * This class reads, decodes and validates each request, and replies. The negotiated features are a
  * {@link FeatureNegotiation}, the guest memory a {@link MemoryTable}, the rings a {@link VringLifecycle},
- * the dirty-page log of a migration a {@link DirtyLogging};
+ * the dirty-page log of a migration a {@link DirtyLogging}, the config space and its change notices a
+ * {@link ConfigSpace}, the record of requests in flight an {@link InflightTracking};
  * what a request must do on the workers of running rings is collected in a {@link WorkerPlan}.
  */
 public final class BackendSession {
@@ -58,6 +58,8 @@ public final class BackendSession {
     private final VringLifecycle vrings;
     private final FeatureNegotiation negotiation;
     private final DirtyLogging logging;
+    private final ConfigSpace config;
+    private final InflightTracking inflight;
     /** Sees every request and reply: the trace, strict mode and injected faults ({@link org.jvhost.engine.instrument}). */
     private final SessionTap tap;
 
@@ -85,6 +87,9 @@ public final class BackendSession {
         this.logging = new DirtyLogging(name);
         this.vrings = new VringLifecycle(runtime, memory, logging);
         this.negotiation = new FeatureNegotiation(device);
+        this.config = new ConfigSpace(runtime, controlLoop);
+        this.inflight = new InflightTracking(runtime);
+        this.vrings.setInflight(inflight);
         this.tap = runtime.instrument().open(device.deviceType());
     }
 
@@ -285,7 +290,11 @@ public final class BackendSession {
 
     /** Sends a reply to request {@code code}; every reply leaves through here, past the {@link #tap}. */
     private void send(int code, ByteBuffer payload) throws IOException {
-        endpoint.reply(code, tap.sent(code, payload));
+        try {
+            endpoint.reply(code, tap.sent(code, payload), inflight.replyFd()); // GET_INFLIGHT_FD's memfd, or none
+        } finally {
+            inflight.closeReplyFd();
+        }
     }
 
     /**
@@ -318,8 +327,11 @@ public final class BackendSession {
             case SET_PROTOCOL_FEATURES: negotiation.ackProtocol(U64Layout.get(p)); return null;
             case GET_QUEUE_NUM: negotiation.require(ProtocolFeatures.MQ, r); return U64Layout.of(device.maxQueues());
             case SET_VRING_ENABLE: vrings.setEnable(p, plan); return null;
-            case GET_CONFIG: negotiation.require(ProtocolFeatures.CONFIG, r); return getConfig(p);
-            case SET_CONFIG: negotiation.require(ProtocolFeatures.CONFIG, r); setConfig(p); return null;
+            case GET_CONFIG: negotiation.require(ProtocolFeatures.CONFIG, r); return config.get(p);
+            case SET_CONFIG: negotiation.require(ProtocolFeatures.CONFIG, r); config.set(p); return null;
+            case SET_BACKEND_REQ_FD: negotiation.require(ProtocolFeatures.BACKEND_REQ, r); config.setChannel(m, negotiation.has(ProtocolFeatures.REPLY_ACK)); return null;
+            case GET_INFLIGHT_FD: negotiation.require(ProtocolFeatures.INFLIGHT_SHMFD, r); return inflight.get(p, vrings.firstStarted(), plan);
+            case SET_INFLIGHT_FD: negotiation.require(ProtocolFeatures.INFLIGHT_SHMFD, r); inflight.set(m, vrings.firstStarted(), plan); return null;
             case RESET_DEVICE: negotiation.require(ProtocolFeatures.RESET_DEVICE, r); reset(true, plan); return null;
             case GET_MAX_MEM_SLOTS: negotiation.require(ProtocolFeatures.CONFIGURE_MEM_SLOTS, r); return U64Layout.of(MemoryTable.MAX_MEM_SLOTS);
             case ADD_MEM_REG: negotiation.require(ProtocolFeatures.CONFIGURE_MEM_SLOTS, r); memory.add(m, vrings.running(), plan); return null;
@@ -341,38 +353,6 @@ public final class BackendSession {
         logging.setFeatures(features, vrings.started(), plan);
         if ((features & VirtioFeatures.VHOST_USER_PROTOCOL_FEATURES) == 0) {
             vrings.enableAll(plan);
-        }
-    }
-
-    // ---- config ---------------------------------------------------------------------------------
-
-    private int[] configRange(FrontendRequest r, ByteBuffer p) throws ProtocolException {
-        int offset = ConfigLayout.offset(p);
-        int size = ConfigLayout.size(p);
-        if (offset < 0 || (long) offset + size > device.configSize()) {
-            throw ProtocolException.failed(r + ": range offset " + Integer.toUnsignedString(offset) + " size " + size
-                    + " exceeds the device's " + device.configSize() + "-byte config space");
-        }
-        return new int[] {offset, size};
-    }
-
-    private ByteBuffer getConfig(ByteBuffer p) throws ProtocolException {
-        int[] range = configRange(FrontendRequest.GET_CONFIG, p);
-        byte[] bytes = new byte[range[1]];
-        try {
-            device.readConfig(range[0], bytes);
-        } catch (RuntimeException e) {
-            throw ProtocolException.failed("GET_CONFIG: the device failed to read its config space", e);
-        }
-        return ConfigLayout.of(range[0], ConfigLayout.flags(p), bytes);
-    }
-
-    private void setConfig(ByteBuffer p) throws ProtocolException {
-        int[] range = configRange(FrontendRequest.SET_CONFIG, p);
-        try {
-            device.writeConfig(range[0], ConfigLayout.bytes(p));
-        } catch (RuntimeException e) {
-            throw ProtocolException.failed("SET_CONFIG: the device failed to write its config space", e);
         }
     }
 
@@ -413,6 +393,10 @@ public final class BackendSession {
         });
         memory.clear(plan);
         logging.clear(plan);
+        inflight.clear(plan);
+        if (!keepProtocol) {
+            config.close();
+        }
         negotiation.reset(keepProtocol);
         vrings.setFeatures(0);
         runtime.setNegotiatedFeatures(0);

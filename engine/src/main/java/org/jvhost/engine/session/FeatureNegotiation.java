@@ -3,6 +3,8 @@ package org.jvhost.engine.session;
 import org.jvhost.engine.protocol.FrontendRequest;
 import org.jvhost.engine.protocol.ProtocolException;
 import org.jvhost.engine.protocol.ProtocolFeatures;
+import java.util.Set;
+import org.jvhost.spi.HostService;
 import org.jvhost.spi.VhostUserDevice;
 import org.jvhost.spi.VirtioFeatures;
 
@@ -13,11 +15,25 @@ import org.jvhost.spi.VirtioFeatures;
  */
 final class FeatureNegotiation {
     private final VhostUserDevice device;
+    /** What the device asked for ({@link VhostUserDevice#hostServices()}), once per connection. */
+    private final Set<HostService> services;
     private long acked;
     private long protocol;
 
     FeatureNegotiation(VhostUserDevice device) {
         this.device = device;
+        this.services = servicesOf(device);
+    }
+
+    /** The device's answer; none if it fails (a broken plugin is served as one that asks for nothing). */
+    private static Set<HostService> servicesOf(VhostUserDevice device) {
+        try {
+            return Set.copyOf(device.hostServices());
+        } catch (RuntimeException e) {
+            org.slf4j.LoggerFactory.getLogger(FeatureNegotiation.class).error(
+                    "the device's hostServices() failed; it is offered none of them", e);
+            return Set.of();
+        }
     }
 
     /**
@@ -31,11 +47,15 @@ final class FeatureNegotiation {
 
     /**
      * GET_PROTOCOL_FEATURES: what jvhost implements, CONFIG only for a device with a config space, RARP
-     * only for one that can announce the guest (SEND_RARP).
+     * only for one that can announce the guest (SEND_RARP), BACKEND_REQ and INFLIGHT_SHMFD only for a
+     * device that asked for the {@link HostService} they carry.
      */
     long offeredProtocol() {
         return ProtocolFeatures.IMPLEMENTED | (device.configSize() > 0 ? ProtocolFeatures.CONFIG : 0)
-                | (device.canAnnounce() ? ProtocolFeatures.RARP : 0);
+                | (device.canAnnounce() ? ProtocolFeatures.RARP : 0)
+                | (services.contains(HostService.CONFIG_CHANGE_NOTICE) && device.configSize() > 0
+                        ? ProtocolFeatures.BACKEND_REQ : 0)
+                | (services.contains(HostService.INFLIGHT_TRACKING) ? ProtocolFeatures.INFLIGHT_SHMFD : 0);
     }
 
     /** Whether {@code protocolFeature} was negotiated. */

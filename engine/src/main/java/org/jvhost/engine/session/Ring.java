@@ -186,14 +186,17 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
     private void deliverKickUnguarded() {
         int seen = queue.availIndex(); // raises a fault of its own before the device runs
         int before = queue.nextAvail();
+        int replayBefore = queue.replayPending();
         runtime.kick(index);
         int after = queue.nextAvail();
         // 16-bit indices: "after" is at or past "seen" if the distance from seen to after is below 2^15
         kickedAvail = ((after - seen) & 0xffff) < 0x8000 ? after : seen;
-        if (after == before || !handed || runtime.isFailed() || queue.isBroken()) {
+        // chains replayed after a restart (inflight tracking) are taken without moving the avail index
+        boolean took = after != before || queue.replayPending() != replayBefore;
+        if (!took || !handed || runtime.isFailed() || queue.isBroken()) {
             return; // took nothing: nothing to re-deliver, and no traffic worth polling for
         }
-        if (queue.availIndex() != after || !queue.deviceWantsKicks()) {
+        if (queue.replayPending() > 0 || queue.availIndex() != after || !queue.deviceWantsKicks()) {
             markReady();
         } else if (!polling && worker.pollingEnabled()) {
             polling = true;

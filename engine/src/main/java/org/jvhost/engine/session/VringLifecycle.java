@@ -19,6 +19,7 @@ import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.engine.sys.NativeException;
 import org.jvhost.engine.transport.Message;
 import org.jvhost.engine.virtq.CallNotifier;
+import org.jvhost.engine.virtq.InflightRing;
 import org.jvhost.engine.virtq.RingLog;
 import org.jvhost.engine.virtq.SplitQueue;
 
@@ -34,6 +35,7 @@ import org.jvhost.engine.virtq.SplitQueue;
  * it. Control thread only.
  */
 final class VringLifecycle {
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(VringLifecycle.class);
     /** Split rings hold at most 32768 descriptors (virtio 1.2 section 2.7). */
     private static final int MAX_RING_SIZE = 32768;
 
@@ -43,6 +45,8 @@ final class VringLifecycle {
     private final DirtyLogging logging;
     private final QueueConfig[] rings;
     private long features;
+    /** The connection's inflight region, or null before {@link #setInflight}. */
+    private InflightTracking inflight;
 
     VringLifecycle(DeviceRuntime runtime, MemoryTable memory, DirtyLogging logging) {
         this.runtime = runtime;
@@ -53,6 +57,11 @@ final class VringLifecycle {
         for (int i = 0; i < rings.length; i++) {
             rings[i] = new QueueConfig(i);
         }
+    }
+
+    /** Where started rings record their chains in flight (a device that opted in; else never mapped). */
+    void setInflight(InflightTracking inflight) {
+        this.inflight = inflight;
     }
 
     /** The negotiated virtio features rings start with (SET_FEATURES). */
@@ -298,9 +307,13 @@ final class VringLifecycle {
         long desc = translate(mem, q, "descriptor table", q.descUser, 16L * q.num);
         long avail = translate(mem, q, "avail ring", q.availUser, 6L + 2L * q.num);
         long used = translate(mem, q, "used ring", q.usedUser, 6L + 8L * q.num);
+        InflightRing record = inflight == null ? null : inflight.ring(q.index, q.num, features);
         SplitQueue queue;
         try {
             queue = new SplitQueue(q.index, q.num, desc, avail, used, features, mem, q.base, notifier(q));
+            if (record != null) {
+                trackInflight(q, queue, record);
+            }
             if (mem.mayFault()) {
                 LinuxSys.raisePendingFault(); // the queue read its ring: a fault surfaces here, not later on the loop
             }
@@ -331,6 +344,15 @@ final class VringLifecycle {
                 q.ring = ring;
             }
         });
+    }
+
+    /** Lines up the chains in flight before a restart; the ring resumes after them. */
+    private void trackInflight(QueueConfig q, SplitQueue queue, InflightRing record) {
+        int inUse = queue.trackInflight(record);
+        if (inUse > 0) {
+            LOG.info("{}: queue {}: {} requests were in flight, handing them to the device again first "
+                    + "(next avail {} instead of the base {})", name, q.index, inUse, queue.nextAvail(), q.base);
+        }
     }
 
     private static long translate(GuestMemoryMap mem, QueueConfig q, String what, long userAddress, long len)

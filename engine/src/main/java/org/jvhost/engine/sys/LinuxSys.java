@@ -313,6 +313,55 @@ public final class LinuxSys {
         }
     }
 
+    // ---- the back-end request channel: a socket the engine owns, used without ever waiting ---------
+
+    /** {@code MSG_NOSIGNAL}: a peer that closed its end gives EPIPE, not a SIGPIPE for the process. */
+    public static final int MSG_NOSIGNAL = 0x4000;
+
+    private static native long send(int fd, Pointer buf, long len, int flags) throws LastErrorException;
+
+    private static native long recv(int fd, Pointer buf, long len, int flags) throws LastErrorException;
+
+    private static native int socketpair(int domain, int type, int protocol, int[] sv) throws LastErrorException;
+
+    /**
+     * A connected pair of non-blocking, CLOEXEC AF_UNIX stream sockets, both the caller's to close (a
+     * test front-end's back-end request channel: plain fds, so closing one end is seen by the other).
+     */
+    public static int[] socketPair() throws NativeException {
+        int[] sv = new int[2];
+        try {
+            socketpair(1, 1 | 0x80000 | 0x800, 0, sv); // AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK
+            return sv;
+        } catch (LastErrorException e) {
+            throw fail("socketpair", e);
+        }
+    }
+
+    /** {@code send(2)} without waiting or SIGPIPE: bytes sent, -1 if the socket has no room (EAGAIN). */
+    public static long sendNow(int fd, long address, long count) throws NativeException {
+        try {
+            return send(fd, new Pointer(address), count, MSG_DONTWAIT | MSG_NOSIGNAL);
+        } catch (LastErrorException e) {
+            if (e.getErrorCode() == NativeException.EAGAIN || e.getErrorCode() == NativeException.EINTR) {
+                return -1;
+            }
+            throw fail("send", e);
+        }
+    }
+
+    /** {@code recv(2)} without waiting: bytes read, 0 at the end of the stream, -1 if nothing has arrived. */
+    public static long receiveNow(int fd, long address, long count) throws NativeException {
+        try {
+            return recv(fd, new Pointer(address), count, MSG_DONTWAIT);
+        } catch (LastErrorException e) {
+            if (e.getErrorCode() == NativeException.EAGAIN || e.getErrorCode() == NativeException.EINTR) {
+                return -1;
+            }
+            throw fail("recv", e);
+        }
+    }
+
     /** Closes an fd the engine owns (never one junixsocket still tracks; see the transport). */
     public static void closeFd(int fd) throws NativeException {
         try {

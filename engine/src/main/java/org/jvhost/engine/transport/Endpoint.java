@@ -158,6 +158,27 @@ public final class Endpoint implements AutoCloseable {
      * @throws IllegalStateException if an earlier reply is still unsent
      */
     public void reply(int request, ByteBuffer payload) throws IOException {
+        reply(request, payload, -1);
+    }
+
+    /**
+     * {@link #reply(int, ByteBuffer)} with {@code fd} attached (GET_INFLIGHT_FD hands the front-end a
+     * memfd), or none if negative. The fd rides on the reply's first byte; the caller still owns it.
+     */
+    public void reply(int request, ByteBuffer payload, int fd) throws IOException {
+        if (fd >= 0) {
+            channel.setOutboundFileDescriptors(FileDescriptorCast.unsafeUsing(fd).getFileDescriptor());
+        }
+        try {
+            replyNow(request, payload);
+        } finally {
+            if (fd >= 0) {
+                channel.setOutboundFileDescriptors(); // the next reply carries none
+            }
+        }
+    }
+
+    private void replyNow(int request, ByteBuffer payload) throws IOException {
         if (unsent != null) {
             throw new IllegalStateException("a reply to " + request + " while " + unsent.remaining()
                     + " bytes of the previous reply are unsent");

@@ -45,7 +45,9 @@ final class FdPolicy {
                     break;
                 case SET_LOG_BASE: case SET_LOG_FD:
                     // the session names a missing log fd (a refusal the front-end can be told about)
-                case SET_BACKEND_REQ_FD: case SET_INFLIGHT_FD: case GPU_SET_SOCKET: case SET_DEVICE_STATE_FD:
+                case SET_BACKEND_REQ_FD: case SET_INFLIGHT_FD:
+                    // the session names a missing fd (a refusal the front-end can be told about)
+                case GPU_SET_SOCKET: case SET_DEVICE_STATE_FD:
                     // not implemented, but well-formed with their fd: the session refuses them politely
                     min = 0;
                     max = 1;

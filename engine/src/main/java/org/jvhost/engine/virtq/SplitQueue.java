@@ -78,6 +78,14 @@ public final class SplitQueue implements Virtqueue {
     private int nextUsed;
     /** used->idx at the last notification decision: the "old" of vring_need_event. */
     private int signalledUsed;
+    /**
+     * Whether this queue has signalled for entries it used. Until then, whether the driver was told about
+     * the used entries already in the ring is unknown: a back-end killed (or a connection closed) between
+     * publishing used->idx and writing the call eventfd, or after QEMU tore its notifiers down, never
+     * told it. So the first signal counts them as unsignalled too (a ring holds at most size of them):
+     * it calls if used_event lies among them, else the driver waits for an interrupt that went nowhere.
+     */
+    private boolean signalledSinceStart;
     /** Chains popped and not yet returned, the most {@link #unpop} may put back. */
     private int inFlight;
 
@@ -94,6 +102,8 @@ public final class SplitQueue implements Virtqueue {
      * costs the per-chain paths one null test of a field they already read.
      */
     private RingLog log;
+    /** The inflight record (spec "Inflight I/O tracking") of a device that opted in; null otherwise. */
+    private InflightRing inflight;
 
     private volatile String brokenReason;
     private volatile boolean enabled = true;
@@ -276,6 +286,12 @@ public final class SplitQueue implements Virtqueue {
         if (c.capacity() < size) {
             throw new IllegalArgumentException("queue " + index + ": chain made for a smaller ring");
         }
+        // a device that did not opt into inflight tracking pays this one null check
+        return inflight == null ? popAvailable(c) : popTracked(c);
+    }
+
+    /** Takes the next chain from the avail ring. */
+    private boolean popAvailable(SplitDescriptorChain c) {
         if (brokenReason != null || !hasAvailable()) {
             return false;
         }
@@ -289,6 +305,49 @@ public final class SplitQueue implements Virtqueue {
             return false;
         }
         nextAvail = (nextAvail + 1) & 0xffff;
+        inFlight++;
+        return true;
+    }
+
+    /** Inflight tracking: the chains in flight before a restart first, then the avail ring, each recorded. */
+    private boolean popTracked(SplitDescriptorChain c) {
+        if (inflight.hasResubmit()) {
+            return resubmit(c);
+        }
+        if (!popAvailable(c)) {
+            return false;
+        }
+        inflight.popped(c.head());
+        return true;
+    }
+
+    /**
+     * Starts recording chains in flight in {@code record} (before the queue runs). Chains the record
+     * holds from before a restart are popped again first; the next avail index becomes used->idx plus
+     * their count (spec: "the back-end [...] can use the used_idx [...] to recover").
+     *
+     * @return how many chains were in flight
+     */
+    public int trackInflight(InflightRing record) {
+        inflight = record;
+        int inUse = record.recover(nextUsed, slot -> used.getInt(UsedRingLayout.elem(slot) + UsedRingLayout.ELEM_ID));
+        if (inUse > 0) {
+            nextAvail = (nextUsed + inUse) & 0xffff;
+            cachedAvailIdx = nextAvail;
+        }
+        return inUse;
+    }
+
+    /** How many chains in flight before a restart wait to be popped again (0 without inflight tracking). */
+    public int replayPending() {
+        return inflight == null ? 0 : inflight.resubmitCount();
+    }
+
+    /** Pops a chain that was in flight before a restart, by its head. */
+    private boolean resubmit(SplitDescriptorChain c) {
+        if (brokenReason != null || !walk(c, inflight.nextResubmit())) {
+            return false;
+        }
         inFlight++;
         return true;
     }
@@ -441,6 +500,10 @@ public final class SplitQueue implements Virtqueue {
 
     @Override
     public void unpop(int count) {
+        if (inflight != null) {
+            throw new UnsupportedOperationException("queue " + index + ": unpop on a queue whose chains are "
+                    + "tracked in flight");
+        }
         if (count < 0 || count > inFlight) {
             throw new IllegalArgumentException("queue " + index + ": cannot unpop " + count + " chains, "
                     + inFlight + " are popped and not returned");
@@ -468,6 +531,9 @@ public final class SplitQueue implements Virtqueue {
             log.usedWritten(at, UsedRingLayout.ELEM);
         }
         nextUsed = (nextUsed + 1) & 0xffff;
+        if (inflight != null) {
+            inflight.used(c.head());
+        }
         if (inFlight > 0) {
             inFlight--;
         }
@@ -481,6 +547,9 @@ public final class SplitQueue implements Virtqueue {
         // Release: the used elements written by addUsed become visible before the new index. Otherwise
         // the driver could see an index covering an element that still holds a stale id and length.
         U16.setRelease(used, UsedRingLayout.IDX, (short) nextUsed);
+        if (inflight != null) {
+            inflight.published(nextUsed); // after used->idx: a chain is cleared once the driver can see it
+        }
         if (log != null) {
             // after the writes they mark: a bit set first could be cleared, and the page sent, before them
             log.usedWritten(UsedRingLayout.IDX, 2);
@@ -504,6 +573,10 @@ public final class SplitQueue implements Virtqueue {
         signalledUsed = newUsed;
         if (newUsed == old) {
             return false;
+        }
+        if (!signalledSinceStart) {
+            signalledSinceStart = true;
+            old = (old - size) & 0xffff; // see signalledSinceStart
         }
         boolean wanted = eventIdx
                 ? needEvent(Short.toUnsignedInt((short) U16.get(avail, usedEventOffset)), newUsed, old)
@@ -631,7 +704,7 @@ public final class SplitQueue implements Virtqueue {
         if (brokenReason != null) {
             return 0;
         }
-        return Math.max(0, readAvailIdx());
+        return Math.max(0, readAvailIdx()) + (inflight == null ? 0 : inflight.resubmitCount());
     }
 
     @Override

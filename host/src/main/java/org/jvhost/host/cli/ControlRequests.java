@@ -11,6 +11,7 @@ import org.jvhost.engine.server.DeviceSnapshot;
 import org.jvhost.engine.server.Host;
 import org.jvhost.host.control.ControlServer;
 import org.jvhost.host.control.Json;
+import org.jvhost.spi.VhostUserDevice;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -38,7 +39,8 @@ import org.slf4j.LoggerFactory;
  */
 final class ControlRequests implements ControlServer.Handler {
     private static final Logger LOG = LoggerFactory.getLogger(ControlRequests.class);
-    static final List<String> COMMANDS = List.of("list", "counters", "add", "remove", "reload", "trace", "violations");
+    static final List<String> COMMANDS = List.of("list", "counters", "add", "remove", "reload", "trace", "violations",
+            "resize");
 
     private final DeviceManager devices;
 
@@ -70,6 +72,7 @@ final class ControlRequests implements ControlServer.Handler {
             case "reload": noArgument(command, arg); return reload();
             case "trace": return trace(arg);
             case "violations": return violations(arg);
+            case "resize": return resize(arg);
             default:
                 throw new IllegalArgumentException("unknown command '" + command + "'; commands: "
                         + String.join(", ", COMMANDS));
@@ -184,6 +187,30 @@ final class ControlRequests implements ControlServer.Handler {
         if (instrument.trace() != null) {
             m.put("file", instrument.trace().path().toString());
         }
+        return m;
+    }
+
+    /** {@code resize NAME BYTES}: the device changes its capacity and tells the driver. */
+    private Map<String, Object> resize(String arg) {
+        String[] words = arg.split(" +");
+        long bytes;
+        try {
+            bytes = words.length == 2 ? Long.parseLong(words[1]) : -1;
+        } catch (NumberFormatException e) {
+            bytes = -1;
+        }
+        if (bytes < 0) {
+            throw new IllegalArgumentException("resize needs a device name and a size in bytes (given '" + arg + "')");
+        }
+        VhostUserDevice device = devices.device(words[0]);
+        try {
+            device.resize(bytes);
+        } catch (RuntimeException e) { // the device's refusal, or a broken plugin: the host goes on
+            throw new IllegalArgumentException(words[0] + ": resize to " + bytes + " bytes refused: " + e.getMessage());
+        }
+        LOG.info("{} resized to {} bytes through the control socket", words[0], bytes);
+        Map<String, Object> m = ok("resized", words[0]);
+        m.put("bytes", bytes);
         return m;
     }
 

@@ -25,7 +25,8 @@ import picocli.CommandLine.Spec;
 @Command(name = "ctl", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = {"Talk to a running 'jvhost serve --control PATH'.",
             "Commands: list | counters [NAME] | top [NAME] | add TYPE:socket=PATH[,key=value...] | remove NAME | reload"
-                + " | trace NAME on|off | violations [NAME] (exit status 1 once strict mode reported a violation)"})
+                + " | trace NAME on|off | violations [NAME] (exit status 1 once strict mode reported a violation)"
+                + " | resize NAME SIZE (a device with a capacity, e.g. a disk)"})
 final class CtlCommand implements Callable<Integer> {
 
     @Spec
@@ -53,12 +54,12 @@ final class CtlCommand implements Callable<Integer> {
     int count;
 
     @Parameters(index = "0", paramLabel = "COMMAND",
-            description = "list, counters, top, add, remove, reload, trace or violations.")
+            description = "list, counters, top, add, remove, reload, trace, violations or resize.")
     String command;
 
     @Parameters(index = "1..*", paramLabel = "ARG", description = "counters, top: a device name (optional); "
             + "add: a device spec; remove: a device name; trace: a device name and on or off; "
-            + "violations: a device name (optional).")
+            + "violations: a device name (optional); resize: a device name and a size.")
     List<String> args = List.of();
 
     @Override
@@ -132,16 +133,17 @@ final class CtlCommand implements Callable<Integer> {
         switch (command) {
             case "list": case "reload": max = 0; break;
             case "counters": case "violations": max = 1; break;
-            case "trace": max = 2; break;
+            case "trace": case "resize": max = 2; break;
             case "add": case "remove": max = 1; break;
             default:
                 throw new ParameterException(spec.commandLine(), "unknown command '" + command + "'; commands: "
                         + String.join(", ", ControlRequests.COMMANDS) + ", top");
         }
         if (args.size() > max || (command.equals("add") || command.equals("remove")) && args.isEmpty()
-                || command.equals("trace") && args.size() != 2) {
+                || (command.equals("trace") || command.equals("resize")) && args.size() != 2) {
             throw new ParameterException(spec.commandLine(), command + " takes " + (max == 0 ? "no argument"
                     : command.equals("trace") ? "a device name and on or off"
+                    : command.equals("resize") ? "a device name and a size (bytes, or with K, M, G, T)"
                     : max == 1 && !command.equals("add") && !command.equals("remove") ? "at most one device name"
                     : "exactly one argument"));
         }
@@ -153,7 +155,27 @@ final class CtlCommand implements Callable<Integer> {
         if (command.equals("add")) {
             return command + " " + absoluteSocket(args.get(0));
         }
+        if (command.equals("resize")) {
+            return command + " " + args.get(0) + " " + bytes(args.get(1));
+        }
         return args.isEmpty() ? command : command + " " + String.join(" ", args);
+    }
+
+    /** A size in bytes from {@code 1073741824}, {@code 1G}, {@code 512M}... (powers of 1024). */
+    long bytes(String size) {
+        String s = size.strip().toUpperCase(java.util.Locale.ROOT);
+        int shift = s.isEmpty() ? 0 : "KMGT".indexOf(s.charAt(s.length() - 1)) + 1;
+        String digits = shift > 0 ? s.substring(0, s.length() - 1) : s;
+        try {
+            long n = Long.parseLong(digits);
+            if (n < 0 || n > (Long.MAX_VALUE >> (10 * shift))) {
+                throw new NumberFormatException();
+            }
+            return n << (10 * shift);
+        } catch (NumberFormatException e) {
+            throw new ParameterException(spec.commandLine(), "resize: '" + size + "' is not a size (bytes, or a "
+                    + "number with K, M, G or T)");
+        }
     }
 
     /**
@@ -192,6 +214,7 @@ final class CtlCommand implements Callable<Integer> {
             case "remove": if (r.get("removed") != null) out.println("removed " + r.get("removed")); break;
             case "trace": renderTrace(r, out); break;
             case "violations": renderViolations(r, out); break;
+            case "resize": if (r.get("resized") != null) out.println("resized " + r.get("resized") + " to " + r.get("bytes") + " bytes"); break;
             default: renderReload(r, out);
         }
     }

@@ -341,6 +341,16 @@ final class DeviceManager implements AutoCloseable {
         throw new IllegalArgumentException("no device named '" + name + "'");
     }
 
+    /** The running device named {@code name} (for a request the device itself answers, as resize). */
+    VhostUserDevice device(String name) {
+        for (Running r : published) {
+            if (r.entry().name().equals(name)) {
+                return r.device();
+            }
+        }
+        throw new IllegalArgumentException("no device named '" + name + "'");
+    }
+
     /** One running device's view, or null. */
     View view(String name) {
         for (View v : list()) {

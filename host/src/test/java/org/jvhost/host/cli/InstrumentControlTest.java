@@ -114,6 +114,20 @@ class InstrumentControlTest {
         assertEquals(2, ctl("trace", "nope"));
     }
 
+    @Test
+    void resizeReachesOnlyADeviceWithACapacity() throws Exception {
+        String name = "loopback@" + dir.resolve("r.sock");
+        assertEquals(0, ctl("add", "loopback:socket=" + dir.resolve("r.sock")));
+        assertEquals(1, ctl("resize", name, "1G"));
+        assertTrue(err.toString().contains(name + ": resize to 1073741824 bytes refused: this device has no capacity"),
+                err.toString());
+        assertEquals(1, ctl("resize", "nope", "512M"));
+        assertTrue(err.toString().contains("no device named 'nope'"), err.toString());
+        assertEquals(2, ctl("resize", name, "lots"));
+        assertTrue(err.toString().contains("'lots' is not a size"), err.toString());
+        assertEquals(2, ctl("resize", name));
+    }
+
     private int ctl(String... args) {
         out.getBuffer().setLength(0);
         err.getBuffer().setLength(0);

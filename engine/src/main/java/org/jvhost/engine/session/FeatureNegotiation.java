@@ -38,6 +38,16 @@ final class FeatureNegotiation {
                 | (device.canAnnounce() ? ProtocolFeatures.RARP : 0);
     }
 
+    /** The virtio features acknowledged (SET_FEATURES), 0 before. */
+    long acked() {
+        return acked;
+    }
+
+    /** The protocol features acknowledged (SET_PROTOCOL_FEATURES), 0 before. */
+    long protocol() {
+        return protocol;
+    }
+
     /** Whether {@code protocolFeature} was negotiated. */
     boolean has(long protocolFeature) {
         return (protocol & protocolFeature) != 0;

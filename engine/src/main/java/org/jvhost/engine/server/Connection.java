@@ -41,6 +41,8 @@ final class Connection {
     private boolean ended;
     /** Paused for a hot upgrade: the socket is not watched, the rings are stopped. */
     private boolean paused;
+    /** When the replay of a connection taken over began ({@link System#nanoTime()}), 0 when none runs. */
+    private long replayStarted;
 
     private Connection(DeviceRuntime runtime, ControlLoop loop, String where, Consumer<Connection> onEnd) {
         this.runtime = runtime;
@@ -137,6 +139,7 @@ final class Connection {
      */
     void replay(java.util.List<org.jvhost.engine.transport.Message> requests) {
         session.replay(requests);
+        replayStarted = System.nanoTime();
         loop.execute(() -> onEvent(LinuxSys.EPOLLIN));
     }
 
@@ -206,6 +209,10 @@ final class Connection {
         if (session.replayPending() && !session.awaitingWorkers()) {
             // replayed requests do not come from the socket, so no readiness event brings them
             loop.execute(() -> onEvent(LinuxSys.EPOLLIN));
+        } else if (replayStarted != 0 && !session.replayPending() && !session.awaitingWorkers()) {
+            LOG.info("{}: the connection taken over on {} runs again ({} us to restore it)", runtime.name(), where,
+                    (System.nanoTime() - replayStarted) / 1000);
+            replayStarted = 0;
         }
     }
 

@@ -150,6 +150,7 @@ public final class Handover implements AutoCloseable {
             return false;
         }
         long paused = System.nanoTime();
+        LOG.info("paused {} device(s) for the handover to pid {}", out.size(), pid);
         try {
             for (Outgoing o : out) {
                 send(link, o);

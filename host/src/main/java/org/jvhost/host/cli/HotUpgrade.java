@@ -31,6 +31,11 @@ final class HotUpgrade {
     /** How long the predecessor may take to exit after the acknowledgement. */
     static final long EXIT_MS = 30_000;
     static final String CONTROL = "control";
+    /**
+     * A drill: hold the acknowledgement this many ms (JVM property), so an operator, or a test, can kill
+     * the successor mid-handover and watch the running jvhost resume.
+     */
+    static final String HOLD_PROPERTY = "jvhost.takeover.hold-ms";
 
     private final DeviceHost host;
     private final Takeover takeover;
@@ -62,6 +67,16 @@ final class HotUpgrade {
      * {@code afterPredecessor} runs on a thread of its own once the predecessor is gone.
      */
     void acknowledge(Runnable afterPredecessor) throws IOException {
+        long hold = Long.getLong(HOLD_PROPERTY, 0);
+        if (hold > 0) {
+            LOG.warn("holding the takeover {} ms before acknowledging it ({})", hold, HOLD_PROPERTY);
+            try {
+                Thread.sleep(hold);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IOException("interrupted while holding the takeover");
+            }
+        }
         takeover.acknowledge();
         host.startAdopted();
         long pid = takeover.predecessorPid();

@@ -41,6 +41,11 @@ final class Connection {
     private boolean ended;
     /** Paused for a hot upgrade: the socket is not watched, the rings are stopped. */
     private boolean paused;
+    /**
+     * The raw fd of a connection taken over (hot upgrade), closed with the connection: junixsocket does
+     * not close an fd it was handed with {@code FileDescriptorCast.unsafeUsing}. -1 otherwise.
+     */
+    private int adoptedFd = -1;
     /** When the replay of a connection taken over began ({@link System#nanoTime()}), 0 when none runs. */
     private long replayStarted;
 
@@ -137,7 +142,8 @@ final class Connection {
      * Serves {@code requests} (the previous process's image of this connection) before reading the
      * socket ({@link BackendSession#replay}).
      */
-    void replay(java.util.List<org.jvhost.engine.transport.Message> requests) {
+    void replay(java.util.List<org.jvhost.engine.transport.Message> requests, int fd) {
+        adoptedFd = fd;
         session.replay(requests);
         replayStarted = System.nanoTime();
         loop.execute(() -> onEvent(LinuxSys.EPOLLIN));
@@ -258,6 +264,8 @@ final class Connection {
             stallCheck = null;
         }
         session.close(() -> released.complete(null));
+        LinuxSys.closeQuietly(adoptedFd); // the socket itself is closed now: no other thread has its number
+        adoptedFd = -1;
         onEnd.accept(this);
     }
 }

@@ -175,8 +175,10 @@ final class DeviceServer {
             }
             serve(ch);
             if (current != null) {
-                current.replay(in.takeReplay());
+                current.replay(in.takeReplay(), fd);
                 LOG.info("{}: took over the connection on {} from the previous jvhost", runtime.name(), where);
+            } else {
+                org.jvhost.engine.sys.LinuxSys.closeQuietly(fd); // junixsocket does not close a cast fd
             }
             in.closeReplay();
         } else if (mode == Host.Mode.CONNECT) {

@@ -68,8 +68,6 @@ final class DeviceServer {
     private boolean closed;
     /** Paused for a hot upgrade: nothing accepted or connected, the connection's rings stopped. */
     private boolean paused;
-    /** Handed over to the next process: its socket file is no longer ours to remove. */
-    private boolean handedOver;
     /** Taken over from the previous process and not started yet ({@link #startAdopted}). */
     private Takeover.Incoming adopted;
 
@@ -262,11 +260,6 @@ final class DeviceServer {
         } else if (mode == Host.Mode.CONNECT && current == null) {
             loop.execute(this::tryConnect);
         }
-    }
-
-    /** Handed over: {@link #closeInLoop()} then leaves the socket file, the next process serves it. */
-    void handedOver() {
-        handedOver = true;
     }
 
     private static int fdOf(java.nio.channels.Channel ch) throws IOException {
@@ -529,7 +522,7 @@ final class DeviceServer {
     }
 
     private void deleteOwnFile() {
-        if (socketFile != null && !handedOver) {
+        if (socketFile != null) {
             socketFile.delete();
         }
     }

@@ -23,7 +23,8 @@ import org.slf4j.LoggerFactory;
  * SO_PEERCRED) where a successor started with {@code serve --takeover} asks for everything this process
  * serves ({@link HandoverLayout}). On a HELLO it pauses every device at a request boundary, sends the
  * listening sockets, connections, their state and the {@code services}' sockets, and waits for the ACK:
- * then {@code handedOver} runs (the caller lets the process exit 0, leaving the socket files). If the
+ * then {@code handedOver} runs, and the caller must exit 0 at once without closing anything (no
+ * socket file removed, no socket shut down: the kernel drops this process's copies). If the
  * successor refuses, dies or does not answer within {@link #ACK_MS}, every device resumes where it
  * paused and this process serves on; no front-end notices either way.
  *
@@ -75,7 +76,7 @@ public final class Handover implements AutoCloseable {
      *
      * @param services   listening sockets besides the devices' (the control socket), by name, sent as SERVICE
      * @param handedOver runs with the successor's pid once it acknowledged; this process must then exit
-     *                   without removing socket files (see {@link Host#handedOver()})
+     *                   at once, closing nothing
      */
     public static Handover listen(Host host, Path socket, Supplier<Map<String, Integer>> services,
             LongConsumer handedOver) throws IOException {
@@ -171,7 +172,6 @@ public final class Handover implements AutoCloseable {
                     out.size());
             return false;
         }
-        host.handedOver();
         LOG.info("handed {} device(s) over to pid {}: paused in {} ms, acknowledged after {} ms; exiting", out.size(),
                 pid, (paused - start) / 1_000_000L, (System.nanoTime() - start) / 1_000_000L);
         return true;
@@ -234,7 +234,7 @@ public final class Handover implements AutoCloseable {
         }
     }
 
-    /** Stops listening for successors; the socket file goes (unless handed over, see {@link Host#handedOver()}). */
+    /** Stops listening for successors; the socket file goes. */
     @Override
     public void close() {
         closed = true;

@@ -253,15 +253,6 @@ public final class Host implements AutoCloseable {
         }
     }
 
-    /**
-     * The successor serves everything now: {@link #close()} (when this process exits) releases this
-     * process's copies of the fds and mappings but leaves the socket files, and the front-ends of devices
-     * that did not hand over their connection see it close and reconnect to the successor.
-     */
-    public synchronized void handedOver() {
-        servers.forEach(DeviceServer::handedOver);
-    }
-
     /** Round robin over the control loops, in the order devices are added. */
     private ControlLoop loopFor(DeviceRuntime runtime) {
         return loops[Math.floorMod(loopTurn++, loops.length)];

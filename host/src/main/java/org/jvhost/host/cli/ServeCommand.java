@@ -209,6 +209,7 @@ final class ServeCommand implements Callable<Integer> {
         });
         boolean started = false;
         HotUpgrade upgrade = null;
+        Exception failure = null;
         try {
             upgrade = takeover ? HotUpgrade.takeOver(host, controlPath) : null;
             manager.start(plan);
@@ -225,11 +226,15 @@ final class ServeCommand implements Callable<Integer> {
             }
             started = true;
         } catch (ConfigException e) {
+            failure = e;
             throw usage(e.getMessage());
+        } catch (IOException | RuntimeException e) {
+            failure = e;
+            throw e;
         } finally {
             if (!started && upgrade != null) {
                 upgrade.abandon();
-                lifecycle.abandonTakeover("see the errors above");
+                lifecycle.abandonTakeover(failure == null ? "see the errors above" : failure.getMessage());
             }
             if (!started) {
                 // whatever failed: the shutdown hook must not outlive it, since it exits with status 0

@@ -187,6 +187,39 @@ public interface VhostUserDevice {
     }
 
     /**
+     * Hot upgrade: the device's state for the next jvhost process, or null (the default) if the device
+     * does not take part. Called on a control thread after every queue of the device was stopped
+     * ({@link #stopQueue}) and the device {@linkplain #suspend() suspended}; the negotiated features,
+     * guest memory and rings are passed on by the host itself, so the state holds only what the device
+     * adds (a TAP fd, counters, a MAC filter). If the upgrade is then abandoned the same queues start
+     * again on this device.
+     *
+     * <p>A device that returns null is disconnected from its front-end at the upgrade (which reconnects
+     * to the new process and negotiates again), with a log line; the others carry on undisturbed.
+     *
+     * @since SPI 1.4
+     */
+    default DeviceState saveState() {
+        return null;
+    }
+
+    /**
+     * Hot upgrade: takes over {@code state}, saved by {@link #saveState()} of this device type in the
+     * previous jvhost process (possibly an older version of the plugin: check {@link DeviceState#format()}
+     * and {@link DeviceState#version()}). Called on a control thread on a freshly created device, before
+     * the host re-acknowledges its features and starts its queues. Once it returns, the device owns the
+     * state's fds (and closes them in {@link #close()}); if it throws, the host closes them.
+     *
+     * @throws IllegalArgumentException if the state cannot be read; the upgrade is then abandoned and the
+     *                                  previous process keeps serving. The default throws, for a device
+     *                                  whose {@link #saveState()} returns null.
+     * @since SPI 1.4
+     */
+    default void restoreState(DeviceState state) {
+        throw new IllegalArgumentException("this device does not restore a saved state (" + state.format() + ")");
+    }
+
+    /**
      * The host no longer serves the device (it was removed at run time, replaced by a reload, or the host
      * stops; or it was created only to validate a configuration that failed as a whole). Its queues are
      * stopped and it was reset before. Release what {@link DeviceProvider#create} acquired (a TAP fd, a

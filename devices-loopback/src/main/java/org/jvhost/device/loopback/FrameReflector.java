@@ -273,6 +273,11 @@ public final class FrameReflector {
         counters.setRelease(slot, counters.getPlain(slot) + by);
     }
 
+    /** Sets a counter from a previous process's state (hot upgrade), before the pair's queues start. */
+    void restoreCounter(int slot, long value) {
+        counters.setRelease(slot, value);
+    }
+
     /** Counter {@code slot} ({@link #TX_FRAMES}...). */
     long counter(int slot) {
         return counters.getAcquire(slot);

@@ -1,9 +1,11 @@
 package org.jvhost.device.loopback;
 
+import java.nio.ByteBuffer;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicLong;
 import org.jvhost.spi.DescriptorChain;
+import org.jvhost.spi.DeviceState;
 import org.jvhost.spi.VhostUserDevice;
 import org.jvhost.spi.Virtqueue;
 import org.jvhost.spi.virtio.VirtioNet;
@@ -36,6 +38,10 @@ public final class LoopbackDevice implements VhostUserDevice {
      * {@link #BATCH}, and large enough that the extra call costs little per frame.
      */
     static final int TX_BUDGET = 256;
+
+    /** The {@link DeviceState} this device saves across a hot upgrade. */
+    static final String STATE_FORMAT = "org.jvhost.loopback.counters";
+    static final int STATE_VERSION = 1;
 
     private final String name;
     private final LoopbackConfig config;
@@ -211,6 +217,59 @@ public final class LoopbackDevice implements VhostUserDevice {
     @Override
     public void reset() {
         ackedFeatures = 0;
+    }
+
+    /**
+     * Hot upgrade: the counters carry over, so they keep counting in the new process. The state is
+     * {@link #STATE_FORMAT} version {@link #STATE_VERSION}:
+     * <pre>
+     *   u32 pairs | pairs x (u32 counters | counters x u64) | u64 announcements      (big-endian)
+     * </pre>
+     * Counters are listed in {@link FrameReflector#COUNTER_NAMES} order; a version that adds counters
+     * appends them, so a reader takes the ones it knows and skips the rest.
+     */
+    @Override
+    public DeviceState saveState() {
+        ByteBuffer b = ByteBuffer.allocate(4 + pairs.length * (4 + 8 * FrameReflector.COUNTER_NAMES.length) + 8);
+        b.putInt(pairs.length);
+        for (QueuePair p : pairs) {
+            b.putInt(FrameReflector.COUNTER_NAMES.length);
+            for (int slot = 0; slot < FrameReflector.COUNTER_NAMES.length; slot++) {
+                b.putLong(p.reflector.counter(slot));
+            }
+        }
+        b.putLong(announcements.get());
+        return new DeviceState(STATE_FORMAT, STATE_VERSION, b.array());
+    }
+
+    /**
+     * Takes the counters of a {@link #saveState()} (any version up to {@link #STATE_VERSION}); pairs
+     * this device does not have are dropped.
+     *
+     * @throws IllegalArgumentException for another format, a newer version, or a truncated state
+     */
+    @Override
+    public void restoreState(DeviceState state) {
+        if (!STATE_FORMAT.equals(state.format()) || state.version() < 1 || state.version() > STATE_VERSION) {
+            throw new IllegalArgumentException(name + ": cannot read device state " + state.format() + " v"
+                    + state.version() + " (this loopback reads " + STATE_FORMAT + " v1.." + STATE_VERSION + ")");
+        }
+        ByteBuffer b = ByteBuffer.wrap(state.data());
+        try {
+            int saved = b.getInt();
+            for (int i = 0; i < saved; i++) {
+                int n = b.getInt();
+                for (int slot = 0; slot < n; slot++) {
+                    long v = b.getLong();
+                    if (i < pairs.length && slot < FrameReflector.COUNTER_NAMES.length) {
+                        pairs[i].reflector.restoreCounter(slot, v);
+                    }
+                }
+            }
+            announcements.set(b.getLong());
+        } catch (java.nio.BufferUnderflowException e) {
+            throw new IllegalArgumentException(name + ": device state " + state + " is truncated", e);
+        }
     }
 
     /** Counts the announcement: a loopback card has no network to tell where the guest went. */

@@ -13,8 +13,8 @@ import org.jvhost.spi.MemoryRegion;
  * every {@link MemoryRegion#WINDOW_STRIDE} bytes, are created once here so the data path only indexes
  * an array.
  *
- * <p>The mapping outlives the fd: mmap keeps its own reference to the file, so the fd is closed as soon
- * as the mapping exists. Its length counts against a {@link MemoryBudget.Account} until it is unmapped.
+ * <p>The fd is kept open with the mapping (one fd per region) and closed when it is unmapped: a hot
+ * upgrade passes it to the next jvhost process, which maps it again. Its length counts against a {@link MemoryBudget.Account} until it is unmapped.
  *
  * <h2>Files that can shrink</h2>
  * A file is sealed against shrinking (F_SEAL_SHRINK) when it is mapped, if it allows that. Many cannot
@@ -41,11 +41,17 @@ public final class MappedRegion implements MemoryRegion {
     private final long[] file;
     /** Where the mapping's length is counted; null if it is not (tests, benchmarks). */
     private final MemoryBudget.Account account;
+    /**
+     * The file mapped, kept open until {@link #unmap()}: a hot upgrade hands it to the next jvhost
+     * process (the mapping alone cannot be passed on). One fd per region.
+     */
+    private final int fd;
     private boolean unmapped;
 
-    private MappedRegion(RegionSpec spec, long mapAddress, long mapLength, long nativeAddress, boolean canShrink,
-                         long[] file, MemoryBudget.Account account) {
+    private MappedRegion(RegionSpec spec, int fd, long mapAddress, long mapLength, long nativeAddress,
+                         boolean canShrink, long[] file, MemoryBudget.Account account) {
         this.spec = spec;
+        this.fd = fd;
         this.mapAddress = mapAddress;
         this.mapLength = mapLength;
         this.nativeAddress = nativeAddress;
@@ -57,9 +63,9 @@ public final class MappedRegion implements MemoryRegion {
 
     /**
      * Maps {@code spec} from {@code fd}, counting the mapping against {@code account}. Takes ownership of
-     * {@code fd} (an fd the engine owns, not one junixsocket tracks) and closes it once mapped or on
-     * failure. Checks the file is large enough ({@code mmapOffset + size <= file size}), seals it against
-     * shrinking where possible, and maps from the offset aligned down to the fd's page size.
+     * {@code fd} (an fd the engine owns, not one junixsocket tracks): it is closed on failure, else kept
+     * until {@link #unmap()} ({@link #fd()}). Checks the file is large enough
+     * ({@code mmapOffset + size <= file size}), seals it against shrinking where possible, and maps from the offset aligned down to the fd's page size.
      *
      * @throws MemoryMapException if the region is inconsistent, the file too small, the mapping would pass
      *                            a limit of the account's budget, or mmap fails
@@ -70,8 +76,9 @@ public final class MappedRegion implements MemoryRegion {
             checkFileSize(spec, fd);
             boolean sealed = LinuxSys.sealShrink(fd);
             return mapChecked(spec, fd, !sealed, account);
-        } finally {
+        } catch (MemoryMapException | RuntimeException e) {
             LinuxSys.closeQuietly(fd);
+            throw e;
         }
     }
 
@@ -144,7 +151,7 @@ public final class MappedRegion implements MemoryRegion {
         try {
             long address = LinuxSys.mmap(length, LinuxSys.PROT_READ | LinuxSys.PROT_WRITE, LinuxSys.MAP_SHARED,
                     fd, fileOffset);
-            return new MappedRegion(spec, address, length, address + lead, canShrink, file, account);
+            return new MappedRegion(spec, fd, address, length, address + lead, canShrink, file, account);
         } catch (NativeException e) {
             if (account != null) {
                 account.release(length);
@@ -167,6 +174,11 @@ public final class MappedRegion implements MemoryRegion {
             result[i] = LinuxSys.buffer(base + start, len).order(ByteOrder.LITTLE_ENDIAN);
         }
         return result;
+    }
+
+    /** The file mapped (owned by the region; valid until {@link #unmap()}), for a hot upgrade to pass on. */
+    public int fd() {
+        return fd;
     }
 
     /** The wire description this region was mapped from. */
@@ -209,6 +221,7 @@ public final class MappedRegion implements MemoryRegion {
             return;
         }
         unmapped = true;
+        LinuxSys.closeQuietly(fd);
         try {
             LinuxSys.munmap(mapAddress, mapLength);
         } catch (NativeException e) {

@@ -32,11 +32,22 @@ final class Connection {
     private final Consumer<Connection> onEnd;
     private final CompletableFuture<Void> released = new CompletableFuture<>();
     private BackendSession session;
+    /** The socket's fd (junixsocket owns it), for the epoll set and a hot upgrade's handover. */
+    private int socketFd;
     private long token = -1;
     /** The events watched now: EPOLLIN while reading, EPOLLOUT while a reply is unsent, none while a request waits. */
     private int watched;
     private ControlLoop.Timer stallCheck;
     private boolean ended;
+    /** Paused for a hot upgrade: the socket is not watched, the rings are stopped. */
+    private boolean paused;
+    /**
+     * The raw fd of a connection taken over (hot upgrade), closed with the connection: junixsocket does
+     * not close an fd it was handed with {@code FileDescriptorCast.unsafeUsing}. -1 otherwise.
+     */
+    private int adoptedFd = -1;
+    /** When the replay of a connection taken over began ({@link System#nanoTime()}), 0 when none runs. */
+    private long replayStarted;
 
     private Connection(DeviceRuntime runtime, ControlLoop loop, String where, Consumer<Connection> onEnd) {
         this.runtime = runtime;
@@ -71,6 +82,7 @@ final class Connection {
             endpoint.close();
             throw new IOException(e.getMessage(), e);
         }
+        c.socketFd = endpoint.fd();
         try {
             c.token = loop.register(endpoint.fd(), LinuxSys.EPOLLIN, c::onEvent);
         } catch (NativeException | RuntimeException e) {
@@ -81,13 +93,69 @@ final class Connection {
         return c;
     }
 
+    // ---- hot upgrade (Handover, Takeover) ------------------------------------------------------
+
+    /** The session, for a hot upgrade's image of it. */
+    BackendSession session() {
+        return session;
+    }
+
+    /** The socket's fd, to hand over (it stays junixsocket's here). */
+    int socketFd() {
+        return socketFd;
+    }
+
+    /**
+     * Stops watching the socket (what the front-end sends meanwhile waits in it) and pauses the rings;
+     * {@code done} runs on the loop once they stopped. Only {@link BackendSession#betweenRequests()}.
+     */
+    void pause(Runnable done) {
+        paused = true;
+        loop.unregister(token);
+        token = -1;
+        if (stallCheck != null) {
+            stallCheck.cancel();
+            stallCheck = null;
+        }
+        session.pause(done);
+    }
+
+    /** The upgrade was abandoned: the rings start again and the socket is read again. */
+    void resume() {
+        if (!paused || ended) {
+            return;
+        }
+        paused = false;
+        session.resume();
+        try {
+            token = loop.register(socketFd, LinuxSys.EPOLLIN, this::onEvent);
+            watched = LinuxSys.EPOLLIN;
+        } catch (NativeException e) {
+            LOG.error("{}: cannot watch the connection on {} again: {}", runtime.name(), where, e.getMessage());
+            end();
+            return;
+        }
+        watch();
+    }
+
+    /**
+     * Serves {@code requests} (the previous process's image of this connection) before reading the
+     * socket ({@link BackendSession#replay}).
+     */
+    void replay(java.util.List<org.jvhost.engine.transport.Message> requests, int fd) {
+        adoptedFd = fd;
+        session.replay(requests);
+        replayStarted = System.nanoTime();
+        loop.execute(() -> onEvent(LinuxSys.EPOLLIN));
+    }
+
     /** Completes on the loop once the session has released every fd and mapping it brought. */
     CompletableFuture<Void> released() {
         return released;
     }
 
     private void onEvent(int events) {
-        if (ended) {
+        if (ended || paused) {
             return;
         }
         boolean gone = (events & (LinuxSys.EPOLLHUP | LinuxSys.EPOLLERR)) != 0;
@@ -144,6 +212,14 @@ final class Connection {
             long armedAt = System.nanoTime();
             stallCheck = loop.schedule(STALL_MS, () -> checkStall(armedAt));
         }
+        if (session.replayPending() && !session.awaitingWorkers()) {
+            // replayed requests do not come from the socket, so no readiness event brings them
+            loop.execute(() -> onEvent(LinuxSys.EPOLLIN));
+        } else if (replayStarted != 0 && !session.replayPending() && !session.awaitingWorkers()) {
+            LOG.info("{}: the connection taken over on {} runs again ({} us to restore it)", runtime.name(), where,
+                    (System.nanoTime() - replayStarted) / 1000);
+            replayStarted = 0;
+        }
     }
 
     private boolean stalled() {
@@ -188,6 +264,8 @@ final class Connection {
             stallCheck = null;
         }
         session.close(() -> released.complete(null));
+        LinuxSys.closeQuietly(adoptedFd); // the socket itself is closed now: no other thread has its number
+        adoptedFd = -1;
         onEnd.accept(this);
     }
 }

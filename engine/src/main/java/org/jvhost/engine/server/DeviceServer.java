@@ -66,6 +66,10 @@ final class DeviceServer {
     /** When the current run of failed accepts began ({@link System#nanoTime()}); valid while acceptPause > 0. */
     private long acceptFailingSince;
     private boolean closed;
+    /** Paused for a hot upgrade: nothing accepted or connected, the connection's rings stopped. */
+    private boolean paused;
+    /** Taken over from the previous process and not started yet ({@link #startAdopted}). */
+    private Takeover.Incoming adopted;
 
     private DeviceServer(DeviceRuntime runtime, ControlLoop loop, Path path, Host.Mode mode, SocketAccess access,
             AFUNIXServerSocketChannel server, SocketFile socketFile, String where) {
@@ -113,6 +117,149 @@ final class DeviceServer {
         DeviceServer s = new DeviceServer(runtime, loop, path, Host.Mode.CONNECT, access, null, null, path.toString());
         loop.execute(s::tryConnect);
         return s;
+    }
+
+    /**
+     * Hot upgrade: serves what the previous process handed over for this device ({@code in}), once
+     * {@link #startAdopted} runs: its listening socket (on {@code path}, whose file this server then
+     * owns; none in CONNECT mode) and its connection. The device's saved state is restored here, so a
+     * device that cannot read it fails the takeover before it is acknowledged.
+     *
+     * @throws IOException if the listening fd is not a listening Unix socket, or the device refuses its state
+     */
+    static DeviceServer adopt(DeviceRuntime runtime, ControlLoop loop, Path path, Host.Mode mode,
+            SocketAccess access, Takeover.Incoming in) throws IOException {
+        AFUNIXServerSocketChannel server = null;
+        SocketFile file = null;
+        if (in.listenerFd() >= 0) {
+            server = FileDescriptorCast.unsafeUsing(in.takeListener()).as(AFUNIXServerSocketChannel.class);
+            server.setDeleteOnClose(false);
+            server.configureBlocking(false);
+            file = path == null ? null : SocketFile.adopt(path, server);
+        }
+        String where = path != null ? path.toString() : "an inherited socket";
+        DeviceServer s = new DeviceServer(runtime, loop, path, mode, access, server, file, where);
+        s.adopted = in;
+        in.restoreState(runtime.device());
+        return s;
+    }
+
+    /** Starts serving what {@link #adopt} took over: watch the listener, resume the connection. Loop only. */
+    void startAdopted() {
+        Takeover.Incoming in = adopted;
+        adopted = null;
+        if (in == null || closed) {
+            return;
+        }
+        if (server != null) {
+            try {
+                watchListener();
+            } catch (IOException e) {
+                LOG.error("{}: cannot watch the listening socket taken over on {}: {}", runtime.name(), where,
+                        e.getMessage());
+            }
+        }
+        int fd = in.takeConnection();
+        if (fd >= 0) {
+            AFUNIXSocketChannel ch;
+            try {
+                ch = FileDescriptorCast.unsafeUsing(fd).as(AFUNIXSocketChannel.class);
+            } catch (IOException e) {
+                org.jvhost.engine.sys.LinuxSys.closeQuietly(fd);
+                in.closeReplay();
+                LOG.error("{}: the connection taken over is not a socket: {}", runtime.name(), e.getMessage());
+                afterSession();
+                return;
+            }
+            serve(ch);
+            if (current != null) {
+                current.replay(in.takeReplay(), fd);
+                LOG.info("{}: took over the connection on {} from the previous jvhost", runtime.name(), where);
+            } else {
+                org.jvhost.engine.sys.LinuxSys.closeQuietly(fd); // junixsocket does not close a cast fd
+            }
+            in.closeReplay();
+        } else if (mode == Host.Mode.CONNECT) {
+            loop.execute(this::tryConnect);
+        }
+    }
+
+    /**
+     * Hot upgrade, on the loop: stops accepting (or connecting) and pauses the connection at a request
+     * boundary; {@code out} completes with what to hand over, or fails naming why not (a migration
+     * runs, or the connection stays inside a request for {@code busyMs}).
+     */
+    void pauseInLoop(java.util.concurrent.CompletableFuture<Handover.Outgoing> out, long busyMs) {
+        if (closed) {
+            out.complete(null);
+            return;
+        }
+        paused = true;
+        if (serverToken >= 0) {
+            loop.unregister(serverToken);
+            serverToken = -1;
+        }
+        if (acceptResume != null) {
+            acceptResume.cancel();
+            acceptResume = null;
+        }
+        if (retry != null) {
+            retry.cancel();
+            retry = null;
+        }
+        pauseConnection(out, System.nanoTime() + busyMs * 1_000_000L);
+    }
+
+    private void pauseConnection(java.util.concurrent.CompletableFuture<Handover.Outgoing> out, long deadline) {
+        Connection c = current;
+        int listener = -1;
+        try {
+            listener = server == null ? -1 : fdOf(server);
+        } catch (IOException e) {
+            out.completeExceptionally(new IOException(runtime.name() + ": " + e.getMessage(), e));
+            return;
+        }
+        if (c == null) {
+            out.complete(new Handover.Outgoing(runtime, listener, null, null, null));
+            return;
+        }
+        if (c.session().logging()) {
+            out.completeExceptionally(new IOException(runtime.name() + ": a live migration is running (dirty-page "
+                    + "logging); upgrade after it ends"));
+            return;
+        }
+        if (!c.session().betweenRequests()) {
+            if (System.nanoTime() - deadline > 0) {
+                out.completeExceptionally(new IOException(runtime.name() + ": the front-end stayed inside a "
+                        + "request; not paused"));
+                return;
+            }
+            loop.schedule(1, () -> pauseConnection(out, deadline));
+            return;
+        }
+        int listenerFd = listener;
+        c.pause(() -> out.complete(new Handover.Outgoing(runtime, listenerFd, c, c.session().image(),
+                Handover.saveState(runtime))));
+    }
+
+    /** The upgrade was abandoned: accept, connect and serve again as before. Loop only. */
+    void resumeInLoop() {
+        if (!paused || closed) {
+            return;
+        }
+        paused = false;
+        if (current != null) {
+            current.resume();
+        }
+        if (server != null) {
+            try {
+                watchListener();
+            } catch (IOException e) {
+                onAcceptFailed(e);
+            }
+        } else if (mode == Host.Mode.CONNECT && current == null) {
+            loop.execute(this::tryConnect);
+        }
     }
 
     private static int fdOf(java.nio.channels.Channel ch) throws IOException {
@@ -279,7 +426,7 @@ final class DeviceServer {
 
     /** What comes after a session: the front-end that waited, or (CONNECT) the next connection. */
     private void afterSession() {
-        if (closed) {
+        if (closed || paused) {
             return;
         }
         if (waiting != null) {

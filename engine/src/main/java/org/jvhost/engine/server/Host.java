@@ -70,6 +70,8 @@ public final class Host implements AutoCloseable {
     private final List<DeviceServer> servers = new ArrayList<>();
     private boolean closed;
     private int loopTurn;
+    /** What the previous process handed over, while devices are being added ({@link #adopt}). */
+    private Takeover takeover;
 
     /**
      * A host whose workers poll busy queues for {@link WorkerPool#DEFAULT_POLL_MICROS}.
@@ -145,6 +147,11 @@ public final class Host implements AutoCloseable {
         DeviceRuntime runtime = attach(context, device);
         ControlLoop loop = loopFor(runtime);
         Path path = socket.toAbsolutePath();
+        Takeover.Incoming in = takeover == null ? null : takeover.claim(runtime.name());
+        if (in != null) {
+            servers.add(DeviceServer.adopt(runtime, loop, mode == Mode.LISTEN ? path : null, mode, access, in));
+            return;
+        }
         servers.add(mode == Mode.LISTEN ? DeviceServer.listen(runtime, loop, path, access)
                 : DeviceServer.connect(runtime, loop, path, access));
     }
@@ -159,6 +166,11 @@ public final class Host implements AutoCloseable {
     public synchronized void addDevice(DeviceContext context, VhostUserDevice device, int listeningFd,
             SocketAccess access) throws IOException {
         DeviceRuntime runtime = attach(context, device);
+        Takeover.Incoming in = takeover == null ? null : takeover.claim(runtime.name());
+        if (in != null) {
+            servers.add(DeviceServer.adopt(runtime, loopFor(runtime), null, Mode.LISTEN, access, in));
+            return;
+        }
         servers.add(DeviceServer.inherit(runtime, loopFor(runtime), listeningFd, access));
     }
 
@@ -177,6 +189,68 @@ public final class Host implements AutoCloseable {
         DeviceRuntime runtime = ((HostDeviceContext) context).runtime;
         runtime.attach(device);
         return runtime;
+    }
+
+    // ---- hot upgrade ----------------------------------------------------------------------------
+
+    /**
+     * The successor's side: devices added from now on take over what {@code from} holds for them (by
+     * device name) instead of creating sockets, and start serving only at {@link #startAdopted()}.
+     */
+    public synchronized void adopt(Takeover from) {
+        this.takeover = from;
+    }
+
+    /**
+     * The successor has acknowledged the handover: every device taken over starts serving (listening,
+     * and resuming its connection's rings where the previous process paused them).
+     */
+    public synchronized void startAdopted() {
+        takeover = null;
+        for (DeviceServer s : servers) {
+            s.loop().execute(s::startAdopted);
+        }
+    }
+
+    /**
+     * The running process's side: pauses every device on its loop ({@link DeviceServer#pauseInLoop}). If
+     * one cannot be paused, the others resume and the failure names the device.
+     */
+    synchronized List<Handover.Outgoing> pauseAll(long busyMs) throws IOException {
+        List<CompletableFuture<Handover.Outgoing>> all = new ArrayList<>();
+        for (DeviceServer s : servers) {
+            CompletableFuture<Handover.Outgoing> f = new CompletableFuture<>();
+            s.loop().execute(() -> s.pauseInLoop(f, busyMs));
+            all.add(f);
+        }
+        List<Handover.Outgoing> out = new ArrayList<>();
+        try {
+            CompletableFuture.allOf(all.toArray(new CompletableFuture<?>[0]))
+                    .get(busyMs + CLOSE_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+            for (CompletableFuture<Handover.Outgoing> f : all) {
+                if (f.get() != null) {
+                    out.add(f.get());
+                }
+            }
+            return out;
+        } catch (ExecutionException e) {
+            resumeAll();
+            throw new IOException(e.getCause().getMessage(), e.getCause());
+        } catch (TimeoutException e) {
+            resumeAll();
+            throw new IOException("the devices did not pause within " + (busyMs + CLOSE_TIMEOUT_MS) + " ms");
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            resumeAll();
+            throw new IOException("interrupted while pausing the devices");
+        }
+    }
+
+    /** The handover was abandoned: every paused device serves again. */
+    synchronized void resumeAll() {
+        for (DeviceServer s : servers) {
+            s.loop().execute(s::resumeInLoop);
+        }
     }
 
     /** Round robin over the control loops, in the order devices are added. */

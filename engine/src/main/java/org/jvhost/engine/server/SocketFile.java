@@ -80,6 +80,15 @@ public final class SocketFile {
         }
     }
 
+    /**
+     * A hot upgrade: the socket listening on {@code path} was handed over by the previous process; the
+     * file there (made by that process) is ours to remove from now on, if it is still the same file.
+     */
+    public static SocketFile adopt(Path path, AFUNIXServerSocketChannel channel) throws IOException {
+        Object key = Files.readAttributes(path, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).fileKey();
+        return new SocketFile(path, channel, key);
+    }
+
     /** The listening socket. */
     public AFUNIXServerSocketChannel channel() {
         return channel;

@@ -70,6 +70,8 @@ public final class BackendSession {
     private boolean broken;
     /** Set by {@link #close}: runs once the connection's fds and mappings are all released. */
     private Runnable onReleased;
+    /** Requests replayed from a hot upgrade's image before the socket is read ({@link #replay}). */
+    private final java.util.ArrayDeque<Message> replay = new java.util.ArrayDeque<>();
 
     /**
      * @param controlLoop runs a task on the connection's control loop (worker completions come back through it)
@@ -107,7 +109,15 @@ public final class BackendSession {
         // a bounded batch, so a chatty front-end cannot starve the loop's other connections; the
         // level-triggered socket brings the loop back for the rest
         for (int i = 0; i < MESSAGES_PER_TURN && pending == null && !endpoint.hasUnsent(); i++) {
-            Message m;
+            Message m = replay.poll();
+            if (m != null) {
+                if (!serve(m)) {
+                    LOG.error("{}: the connection handed over by the previous jvhost cannot be restored ({} "
+                            + "failed); closing it, the front-end reconnects", name, m.name());
+                    return false;
+                }
+                continue;
+            }
             try {
                 m = endpoint.receive();
             } catch (Endpoint.ClosedException e) {
@@ -132,6 +142,62 @@ public final class BackendSession {
             }
         }
         return true;
+    }
+
+    // ---- hot upgrade (org.jvhost.engine.server.Handover) ------------------------------------------
+
+    /**
+     * Whether the connection is between two requests: none waits for workers, no reply is unsent, no
+     * request is half read. Only then can it be paused and handed over.
+     */
+    public boolean betweenRequests() {
+        return pending == null && !endpoint.hasUnsent() && !endpoint.inMessage() && replay.isEmpty();
+    }
+
+    /** Whether the connection logs dirty pages now (a live migration runs): it is not handed over then. */
+    public boolean logging() {
+        return logging.active();
+    }
+
+    /**
+     * Pauses every started ring on its worker (as GET_VRING_BASE, without telling the front-end) and
+     * suspends the device; {@code done} runs on the control loop then. Call only {@link #betweenRequests()}.
+     */
+    public void pause(Runnable done) {
+        WorkerPlan plan = new WorkerPlan(name);
+        vrings.pause(plan);
+        plan.then(this::suspendDevice);
+        plan.execute(controlLoop, done);
+    }
+
+    /** The paused connection as requests that rebuild it ({@link SessionImage}); its fds stay ours. */
+    public SessionImage image() {
+        return SessionImage.of(negotiation, memory, vrings, status);
+    }
+
+    /** The upgrade was abandoned: the paused rings start again where they stopped. */
+    public void resume() {
+        WorkerPlan plan = new WorkerPlan(name);
+        vrings.unpause(plan);
+        plan.execute(controlLoop, () -> {
+            if (plan.failure() != null) {
+                LOG.error("{}: rings do not restart after the abandoned upgrade: {}", name, plan.failure().getMessage());
+            }
+        });
+    }
+
+    /**
+     * A hot upgrade: {@code requests} (a {@link SessionImage} the previous process sent) are served before
+     * anything is read from the socket, without replies, and bypassing the trace and strict mode (the
+     * front-end never sent them to us). One that fails ends the connection.
+     */
+    public void replay(java.util.List<Message> requests) {
+        replay.addAll(requests);
+    }
+
+    /** Whether replayed requests remain to be served; the caller then calls {@link #onReadable()} again. */
+    public boolean replayPending() {
+        return !replay.isEmpty();
     }
 
     /** Whether a request waits for workers: until it is answered, nothing more is read. */
@@ -195,6 +261,8 @@ public final class BackendSession {
         onReleased = released;
         tap.closed("connection closed");
         endpoint.close();
+        replay.forEach(Message::closeFds);
+        replay.clear();
         if (pending == null) {
             release();
         }

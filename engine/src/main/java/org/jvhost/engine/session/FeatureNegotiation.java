@@ -58,6 +58,16 @@ final class FeatureNegotiation {
                 | (services.contains(HostService.INFLIGHT_TRACKING) ? ProtocolFeatures.INFLIGHT_SHMFD : 0);
     }
 
+    /** The virtio features acknowledged (SET_FEATURES), 0 before. */
+    long acked() {
+        return acked;
+    }
+
+    /** The protocol features acknowledged (SET_PROTOCOL_FEATURES), 0 before. */
+    long protocol() {
+        return protocol;
+    }
+
     /** Whether {@code protocolFeature} was negotiated. */
     boolean has(long protocolFeature) {
         return (protocol & protocolFeature) != 0;

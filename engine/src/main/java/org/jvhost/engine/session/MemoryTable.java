@@ -45,6 +45,16 @@ final class MemoryTable {
         this.account = runtime.memoryBudget().newAccount();
     }
 
+    /** The mapped regions, in table order (for a hot upgrade's image of the connection). */
+    List<MappedRegion> regions() {
+        return regions;
+    }
+
+    /** How many more times than once {@code r} was added (ADD_MEM_REG); 0 for most. */
+    int duplicateAdds(MappedRegion r) {
+        return duplicateAdds.getOrDefault(r, 0);
+    }
+
     /** The current guest memory, or null before the first table. */
     GuestMemoryMap memory() {
         return memory;

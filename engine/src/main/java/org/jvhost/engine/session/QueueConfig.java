@@ -24,6 +24,11 @@ final class QueueConfig {
     boolean enabled;
     /** Non-null while the ring is started. */
     Ring ring;
+    /**
+     * Stopped for a hot upgrade, keeping its kick fd: it starts again where it stopped if the upgrade
+     * is abandoned ({@link VringLifecycle#pause}).
+     */
+    boolean paused;
 
     QueueConfig(int index) {
         this.index = index;
@@ -50,5 +55,6 @@ final class QueueConfig {
         logGuestAddress = 0;
         base = 0;
         enabled = false;
+        paused = false;
     }
 }

@@ -435,6 +435,8 @@ public final class LinuxSys {
 
     private static native int open(String path, int flags) throws LastErrorException;
 
+    private static native int poll(Pointer fds, long nfds, int timeout) throws LastErrorException;
+
     private static native int geteuid();
 
     private static native int socket(int domain, int type, int protocol) throws LastErrorException;
@@ -513,6 +515,26 @@ public final class LinuxSys {
             return open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
         } catch (LastErrorException e) {
             throw fail("open(O_PATH|O_NOFOLLOW)", e);
+        }
+    }
+
+    /**
+     * Waits up to {@code timeoutMs} for {@code fd} to be readable (or hung up): {@code poll(2)} on one
+     * {@code struct pollfd { i32 fd; i16 events; i16 revents; }}.
+     *
+     * @return true if it is readable (or at end of stream, or failed), false on timeout or EINTR
+     */
+    public static boolean awaitReadable(int fd, int timeoutMs) throws NativeException {
+        try (Memory pfd = new Memory(8)) {
+            pfd.setInt(0, fd);
+            pfd.setShort(4, (short) EPOLLIN); // POLLIN has EPOLLIN's value
+            pfd.setShort(6, (short) 0);
+            return poll(pfd, 1, timeoutMs) > 0;
+        } catch (LastErrorException e) {
+            if (e.getErrorCode() == NativeException.EINTR) {
+                return false;
+            }
+            throw fail("poll", e);
         }
     }
 

@@ -23,6 +23,14 @@ public final class Message {
         this.fds = fds;
     }
 
+    /**
+     * A request made here rather than read from a socket: a hot upgrade replays a connection's state to
+     * the new process as the requests that set it up. The message owns {@code fds}.
+     */
+    public static Message replayed(MessageHeader header, ByteBuffer payload, int[] fds) {
+        return new Message(header, payload, fds);
+    }
+
     public MessageHeader header() {
         return header;
     }

@@ -122,14 +122,24 @@ class MappedRegionTest {
     }
 
     @Test
-    void mapClosesTheFdItWasGivenAndUnmapIsIdempotent() throws Exception {
+    void mapKeepsTheFdItWasGivenUntilUnmapWhichIsIdempotent() throws Exception {
         LinuxSys.truncate(fd, MIB);
         int owned = LinuxSys.dupCloexec(fd);
         MappedRegion r = MappedRegion.map(new RegionSpec(0, MIB, 0, 0), owned);
-        r.window(0).putInt(0, 7); // the mapping survives the close
+        r.window(0).putInt(0, 7);
+        assertEquals(owned, r.fd(), "the region holds the fd a hot upgrade passes on");
+        assertEquals(MIB, LinuxSys.fileSize(owned));
+        r.unmap();
+        assertThrows(NativeException.class, () -> LinuxSys.fileSize(owned), "unmap closes the fd");
+        r.unmap();
+    }
+
+    @Test
+    void aRegionThatCannotBeMappedClosesItsFd() throws Exception {
+        LinuxSys.truncate(fd, 4096);
+        int owned = LinuxSys.dupCloexec(fd);
+        assertThrows(MemoryMapException.class, () -> MappedRegion.map(new RegionSpec(0, MIB, 0, 0), owned));
         assertThrows(NativeException.class, () -> LinuxSys.fileSize(owned));
-        r.unmap();
-        r.unmap();
     }
 
     /**

@@ -2,11 +2,16 @@ package org.jvhost.host.cli;
 
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.Map;
+import java.util.function.LongConsumer;
+import java.util.function.Supplier;
 import org.jvhost.engine.instrument.Instrument;
 import org.jvhost.engine.memory.MemoryBudget;
 import org.jvhost.engine.server.DeviceSnapshot;
+import org.jvhost.engine.server.Handover;
 import org.jvhost.engine.server.Host;
 import org.jvhost.engine.server.SocketAccess;
+import org.jvhost.engine.server.Takeover;
 import org.jvhost.spi.DeviceContext;
 import org.jvhost.spi.VhostUserDevice;
 
@@ -51,6 +56,26 @@ interface DeviceHost extends AutoCloseable {
     /** @see Host#loopsAnswer(long) */
     default boolean loopsAnswer(long timeoutMs) {
         return true;
+    }
+
+    /**
+     * @see Host#adopt(Takeover)
+     * @throws UnsupportedOperationException if this host cannot take over (a test double)
+     */
+    default void adopt(Takeover from) {
+        throw new UnsupportedOperationException("this host cannot take over from a running jvhost");
+    }
+
+    /** @see Host#startAdopted() */
+    default void startAdopted() {
+    }
+
+    /**
+     * Offers this host to a successor ({@link Handover#listen}); null if this host cannot (a test double).
+     */
+    default AutoCloseable offerHandover(Path socket, Supplier<Map<String, Integer>> services,
+            LongConsumer handedOver) throws IOException {
+        return null;
     }
 
     /** Stops everything; safe to call more than once. */
@@ -113,6 +138,22 @@ interface DeviceHost extends AutoCloseable {
             @Override
             public boolean loopsAnswer(long timeoutMs) {
                 return host.loopsAnswer(timeoutMs);
+            }
+
+            @Override
+            public void adopt(Takeover from) {
+                host.adopt(from);
+            }
+
+            @Override
+            public void startAdopted() {
+                host.startAdopted();
+            }
+
+            @Override
+            public AutoCloseable offerHandover(Path socket, Supplier<Map<String, Integer>> services,
+                    LongConsumer handedOver) throws IOException {
+                return Handover.listen(host, socket, services, handedOver);
             }
 
             @Override

@@ -34,6 +34,22 @@ interface Lifecycle {
     }
 
     /**
+     * A hot upgrade handed everything to process {@code successorPid}: tell the service manager it is
+     * the main process now and exit 0 at once, closing nothing (the kernel drops this process's copies
+     * of the sockets, eventfds and memory; the successor serves them). Tests do without.
+     */
+    default void handedOver(long successorPid) {
+    }
+
+    /**
+     * Taking over from a running jvhost failed before it was acknowledged: exit with status 1 at once,
+     * closing nothing, so none of the sockets and files the running process still serves is touched (it
+     * resumes when the handover link closes). Tests do without, and fail the usual way.
+     */
+    default void abandonTakeover(String why) {
+    }
+
+    /**
      * The process: a shutdown hook tells {@code notifier} STOPPING=1, closes the host, runs
      * {@code atExit}, then halts with status 0. Without the halt the JVM would report 128+signal (143
      * for SIGTERM) for what is the normal way to stop a daemon; since the halt also cuts short every
@@ -87,6 +103,22 @@ interface Lifecycle {
                         notifier.ready("serving (after SIGHUP)");
                     }
                 });
+            }
+
+            @Override
+            public void handedOver(long successorPid) {
+                notifier.mainPid(successorPid);
+                atExit.run();
+                System.err.flush();
+                Runtime.getRuntime().halt(0);
+            }
+
+            @Override
+            public void abandonTakeover(String why) {
+                org.slf4j.LoggerFactory.getLogger(Lifecycle.class).error("takeover failed, the running jvhost "
+                        + "keeps serving: {}", why);
+                System.err.flush();
+                Runtime.getRuntime().halt(1);
             }
 
             @Override

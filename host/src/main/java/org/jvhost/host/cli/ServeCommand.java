@@ -121,6 +121,13 @@ final class ServeCommand implements Callable<Integer> {
             description = "Serve GET /metrics (Prometheus text or OpenMetrics) on this loopback address, e.g. 127.0.0.1:9109 (default: [host] metrics, else none).")
     String metrics;
 
+    @Option(names = "--takeover",
+            description = {"Hot upgrade: take every device, connection and socket over from the jvhost running "
+                + "with the same control socket (start this one with the same arguments plus --takeover; "
+                + "'jvhost ctl upgrade' does that). The running one exits 0 once this one serves; if this one "
+                + "fails first, the running one goes on serving."})
+    boolean takeover;
+
     @Mixin
     PluginsOption plugins;
 
@@ -180,6 +187,9 @@ final class ServeCommand implements Callable<Integer> {
         if (entries.isEmpty() && file == null && (controlByDefault || controlPath == null)) {
             throw usage("nothing to serve: give --device, --config or --control");
         }
+        if (takeover && controlPath == null) {
+            throw usage("--takeover finds the running jvhost next to its control socket: give --control");
+        }
         DeviceTypes types = plugins.load(loader, spec);
         // Before checking, so that an unusable device type is explained by the plugin problem behind it.
         types.problems().forEach(p -> LOG.error("{}", p));
@@ -198,18 +208,34 @@ final class ServeCommand implements Callable<Integer> {
             stop(host);
         });
         boolean started = false;
+        HotUpgrade upgrade = null;
+        Exception failure = null;
         try {
+            upgrade = takeover ? HotUpgrade.takeOver(host, controlPath) : null;
             manager.start(plan);
-            if (controlPath != null) {
-                startControl(controlPath, controlByDefault, manager);
-            }
-            if (metricsAddress != null) {
-                services.add(MetricsServer.start(metricsAddress, metrics(manager)));
+            ControlServer controlServer = controlPath == null ? null
+                    : startControl(controlPath, controlByDefault, manager, upgrade == null ? -1 : upgrade.controlFd());
+            if (upgrade == null) {
+                if (metricsAddress != null) {
+                    services.add(MetricsServer.start(metricsAddress, metrics(manager)));
+                }
+                offerHandover(host, controlPath, controlServer);
+            } else {
+                Path control = controlPath;
+                upgrade.acknowledge(() -> afterTakeover(host, metricsAddress, manager, control, controlServer));
             }
             started = true;
         } catch (ConfigException e) {
+            failure = e;
             throw usage(e.getMessage());
+        } catch (IOException | RuntimeException e) {
+            failure = e;
+            throw e;
         } finally {
+            if (!started && upgrade != null) {
+                upgrade.abandon();
+                lifecycle.abandonTakeover(failure == null ? "see the errors above" : failure.getMessage());
+            }
             if (!started) {
                 // whatever failed: the shutdown hook must not outlive it, since it exits with status 0
                 lifecycle.cancel();
@@ -228,16 +254,54 @@ final class ServeCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** The control socket; one nobody asked for explicitly may fail (another jvhost has it) with a warning. */
-    private void startControl(Path path, boolean byDefault, DeviceManager manager) throws IOException {
+    /**
+     * The control socket (taken over as {@code inheritedFd} if that is not -1); one nobody asked for
+     * explicitly may fail (another jvhost has it) with a warning, and null.
+     */
+    private ControlServer startControl(Path path, boolean byDefault, DeviceManager manager, int inheritedFd)
+            throws IOException {
         try {
-            services.add(ControlServer.start(path, new ControlRequests(manager)));
+            ControlServer s = inheritedFd >= 0 ? ControlServer.adopt(path, inheritedFd, new ControlRequests(manager))
+                    : ControlServer.start(path, new ControlRequests(manager));
+            services.add(s);
+            return s;
         } catch (IOException e) {
             if (!byDefault) {
                 throw e;
             }
             LOG.warn("no control socket: the default one cannot be served ({}); give --control PATH", e.getMessage());
+            return null;
         }
+    }
+
+    /**
+     * After a takeover, once the predecessor (which held both addresses) has exited: the metrics endpoint
+     * (a failure is logged: the devices serve already) and this process's own handover socket.
+     */
+    private void afterTakeover(DeviceHost host, InetSocketAddress metricsAddress, DeviceManager manager, Path control,
+            ControlServer controlServer) {
+        if (metricsAddress != null) {
+            try {
+                addService(MetricsServer.start(metricsAddress, metrics(manager)));
+            } catch (IOException e) {
+                LOG.error("no metrics endpoint after the takeover: {}", e.getMessage());
+            }
+        }
+        offerHandover(host, control, controlServer);
+    }
+
+    /** Offers this process to a successor ({@link HotUpgrade#offer}); needs the control socket. */
+    private void offerHandover(DeviceHost host, Path control, ControlServer controlServer) {
+        if (control != null) {
+            AutoCloseable h = HotUpgrade.offer(host, control, controlServer, lifecycle);
+            if (h != null) {
+                addService(h);
+            }
+        }
+    }
+
+    private synchronized void addService(AutoCloseable s) {
+        services.add(s);
     }
 
     private ConfigFile.Parsed readConfig() {

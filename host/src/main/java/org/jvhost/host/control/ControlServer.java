@@ -15,6 +15,7 @@ import org.newsclub.net.unix.AFUNIXSelectorProvider;
 import org.newsclub.net.unix.AFUNIXServerSocketChannel;
 import org.newsclub.net.unix.AFUNIXSocketChannel;
 import org.newsclub.net.unix.AFUNIXSocketCredentials;
+import org.newsclub.net.unix.FileDescriptorCast;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -59,16 +60,10 @@ public final class ControlServer implements AutoCloseable {
     /** {@link System#nanoTime()} when accepting resumes after a failure, or 0 when not paused. */
     private long acceptPausedUntil;
 
-    private ControlServer(Path path, Handler handler) throws IOException {
+    private ControlServer(Path path, Handler handler, SocketFile socketFile) throws IOException {
         this.path = path;
         this.handler = handler;
-        try {
-            // owner-only from birth, and never a chmod through a symlink (SocketFile); a stale file of a
-            // crashed run is replaced, a live socket or any other file is not
-            this.socketFile = SocketFile.listen(path, SocketAccess.DEFAULT);
-        } catch (IOException e) {
-            throw new IOException("control socket: " + e.getMessage(), e);
-        }
+        this.socketFile = socketFile;
         AFUNIXServerSocketChannel ch = socketFile.channel();
         try {
             this.ownerUid = ((Number) Files.getAttribute(path, "unix:uid", LinkOption.NOFOLLOW_LINKS)).longValue();
@@ -91,10 +86,38 @@ public final class ControlServer implements AutoCloseable {
      * @throws IOException naming the path if it cannot listen there, or if another process does
      */
     public static ControlServer start(Path path, Handler handler) throws IOException {
-        ControlServer s = new ControlServer(path.toAbsolutePath(), Objects.requireNonNull(handler));
+        Path p = path.toAbsolutePath();
+        SocketFile file;
+        try {
+            // owner-only from birth, and never a chmod through a symlink (SocketFile); a stale file of a
+            // crashed run is replaced, a live socket or any other file is not
+            file = SocketFile.listen(p, SocketAccess.DEFAULT);
+        } catch (IOException e) {
+            throw new IOException("control socket: " + e.getMessage(), e);
+        }
+        ControlServer s = new ControlServer(p, Objects.requireNonNull(handler), file);
         s.thread.start();
         LOG.info("control socket listening on {} (owner-only)", s.path);
         return s;
+    }
+
+    /**
+     * Serves requests on {@code listeningFd}, the control socket on {@code path} that the previous
+     * jvhost handed over (hot upgrade); the socket file is this server's from now on.
+     */
+    public static ControlServer adopt(Path path, int listeningFd, Handler handler) throws IOException {
+        Path p = path.toAbsolutePath();
+        AFUNIXServerSocketChannel ch = FileDescriptorCast.unsafeUsing(listeningFd).as(AFUNIXServerSocketChannel.class);
+        ch.setDeleteOnClose(false);
+        ControlServer s = new ControlServer(p, Objects.requireNonNull(handler), SocketFile.adopt(p, ch));
+        s.thread.start();
+        LOG.info("control socket on {} taken over from the previous jvhost", s.path);
+        return s;
+    }
+
+    /** The listening socket's fd, for a hot upgrade to hand over (it stays this server's). */
+    public int listenerFd() throws IOException {
+        return FileDescriptorCast.using(server.getFileDescriptor()).as(Integer.class);
     }
 
     public Path path() {

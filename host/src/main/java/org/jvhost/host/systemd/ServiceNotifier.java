@@ -86,6 +86,14 @@ public final class ServiceNotifier implements AutoCloseable {
         send("STOPPING=1\nSTATUS=stopping");
     }
 
+    /**
+     * {@code MAINPID=pid}: a hot upgrade handed the service over to process {@code pid}, which sends
+     * the notifications from now on (allowed with {@code NotifyAccess=main}: the main process says it).
+     */
+    public void mainPid(long pid) {
+        send("MAINPID=" + pid + "\nSTATUS=handed over to pid " + pid);
+    }
+
     /** {@code WATCHDOG=1}: still making progress (see {@link Watchdog}). */
     public void watchdog() {
         send("WATCHDOG=1");

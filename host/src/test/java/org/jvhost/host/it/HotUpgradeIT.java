@@ -1,0 +1,243 @@
+package org.jvhost.host.it;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.jvhost.host.it.TestpmdFrontEnd.Interval;
+import org.jvhost.host.it.TestpmdFrontEnd.PortStats;
+import org.jvhost.testkit.ScriptedFrontend;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.RegisterExtension;
+
+/**
+ * Hot upgrade (issue 14): a second {@code jvhost serve --takeover} with the same arguments takes every
+ * device over from the running one, which exits 0, while front-ends keep going without a reconnect.
+ * The traffic gap is read from the two processes' logs: from the old one's "paused" line to the new
+ * one's "runs again" line for the connection (the rings stand still in between). Each test prints one
+ * {@code UPGRADE-RESULT} line for BENCHMARKS.md.
+ */
+@Timeout(value = 180, unit = TimeUnit.SECONDS)
+class HotUpgradeIT {
+    private static final long MIN_FRAMES = 10_000;
+    /** {@code start tx_first 4}: 4 bursts of 32 frames circulate, the most that can be in flight. */
+    private static final int IN_FLIGHT = 128;
+    private static final Pattern PAUSED = Pattern.compile("(\\S+) \\[[^]]+\\] INFO Handover - paused (\\d+) device");
+    private static final Pattern RUNS_AGAIN = Pattern.compile("(\\S+) \\[[^]]+\\] INFO Connection - .* runs again");
+    private static final Pattern HANDED_OVER = Pattern.compile("handed (\\d+) device\\(s\\) over to pid");
+
+    @RegisterExtension
+    final PeerScope scope = new PeerScope();
+    private Path sockets;
+    private Path control;
+
+    @BeforeEach
+    void setUp() {
+        Peers.assumeInstalled(Peers.TASKSET, "util-linux");
+        sockets = scope.sockets();
+        control = sockets.resolve("control.sock");
+    }
+
+    /** {@code java [jvmArgs] -jar jvhost.jar serve args} on the back-end's CPU. */
+    private ProcessUnderTest serve(String name, List<String> jvmArgs, List<String> args) {
+        List<String> cmd = new ArrayList<>(Serve.ON_BACK_END_CPU);
+        cmd.add(Serve.java());
+        cmd.addAll(jvmArgs);
+        cmd.addAll(List.of("-jar", Serve.jar().toString(), "serve"));
+        cmd.addAll(args);
+        return scope.track(ProcessUnderTest.start(name, cmd, scope.logs()));
+    }
+
+    private List<String> loopbackArgs(Path sock, String... more) {
+        List<String> a = new ArrayList<>(List.of("--device", "loopback:socket=" + sock, "--control", control.toString()));
+        a.addAll(List.of(more));
+        return a;
+    }
+
+    /**
+     * Proof 1: testpmd's {@code io} round trip through the loopback device runs across the handover. The
+     * frames keep flowing afterwards, no frame is lost (at the end no more than the 128 circulating ones
+     * are missing), the old process exits 0, and the device's counters carry on in the new one.
+     */
+    @Test
+    void testpmdRoundTripCrossesTheHandover() {
+        Peers.assumeInstalled(Peers.TESTPMD, "dpdk-dev");
+        Path sock = sockets.resolve("lo.sock");
+        ProcessUnderTest old = serve("jvhost-old", List.of(), loopbackArgs(sock));
+        Peers.awaitNewFile(handoverSocket(), null, Duration.ofSeconds(30), old);
+        TestpmdFrontEnd front = scope.track(TestpmdFrontEnd.start("testpmd", sock, 1, "io", false, scope.logs()));
+        front.startRoundTrip();
+        front.sample(Duration.ofSeconds(1)).assertFlowing(MIN_FRAMES, "before the handover; ", old);
+
+        ProcessUnderTest fresh = serve("jvhost-new", List.of(), loopbackArgs(sock, "--takeover"));
+        assertEquals(0, old.awaitExit(Duration.ofSeconds(60)), "the old jvhost exits 0 after the handover" + old.tail()
+                + fresh.tail());
+        fresh.await(RUNS_AGAIN, 0, Duration.ofSeconds(30), null);
+        Interval after = front.sample(Duration.ofSeconds(2));
+        after.assertFlowing(MIN_FRAMES, "after the handover; ", fresh);
+        front.stop();
+        PortStats end = front.portStats();
+        long missing = end.txPackets() - end.rxPackets();
+        long gapMs = gapMs(old, fresh);
+
+        System.out.println("UPGRADE-RESULT devices=1 front_end=testpmd frames_sent=" + end.txPackets()
+                + " missing_at_end=" + missing + " gap_ms=" + gapMs);
+        assertTrue(missing >= 0 && missing <= IN_FLIGHT, missing + " frames lost across the handover (at most "
+                + IN_FLIGHT + " circulate)" + fresh.tail());
+        assertTrue(fresh.isAlive(), "the new jvhost serves" + fresh.tail());
+        assertTrue(!front.process().outputSince(0).contains("disconnect"),
+                "testpmd saw a disconnect" + front.process().tail());
+    }
+
+    /**
+     * Proof 4: the successor is killed (SIGKILL) after the old process paused everything and sent it,
+     * before it acknowledged. The old process resumes its rings, keeps serving the same connection
+     * (testpmd's round trip flows again, nothing lost), holds as many fds as before, and a second
+     * takeover then succeeds.
+     */
+    @Test
+    void aSuccessorKilledMidHandoverLeavesTheOldOneServing() {
+        Peers.assumeInstalled(Peers.TESTPMD, "dpdk-dev");
+        Path sock = sockets.resolve("lo.sock");
+        ProcessUnderTest old = serve("jvhost-old", List.of(), loopbackArgs(sock));
+        Peers.awaitNewFile(handoverSocket(), null, Duration.ofSeconds(30), old);
+        TestpmdFrontEnd front = scope.track(TestpmdFrontEnd.start("testpmd", sock, 1, "io", false, scope.logs()));
+        front.startRoundTrip();
+        front.sample(Duration.ofSeconds(1)).assertFlowing(MIN_FRAMES, "before the takeover; ", old);
+        int fdsBefore = ProcessResources.snapshot(old.pid()).fds();
+
+        int mark = old.mark();
+        ProcessUnderTest doomed = serve("jvhost-doomed", List.of("-Djvhost.takeover.hold-ms=30000"),
+                loopbackArgs(sock, "--takeover"));
+        old.await(PAUSED, mark, Duration.ofSeconds(60), doomed);
+        doomed.await(Pattern.compile("holding the takeover"), 0, Duration.ofSeconds(30), null);
+        doomed.kill();
+        old.await(Pattern.compile("device\\(s\\) resumed, still serving"), mark, Duration.ofSeconds(10));
+
+        front.sample(Duration.ofSeconds(2)).assertFlowing(MIN_FRAMES, "after the failed takeover; ", old);
+        int fdsAfter = ProcessResources.snapshot(old.pid()).fds();
+        assertEquals(fdsBefore, fdsAfter, "fds of the old jvhost before and after the failed takeover");
+
+        ProcessUnderTest fresh = serve("jvhost-new", List.of(), loopbackArgs(sock, "--takeover"));
+        assertEquals(0, old.awaitExit(Duration.ofSeconds(60)), "the old jvhost hands over on the second try"
+                + old.tail() + fresh.tail());
+        fresh.await(RUNS_AGAIN, 0, Duration.ofSeconds(30), null);
+        front.sample(Duration.ofSeconds(2)).assertFlowing(MIN_FRAMES, "after the second takeover; ", fresh);
+        front.stop();
+        PortStats end = front.portStats();
+        long missing = end.txPackets() - end.rxPackets();
+        System.out.println("UPGRADE-RESULT failed_takeover fds_before=" + fdsBefore + " fds_after=" + fdsAfter
+                + " missing_at_end=" + missing);
+        assertTrue(missing >= 0 && missing <= IN_FLIGHT, missing + " frames lost" + fresh.tail());
+    }
+
+    /**
+     * Proof 3: 1,000 loopback devices (system property {@code jvhost.upgrade.devices}), each with a
+     * connected front-end in this JVM (memory table, one enabled ring with kick and call eventfds),
+     * handed over at once. Every front-end still answers the new process on its old connection, the new
+     * process holds no more fds than the old one did, and once the front-ends leave it is back to the fds
+     * the old one had before they came (no leak).
+     */
+    @Test
+    void thousandConnectedDevicesAreHandedOver() throws Exception {
+        int n = Integer.getInteger("jvhost.upgrade.devices", 1000);
+        StringBuilder args = new StringBuilder("--workers 2\n--control " + control + "\n");
+        List<Path> paths = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            Path p = sockets.resolve("d" + i + ".sock");
+            paths.add(p);
+            args.append("--device loopback:socket=").append(p).append('\n');
+        }
+        Path argFile = sockets.resolve("serve.args");
+        Files.writeString(argFile, args);
+        ProcessUnderTest old = serve("jvhost-old", List.of(), List.of("@" + argFile));
+        old.await(Pattern.compile("serving " + n + " device\\(s\\)"), 0, Duration.ofSeconds(120));
+        Peers.awaitNewFile(handoverSocket(), null, Duration.ofSeconds(30), old);
+        ProcessResources.Snapshot idle = ProcessResources.snapshot(old.pid());
+        int fdsIdle = idle.fds();
+        List<ScriptedFrontend> frontends = new ArrayList<>();
+        for (Path p : paths) {
+            frontends.add(scope.track(Serve.negotiate(p)));
+        }
+        int fdsConnected = ProcessResources.snapshot(old.pid()).fds();
+
+        long t0 = System.nanoTime();
+        ProcessUnderTest fresh = serve("jvhost-new", List.of(), List.of("@" + argFile, "--takeover"));
+        assertEquals(0, old.awaitExit(Duration.ofSeconds(120)), "the old jvhost exits 0" + old.tail() + fresh.tail());
+        long exitedMs = (System.nanoTime() - t0) / 1_000_000;
+        Matcher handed = old.await(HANDED_OVER, 0, Duration.ofSeconds(1));
+        assertEquals(n, Integer.parseInt(handed.group(1)), "devices handed over");
+        awaitCount(fresh, RUNS_AGAIN, n, Duration.ofSeconds(60));
+        long gapMs = gapMs(old, fresh);
+        int fdsNew = ProcessResources.snapshot(fresh.pid()).fds();
+
+        for (int i = 0; i < n; i += Math.max(1, n / 20)) {
+            frontends.get(i).kick(0);
+            assertTrue(frontends.get(i).getFeatures() != 0, "device " + i + " answers on its old connection");
+        }
+        for (ScriptedFrontend f : frontends) {
+            f.close();
+        }
+        Duration settle = ProcessResources.awaitBaseline(fresh, new ProcessResources.Snapshot(fdsIdle + 8, List.of(),
+                idle.sharedMappings()), Duration.ofSeconds(30));
+        int fdsAfter = ProcessResources.snapshot(fresh.pid()).fds();
+
+        String result = String.format("UPGRADE-RESULT devices=%d old_fds_idle=%d old_fds_connected=%d new_fds_connected=%d"
+                + " new_fds_after_disconnect=%d gap_ms=%d start_to_old_exit_ms=%d", n, fdsIdle, fdsConnected, fdsNew,
+                fdsAfter, gapMs, exitedMs);
+        System.out.println(result);
+        Files.writeString(Peers.targetDir().resolve("upgrade-" + n + ".txt"), result + "\n");
+        assertTrue(fdsNew <= fdsConnected + 8, "the new jvhost holds " + fdsNew + " fds, the old one held "
+                + fdsConnected);
+        assertTrue(fdsNew >= fdsConnected - 8, "the new jvhost holds " + fdsNew + " fds, the old one held "
+                + fdsConnected + ": connections were not all taken over");
+        assertTrue(fdsAfter <= fdsIdle + 8, fdsAfter + " fds once every front-end left, " + fdsIdle
+                + " before they came (settled after " + settle + ")");
+    }
+
+    private Path handoverSocket() {
+        return control.resolveSibling(control.getFileName() + ".handover");
+    }
+
+    /** From the old process's "paused" line to the new one's last "runs again" line, in ms. */
+    private static long gapMs(ProcessUnderTest old, ProcessUnderTest fresh) {
+        Matcher p = PAUSED.matcher(old.outputSince(0));
+        Instant paused = null;
+        while (p.find()) {
+            paused = Instant.parse(p.group(1));
+        }
+        Matcher r = RUNS_AGAIN.matcher(fresh.outputSince(0));
+        Instant resumed = null;
+        while (r.find()) {
+            resumed = Instant.parse(r.group(1));
+        }
+        assertTrue(paused != null && resumed != null, "no paused/runs-again lines" + old.tail() + fresh.tail());
+        return Duration.between(paused, resumed).toMillis();
+    }
+
+    private static void awaitCount(ProcessUnderTest p, Pattern pattern, int count, Duration timeout) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (true) {
+            Matcher m = pattern.matcher(p.outputSince(0));
+            int found = 0;
+            while (m.find()) {
+                found++;
+            }
+            if (found >= count) {
+                return;
+            }
+            assertTrue(System.nanoTime() < deadline, found + " of " + count + " /" + pattern + "/ lines" + p.tail());
+            Peers.sleep(Duration.ofMillis(200));
+        }
+    }
+}

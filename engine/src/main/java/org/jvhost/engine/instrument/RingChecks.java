@@ -79,7 +79,10 @@ final class RingChecks {
         }
         int next = queue.nextAvail();
         int ahead = (idx - next) & 0xffff;
-        int lastAhead = (lastIdx - next) & 0xffff;
+        // The queue reads avail->idx again after this check: if the driver published in between, the
+        // device took entries past the idx read last time, so that read is behind next (by at most a
+        // ring). Moving back means behind the later of the two.
+        int lastAhead = ((next - lastIdx) & 0xffff) <= size ? 0 : (lastIdx - next) & 0xffff;
         if (ahead > size) {
             boolean back = ((lastIdx - idx) & 0xffff) < 0x8000;
             report(back ? SpecRule.AVAIL_IDX_BACKWARDS : SpecRule.AVAIL_IDX_TOO_FAR, "avail idx " + idx + " after "

@@ -12,6 +12,11 @@ final class RecordingDevice implements VhostUserDevice {
     volatile boolean throwOnKick;
     /** Serve queues: pop every chain, write "pong" into it and return it to the driver. */
     volatile boolean serve;
+    /**
+     * With {@link #serve}: take every available chain first and return them all after (up to 16), as a
+     * batching device does; and leave notifications off for good (kicks are not wanted).
+     */
+    volatile boolean batchAndNoKicks;
     /** Queues the device calls transmit queues ({@link #isTransmitQueue}), bit n for queue n; none by default. */
     volatile int transmitQueues;
     /** While set, handleKick waits for it (at most 20 s): a device callback that hangs. */
@@ -72,7 +77,9 @@ final class RecordingDevice implements VhostUserDevice {
             throw new IllegalStateException("device bug on purpose");
         }
         Virtqueue q = queues[queueIndex];
-        if (serve && q != null) {
+        if (serve && q != null && batchAndNoKicks) {
+            serveBatch(q);
+        } else if (serve && q != null) {
             byte[] pong = "pong".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
             do {
                 q.disableNotifications();
@@ -82,6 +89,23 @@ final class RecordingDevice implements VhostUserDevice {
                 q.signalUsed();
             } while (q.enableNotifications());
         }
+    }
+
+    private static void serveBatch(Virtqueue q) {
+        org.jvhost.spi.DescriptorChain[] batch = new org.jvhost.spi.DescriptorChain[16];
+        int n = 0;
+        q.disableNotifications();
+        while (n < batch.length) {
+            batch[n] = q.newChain();
+            if (!q.pop(batch[n])) {
+                break;
+            }
+            n++;
+        }
+        for (int i = 0; i < n; i++) {
+            q.addUsed(batch[i], 0);
+        }
+        q.signalUsed();
     }
 
     @Override

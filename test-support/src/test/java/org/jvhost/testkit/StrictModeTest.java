@@ -24,6 +24,8 @@ import org.junit.jupiter.api.io.TempDir;
  */
 @Timeout(30)
 class StrictModeTest {
+    /** The rules of the control path (the data path's are DataPathStrictTest's). */
+    private static final long CONTROL_PATH_RULES = 6;
     @TempDir
     Path dir;
     Host host;
@@ -95,10 +97,10 @@ class StrictModeTest {
             fe.setVringKick(0); // no SET_VRING_CALL for ring 0
             expect(expected, SpecRule.MISSING_VRING_CALL);
         }
-        assertEquals(SpecRule.values().length, expected.size(), "every rule committed once");
+        assertEquals(CONTROL_PATH_RULES, expected.size(), "every control-path rule committed once");
         Map<String, Long> counters = host.snapshot(ctx).counters();
-        assertEquals(SpecRule.values().length, counters.get(Instrument.VIOLATIONS));
-        for (SpecRule r : SpecRule.values()) {
+        assertEquals(CONTROL_PATH_RULES, counters.get(Instrument.VIOLATIONS));
+        for (SpecRule r : expected.keySet()) {
             assertEquals(1L, counters.get("spec_violation." + r.id()), r.id());
         }
     }

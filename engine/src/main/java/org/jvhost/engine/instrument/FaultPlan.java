@@ -23,18 +23,53 @@ import org.jvhost.engine.protocol.FrontendRequest;
  * @param maxQueues        the queue count GET_QUEUE_NUM reports, and the rings refused from that index
  *                         on (0: the device's own)
  * @param seed             random mode's seed, or null for none: each request then has a small chance of
- *                         one of the faults above ({@link FaultInjector#RANDOM_BOUNDS})
+ *                         one of the faults above, and each connection of a data-path fault
+ *                         ({@link FaultInjector#RANDOM_BOUNDS}, {@link DataPathFaults#RANDOM_BOUNDS})
+ * @param dropAfterFrames  close the first connection once the device has returned N chains on its
+ *                         transmit queues (N frames the front-end sent; 0: never). This is also the
+ *                         "reset mid-traffic" a vhost-user back-end can do: see {@link DataPathFaults}
+ * @param stallRx          on each queue that is not a transmit queue (RX), once per connection: after
+ *                         it returned N chains, return none for a while (null: never)
+ * @param stallTx          the same on each transmit queue (null: never)
  */
 public record FaultPlan(int dropAfterMessage, int dropSweep, Set<FrontendRequest> nack, long delayMs, int maxQueues,
-                        Long seed) {
+                        Long seed, long dropAfterFrames, Stall stallRx, Stall stallTx) {
     /** The longest reply delay accepted. */
     public static final long MAX_DELAY_MS = 5000;
     /** No fault. */
     public static final FaultPlan NONE = new FaultPlan(0, 0, Set.of(), 0, 0, null);
 
+    /**
+     * A stalled back-end: after a queue returned {@code afterChains} chains, it returns none for
+     * {@code ms} (its buffers stay with the device, as with a back-end that is busy elsewhere), then
+     * goes on where it stopped.
+     */
+    public record Stall(long afterChains, long ms) {
+        /** The longest stall accepted. */
+        public static final long MAX_MS = 60_000;
+
+        public Stall {
+            if (afterChains < 1 || ms < 1 || ms > MAX_MS) {
+                throw new IllegalArgumentException("stall after " + afterChains + " chains for " + ms
+                        + " ms: needs at least 1 chain and 1.." + MAX_MS + " ms");
+            }
+        }
+
+        @Override
+        public String toString() {
+            return "after " + afterChains + " chains for " + ms + " ms";
+        }
+    }
+
+    /** Control-path faults only. */
+    public FaultPlan(int dropAfterMessage, int dropSweep, Set<FrontendRequest> nack, long delayMs, int maxQueues,
+                     Long seed) {
+        this(dropAfterMessage, dropSweep, nack, delayMs, maxQueues, seed, 0, null, null);
+    }
+
     public FaultPlan {
-        if (dropAfterMessage < 0 || dropSweep < 0 || maxQueues < 0) {
-            throw new IllegalArgumentException("negative message or queue count");
+        if (dropAfterMessage < 0 || dropSweep < 0 || maxQueues < 0 || dropAfterFrames < 0) {
+            throw new IllegalArgumentException("negative message, frame or queue count");
         }
         if (delayMs < 0 || delayMs > MAX_DELAY_MS) {
             throw new IllegalArgumentException("reply delay " + delayMs + " ms is outside 0.." + MAX_DELAY_MS);
@@ -58,6 +93,12 @@ public record FaultPlan(int dropAfterMessage, int dropSweep, Set<FrontendRequest
 
     /** Whether any fault is planned. */
     public boolean any() {
-        return dropAfterMessage > 0 || dropSweep > 0 || !nack.isEmpty() || delayMs > 0 || maxQueues > 0 || seed != null;
+        return dropAfterMessage > 0 || dropSweep > 0 || !nack.isEmpty() || delayMs > 0 || maxQueues > 0 || seed != null
+                || dataPath();
+    }
+
+    /** Whether a data-path fault is planned (random mode may plan one): the rings are then instrumented. */
+    public boolean dataPath() {
+        return dropAfterFrames > 0 || stallRx != null || stallTx != null || seed != null;
     }
 }

@@ -24,11 +24,14 @@ public final class Instrument implements AutoCloseable {
     public static final String FAULTS = "faults_injected";
     /** Counter name of all violations; each rule's is {@code spec_violation.<id>}. */
     public static final String VIOLATIONS = "spec_violations";
+    /** Counter name of the kicks strict mode found the driver should not have sent. */
+    public static final String EXTRA_KICKS = "extra_kicks";
 
     private final String device;
     private final AtomicLongArray violations = new AtomicLongArray(SpecRule.values().length);
     private final AtomicInteger connections = new AtomicInteger();
     private final java.util.concurrent.atomic.AtomicLong faults = new java.util.concurrent.atomic.AtomicLong();
+    private final java.util.concurrent.atomic.AtomicLong extraKicks = new java.util.concurrent.atomic.AtomicLong();
     private volatile FaultPlan faultPlan = FaultPlan.NONE;
     private volatile boolean strict;
     private volatile ProtocolTrace trace;
@@ -55,7 +58,8 @@ public final class Instrument implements AutoCloseable {
         faultPlan = plan;
         if (plan.any()) {
             LOG.warn("{}: fault injection on: {}{}", device, plan,
-                    plan.seed() == null ? "" : " (random mode: " + FaultInjector.RANDOM_BOUNDS + ")");
+                    plan.seed() == null ? "" : " (random mode: " + FaultInjector.RANDOM_BOUNDS + "; "
+                            + DataPathFaults.RANDOM_BOUNDS + ")");
         }
     }
 
@@ -111,9 +115,7 @@ public final class Instrument implements AutoCloseable {
     /** A tap for a new connection of a device of virtio type {@code deviceType}. */
     public SessionTap open(int deviceType) {
         int conn = connections.incrementAndGet();
-        FaultPlan plan = faultPlan;
-        FaultInjector injector = plan.any() ? new FaultInjector(plan, conn, fault -> injected(conn, fault)) : null;
-        return new SessionTap(this, conn, deviceType, injector);
+        return new SessionTap(this, conn, deviceType, faultPlan, fault -> injected(conn, fault));
     }
 
     /** Counts and logs one injected fault. */
@@ -129,6 +131,16 @@ public final class Instrument implements AutoCloseable {
         }
         violations.incrementAndGet(rule.ordinal());
         LOG.warn("{}: strict: connection {}: front-end broke {}: {}", device, conn, rule.cite(), detail);
+    }
+
+    /** Counts kicks strict mode found extra (see {@link RingChecks}); any worker. */
+    void extraKicks(long kicks) {
+        extraKicks.addAndGet(kicks);
+    }
+
+    /** The kicks strict mode found the driver should not have sent. */
+    public long extraKicks() {
+        return extraKicks.get();
     }
 
     /** The violations reported so far. */
@@ -156,6 +168,7 @@ public final class Instrument implements AutoCloseable {
         }
         if (strict) {
             m.put(VIOLATIONS, violations());
+            m.put(EXTRA_KICKS, extraKicks.get());
             for (SpecRule r : SpecRule.values()) {
                 m.put("spec_violation." + r.id(), violations(r));
             }

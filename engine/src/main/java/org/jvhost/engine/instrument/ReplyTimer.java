@@ -6,9 +6,11 @@ import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Runs an answer an injected fault delays ({@code fault-delay-ms}) on its control loop once the delay is
- * over, so the control thread never sleeps through it: other devices on that thread go on meanwhile. One
- * daemon thread, started the first time a delay is injected, only counts the time.
+ * The injected faults' timer: runs an answer a fault delays ({@code fault-delay-ms}) on its control loop
+ * once the delay is over, and posts the kick that ends a stalled ring ({@code fault-stall-rx/tx}) to the
+ * ring's worker, so neither a control thread nor a worker ever sleeps through a fault: other devices on
+ * that thread go on meanwhile. One daemon thread, started the first time a fault needs it, only counts
+ * the time.
  */
 public final class ReplyTimer {
     private ReplyTimer() {

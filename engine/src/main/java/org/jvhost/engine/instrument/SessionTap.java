@@ -4,10 +4,14 @@ import java.nio.ByteBuffer;
 import java.time.Instant;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import org.jvhost.engine.protocol.FrontendRequest;
 import org.jvhost.engine.protocol.MessageHeader;
 import org.jvhost.engine.protocol.ProtocolException;
 import org.jvhost.engine.transport.Message;
+import org.jvhost.engine.virtq.SplitQueue;
+import org.jvhost.spi.Virtqueue;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -27,13 +31,56 @@ public final class SessionTap {
     private final SpecChecker checker;
     /** The connection's faults, or null. */
     private final FaultInjector faults;
+    /** The connection's data-path faults, or null. */
+    private final DataPathFaults dataFaults;
+    /** The data-path rules reported so far, as {@code queue << 8 | rule}: each once per queue. */
+    private final Set<Integer> ringReports = ConcurrentHashMap.newKeySet();
+    /** Ends the connection (set by the session); a data-path fault calls it from a worker. */
+    private volatile Runnable dropConnection = () -> { };
 
-    SessionTap(Instrument instrument, int conn, int deviceType, FaultInjector faults) {
+    SessionTap(Instrument instrument, int conn, int deviceType, FaultPlan plan, FaultInjector.Reporter injected) {
         this.instrument = instrument;
-        this.faults = faults;
         this.conn = conn;
         this.deviceType = deviceType;
+        this.faults = plan.any() ? new FaultInjector(plan, conn, injected) : null;
+        DataPathFaults data = plan.dataPath() ? new DataPathFaults(plan, conn, injected, () -> dropConnection.run())
+                : null;
+        this.dataFaults = data != null && data.any() ? data : null;
         this.checker = new SpecChecker((rule, detail) -> instrument.report(conn, rule, detail), deviceType);
+    }
+
+    /** How a data-path fault ends the connection: {@code drop} is called on a worker and must post. */
+    public void onDrop(Runnable drop) {
+        this.dropConnection = drop;
+    }
+
+    /**
+     * The queue to hand the device for a started ring: {@code queue} itself, or while strict mode or a
+     * data-path fault is on, an {@link InstrumentedQueue} around it. Worker of the ring.
+     *
+     * @param transmit whether the device calls it a transmit queue
+     * @param rekick   posts a kick of the ring to its worker (when a stall ends)
+     */
+    public Virtqueue queueView(SplitQueue queue, boolean transmit, Runnable rekick) {
+        boolean strict = instrument.strict();
+        if (!strict && dataFaults == null) {
+            return queue;
+        }
+        int index = queue.index();
+        RingChecks checks = !strict ? null : new RingChecks(queue, transmit, new RingChecks.Reporter() {
+            @Override
+            public void report(SpecRule rule, String detail) {
+                if (ringReports.add(index << 8 | rule.ordinal())) {
+                    instrument.report(conn, rule, detail);
+                }
+            }
+
+            @Override
+            public void extraKicks(long kicks) {
+                instrument.extraKicks(kicks);
+            }
+        });
+        return new InstrumentedQueue(queue, transmit, checks, dataFaults, rekick);
     }
 
     /**

@@ -19,7 +19,23 @@ public enum SpecRule {
             "every ring part must lie inside one region of the memory table"),
     MISSING_VRING_CALL("vhost-user \"SET_VRING_CALL\"",
             "Set the event file descriptor to signal when buffers are used; "
-                    + "a ring started without it cannot be signalled");
+                    + "a ring started without it cannot be signalled"),
+    // The data path's rules: checked on the rings while strict mode is on, each reported once per queue
+    // of a connection (InstrumentedQueue).
+    AVAIL_IDX_BACKWARDS("virtio 1.2 §2.7.6 (The Virtqueue Available Ring)",
+            "idx field indicates where the driver would put the next descriptor entry in the ring "
+                    + "(modulo the queue size). This starts at 0, and increases"),
+    AVAIL_IDX_TOO_FAR("virtio 1.2 §2.7.6, §2.7.13.3",
+            "the available ring holds Queue Size entries: idx never runs more than Queue Size ahead of "
+                    + "the buffers the device has taken"),
+    TX_DEVICE_WRITABLE("virtio 1.2 §5.1.6.2 (Packet Transmission)",
+            "The header and packet are added as one output descriptor to the transmitq"),
+    BUFFER_REUSED("virtio 1.2 §2.7.13.1 (Placing Buffers into the Descriptor Table)",
+            "Get the next free descriptor table entry: a chain is not free until the device returned it "
+                    + "in the used ring"),
+    KICK_WHILE_SUPPRESSED("virtio 1.2 §2.7.10.1 (Available Buffer Notification Suppression)",
+            "If flags is 1, the driver SHOULD NOT send a notification; with VIRTIO_F_EVENT_IDX, unless idx "
+                    + "passed avail_event, the driver SHOULD NOT send a notification");
 
     private final String section;
     private final String quote;

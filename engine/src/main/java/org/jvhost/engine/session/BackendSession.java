@@ -87,12 +87,17 @@ public final class BackendSession {
         this.onAnswered = onAnswered;
         this.memory = new MemoryTable(runtime);
         this.logging = new DirtyLogging(name);
-        this.vrings = new VringLifecycle(runtime, memory, logging);
+        this.tap = runtime.instrument().open(device.deviceType());
+        this.vrings = new VringLifecycle(runtime, memory, logging, tap);
         this.negotiation = new FeatureNegotiation(device);
         this.config = new ConfigSpace(runtime, controlLoop);
         this.inflight = new InflightTracking(runtime);
         this.vrings.setInflight(inflight);
-        this.tap = runtime.instrument().open(device.deviceType());
+        // a data-path fault ends the connection from a worker: as a request that broke it would
+        tap.onDrop(() -> controlLoop.execute(() -> {
+            broken = true;
+            onAnswered.run();
+        }));
     }
 
     /**

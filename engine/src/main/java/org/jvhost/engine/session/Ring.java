@@ -5,10 +5,13 @@ import org.jvhost.engine.event.EventHandler;
 import org.jvhost.engine.event.PolledQueue;
 import org.jvhost.engine.event.ReadyQueue;
 import org.jvhost.engine.event.Worker;
+import org.jvhost.engine.instrument.InstrumentedQueue;
+import org.jvhost.engine.instrument.SessionTap;
 import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.engine.sys.NativeException;
 import org.jvhost.engine.virtq.SplitQueue;
 import org.jvhost.spi.DescriptorChain;
+import org.jvhost.spi.Virtqueue;
 
 /**
  * A started ring: its live queue and its kick watch. Everything but construction runs on the ring's
@@ -45,6 +48,10 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
     final SplitQueue queue;
     final Worker worker;
     private final DeviceRuntime runtime;
+    /** Gives the queue as the device sees it: itself, or instrumented (strict mode, data-path faults). */
+    private final SessionTap tap;
+    /** The instrumented queue the device holds, or null; made at each hand-over. Worker only. */
+    private InstrumentedQueue instrumented;
     /** The device's {@link DeviceRuntime#isTransmitQueue} answer: discard while disabled. */
     private final boolean transmit;
     /** The chain discards pop into, made on the first discard. Worker only. */
@@ -64,8 +71,9 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
      */
     private int kickedAvail;
 
-    Ring(int index, SplitQueue queue, Worker worker, DeviceRuntime runtime, int kickFd) {
+    Ring(int index, SplitQueue queue, Worker worker, DeviceRuntime runtime, int kickFd, SessionTap tap) {
         this.index = index;
+        this.tap = tap;
         this.queue = queue;
         this.worker = worker;
         this.runtime = runtime;
@@ -95,7 +103,9 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
         if (!handed) {
             handed = true;
             queue.setEnabled(true);
-            runtime.startQueue(index, queue);
+            Virtqueue view = tap == null ? queue : tap.queueView(queue, transmit, this::rekick);
+            instrumented = view instanceof InstrumentedQueue ? (InstrumentedQueue) view : null;
+            runtime.startQueue(index, view);
             // the driver may have kicked before the ring was started or enabled; that kick was drained
             // without a device to deliver it to (rust-vmm/vhost #247), so deliver one now
             deliverKick();
@@ -133,10 +143,14 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
 
     @Override
     public void onReady(int events) {
+        long kicks = 0;
         try {
-            LinuxSys.eventfdRead(kickFd);
+            kicks = LinuxSys.eventfdRead(kickFd);
         } catch (NativeException e) {
             // the front-end's eventfd went bad; the ring still works for kicks already counted
+        }
+        if (instrumented != null && handed) {
+            instrumented.kicked(kicks); // strict mode counts kicks the driver should not have sent
         }
         if (!handed || runtime.isFailed()) {
             // started but disabled: a transmit queue's chains are discarded, any other ring's kick is
@@ -151,6 +165,15 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
             queue.setHostPolling(true);
         }
         deliverKick();
+    }
+
+    /** Posts a kick to the ring's worker (from any thread): a stalled queue goes on where it stopped. */
+    private void rekick() {
+        worker.execute(() -> {
+            if (handed && !runtime.isFailed()) {
+                deliverKick();
+            }
+        });
     }
 
     /** A kick for the ring in whichever state it is: to the device if it holds the queue, else discarded. */

@@ -9,6 +9,7 @@ import org.jvhost.engine.event.DeviceRuntime;
 import org.jvhost.engine.event.EventfdNotifier;
 import org.jvhost.engine.event.QueueStats;
 import org.jvhost.engine.event.Worker;
+import org.jvhost.engine.instrument.SessionTap;
 import org.jvhost.engine.memory.GuestMemoryMap;
 import org.jvhost.engine.protocol.FrontendRequest;
 import org.jvhost.engine.protocol.ProtocolException;
@@ -44,12 +45,15 @@ final class VringLifecycle {
     private final MemoryTable memory;
     private final DirtyLogging logging;
     private final QueueConfig[] rings;
+    /** The connection's instrument tap: it gives each started ring's queue as the device sees it. */
+    private final SessionTap tap;
     private long features;
     /** The connection's inflight region, or null before {@link #setInflight}. */
     private InflightTracking inflight;
 
-    VringLifecycle(DeviceRuntime runtime, MemoryTable memory, DirtyLogging logging) {
+    VringLifecycle(DeviceRuntime runtime, MemoryTable memory, DirtyLogging logging, SessionTap tap) {
         this.runtime = runtime;
+        this.tap = tap;
         this.name = runtime.name();
         this.memory = memory;
         this.logging = logging;
@@ -367,7 +371,7 @@ final class VringLifecycle {
         // spec: the back-end signals the error eventfd when the ring hits an error (a hostile descriptor)
         queue.setErrorNotifier(errorNotifier(q));
         Worker worker = runtime.workerForQueue(q.index);
-        Ring ring = new Ring(q.index, queue, worker, runtime, q.kickFd);
+        Ring ring = new Ring(q.index, queue, worker, runtime, q.kickFd, tap);
         boolean enabled = q.enabled;
         RingLog log = logging.ringLog(q);
         plan.onWorker(worker, "start of queue " + q.index, () -> {

@@ -96,6 +96,11 @@ public final class SplitQueue implements Virtqueue {
     private boolean hostPolling;
     /** What the device last asked for: true after enableNotifications (and initially), false after disable. */
     private boolean deviceWantsKicks = true;
+    /**
+     * How many times kicks were requested again ({@link #requestKicks}): strict mode's kick check tells
+     * by it whether the suppression stayed in force between two kicks. Not on a per-chain path.
+     */
+    private int kickRequests;
 
     /**
      * Where this queue marks what it writes while a migration logs dirty pages; null otherwise, which
@@ -634,6 +639,7 @@ public final class SplitQueue implements Virtqueue {
      * old avail->idx (so we go to sleep): a lost kick and a stalled queue.
      */
     private void requestKicks() {
+        kickRequests++;
         if (eventIdx) {
             // Kick us as soon as the driver makes available the entry after the ones we have seen.
             U16.set(used, availEventOffset, (short) nextAvail);
@@ -683,6 +689,25 @@ public final class SplitQueue implements Virtqueue {
     /** Whether the device's last request was for kicks (enableNotifications, or none yet). */
     public boolean deviceWantsKicks() {
         return deviceWantsKicks;
+    }
+
+    /**
+     * Whether the driver is asked not to kick at all now: the host polls, or the device turned kicks off
+     * without EVENT_IDX (VRING_USED_F_NO_NOTIFY is set). With EVENT_IDX a device's disable leaves one
+     * more kick legal (avail_event stays where it was), so that is not counted as suppressed. Worker only.
+     */
+    public boolean kicksSuppressed() {
+        return hostPolling || !eventIdx && !deviceWantsKicks;
+    }
+
+    /** How many times kicks were requested again since the queue was made; see {@link #kicksSuppressed}. */
+    public int kickRequests() {
+        return kickRequests;
+    }
+
+    /** Whether VIRTIO_F_RING_EVENT_IDX was negotiated. */
+    public boolean eventIdx() {
+        return eventIdx;
     }
 
     /**

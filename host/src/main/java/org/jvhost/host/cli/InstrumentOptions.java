@@ -22,7 +22,8 @@ import org.jvhost.engine.protocol.FrontendRequest;
  * to PATH.1 at N bytes; 64 MiB by default), {@code strict=on|off} (report the front-end's spec
  * violations), and the injected faults ({@link FaultPlan}): {@code fault-drop-after-message=N},
  * {@code fault-drop-sweep=K},
- * {@code fault-nack=REQUEST[:REQUEST...]}, {@code fault-delay-ms=D}, {@code fault-queues=N} and
+ * {@code fault-nack=REQUEST[:REQUEST...]}, {@code fault-delay-ms=D}, {@code fault-queues=N},
+ * {@code fault-drop-after-frames=N}, {@code fault-stall-rx=N:MS}, {@code fault-stall-tx=N:MS} and
  * {@code fault-seed=S} (random mode).
  *
  * @param trace         the trace file, or null for none
@@ -42,10 +43,13 @@ record InstrumentOptions(Path trace, ProtocolTrace.Format format, long traceMaxB
     static final String KEY_DELAY = "fault-delay-ms";
     static final String KEY_QUEUES = "fault-queues";
     static final String KEY_SEED = "fault-seed";
+    static final String KEY_DROP_FRAMES = "fault-drop-after-frames";
+    static final String KEY_STALL_RX = "fault-stall-rx";
+    static final String KEY_STALL_TX = "fault-stall-tx";
     /** Every instrument key, in alphabetical order (for messages listing the keys a device accepts). */
     static final SortedSet<String> KEYS = Collections.unmodifiableSortedSet(new TreeSet<>(List.of(KEY_TRACE,
             KEY_TRACE_FORMAT, KEY_TRACE_MAX_BYTES, KEY_STRICT, KEY_DROP, KEY_SWEEP, KEY_NACK, KEY_DELAY, KEY_QUEUES,
-            KEY_SEED)));
+            KEY_SEED, KEY_DROP_FRAMES, KEY_STALL_RX, KEY_STALL_TX)));
 
     /**
      * Reads the instrument keys of {@code spec}.
@@ -106,7 +110,26 @@ record InstrumentOptions(Path trace, ProtocolTrace.Format format, long traceMaxB
         return new FaultPlan((int) count(spec, KEY_DROP, 1, Integer.MAX_VALUE),
                 (int) count(spec, KEY_SWEEP, 1, Integer.MAX_VALUE), nack,
                 count(spec, KEY_DELAY, 1, FaultPlan.MAX_DELAY_MS), (int) count(spec, KEY_QUEUES, 1, 0xffff),
-                seed == null ? null : count(spec, KEY_SEED, Long.MIN_VALUE, Long.MAX_VALUE));
+                seed == null ? null : count(spec, KEY_SEED, Long.MIN_VALUE, Long.MAX_VALUE),
+                count(spec, KEY_DROP_FRAMES, 1, Long.MAX_VALUE), stall(spec, KEY_STALL_RX), stall(spec, KEY_STALL_TX));
+    }
+
+    /** {@code N:MS} (after N chains, for MS ms), or null if the key is absent. */
+    private static FaultPlan.Stall stall(DeviceSpec spec, String key) {
+        String v = spec.options().get(key);
+        if (v == null) {
+            return null;
+        }
+        String[] parts = v.split(":", -1);
+        try {
+            if (parts.length == 2) {
+                return new FaultPlan.Stall(Long.parseLong(parts[0]), Long.parseLong(parts[1]));
+            }
+        } catch (IllegalArgumentException e) {
+            // named below (NumberFormatException is one)
+        }
+        throw bad(spec, key, v, "is not CHAINS:MS (after CHAINS chains, return none for MS ms, 1.."
+                + FaultPlan.Stall.MAX_MS + ")");
     }
 
     private static FrontendRequest requestNamed(String name) {

@@ -76,7 +76,8 @@ class DeviceSpecTest {
         assertTrue(e.getMessage().contains("has no option 'colour'"), e.getMessage());
         assertTrue(e.getMessage().contains("colour=blue"), e.getMessage());
         assertTrue(e.getMessage().contains("accepts: socket, connect, socket-mode, socket-group, allow-uid, fault-delay-ms, "
-                + "fault-drop-after-message, fault-drop-sweep, fault-nack, fault-queues, fault-seed, strict, trace, trace-format, "
+                + "fault-drop-after-frames, fault-drop-after-message, fault-drop-sweep, fault-nack, fault-queues, fault-seed, "
+                + "fault-stall-rx, fault-stall-tx, strict, trace, trace-format, "
                 + "trace-max-bytes, a, b, c"), e.getMessage());
     }
 

@@ -15,7 +15,8 @@ import org.junit.jupiter.params.provider.ValueSource;
 /**
  * Faults injected by jvhost against real front-ends (the README's fault table): QEMU 7.2 with
  * {@code reconnect=1} survives a connection dropped after request N of its device initialization, or
- * after the ring set-up, and its guest's traffic resumes; testpmd survives slow replies. Each test keeps
+ * after the ring set-up, or mid-traffic, and its guest's traffic resumes; testpmd survives slow replies
+ * and a stalled transmit queue. Each test keeps
  * a text trace in its it-logs.
  */
 @Timeout(value = 180, unit = TimeUnit.SECONDS)
@@ -56,6 +57,20 @@ class FaultFrontendsIT {
         assertTrue(guest.process().isAlive());
     }
 
+    /**
+     * The reset a vhost-user back-end can do mid-traffic: the connection closes after the guest's 6th
+     * frame, while its traffic flows (a back-end restart); QEMU re-connects, re-initializes the device,
+     * and the guest's traffic resumes.
+     */
+    @Test
+    void qemuSurvivesADropMidTrafficAndTrafficResumes() {
+        QemuGuest guest = qemuWith("fault-drop-after-frames=6");
+        back.await(java.util.regex.Pattern.compile("dropping connection 1 after 6 frames"), 0, Duration.ofSeconds(30));
+        long rx = guest.nextRxPackets(guest.process().mark(), Duration.ofSeconds(30), back);
+        guest.awaitRxAbove(rx + 3, Duration.ofSeconds(60), back);
+        assertEquals(1, count(back.outputSince(0), INJECTED), back.tail());
+    }
+
     /** jvhost with {@code faults} and a periodic guest whose received frames keep rising; the guest. */
     private QemuGuest qemuWith(String faults) {
         Peers.assumeInstalled(Peers.QEMU, "qemu-system-x86");
@@ -79,6 +94,28 @@ class FaultFrontendsIT {
         front.sample(Duration.ofSeconds(1)).assertFlowing(1000, "testpmd with replies delayed 100 ms", back);
         front.stop();
         assertTrue(count(back.outputSince(0), INJECTED) > 0, "replies were delayed" + back.tail());
+    }
+
+    /**
+     * A stalled back-end: after 1000 frames the transmit queue returns nothing for 5 s. testpmd's
+     * counters show the stall (no frame comes back during it), and its round trip goes on after it,
+     * without any kick from testpmd (its buffers were all published before the stall ended).
+     */
+    @Test
+    void testpmdSurvivesAStalledTransmitQueueAndItsCountersShowIt() {
+        Peers.assumeInstalled(Peers.TESTPMD, "dpdk-dev");
+        Path sock = scope.sockets().resolve("vhost.sock");
+        back = scope.track(jvhost(sock, 1, "fault-stall-tx=1000:5000"));
+        TestpmdFrontEnd front = scope.track(TestpmdFrontEnd.start("testpmd", sock, 1, "io", false, scope.logs()));
+        long started = System.nanoTime();
+        front.startRoundTrip(); // returns 2 s later: the stall began within its first milliseconds
+        TestpmdFrontEnd.Interval stalled = front.sample(Duration.ofSeconds(1));
+        assertEquals(0, stalled.rxPackets(), "nothing comes back while the back-end stalls: " + stalled + back.tail());
+        assertTrue(back.outputSince(0).contains("stalling transmit queue 1 for 5000 ms after 1000 chains"), back.tail());
+        Peers.sleep(Duration.ofNanos(Math.max(0, started + 6_000_000_000L - System.nanoTime())));
+        front.sample(Duration.ofSeconds(1)).assertFlowing(1000, "testpmd after a 5 s stall", back);
+        front.stop();
+        assertEquals(1, count(back.outputSince(0), INJECTED), back.tail());
     }
 
     /** jvhost listening on {@code sock} with a loopback device and {@code faults}, tracing as text. */

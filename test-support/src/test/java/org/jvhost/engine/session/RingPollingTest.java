@@ -114,7 +114,7 @@ class RingPollingTest {
         worker = runtime.workerForQueue(0);
         queue = driver.deviceQueue(features, new CountingNotifier());
         kickFd = LinuxSys.eventfd(LinuxSys.EFD_NONBLOCK | LinuxSys.EFD_CLOEXEC);
-        ring = new Ring(0, queue, worker, runtime, kickFd);
+        ring = new Ring(0, queue, worker, runtime, kickFd, null);
         onWorker(() -> {
             try {
                 ring.watchKick();

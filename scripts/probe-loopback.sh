@@ -6,17 +6,19 @@
 # cost) from one in which it is off the CPU (scheduling, wake-ups). Then samples every worker's state
 # and wait channel 200 times over 2 s.
 #
-# Usage: scripts/probe-loopback.sh [-s SIZE] [-d SECONDS] [--jar PATH]   (JVHOST_JAVA_OPTS: extra JVM options)
+# Usage: scripts/probe-loopback.sh [-s SIZE] [-d SECONDS] [-p POLL_US] [--jar PATH]
+#   -p: jvhost serve --poll-us (default 50); JVHOST_JAVA_OPTS (environment): extra JVM options
 # Run it under /work/bin/bench-lock (or alone): it needs root for DPDK, CPU 0 and CPU 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCH=probe-loopback
 source scripts/lib/testpmd.sh
-size=64 secs=10 jar=host/target/jvhost.jar
+size=64 secs=10 poll=50 jar=host/target/jvhost.jar
 while [[ $# -gt 0 ]]; do
   case "$1" in
     -s) size=$2; shift 2 ;;
     -d) secs=$2; shift 2 ;;
+    -p) poll=$2; shift 2 ;;
     --jar) jar=$2; shift 2 ;;
     *) echo "$BENCH: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -26,7 +28,7 @@ work=$(mktemp -d /tmp/jvprobe.XXXXXX)
 pids=()
 trap 'bench_kill_all; rm -rf "$work"' EXIT
 sock=$work/vhost.sock
-taskset -c "$BE_CPU" java ${JVHOST_JAVA_OPTS:-} -jar "$jar" serve --device "loopback:socket=$sock" \
+taskset -c "$BE_CPU" java ${JVHOST_JAVA_OPTS:-} -jar "$jar" serve --poll-us "$poll" --device "loopback:socket=$sock" \
   > "$work/be.log" 2>&1 < /dev/null &
 backend_started jvhost "$sock" "$work/be.log"
 fe_start "$sock" "$work" "$work/fe.log" io
@@ -48,7 +50,7 @@ sched() {  # "VOLUNTARY INVOLUNTARY UTIME STIME" of thread $wtid
        "$(awk '{print $14, $15}' /proc/"$be_pid"/task/"$wtid"/stat)"
 }
 
-echo "# probe-loopback: $size B, ${secs} s; kernel $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "# probe-loopback: $size B, ${secs} s, --poll-us $poll; kernel $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%dT%H:%MZ)"
 wtid=$(busiest_worker)
 p0=$(rx_packets); t0=$(date +%s.%N); read -r v0 n0 u0 s0 <<< "$(sched)"
 for ((i = 1; i <= secs; i++)); do

@@ -9,6 +9,8 @@
 #
 # Usage: scripts/bench-loopback.sh [-r ROUNDS] [-d SECONDS] [-s "64 1500"] [--skip-jvhost] [--jar PATH] [-o DEVICE-OPTIONS]
 # Prints one line per run, then per size the medians and the jvhost/dpdk ratio. Needs root for DPDK.
+# JVHOST_JAVA_OPTS (environment): extra JVM options for jvhost, e.g. a profiler agent; JVHOST_SERVE_OPTS:
+# extra `serve` options, e.g. --poll-us 1000.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCH=bench-loopback
@@ -24,7 +26,7 @@ start_backend() {  # start_backend NAME SOCK LOG -> sets be_pid
   local name=$1 sock=$2 log=$3
   case "$name" in
     jvhost)
-      taskset -c "$BE_CPU" java -jar "$jar" serve --device "loopback:socket=$sock$devopts" > "$log" 2>&1 < /dev/null &
+      taskset -c "$BE_CPU" java ${JVHOST_JAVA_OPTS:-} -jar "$jar" serve ${JVHOST_SERVE_OPTS:-} --device "loopback:socket=$sock$devopts" > "$log" 2>&1 < /dev/null &
       ;;
     dpdk)
       # Non-interactive: forwarding starts at once; testpmd then waits on stdin, a fifo we hold open (fd 4).

@@ -10,6 +10,7 @@
 # io_uring by default (uring=auto); `-o uring=off` measures its one-writev-per-frame path.
 #
 # Usage: scripts/bench-net.sh [-r ROUNDS] [-d SECONDS] [-s "64 1500"] [--skip-jvhost] [--jar PATH] [-o DEVICE-OPTIONS]
+# JVHOST_JAVA_OPTS (environment): extra JVM options for jvhost, e.g. a profiler agent.
 # Prints one line per run, then per size the medians and the jvhost/dpdk ratio. Needs root (netns, TAP).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +31,7 @@ start_backend() {  # start_backend NAME SOCK LOG -> sets be_pid; the TAP exists 
   local name=$1 sock=$2 log=$3
   case "$name" in
     jvhost)
-      ip netns exec "$ns" taskset -c "$BE_CPU" java -jar "$jar" serve --device "net:socket=$sock,tap=$TAP$devopts" \
+      ip netns exec "$ns" taskset -c "$BE_CPU" java ${JVHOST_JAVA_OPTS:-} -jar "$jar" serve --device "net:socket=$sock,tap=$TAP$devopts" \
         > "$log" 2>&1 < /dev/null &
       ;;
     dpdk)

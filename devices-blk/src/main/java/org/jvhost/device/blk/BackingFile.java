@@ -82,6 +82,16 @@ final class BackingFile implements AutoCloseable {
         return Long.parseLong(Files.readString(sys).trim()) << 9;
     }
 
+    /** Grows a regular file to {@code bytes} (sparse); a block device cannot. */
+    void growTo(long bytes) throws IOException {
+        if (!Files.isRegularFile(path)) {
+            throw new IOException(path + " is not a regular file: a block device's size is its own");
+        }
+        if (channel.size() < bytes) {
+            channel.write(ByteBuffer.allocate(1), bytes - 1); // extends the file; the hole reads as zeroes
+        }
+    }
+
     /** Runs {@code io} on an I/O thread; false if the pool is full or closed. */
     boolean submit(Runnable io) {
         try {

@@ -8,6 +8,8 @@ import java.util.Map;
 import java.util.concurrent.atomic.AtomicLong;
 import org.jvhost.spi.Completion;
 import org.jvhost.spi.DescriptorChain;
+import org.jvhost.spi.DeviceContext;
+import org.jvhost.spi.HostService;
 import org.jvhost.spi.VhostUserDevice;
 import org.jvhost.spi.Virtqueue;
 import org.jvhost.spi.virtio.VirtioBlk;
@@ -33,6 +35,7 @@ final class BlkDevice implements VhostUserDevice {
     static final int BUDGET = 128;
 
     private final String name;
+    private final DeviceContext context;
     private final BlkConfig config;
     private final BackingFile file;
     private final Virtqueue[] queues;
@@ -44,8 +47,9 @@ final class BlkDevice implements VhostUserDevice {
     private final AtomicLong readBytes = new AtomicLong();
     private final AtomicLong writtenBytes = new AtomicLong();
 
-    BlkDevice(String name, BlkConfig config, BackingFile file) {
-        this.name = name;
+    BlkDevice(DeviceContext context, BlkConfig config, BackingFile file) {
+        this.context = context;
+        this.name = context.deviceName();
         this.config = config;
         this.file = file;
         this.queues = new Virtqueue[config.queues()];
@@ -76,6 +80,36 @@ final class BlkDevice implements VhostUserDevice {
     @Override
     public int configSize() {
         return VirtioBlk.CONFIG_SIZE;
+    }
+
+    /**
+     * A resize is announced to the driver (config-change notice), and the host keeps requests in flight
+     * in QEMU's inflight region, so a restarted jvhost replays them (reads and writes may be repeated).
+     */
+    @Override
+    public java.util.Set<HostService> hostServices() {
+        return java.util.Set.of(HostService.CONFIG_CHANGE_NOTICE, HostService.INFLIGHT_TRACKING);
+    }
+
+    /**
+     * {@code jvhost ctl resize}: grows the backing file to {@code bytes} and tells the driver. A disk
+     * only grows here: shrinking it under a running guest would cut off what the guest wrote.
+     */
+    @Override
+    public void resize(long bytes) {
+        if (file.readOnly()) {
+            throw new IllegalArgumentException("the disk is read-only");
+        }
+        if (bytes % VirtioBlk.SECTOR_SIZE != 0 || bytes < capacityBytes()) {
+            throw new IllegalArgumentException(bytes + " bytes: a disk grows to a whole number of "
+                    + VirtioBlk.SECTOR_SIZE + "-byte sectors, at least its " + capacityBytes() + " bytes now");
+        }
+        try {
+            file.growTo(bytes);
+        } catch (IOException e) {
+            throw new IllegalArgumentException("cannot grow the backing file: " + e.getMessage(), e);
+        }
+        context.notifyConfigChanged();
     }
 
     /**

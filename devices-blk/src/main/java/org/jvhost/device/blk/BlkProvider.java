@@ -54,7 +54,7 @@ public final class BlkProvider implements DeviceProvider {
     public VhostUserDevice create(DeviceOptions options, DeviceContext context) throws InvalidOptionException {
         BlkConfig config = BlkConfig.from(options);
         try {
-            return new BlkDevice(context.deviceName(), config, BackingFile.open(config));
+            return new BlkDevice(context, config, BackingFile.open(config));
         } catch (IOException e) {
             throw new InvalidOptionException(BlkConfig.OPT_PATH, BlkConfig.OPT_PATH + "=" + config.path()
                     + ": cannot open" + (config.readOnly() ? " for reading: " : " for reading and writing: ") + e);

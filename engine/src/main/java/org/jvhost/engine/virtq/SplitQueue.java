@@ -586,6 +586,9 @@ public final class SplitQueue implements Virtqueue {
         int at = UsedRingLayout.elem(nextUsed & mask);
         used.putInt(at + UsedRingLayout.ELEM_ID, p.head);
         used.putInt(at + UsedRingLayout.ELEM_LEN, p.written);
+        if (inflight != null) {
+            inflight.used(p.head); // cleared once published, as for addUsed
+        }
         if (log != null) {
             int left = p.written;
             for (int i = 0; left > 0 && i < p.writableSegments; i++) {

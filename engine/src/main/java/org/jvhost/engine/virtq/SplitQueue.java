@@ -79,6 +79,14 @@ public final class SplitQueue implements Virtqueue {
     private int nextUsed;
     /** used->idx at the last notification decision: the "old" of vring_need_event. */
     private int signalledUsed;
+    /**
+     * Whether this queue has signalled for entries it used. Until then, whether the driver was told about
+     * the used entries already in the ring is unknown: a back-end killed (or a connection closed) between
+     * publishing used->idx and writing the call eventfd, or after QEMU tore its notifiers down, never
+     * told it. So the first signal counts them as unsignalled too (a ring holds at most size of them):
+     * it calls if used_event lies among them, else the driver waits for an interrupt that went nowhere.
+     */
+    private boolean signalledSinceStart;
     /** Chains popped and not yet returned, the most {@link #unpop} may put back. */
     private int inFlight;
 
@@ -635,6 +643,10 @@ public final class SplitQueue implements Virtqueue {
         signalledUsed = newUsed;
         if (newUsed == old) {
             return false;
+        }
+        if (!signalledSinceStart) {
+            signalledSinceStart = true;
+            old = (old - size) & 0xffff; // see signalledSinceStart
         }
         boolean wanted = eventIdx
                 ? needEvent(Short.toUnsignedInt((short) U16.get(avail, usedEventOffset)), newUsed, old)

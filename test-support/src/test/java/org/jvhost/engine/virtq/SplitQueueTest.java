@@ -213,6 +213,20 @@ class SplitQueueTest {
     }
 
     @Test
+    void aRestartedQueueSignalsForUsedEntriesTheDriverWasNeverToldAbout() {
+        // a previous back-end published used entry 0 and was killed before it wrote the call eventfd
+        driver.setUsedIdx(1);
+        driver.setUsedEvent(0); // the driver still waits for used->idx to pass 0
+        SplitQueue q = driver.deviceQueue(EVENT_IDX, calls);
+        DescriptorChain c = q.newChain();
+        driver.addChain(new byte[][] {bytes("a")}, new int[0]);
+        assertTrue(q.pop(c));
+        q.addUsed(c, 0);
+        assertTrue(q.signalUsed(), "used 1 -> 2: the driver was never told about entry 0");
+        assertEquals(1, calls.count());
+    }
+
+    @Test
     void eventIdxSignalsOnlyWhenUsedEventIsPassed() {
         SplitQueue q = driver.deviceQueue(EVENT_IDX, calls);
         DescriptorChain c = q.newChain();

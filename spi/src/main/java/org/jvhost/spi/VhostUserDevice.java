@@ -15,6 +15,21 @@ package org.jvhost.spi;
  * buffers for the device to find when the ring is enabled again, except on a
  * {@linkplain #isTransmitQueue transmit queue}, whose buffers the host itself returns unsent.
  *
+ * <h2>Threads</h2>
+ * Queue callbacks run on the queue group's worker (see the {@code org.jvhost.spi} package comment).
+ * {@link #features}, {@link #ackFeatures}, {@link #reset} and {@link #suspend} run on a control thread
+ * while no queue of the device runs; {@link #readConfig}, {@link #writeConfig}, {@link #announce} and
+ * the counters run on a control thread at any time, also while queues run. No callback may block for
+ * long: a worker serves other devices' queues, a control thread other devices' sockets. Blocking work
+ * (file I/O) goes to a thread of the device's own, and finishes through {@link Virtqueue#defer}.
+ *
+ * <h2>Logging</h2>
+ * Log through SLF4J: declare {@code org.slf4j:slf4j-api} with scope {@code provided}; the host shares
+ * its SLF4J with every plugin (and routes it to its own log), so a plugin must not bundle SLF4J or a
+ * binding. Name the device ({@link DeviceContext#deviceName()}) in each line, log per-request problems
+ * caused by the guest at most once per queue (a hostile guest can make millions), and never log on the
+ * per-request path at INFO.
+ *
  * <h2>Errors</h2>
  * An exception thrown from a queue callback puts the device in an error state (its rings stop and the
  * host logs the device and the cause); the host and other devices keep running. Hostile descriptors are
@@ -34,9 +49,13 @@ public interface VhostUserDevice {
     }
 
     /**
-     * The device-specific virtio feature bits the device offers (bits 0-23, and device bits above 40).
-     * The host adds the transport features it implements itself ({@link VirtioFeatures#HOST_TRANSPORT})
-     * and the vhost-user protocol-features bit; the device must not offer transport bits the host lacks.
+     * The virtio feature bits the device offers: its device-specific bits (virtio 1.2 section 6: bits
+     * 0-23 and 50-127, of which a {@code long} holds 50-63; {@link VirtioFeatures#DEVICE_SPECIFIC}). The
+     * host adds the transport features it implements itself ({@link VirtioFeatures#HOST_TRANSPORT}) and
+     * the vhost-user protocol-features bit. A transport bit (24-49) outside
+     * {@link VirtioFeatures#DEVICE_MAY_OFFER} is refused when the device is created, with a message
+     * naming the bit: offering, say, RING_PACKED, which the host does not implement, would let a driver
+     * negotiate a ring layout nobody serves. Asked once at creation and again on every GET_FEATURES.
      */
     long features();
 
@@ -53,7 +72,14 @@ public interface VhostUserDevice {
 
     /**
      * Fills {@code dst} with config-space bytes starting at {@code offset}. The host has checked that
-     * {@code offset + dst.length <= configSize()}.
+     * {@code offset + dst.length <= configSize()}. Called on a control thread, possibly while queues run
+     * (the driver reads config space at any time).
+     *
+     * <p>Fields that depend on the ring size cannot know it: QEMU reads the config space (GET_CONFIG)
+     * before it sets the rings' sizes (SET_VRING_NUM). So a bound such as virtio-blk's {@code seg_max}
+     * ("the maximum number of segments in a request") must hold for any ring the device accepts: derive
+     * it from {@link #maxQueueSize()} (QEMU's own back-ends report the ring size minus 2), and check the
+     * chains a queue actually pops against their own ring.
      */
     default void readConfig(int offset, byte[] dst) {
     }
@@ -61,6 +87,11 @@ public interface VhostUserDevice {
     /**
      * The driver wrote config-space bytes at {@code offset}. The default ignores the write, which is
      * right for read-only config fields. Range-checked like {@link #readConfig}.
+     *
+     * <p>Called on a control thread <em>while queues run</em>: QEMU forwards a guest's config write
+     * (virtio-blk's {@code writeback}, when the guest switches the write-cache mode) as SET_CONFIG at any
+     * time. So a field the workers read must be published safely (a volatile field, or posted to the
+     * queues' work), and the call must not block on the workers.
      */
     default void writeConfig(int offset, byte[] src) {
     }

@@ -22,6 +22,23 @@ public final class VirtioFeatures {
     /** The transport features the jvhost host implements and adds to every device's offer. */
     public static final long HOST_TRANSPORT = VERSION_1 | RING_INDIRECT_DESC | RING_EVENT_IDX;
 
+    /**
+     * The device-specific bits a {@code long} holds (virtio 1.2 section 6): 0-23 and 50-63 (the spec's
+     * 50-127 continue past a {@code long}). Bits 24-49 are the transport's.
+     *
+     * @since SPI 1.4
+     */
+    public static final long DEVICE_SPECIFIC = 0x00ff_ffffL | (-1L << 50);
+
+    /**
+     * Everything {@link VhostUserDevice#features()} may contain: the device-specific bits, and the
+     * transport bits the host implements (the one set to extend when the host implements another, such
+     * as RING_PACKED). The host refuses a device offering any other bit when it is created.
+     *
+     * @since SPI 1.4
+     */
+    public static final long DEVICE_MAY_OFFER = DEVICE_SPECIFIC | HOST_TRANSPORT | VHOST_USER_PROTOCOL_FEATURES;
+
     private VirtioFeatures() {
     }
 

@@ -2,7 +2,8 @@ package org.jvhost.spi;
 
 /**
  * A live split virtqueue, seen from the device side. Handed to a device by
- * {@link VhostUserDevice#startQueue} and used only on the queue group's worker thread.
+ * {@link VhostUserDevice#startQueue} and used only on the queue group's worker thread, except for the
+ * {@link Completion} handles of {@link #defer}, which any thread may complete.
  *
  * <h2>Processing loop</h2>
  * <pre>{@code
@@ -126,4 +127,28 @@ public interface Virtqueue {
 
     /** The used index the device will publish next. */
     int nextUsed();
+
+    /**
+     * Takes {@code chain}, just {@linkplain #pop popped} and not passed to {@link #addUsed}, out of the
+     * worker's hands: the device completes it later, from any thread, through the returned handle (see
+     * {@link Completion} for the ordering and what a stop does). The chain object may be popped into
+     * again at once; copy what the request needs from it first. Worker only; it cannot be
+     * {@linkplain #unpop unpopped} any more.
+     *
+     * @throws IllegalStateException         if the chain's head is already deferred and not completed
+     * @throws UnsupportedOperationException in a host without asynchronous completion (before SPI 1.4)
+     * @since SPI 1.4
+     */
+    default Completion defer(DescriptorChain chain) {
+        throw new UnsupportedOperationException("this host cannot complete chains later (needs SPI 1.4)");
+    }
+
+    /**
+     * Chains {@linkplain #defer deferred} and not yet published. Worker only.
+     *
+     * @since SPI 1.4
+     */
+    default int deferredCount() {
+        return 0;
+    }
 }

@@ -13,7 +13,11 @@
  * each queue to a <em>queue group</em> ({@link org.jvhost.spi.VhostUserDevice#queueGroup(int)}); all
  * queue callbacks of one group ({@code startQueue}, {@code handleKick}, {@code stopQueue}, fd watches)
  * run on one worker, one at a time, so a device never needs locks between queues of one group (a
- * virtio-net device puts RX n and TX n into group n). Device-wide calls (features, config, reset) come
- * from the connection's control thread, and only while no queue of the device is running.
+ * virtio-net device puts RX n and TX n into group n). Device-wide calls come from the connection's
+ * control thread: features and reset only while no queue of the device is running, but config reads
+ * and writes ({@code readConfig}, {@code writeConfig}: QEMU's SET_CONFIG, e.g. a guest switching a
+ * disk's write-cache mode), {@code announce} and the counters at any time, concurrently with the
+ * workers. A chain may be completed from any thread of the device's own through
+ * {@link org.jvhost.spi.Virtqueue#defer} (SPI 1.4); the host publishes it on the queue's worker.
  */
 package org.jvhost.spi;

@@ -2,12 +2,14 @@ package org.jvhost.engine.event;
 
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
+import org.jvhost.engine.instrument.FeatureNames;
 import org.jvhost.engine.instrument.Instrument;
 import org.jvhost.engine.memory.MemoryBudget;
 import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.engine.sys.NativeException;
 import org.jvhost.spi.DeviceContext;
 import org.jvhost.spi.VhostUserDevice;
+import org.jvhost.spi.VirtioFeatures;
 import org.jvhost.spi.Virtqueue;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -75,10 +77,19 @@ public final class DeviceRuntime {
         return memoryBudget;
     }
 
-    /** Binds the device created with this runtime's context. */
+    /**
+     * Binds the device created with this runtime's context.
+     *
+     * @throws IllegalArgumentException if the device offers a feature bit the host does not implement
+     *                                  ({@link #refusedFeatures})
+     */
     public void attach(VhostUserDevice device) {
         if (this.device != null) {
             throw new IllegalStateException(name + ": a device is already attached to this context");
+        }
+        String refused = refusedFeatures(device);
+        if (refused != null) {
+            throw new IllegalArgumentException(name + ": " + refused);
         }
         QueueStats[] stats = new QueueStats[device.maxQueues()];
         for (int i = 0; i < stats.length; i++) {
@@ -86,6 +97,25 @@ public final class DeviceRuntime {
         }
         this.queueStats = stats;
         this.device = device;
+    }
+
+    /**
+     * What is wrong with the virtio features {@code device} offers, or null if nothing: a transport bit
+     * (24-49) outside {@link VirtioFeatures#DEVICE_MAY_OFFER} would let a driver negotiate something the
+     * host does not do (RING_PACKED made a guest hang with a misleading SET_VRING_BASE error).
+     */
+    public static String refusedFeatures(VhostUserDevice device) {
+        long refused = device.features() & ~VirtioFeatures.DEVICE_MAY_OFFER;
+        if (refused == 0) {
+            return null;
+        }
+        StringBuilder bits = new StringBuilder();
+        for (String n : FeatureNames.virtio(refused, -1)) {
+            bits.append(bits.length() == 0 ? "" : ", ").append(n);
+        }
+        return String.format("the device offers virtio feature bits the host does not implement: %s (mask 0x%x); "
+                + "a device offers device-specific bits (0-23, 50-63) and at most the transport bits 0x%x",
+                bits, refused, VirtioFeatures.DEVICE_MAY_OFFER & ~VirtioFeatures.DEVICE_SPECIFIC);
     }
 
     /** The counters of queue {@code queueIndex} (in {@code [0, queueCount())}). */

@@ -99,6 +99,11 @@ public final class Worker implements AutoCloseable {
         mailbox.execute(command);
     }
 
+    /** Queues {@code command} for this worker, even when called from it (it runs between callbacks). */
+    public void post(Runnable command) {
+        mailbox.post(command);
+    }
+
     /**
      * Runs {@code command} on this worker and waits for it.
      *

@@ -8,7 +8,7 @@ import java.util.List;
  * Feature Bits"), virtio-net device bits (§5.1.3) for a net device, and vhost-user protocol feature bits
  * (vhost-user "Protocol features"). A bit without a name is written {@code bitN}.
  */
-final class FeatureNames {
+public final class FeatureNames {
     /** virtio device id of a network card (virtio 1.2 §5 "Device Types"). */
     static final int NET_DEVICE = 1;
 
@@ -48,7 +48,7 @@ final class FeatureNames {
     }
 
     /** The names of the virtio feature bits set in {@code features} of a device of type {@code deviceType}. */
-    static List<String> virtio(long features, int deviceType) {
+    public static List<String> virtio(long features, int deviceType) {
         List<String> names = new ArrayList<>();
         for (int bit = 0; bit < 64; bit++) {
             if ((features & (1L << bit)) != 0) {

@@ -193,7 +193,15 @@ final class MemoryTable {
             runtime.setMemoryMayFault(true); // before any queue reads the new memory
         }
         for (Ring ring : running) {
-            plan.onWorker(ring.worker, "memory update of queue " + ring.index, () -> ring.queue.updateMemory(next));
+            // requests the device still runs on the old mapping finish first (bounded): it is unmapped below
+            plan.onWorkerAsync(ring.worker, "memory update of queue " + ring.index, done -> ring.whenQuiet(
+                    "memory update", () -> {
+                        try {
+                            ring.queue.updateMemory(next);
+                        } finally {
+                            done.run();
+                        }
+                    }), failed -> { });
         }
         plan.then(() -> {
             runtime.setMemoryMayFault(next.mayFault()); // no queue reads the old memory any more

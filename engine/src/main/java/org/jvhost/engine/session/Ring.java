@@ -1,5 +1,6 @@
 package org.jvhost.engine.session;
 
+import org.jvhost.engine.event.Deadlines;
 import org.jvhost.engine.event.DeviceRuntime;
 import org.jvhost.engine.event.EventHandler;
 import org.jvhost.engine.event.PolledQueue;
@@ -12,6 +13,8 @@ import org.jvhost.engine.sys.NativeException;
 import org.jvhost.engine.virtq.SplitQueue;
 import org.jvhost.spi.DescriptorChain;
 import org.jvhost.spi.Virtqueue;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * A started ring: its live queue and its kick watch. Everything but construction runs on the ring's
@@ -41,8 +44,14 @@ import org.jvhost.spi.Virtqueue;
  * library do not process a disabled ring at all).
  */
 final class Ring implements EventHandler, PolledQueue, ReadyQueue {
+    private static final Logger LOG = LoggerFactory.getLogger(Ring.class);
     /** Most chains discarded per turn of the worker, as a device's drain is budgeted (loopback: 256). */
     static final int DISCARD_BUDGET = 256;
+    /**
+     * How long a stop or a memory update waits for the device's deferred chains
+     * ({@link org.jvhost.spi.Completion}) before it goes on without them.
+     */
+    static final long QUIET_TIMEOUT_MS = 5000;
 
     final int index;
     final SplitQueue queue;
@@ -70,6 +79,12 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
      * the callback, which therefore need no kick of their own). Worker only.
      */
     private int kickedAvail;
+    /** What runs once the device's deferred chains are all published ({@link #whenQuiet}); worker only. */
+    private Runnable quietWaiter;
+    /** Tells a timed-out wait from a later one; worker only. */
+    private int quietGeneration;
+    /** Publishes deferred completions, posted by the first completion of a batch (any thread). */
+    private final Runnable drainCommand = this::drainCompletions;
 
     Ring(int index, SplitQueue queue, Worker worker, DeviceRuntime runtime, int kickFd, SessionTap tap) {
         this.index = index;
@@ -79,6 +94,51 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
         this.runtime = runtime;
         this.kickFd = kickFd;
         this.transmit = runtime.isTransmitQueue(index);
+        queue.setCompletionWake(() -> worker.post(drainCommand));
+    }
+
+    /**
+     * Publishes the chains the device completed from other threads (addUsed, one signalUsed), between
+     * device callbacks; ends a {@link #whenQuiet} wait when the last one is in. Worker only.
+     */
+    private void drainCompletions() {
+        try {
+            queue.drainCompletions();
+            runtime.raisePendingFault(); // the used ring is guest memory
+        } catch (Throwable t) {
+            runtime.fail("deferred completion", index, t);
+        }
+        if (quietWaiter != null && queue.deferredCount() == 0) {
+            endQuietWait();
+        }
+    }
+
+    /**
+     * Runs {@code then} once the device has no deferred chain outstanding: now if it has none, else when
+     * the last completes, or after {@link #QUIET_TIMEOUT_MS} (logged, with how many are missing). The
+     * worker is not blocked meanwhile. One wait at a time (a request's plan runs its steps in turn).
+     * Worker only.
+     */
+    void whenQuiet(String why, Runnable then) {
+        if (queue.deferredCount() == 0) {
+            then.run();
+            return;
+        }
+        quietWaiter = then;
+        int generation = ++quietGeneration;
+        Deadlines.after(QUIET_TIMEOUT_MS, worker::post, () -> {
+            if (quietWaiter != null && quietGeneration == generation) {
+                LOG.warn("{} queue {}: {}: {} deferred request(s) still outstanding after {} ms; going on without "
+                        + "them", runtime.name(), index, why, queue.deferredCount(), QUIET_TIMEOUT_MS);
+                endQuietWait();
+            }
+        });
+    }
+
+    private void endQuietWait() {
+        Runnable then = quietWaiter;
+        quietWaiter = null;
+        then.run();
     }
 
     /** Starts watching the kick eventfd. Worker only. */

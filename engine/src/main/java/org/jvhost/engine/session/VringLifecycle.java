@@ -412,16 +412,26 @@ final class VringLifecycle {
 
     /**
      * Stops a started ring, remembering where it stopped as the next base; {@code pause} keeps the kick
-     * fd for a restart ({@link #pause}).
+     * fd for a restart ({@link #pause}). The device gives the queue back first; then the stop waits, on
+     * the worker and bounded ({@link Ring#whenQuiet}), for the chains it deferred: QEMU's vhost-user-blk
+     * expects in-flight requests finished before GET_VRING_BASE is answered. What completes later is
+     * dropped, and the base counts it as consumed.
      */
     private void stop(QueueConfig q, WorkerPlan plan, boolean pause) {
         Ring ring = q.ring;
         int[] next = {q.base};
-        plan.onWorker(ring.worker, "stop of queue " + q.index, () -> {
+        plan.onWorkerAsync(ring.worker, "stop of queue " + q.index, done -> {
             ring.stop();
-            // spec: after GET_VRING_BASE the ring writes nothing more, so its last writes are marked now
-            ring.queue.setLog(null);
-            next[0] = ring.queue.nextAvail() & 0xffff;
+            ring.whenQuiet("stop", () -> {
+                try {
+                    ring.queue.closeDeferred();
+                    // spec: after GET_VRING_BASE the ring writes nothing more, so its last writes are marked now
+                    ring.queue.setLog(null);
+                    next[0] = ring.queue.nextAvail() & 0xffff;
+                } finally {
+                    done.run();
+                }
+            });
         }, failed -> {
             q.ring = null;
             q.base = next[0];

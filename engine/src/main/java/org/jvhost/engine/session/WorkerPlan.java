@@ -3,6 +3,7 @@ package org.jvhost.engine.session;
 import java.nio.ByteBuffer;
 import java.util.ArrayDeque;
 import java.util.concurrent.Executor;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Consumer;
 import java.util.function.Supplier;
 import org.jvhost.engine.event.Worker;
@@ -20,8 +21,11 @@ import org.jvhost.engine.protocol.ProtocolException;
  */
 final class WorkerPlan {
 
-    /** One step: a command for {@code worker}, or a control-thread step if {@code worker} is null. */
-    private record Step(Worker worker, String what, Runnable command, Consumer<Throwable> after) {
+    /**
+     * One step: a command for {@code worker}, or a control-thread step if {@code worker} is null. A worker
+     * command is done when it calls the {@code Runnable} it is given (a synchronous one, at its end).
+     */
+    private record Step(Worker worker, String what, Consumer<Runnable> command, Consumer<Throwable> after) {
     }
 
     /** A worker command that names itself, for the watchdog's report of a callback that hangs. */
@@ -52,6 +56,19 @@ final class WorkerPlan {
      * failure (null if it succeeded).
      */
     void onWorker(Worker worker, String what, Runnable command, Consumer<Throwable> after) {
+        steps.add(new Step(worker, what, done -> {
+            command.run();
+            done.run();
+        }, after));
+    }
+
+    /**
+     * Adds a command for {@code worker} that finishes later: it is handed a {@code done} to run, on the
+     * worker and once, when its work is over (outstanding requests of a ring completed, say); the plan
+     * goes on only then. A command that throws is done at once, failed. The worker is never blocked
+     * meanwhile; the command bounds its own wait.
+     */
+    void onWorkerAsync(Worker worker, String what, Consumer<Runnable> command, Consumer<Throwable> after) {
         steps.add(new Step(worker, what, command, after));
     }
 
@@ -62,7 +79,7 @@ final class WorkerPlan {
 
     /** Adds a control-thread step, run once the steps before it have. */
     void then(Runnable step) {
-        steps.add(new Step(null, null, step, null));
+        steps.add(new Step(null, null, done -> step.run(), null));
     }
 
     /** The reply payload, computed once every step has run (a request whose answer the steps decide). */
@@ -113,17 +130,20 @@ final class WorkerPlan {
             }
             Step step = s;
             step.worker().execute(new Named(device + ": " + step.what(), () -> {
-                Throwable failed = null;
+                AtomicBoolean finished = new AtomicBoolean();
+                Consumer<Throwable> finish = f -> {
+                    if (finished.compareAndSet(false, true)) {
+                        controlLoop.execute(() -> {
+                            completed(step, f);
+                            execute(controlLoop, done);
+                        });
+                    }
+                };
                 try {
-                    step.command().run();
+                    step.command().accept(() -> finish.accept(null));
                 } catch (Throwable t) {
-                    failed = t;
+                    finish.accept(t);
                 }
-                Throwable f = failed;
-                controlLoop.execute(() -> {
-                    completed(step, f);
-                    execute(controlLoop, done);
-                });
             }));
             return;
         }
@@ -133,7 +153,7 @@ final class WorkerPlan {
     /** A control step that throws (an engine bug) fails the request; the steps after it still run. */
     private void runControlStep(Step s) {
         try {
-            s.command().run();
+            s.command().accept(() -> { });
         } catch (RuntimeException e) {
             fail(ProtocolException.failed("releasing what the workers let go of failed: " + e, e));
         }

@@ -10,6 +10,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import org.jvhost.engine.memory.GuestMemoryMap;
 import org.jvhost.engine.sys.LinuxSys;
+import org.jvhost.spi.Completion;
 import org.jvhost.spi.DescriptorChain;
 import org.jvhost.spi.GuestMemory;
 import org.jvhost.spi.MemoryRegion;
@@ -110,6 +111,9 @@ public final class SplitQueue implements Virtqueue {
     /** The inflight record (spec "Inflight I/O tracking") of a device that opted in; null otherwise. */
     private InflightRing inflight;
 
+    /** Chains the device completes later, from any thread ({@link #defer}). */
+    private final DeferredChains deferred;
+
     private volatile String brokenReason;
     private volatile boolean enabled = true;
     private volatile CallNotifier notifier;
@@ -143,6 +147,7 @@ public final class SplitQueue implements Virtqueue {
         this.index = index;
         this.size = size;
         this.mask = size - 1;
+        this.deferred = new DeferredChains(this, size);
         this.descGpa = descGpa;
         this.availGpa = availGpa;
         this.usedGpa = usedGpa;
@@ -542,6 +547,71 @@ public final class SplitQueue implements Virtqueue {
         if (inFlight > 0) {
             inFlight--;
         }
+    }
+
+    @Override
+    public Completion defer(DescriptorChain chain) {
+        Completion handle = deferred.defer((SplitDescriptorChain) chain);
+        if (inFlight > 0) {
+            inFlight--; // no longer unpop-able
+        }
+        return handle;
+    }
+
+    @Override
+    public int deferredCount() {
+        return deferred.outstanding();
+    }
+
+    /**
+     * Sets how a completion from another thread reaches the worker: {@code wake} posts
+     * {@link #drainCompletions()} to it. Without one, completions wait for an explicit drain.
+     */
+    public void setCompletionWake(Runnable wake) {
+        deferred.setWake(wake);
+    }
+
+    /**
+     * Publishes the deferred chains completed so far and signals the driver once (see
+     * {@link org.jvhost.spi.Completion} for the order). Worker only, between device callbacks.
+     *
+     * @return how many were published
+     */
+    public int drainCompletions() {
+        return deferred.drain();
+    }
+
+    /**
+     * The ring stopped for good: completions from now on are dropped without touching guest memory.
+     * Worker only.
+     *
+     * @return how many deferred chains were still outstanding and will never be published
+     */
+    public int closeDeferred() {
+        return deferred.close();
+    }
+
+    /** One deferred chain's used element (its dirty-log marks first, as in {@link #addUsed}). Worker only. */
+    void addUsedDeferred(PendingChain p) {
+        if (brokenReason != null) {
+            return;
+        }
+        int at = UsedRingLayout.elem(nextUsed & mask);
+        used.putInt(at + UsedRingLayout.ELEM_ID, p.head);
+        used.putInt(at + UsedRingLayout.ELEM_LEN, p.written);
+        if (inflight != null) {
+            inflight.used(p.head); // cleared once published, as for addUsed
+        }
+        if (log != null) {
+            int left = p.written;
+            for (int i = 0; left > 0 && i < p.writableSegments; i++) {
+                int n = Math.min(left, p.writableLen[i]);
+                log.written(p.writableGpa[i], n);
+                left -= n;
+            }
+            log.usedWritten(at, UsedRingLayout.ELEM);
+        }
+        nextUsed = (nextUsed + 1) & 0xffff;
     }
 
     @Override

@@ -229,7 +229,36 @@ public record DeviceSpec(String text, String type, Path socket, Host.Mode mode, 
             }
             resolved.put(given.getKey(), given.getValue());
         }
+        for (OptionSpec spec : declared) {
+            String value = resolved.get(spec.name());
+            if (value == null && spec.required()) {
+                throw new IllegalArgumentException("'" + text + "': device type " + type + " needs option '"
+                        + spec.name() + "' (" + spec.description() + ")");
+            }
+            if (value != null && spec.kind() == OptionSpec.Kind.PATH) {
+                resolved.put(spec.name(), absolutePath(spec.name(), value, baseDir));
+            }
+        }
         return new DeviceOptions(resolved, baseDir);
+    }
+
+    /** A path option's value made absolute against {@code baseDir}; relative ones are refused if it is null. */
+    private String absolutePath(String key, String value, Path baseDir) {
+        Path p;
+        try {
+            p = Path.of(value);
+        } catch (java.nio.file.InvalidPathException e) {
+            throw new IllegalArgumentException("'" + text + "': " + key + "=" + value + " is not a path ("
+                    + e.getReason() + ")");
+        }
+        if (p.isAbsolute()) {
+            return p.normalize().toString();
+        }
+        if (baseDir == null) {
+            throw new IllegalArgumentException("'" + text + "': " + key + "=" + value
+                    + " is a relative path; give an absolute one");
+        }
+        return baseDir.resolve(p).normalize().toString();
     }
 
     private static String acceptedKeys(List<OptionSpec> declared) {

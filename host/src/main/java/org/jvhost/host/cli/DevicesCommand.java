@@ -46,7 +46,8 @@ final class DevicesCommand implements Callable<Integer> {
             out.printf("    origin   %s%n", type.origin());
             out.printf("    version  %s%n", type.version());
             for (OptionSpec option : type.options()) {
-                String dflt = option.defaultValue() == null ? "(unset)" : option.defaultValue();
+                String dflt = option.required() ? "(required)"
+                        : option.defaultValue() == null ? "(unset)" : option.defaultValue();
                 out.printf("    %-12s default %-18s %s%n", option.name(), dflt, option.description());
             }
         }

@@ -16,6 +16,7 @@ import java.util.ServiceLoader;
 import java.util.TreeMap;
 import java.util.jar.JarFile;
 import java.util.regex.Pattern;
+import org.jvhost.engine.event.DeviceRuntime;
 import org.jvhost.spi.DeviceContext;
 import org.jvhost.spi.DeviceOptions;
 import org.jvhost.spi.DeviceProvider;
@@ -111,7 +112,26 @@ public final class DeviceTypes {
             if (device == null) {
                 throw new PluginException(source() + ": create() returned null instead of a device");
             }
+            String refused;
+            try {
+                refused = DeviceRuntime.refusedFeatures(device);
+            } catch (Throwable e) { // Errors too: see the class comment
+                refused = "features() failed: " + e;
+            }
+            if (refused != null) {
+                closeQuietly(device);
+                throw new PluginException(source() + ": " + refused);
+            }
             return device;
+        }
+    }
+
+    /** Closes a device refused after {@link DeviceProvider#create}; its failure to close is no news. */
+    private static void closeQuietly(VhostUserDevice device) {
+        try {
+            device.close();
+        } catch (Throwable e) { // Errors too: see the class comment
+            // the refusal is what the user needs to read
         }
     }
 

@@ -1,0 +1,300 @@
+package org.jvhost.device.blk;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicLong;
+import org.jvhost.spi.Completion;
+import org.jvhost.spi.DescriptorChain;
+import org.jvhost.spi.DeviceContext;
+import org.jvhost.spi.HostService;
+import org.jvhost.spi.VhostUserDevice;
+import org.jvhost.spi.Virtqueue;
+import org.jvhost.spi.virtio.VirtioBlk;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A virtio-blk disk (virtio 1.2 section 5.2). The worker pops each request, checks it and either answers
+ * it at once (GET_ID, and every request it refuses: status IOERR or UNSUPP) or hands it to an I/O thread
+ * with a {@link Completion}; the I/O thread moves the data between the file and guest memory, writes the
+ * status byte and completes the chain, which the host publishes on the worker. So a slow disk never
+ * holds the worker: other queues and devices on it go on.
+ *
+ * <p>Hostile requests fail alone: a chain without a writable byte has nowhere to put a status and is
+ * returned with nothing written; a short header, a data length that is not whole sectors, a range past
+ * the end of the disk or a write to a read-only disk gets IOERR; an unknown type UNSUPP.
+ */
+final class BlkDevice implements VhostUserDevice {
+    private static final Logger LOG = LoggerFactory.getLogger(BlkDevice.class);
+    /** Most sectors one DISCARD or WRITE_ZEROES segment may cover (config space; 32 MiB). */
+    static final int MAX_ZERO_SECTORS = 1 << 16;
+    /** Budget of chains per kick, so a busy queue returns the worker to the others. */
+    static final int BUDGET = 128;
+
+    private final String name;
+    private final DeviceContext context;
+    private final BlkConfig config;
+    private final BackingFile file;
+    private final Virtqueue[] queues;
+    private final DescriptorChain[] chains;
+    private final byte[] header = new byte[VirtioBlk.REQ_HDR_LEN];
+    private final byte[] id;
+    private final AtomicLong requests = new AtomicLong();
+    private final AtomicLong errors = new AtomicLong();
+    private final AtomicLong readBytes = new AtomicLong();
+    private final AtomicLong writtenBytes = new AtomicLong();
+
+    BlkDevice(DeviceContext context, BlkConfig config, BackingFile file) {
+        this.context = context;
+        this.name = context.deviceName();
+        this.config = config;
+        this.file = file;
+        this.queues = new Virtqueue[config.queues()];
+        this.chains = new DescriptorChain[config.queues()];
+        this.id = config.serial().getBytes(StandardCharsets.US_ASCII);
+    }
+
+    @Override
+    public int deviceType() {
+        return VirtioBlk.DEVICE_ID;
+    }
+
+    @Override
+    public int maxQueues() {
+        return config.queues();
+    }
+
+    @Override
+    public long features() {
+        return VirtioBlk.F_SEG_MAX | VirtioBlk.F_BLK_SIZE | VirtioBlk.F_FLUSH | VirtioBlk.F_MQ
+                | VirtioBlk.F_DISCARD | VirtioBlk.F_WRITE_ZEROES | (config.readOnly() ? VirtioBlk.F_RO : 0);
+    }
+
+    @Override
+    public void ackFeatures(long acked) {
+    }
+
+    @Override
+    public int configSize() {
+        return VirtioBlk.CONFIG_SIZE;
+    }
+
+    /**
+     * A resize is announced to the driver (config-change notice), and the host keeps requests in flight
+     * in QEMU's inflight region, so a restarted jvhost replays them (reads and writes may be repeated).
+     */
+    @Override
+    public java.util.Set<HostService> hostServices() {
+        return java.util.Set.of(HostService.CONFIG_CHANGE_NOTICE, HostService.INFLIGHT_TRACKING);
+    }
+
+    /**
+     * {@code jvhost ctl resize}: grows the backing file to {@code bytes} and tells the driver. A disk
+     * only grows here: shrinking it under a running guest would cut off what the guest wrote.
+     */
+    @Override
+    public void resize(long bytes) {
+        if (file.readOnly()) {
+            throw new IllegalArgumentException("the disk is read-only");
+        }
+        if (bytes % VirtioBlk.SECTOR_SIZE != 0 || bytes < capacityBytes()) {
+            throw new IllegalArgumentException(bytes + " bytes: a disk grows to a whole number of "
+                    + VirtioBlk.SECTOR_SIZE + "-byte sectors, at least its " + capacityBytes() + " bytes now");
+        }
+        try {
+            file.growTo(bytes);
+        } catch (IOException e) {
+            throw new IllegalArgumentException("cannot grow the backing file: " + e.getMessage(), e);
+        }
+        context.notifyConfigChanged();
+    }
+
+    /**
+     * The disk's size now, in bytes: the seam for a resize (a grown file is seen at the next config read;
+     * announcing it to the driver is the host's config-change notification).
+     */
+    long capacityBytes() {
+        return file.sizeBytes() & ~(long) (VirtioBlk.SECTOR_SIZE - 1);
+    }
+
+    @Override
+    public void readConfig(int offset, byte[] dst) {
+        ByteBuffer c = ByteBuffer.allocate(VirtioBlk.CONFIG_SIZE).order(ByteOrder.LITTLE_ENDIAN);
+        c.putLong(VirtioBlk.CONFIG_CAPACITY, capacityBytes() >>> VirtioBlk.SECTOR_SHIFT);
+        // GET_CONFIG comes before SET_VRING_NUM: bound segments by the largest ring, as QEMU does (size - 2)
+        c.putInt(VirtioBlk.CONFIG_SEG_MAX, maxQueueSize() - 2);
+        c.putInt(VirtioBlk.CONFIG_BLK_SIZE, VirtioBlk.SECTOR_SIZE);
+        c.putShort(VirtioBlk.CONFIG_NUM_QUEUES, (short) config.queues());
+        c.putInt(VirtioBlk.CONFIG_MAX_DISCARD_SECTORS, MAX_ZERO_SECTORS);
+        c.putInt(VirtioBlk.CONFIG_MAX_DISCARD_SEG, 1);
+        c.putInt(VirtioBlk.CONFIG_DISCARD_SECTOR_ALIGNMENT, 1);
+        c.putInt(VirtioBlk.CONFIG_MAX_WRITE_ZEROES_SECTORS, MAX_ZERO_SECTORS);
+        c.putInt(VirtioBlk.CONFIG_MAX_WRITE_ZEROES_SEG, 1);
+        c.get(offset, dst);
+    }
+
+    @Override
+    public void startQueue(int queueIndex, Virtqueue queue) {
+        queues[queueIndex] = queue;
+        chains[queueIndex] = queue.newChain(); // sized for this ring
+    }
+
+    @Override
+    public void handleKick(int queueIndex) {
+        Virtqueue q = queues[queueIndex];
+        DescriptorChain c = chains[queueIndex];
+        int served = 0;
+        do {
+            q.disableNotifications();
+            while (q.pop(c)) {
+                serve(q, c);
+                if (++served == BUDGET) {
+                    q.signalUsed();
+                    return;
+                }
+            }
+            q.signalUsed();
+        } while (q.enableNotifications());
+    }
+
+    /** One request: answered now, or deferred to an I/O thread. Worker. */
+    private void serve(Virtqueue q, DescriptorChain c) {
+        requests.incrementAndGet();
+        if (c.writableBytes() < 1) {
+            errors.incrementAndGet();
+            q.addUsed(c, 0); // no byte for a status: nothing to say
+            return;
+        }
+        int type = BlkRequest.type(c, header);
+        long sector = BlkRequest.sector(header);
+        long capacity = capacityBytes();
+        switch (type) {
+            case VirtioBlk.T_IN -> {
+                int len = c.writableBytes() - 1;
+                if (!BlkRequest.inside(sector, len, capacity)) {
+                    answer(q, c, VirtioBlk.S_IOERR, 0);
+                    return;
+                }
+                ByteBuffer[] data = BlkRequest.views(c, true, 0, len);
+                submit(q, c, () -> {
+                    file.read(data, sector << VirtioBlk.SECTOR_SHIFT);
+                    readBytes.addAndGet(len);
+                    return len;
+                });
+            }
+            case VirtioBlk.T_OUT -> {
+                int len = c.readableBytes() - VirtioBlk.REQ_HDR_LEN;
+                if (file.readOnly() || !BlkRequest.inside(sector, len, capacity)) {
+                    answer(q, c, VirtioBlk.S_IOERR, 0);
+                    return;
+                }
+                ByteBuffer[] data = BlkRequest.views(c, false, VirtioBlk.REQ_HDR_LEN, len);
+                submit(q, c, () -> {
+                    file.write(data, sector << VirtioBlk.SECTOR_SHIFT);
+                    writtenBytes.addAndGet(len);
+                    return 0;
+                });
+            }
+            case VirtioBlk.T_FLUSH -> submit(q, c, () -> {
+                file.flush();
+                return 0;
+            });
+            case VirtioBlk.T_GET_ID -> {
+                int len = Math.min(VirtioBlk.ID_BYTES, c.writableBytes() - 1);
+                byte[] answer = java.util.Arrays.copyOf(id, len); // zero-padded, as the spec has it
+                c.write(0, answer, 0, len);
+                answer(q, c, VirtioBlk.S_OK, len);
+            }
+            case VirtioBlk.T_DISCARD, VirtioBlk.T_WRITE_ZEROES -> zeroes(q, c, capacity);
+            default -> answer(q, c, type == -1 ? VirtioBlk.S_IOERR : VirtioBlk.S_UNSUPP, 0);
+        }
+    }
+
+    /**
+     * DISCARD and WRITE_ZEROES, one segment each (max_*_seg = 1): the range reads back as zeroes after
+     * either (for DISCARD the spec leaves the contents open, so zeroes are a correct answer).
+     */
+    private void zeroes(Virtqueue q, DescriptorChain c, long capacity) {
+        byte[] seg = new byte[VirtioBlk.DWZ_SEGMENT_LEN];
+        boolean one = c.readableBytes() == VirtioBlk.REQ_HDR_LEN + VirtioBlk.DWZ_SEGMENT_LEN
+                && c.read(VirtioBlk.REQ_HDR_LEN, seg, 0, seg.length) == seg.length;
+        ByteBuffer b = ByteBuffer.wrap(seg).order(ByteOrder.LITTLE_ENDIAN);
+        long sector = b.getLong(VirtioBlk.DWZ_SECTOR);
+        long sectors = Integer.toUnsignedLong(b.getInt(VirtioBlk.DWZ_NUM_SECTORS));
+        long bytes = sectors << VirtioBlk.SECTOR_SHIFT;
+        if (!one || file.readOnly() || sectors > MAX_ZERO_SECTORS || !BlkRequest.inside(sector, bytes, capacity)) {
+            answer(q, c, VirtioBlk.S_IOERR, 0);
+            return;
+        }
+        submit(q, c, () -> {
+            file.zero(sector << VirtioBlk.SECTOR_SHIFT, bytes);
+            return 0;
+        });
+    }
+
+    /** Work of an I/O thread: returns the data bytes it wrote into the chain. */
+    private interface Io {
+        int run() throws IOException;
+    }
+
+    /** Defers the chain and runs {@code io} on an I/O thread, which writes the status and completes it. */
+    private void submit(Virtqueue q, DescriptorChain c, Io io) {
+        ByteBuffer status = BlkRequest.statusByte(c);
+        Completion done = q.defer(c);
+        boolean queued = file.submit(() -> {
+            int data = 0;
+            byte st = VirtioBlk.S_OK;
+            try {
+                data = io.run();
+            } catch (IOException | RuntimeException e) {
+                st = VirtioBlk.S_IOERR;
+                data = 0;
+                if (errors.getAndIncrement() == 0) {
+                    LOG.warn("{}: I/O on {} failed (later failures are only counted): {}", name, config.path(), e.toString());
+                }
+            }
+            status.put(0, st);
+            done.complete(data + 1);
+        });
+        if (!queued) {
+            errors.incrementAndGet();
+            status.put(0, (byte) VirtioBlk.S_IOERR);
+            done.complete(1);
+        }
+    }
+
+    /** Answers a request now: {@code data} bytes written before the status byte. Worker. */
+    private void answer(Virtqueue q, DescriptorChain c, int status, int data) {
+        if (status != VirtioBlk.S_OK) {
+            errors.incrementAndGet();
+        }
+        c.write(c.writableBytes() - 1, new byte[] {(byte) status}, 0, 1);
+        q.addUsed(c, data + 1);
+    }
+
+    @Override
+    public Virtqueue stopQueue(int queueIndex) {
+        Virtqueue q = queues[queueIndex];
+        queues[queueIndex] = null;
+        return q;
+    }
+
+    @Override
+    public void reset() {
+        java.util.Arrays.fill(queues, null);
+    }
+
+    @Override
+    public Map<String, Long> counters() {
+        return Map.of("requests", requests.get(), "errors", errors.get(), "read_bytes", readBytes.get(),
+                "written_bytes", writtenBytes.get(), "capacity_bytes", capacityBytes());
+    }
+
+    @Override
+    public void close() {
+        file.close();
+    }
+}

@@ -1,0 +1,63 @@
+package org.jvhost.device.blk;
+
+import java.io.IOException;
+import java.util.List;
+import org.jvhost.spi.DeviceContext;
+import org.jvhost.spi.DeviceOptions;
+import org.jvhost.spi.DeviceProvider;
+import org.jvhost.spi.InvalidOptionException;
+import org.jvhost.spi.OptionSpec;
+import org.jvhost.spi.SpiVersion;
+import org.jvhost.spi.VhostUserDevice;
+import org.jvhost.spi.virtio.VirtioBlk;
+
+/** The {@code blk} device type, registered in {@code META-INF/services/org.jvhost.spi.DeviceProvider}. */
+public final class BlkProvider implements DeviceProvider {
+
+    /** The type name in {@code --device blk:...}. */
+    public static final String TYPE = "blk";
+
+    private static final List<OptionSpec> OPTIONS = List.of(
+            OptionSpec.required(BlkConfig.OPT_PATH, "the backing regular file or block device").asPath(),
+            new OptionSpec(BlkConfig.OPT_READONLY, "read-only disk (VIRTIO_BLK_F_RO; on/off)", "off"),
+            new OptionSpec(BlkConfig.OPT_QUEUES, "request queues, 1.." + BlkConfig.MAX_QUEUES, "1"),
+            new OptionSpec(BlkConfig.OPT_SERIAL, "serial number GET_ID answers, at most 20 ASCII characters", null),
+            new OptionSpec(BlkConfig.OPT_THREADS, "I/O threads of the device, 1.." + BlkConfig.MAX_THREADS, "4"));
+
+    @Override
+    public String type() {
+        return TYPE;
+    }
+
+    @Override
+    public String description() {
+        return "virtio-blk disk over a regular file or block device";
+    }
+
+    @Override
+    public List<OptionSpec> options() {
+        return OPTIONS;
+    }
+
+    @Override
+    public int virtioDeviceId() {
+        return VirtioBlk.DEVICE_ID;
+    }
+
+    /** The SPI this jar was compiled against (a constant, so javac records it here), not the host's. */
+    @Override
+    public int spiMajorVersion() {
+        return SpiVersion.MAJOR;
+    }
+
+    @Override
+    public VhostUserDevice create(DeviceOptions options, DeviceContext context) throws InvalidOptionException {
+        BlkConfig config = BlkConfig.from(options);
+        try {
+            return new BlkDevice(context, config, BackingFile.open(config));
+        } catch (IOException e) {
+            throw new InvalidOptionException(BlkConfig.OPT_PATH, BlkConfig.OPT_PATH + "=" + config.path()
+                    + ": cannot open" + (config.readOnly() ? " for reading: " : " for reading and writing: ") + e);
+        }
+    }
+}

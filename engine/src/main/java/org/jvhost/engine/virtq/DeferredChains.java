@@ -1,0 +1,147 @@
+package org.jvhost.engine.virtq;
+
+import java.util.concurrent.atomic.AtomicReference;
+import org.jvhost.spi.Completion;
+
+/**
+ * The chains of one {@link SplitQueue} that its device completes later, from any thread
+ * ({@link org.jvhost.spi.Virtqueue#defer}).
+ *
+ * <pre>
+ *  worker                          any thread                         worker
+ *  defer(chain) -> handle  ---->   handle.complete(n)                 drain(): pop the stack, addUsed
+ *  (outstanding++)                 CAS-push onto {@code completed};    each in arrival order, one
+ *                                  the push onto an empty stack        signalUsed; outstanding--
+ *                                  runs {@code wake} (posts drain)
+ * </pre>
+ *
+ * <p>No allocation per request: handles are pooled by head, the completed stack is intrusive
+ * ({@link PendingChain#next}), and the wake runs once per batch (the push that found the stack empty),
+ * not per completion. Without a wake (a queue outside a host, in tests) completions wait for
+ * {@link #drain()}.
+ *
+ * <p>After {@link #close()} (the ring stopped for good) a completion is dropped: it writes neither guest
+ * memory nor the ring, whose memory may be unmapped by then.
+ */
+final class DeferredChains {
+    private final SplitQueue queue;
+    /** The handle of each head, made on its first defer. Worker only. */
+    private final PendingChain[] byHead;
+    /** Completed handles, newest first: the Treiber stack the completing threads push onto. */
+    private final AtomicReference<PendingChain> completed = new AtomicReference<>();
+    private volatile Runnable wake;
+    private volatile boolean closed;
+    /** Deferred and not yet published or dropped. Worker only. */
+    private int outstanding;
+    /** Completions dropped because the queue was closed. Worker only. */
+    private long dropped;
+
+    DeferredChains(SplitQueue queue, int size) {
+        this.queue = queue;
+        this.byHead = new PendingChain[size];
+    }
+
+    /** Sets what runs when a completion arrives at an empty stack: post {@link #drain()} to the worker. */
+    void setWake(Runnable wake) {
+        this.wake = wake;
+    }
+
+    /** Makes a handle for popped chain {@code c}. Worker only. */
+    Completion defer(SplitDescriptorChain c) {
+        if (closed) {
+            throw new IllegalStateException("queue " + queue.index() + " is stopped; its chains cannot be deferred");
+        }
+        int head = c.head();
+        PendingChain p = byHead[head];
+        if (p == null) {
+            p = new PendingChain(this, head);
+            byHead[head] = p;
+        } else if (p.state.get() != PendingChain.FREE) {
+            throw new IllegalStateException("queue " + queue.index() + ": chain " + head
+                    + " is already deferred and not yet completed");
+        }
+        p.take(c);
+        outstanding++;
+        return p;
+    }
+
+    /** {@code p} was completed (any thread): push it and wake the worker if the stack was empty. */
+    void completed(PendingChain p) {
+        if (closed) {
+            return; // the ring is gone; see close()
+        }
+        PendingChain top;
+        do {
+            top = completed.get();
+            p.next = top;
+        } while (!completed.compareAndSet(top, p));
+        Runnable w = wake;
+        if (top == null && w != null) {
+            w.run();
+        }
+    }
+
+    /**
+     * Publishes every completion that has arrived, in arrival order, and signals the driver once.
+     * Worker only.
+     *
+     * @return how many were published
+     */
+    int drain() {
+        PendingChain p = reverse(completed.getAndSet(null));
+        int published = 0;
+        while (p != null) {
+            PendingChain next = p.next;
+            p.next = null;
+            if (closed) {
+                dropped++;
+            } else {
+                queue.addUsedDeferred(p);
+                published++;
+            }
+            p.state.set(PendingChain.FREE); // the driver reuses the head only after it saw it used
+            outstanding--;
+            p = next;
+        }
+        if (published > 0) {
+            queue.signalUsed();
+        }
+        return published;
+    }
+
+    private static PendingChain reverse(PendingChain p) {
+        PendingChain out = null;
+        while (p != null) {
+            PendingChain next = p.next;
+            p.next = out;
+            out = p;
+            p = next;
+        }
+        return out;
+    }
+
+    /** Deferred chains not yet published. Worker only. */
+    int outstanding() {
+        return outstanding;
+    }
+
+    /** Completions dropped after {@link #close()}. Worker only. */
+    long dropped() {
+        return dropped;
+    }
+
+    /**
+     * The ring stopped for good: later completions are dropped, and what is pending now is forgotten.
+     * Worker only.
+     *
+     * @return how many deferred chains were still outstanding (never to be published)
+     */
+    int close() {
+        closed = true;
+        int left = outstanding;
+        dropped += left;
+        outstanding = 0;
+        completed.set(null);
+        return left;
+    }
+}

@@ -1,6 +1,7 @@
 package org.jvhost.engine.instrument;
 
 import org.jvhost.engine.virtq.SplitQueue;
+import org.jvhost.spi.Completion;
 import org.jvhost.spi.DescriptorChain;
 import org.jvhost.spi.GuestMemory;
 import org.jvhost.spi.Virtqueue;
@@ -90,6 +91,25 @@ public final class InstrumentedQueue implements Virtqueue {
             faults.completed(index, transmit, rekick);
         }
     }
+
+    /**
+     * The chain leaves the worker's hands here, so the checks count its head as returned now: a driver
+     * that reuses the head of a deferred chain before it completes is not reported (the checks are
+     * worker only, and the completion may come from any thread).
+     */
+    @Override
+    public Completion defer(DescriptorChain chain) {
+        Completion handle = queue.defer(chain);
+        if (checks != null) {
+            checks.used(chain);
+        }
+        if (faults != null) {
+            faults.completed(index, transmit, rekick);
+        }
+        return handle;
+    }
+
+    @Override public int deferredCount() { return queue.deferredCount(); }
 
     @Override
     public boolean enableNotifications() {

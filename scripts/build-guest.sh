@@ -242,10 +242,12 @@ case "$mode" in
     say "PASS blk md5=$want"
     n=0
     while [ $n -lt "$count" ]; do
-      dd if=/dev/vda of=/dev/null bs=1M count=2 iflag=direct 2>/dev/null
-      dd if=/tmp/a of=/dev/vda bs=64k seek=32 count=16 oflag=direct 2>/dev/null
+      dd if=/dev/vda of=/dev/null bs=256k count=8 iflag=direct 2>/dev/null &
+      dd if=/tmp/a of=/dev/vda bs=64k seek=32 count=16 oflag=direct 2>/dev/null &
       ping -q -c 1 -w 1 "$peer" > /dev/null 2>&1
+      wait
       n=$((n + 1))
+      say "ROUND $n rx_packets=$(rx)"
     done
     say "RX rx_packets=$(rx) tx_packets=$(tx)"
     sync; poweroff -f

@@ -33,6 +33,8 @@ final class BlkDevice implements VhostUserDevice {
     static final int MAX_ZERO_SECTORS = 1 << 16;
     /** Budget of chains per kick, so a busy queue returns the worker to the others. */
     static final int BUDGET = 128;
+    /** The smallest ring seg_max is sized for (QEMU vhost-user-blk's default queue-size). */
+    static final int MIN_EXPECTED_RING = 128;
 
     private final String name;
     private final DeviceContext context;
@@ -124,8 +126,10 @@ final class BlkDevice implements VhostUserDevice {
     public void readConfig(int offset, byte[] dst) {
         ByteBuffer c = ByteBuffer.allocate(VirtioBlk.CONFIG_SIZE).order(ByteOrder.LITTLE_ENDIAN);
         c.putLong(VirtioBlk.CONFIG_CAPACITY, capacityBytes() >>> VirtioBlk.SECTOR_SHIFT);
-        // GET_CONFIG comes before SET_VRING_NUM: bound segments by the largest ring, as QEMU does (size - 2)
-        c.putInt(VirtioBlk.CONFIG_SEG_MAX, maxQueueSize() - 2);
+        // GET_CONFIG comes before SET_VRING_NUM, and a chain longer than its ring breaks the queue: bound
+        // segments by the smallest ring we expect (QEMU vhost-user-blk's default queue-size 128, minus the
+        // header and status descriptors, as QEMU's own seg_max = queue_size - 2)
+        c.putInt(VirtioBlk.CONFIG_SEG_MAX, MIN_EXPECTED_RING - 2);
         c.putInt(VirtioBlk.CONFIG_BLK_SIZE, VirtioBlk.SECTOR_SIZE);
         c.putShort(VirtioBlk.CONFIG_NUM_QUEUES, (short) config.queues());
         c.putInt(VirtioBlk.CONFIG_MAX_DISCARD_SECTORS, MAX_ZERO_SECTORS);

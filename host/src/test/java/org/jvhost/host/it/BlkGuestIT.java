@@ -24,11 +24,11 @@ import org.junit.jupiter.api.extension.RegisterExtension;
  * frames must all come back. A second test: a read-only disk refuses the guest's write.
  */
 class BlkGuestIT {
-    private static final Pattern BLK = Pattern.compile("JVTEST BLK queues=(\\d+) ro=(\\d) sectors=(\\d+)");
+    private static final Pattern BLK = Pattern.compile("JVTEST BLK queues=(\\d+) ro=(\\d) sectors=(\\d+)\\r?\\n");
     private static final Pattern PASS = Pattern.compile("JVTEST (PASS|FAIL)([^\\r\\n]*)\\r?\\n");
-    private static final Pattern RX = Pattern.compile("JVTEST RX rx_packets=(\\d+) tx_packets=(\\d+)");
+    private static final Pattern RX = Pattern.compile("JVTEST RX rx_packets=(\\d+) tx_packets=(\\d+)\\r?\\n");
     private static final int MIB = 1 << 20;
-    private static final int ROUNDS = 15;
+    private static final int ROUNDS = 5;
 
     @RegisterExtension
     final PeerScope scope = new PeerScope();

@@ -130,16 +130,8 @@ class MappedRegionTest {
         assertEquals(owned, r.fd(), "the region holds the fd a hot upgrade passes on");
         assertEquals(MIB, LinuxSys.fileSize(owned));
         r.unmap();
-        assertThrows(NativeException.class, () -> LinuxSys.fileSize(owned), "unmap closes the fd");
+        assertClosed(owned, "unmap closes the fd");
         r.unmap();
-    }
-
-    @Test
-    void aRegionThatCannotBeMappedClosesItsFd() throws Exception {
-        LinuxSys.truncate(fd, 4096);
-        int owned = LinuxSys.dupCloexec(fd);
-        assertThrows(MemoryMapException.class, () -> MappedRegion.map(new RegionSpec(0, MIB, 0, 0), owned));
-        assertThrows(NativeException.class, () -> LinuxSys.fileSize(owned));
     }
 
     /**
@@ -181,7 +173,17 @@ class MappedRegionTest {
     void failedMapAlsoClosesTheFd() throws Exception {
         int owned = LinuxSys.dupCloexec(fd);
         assertThrows(MemoryMapException.class, () -> MappedRegion.map(new RegionSpec(0, MIB, 0, 0), owned));
-        assertThrows(NativeException.class, () -> LinuxSys.fileSize(owned));
+        assertClosed(owned, "a refused region closes its fd");
+    }
+
+    /**
+     * The fd no longer names the test's memfd. Another thread of the test JVM may have opened a file
+     * under the same number since it was closed, so "no such fd" is not required.
+     */
+    private static void assertClosed(int owned, String message) throws IOException {
+        Path link = Path.of("/proc/self/fd/" + owned);
+        String target = Files.isSymbolicLink(link) ? Files.readSymbolicLink(link).toString() : "";
+        assertTrue(!target.startsWith("/memfd:mapped-region-test"), message + " (fd " + owned + " -> " + target + ")");
     }
 
     /**

@@ -125,7 +125,7 @@ class ServeCommandTest {
     @Test
     void unknownTypeListsKnownTypes() {
         assertEquals(2, run("serve", "--device", "tap:socket=/tmp/jvhost-a.sock"));
-        assertMessage("unknown device type 'tap'", "known types: loopback");
+        assertMessage("unknown device type 'tap'", "known types: blk, loopback, net");
         assertTrue(host.devices.isEmpty() && host.closed, "nothing is served");
     }
 
@@ -190,8 +190,11 @@ class ServeCommandTest {
 
     @Test
     void printCapabilitiesNeedsNoDeviceAndCreatesNone() {
-        assertEquals(0, run("serve", "--print-capabilities"), err.toString());
-        assertEquals("{\"type\": \"net\"}", out.toString().trim());
+        // the built-in types are net (loopback, net) and block (blk): without --device there is no one answer
+        assertEquals(2, run("serve", "--print-capabilities"));
+        assertMessage("the device types differ", "blk", "loopback, net", "give --device TYPE");
+        assertEquals(0, run("serve", "--print-capabilities", "--device", "blk"), err.toString());
+        assertEquals("{\"type\": \"block\", \"features\": []}", out.toString().trim());
         out.getBuffer().setLength(0);
         // a TAP name too long to create: the net device is never created to answer, so nothing is refused
         assertEquals(0, run("serve", "--print-capabilities", "--device", "net:tap=jvhost-capabilities-probe"),

@@ -30,7 +30,8 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * Plugins built at test time (see {@link PluginJars}) loaded through {@link DeviceTypeLoader}: isolation
  * of each plugin's classes, and every way a plugin can be broken, reported by file and cause while the
- * others keep working. The loopback device is on this test's class path, so it is a class-path built-in.
+ * others keep working. The loopback, net and blk devices are on this test's class path, so they are
+ * class-path built-ins.
  */
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
 class PluginLoadingTest {
@@ -75,12 +76,12 @@ class PluginLoadingTest {
         Path echo = drop("echo.jar");
         DeviceTypes types = load();
         assertEquals(List.of(), types.problems());
-        assertEquals(List.of("echo", "loopback", "net"), types.names());
-        DeviceTypes.DeviceType type = types.types().iterator().next();
+        assertEquals(List.of("blk", "echo", "loopback", "net"), types.names());
+        DeviceTypes.DeviceType type = types.resolve("echo");
         assertEquals(echo.toString(), type.origin());
         assertEquals("1.2.3", type.version());
         assertEquals("hi there", config(create(type.provider(), Map.of("greeting", "hi there"))));
-        DeviceTypes.DeviceType loopback = List.copyOf(types.types()).get(1);
+        DeviceTypes.DeviceType loopback = types.resolve("loopback");
         assertEquals(DeviceTypes.BUILT_IN, loopback.origin());
     }
 
@@ -129,7 +130,7 @@ class PluginLoadingTest {
         Files.writeString(plugins.resolve("README.txt"), "not a plugin, ignored");
         DeviceTypes types = load();
         assertEquals("reports shared lib A", types.resolve("liba").description());
-        DeviceTypes.DeviceType liba = types.types().iterator().next();
+        DeviceTypes.DeviceType liba = types.resolve("liba");
         assertEquals(dir.toString(), liba.origin());
         assertEquals("2.0", liba.version());
         assertEquals(List.of(plugins.resolve("empty") + ": plugin directory holds no .jar files"), types.problems());
@@ -145,7 +146,7 @@ class PluginLoadingTest {
         Path empty = emptyJar(plugins.resolve("empty.jar"));
         DeviceTypes types = load();
 
-        assertEquals(List.of("echo", "loopback", "net"), types.names());
+        assertEquals(List.of("blk", "echo", "loopback", "net"), types.names());
         assertEquals("hello", config(create(types.resolve("echo").provider(), Map.of("greeting", "hello"))));
         List<String> problems = types.problems();
         assertEquals(5, problems.size(), problems.toString());
@@ -165,7 +166,7 @@ class PluginLoadingTest {
         drop("echo.jar");
         Path errors = drop("errors.jar");
         DeviceTypes types = load();
-        assertEquals(List.of("asserting", "bad-counters", "echo", "loopback", "net", "null-device"), types.names());
+        assertEquals(List.of("asserting", "bad-counters", "blk", "echo", "loopback", "net", "null-device"), types.names());
         assertEquals(List.of(errors + ": refused com.example.errors.RecursiveTypeProvider: java.lang.StackOverflowError"),
                 types.problems());
         DeviceOptions none = new DeviceOptions(Map.of());
@@ -190,7 +191,7 @@ class PluginLoadingTest {
         assertEquals(List.of("refused device type 'loopback': provided by both " + both), types.problems());
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> types.resolve("loopback"));
         assertTrue(e.getMessage().contains(both), e.getMessage());
-        assertEquals(List.of("echo", "net"), types.names());
+        assertEquals(List.of("blk", "echo", "net"), types.names());
     }
 
     @Test
@@ -198,7 +199,7 @@ class PluginLoadingTest {
         Path one = drop("echo.jar");
         Path two = Files.copy(jars.resolve("echo.jar"), plugins.resolve("echo-copy.jar"));
         DeviceTypes types = load();
-        assertEquals(List.of("loopback", "net"), types.names());
+        assertEquals(List.of("blk", "loopback", "net"), types.names());
         String problem = types.problems().get(0);
         assertTrue(problem.contains("from " + one) && problem.contains("from " + two), problem);
     }
@@ -223,7 +224,7 @@ class PluginLoadingTest {
             DeviceTypes types = new DeviceTypeLoader(getClass().getClassLoader(), builtIns,
                     DeviceTypeLoader.defaultDirFor(hostJar).orElseThrow()).load(null);
             assertEquals(List.of(), types.problems(), "a missing default plugins directory is fine");
-            DeviceTypes.DeviceType type = types.types().iterator().next();
+            DeviceTypes.DeviceType type = types.resolve("echo");
             assertEquals("echo", type.provider().type());
             assertEquals(echo.origin(), type.origin());
             assertInstanceOf(PluginClassLoader.class, type.provider().getClass().getClassLoader());
@@ -241,7 +242,7 @@ class PluginLoadingTest {
         Files.createDirectory(dflt);
         Files.copy(jars.resolve("echo.jar"), dflt.resolve("echo.jar"));
         DeviceTypes types = new DeviceTypeLoader(getClass().getClassLoader(), BuiltInPlugins.none(), dflt).load(null);
-        assertEquals(List.of("echo", "loopback", "net"), types.names());
+        assertEquals(List.of("blk", "echo", "loopback", "net"), types.names());
     }
 
     private static Path emptyJar(Path file) throws IOException {

@@ -1,6 +1,5 @@
 package org.jvhost.engine.memory;
 
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
@@ -28,6 +27,8 @@ public final class GuestMemoryMap implements GuestMemory {
     private final long[] userStarts;
     private final List<MemoryRegion> view;
     private final boolean mayFault;
+    /** The regions that are {@link MappedRegion}s (all of them outside tests). */
+    private final MappedRegion[] mapped;
 
     private GuestMemoryMap(MemoryRegion[] sorted) {
         this.regions = sorted;
@@ -41,6 +42,7 @@ public final class GuestMemoryMap implements GuestMemory {
         }
         this.view = List.of(sorted);
         this.mayFault = view.stream().anyMatch(r -> r instanceof MappedRegion && ((MappedRegion) r).canShrink());
+        this.mapped = view.stream().filter(r -> r instanceof MappedRegion).toArray(MappedRegion[]::new);
     }
 
     /**
@@ -94,15 +96,21 @@ public final class GuestMemoryMap implements GuestMemory {
         return mayFault;
     }
 
-    /** The regions that are {@link MappedRegion}s, for unmapping an old snapshot. */
-    public List<MappedRegion> mappedRegions() {
-        List<MappedRegion> result = new ArrayList<>();
-        for (MemoryRegion r : regions) {
-            if (r instanceof MappedRegion) {
-                result.add((MappedRegion) r);
-            }
+    /**
+     * Holds every mapped region of this snapshot ({@link MappedRegion#hold}) for a request completed
+     * later; {@link #release()} ends it. Any thread.
+     */
+    public void hold() {
+        for (MappedRegion r : mapped) {
+            r.hold();
         }
-        return result;
+    }
+
+    /** Ends a {@link #hold()}. Any thread. */
+    public void release() {
+        for (MappedRegion r : mapped) {
+            r.release();
+        }
     }
 
     /**

@@ -3,6 +3,7 @@ package org.jvhost.engine.memory;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.Arrays;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.engine.sys.NativeException;
 import org.jvhost.spi.MemoryRegion;
@@ -46,7 +47,10 @@ public final class MappedRegion implements MemoryRegion {
      * process (the mapping alone cannot be passed on). One fd per region.
      */
     private final int fd;
+    /** The table let go ({@link #unmap}); control thread. */
     private boolean unmapped;
+    /** The table's hold (until {@link #unmap}) plus one per deferred chain that may touch the region. */
+    private final AtomicInteger holds = new AtomicInteger(1);
 
     private MappedRegion(RegionSpec spec, int fd, long mapAddress, long mapLength, long nativeAddress,
                          boolean canShrink, long[] file, MemoryBudget.Account account) {
@@ -213,14 +217,41 @@ public final class MappedRegion implements MemoryRegion {
     }
 
     /**
-     * Unmaps the region and returns its length to the budget. Idempotent. Only the control thread calls
-     * it, after no queue uses the region.
+     * The memory table lets go of the region: it is unmapped, its fd closed and its length returned to
+     * the budget once no deferred chain holds it ({@link #hold}), which is at once in the common case.
+     * Idempotent. Only the control thread calls it, after no queue uses the region.
      */
     public void unmap() {
         if (unmapped) {
             return;
         }
         unmapped = true;
+        release();
+    }
+
+    /**
+     * Keeps the mapping alive for a request a device completes later, from another thread, over buffers
+     * that point into it: a memory update or a disconnect that comes meanwhile must not unmap memory the
+     * device may still write (the address range could be mapped again for something else). The region
+     * must still be in the table: the worker holds it while its queue uses it. Any thread.
+     *
+     * @throws IllegalStateException if the region is already unmapped (our bug)
+     */
+    public void hold() {
+        int n;
+        do {
+            n = holds.get();
+            if (n == 0) {
+                throw new IllegalStateException(spec + ": held after it was unmapped");
+            }
+        } while (!holds.compareAndSet(n, n + 1));
+    }
+
+    /** Ends a {@link #hold()} or the table's own hold; the last one unmaps. Any thread. */
+    public void release() {
+        if (holds.decrementAndGet() != 0) {
+            return;
+        }
         LinuxSys.closeQuietly(fd);
         try {
             LinuxSys.munmap(mapAddress, mapLength);

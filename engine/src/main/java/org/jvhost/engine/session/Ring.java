@@ -129,7 +129,8 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
         Deadlines.after(QUIET_TIMEOUT_MS, worker::post, () -> {
             if (quietWaiter != null && quietGeneration == generation) {
                 LOG.warn("{} queue {}: {}: {} deferred request(s) still outstanding after {} ms; going on without "
-                        + "them", runtime.name(), index, why, queue.deferredCount(), QUIET_TIMEOUT_MS);
+                        + "them (the guest memory they point into stays mapped until the device completes them)",
+                        runtime.name(), index, why, queue.deferredCount(), QUIET_TIMEOUT_MS);
                 endQuietWait();
             }
         });

@@ -20,8 +20,10 @@ import org.jvhost.spi.Completion;
  * not per completion. Without a wake (a queue outside a host, in tests) completions wait for
  * {@link #drain()}.
  *
- * <p>After {@link #close()} (the ring stopped for good) a completion is dropped: it writes neither guest
- * memory nor the ring, whose memory may be unmapped by then.
+ * <p>After {@link #close()} (the ring stopped for good) a completion is dropped: the engine writes
+ * neither the ring nor the dirty log for it. The guest memory the device's buffers point into stays
+ * mapped until the device completes ({@link PendingChain#take}), so a device that finishes late writes
+ * into memory that is still the guest's, never into an address range mapped again for something else.
  */
 final class DeferredChains {
     private final SplitQueue queue;
@@ -60,7 +62,7 @@ final class DeferredChains {
             throw new IllegalStateException("queue " + queue.index() + ": chain " + head
                     + " is already deferred and not yet completed");
         }
-        p.take(c);
+        p.take(c, queue.memory());
         outstanding++;
         return p;
     }

@@ -1,6 +1,8 @@
 package org.jvhost.engine.virtq;
 
 import java.util.concurrent.atomic.AtomicInteger;
+import org.jvhost.engine.memory.GuestMemoryMap;
+import org.jvhost.spi.GuestMemory;
 import org.jvhost.spi.Completion;
 
 /**
@@ -28,14 +30,22 @@ final class PendingChain implements Completion {
     private int writableBytes;
     int written;
     PendingChain next;
+    /**
+     * The guest memory the device's buffers point into, held until it completes ({@link GuestMemoryMap#hold}),
+     * even past a stop or a memory update that gave up waiting for it.
+     */
+    private GuestMemoryMap memory;
 
     PendingChain(DeferredChains owner, int head) {
         this.owner = owner;
         this.head = head;
     }
 
-    /** Takes the writable part of {@code c} and marks the handle pending. Worker only. */
-    void take(SplitDescriptorChain c) {
+    /**
+     * Takes the writable part of {@code c}, holds {@code memory} (the queue's, which {@code c} points
+     * into) and marks the handle pending. Worker only.
+     */
+    void take(SplitDescriptorChain c, GuestMemory memory) {
         int n = c.segmentCount() - c.readableSegments();
         if (n > writableGpa.length) {
             writableGpa = new long[Integer.highestOneBit(n) * 2];
@@ -49,6 +59,11 @@ final class PendingChain implements Completion {
         writableBytes = c.writableBytes();
         written = 0;
         next = null;
+        // a fake memory in tests has no mappings to hold
+        this.memory = memory instanceof GuestMemoryMap ? (GuestMemoryMap) memory : null;
+        if (this.memory != null) {
+            this.memory.hold();
+        }
         state.set(PENDING);
     }
 
@@ -72,6 +87,11 @@ final class PendingChain implements Completion {
             throw new IllegalStateException("chain " + head + " was completed already");
         }
         written = writtenBytes;
+        GuestMemoryMap held = memory;
+        memory = null;
+        if (held != null) {
+            held.release(); // the device is done with its buffers: a mapping that left the table may go now
+        }
         owner.completed(this);
     }
 

@@ -169,6 +169,31 @@ class MappedRegionTest {
         }
     }
 
+    /**
+     * A request a device completes later holds the mapping: the table's unmap (a memory update, a
+     * disconnect) leaves it mapped and its fd open until the last hold ends, from any thread.
+     */
+    @Test
+    void aHeldRegionOutlivesTheTablesUnmapUntilTheLastRelease() throws Exception {
+        LinuxSys.truncate(fd, MIB);
+        int owned = LinuxSys.dupCloexec(fd);
+        MappedRegion r = MappedRegion.map(new RegionSpec(0, MIB, 0, 0), owned);
+        GuestMemoryMap snapshot = GuestMemoryMap.of(List.of(r));
+        snapshot.hold();
+        snapshot.hold();
+        r.unmap();
+        r.unmap(); // idempotent: the table's hold ends once
+        r.window(0).putInt(64, 0x5a5a); // still mapped: a late device write lands in the guest's memory
+        assertEquals(MIB, LinuxSys.fileSize(owned), "the fd stays open while held");
+        Thread other = new Thread(snapshot::release);
+        other.start();
+        other.join();
+        assertEquals(MIB, LinuxSys.fileSize(owned), "one hold is left");
+        snapshot.release();
+        assertClosed(owned, "the last release unmaps and closes the fd");
+        assertThrows(IllegalStateException.class, r::hold, "an unmapped region cannot be held again");
+    }
+
     @Test
     void failedMapAlsoClosesTheFd() throws Exception {
         int owned = LinuxSys.dupCloexec(fd);

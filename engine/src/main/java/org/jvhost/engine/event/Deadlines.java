@@ -6,9 +6,10 @@ import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Runs a task on a loop thread (a worker) once a bound is over, so the loop itself never sleeps: a ring
- * waiting for its device's outstanding requests gives up after its bound this way. One daemon thread,
- * started the first time a bound is set, only counts the time.
+ * Runs a task on a loop thread (a worker or a control loop) once a delay is over, so the loop itself
+ * never sleeps and the other devices on it go on meanwhile: a ring waiting for its device's outstanding
+ * requests gives up after its bound this way, an injected fault's delayed reply is sent, a stalled ring
+ * is kicked again. One daemon thread, started the first time a delay is set, only counts the time.
  */
 public final class Deadlines {
     private Deadlines() {
@@ -23,8 +24,12 @@ public final class Deadlines {
         });
     }
 
-    /** Posts {@code task} to {@code loop} after {@code delayMs}. */
+    /** Posts {@code task} to {@code loop} after {@code delayMs}; runs it at once, on the caller's thread, if 0. */
     public static void after(long delayMs, Executor loop, Runnable task) {
-        Lazy.TIMER.schedule(() -> loop.execute(task), delayMs, TimeUnit.MILLISECONDS);
+        if (delayMs <= 0) {
+            task.run();
+        } else {
+            Lazy.TIMER.schedule(() -> loop.execute(task), delayMs, TimeUnit.MILLISECONDS);
+        }
     }
 }

@@ -2,6 +2,7 @@ package org.jvhost.engine.instrument;
 
 import java.util.Random;
 import java.util.concurrent.atomic.AtomicLong;
+import org.jvhost.engine.event.Deadlines;
 
 /**
  * One connection's data-path faults ({@link FaultPlan#stallRx()}, {@link FaultPlan#stallTx()},
@@ -9,7 +10,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * {@link InstrumentedQueue}s of its rings. Each fault is reported when it is injected.
  *
  * <p>A stall is what a busy back-end does: the queue takes no chain for a while (pop finds none), so
- * the driver's buffers stay where they are, and then it goes on; a timer ({@link ReplyTimer}) posts a
+ * the driver's buffers stay where they are, and then it goes on; a timer ({@link org.jvhost.engine.event.Deadlines}) posts a
  * kick to the ring's worker when the stall ends, since the driver may have stopped kicking meanwhile.
  *
  * <p>"Reset the device mid-traffic" is a dropped connection. vhost-user gives a back-end no other way
@@ -94,7 +95,7 @@ final class DataPathFaults {
             stallEnds[q] = System.nanoTime() + stall.ms() * 1_000_000L;
             reporter.injected(origin + "stalling " + (transmit ? "transmit" : "receive") + " queue " + q + " for "
                     + stall.ms() + " ms after " + stall.afterChains() + " chains");
-            ReplyTimer.after(stall.ms(), Runnable::run, rekick);
+            Deadlines.after(stall.ms(), Runnable::run, rekick);
         }
         if (transmit && dropAfterFrames > 0 && frames.incrementAndGet() == dropAfterFrames) {
             reporter.injected(origin + "dropping connection " + conn + " after " + dropAfterFrames + " frames");

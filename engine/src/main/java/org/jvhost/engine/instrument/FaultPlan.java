@@ -18,7 +18,7 @@ import org.jvhost.engine.protocol.FrontendRequest;
  * @param nack             requests refused with a REPLY_ACK failure when the front-end asks for an ack
  *                         (without NEED_REPLY the spec leaves no way to say no, and they are served)
  * @param delayMs          how long each reply waits before it is sent (0: none); the connection reads
- *                         nothing more meanwhile, and the wait is a timer ({@link ReplyTimer}), never a
+ *                         nothing more meanwhile, and the wait is a timer ({@link org.jvhost.engine.event.Deadlines}), never a
  *                         sleep of the control thread that also serves other devices
  * @param maxQueues        the queue count GET_QUEUE_NUM reports, and the rings refused from that index
  *                         on (0: the device's own)

@@ -3,8 +3,8 @@ package org.jvhost.engine.session;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.concurrent.Executor;
+import org.jvhost.engine.event.Deadlines;
 import org.jvhost.engine.event.DeviceRuntime;
-import org.jvhost.engine.instrument.ReplyTimer;
 import org.jvhost.engine.instrument.SessionTap;
 import org.jvhost.engine.protocol.FrontendRequest;
 import org.jvhost.engine.protocol.Payloads;
@@ -304,7 +304,7 @@ public final class BackendSession {
         }
         pending = plan;
         ByteBuffer computed = reply;
-        plan.execute(controlLoop, () -> ReplyTimer.after(delayMs, controlLoop, () -> answered(m, plan, computed)));
+        plan.execute(controlLoop, () -> Deadlines.after(delayMs, controlLoop, () -> answered(m, plan, computed)));
         return true;
     }
 

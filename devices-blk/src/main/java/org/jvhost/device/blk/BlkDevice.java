@@ -179,41 +179,36 @@ final class BlkDevice implements VhostUserDevice {
             case VirtioBlk.T_IN -> {
                 int len = c.writableBytes() - 1;
                 if (!BlkRequest.inside(sector, len, capacity)) {
-                    answer(q, c, VirtioBlk.S_IOERR, 0);
+                    answer(q, c, VirtioBlk.S_IOERR);
                     return;
                 }
                 ByteBuffer[] data = BlkRequest.views(c, true, 0, len);
                 submit(q, c, () -> {
                     file.read(data, sector << VirtioBlk.SECTOR_SHIFT);
                     readBytes.addAndGet(len);
-                    return len;
                 });
             }
             case VirtioBlk.T_OUT -> {
                 int len = c.readableBytes() - VirtioBlk.REQ_HDR_LEN;
                 if (file.readOnly() || !BlkRequest.inside(sector, len, capacity)) {
-                    answer(q, c, VirtioBlk.S_IOERR, 0);
+                    answer(q, c, VirtioBlk.S_IOERR);
                     return;
                 }
                 ByteBuffer[] data = BlkRequest.views(c, false, VirtioBlk.REQ_HDR_LEN, len);
                 submit(q, c, () -> {
                     file.write(data, sector << VirtioBlk.SECTOR_SHIFT);
                     writtenBytes.addAndGet(len);
-                    return 0;
                 });
             }
-            case VirtioBlk.T_FLUSH -> submit(q, c, () -> {
-                file.flush();
-                return 0;
-            });
+            case VirtioBlk.T_FLUSH -> submit(q, c, file::flush);
             case VirtioBlk.T_GET_ID -> {
                 int len = Math.min(VirtioBlk.ID_BYTES, c.writableBytes() - 1);
                 byte[] answer = java.util.Arrays.copyOf(id, len); // zero-padded, as the spec has it
                 c.write(0, answer, 0, len);
-                answer(q, c, VirtioBlk.S_OK, len);
+                answer(q, c, VirtioBlk.S_OK);
             }
             case VirtioBlk.T_DISCARD, VirtioBlk.T_WRITE_ZEROES -> zeroes(q, c, capacity);
-            default -> answer(q, c, type == -1 ? VirtioBlk.S_IOERR : VirtioBlk.S_UNSUPP, 0);
+            default -> answer(q, c, type == -1 ? VirtioBlk.S_IOERR : VirtioBlk.S_UNSUPP);
         }
     }
 
@@ -230,53 +225,53 @@ final class BlkDevice implements VhostUserDevice {
         long sectors = Integer.toUnsignedLong(b.getInt(VirtioBlk.DWZ_NUM_SECTORS));
         long bytes = sectors << VirtioBlk.SECTOR_SHIFT;
         if (!one || file.readOnly() || sectors > MAX_ZERO_SECTORS || !BlkRequest.inside(sector, bytes, capacity)) {
-            answer(q, c, VirtioBlk.S_IOERR, 0);
+            answer(q, c, VirtioBlk.S_IOERR);
             return;
         }
-        submit(q, c, () -> {
-            file.zero(sector << VirtioBlk.SECTOR_SHIFT, bytes);
-            return 0;
-        });
+        submit(q, c, () -> file.zero(sector << VirtioBlk.SECTOR_SHIFT, bytes));
     }
 
-    /** Work of an I/O thread: returns the data bytes it wrote into the chain. */
+    /** Work of an I/O thread. */
     private interface Io {
-        int run() throws IOException;
+        void run() throws IOException;
     }
 
-    /** Defers the chain and runs {@code io} on an I/O thread, which writes the status and completes it. */
+    /**
+     * Defers the chain and runs {@code io} on an I/O thread, which writes the status and completes it.
+     * The used length is the whole writable part, whatever the outcome (as QEMU's virtio-blk does): the
+     * status byte is its last byte, and what the used length covers is what a live migration copies again.
+     */
     private void submit(Virtqueue q, DescriptorChain c, Io io) {
         ByteBuffer status = BlkRequest.statusByte(c);
+        int used = c.writableBytes();
         Completion done = q.defer(c);
         boolean queued = file.submit(() -> {
-            int data = 0;
             byte st = VirtioBlk.S_OK;
             try {
-                data = io.run();
+                io.run();
             } catch (IOException | RuntimeException e) {
                 st = VirtioBlk.S_IOERR;
-                data = 0;
                 if (errors.getAndIncrement() == 0) {
                     LOG.warn("{}: I/O on {} failed (later failures are only counted): {}", name, config.path(), e.toString());
                 }
             }
             status.put(0, st);
-            done.complete(data + 1);
+            done.complete(used);
         });
         if (!queued) {
             errors.incrementAndGet();
             status.put(0, (byte) VirtioBlk.S_IOERR);
-            done.complete(1);
+            done.complete(used);
         }
     }
 
-    /** Answers a request now: {@code data} bytes written before the status byte. Worker. */
-    private void answer(Virtqueue q, DescriptorChain c, int status, int data) {
+    /** Answers a request now, with the whole writable part as used length (see {@link #submit}). Worker. */
+    private void answer(Virtqueue q, DescriptorChain c, int status) {
         if (status != VirtioBlk.S_OK) {
             errors.incrementAndGet();
         }
         c.write(c.writableBytes() - 1, new byte[] {(byte) status}, 0, 1);
-        q.addUsed(c, data + 1);
+        q.addUsed(c, c.writableBytes());
     }
 
     @Override

@@ -102,6 +102,29 @@ class DataPathFaultTest {
         assertEquals(1, instrument.faultsInjected(), "the second connection is left alone");
     }
 
+    /**
+     * The drop comes from the worker, mid-batch: the connection closes only once the ring has stopped, so
+     * the used index the front-end finds when it sees the end is final. QEMU 7.2 takes it for where the
+     * ring stopped; a used entry published after the close was handed back twice on the next connection.
+     */
+    @Test
+    void theUsedIndexIsFinalWhenTheFrontEndSeesTheDrop() throws Exception {
+        instrument.setFaults(new FaultPlan(0, 0, java.util.Set.of(), 0, 0, null, 1, null, null));
+        device.batchAndNoKicks = true;
+        device.publishDelayMs = 300; // the drop is posted at the batch's first used entry, its index 300 ms later
+        open();
+        MockSplitQueue tx = ring(1);
+        for (int i = 0; i < 3; i++) {
+            tx.addChain(new byte[][] {FRAME}, new int[0]);
+        }
+        fe.kick(1);
+        assertTrue(fe.isClosedByPeer(3000), "dropped after frame 1");
+        int usedAtClose = tx.usedIdx();
+        Thread.sleep(400);
+        assertEquals(3, usedAtClose, "the whole batch was published before the socket closed");
+        assertEquals(3, tx.usedIdx(), "nothing written after the socket closed");
+    }
+
     private void open() throws Exception {
         fe = ScriptedFrontend.connect(socket);
         fe.setOwner();

@@ -17,6 +17,8 @@ final class RecordingDevice implements VhostUserDevice {
      * batching device does; and leave notifications off for good (kicks are not wanted).
      */
     volatile boolean batchAndNoKicks;
+    /** With {@link #batchAndNoKicks}: how long the batch's used entries wait before their used index is published. */
+    volatile long publishDelayMs;
     /** Queues the device calls transmit queues ({@link #isTransmitQueue}), bit n for queue n; none by default. */
     volatile int transmitQueues;
     /** While set, handleKick waits for it (at most 20 s): a device callback that hangs. */
@@ -91,7 +93,7 @@ final class RecordingDevice implements VhostUserDevice {
         }
     }
 
-    private static void serveBatch(Virtqueue q) {
+    private void serveBatch(Virtqueue q) {
         org.jvhost.spi.DescriptorChain[] batch = new org.jvhost.spi.DescriptorChain[16];
         int n = 0;
         q.disableNotifications();
@@ -104,6 +106,13 @@ final class RecordingDevice implements VhostUserDevice {
         }
         for (int i = 0; i < n; i++) {
             q.addUsed(batch[i], 0);
+        }
+        if (publishDelayMs > 0) {
+            try {
+                Thread.sleep(publishDelayMs);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
         }
         q.signalUsed();
     }

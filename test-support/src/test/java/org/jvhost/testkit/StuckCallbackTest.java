@@ -109,6 +109,22 @@ class StuckCallbackTest {
         assertEquals(0, stuckFe.call(FrontendRequest.SET_OWNER, null).u64(), "the connection reads again");
     }
 
+    /**
+     * The back-end ends a connection (a malformed message) while a callback hangs: its socket stays open
+     * while the ring may still write (see the used-index test in DataPathFaultTest), but not longer than
+     * the grace, so the front-end learns of the end.
+     */
+    @Test
+    void aConnectionEndedWhileACallbackHangsClosesItsSocketAfterAGrace() throws Exception {
+        long t0 = System.nanoTime();
+        stuckFe.send(0x7fff, MessageHeader.VERSION, java.nio.ByteBuffer.allocate(0));
+        assertFalse(stuckFe.isClosedByPeer(500), "closed while the ring's worker may still write its used ring");
+        assertTrue(stuckFe.isClosedByPeer(3000), "the socket closes after the grace, whatever the worker does");
+        long ms = (System.nanoTime() - t0) / 1_000_000;
+        assertTrue(ms >= 900 && ms < 2500, "closed after " + ms + " ms");
+        assertTrue(worstRoundTripMs(healthyFe, 20) < PROMPT_MS, "the healthy device answers promptly");
+    }
+
     /** The service manager's watchdog probe: every loop thread must answer, and a hung worker does not. */
     @Test
     void loopsAnswerOnlyWhileNoCallbackHangs() throws Exception {

@@ -25,6 +25,8 @@ import org.slf4j.LoggerFactory;
 final class Connection {
     private static final Logger LOG = LoggerFactory.getLogger(Connection.class);
     static final long STALL_MS = 5000;
+    /** The longest the socket of an ended connection waits for its rings to stop before it closes anyway. */
+    static final long CLOSE_GRACE_MS = 1000;
 
     private final DeviceRuntime runtime;
     private final ControlLoop loop;
@@ -38,6 +40,8 @@ final class Connection {
     /** The events watched now: EPOLLIN while reading, EPOLLOUT while a reply is unsent, none while a request waits. */
     private int watched;
     private ControlLoop.Timer stallCheck;
+    /** Closes the socket of an ended connection whose rings have not stopped in time; null otherwise. */
+    private ControlLoop.Timer closeDeadline;
     private boolean ended;
     /** Paused for a hot upgrade: the socket is not watched, the rings are stopped. */
     private boolean paused;
@@ -86,7 +90,7 @@ final class Connection {
         try {
             c.token = loop.register(endpoint.fd(), LinuxSys.EPOLLIN, c::onEvent);
         } catch (NativeException | RuntimeException e) {
-            c.session.close(() -> c.released.complete(null));
+            c.session.close(() -> { }, () -> c.released.complete(null));
             throw new IOException(e.getMessage(), e);
         }
         c.watched = LinuxSys.EPOLLIN;
@@ -250,8 +254,10 @@ final class Connection {
     }
 
     /**
-     * Ends the connection: the socket closes now, the session releases its fds and mappings as its
-     * workers confirm ({@link #released()}). Idempotent.
+     * Ends the connection: nothing more is read; the socket closes once the rings have stopped, or
+     * {@link #CLOSE_GRACE_MS} from now if a worker has not confirmed by then
+     * ({@link BackendSession#close}); the session releases its fds and mappings as its workers confirm
+     * ({@link #released()}). Idempotent.
      */
     void end() {
         if (ended) {
@@ -263,9 +269,19 @@ final class Connection {
             stallCheck.cancel();
             stallCheck = null;
         }
-        session.close(() -> released.complete(null));
+        session.close(this::socketClosed, () -> released.complete(null));
+        if (!session.socketClosed()) {
+            closeDeadline = loop.schedule(CLOSE_GRACE_MS, session::closeSocket);
+        }
+        onEnd.accept(this);
+    }
+
+    private void socketClosed() {
         LinuxSys.closeQuietly(adoptedFd); // the socket itself is closed now: no other thread has its number
         adoptedFd = -1;
-        onEnd.accept(this);
+        if (closeDeadline != null) {
+            closeDeadline.cancel();
+            closeDeadline = null;
+        }
     }
 }

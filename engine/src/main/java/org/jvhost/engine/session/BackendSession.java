@@ -70,6 +70,9 @@ public final class BackendSession {
     private boolean broken;
     /** Set by {@link #close}: runs once the connection's fds and mappings are all released. */
     private Runnable onReleased;
+    /** Set by {@link #close}: runs once the socket is closed. */
+    private Runnable onSocketClosed;
+    private boolean socketClosed;
     /** Requests replayed from a hot upgrade's image before the socket is read ({@link #replay}). */
     private final java.util.ArrayDeque<Message> replay = new java.util.ArrayDeque<>();
 
@@ -254,18 +257,24 @@ public final class BackendSession {
     }
 
     /**
-     * Ends the connection without waiting for any worker: the socket closes now; every ring stops, the
-     * device resets and the fds and mappings are released as the workers confirm (after the request
-     * in flight, if any, has finished), and then {@code released} runs on the control loop. Memory a
-     * hanging callback may still read stays mapped until that callback returns. Idempotent.
+     * Ends the connection without waiting for any worker. Every ring stops first (after the request in
+     * flight, if any, has finished), and only then does the socket close: a front-end that sees the
+     * connection end takes each ring's used index in guest memory for where the ring stopped (QEMU 7.2
+     * does, since it can no longer ask GET_VRING_BASE), so a used entry a worker wrote after the close
+     * would hand a buffer back twice on the next connection (a Linux guest logs "input.0:id 5 is not a
+     * head" and gives the queue up). Then the device resets and the fds and mappings are released as
+     * the workers confirm. {@code socketClosed} runs when the socket closes, {@code released} once
+     * everything is released, both on the control loop. A worker that never confirms keeps the socket
+     * open until {@link #closeSocket()}; memory a hanging callback may still read stays mapped until
+     * that callback returns. Idempotent.
      */
-    public void close(Runnable released) {
+    public void close(Runnable socketClosed, Runnable released) {
         if (onReleased != null) {
             return;
         }
         onReleased = released;
+        onSocketClosed = socketClosed;
         tap.closed("connection closed");
-        endpoint.close();
         replay.forEach(Message::closeFds);
         replay.clear();
         if (pending == null) {
@@ -273,9 +282,28 @@ public final class BackendSession {
         }
     }
 
+    /** Closes the socket now, whether or not the rings have stopped (for a worker that hangs). Idempotent. */
+    public void closeSocket() {
+        if (socketClosed) {
+            return;
+        }
+        socketClosed = true;
+        endpoint.close();
+        if (onSocketClosed != null) {
+            onSocketClosed.run();
+        }
+    }
+
+    /** Whether the socket is closed ({@link #close} closes it once the rings have stopped). */
+    public boolean socketClosed() {
+        return socketClosed;
+    }
+
     private void release() {
         WorkerPlan plan = new WorkerPlan(name);
-        reset(false, plan);
+        vrings.stopAll(plan);
+        plan.then(this::closeSocket);
+        reset(false, plan); // the rings are stopped: this resets the device and releases the rest
         plan.execute(controlLoop, () -> {
             if (plan.failure() != null) {
                 LOG.error("{}: {}", name, plan.failure().getMessage());

@@ -5,13 +5,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.Disabled;
+import java.util.stream.IntStream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * Faults injected by jvhost against real front-ends (the README's fault table): QEMU 7.2 with
@@ -33,10 +34,12 @@ class FaultFrontendsIT {
     /**
      * Requests 3 (SET_PROTOCOL_FEATURES, while QEMU initializes the device) and 30 (SET_VRING_CALL of the
      * first ring, as the guest driver starts it) of QEMU's first connection; see
-     * docs/examples/qemu-7.2-boot.trace for the whole sequence.
+     * docs/examples/qemu-7.2-boot.trace for the whole sequence. {@code -Djvhost.it.drop-after=1-37} tries
+     * every request of a 1-queue-pair start-up instead, one QEMU each (about 20 s per request; the
+     * README's fault table has the result).
      */
     @ParameterizedTest(name = "drop after request {0}")
-    @ValueSource(ints = {3, 30})
+    @MethodSource("dropPoints")
     void qemuReconnectsAfterADroppedConnectionAndTrafficResumes(int n) {
         QemuGuest guest = qemuWith("fault-drop-after-message=" + n);
         assertEquals(1, count(back.outputSince(0), INJECTED), "one fault injected" + back.tail());
@@ -61,16 +64,28 @@ class FaultFrontendsIT {
     /**
      * The reset a vhost-user back-end can do mid-traffic: the connection closes after the guest's 6th
      * frame, while its traffic flows (a back-end restart); QEMU re-connects, re-initializes the device,
-     * and the guest's traffic resumes.
+     * and the guest's traffic resumes. QEMU 7.2 restarts each ring at the used index it finds in guest
+     * memory when the connection ends, so this fails if jvhost writes a used entry after the close (the
+     * guest then logs "input.0:id 5 is not a head" and its receive queue is dead).
      */
     @Test
-    @Disabled("issue 16: traffic resumed in 1 of 2 runs; not in CI until the cause is known")
     void qemuSurvivesADropMidTrafficAndTrafficResumes() {
         QemuGuest guest = qemuWith("fault-drop-after-frames=6");
         back.await(java.util.regex.Pattern.compile("dropping connection 1 after 6 frames"), 0, Duration.ofSeconds(30));
         long rx = guest.nextRxPackets(guest.process().mark(), Duration.ofSeconds(30), back);
         guest.awaitRxAbove(rx + 3, Duration.ofSeconds(60), back);
         assertEquals(1, count(back.outputSince(0), INJECTED), back.tail());
+    }
+
+    /** The requests to drop after: {@code jvhost.it.drop-after} as N, A-B and commas; 3 and 30 by default. */
+    static IntStream dropPoints() {
+        return Arrays.stream(System.getProperty("jvhost.it.drop-after", "3,30").split(","))
+                .map(String::trim)
+                .flatMapToInt(r -> {
+                    String[] ends = r.split("-", 2);
+                    int from = Integer.parseInt(ends[0].trim());
+                    return IntStream.rangeClosed(from, ends.length == 1 ? from : Integer.parseInt(ends[1].trim()));
+                });
     }
 
     /** jvhost with {@code faults} and a periodic guest whose received frames keep rising; the guest. */

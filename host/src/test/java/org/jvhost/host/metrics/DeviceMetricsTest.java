@@ -42,6 +42,23 @@ class DeviceMetricsTest {
                 text);
     }
 
+    /** Strict mode's and fault injection's counters (issue 16: a CI may scrape them instead of asking ctl). */
+    @Test
+    void strictModeAndFaultCountersAreFamiliesOfTheDeviceType() throws Exception {
+        DeviceSnapshot lo = new DeviceSnapshot("loopback@/tmp/lo.sock", true, 2, false, 0, 0,
+                Map.of("spec_violations", 2L, "spec_violation.ring_before_mem_table", 1L,
+                        "spec_violation.kick_while_suppressed", 1L, "extra_kicks", 3L, "faults_injected", 1L),
+                List.of());
+        Exposition e = Exposition.of(JvhostRegistry.create(() -> List.of(new DeviceMetrics.Device("loopback", lo)), "abc1234"));
+        String text = new String(e.render("text/plain").bytes(), StandardCharsets.UTF_8);
+        String dev = "{device=\"loopback@/tmp/lo.sock\"}";
+        assertTrue(text.contains("jvhost_loopback_spec_violations_total" + dev + " 2.0\n"), text);
+        assertTrue(text.contains("jvhost_loopback_spec_violation_ring_before_mem_table_total" + dev + " 1.0\n"), text);
+        assertTrue(text.contains("jvhost_loopback_spec_violation_kick_while_suppressed_total" + dev + " 1.0\n"), text);
+        assertTrue(text.contains("jvhost_loopback_extra_kicks_total" + dev + " 3.0\n"), text);
+        assertTrue(text.contains("jvhost_loopback_faults_injected_total" + dev + " 1.0\n"), text);
+    }
+
     @Test
     void errorsAreCountedOnceBetweenTheDeviceAndItsQueues() throws Exception {
         String text = scrape();

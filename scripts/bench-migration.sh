@@ -12,6 +12,8 @@
 # the destination): compare medians of the two back-ends, not single runs.
 #
 # Usage: scripts/bench-migration.sh [-r ROUNDS] [--jar PATH] [--skip-jvhost]
+# JVHOST_TRACE_DIR (environment): jvhost traces every vhost-user message of device a (source) and b
+# (destination) into DIR/roundN-a.trace and -b.trace (text), to see where the downtime goes; not for timing.
 # Prints one line per run, then per back-end the medians and the jvhost/dpdk ratio. Needs root for DPDK.
 # The guest image is host/target/it-guest (built with scripts/build-guest.sh if missing).
 set -euo pipefail
@@ -30,12 +32,17 @@ results=$work/results
 pids=()
 trap 'stop_all; rm -rf "$work"' EXIT
 
+trace() {  # trace SIDE: jvhost's device options for a message trace, if JVHOST_TRACE_DIR is set
+  [[ -n "${JVHOST_TRACE_DIR:-}" ]] && echo ",trace=$JVHOST_TRACE_DIR/round$round-$1.trace,trace-format=text"
+  return 0
+}
+
 start_backends() {  # start_backends NAME DIR: back-end(s) serving DIR/a.sock and DIR/b.sock
   local name=$1 dir=$2 side
   case "$name" in
     jvhost)
-      taskset -c "$BE_CPU" java -jar "$jar" serve --device "loopback:socket=$dir/a.sock" \
-        --device "loopback:socket=$dir/b.sock" > "$dir/jvhost.log" 2>&1 < /dev/null &
+      taskset -c "$BE_CPU" java -jar "$jar" serve --device "loopback:socket=$dir/a.sock$(trace a)" \
+        --device "loopback:socket=$dir/b.sock$(trace b)" > "$dir/jvhost.log" 2>&1 < /dev/null &
       backend_started jvhost "$dir/a.sock" "$dir/jvhost.log"
       wait_for 10 test -S "$dir/b.sock" || bench_fail "jvhost did not create $dir/b.sock"
       ;;

@@ -18,7 +18,9 @@
 #                                vCPU and "JVTEST RXQ rxq_delta=... txq_delta=..."; then TCP transfers with
 #                                busybox nc: jvtest.mib MiB of random data to PEER:5001 ("JVTEST TXSUM md5"),
 #                                then everything PEER:5002 sends ("JVTEST RXSUM md5 bytes=N"), read only
-#                                after jvtest.rxdelay seconds (default 0); with
+#                                after jvtest.rxdelay seconds (default 0); with jvtest.pingevery=SECS
+#                                a ping to PEER every SECS runs under the transfers (a frame each way
+#                                all the time, for the host to time gaps by); with
 #                                jvtest.iperf=1 "iperf3 -c PEER -t 3" ("JVTEST IPERF <receiver line>");
 #                                finally "JVTEST PASS" and power off.
 #
@@ -93,7 +95,7 @@ mount -t devtmpfs devtmpfs /dev 2>/dev/null
 say() { echo "JVTEST $*"; }
 fail() { say "FAIL $*"; sync; poweroff -f; sleep 5; }
 
-mode=burst ip=10.99.0.2/24 peer=10.99.0.1 peermac=52:54:00:00:00:01 count=20 interval=0.5 queues=1 mib=8 iperf=0 rxdelay=0 blkro=0
+mode=burst ip=10.99.0.2/24 peer=10.99.0.1 peermac=52:54:00:00:00:01 count=20 interval=0.5 queues=1 mib=8 iperf=0 rxdelay=0 blkro=0 pingevery=0
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     jvtest.mode=*)     mode=${arg#*=} ;;
@@ -107,6 +109,7 @@ for arg in $(cat /proc/cmdline); do
     jvtest.iperf=*)    iperf=${arg#*=} ;;
     jvtest.rxdelay=*)  rxdelay=${arg#*=} ;;
     jvtest.blkro=*)    blkro=${arg#*=} ;;
+    jvtest.pingevery=*) pingevery=${arg#*=} ;;
   esac
 done
 
@@ -196,6 +199,10 @@ case "$mode" in
       q1=$(rxq); t1=$(txq)
       say "RXQ rxq_delta=$(delta "$q0" "$q1") txq_delta=$(delta "$t0" "$t1")"
     fi
+    if [ "$pingevery" != 0 ]; then
+      ping -q -i "$pingevery" "$peer" > /dev/null 2>&1 &
+      pinger=$!
+    fi
     dd if=/dev/urandom of=/tmp/tx bs=1024 count=$((mib * 1024)) 2>/dev/null || fail "dd"
     say "TXSUM $(md5sum < /tmp/tx | cut -d' ' -f1)"
     nc "$peer" 5001 < /tmp/tx || fail "nc $peer 5001 (send)"
@@ -205,6 +212,7 @@ case "$mode" in
     [ -e /tmp/rxfail ] && fail "nc $peer 5002 (receive)"
     say "RXSUM $(md5sum < /tmp/rx | cut -d' ' -f1) bytes=$(wc -c < /tmp/rx)"
     rm -f /tmp/rx
+    [ -n "${pinger:-}" ] && kill "$pinger"
     if [ "$iperf" = 1 ]; then
       iperf3 -c "$peer" -t 3 > /tmp/iperf 2>&1 || fail "iperf3: $(tail -n 3 /tmp/iperf | tr '\n' ' ')"
       say "IPERF $(grep receiver /tmp/iperf | tr -s ' ')"

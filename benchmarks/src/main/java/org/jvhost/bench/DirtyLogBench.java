@@ -2,7 +2,6 @@ package org.jvhost.bench;
 
 import java.util.concurrent.TimeUnit;
 import org.jvhost.engine.memory.DirtyLog;
-import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.engine.virtq.RingLog;
 import org.jvhost.engine.virtq.SplitQueue;
 import org.jvhost.spi.DescriptorChain;
@@ -60,11 +59,8 @@ public class DirtyLogBench {
         chain = queue.newChain();
         frame = new byte[bufferBytes];
         if ("on".equals(logging)) {
-            long size = (MemfdGuest.GPA + MEMORY) / 4096 / 8;
-            int fd = LinuxSys.memfdCreate("bench-log", LinuxSys.MFD_CLOEXEC | LinuxSys.MFD_ALLOW_SEALING);
-            LinuxSys.truncate(fd, size);
-            log = DirtyLog.map(fd, size, 0); // takes the fd
-            queue.setLog(new RingLog(log, MemfdGuest.GPA));
+            log = MemfdGuest.sharedLog(MemfdGuest.GPA + MEMORY);
+            queue.setLog(new RingLog(log, driver.usedGpa()));
         }
         driver.reclaim(bufferBytes);
     }

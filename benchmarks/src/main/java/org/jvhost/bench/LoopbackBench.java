@@ -4,6 +4,8 @@ import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.jvhost.device.loopback.LoopbackConfig;
 import org.jvhost.device.loopback.LoopbackDevice;
+import org.jvhost.engine.memory.DirtyLog;
+import org.jvhost.engine.virtq.RingLog;
 import org.jvhost.engine.virtq.SplitQueue;
 import org.jvhost.spi.VirtioFeatures;
 import org.jvhost.spi.virtio.VirtioNet;
@@ -39,6 +41,11 @@ import org.openjdk.jmh.annotations.TearDown;
  * a few ns per frame. Excludes the kick eventfd read, the epoll wake-up, the two call eventfd writes
  * per batch (see {@link EventfdBench}) and cross-core cache traffic: guest and device share one thread
  * here, so the frame bytes are warm in cache rather than written by another CPU.
+ *
+ * <p>{@code logging=on} runs the same with both rings logging dirty pages into a shared log, as during a
+ * live migration (VHOST_F_LOG_ALL; the rings set up with VHOST_VRING_F_LOG): the RX buffers' pages and
+ * both used rings' are marked, batched per ring and ORed in at each used-index publish. {@code off} is
+ * the ordinary path, whose only logging cost is the queue's null test of its log.
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.NANOSECONDS)
@@ -55,6 +62,9 @@ public class LoopbackBench {
     @Param({"64", "1500"})
     public int frameBytes;
 
+    @Param({"off", "on"})
+    public String logging;
+
     private MemfdGuest guest;
     private RingDriver rxDriver;
     private RingDriver txDriver;
@@ -62,6 +72,7 @@ public class LoopbackBench {
     private SplitQueue txQueue;
     private LoopbackDevice device;
     private int rxLength;
+    private DirtyLog log;
 
     @Setup(Level.Trial)
     public void setUp() throws Exception {
@@ -80,6 +91,11 @@ public class LoopbackBench {
         device.ackFeatures(features);
         rxQueue = rxDriver.deviceQueue(RX, features, new CountingNotifier());
         txQueue = txDriver.deviceQueue(TX, features, new CountingNotifier());
+        if ("on".equals(logging)) {
+            log = MemfdGuest.sharedLog(MemfdGuest.GPA + 2 * AREA);
+            rxQueue.setLog(new RingLog(log, rxDriver.usedGpa()));
+            txQueue.setLog(new RingLog(log, txDriver.usedGpa()));
+        }
         device.startQueue(RX, rxQueue);
         device.startQueue(TX, txQueue);
         rxDriver.reclaim(rxLength); // used_event = 0 on both rings: a call for every batch
@@ -132,6 +148,11 @@ public class LoopbackBench {
         byte[] rx = GuestAccess.read(guest.memory(), rxDriver.bufferGpa(0), rxLength);
         device.stopQueue(TX);
         device.stopQueue(RX);
+        if (log != null) {
+            rxQueue.setLog(null);
+            txQueue.setLog(null);
+            log.unmap();
+        }
         guest.close();
         // The last frame in buffer 0: source and destination swapped, num_buffers = 1.
         int f = VirtioNet.HDR_LEN;

@@ -1,6 +1,7 @@
 package org.jvhost.bench;
 
 import java.util.List;
+import org.jvhost.engine.memory.DirtyLog;
 import org.jvhost.engine.memory.GuestMemoryMap;
 import org.jvhost.engine.memory.MappedRegion;
 import org.jvhost.engine.memory.RegionSpec;
@@ -38,6 +39,22 @@ final class MemfdGuest implements AutoCloseable {
         }
         MappedRegion region = MappedRegion.map(new RegionSpec(GPA, size, USER_ADDRESS, 0), fd); // takes the fd
         return new MemfdGuest(region, GuestMemoryMap.of(List.of(region)));
+    }
+
+    /**
+     * A dirty-page log (as QEMU shares with SET_LOG_BASE: a sealed memfd) with a bit for every page
+     * below guest address {@code end}.
+     */
+    static DirtyLog sharedLog(long end) throws NativeException, MemoryMapException {
+        long size = end / 4096 / 8;
+        int fd = LinuxSys.memfdCreate("bench-log", LinuxSys.MFD_CLOEXEC | LinuxSys.MFD_ALLOW_SEALING);
+        try {
+            LinuxSys.truncate(fd, size);
+        } catch (NativeException e) {
+            LinuxSys.closeQuietly(fd);
+            throw e;
+        }
+        return DirtyLog.map(fd, size, 0); // takes the fd
     }
 
     GuestMemoryMap memory() {

@@ -60,6 +60,11 @@ final class RingDriver {
         return ring.dataGpa() + (long) i * bufferStride;
     }
 
+    /** Guest address of the used ring (what QEMU passes as log_guest_addr). */
+    long usedGpa() {
+        return ring.usedGpa();
+    }
+
     /** The engine's device-side queue over this ring. */
     SplitQueue deviceQueue(int index, long features, CallNotifier notifier) {
         return ring.deviceQueue(index, features, 0, notifier);

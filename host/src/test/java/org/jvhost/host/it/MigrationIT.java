@@ -50,6 +50,9 @@ class MigrationIT {
      */
     private static final String STREAM_NIC = ",mrg_rxbuf=off";
     private static final Pattern ANNOUNCED = Pattern.compile("guest " + QemuGuest.GUEST_MAC + " announced after a migration");
+    /** The net device wrote its RARP for the guest into the destination's TAP (SEND_RARP). */
+    private static final Pattern RARP_ON_DESTINATION_TAP = Pattern.compile("announced guest " + QemuGuest.GUEST_MAC
+            + " on jvtapb \\(RARP\\)");
 
     @RegisterExtension
     final PeerScope scope = new PeerScope();
@@ -193,7 +196,9 @@ class MigrationIT {
      * destination device's TAP, receives a 64 MiB TCP stream from the namespace (checksum offload on, so
      * a stale page cannot hide behind a TCP checksum) while it migrates. The stream is throttled to
      * 40 Mbit/s so that it spans the switch-over; the connection survives, and what the guest received on
-     * the destination has the md5 of what was sent.
+     * the destination has the md5 of what was sent. The guest also pings the namespace every 20 ms, and
+     * {@link TapGapMonitor} records the traffic gap it sees: from the last frame the source's TAP gave it
+     * to the first from the destination's.
      *
      * <p>The proof fails without data logging: with SplitQueue's logging of written chain bytes commented
      * out (an experiment, 2026-12-06), the md5 on the destination differed. It did not before the guest's
@@ -233,8 +238,9 @@ class MigrationIT {
         // the guest sends 1 MiB to :5001, then reads everything :5002 sends
         // the guest reads nothing of the stream for its first 8 s: what jvhost writes into it meanwhile waits
         // in guest memory, unread, through the migration
+        // and pings the peer every 20 ms throughout, so that frames move both ways even while TCP waits
         String guestArgs = "jvtest.mode=tap jvtest.ip=" + ns.guestAddress() + "/24 jvtest.peer=" + peer
-                + " jvtest.mib=1 jvtest.rxdelay=8";
+                + " jvtest.mib=1 jvtest.rxdelay=8 jvtest.pingevery=0.02";
         source = scope.track(QemuGuest.start("source", src, 1, false, guestArgs, scope.logs(), STREAM_NIC, QemuGuest.MEMFD,
                 List.of("-qmp", "unix:" + scope.sockets().resolve("qmp-source") + ",server=on,wait=off")));
         sourceQmp = scope.track(Qmp.connect(scope.sockets().resolve("qmp-source"), Duration.ofSeconds(30), source.process()));
@@ -242,11 +248,19 @@ class MigrationIT {
         assertEquals(0, sink.awaitExit(QemuGuest.BOOT_TIMEOUT), "the guest's 1 MiB reached :5001: the stream to it starts"
                 + source.process().tail() + back.tail());
 
+        TapGapMonitor gaps = scope.track(TapGapMonitor.start(ns, 170, scope.logs(), "jvtapa", "jvtapb"));
+        long started = System.currentTimeMillis();
         sourceQmp.execute("{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"unix:" + migrationSocket() + "\"}}");
         String done = sourceQmp.awaitMigration(MIGRATION_TIMEOUT, "completed");
-        System.out.printf("MIGRATION %s over a bridge, receiving a TCP stream: downtime %d ms (QMP)%n", backend.name(),
-                Qmp.downtimeMs(done));
+        long completed = System.currentTimeMillis();
         String verdict = destination.awaitResult(back);
+        long pause = gaps.switchOverGap(true, 0, 1);
+        System.out.printf("MIGRATION %s over a bridge, receiving a TCP stream: downtime %d ms (QMP); from the source's"
+                + " TAP to the destination's, frames to the guest paused %d ms, from it %d ms (its RARP included);"
+                + " longest pause to the guest from the migrate command to 10 s after its completion %d ms%n", backend.name(), Qmp.downtimeMs(done),
+                pause, gaps.switchOverGap(false, 0, 1), gaps.longestGap(true, started, completed + 10_000));
+        assertTrue(pause >= 0, "no frame reached the guest through the destination's TAP after the source's stopped");
+        back.await(RARP_ON_DESTINATION_TAP, 0, Duration.ofSeconds(10));
         assertFalse(source.process().outputSince(0).contains("RXSUM"), "the stream ended before the switch-over");
         Matcher rx = RXSUM.matcher(destination.process().outputSince(0));
         assertTrue(rx.find(), "the guest reported no RXSUM on the destination: " + verdict + destination.process().tail());

@@ -334,7 +334,27 @@ final class LinuxTap implements Tap {
         }
     }
 
-    private static void closeAll(int[] fds) {
+    /**
+     * Duplicates of {@code fds} (close-on-exec), sharing their TAP queues.
+     *
+     * @throws IllegalStateException naming the fd the kernel would not duplicate (those made are closed)
+     */
+    static int[] duplicate(int[] fds) {
+        int[] dups = new int[fds.length];
+        Arrays.fill(dups, -1);
+        for (int i = 0; i < fds.length; i++) {
+            try {
+                dups[i] = TapNatives.fcntl(fds[i], TapNatives.F_DUPFD_CLOEXEC, 0);
+            } catch (LastErrorException e) {
+                closeAll(dups);
+                throw new IllegalStateException("cannot duplicate TAP fd " + fds[i] + ": "
+                        + TapNatives.errnoName(e.getErrorCode()), e);
+            }
+        }
+        return dups;
+    }
+
+    static void closeAll(int[] fds) {
         for (int fd : fds) {
             if (fd >= 0) {
                 try {

@@ -313,7 +313,7 @@ final class DeviceServer {
                 continue;
             }
             if (current == null && released.isDone()) {
-                serve(ch);
+                serveNew(ch);
             } else if (waiting == null) {
                 waiting = ch; // served if the current session ends within the grace period
                 waitingTimer = loop.schedule(HANDOFF_GRACE_MS, this::turnAwayWaiting);
@@ -396,6 +396,14 @@ final class DeviceServer {
         return true;
     }
 
+    /** A front-end that connected to this process (not one taken over from the previous jvhost). */
+    private void serveNew(AFUNIXSocketChannel ch) {
+        serve(ch);
+        if (current != null) {
+            LOG.info("{}: front-end connected on {}", runtime.name(), where);
+        }
+    }
+
     private void serve(AFUNIXSocketChannel ch) {
         Connection c;
         try {
@@ -407,7 +415,6 @@ final class DeviceServer {
         }
         current = c;
         sessions.incrementAndGet();
-        LOG.info("{}: front-end connected on {}", runtime.name(), where);
     }
 
     /** The connection ended; the next is served once the session has released everything. */
@@ -434,7 +441,7 @@ final class DeviceServer {
             waiting = null;
             waitingTimer.cancel();
             waitingTimer = null;
-            serve(next);
+            serveNew(next);
         } else if (mode == Host.Mode.CONNECT) {
             backoff = BACKOFF_MIN_MS;
             retry = loop.schedule(BACKOFF_MIN_MS, this::tryConnect);
@@ -467,7 +474,7 @@ final class DeviceServer {
             return;
         }
         backoff = BACKOFF_MIN_MS;
-        serve(ch);
+        serveNew(ch);
     }
 
     /**

@@ -210,7 +210,7 @@ class HotUpgradeIT {
     }
 
     /** From the old process's "paused" line to the new one's last "runs again" line, in ms. */
-    private static long gapMs(ProcessUnderTest old, ProcessUnderTest fresh) {
+    static long gapMs(ProcessUnderTest old, ProcessUnderTest fresh) {
         Matcher p = PAUSED.matcher(old.outputSince(0));
         Instant paused = null;
         while (p.find()) {

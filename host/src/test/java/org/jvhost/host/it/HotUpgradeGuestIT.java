@@ -1,0 +1,144 @@
+package org.jvhost.host.it;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.RegisterExtension;
+
+/**
+ * Hot upgrade (issue 14, proof 2) under a QEMU guest: a TCP stream through the {@code net} device's TAP
+ * crosses the handover. jvhost runs in a network namespace of the test's ({@link NetNamespace}) where it
+ * creates the TAP; the successor takes the TAP's queues over as fds, so the interface keeps its index
+ * and its carrier never drops. The guest sends 1 MiB to the namespace and then receives 1 MiB, reading
+ * nothing for {@value #RX_DELAY_S} s first, so the receiving connection is open (its data waiting in the
+ * guest's socket buffer and the namespace's send queue) while the successor takes over.
+ * No connection is reset (either checksum would differ or nc fail), QEMU prints nothing and connects no
+ * second time, and the gap is read from the logs as in {@link HotUpgradeIT}.
+ */
+@Timeout(value = 180, unit = TimeUnit.SECONDS)
+class HotUpgradeGuestIT {
+    private static final String TAP = "jvtap0";
+    private static final int RX_DELAY_S = 8;
+    private static final Pattern TXSUM = Pattern.compile("JVTEST TXSUM ([0-9a-f]{32})");
+    private static final Pattern RXSUM = Pattern.compile("JVTEST RXSUM ([0-9a-f]{32}) bytes=(\\d+)");
+    private static final Pattern RUNS_AGAIN = Pattern.compile("INFO Connection - .* runs again");
+    private static final Pattern QEMU_SAYS = Pattern.compile("qemu-system-x86_64: ([^\\r\\n]*)");
+
+    @RegisterExtension
+    final PeerScope scope = new PeerScope();
+    private Path sockets;
+    private Path control;
+    private NetNamespace ns;
+
+    @BeforeEach
+    void setUp() {
+        Peers.assumeInstalled(Peers.TASKSET, "util-linux");
+        Peers.assumeInstalled(Peers.QEMU, "qemu-system-x86");
+        Peers.assumeInstalled("/usr/bin/socat", "socat");
+        sockets = scope.sockets();
+        control = sockets.resolve("control.sock");
+        ns = scope.track(NetNamespace.create());
+    }
+
+    private ProcessUnderTest serve(String name, Path sock, String... more) {
+        List<String> args = new ArrayList<>(List.of("--device", "net:socket=" + sock + ",tap=" + TAP + ",queues=1",
+                "--control", control.toString()));
+        args.addAll(List.of(more));
+        List<String> cmd = Serve.command(Serve.ON_BACK_END_CPU, args);
+        return scope.track(ProcessUnderTest.start(name, ns.inside(cmd.toArray(String[]::new)), scope.logs()));
+    }
+
+    @Test
+    void tcpStreamThroughTheTapCrossesTheHandover() {
+        Path sock = sockets.resolve("net.sock");
+        ProcessUnderTest old = serve("jvhost-old", sock);
+        Peers.awaitNewFile(control.resolveSibling("control.sock.handover"), null, Duration.ofSeconds(30), old);
+        ns.configureTap(TAP);
+        String linkBefore = link();
+        String peer = ns.peerAddress();
+        Path toGuest = randomFile(sockets.resolve("to-guest.bin"), 1 << 20);
+        Path fromGuest = sockets.resolve("from-guest.bin");
+        ProcessUnderTest sink = scope.track(ProcessUnderTest.start("socat-5001", ns.inside("timeout", "150", "socat",
+                "-u", "TCP-LISTEN:5001,bind=" + peer + ",reuseaddr", "CREATE:" + fromGuest), scope.logs()));
+        scope.track(ProcessUnderTest.start("socat-5002", ns.inside("timeout", "150", "socat", "-u", "OPEN:" + toGuest,
+                "TCP-LISTEN:5002,bind=" + peer + ",reuseaddr"), scope.logs()));
+        QemuGuest guest = scope.track(QemuGuest.start("qemu", sock, 1, false, "jvtest.mode=tap jvtest.ip="
+                + ns.guestAddress() + "/24 jvtest.peer=" + peer + " jvtest.mib=1 jvtest.rxdelay=" + RX_DELAY_S,
+                scope.logs()));
+
+        guest.process().await(TXSUM, 0, QemuGuest.BOOT_TIMEOUT, old);
+        int qemuMark = guest.process().mark();
+        ProcessUnderTest fresh = serve("jvhost-new", sock, "--takeover");
+        assertEquals(0, old.awaitExit(Duration.ofSeconds(60)), "the old jvhost exits 0 after the handover" + old.tail()
+                + fresh.tail());
+        assertFalse(RXSUM.matcher(guest.process().outputSince(0)).find(),
+                "the guest's receiving stream ended before the handover: it did not cross it");
+        fresh.await(RUNS_AGAIN, 0, Duration.ofSeconds(30), null);
+        long gapMs = HotUpgradeIT.gapMs(old, fresh);
+
+        String verdict = guest.awaitResult(fresh);
+        String out = guest.process().outputSince(0);
+        assertTrue(verdict.startsWith("PASS"), "guest reported " + verdict + guest.process().tail() + fresh.tail());
+        assertEquals(0, sink.awaitExit(Duration.ofSeconds(30)), "socat receiving from the guest");
+        assertEquals(find(TXSUM, out).group(1), md5(fromGuest), "what the guest sent arrived intact");
+        Matcher rx = find(RXSUM, out);
+        assertEquals(md5(toGuest), rx.group(1), "what the namespace sent arrived intact in the guest");
+        Matcher said = QEMU_SAYS.matcher(guest.process().outputSince(qemuMark));
+        if (said.find()) {
+            throw new AssertionError("QEMU reported after the handover: " + said.group(1) + guest.process().tail());
+        }
+        assertFalse(fresh.outputSince(0).contains("front-end connected"), "QEMU connected anew" + fresh.tail());
+        assertEquals(linkBefore, link(), "the TAP's index and carrier changes across the handover");
+        System.out.println("UPGRADE-RESULT devices=1 front_end=qemu-net-tap tcp_md5_equal=true gap_ms=" + gapMs);
+    }
+
+    /** The TAP's ifindex and carrier_changes, as the namespace's sysfs shows them. */
+    private String link() {
+        return "ifindex " + ns.exec("cat", "/sys/class/net/" + TAP + "/ifindex").trim() + ", carrier_changes "
+                + ns.exec("cat", "/sys/class/net/" + TAP + "/carrier_changes").trim();
+    }
+
+    private static Matcher find(Pattern p, String out) {
+        Matcher m = p.matcher(out);
+        assertTrue(m.find(), "guest output has no /" + p + "/");
+        return m;
+    }
+
+    private static Path randomFile(Path file, int bytes) {
+        byte[] data = new byte[bytes];
+        new Random(bytes).nextBytes(data);
+        try {
+            return Files.write(file, data);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    private static String md5(Path file) {
+        try {
+            return HexFormat.of().formatHex(MessageDigest.getInstance("MD5").digest(Files.readAllBytes(file)));
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        } catch (NoSuchAlgorithmException e) {
+            throw new AssertionError(e);
+        }
+    }
+}

@@ -239,7 +239,7 @@ final class DeviceServer {
         }
         int listenerFd = listener;
         c.pause(() -> out.complete(new Handover.Outgoing(runtime, listenerFd, c, c.session().image(),
-                Handover.saveState(runtime))));
+                Handover.saveState(runtime, c.session().notInImage()))));
     }
 
     /** The upgrade was abandoned: accept, connect and serve again as before. Loop only. */

@@ -37,6 +37,7 @@ import org.junit.jupiter.api.extension.RegisterExtension;
 class HotUpgradeGuestIT {
     private static final String TAP = "jvtap0";
     private static final int RX_DELAY_S = 8;
+    private static final int BLK_ROUNDS = 30;
     private static final Pattern TXSUM = Pattern.compile("JVTEST TXSUM ([0-9a-f]{32})");
     private static final Pattern RXSUM = Pattern.compile("JVTEST RXSUM ([0-9a-f]{32}) bytes=(\\d+)");
     private static final Pattern RUNS_AGAIN = Pattern.compile("INFO Connection - .* runs again");
@@ -108,6 +109,80 @@ class HotUpgradeGuestIT {
         assertFalse(fresh.outputSince(0).contains("front-end connected"), "QEMU connected anew" + fresh.tail());
         assertEquals(linkBefore, link(), "the TAP's index and carrier changes across the handover");
         System.out.println("UPGRADE-RESULT devices=1 front_end=qemu-net-tap tcp_md5_equal=true gap_ms=" + gapMs);
+    }
+
+    /** Rounds of 256 KiB writes (fsync), each read back whole with caches dropped; then the md5 of the area. */
+    private static final String BLK_INIT = String.join("\n",
+            "#!/bin/busybox sh",
+            "/bin/busybox --install -s /bin",
+            "export PATH=/bin:/sbin",
+            "mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev 2>/dev/null",
+            "say() { echo \"JVTEST $*\"; }",
+            "fail() { say \"FAIL $*\"; sync; poweroff -f; sleep 5; }",
+            "for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk; do",
+            "  insmod /lib/modules/$m.ko 2>/dev/null",
+            "done",
+            "i=0; while [ ! -e /sys/block/vda/size ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done",
+            "[ -e /sys/block/vda/size ] || fail \"no /dev/vda\"",
+            "dd if=/dev/zero of=/tmp/e bs=4096 count=1024 2>/dev/null",
+            "r=0",
+            "while [ $r -lt " + BLK_ROUNDS + " ]; do",
+            "  dd if=/dev/urandom of=/tmp/p bs=4096 count=64 2>/dev/null",
+            "  slot=$((r % 16))",
+            "  dd if=/tmp/p of=/dev/vda bs=4096 seek=$((slot * 64)) conv=fsync 2>/tmp/dd || fail \"round $r: write: $(cat /tmp/dd)\"",
+            "  dd if=/tmp/p of=/tmp/e bs=4096 seek=$((slot * 64)) conv=notrunc 2>/dev/null",
+            "  echo 3 > /proc/sys/vm/drop_caches",
+            "  dd if=/dev/vda of=/tmp/q bs=4096 count=1024 2>/dev/null || fail \"round $r: read back\"",
+            "  cmp /tmp/e /tmp/q > /dev/null || fail \"round $r: read back differs\"",
+            "  say \"ROUND $r\"",
+            "  r=$((r + 1))",
+            "done",
+            "say \"PASS $(md5sum < /tmp/e | cut -d' ' -f1) rounds=$r\"",
+            "sync; poweroff -f",
+            "");
+
+    /**
+     * The blk device (devices-blk) under a guest's writes across a handover. It does not save a state, and
+     * its connection holds an inflight region and a back-end channel, which a handover does not carry: the
+     * old process says so, its front-end is disconnected and QEMU ({@code reconnect=1}) connects to the new
+     * process on the listening socket handed over, where its I/O carries on. Every round the guest read
+     * back whole is what it wrote, and so is the file at the end.
+     */
+    @Test
+    void blkIsDisconnectedWithALogLineAndItsGuestCarriesOnWithTheNewProcess() throws Exception {
+        Path sock = sockets.resolve("blk.sock");
+        Path image = sockets.resolve("disk.img");
+        try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(image.toFile(), "rw")) {
+            f.setLength(8L << 20);
+        }
+        List<String> args = List.of("--device", "blk:socket=" + sock + ",path=" + image, "--control", control.toString());
+        ProcessUnderTest old = scope.track(ProcessUnderTest.start("jvhost-old", Serve.command(Serve.ON_BACK_END_CPU, args),
+                scope.logs()));
+        Peers.awaitNewFile(control.resolveSibling("control.sock.handover"), null, Duration.ofSeconds(30), old);
+        ProcessUnderTest qemu = InflightBlkIT.startQemu(scope, sock, InflightBlkIT.initramfs(scope, BLK_INIT));
+        qemu.await(Pattern.compile("JVTEST ROUND 2\\r?\\n"), 0, QemuGuest.BOOT_TIMEOUT, old);
+
+        List<String> more = new ArrayList<>(args);
+        more.add("--takeover");
+        ProcessUnderTest fresh = scope.track(ProcessUnderTest.start("jvhost-new",
+                Serve.command(Serve.ON_BACK_END_CPU, more), scope.logs()));
+        assertEquals(0, old.awaitExit(Duration.ofSeconds(60)), "the old jvhost exits 0" + old.tail() + fresh.tail());
+        assertTrue(old.outputSince(0).contains("is not handed over yet; its front-end is disconnected")
+                || old.outputSince(0).contains("does not save its state for a hot upgrade"),
+                "the old jvhost says why the blk connection is not handed over" + old.tail());
+        fresh.await(Pattern.compile("front-end connected"), 0, Duration.ofSeconds(30), qemu);
+        Matcher pass = qemu.await(Pattern.compile("JVTEST (PASS|FAIL)([^\\r\\n]*)\\r?\\n"), 0,
+                Duration.ofSeconds(120), fresh);
+        assertEquals("PASS", pass.group(1), "guest: " + pass.group(0) + qemu.tail());
+        byte[] area = java.util.Arrays.copyOf(Files.readAllBytes(image), 4 << 20);
+        String diskSum;
+        try {
+            diskSum = HexFormat.of().formatHex(MessageDigest.getInstance("MD5").digest(area));
+        } catch (NoSuchAlgorithmException e) {
+            throw new AssertionError(e);
+        }
+        assertEquals(pass.group(2).strip().split(" ")[0], diskSum, "the file holds what the guest wrote");
+        System.out.println("UPGRADE-RESULT blk reconnected guest " + pass.group(2).strip());
     }
 
     /** The TAP's ifindex and carrier_changes, as the namespace's sysfs shows them. */

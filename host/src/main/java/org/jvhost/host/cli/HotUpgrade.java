@@ -2,9 +2,6 @@ package org.jvhost.host.cli;
 
 import java.io.IOException;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.Collection;
-import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.jvhost.engine.server.HandoverLayout;
@@ -50,18 +47,11 @@ final class HotUpgrade {
 
     /**
      * Receives everything the jvhost with control socket {@code control} serves; {@code host} takes it
-     * over as its devices are added. First the classes of jvhost and of {@code devices} (the providers of
-     * the device types) are loaded ({@link ClassPreload}), so that the rings stand still for less.
+     * over as its devices are added.
      *
      * @throws IOException naming what failed (nobody listens, the running one refused...)
      */
-    static HotUpgrade takeOver(DeviceHost host, Path control, Collection<Class<?>> devices) throws IOException {
-        long start = System.nanoTime();
-        List<Class<?>> anchors = new ArrayList<>(List.of(HotUpgrade.class));
-        anchors.addAll(devices);
-        int classes = ClassPreload.preload(anchors);
-        LOG.info("loaded {} classes in {} ms before asking the running jvhost to pause", classes,
-                (System.nanoTime() - start) / 1_000_000);
+    static HotUpgrade takeOver(DeviceHost host, Path control) throws IOException {
         Takeover t = Takeover.receive(HandoverLayout.socketFor(control.toAbsolutePath()), RECEIVE_MS);
         host.adopt(t);
         return new HotUpgrade(host, t);

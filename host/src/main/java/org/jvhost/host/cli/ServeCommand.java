@@ -211,8 +211,7 @@ final class ServeCommand implements Callable<Integer> {
         HotUpgrade upgrade = null;
         Exception failure = null;
         try {
-            upgrade = takeover ? HotUpgrade.takeOver(host, controlPath, types.types().stream()
-                    .<Class<?>>map(t -> t.provider().getClass()).toList()) : null;
+            upgrade = takeover ? HotUpgrade.takeOver(host, controlPath) : null;
             manager.start(plan);
             ControlServer controlServer = controlPath == null ? null
                     : startControl(controlPath, controlByDefault, manager, upgrade == null ? -1 : upgrade.controlFd());

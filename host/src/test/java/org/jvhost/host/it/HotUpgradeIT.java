@@ -248,6 +248,40 @@ class HotUpgradeIT {
                 + after.lines().findFirst().orElse(""));
     }
 
+    /**
+     * {@code jvhost ctl upgrade} (for a systemd unit, or an operator): the running process starts its own
+     * successor with its command line plus {@code --takeover}; ctl waits for the handover and says so; the
+     * front-end's connection is answered by the successor. The successor is not this test's child, so it
+     * is stopped here by its pid.
+     */
+    @Test
+    void ctlUpgradeHasTheRunningProcessStartItsSuccessor() throws Exception {
+        Path sock = sockets.resolve("lo.sock");
+        ProcessUnderTest old = serve("jvhost-old", List.of(), loopbackArgs(sock));
+        Peers.awaitNewFile(handoverSocket(), null, Duration.ofSeconds(30), old);
+        ScriptedFrontend fe = scope.track(Serve.negotiate(sock));
+        ProcessUnderTest ctl = scope.track(ProcessUnderTest.start("ctl-upgrade", List.of(Serve.java(), "-jar",
+                Serve.jar().toString(), "ctl", "--control", control.toString(), "upgrade"), scope.logs()));
+        int status = ctl.awaitExit(Duration.ofSeconds(100));
+        Matcher m = Pattern.compile("upgraded: pid " + old.pid() + " handed over to pid (\\d+)").matcher(ctl.outputSince(0));
+        long successor = m.find() ? Long.parseLong(m.group(1)) : -1;
+        try {
+            assertEquals(0, status, "jvhost ctl upgrade" + ctl.tail() + old.tail());
+            assertTrue(successor > 0, "ctl names the successor" + ctl.tail());
+            assertEquals(0, old.awaitExit(Duration.ofSeconds(30)), "the old jvhost exits 0" + old.tail());
+            assertTrue(fe.getFeatures() != 0, "the front-end's connection answers the successor");
+            assertTrue(ProcessHandle.of(successor).map(ProcessHandle::isAlive).orElse(false), "the successor serves");
+        } finally {
+            if (successor > 0) {
+                ProcessHandle.of(successor).ifPresent(p -> {
+                    p.destroy();
+                    p.onExit().orTimeout(10, TimeUnit.SECONDS).exceptionally(t -> null).join();
+                    p.destroyForcibly();
+                });
+            }
+        }
+    }
+
     private static List<String> plus(List<String> a, List<String> b) {
         List<String> all = new ArrayList<>(a);
         all.addAll(b);

@@ -108,7 +108,7 @@ public final class NetProvider implements DeviceProvider {
             throw new InvalidOptionException(option, "the TAP the previous jvhost handed over: " + e.getMessage());
         }
         try {
-            return LinuxTap.adopt(fds, config.uring());
+            return LinuxTap.handedOver(fds, s.offloads(), config.uring());
         } catch (IOException | RuntimeException e) {
             LinuxTap.closeAll(fds);
             throw new InvalidOptionException(option, "the TAP the previous jvhost handed over: " + e.getMessage());

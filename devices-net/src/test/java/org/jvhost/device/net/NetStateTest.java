@@ -25,16 +25,16 @@ class NetStateTest {
             DeviceState s = NetState.save(tap);
             assertEquals(NetState.FORMAT, s.format());
             assertArrayEquals(new int[] {tap.fd(0), tap.fd(1)}, s.fds());
-            assertEquals(new NetState("fake-tap", 2), NetState.read(s));
+            assertEquals(new NetState("fake-tap", 2, tap.supportedOffloads()), NetState.read(s));
         }
     }
 
     @Test
     void otherFormatsNewerVersionsTruncatedBlobsAndMissingFdsAreRefused() {
-        byte[] data = {0, 3, 't', 'a', 'p', 0, 0, 0, 1};
+        byte[] data = {0, 3, 't', 'a', 'p', 0, 0, 0, 1, 0, 0, 0, 0};
         assertTrue(refused(new DeviceState("org.jvhost.loopback", 1, data, 5)).contains("org.jvhost.loopback v1"));
         assertTrue(refused(new DeviceState(NetState.FORMAT, 2, data, 5)).contains("v1..1"));
-        assertTrue(refused(new DeviceState(NetState.FORMAT, 1, Arrays.copyOf(data, 6), 5)).contains("truncated"));
+        assertTrue(refused(new DeviceState(NetState.FORMAT, 1, Arrays.copyOf(data, 10), 5)).contains("truncated"));
         assertTrue(refused(new DeviceState(NetState.FORMAT, 1, data)).contains("0 TAP fds for 1 queue pairs"));
     }
 

@@ -282,6 +282,30 @@ class HotUpgradeIT {
         }
     }
 
+    /**
+     * An instrumented loopback device ({@code strict=on}, {@code trace=}) is handed over like any other:
+     * the front-end keeps its connection, and the new process neither judges the replayed requests as the
+     * front-end's (no strict WARN) nor sees a new connection.
+     */
+    @Test
+    void anInstrumentedLoopbackIsHandedOverToo() throws Exception {
+        Path sock = sockets.resolve("lo.sock");
+        List<String> args = List.of("--device", "loopback:socket=" + sock + ",strict=on,trace="
+                + sockets.resolve("lo.trace"), "--control", control.toString());
+        ProcessUnderTest old = serve("jvhost-old", List.of(), args);
+        Peers.awaitNewFile(handoverSocket(), null, Duration.ofSeconds(30), old);
+        ScriptedFrontend fe = scope.track(Serve.negotiate(sock));
+        fe.kick(0);
+        ProcessUnderTest fresh = serve("jvhost-new", List.of(), plus(args, List.of("--takeover")));
+        assertEquals(0, old.awaitExit(Duration.ofSeconds(60)), "the old jvhost exits 0" + old.tail() + fresh.tail());
+        fresh.await(RUNS_AGAIN, 0, Duration.ofSeconds(30), null);
+        fe.kick(0);
+        assertTrue(fe.getFeatures() != 0, "the front-end's connection answers the new process");
+        String out = fresh.outputSince(0);
+        assertTrue(!out.contains("strict:") && !out.contains("front-end connected"), "the new jvhost judged the "
+                + "replay or saw a new connection" + fresh.tail());
+    }
+
     private static List<String> plus(List<String> a, List<String> b) {
         List<String> all = new ArrayList<>(a);
         all.addAll(b);

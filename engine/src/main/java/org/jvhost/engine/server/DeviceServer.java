@@ -9,7 +9,6 @@ import java.util.concurrent.atomic.AtomicLong;
 import org.jvhost.engine.event.DeviceRuntime;
 import org.jvhost.engine.sys.LinuxSys;
 import org.newsclub.net.unix.AFUNIXServerSocketChannel;
-import org.newsclub.net.unix.AFUNIXSocketAddress;
 import org.newsclub.net.unix.AFUNIXSocketChannel;
 import org.newsclub.net.unix.FileDescriptorCast;
 import org.slf4j.Logger;
@@ -22,17 +21,15 @@ import org.slf4j.LoggerFactory;
  *
  * <p>LISTEN: a connection arriving while another is served waits up to {@link #HANDOFF_GRACE_MS} for
  * that one to end (a front-end reconnecting at once), and is otherwise closed with a WARN: a second
- * front-end must not hang in the backlog. CONNECT: jvhost connects, and after each session or failed
- * attempt connects again from a timer, backing off from {@link #BACKOFF_MIN_MS} to {@link #BACKOFF_MAX_MS}.
- * The listening socket, with its allow-list and its pauses when accept fails, is a {@link Listener}.
+ * front-end must not hang in the backlog. CONNECT: jvhost connects, and again after each session, with a
+ * {@link Connector}. The listening socket, with its allow-list and its pauses when accept fails, is a
+ * {@link Listener}.
  *
  * <p>The connection itself is a {@link Connection}: a new front-end is served only after the last one's
  * session has released every fd and mapping (its workers may take a while to let go).
  */
 final class DeviceServer {
     private static final Logger LOG = LoggerFactory.getLogger(DeviceServer.class);
-    private static final long BACKOFF_MIN_MS = 100;
-    private static final long BACKOFF_MAX_MS = 2000;
     private static final long HANDOFF_GRACE_MS = 500;
 
     private final DeviceRuntime runtime;
@@ -53,8 +50,8 @@ final class DeviceServer {
     private CompletableFuture<Void> released = CompletableFuture.completedFuture(null);
     private AFUNIXSocketChannel waiting;
     private ControlLoop.Timer waitingTimer;
-    private ControlLoop.Timer retry;
-    private long backoff = BACKOFF_MIN_MS;
+    /** Connects to the front-end; null in LISTEN mode. */
+    private final Connector connector;
     private boolean closed;
     /** Paused for a hot upgrade: nothing accepted or connected, the connection's rings stopped. */
     private boolean paused;
@@ -69,6 +66,7 @@ final class DeviceServer {
         this.mode = mode;
         this.access = access;
         this.listener = server == null ? null : new Listener(runtime, loop, server, access, where, this::onAdmitted);
+        this.connector = mode == Host.Mode.CONNECT ? new Connector(runtime, loop, path, access, this::serveNew) : null;
         this.socketFile = socketFile;
         this.where = where;
     }
@@ -105,7 +103,7 @@ final class DeviceServer {
     /** Connects to the front-end listening on {@code path}, in the background, again after every session. */
     static DeviceServer connect(DeviceRuntime runtime, ControlLoop loop, Path path, SocketAccess access) {
         DeviceServer s = new DeviceServer(runtime, loop, path, Host.Mode.CONNECT, access, null, null, path.toString());
-        loop.execute(s::tryConnect);
+        s.connector.connectNow();
         return s;
     }
 
@@ -169,8 +167,8 @@ final class DeviceServer {
                 LinuxSys.closeQuietly(fd); // junixsocket does not close a cast fd
             }
             in.closeReplay();
-        } else if (mode == Host.Mode.CONNECT) {
-            loop.execute(this::tryConnect);
+        } else if (connector != null) {
+            connector.connectNow();
         }
     }
 
@@ -188,9 +186,8 @@ final class DeviceServer {
         if (listener != null) {
             listener.unwatch();
         }
-        if (retry != null) {
-            retry.cancel();
-            retry = null;
+        if (connector != null) {
+            connector.stop();
         }
         pauseConnection(out, System.nanoTime() + busyMs * 1_000_000L);
     }
@@ -237,8 +234,8 @@ final class DeviceServer {
         }
         if (listener != null) {
             listener.watchOrRetry();
-        } else if (mode == Host.Mode.CONNECT && current == null) {
-            loop.execute(this::tryConnect);
+        } else if (connector != null && current == null) {
+            connector.connectNow();
         }
     }
 
@@ -330,39 +327,9 @@ final class DeviceServer {
             waitingTimer.cancel();
             waitingTimer = null;
             serveNew(next);
-        } else if (mode == Host.Mode.CONNECT) {
-            backoff = BACKOFF_MIN_MS;
-            retry = loop.schedule(BACKOFF_MIN_MS, this::tryConnect);
+        } else if (connector != null) {
+            connector.connectSoon();
         }
-    }
-
-    private void tryConnect() {
-        retry = null;
-        if (closed) {
-            return;
-        }
-        AFUNIXSocketChannel ch = null;
-        try {
-            ch = AFUNIXSocketChannel.open();
-            // non-blocking, so a front-end whose backlog is full costs a retry, not a stalled loop
-            ch.configureBlocking(false);
-            if (!ch.connect(AFUNIXSocketAddress.of(path))) {
-                throw new IOException("connection pending (the front-end's backlog is full)");
-            }
-        } catch (IOException | RuntimeException e) {
-            closeQuietly(ch);
-            LOG.debug("{}: connect to {} failed: {}", runtime.name(), path, e.getMessage());
-            retry = loop.schedule(backoff, this::tryConnect);
-            backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
-            return;
-        }
-        if (!Listener.admit(ch, access, runtime.name(), where)) {
-            retry = loop.schedule(backoff, this::tryConnect);
-            backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
-            return;
-        }
-        backoff = BACKOFF_MIN_MS;
-        serveNew(ch);
     }
 
     /**
@@ -375,9 +342,8 @@ final class DeviceServer {
             return released;
         }
         closed = true;
-        if (retry != null) {
-            retry.cancel();
-            retry = null;
+        if (connector != null) {
+            connector.close();
         }
         if (waiting != null) {
             waitingTimer.cancel();

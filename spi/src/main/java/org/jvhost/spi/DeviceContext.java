@@ -37,6 +37,19 @@ public interface DeviceContext {
         return false;
     }
 
+    /**
+     * Hot upgrade: the state the previous jvhost process saved for this device ({@link
+     * VhostUserDevice#saveState()}), while this process takes over from it; null at any other start. A
+     * device that must not open a resource twice (a TAP queue) takes it from here in {@link
+     * DeviceProvider#create} instead of opening it: duplicate the fds (the host still owns the state's own
+     * until {@link VhostUserDevice#restoreState} returns, which is called with this same state later).
+     *
+     * @since SPI 1.4
+     */
+    default DeviceState handedOverState() {
+        return null;
+    }
+
     /** A registration made with {@link #watchReadable}. */
     interface FdWatch extends AutoCloseable {
         /** Stops delivering readiness until {@link #resume()} (back-pressure). */

@@ -28,12 +28,21 @@ final class LinuxTap implements Tap {
     private final WritevRing[] rings;
     private boolean closed;
 
-    private LinuxTap(String name, int[] fds, NetConfig.Uring uring) throws IOException {
+    /**
+     * @param knownOffloads the TUN offloads the kernel takes, if known (a TAP handed over at a hot upgrade:
+     *                      its settings are then left as they are, still the previous process's while it
+     *                      may resume); -1 to probe them and reset the header length and offloads
+     */
+    private LinuxTap(String name, int[] fds, NetConfig.Uring uring, int knownOffloads) throws IOException {
         this.name = name;
         this.fds = fds;
-        setHeaderLength(org.jvhost.spi.virtio.VirtioNet.HDR_LEN);
-        this.supportedOffloads = probeOffloads();
-        setOffloads(0);
+        if (knownOffloads < 0) {
+            setHeaderLength(org.jvhost.spi.virtio.VirtioNet.HDR_LEN);
+            this.supportedOffloads = probeOffloads();
+            setOffloads(0);
+        } else {
+            this.supportedOffloads = knownOffloads;
+        }
         this.rings = createRings(name, fds.length, uring);
     }
 
@@ -91,7 +100,7 @@ final class LinuxTap implements Tap {
                 int flags = REQUIRED_FLAGS | (queues > 1 ? TapNatives.IFF_MULTI_QUEUE : 0);
                 setIff(fds[q], name, flags, queues);
             }
-            return new LinuxTap(name, fds, uring);
+            return new LinuxTap(name, fds, uring, -1);
         } catch (IOException | RuntimeException e) {
             closeAll(fds);
             throw e;
@@ -104,6 +113,20 @@ final class LinuxTap implements Tap {
      * and with IFF_MULTI_QUEUE if there is more than one.
      */
     static LinuxTap adopt(int[] fds, NetConfig.Uring uring) throws IOException {
+        return new LinuxTap(check(fds), fds.clone(), uring, -1);
+    }
+
+    /**
+     * A hot upgrade's TAP: the previous process's queues ({@code fds}, checked as in {@link #adopt}), whose
+     * settings stay untouched until the front-end's replayed negotiation sets them ({@code supportedOffloads}
+     * as that process probed them): if the upgrade fails, that process serves on with its own.
+     */
+    static LinuxTap handedOver(int[] fds, int supportedOffloads, NetConfig.Uring uring) throws IOException {
+        return new LinuxTap(check(fds), fds.clone(), uring, supportedOffloads);
+    }
+
+    /** Checks that {@code fds} are queues of one usable TAP and makes them non-blocking; the TAP's name. */
+    private static String check(int[] fds) throws IOException {
         String name = null;
         for (int fd : fds) {
             Memory ifr = new Memory(TapNatives.IFREQ_SIZE);
@@ -137,7 +160,7 @@ final class LinuxTap implements Tap {
                 throw new IOException("tapfd " + fd + ": cannot make it non-blocking: " + TapNatives.errnoName(e.getErrorCode()));
             }
         }
-        return new LinuxTap(name, fds.clone(), uring);
+        return name;
     }
 
     private static int openTunDevice() throws IOException {
@@ -334,7 +357,27 @@ final class LinuxTap implements Tap {
         }
     }
 
-    private static void closeAll(int[] fds) {
+    /**
+     * Duplicates of {@code fds} (close-on-exec), sharing their TAP queues.
+     *
+     * @throws IllegalStateException naming the fd the kernel would not duplicate (those made are closed)
+     */
+    static int[] duplicate(int[] fds) {
+        int[] dups = new int[fds.length];
+        Arrays.fill(dups, -1);
+        for (int i = 0; i < fds.length; i++) {
+            try {
+                dups[i] = TapNatives.fcntl(fds[i], TapNatives.F_DUPFD_CLOEXEC, 0);
+            } catch (LastErrorException e) {
+                closeAll(dups);
+                throw new IllegalStateException("cannot duplicate TAP fd " + fds[i] + ": "
+                        + TapNatives.errnoName(e.getErrorCode()), e);
+            }
+        }
+        return dups;
+    }
+
+    static void closeAll(int[] fds) {
         for (int fd : fds) {
             if (fd >= 0) {
                 try {

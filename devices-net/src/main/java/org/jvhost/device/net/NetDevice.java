@@ -5,6 +5,7 @@ import java.io.UncheckedIOException;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import org.jvhost.spi.DeviceContext;
+import org.jvhost.spi.DeviceState;
 import org.jvhost.spi.VhostUserDevice;
 import org.jvhost.spi.Virtqueue;
 import org.jvhost.spi.virtio.VirtioNet;
@@ -326,6 +327,32 @@ public final class NetDevice implements VhostUserDevice, AutoCloseable {
             sums.put(ControlQueue.COUNTER_NAMES[slot], control.counter(slot));
         }
         return sums;
+    }
+
+    /**
+     * Hot upgrade: the TAP's queues go to the next process as fds ({@link NetState}); this device keeps its
+     * own and, if the upgrade fails, serves on with them.
+     */
+    @Override
+    public DeviceState saveState() {
+        return NetState.save(tap);
+    }
+
+    /**
+     * The state {@link NetProvider#create} took this device's TAP from (on duplicates of its fds): checked
+     * once more against the TAP, then its fds are closed, the device owning them.
+     *
+     * @throws IllegalArgumentException if the state is not a net device's or names another TAP
+     */
+    @Override
+    public void restoreState(DeviceState state) {
+        NetState s = NetState.read(state);
+        if (!s.tapName().equals(tap.name()) || s.pairs() != tap.queueCount()) {
+            throw new IllegalArgumentException(name + ": the previous jvhost's TAP " + s.tapName() + " (" + s.pairs()
+                    + " queue pairs) is not this device's " + tap);
+        }
+        LinuxTap.closeAll(state.fds());
+        LOG.info("{}: took over {} from the previous jvhost", name, tap);
     }
 
     /** Closes the TAP (a TAP jvhost created disappears). Call only with every queue stopped. */

@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.util.List;
 import org.jvhost.spi.DeviceContext;
 import org.jvhost.spi.DeviceOptions;
+import org.jvhost.spi.DeviceState;
 import org.jvhost.spi.DeviceProvider;
 import org.jvhost.spi.InvalidOptionException;
 import org.jvhost.spi.OptionSpec;
@@ -58,10 +59,18 @@ public final class NetProvider implements DeviceProvider {
         return SpiVersion.MAJOR;
     }
 
-    /** Opens the TAP now, so a missing permission or a wrong fd stops jvhost at start-up with the reason. */
+    /**
+     * Opens the TAP now, so a missing permission or a wrong fd stops jvhost at start-up with the reason. At
+     * a hot upgrade the TAP comes from the previous process instead ({@link NetState}): the same queues,
+     * never re-opened.
+     */
     @Override
     public VhostUserDevice create(DeviceOptions options, DeviceContext context) throws InvalidOptionException {
         NetConfig config = NetConfig.from(options);
+        DeviceState handed = context.handedOverState();
+        if (handed != null) {
+            return new NetDevice(context.deviceName(), config, takeOver(handed, config), context);
+        }
         Tap tap;
         try {
             tap = config.tapName() != null
@@ -72,5 +81,37 @@ public final class NetProvider implements DeviceProvider {
                     e.getMessage());
         }
         return new NetDevice(context.deviceName(), config, tap, context);
+    }
+
+    /**
+     * The TAP the previous process handed over, on duplicates of its fds (the host owns the state's own
+     * until {@link NetDevice#restoreState}). It must be the configured one: {@code tap=} names it, or
+     * {@code tapfd=} (whose numbers belonged to the previous process) gives as many queues.
+     */
+    private static Tap takeOver(DeviceState handed, NetConfig config) throws InvalidOptionException {
+        String option = config.tapName() != null ? NetConfig.OPT_TAP : NetConfig.OPT_TAPFD;
+        NetState s;
+        try {
+            s = NetState.read(handed);
+        } catch (IllegalArgumentException e) {
+            throw new InvalidOptionException(option, "the previous jvhost's " + e.getMessage());
+        }
+        if (config.tapName() != null && !config.tapName().equals(s.tapName()) || s.pairs() != config.queuePairs()) {
+            throw new InvalidOptionException(option, "the previous jvhost hands over TAP " + s.tapName() + " with "
+                    + s.pairs() + " queue pair(s), but this device is configured with " + config
+                    + ": a hot upgrade keeps the TAP (change it with a restart)");
+        }
+        int[] fds;
+        try {
+            fds = LinuxTap.duplicate(handed.fds());
+        } catch (IllegalStateException e) {
+            throw new InvalidOptionException(option, "the TAP the previous jvhost handed over: " + e.getMessage());
+        }
+        try {
+            return LinuxTap.handedOver(fds, s.offloads(), config.uring());
+        } catch (IOException | RuntimeException e) {
+            LinuxTap.closeAll(fds);
+            throw new InvalidOptionException(option, "the TAP the previous jvhost handed over: " + e.getMessage());
+        }
     }
 }

@@ -21,6 +21,7 @@ final class TapNatives {
     static final int O_CLOEXEC = 0x80000;
     static final int F_GETFL = 3;
     static final int F_SETFL = 4;
+    static final int F_DUPFD_CLOEXEC = 1030;
 
     static final int EPERM = 1;
     static final int ENOENT = 2;

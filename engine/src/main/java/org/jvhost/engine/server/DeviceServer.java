@@ -9,7 +9,6 @@ import java.util.concurrent.atomic.AtomicLong;
 import org.jvhost.engine.event.DeviceRuntime;
 import org.jvhost.engine.sys.LinuxSys;
 import org.newsclub.net.unix.AFUNIXServerSocketChannel;
-import org.newsclub.net.unix.AFUNIXSocketAddress;
 import org.newsclub.net.unix.AFUNIXSocketChannel;
 import org.newsclub.net.unix.FileDescriptorCast;
 import org.slf4j.Logger;
@@ -22,24 +21,16 @@ import org.slf4j.LoggerFactory;
  *
  * <p>LISTEN: a connection arriving while another is served waits up to {@link #HANDOFF_GRACE_MS} for
  * that one to end (a front-end reconnecting at once), and is otherwise closed with a WARN: a second
- * front-end must not hang in the backlog. CONNECT: jvhost connects, and after each session or failed
- * attempt connects again from a timer, backing off from {@link #BACKOFF_MIN_MS} to {@link #BACKOFF_MAX_MS}.
- *
- * <p>A failed {@code accept} on a listening socket that is still open is a passing shortage (EMFILE
- * or ENFILE at the fd limit, ENOBUFS, ENOMEM) and never stops the device: the front-end waits in the
- * backlog while accepting pauses, from {@link #ACCEPT_PAUSE_MIN_MS} doubling to {@link #ACCEPT_PAUSE_MAX_MS}
- * (a level-triggered listener would otherwise spin the control thread), with one WARN per episode.
+ * front-end must not hang in the backlog. CONNECT: jvhost connects, and again after each session, with a
+ * {@link Connector}. The listening socket, with its allow-list and its pauses when accept fails, is a
+ * {@link Listener}.
  *
  * <p>The connection itself is a {@link Connection}: a new front-end is served only after the last one's
  * session has released every fd and mapping (its workers may take a while to let go).
  */
 final class DeviceServer {
     private static final Logger LOG = LoggerFactory.getLogger(DeviceServer.class);
-    private static final long BACKOFF_MIN_MS = 100;
-    private static final long BACKOFF_MAX_MS = 2000;
     private static final long HANDOFF_GRACE_MS = 500;
-    private static final long ACCEPT_PAUSE_MIN_MS = 50;
-    private static final long ACCEPT_PAUSE_MAX_MS = 1000;
 
     private final DeviceRuntime runtime;
     private final ControlLoop loop;
@@ -47,24 +38,20 @@ final class DeviceServer {
     private final Path path;
     private final Host.Mode mode;
     private final SocketAccess access;
-    private final AFUNIXServerSocketChannel server;
+    /** The listening socket; null in CONNECT mode. */
+    private final Listener listener;
     /** The socket file created for this device; null if it listens on an inherited fd or connects. */
     private final SocketFile socketFile;
     private final String where;
     private final AtomicLong sessions = new AtomicLong();
     private volatile Connection current;
 
-    private long serverToken = -1;
     /** Completes when the last session has released its fds and mappings; until then none is served. */
     private CompletableFuture<Void> released = CompletableFuture.completedFuture(null);
     private AFUNIXSocketChannel waiting;
     private ControlLoop.Timer waitingTimer;
-    private ControlLoop.Timer retry;
-    private long backoff = BACKOFF_MIN_MS;
-    private ControlLoop.Timer acceptResume;
-    private long acceptPause;
-    /** When the current run of failed accepts began ({@link System#nanoTime()}); valid while acceptPause > 0. */
-    private long acceptFailingSince;
+    /** Connects to the front-end; null in LISTEN mode. */
+    private final Connector connector;
     private boolean closed;
     /** Paused for a hot upgrade: nothing accepted or connected, the connection's rings stopped. */
     private boolean paused;
@@ -78,7 +65,8 @@ final class DeviceServer {
         this.path = path;
         this.mode = mode;
         this.access = access;
-        this.server = server;
+        this.listener = server == null ? null : new Listener(runtime, loop, server, access, where, this::onAdmitted);
+        this.connector = mode == Host.Mode.CONNECT ? new Connector(runtime, loop, path, access, this::serveNew) : null;
         this.socketFile = socketFile;
         this.where = where;
     }
@@ -115,7 +103,7 @@ final class DeviceServer {
     /** Connects to the front-end listening on {@code path}, in the background, again after every session. */
     static DeviceServer connect(DeviceRuntime runtime, ControlLoop loop, Path path, SocketAccess access) {
         DeviceServer s = new DeviceServer(runtime, loop, path, Host.Mode.CONNECT, access, null, null, path.toString());
-        loop.execute(s::tryConnect);
+        s.connector.connectNow();
         return s;
     }
 
@@ -151,9 +139,9 @@ final class DeviceServer {
         if (in == null || closed) {
             return;
         }
-        if (server != null) {
+        if (listener != null) {
             try {
-                watchListener();
+                listener.watch();
             } catch (IOException e) {
                 LOG.error("{}: cannot watch the listening socket taken over on {}: {}", runtime.name(), where,
                         e.getMessage());
@@ -165,7 +153,7 @@ final class DeviceServer {
             try {
                 ch = FileDescriptorCast.unsafeUsing(fd).as(AFUNIXSocketChannel.class);
             } catch (IOException e) {
-                org.jvhost.engine.sys.LinuxSys.closeQuietly(fd);
+                LinuxSys.closeQuietly(fd);
                 in.closeReplay();
                 LOG.error("{}: the connection taken over is not a socket: {}", runtime.name(), e.getMessage());
                 afterSession();
@@ -176,11 +164,11 @@ final class DeviceServer {
                 current.replay(in.takeReplay(), fd);
                 LOG.info("{}: took over the connection on {} from the previous jvhost", runtime.name(), where);
             } else {
-                org.jvhost.engine.sys.LinuxSys.closeQuietly(fd); // junixsocket does not close a cast fd
+                LinuxSys.closeQuietly(fd); // junixsocket does not close a cast fd
             }
             in.closeReplay();
-        } else if (mode == Host.Mode.CONNECT) {
-            loop.execute(this::tryConnect);
+        } else if (connector != null) {
+            connector.connectNow();
         }
     }
 
@@ -195,32 +183,26 @@ final class DeviceServer {
             return;
         }
         paused = true;
-        if (serverToken >= 0) {
-            loop.unregister(serverToken);
-            serverToken = -1;
+        if (listener != null) {
+            listener.unwatch();
         }
-        if (acceptResume != null) {
-            acceptResume.cancel();
-            acceptResume = null;
-        }
-        if (retry != null) {
-            retry.cancel();
-            retry = null;
+        if (connector != null) {
+            connector.stop();
         }
         pauseConnection(out, System.nanoTime() + busyMs * 1_000_000L);
     }
 
     private void pauseConnection(java.util.concurrent.CompletableFuture<Handover.Outgoing> out, long deadline) {
         Connection c = current;
-        int listener = -1;
+        int listenerFd;
         try {
-            listener = server == null ? -1 : fdOf(server);
+            listenerFd = listener == null ? -1 : listener.fd();
         } catch (IOException e) {
             out.completeExceptionally(new IOException(runtime.name() + ": " + e.getMessage(), e));
             return;
         }
         if (c == null) {
-            out.complete(new Handover.Outgoing(runtime, listener, null, null, null));
+            out.complete(new Handover.Outgoing(runtime, listenerFd, null, null, null));
             return;
         }
         if (c.session().logging()) {
@@ -237,9 +219,8 @@ final class DeviceServer {
             loop.schedule(1, () -> pauseConnection(out, deadline));
             return;
         }
-        int listenerFd = listener;
         c.pause(() -> out.complete(new Handover.Outgoing(runtime, listenerFd, c, c.session().image(),
-                Handover.saveState(runtime))));
+                Handover.saveState(runtime, c.session().notInImage()))));
     }
 
     /** The upgrade was abandoned: accept, connect and serve again as before. Loop only. */
@@ -251,36 +232,24 @@ final class DeviceServer {
         if (current != null) {
             current.resume();
         }
-        if (server != null) {
-            try {
-                watchListener();
-            } catch (IOException e) {
-                onAcceptFailed(e);
-            }
-        } else if (mode == Host.Mode.CONNECT && current == null) {
-            loop.execute(this::tryConnect);
+        if (listener != null) {
+            listener.watchOrRetry();
+        } else if (connector != null && current == null) {
+            connector.connectNow();
         }
-    }
-
-    private static int fdOf(java.nio.channels.Channel ch) throws IOException {
-        java.io.FileDescriptor fd = ch instanceof AFUNIXServerSocketChannel
-                ? ((AFUNIXServerSocketChannel) ch).getFileDescriptor()
-                : ((AFUNIXSocketChannel) ch).getFileDescriptor();
-        return FileDescriptorCast.using(fd).as(Integer.class);
     }
 
     private void startListening() throws IOException {
         try {
-            server.configureBlocking(false);
             loop.call(() -> {
                 try {
-                    watchListener();
+                    listener.watch();
                 } catch (IOException e) {
                     throw new IllegalStateException(e.getMessage(), e);
                 }
             }, DeviceRuntime.WORKER_TIMEOUT_MS);
-        } catch (IOException | RuntimeException | java.util.concurrent.TimeoutException e) {
-            closeQuietly(server);
+        } catch (RuntimeException | java.util.concurrent.TimeoutException e) {
+            listener.close();
             deleteOwnFile();
             throw new IOException(where + ": cannot watch the listening socket: " + e.getMessage(), e);
         }
@@ -288,79 +257,18 @@ final class DeviceServer {
 
     // ---- loop thread from here on --------------------------------------------------------------
 
-    private void watchListener() throws IOException {
-        serverToken = loop.register(fdOf(server), LinuxSys.EPOLLIN, ev -> onAcceptable());
-    }
-
-    private void onAcceptable() {
-        while (!closed) {
-            AFUNIXSocketChannel ch;
-            try {
-                ch = server.accept();
-            } catch (IOException e) {
-                onAcceptFailed(e);
-                return;
-            }
-            if (acceptPause > 0) {
-                LOG.info("{}: accepting front-ends on {} again after {} ms", runtime.name(), where,
-                        (System.nanoTime() - acceptFailingSince) / 1_000_000L);
-                acceptPause = 0;
-            }
-            if (ch == null) {
-                return;
-            }
-            if (!admit(ch)) {
-                continue;
-            }
-            if (current == null && released.isDone()) {
-                serve(ch);
-            } else if (waiting == null) {
-                waiting = ch; // served if the current session ends within the grace period
-                waitingTimer = loop.schedule(HANDOFF_GRACE_MS, this::turnAwayWaiting);
-            } else {
-                LOG.warn("{}: a second front-end connected on {} while one is served; closing it",
-                        runtime.name(), where);
-                closeQuietly(ch);
-            }
-        }
-    }
-
-    /**
-     * accept failed. junixsocket reports no errno, so the socket's state decides: closed (junixsocket
-     * closes it when another socket file replaced ours) ends listening for good; open means a shortage
-     * that passes, so watching pauses and resumes from a timer.
-     */
-    private void onAcceptFailed(IOException e) {
-        loop.unregister(serverToken);
-        serverToken = -1;
-        if (!server.isOpen()) {
-            LOG.error("{}: the listening socket on {} was closed ({}); the device stops listening",
-                    runtime.name(), where, e.getMessage());
-            return;
-        }
-        if (acceptPause == 0) {
-            acceptFailingSince = System.nanoTime();
-            acceptPause = ACCEPT_PAUSE_MIN_MS;
-            LOG.warn("{}: cannot accept front-ends on {}: {}; retrying every {} to {} ms until it passes",
-                    runtime.name(), where, e.getMessage(), ACCEPT_PAUSE_MIN_MS, ACCEPT_PAUSE_MAX_MS);
+    /** A front-end the listener let in: served now, or kept waiting for the current session to end. */
+    private void onAdmitted(AFUNIXSocketChannel ch) {
+        if (current == null && released.isDone()) {
+            serveNew(ch);
+        } else if (waiting == null) {
+            waiting = ch; // served if the current session ends within the grace period
+            waitingTimer = loop.schedule(HANDOFF_GRACE_MS, this::turnAwayWaiting);
         } else {
-            acceptPause = Math.min(acceptPause * 2, ACCEPT_PAUSE_MAX_MS);
+            LOG.warn("{}: a second front-end connected on {} while one is served; closing it",
+                    runtime.name(), where);
+            closeQuietly(ch);
         }
-        acceptResume = loop.schedule(acceptPause, this::resumeAccepting);
-    }
-
-    private void resumeAccepting() {
-        acceptResume = null;
-        if (closed) {
-            return;
-        }
-        try {
-            watchListener();
-        } catch (IOException e) {
-            onAcceptFailed(e); // epoll_ctl itself short of memory: the same kind of shortage
-            return;
-        }
-        onAcceptable();
     }
 
     private void turnAwayWaiting() {
@@ -373,27 +281,12 @@ final class DeviceServer {
         waitingTimer = null;
     }
 
-    /** The uid allow-list (SO_PEERCRED): false, with a WARN and the connection closed, for others. */
-    private boolean admit(AFUNIXSocketChannel ch) {
-        if (access.allowedUids().isEmpty()) {
-            return true;
+    /** A front-end that connected to this process (not one taken over from the previous jvhost). */
+    private void serveNew(AFUNIXSocketChannel ch) {
+        serve(ch);
+        if (current != null) {
+            LOG.info("{}: front-end connected on {}", runtime.name(), where);
         }
-        long uid;
-        try {
-            uid = ch.getPeerCredentials().getUid();
-        } catch (IOException e) {
-            LOG.warn("{}: refused a front-end on {}: cannot read its credentials: {}", runtime.name(), where,
-                    e.getMessage());
-            closeQuietly(ch);
-            return false;
-        }
-        if (!access.allows(uid)) {
-            LOG.warn("{}: refused a front-end with uid {} on {}: allowed uids are {}", runtime.name(), uid, where,
-                    access.describeUids());
-            closeQuietly(ch);
-            return false;
-        }
-        return true;
     }
 
     private void serve(AFUNIXSocketChannel ch) {
@@ -407,7 +300,6 @@ final class DeviceServer {
         }
         current = c;
         sessions.incrementAndGet();
-        LOG.info("{}: front-end connected on {}", runtime.name(), where);
     }
 
     /** The connection ended; the next is served once the session has released everything. */
@@ -434,40 +326,10 @@ final class DeviceServer {
             waiting = null;
             waitingTimer.cancel();
             waitingTimer = null;
-            serve(next);
-        } else if (mode == Host.Mode.CONNECT) {
-            backoff = BACKOFF_MIN_MS;
-            retry = loop.schedule(BACKOFF_MIN_MS, this::tryConnect);
+            serveNew(next);
+        } else if (connector != null) {
+            connector.connectSoon();
         }
-    }
-
-    private void tryConnect() {
-        retry = null;
-        if (closed) {
-            return;
-        }
-        AFUNIXSocketChannel ch = null;
-        try {
-            ch = AFUNIXSocketChannel.open();
-            // non-blocking, so a front-end whose backlog is full costs a retry, not a stalled loop
-            ch.configureBlocking(false);
-            if (!ch.connect(AFUNIXSocketAddress.of(path))) {
-                throw new IOException("connection pending (the front-end's backlog is full)");
-            }
-        } catch (IOException | RuntimeException e) {
-            closeQuietly(ch);
-            LOG.debug("{}: connect to {} failed: {}", runtime.name(), path, e.getMessage());
-            retry = loop.schedule(backoff, this::tryConnect);
-            backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
-            return;
-        }
-        if (!admit(ch)) {
-            retry = loop.schedule(backoff, this::tryConnect);
-            backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
-            return;
-        }
-        backoff = BACKOFF_MIN_MS;
-        serve(ch);
     }
 
     /**
@@ -480,13 +342,8 @@ final class DeviceServer {
             return released;
         }
         closed = true;
-        if (retry != null) {
-            retry.cancel();
-            retry = null;
-        }
-        if (acceptResume != null) {
-            acceptResume.cancel();
-            acceptResume = null;
+        if (connector != null) {
+            connector.close();
         }
         if (waiting != null) {
             waitingTimer.cancel();
@@ -494,9 +351,8 @@ final class DeviceServer {
             waiting = null;
         }
         endSession();
-        if (server != null) {
-            loop.unregister(serverToken);
-            closeQuietly(server);
+        if (listener != null) {
+            listener.close();
             deleteOwnFile();
         }
         return released;

@@ -180,10 +180,6 @@ public final class Handover implements AutoCloseable {
     private static void send(RecordLink link, Outgoing o) throws IOException {
         String name = o.runtime().name();
         boolean conn = o.passesConnection();
-        if (o.connection() != null && !conn) {
-            LOG.warn("{}: the device does not save its state for a hot upgrade; its front-end is disconnected "
-                    + "and reconnects to the new process", name);
-        }
         int flags = (o.listenerFd() >= 0 ? HandoverLayout.F_LISTENER : 0) | (conn ? HandoverLayout.F_CONNECTION : 0);
         int[] fds = o.listenerFd() >= 0 && conn ? new int[] {o.listenerFd(), o.connection().socketFd()}
                 : o.listenerFd() >= 0 ? new int[] {o.listenerFd()}
@@ -215,15 +211,28 @@ public final class Handover implements AutoCloseable {
         }
     }
 
-    /** A device's state for the successor, or null if it does not take part (or saving failed, logged). */
-    static DeviceState saveState(DeviceRuntime runtime) {
+    /**
+     * A device's state for the successor, or null if it does not take part (or saving failed, or its
+     * connection holds {@code notInImage}, something the handover cannot carry yet: logged).
+     */
+    static DeviceState saveState(DeviceRuntime runtime, String notInImage) {
+        DeviceState state;
         try {
-            return runtime.device().saveState();
+            state = runtime.device().saveState();
         } catch (RuntimeException e) {
             LOG.warn("{}: saving the device state failed; its front-end is disconnected at the upgrade",
                     runtime.name(), e);
             return null;
         }
+        if (state == null) {
+            LOG.warn("{}: the device does not save its state for a hot upgrade; its front-end is disconnected "
+                    + "and reconnects to the new process", runtime.name());
+        } else if (notInImage != null) {
+            LOG.warn("{}: its connection's {} is not handed over yet; its front-end is disconnected at the upgrade "
+                    + "and reconnects to the new process", runtime.name(), notInImage);
+            return null;
+        }
+        return state;
     }
 
     private static void sleepQuietly(long ms) {

@@ -17,6 +17,7 @@ import org.jvhost.engine.instrument.Instrument;
 import org.jvhost.engine.memory.MemoryBudget;
 import org.jvhost.engine.sys.NativeException;
 import org.jvhost.spi.DeviceContext;
+import org.jvhost.spi.DeviceState;
 import org.jvhost.spi.VhostUserDevice;
 import org.slf4j.LoggerFactory;
 
@@ -199,6 +200,11 @@ public final class Host implements AutoCloseable {
      */
     public synchronized void adopt(Takeover from) {
         this.takeover = from;
+    }
+
+    /** The state the previous process saved for device {@code name}, while taking over; else null. */
+    synchronized DeviceState handedOverState(String name) {
+        return takeover == null ? null : takeover.peekState(name);
     }
 
     /**

@@ -2,6 +2,7 @@ package org.jvhost.engine.server;
 
 import org.jvhost.engine.event.DeviceRuntime;
 import org.jvhost.spi.DeviceContext;
+import org.jvhost.spi.DeviceState;
 
 /** The {@link DeviceContext} a {@link Host} gives a device: its name, fd watches on its workers and config-change notices. */
 final class HostDeviceContext implements DeviceContext {
@@ -26,6 +27,11 @@ final class HostDeviceContext implements DeviceContext {
     @Override
     public boolean notifyConfigChanged() {
         return runtime.notifyConfigChanged();
+    }
+
+    @Override
+    public DeviceState handedOverState() {
+        return host.handedOverState(runtime.name());
     }
 
     @Override

@@ -258,6 +258,12 @@ public final class Takeover implements AutoCloseable {
         return devices.remove(name);
     }
 
+    /** The state device {@code name} saved, still ours (null if none came); {@link #claim} takes it. */
+    synchronized DeviceState peekState(String name) {
+        Incoming in = devices.get(name);
+        return in == null ? null : in.state;
+    }
+
     /** The listening socket of service {@code name} (the control socket), now the caller's; -1 if none came. */
     public synchronized int takeService(String name) {
         Integer fd = services.remove(name);

@@ -178,6 +178,15 @@ public final class BackendSession {
         plan.execute(controlLoop, done);
     }
 
+    /**
+     * What a {@link SessionImage} cannot carry yet, or null: the back-end channel (SET_BACKEND_REQ_FD) and
+     * the inflight region (SET_INFLIGHT_FD). Such a connection is not handed over.
+     */
+    public String notInImage() {
+        return config.hasChannel() ? "back-end channel (SET_BACKEND_REQ_FD)"
+                : inflight.active() ? "inflight region (SET_INFLIGHT_FD)" : null;
+    }
+
     /** The paused connection as requests that rebuild it ({@link SessionImage}); its fds stay ours. */
     public SessionImage image() {
         return SessionImage.of(negotiation, memory, vrings, status);

@@ -74,6 +74,11 @@ final class ConfigSpace {
         runtime.setConfigNotice(notice);
     }
 
+    /** Whether the front-end gave a back-end channel (SET_BACKEND_REQ_FD). */
+    boolean hasChannel() {
+        return channel != null;
+    }
+
     /** Closes the channel, if any: the front-end left. Idempotent. */
     void close() {
         if (channel != null) {

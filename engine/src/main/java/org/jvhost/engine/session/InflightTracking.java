@@ -166,6 +166,11 @@ final class InflightTracking {
         }
     }
 
+    /** Whether an inflight region is mapped (GET_INFLIGHT_FD or SET_INFLIGHT_FD). */
+    boolean active() {
+        return address != 0;
+    }
+
     private static ByteBuffer slice(long address, int queue, int qs) {
         long each = InflightRing.regionSize(qs);
         return LinuxSys.buffer(address + queue * each, each);

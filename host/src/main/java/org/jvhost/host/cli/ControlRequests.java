@@ -35,12 +35,14 @@ import org.slf4j.LoggerFactory;
  * violations [NAME]         {"ok":true|false,"violations":N,"devices":[{"name":..,"strict":true,"violations":N,
  *                             "rules":{"features_not_offered":N,..}}]}; ok is false once any device in strict
  *                             mode has reported a violation (a front-end's CI fails on it)
+ * upgrade                   {"ok":true,"pid":N,"successor":N}: this process started its successor
+ *                             ({@link Successor}), which takes over and makes it exit
  * </pre>
  */
 final class ControlRequests implements ControlServer.Handler {
     private static final Logger LOG = LoggerFactory.getLogger(ControlRequests.class);
     static final List<String> COMMANDS = List.of("list", "counters", "add", "remove", "reload", "trace", "violations",
-            "resize");
+            "resize", "upgrade");
 
     private final DeviceManager devices;
 
@@ -73,10 +75,19 @@ final class ControlRequests implements ControlServer.Handler {
             case "trace": return trace(arg);
             case "violations": return violations(arg);
             case "resize": return resize(arg);
+            case "upgrade": noArgument(command, arg); return upgrade();
             default:
                 throw new IllegalArgumentException("unknown command '" + command + "'; commands: "
                         + String.join(", ", COMMANDS));
         }
+    }
+
+    private static Map<String, Object> upgrade() throws IOException {
+        long successor = Successor.start();
+        LOG.info("control: started successor pid {} for a hot upgrade", successor);
+        Map<String, Object> r = ok("pid", ProcessHandle.current().pid());
+        r.put("successor", successor);
+        return r;
     }
 
     private static void noArgument(String command, String arg) {

@@ -26,8 +26,12 @@ import picocli.CommandLine.Spec;
         description = {"Talk to a running 'jvhost serve --control PATH'.",
             "Commands: list | counters [NAME] | top [NAME] | add TYPE:socket=PATH[,key=value...] | remove NAME | reload"
                 + " | trace NAME on|off | violations [NAME] (exit status 1 once strict mode reported a violation)"
-                + " | resize NAME SIZE (a device with a capacity, e.g. a disk)"})
+                + " | resize NAME SIZE (a device with a capacity, e.g. a disk)"
+                + " | upgrade (serve starts its successor, which takes over without a reconnect: a hot upgrade)"})
 final class CtlCommand implements Callable<Integer> {
+
+    /** How long {@code upgrade} waits for the handover (1,000 devices take a few seconds). */
+    static final long UPGRADE_MS = 90_000;
 
     @Spec
     CommandSpec spec;
@@ -54,7 +58,7 @@ final class CtlCommand implements Callable<Integer> {
     int count;
 
     @Parameters(index = "0", paramLabel = "COMMAND",
-            description = "list, counters, top, add, remove, reload, trace, violations or resize.")
+            description = "list, counters, top, add, remove, reload, trace, violations, resize or upgrade.")
     String command;
 
     @Parameters(index = "1..*", paramLabel = "ARG", description = "counters, top: a device name (optional); "
@@ -82,6 +86,9 @@ final class CtlCommand implements Callable<Integer> {
             return failed(e, err);
         }
         boolean ok = Boolean.TRUE.equals(response.get("ok"));
+        if (ok && command.equals("upgrade")) {
+            ok = awaitHandover(response, out, err);
+        }
         if (json) {
             out.println(line);
         } else {
@@ -96,6 +103,36 @@ final class CtlCommand implements Callable<Integer> {
         out.flush();
         err.flush();
         return ok ? 0 : 1;
+    }
+
+    /**
+     * upgrade: waits (at most {@link #UPGRADE_MS}) until the running process exits, having handed over to
+     * its successor, or the successor exits first (the takeover failed: the running one serves on).
+     */
+    private boolean awaitHandover(Map<?, ?> r, PrintWriter out, PrintWriter err) {
+        long pid = ((Number) r.get("pid")).longValue();
+        long successor = ((Number) r.get("successor")).longValue();
+        long deadline = System.nanoTime() + UPGRADE_MS * 1_000_000L;
+        while (System.nanoTime() - deadline < 0) {
+            if (ProcessHandle.of(pid).map(p -> !p.isAlive()).orElse(true)) {
+                out.println("upgraded: pid " + pid + " handed over to pid " + successor);
+                return true;
+            }
+            if (ProcessHandle.of(successor).map(p -> !p.isAlive()).orElse(true)) {
+                err.println("jvhost ctl: upgrade: the successor (pid " + successor + ") exited before taking over; "
+                        + "pid " + pid + " serves on (its log says why)");
+                return false;
+            }
+            try {
+                Thread.sleep(50);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return false;
+            }
+        }
+        err.println("jvhost ctl: upgrade: pid " + pid + " has not handed over to pid " + successor + " within "
+                + UPGRADE_MS / 1000 + " s");
+        return false;
     }
 
     /** Live rates until interrupted (or {@code --count} screens); 1 when the socket fails. */
@@ -131,7 +168,7 @@ final class CtlCommand implements Callable<Integer> {
     private String request() {
         int max;
         switch (command) {
-            case "list": case "reload": max = 0; break;
+            case "list": case "reload": case "upgrade": max = 0; break;
             case "counters": case "violations": max = 1; break;
             case "trace": case "resize": max = 2; break;
             case "add": case "remove": max = 1; break;
@@ -214,6 +251,7 @@ final class CtlCommand implements Callable<Integer> {
             case "remove": if (r.get("removed") != null) out.println("removed " + r.get("removed")); break;
             case "trace": renderTrace(r, out); break;
             case "violations": renderViolations(r, out); break;
+            case "upgrade": break; // awaitHandover said it
             case "resize": if (r.get("resized") != null) out.println("resized " + r.get("resized") + " to " + r.get("bytes") + " bytes"); break;
             default: renderReload(r, out);
         }

@@ -14,6 +14,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.jvhost.host.it.TestpmdFrontEnd.Interval;
 import org.jvhost.host.it.TestpmdFrontEnd.PortStats;
+import org.jvhost.host.plugin.PluginJars;
 import org.jvhost.testkit.ScriptedFrontend;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -205,12 +206,147 @@ class HotUpgradeIT {
                 + " before they came (settled after " + settle + ")");
     }
 
+    /**
+     * Proof 5: a plugin upgraded across a handover. The old process serves the {@code keeper} device from
+     * plugin jar 1.0 (it counts kicks; state v1: the count), the new one from jar 2.0 (state v2 adds an
+     * upgrade count; it reads v1 too). A front-end connected to the old one kicks 5 times, and once more
+     * when the new one serves it on the same connection: the new version's counters go on from the old
+     * one's count K (callbacks, not kicks: eventfd kicks coalesce and a polled queue is called back
+     * between them), restored from a version 1 state.
+     */
+    @Test
+    void aPluginUpgradedAcrossTheHandoverReadsTheOldVersionsState() throws Exception {
+        Path v1 = PluginJars.build("keeper1", sockets.resolve("plugins-1.0/keeper.jar"), "1.0").getParent();
+        Path v2 = PluginJars.build("keeper2", sockets.resolve("plugins-2.0/keeper.jar"), "2.0").getParent();
+        Path sock = sockets.resolve("keeper.sock");
+        List<String> args = List.of("--device", "keeper:socket=" + sock, "--control", control.toString());
+        ProcessUnderTest old = serve("jvhost-old", List.of(), plus(List.of("--plugins", v1.toString()), args));
+        Peers.awaitNewFile(handoverSocket(), null, Duration.ofSeconds(30), old);
+        ScriptedFrontend fe = scope.track(Serve.negotiate(sock));
+        for (int i = 0; i < 5; i++) {
+            fe.kick(0);
+            Peers.sleep(Duration.ofMillis(20));
+        }
+        long before = -1;
+        for (long seen = 0; seen != before; ) { // settled: the same count twice
+            before = seen;
+            Peers.sleep(Duration.ofMillis(300));
+            seen = kicks(awaitCounters(c -> kicks(c) >= 1, "plugin_version=1"));
+        }
+        long k = before;
+
+        ProcessUnderTest fresh = serve("jvhost-new", List.of(),
+                plus(List.of("--plugins", v2.toString()), plus(args, List.of("--takeover"))));
+        assertEquals(0, old.awaitExit(Duration.ofSeconds(60)), "the old jvhost exits 0" + old.tail() + fresh.tail());
+        fresh.await(RUNS_AGAIN, 0, Duration.ofSeconds(30), null);
+        fe.kick(0);
+        String after = awaitCounters(c -> kicks(c) > k, "plugin_version=2", "restored_from_version=1",
+                "upgrades=1");
+        assertTrue(fe.getFeatures() != 0, "the front-end's connection answers the new process");
+        assertTrue(!fresh.outputSince(0).contains("front-end connected"), "the front-end connected anew" + fresh.tail());
+        System.out.println("UPGRADE-RESULT plugin keeper 1.0 -> 2.0: kicks " + before + " before, "
+                + after.lines().findFirst().orElse(""));
+    }
+
+    /**
+     * {@code jvhost ctl upgrade} (for a systemd unit, or an operator): the running process starts its own
+     * successor with its command line plus {@code --takeover}; ctl waits for the handover and says so; the
+     * front-end's connection is answered by the successor. The successor is not this test's child, so it
+     * is stopped here by its pid.
+     */
+    @Test
+    void ctlUpgradeHasTheRunningProcessStartItsSuccessor() throws Exception {
+        Path sock = sockets.resolve("lo.sock");
+        ProcessUnderTest old = serve("jvhost-old", List.of(), loopbackArgs(sock));
+        Peers.awaitNewFile(handoverSocket(), null, Duration.ofSeconds(30), old);
+        ScriptedFrontend fe = scope.track(Serve.negotiate(sock));
+        ProcessUnderTest ctl = scope.track(ProcessUnderTest.start("ctl-upgrade", List.of(Serve.java(), "-jar",
+                Serve.jar().toString(), "ctl", "--control", control.toString(), "upgrade"), scope.logs()));
+        int status = ctl.awaitExit(Duration.ofSeconds(100));
+        Matcher m = Pattern.compile("upgraded: pid " + old.pid() + " handed over to pid (\\d+)").matcher(ctl.outputSince(0));
+        long successor = m.find() ? Long.parseLong(m.group(1)) : -1;
+        try {
+            assertEquals(0, status, "jvhost ctl upgrade" + ctl.tail() + old.tail());
+            assertTrue(successor > 0, "ctl names the successor" + ctl.tail());
+            assertEquals(0, old.awaitExit(Duration.ofSeconds(30)), "the old jvhost exits 0" + old.tail());
+            assertTrue(fe.getFeatures() != 0, "the front-end's connection answers the successor");
+            assertTrue(ProcessHandle.of(successor).map(ProcessHandle::isAlive).orElse(false), "the successor serves");
+        } finally {
+            if (successor > 0) {
+                ProcessHandle.of(successor).ifPresent(p -> {
+                    p.destroy();
+                    p.onExit().orTimeout(10, TimeUnit.SECONDS).exceptionally(t -> null).join();
+                    p.destroyForcibly();
+                });
+            }
+        }
+    }
+
+    /**
+     * An instrumented loopback device ({@code strict=on}, {@code trace=}) is handed over like any other:
+     * the front-end keeps its connection, and the new process neither judges the replayed requests as the
+     * front-end's (no strict WARN) nor sees a new connection.
+     */
+    @Test
+    void anInstrumentedLoopbackIsHandedOverToo() throws Exception {
+        Path sock = sockets.resolve("lo.sock");
+        List<String> args = List.of("--device", "loopback:socket=" + sock + ",strict=on,trace="
+                + sockets.resolve("lo.trace"), "--control", control.toString());
+        ProcessUnderTest old = serve("jvhost-old", List.of(), args);
+        Peers.awaitNewFile(handoverSocket(), null, Duration.ofSeconds(30), old);
+        ScriptedFrontend fe = scope.track(Serve.negotiate(sock));
+        fe.kick(0);
+        ProcessUnderTest fresh = serve("jvhost-new", List.of(), plus(args, List.of("--takeover")));
+        assertEquals(0, old.awaitExit(Duration.ofSeconds(60)), "the old jvhost exits 0" + old.tail() + fresh.tail());
+        fresh.await(RUNS_AGAIN, 0, Duration.ofSeconds(30), null);
+        fe.kick(0);
+        assertTrue(fe.getFeatures() != 0, "the front-end's connection answers the new process");
+        String out = fresh.outputSince(0);
+        assertTrue(!out.contains("strict:") && !out.contains("front-end connected"), "the new jvhost judged the "
+                + "replay or saw a new connection" + fresh.tail());
+    }
+
+    private static List<String> plus(List<String> a, List<String> b) {
+        List<String> all = new ArrayList<>(a);
+        all.addAll(b);
+        return all;
+    }
+
+    private static final Pattern KICKS = Pattern.compile("\\bkicks=(\\d+)");
+
+    /** The device's kick count in {@code jvhost ctl counters} (its line comes before the queues'). */
+    private static long kicks(String counters) {
+        Matcher m = KICKS.matcher(counters);
+        return m.find() ? Long.parseLong(m.group(1)) : -1;
+    }
+
+    /**
+     * Runs {@code jvhost ctl counters} until its answer passes {@code test} and holds every one of
+     * {@code parts} (10 s at most); the last answer then, which stays the same once kicks stopped.
+     */
+    private String awaitCounters(java.util.function.Predicate<String> test, String... parts) {
+        long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+        String out = "";
+        for (int n = 0; System.nanoTime() < deadline; n++) {
+            ProcessUnderTest ctl = scope.track(ProcessUnderTest.start("ctl-counters-" + n, List.of(Serve.java(), "-jar",
+                    Serve.jar().toString(), "ctl", "--control", control.toString(), "counters"), scope.logs()));
+            ctl.awaitExit(Duration.ofSeconds(10));
+            out = ctl.outputSince(0);
+            String answer = out;
+            if (test.test(answer) && java.util.Arrays.stream(parts).allMatch(answer::contains)) {
+                return answer.strip();
+            }
+            Peers.sleep(Duration.ofMillis(200));
+        }
+        throw new AssertionError("ctl counters never showed " + String.join(", ", parts) + ": " + out);
+    }
+
     private Path handoverSocket() {
         return control.resolveSibling(control.getFileName() + ".handover");
     }
 
     /** From the old process's "paused" line to the new one's last "runs again" line, in ms. */
-    private static long gapMs(ProcessUnderTest old, ProcessUnderTest fresh) {
+    static long gapMs(ProcessUnderTest old, ProcessUnderTest fresh) {
         Matcher p = PAUSED.matcher(old.outputSince(0));
         Instant paused = null;
         while (p.find()) {

@@ -100,13 +100,18 @@ class InflightBlkIT {
 
     /** The test image's initramfs with an overlay appended: virtio_blk.ko and {@link #INIT}. */
     private Path initramfs() throws Exception {
+        return initramfs(scope, INIT);
+    }
+
+    /** The test image's initramfs with an overlay appended: virtio_blk.ko and {@code init} as /init. */
+    static Path initramfs(PeerScope scope, String init) throws Exception {
         Path base = GuestImage.initramfs();
         String kver = Files.readString(base.resolveSibling("kernel-version")).strip();
         Path stage = scope.logs().resolve("overlay");
         Files.createDirectories(stage.resolve("lib/modules"));
         Files.copy(Path.of("/lib/modules", kver, "kernel/drivers/block/virtio_blk.ko"),
                 stage.resolve("lib/modules/virtio_blk.ko"), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-        Files.writeString(stage.resolve("init"), INIT);
+        Files.writeString(stage.resolve("init"), init);
         stage.resolve("init").toFile().setExecutable(true);
         Path overlay = scope.logs().resolve("overlay.cpio.gz");
         try (ProcessUnderTest cpio = ProcessUnderTest.start("cpio", List.of("/bin/sh", "-c",
@@ -186,6 +191,11 @@ class InflightBlkIT {
     }
 
     private ProcessUnderTest startQemu(Path sock, Path initrd) {
+        return startQemu(scope, sock, initrd);
+    }
+
+    /** QEMU with one {@code vhost-user-blk-pci} on {@code sock} ({@code reconnect=1}), booting {@code initrd}. */
+    static ProcessUnderTest startQemu(PeerScope scope, Path sock, Path initrd) {
         return scope.track(ProcessUnderTest.start("qemu", List.of(Peers.QEMU,
                 "-accel", "tcg,thread=multi", "-cpu", "max", "-m", "256M", "-smp", "1",
                 "-machine", "q35,memory-backend=mem0",

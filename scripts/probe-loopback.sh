@@ -31,7 +31,7 @@ work=$(mktemp -d /tmp/jvprobe.XXXXXX)
 pids=()
 trap 'bench_kill_all; rm -rf "$work"' EXIT
 sock=$work/vhost.sock
-taskset -c "$BE_CPU" java ${JVHOST_JAVA_OPTS:-} -jar "$jar" serve --poll-us "$poll" --device "loopback:socket=$sock" \
+"${ON_BE[@]}" java ${JVHOST_JAVA_OPTS:-} -jar "$jar" serve --poll-us "$poll" --device "loopback:socket=$sock" \
   > "$work/be.log" 2>&1 < /dev/null &
 backend_started jvhost "$sock" "$work/be.log"
 fe_start "$sock" "$work" "$work/fe.log" io
@@ -58,7 +58,7 @@ sched() {  # "VOLUNTARY INVOLUNTARY UTIME STIME" of thread $wtid
        "$(awk '{print $14, $15}' /proc/"$be_pid"/task/"$wtid"/stat)"
 }
 
-echo "# probe-loopback: $size B, ${secs} s, --poll-us $poll; kernel $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "# probe-loopback: $size B, ${secs} s, --poll-us $poll; kernel $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg), nice $BENCH_NICE, $(date -u +%Y-%m-%dT%H:%MZ)"
 wtid=$(busiest_worker)
 [[ -n "$wtid" ]] || bench_fail "no jvhost-worker thread in process $be_pid"
 p0=$(rx_packets); t0=$(date +%s.%N); read -r v0 n0 u0 s0 <<< "$(sched)"; fs0=$(steal "$FE_CPU"); bs0=$(steal "$BE_CPU")

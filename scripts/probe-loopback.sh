@@ -10,7 +10,8 @@
 # names whatever holds the back-end's CPU while the worker is off it.
 #
 # Usage: scripts/probe-loopback.sh [-s SIZE] [-d SECONDS] [-p POLL_US] [--jar PATH]
-#   -p: jvhost serve --poll-us (default 50); JVHOST_JAVA_OPTS (environment): extra JVM options
+#   -p: jvhost serve --poll-us (default 50); JVHOST_JAVA_OPTS (environment): extra JVM options;
+#   JVHOST_SERVE_OPTS: extra serve options (e.g. --poll-max-us 50); BENCH_NICE: see scripts/lib/testpmd.sh
 # Run it under /work/bin/bench-lock (or alone): it needs root for DPDK, CPU 0 and CPU 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +32,7 @@ work=$(mktemp -d /tmp/jvprobe.XXXXXX)
 pids=()
 trap 'bench_kill_all; rm -rf "$work"' EXIT
 sock=$work/vhost.sock
-"${ON_BE[@]}" java ${JVHOST_JAVA_OPTS:-} -jar "$jar" serve --poll-us "$poll" --device "loopback:socket=$sock" \
+"${ON_BE[@]}" java ${JVHOST_JAVA_OPTS:-} -jar "$jar" serve --poll-us "$poll" ${JVHOST_SERVE_OPTS:-} --device "loopback:socket=$sock" \
   > "$work/be.log" 2>&1 < /dev/null &
 backend_started jvhost "$sock" "$work/be.log"
 fe_start "$sock" "$work" "$work/fe.log" io

@@ -10,7 +10,7 @@
 # Usage: scripts/bench-loopback.sh [-r ROUNDS] [-d SECONDS] [-s "64 1500"] [--skip-jvhost] [--jar PATH] [-o DEVICE-OPTIONS]
 # Prints one line per run, then per size the medians and the jvhost/dpdk ratio. Needs root for DPDK.
 # JVHOST_JAVA_OPTS (environment): extra JVM options for jvhost, e.g. a profiler agent; JVHOST_SERVE_OPTS:
-# extra `serve` options, e.g. --poll-us 1000.
+# extra `serve` options, e.g. --poll-us 1000; BENCH_NICE: the nice value of all peers (scripts/lib/testpmd.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCH=bench-loopback
@@ -26,12 +26,12 @@ start_backend() {  # start_backend NAME SOCK LOG -> sets be_pid
   local name=$1 sock=$2 log=$3
   case "$name" in
     jvhost)
-      taskset -c "$BE_CPU" java ${JVHOST_JAVA_OPTS:-} -jar "$jar" serve ${JVHOST_SERVE_OPTS:-} --device "loopback:socket=$sock$devopts" > "$log" 2>&1 < /dev/null &
+      "${ON_BE[@]}" java ${JVHOST_JAVA_OPTS:-} -jar "$jar" serve ${JVHOST_SERVE_OPTS:-} --device "loopback:socket=$sock$devopts" > "$log" 2>&1 < /dev/null &
       ;;
     dpdk)
       # Non-interactive: forwarding starts at once; testpmd then waits on stdin, a fifo we hold open (fd 4).
       mkfifo "$sock.in"
-      taskset -c "$BE_CPU" stdbuf -oL dpdk-testpmd --lcores "0@$BE_CPU,1@$BE_CPU" --no-pci --no-huge -m 256 \
+      "${ON_BE[@]}" stdbuf -oL dpdk-testpmd --lcores "0@$BE_CPU,1@$BE_CPU" --no-pci --no-huge -m 256 \
         --file-prefix "jvbench-be-$$" --vdev "net_vhost0,iface=$sock,queues=1" -- \
         --port-topology=loop --forward-mode=macswap --disable-link-check --total-num-mbufs=16384 < "$sock.in" > "$log" 2>&1 &
       exec 4> "$sock.in"
@@ -68,6 +68,6 @@ run_once() {  # run_once BACKEND SIZE -> appends "BACKEND SIZE MPPS" to $results
 }
 
 echo "# bench-loopback: $rounds rounds x ${seconds} s, sizes: $sizes, back-ends: $backends (CPU $BE_CPU), front-end testpmd io (CPU $FE_CPU)"
-echo "# kernel $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "# kernel $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg), nice $BENCH_NICE, $(date -u +%Y-%m-%dT%H:%MZ)"
 bench_rounds
 bench_medians "frames returned to the front-end per second"

@@ -31,13 +31,13 @@ start_backend() {  # start_backend NAME SOCK LOG -> sets be_pid; the TAP exists 
   local name=$1 sock=$2 log=$3
   case "$name" in
     jvhost)
-      ip netns exec "$ns" taskset -c "$BE_CPU" java ${JVHOST_JAVA_OPTS:-} -jar "$jar" serve --device "net:socket=$sock,tap=$TAP$devopts" \
+      ip netns exec "$ns" "${ON_BE[@]}" java ${JVHOST_JAVA_OPTS:-} -jar "$jar" serve --device "net:socket=$sock,tap=$TAP$devopts" \
         > "$log" 2>&1 < /dev/null &
       ;;
     dpdk)
       # Non-interactive: forwarding starts at once; testpmd then waits on stdin, a fifo we hold open (fd 4).
       mkfifo "$sock.in"
-      ip netns exec "$ns" taskset -c "$BE_CPU" stdbuf -oL dpdk-testpmd --lcores "0@$BE_CPU,1@$BE_CPU" --no-pci \
+      ip netns exec "$ns" "${ON_BE[@]}" stdbuf -oL dpdk-testpmd --lcores "0@$BE_CPU,1@$BE_CPU" --no-pci \
         --no-huge -m 256 --file-prefix "jvbench-be-$$" --vdev "net_vhost0,iface=$sock,queues=1" \
         --vdev "net_tap0,iface=$TAP" -- --forward-mode=io --disable-link-check --total-num-mbufs=16384 \
         < "$sock.in" > "$log" 2>&1 &
@@ -66,6 +66,6 @@ run_once() {  # run_once BACKEND SIZE -> appends "BACKEND SIZE MPPS" to $results
 }
 
 echo "# bench-net: $rounds rounds x ${seconds} s, sizes: $sizes, back-ends: $backends (CPU $BE_CPU), front-end testpmd txonly (CPU $FE_CPU), TAP in netns $ns"
-echo "# kernel $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "# kernel $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg), nice $BENCH_NICE, $(date -u +%Y-%m-%dT%H:%MZ)"
 bench_rounds
 bench_medians "frames the TAP received per second"

@@ -19,11 +19,12 @@ import org.slf4j.LoggerFactory;
  * batch. So after a kick that found work, a ring may ask to be polled ({@link #startPolling}): it tells
  * the driver not to kick, and while any queue is polled the loop polls its queues and, between them,
  * checks epoll with a zero timeout, so other fds and commands are still served. A queue that found no
- * new work for {@code pollNanos} re-arms its kicks ({@link PolledQueue#endPolling}) and leaves the set;
- * with an empty set the worker sleeps in epoll_wait as before. While polling, the other fds are checked
- * every {@link #EPOLL_WHILE_POLLING_NANOS}, so a kick for an unpolled queue of this worker waits at most
- * that long. This trades a busy CPU while traffic flows (and at most {@code pollNanos} after it stops)
- * for fewer syscalls per batch. Linux vhost-net's busyloop_timeout is the same idea.
+ * new work for the {@link PollWindow} re-arms its kicks ({@link PolledQueue#endPolling}) and leaves the
+ * set; with an empty set the worker sleeps in epoll_wait as before. While polling, the other fds are
+ * checked every {@link #EPOLL_WHILE_POLLING_NANOS}, so a kick for an unpolled queue of this worker waits
+ * at most that long. This trades a busy CPU while traffic flows (and at most the window after it stops)
+ * for fewer syscalls and sleeps per batch. Linux vhost-net's busyloop_timeout is the same idea; the
+ * window adapts to the driver's pauses as the haltpoll governor's does (see {@link PollWindow}).
  *
  * <h2>Ready queues: fairness between queues</h2>
  * A device may return from a kick with buffers still available (after a budget of chains) or with
@@ -51,13 +52,14 @@ public final class Worker implements AutoCloseable {
     private final EpollSet.Dispatch dispatch = this::dispatch;
     private final Thread thread;
     private volatile boolean running = true;
-    /** How long a polled queue may stay idle before it goes back to kicks; 0 disables polling. */
-    private final long pollNanos;
+    /** In, or just woken from, a blocking epoll_wait begun at {@link #sleepStart}; worker thread only. */
+    private boolean asleep;
+    private long sleepStart;
+    /** The most kicks one eventfd had counted when the worker woke; worker thread only. */
+    private long kicksOnWake;
 
-    /** Queues being polled and when each last found work (System.nanoTime); worker thread only. */
-    private PolledQueue[] polled = new PolledQueue[4];
-    private long[] lastWork = new long[4];
-    private int polledCount;
+    /** Queues being polled, and the window after which an idle one goes back to kicks; worker thread only. */
+    private final PolledSet polled;
 
     /** Queues whose device left work, served round-robin; worker thread only. */
     private final ReadyList ready = new ReadyList();
@@ -72,14 +74,11 @@ public final class Worker implements AutoCloseable {
     private long lastEpoll;
 
     /**
-     * @param pollMicros how long a polled queue may be idle before it re-arms kicks; 0 disables polling
+     * @param polling how long a polled queue may be idle before it re-arms kicks ({@link PollWindow})
      */
-    Worker(int id, int pollMicros) throws NativeException {
-        if (pollMicros < 0) {
-            throw new IllegalArgumentException("poll time " + pollMicros + " us must not be negative");
-        }
+    Worker(int id, Polling polling) throws NativeException {
         this.id = id;
-        this.pollNanos = pollMicros * 1000L;
+        this.polled = new PolledSet("jvhost-worker-" + id, callback, new PollWindow(polling));
         this.epoll = new EpollSet("jvhost-worker-" + id);
         this.mailbox = epoll.mailbox();
         java.util.Arrays.fill(slotFds, -1);
@@ -149,26 +148,25 @@ public final class Worker implements AutoCloseable {
 
     /** Whether queues may be polled on this worker (a polling time above 0 was configured). */
     public boolean pollingEnabled() {
-        return pollNanos > 0;
+        return polled.window.ceiling() > 0;
     }
 
     /**
      * Polls {@code queue} from now on until it is idle for the polling time (worker thread only). The
      * caller has already told the driver not to kick. No effect if polling is disabled or the queue is
-     * already polled.
+     * already polled. The first queue to start after a sleep adapts the {@link PollWindow} to that sleep.
      */
     public void startPolling(PolledQueue queue) {
         assert inWorker();
-        if (pollNanos == 0 || indexOfPolled(queue) >= 0) {
+        if (!pollingEnabled() || polled.contains(queue)) {
             return;
         }
-        if (polledCount == polled.length) {
-            polled = java.util.Arrays.copyOf(polled, polledCount * 2);
-            lastWork = java.util.Arrays.copyOf(lastWork, polledCount * 2);
+        long now = System.nanoTime();
+        if (asleep) {
+            asleep = false;
+            polled.window.wokeToWork(now - sleepStart, kicksOnWake);
         }
-        polled[polledCount] = queue;
-        lastWork[polledCount] = System.nanoTime();
-        polledCount++;
+        polled.add(queue, now);
     }
 
     /**
@@ -177,15 +175,28 @@ public final class Worker implements AutoCloseable {
      */
     public void stopPolling(PolledQueue queue) {
         assert inWorker();
-        int i = indexOfPolled(queue);
-        if (i >= 0) {
-            removePolled(i);
+        polled.remove(queue);
+    }
+
+    /**
+     * A kick handler read {@code kicks} from its eventfd (worker thread only): more than one counted
+     * while the worker slept means the driver kept sending meanwhile, which the {@link PollWindow} takes
+     * as a sleep that should have been polled through.
+     */
+    public void kicked(long kicks) {
+        if (asleep && kicks > kicksOnWake) {
+            kicksOnWake = kicks;
         }
+    }
+
+    /** The current polling window in nanoseconds (worker thread only; for tests). */
+    public long pollWindowNanos() {
+        return polled.window.nanos();
     }
 
     /** Whether {@code queue} is polled now (worker thread only; for tests and asserts). */
     public boolean isPolling(PolledQueue queue) {
-        return indexOfPolled(queue) >= 0;
+        return polled.contains(queue);
     }
 
     /**
@@ -228,63 +239,6 @@ public final class Worker implements AutoCloseable {
         }
     }
 
-    private int indexOfPolled(PolledQueue queue) {
-        for (int i = 0; i < polledCount; i++) {
-            if (polled[i] == queue) {
-                return i;
-            }
-        }
-        return -1;
-    }
-
-    private void removePolled(int i) {
-        polledCount--;
-        polled[i] = polled[polledCount];
-        lastWork[i] = lastWork[polledCount];
-        polled[polledCount] = null;
-    }
-
-    /** One round over the polled queues; retires those idle for longer than the polling time. */
-    private void pollQueues(long now) {
-        boolean found = false;
-        for (int i = polledCount - 1; i >= 0; i--) {
-            if (i >= polledCount) {
-                continue; // a callback removed entries meanwhile
-            }
-            PolledQueue q = polled[i];
-            boolean keep;
-            callback.enter(q, now);
-            try {
-                if (q.poll()) {
-                    found = true;
-                    lastWork[i] = now;
-                    continue;
-                }
-                if (now - lastWork[i] < pollNanos) {
-                    continue;
-                }
-                keep = q.endPolling();
-            } catch (Throwable t) {
-                // queues guard device code themselves; this only catches engine bugs
-                LOG.error("jvhost-worker-{}: polled queue failed, polling it stops", id, t);
-                keep = false;
-            } finally {
-                callback.leave();
-            }
-            if (i < polledCount && polled[i] == q) {
-                if (keep) {
-                    found = true;
-                    lastWork[i] = now;
-                } else {
-                    removePolled(i);
-                }
-            }
-        }
-        if (!found) {
-            Thread.onSpinWait();
-        }
-    }
-
     private int freeSlot() {
         for (int i = 0; i < handlers.length; i++) {
             if (handlers[i] == null) {
@@ -323,7 +277,7 @@ public final class Worker implements AutoCloseable {
     /** One epoll_wait and what it found, then posted commands and queue work; false if epoll broke. */
     private boolean turn() {
         int timeout = -1;
-        if (polledCount > 0 || ready.size() > 0) {
+        if (polled.size() > 0 || ready.size() > 0) {
             long now = System.nanoTime();
             if (now - lastEpoll < EPOLL_WHILE_POLLING_NANOS && mailbox.isEmpty()) {
                 serveQueues(now);
@@ -332,14 +286,21 @@ public final class Worker implements AutoCloseable {
             lastEpoll = now;
             timeout = 0;
         }
+        if (timeout < 0) {
+            asleep = true;
+            sleepStart = System.nanoTime();
+            kicksOnWake = 0;
+        }
         try {
             epoll.waitAndDispatch(timeout, dispatch);
         } catch (NativeException e) {
             LOG.error("jvhost-worker-{}: epoll_wait failed, worker stops: {}", id, e.getMessage());
             return false;
+        } finally {
+            asleep = false; // what woke it has been dispatched: a later startPolling is no wake-up
         }
         mailbox.runAll(callback);
-        if (polledCount > 0 || ready.size() > 0) {
+        if (polled.size() > 0 || ready.size() > 0) {
             serveQueues(System.nanoTime());
         }
         return true;
@@ -350,8 +311,8 @@ public final class Worker implements AutoCloseable {
         if (ready.size() > 0) {
             serveReady();
         }
-        if (polledCount > 0) {
-            pollQueues(now);
+        if (polled.size() > 0) {
+            polled.pollRound(now);
         }
     }
 

@@ -10,32 +10,38 @@ import org.jvhost.engine.sys.NativeException;
  * {@link CallbackWatchdog} reports device callbacks that hang on any of them.
  */
 public final class WorkerPool implements AutoCloseable {
-    /** Default adaptive busy-polling time: idle microseconds before a polled queue re-arms kicks. */
-    public static final int DEFAULT_POLL_MICROS = 50;
+    /** Default adaptive busy-polling time: idle microseconds before a polled queue re-arms kicks, at first. */
+    public static final int DEFAULT_POLL_MICROS = Polling.DEFAULT_MICROS;
 
     private final List<Worker> workers = new ArrayList<>();
     private CallbackWatchdog watchdog;
 
-    /** {@code size} workers polling busy queues for {@link #DEFAULT_POLL_MICROS}. */
+    /** {@code size} workers polling busy queues within {@link Polling#DEFAULT}. */
     public WorkerPool(int size) throws NativeException {
-        this(size, DEFAULT_POLL_MICROS);
+        this(size, Polling.DEFAULT);
     }
 
     /**
      * @param size       worker threads
-     * @param pollMicros how long a worker keeps polling a queue that found no new work before it asks
-     *                   the driver to kick again and sleeps; 0 disables polling (see {@link Worker})
+     * @param pollMicros the idle time after which a polled queue re-arms kicks at first, growing up to
+     *                   {@link Polling#startingAt}; 0 disables polling (see {@link PollWindow})
      */
     public WorkerPool(int size, int pollMicros) throws NativeException {
+        this(size, Polling.startingAt(pollMicros));
+    }
+
+    /**
+     * @param size    worker threads
+     * @param polling how long a worker keeps polling a queue that found no new work before it asks the
+     *                driver to kick again and sleeps (see {@link PollWindow})
+     */
+    public WorkerPool(int size, Polling polling) throws NativeException {
         if (size < 1) {
             throw new IllegalArgumentException("worker count " + size + " must be at least 1");
         }
-        if (pollMicros < 0) {
-            throw new IllegalArgumentException("poll time " + pollMicros + " us must not be negative");
-        }
         try {
             for (int i = 0; i < size; i++) {
-                workers.add(new Worker(i, pollMicros));
+                workers.add(new Worker(i, polling));
             }
         } catch (NativeException e) {
             close();

@@ -12,6 +12,7 @@ import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.jvhost.engine.event.DeviceRuntime;
 import org.jvhost.engine.event.LoopMailbox;
+import org.jvhost.engine.event.Polling;
 import org.jvhost.engine.event.WorkerPool;
 import org.jvhost.engine.instrument.Instrument;
 import org.jvhost.engine.memory.MemoryBudget;
@@ -96,14 +97,26 @@ public final class Host implements AutoCloseable {
 
     /**
      * @param workers      worker threads serving all queues (e.g. the number of CPUs)
-     * @param pollMicros   how long a worker keeps polling a busy queue after it last found work; 0 disables polling
+     * @param pollMicros   how long a worker keeps polling a busy queue after it last found work, at first (it
+     *                     may grow to {@link Polling#startingAt}); 0 disables polling
      * @param memoryBudget how much guest memory one connection, and all together, may map
      * @throws UncheckedIOException if the kernel refuses an epoll set or eventfd
      */
     public Host(int workers, int pollMicros, MemoryBudget memoryBudget) {
+        this(workers, Polling.startingAt(pollMicros), memoryBudget);
+    }
+
+    /**
+     * @param workers      worker threads serving all queues (e.g. the number of CPUs)
+     * @param polling      how long a worker keeps polling a busy queue after it last found work, at first
+     *                     and at most ({@link Polling})
+     * @param memoryBudget how much guest memory one connection, and all together, may map
+     * @throws UncheckedIOException if the kernel refuses an epoll set or eventfd
+     */
+    public Host(int workers, Polling polling, MemoryBudget memoryBudget) {
         this.memoryBudget = memoryBudget;
         try {
-            this.pool = new WorkerPool(workers, pollMicros);
+            this.pool = new WorkerPool(workers, polling);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot start " + workers + " worker threads: " + e.getMessage(), e);
         }

@@ -210,6 +210,7 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
         } catch (NativeException e) {
             // the front-end's eventfd went bad; the ring still works for kicks already counted
         }
+        worker.kicked(kicks); // several counted during a sleep: the worker's poll window grows
         if (instrumented != null && handed) {
             instrumented.kicked(kicks); // strict mode counts kicks the driver should not have sent
         }

@@ -46,6 +46,7 @@ final class ConfigFile {
     static final String HOST_CONTROL = "control";
     static final String HOST_METRICS = "metrics";
     static final String HOST_POLL_US = "poll-us";
+    static final String HOST_POLL_MAX_US = "poll-max-us";
     static final String HOST_MAX_GUEST_MEMORY = MemoryBudget.CONNECTION_OPTION;
     static final String HOST_MAX_MAPPED_MEMORY = MemoryBudget.HOST_OPTION;
     static final String KEY_TYPE = "type";
@@ -62,9 +63,9 @@ final class ConfigFile {
      * @param maxGuestMemory  bytes of guest memory one connection may map
      * @param maxMappedMemory bytes of guest memory all connections together may map
      */
-    record Settings(Integer workers, Path control, String metrics, Integer pollMicros, Long maxGuestMemory,
-                    Long maxMappedMemory) {
-        static final Settings NONE = new Settings(null, null, null, null, null, null);
+    record Settings(Integer workers, Path control, String metrics, Integer pollMicros, Integer pollMaxMicros,
+                    Long maxGuestMemory, Long maxMappedMemory) {
+        static final Settings NONE = new Settings(null, null, null, null, null, null, null);
     }
 
     /**
@@ -194,6 +195,7 @@ final class ConfigFile {
     private Settings hostSettings(Section s) {
         Integer workers = null;
         Integer pollMicros = null;
+        Integer pollMaxMicros = null;
         Path control = null;
         String metrics = null;
         Long maxGuestMemory = null;
@@ -207,6 +209,9 @@ final class ConfigFile {
                     break;
                 case HOST_POLL_US:
                     pollMicros = intIn(v, n, HOST_POLL_US, 0, ServeCommand.MAX_POLL_MICROS);
+                    break;
+                case HOST_POLL_MAX_US:
+                    pollMaxMicros = intIn(v, n, HOST_POLL_MAX_US, 0, ServeCommand.MAX_POLL_MICROS);
                     break;
                 case HOST_CONTROL:
                     control = path(v, n, "[host] key control: ");
@@ -222,11 +227,11 @@ final class ConfigFile {
                     break;
                 default:
                     problems.add(at(n) + "[host] key " + e.getKey() + ": unknown; [host] accepts "
-                            + String.join(", ", HOST_WORKERS, HOST_POLL_US, HOST_CONTROL, HOST_METRICS,
+                            + String.join(", ", HOST_WORKERS, HOST_POLL_US, HOST_POLL_MAX_US, HOST_CONTROL, HOST_METRICS,
                                     HOST_MAX_GUEST_MEMORY, HOST_MAX_MAPPED_MEMORY));
             }
         }
-        return new Settings(workers, control, metrics, pollMicros, maxGuestMemory, maxMappedMemory);
+        return new Settings(workers, control, metrics, pollMicros, pollMaxMicros, maxGuestMemory, maxMappedMemory);
     }
 
     /** A [host] metrics address if it is a loopback {@code HOST:PORT}, or null after recording the problem. */

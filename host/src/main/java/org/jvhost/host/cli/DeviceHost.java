@@ -5,6 +5,7 @@ import java.nio.file.Path;
 import java.util.Map;
 import java.util.function.LongConsumer;
 import java.util.function.Supplier;
+import org.jvhost.engine.event.Polling;
 import org.jvhost.engine.instrument.Instrument;
 import org.jvhost.engine.memory.MemoryBudget;
 import org.jvhost.engine.server.DeviceSnapshot;
@@ -83,17 +84,17 @@ interface DeviceHost extends AutoCloseable {
     void close();
 
     /**
-     * Creates the host with {@code workers} worker threads polling busy queues for {@code pollMicros},
+     * Creates the host with {@code workers} worker threads polling busy queues within {@code polling},
      * mapping guest memory within {@code memoryBudget}.
      */
     @FunctionalInterface
     interface Factory {
-        DeviceHost create(int workers, int pollMicros, MemoryBudget memoryBudget);
+        DeviceHost create(int workers, Polling polling, MemoryBudget memoryBudget);
     }
 
     /** The real thing: an engine {@link Host}, closed at most once. */
-    static DeviceHost engine(int workers, int pollMicros, MemoryBudget memoryBudget) {
-        Host host = new Host(workers, pollMicros, memoryBudget);
+    static DeviceHost engine(int workers, Polling polling, MemoryBudget memoryBudget) {
+        Host host = new Host(workers, polling, memoryBudget);
         return new DeviceHost() {
             private boolean closed;
 

@@ -10,6 +10,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.Callable;
+import org.jvhost.engine.event.Polling;
 import org.jvhost.engine.event.WorkerPool;
 import org.jvhost.engine.memory.MemoryBudget;
 import org.jvhost.host.control.ControlServer;
@@ -93,10 +94,16 @@ final class ServeCommand implements Callable<Integer> {
 
     @Option(names = "--poll-us", paramLabel = "N",
             description = {"After a kick that found work, a worker keeps polling the queue (the driver stops "
-                + "kicking) until it has been idle for N microseconds; 0 disables polling "
-                + "(default: ${DEFAULT-VALUE}). Polling spends CPU while traffic flows for throughput "
-                + "and latency."})
+                + "kicking) until it has been idle for N microseconds at first; 0 disables polling "
+                + "(default: [host] poll-us, else ${DEFAULT-VALUE}). Polling spends CPU while traffic flows "
+                + "for throughput and latency."})
     int pollMicros = WorkerPool.DEFAULT_POLL_MICROS;
+
+    @Option(names = "--poll-max-us", paramLabel = "M",
+            description = {"The longest the idle time of --poll-us grows to while the worker's sleeps prove "
+                + "too short for the traffic (default: [host] poll-max-us, else the larger of --poll-us and "
+                + Polling.DEFAULT_MAX_MICROS + "); equal to --poll-us for a fixed time."})
+    Integer pollMaxMicros;
 
     @Option(names = "--max-guest-memory", paramLabel = "SIZE",
             description = {"Guest memory one front-end connection may have mapped, e.g. 4T or 512G (default: "
@@ -168,10 +175,7 @@ final class ServeCommand implements Callable<Integer> {
         if (threads < 1 || threads > MAX_WORKERS) {
             throw usage("--workers " + threads + ": must be between 1 and " + MAX_WORKERS);
         }
-        int poll = given("--poll-us") || settings.pollMicros() == null ? pollMicros : settings.pollMicros();
-        if (poll < 0 || poll > MAX_POLL_MICROS) {
-            throw usage("--poll-us " + poll + ": must be between 0 and " + MAX_POLL_MICROS);
-        }
+        Polling polling = polling(settings);
         Path controlPath = control != null ? control : settings.control();
         boolean controlByDefault = controlPath == null;
         InetSocketAddress metricsAddress = metricsAddress(metrics != null ? metrics : settings.metrics());
@@ -200,7 +204,7 @@ final class ServeCommand implements Callable<Integer> {
                         MemoryBudget.DEFAULT_HOST_LIMIT),
                 limit("--" + MemoryBudget.CONNECTION_OPTION, maxGuestMemory, settings.maxGuestMemory(),
                         MemoryBudget.DEFAULT_CONNECTION_LIMIT));
-        DeviceHost host = hostFactory.create(threads, poll, memoryBudget);
+        DeviceHost host = hostFactory.create(threads, polling, memoryBudget);
         DeviceManager manager = new DeviceManager(host, types, config, settings,
                 allowUids == null ? Set.of() : new LinkedHashSet<>(allowUids), fd);
         lifecycle.closeOnShutdown(() -> {
@@ -245,8 +249,8 @@ final class ServeCommand implements Callable<Integer> {
         // Always: the JVM's default for SIGHUP is to stop, and the systemd unit's ExecReload sends one.
         lifecycle.reloadOnHangup(config != null ? () -> reloadOnSignal(manager)
                 : () -> LOG.info("SIGHUP: nothing to reload (serve was started without --config); still serving"));
-        LOG.info("serving {} device(s) with {} worker(s), polling busy queues for {} us; stop with SIGTERM or SIGINT{}",
-                entries.size(), threads, poll,
+        LOG.info("serving {} device(s) with {} worker(s), polling busy queues for {}-{} us; stop with SIGTERM or SIGINT{}",
+                entries.size(), threads, polling.micros(), polling.maxMicros(),
                 config != null ? ", reload " + config + " with SIGHUP" : "");
         lifecycle.ready("serving " + entries.size() + " device(s)", host::loopsAnswer);
         lifecycle.awaitShutdown();
@@ -325,6 +329,28 @@ final class ServeCommand implements Callable<Integer> {
         } catch (IllegalArgumentException e) {
             throw usage(option + " " + e.getMessage());
         }
+    }
+
+    /**
+     * --poll-us and --poll-max-us, each from the command line, else the file's [host], else the default;
+     * a maximum left out is the larger of the start and {@link Polling#DEFAULT_MAX_MICROS}.
+     */
+    private Polling polling(ConfigFile.Settings settings) {
+        int start = given("--poll-us") || settings.pollMicros() == null ? pollMicros : settings.pollMicros();
+        if (start < 0 || start > MAX_POLL_MICROS) {
+            throw usage("--poll-us " + start + ": must be between 0 and " + MAX_POLL_MICROS);
+        }
+        Integer max = given("--poll-max-us") || settings.pollMaxMicros() == null ? pollMaxMicros : settings.pollMaxMicros();
+        if (max == null) {
+            return Polling.startingAt(start);
+        }
+        if (max < 0 || max > MAX_POLL_MICROS) {
+            throw usage("--poll-max-us " + max + ": must be between 0 and " + MAX_POLL_MICROS);
+        }
+        if (start > 0 && max < start) {
+            throw usage("--poll-max-us " + max + ": must not be below --poll-us " + start);
+        }
+        return new Polling(start, max);
     }
 
     private boolean given(String option) {

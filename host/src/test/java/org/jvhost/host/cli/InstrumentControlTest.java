@@ -40,7 +40,7 @@ class InstrumentControlTest {
 
     @BeforeEach
     void start() throws Exception {
-        host = DeviceHost.engine(1, 0, org.jvhost.engine.memory.MemoryBudget.defaults());
+        host = DeviceHost.engine(1, new org.jvhost.engine.event.Polling(0, 0), org.jvhost.engine.memory.MemoryBudget.defaults());
         manager = new DeviceManager(host, types, null, null);
         control = ControlServer.start(dir.resolve("control.sock"), new ControlRequests(manager));
     }

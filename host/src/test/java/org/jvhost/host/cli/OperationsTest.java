@@ -54,7 +54,7 @@ class OperationsTest {
         file = dir.resolve("jvhost.conf");
         write(device("a", "a.sock", ""), device("b", "b.sock", ""));
         ConfigFile.Parsed parsed = ConfigFile.read(file);
-        host = DeviceHost.engine(2, 0, org.jvhost.engine.memory.MemoryBudget.defaults());
+        host = DeviceHost.engine(2, new org.jvhost.engine.event.Polling(0, 0), org.jvhost.engine.memory.MemoryBudget.defaults());
         manager = new DeviceManager(host, types, file, parsed.host());
         manager.start(PlannedDevice.plan(parsed.devices(), List.of(), types, parsed.problems()));
         control = ControlServer.start(dir.resolve("control.sock"), new ControlRequests(manager));

@@ -136,7 +136,7 @@ class PluginContainmentTest {
 
     @Test
     void aDeviceWhoseCountersThrowAnErrorIsListedWithoutThemAndTheOthersAreShown() throws Exception {
-        DeviceHost engine = DeviceHost.engine(1, 0, org.jvhost.engine.memory.MemoryBudget.defaults());
+        DeviceHost engine = DeviceHost.engine(1, new org.jvhost.engine.event.Polling(0, 0), org.jvhost.engine.memory.MemoryBudget.defaults());
         try {
             DeviceManager manager = new DeviceManager(engine, loader().load(plugins), null, ConfigFile.Settings.NONE);
             for (String spec : List.of("bad-counters:socket=" + dir.resolve("bad.sock"), "echo:socket=" + dir.resolve("echo.sock"))) {

@@ -14,6 +14,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
+import org.jvhost.engine.event.Polling;
 import org.jvhost.engine.memory.MemoryBudget;
 import org.jvhost.engine.server.DeviceSnapshot;
 import org.jvhost.engine.server.Host;
@@ -41,15 +42,17 @@ class ServeCommandTest {
     private int hostsCreated;
     private int requestedWorkers;
     private int requestedPollMicros = -1;
+    private Polling requestedPolling;
     private final RecordingLifecycle lifecycle = new RecordingLifecycle();
     private MemoryBudget requestedMemory;
 
     private int run(String... args) {
         DeviceTypeLoader types = new DeviceTypeLoader(getClass().getClassLoader(), BuiltInPlugins.none(), null);
-        CommandLine cli = Isolated.cli(Main.commandLine(types, (workers, pollMicros, memory) -> {
+        CommandLine cli = Isolated.cli(Main.commandLine(types, (workers, polling, memory) -> {
             hostsCreated++;
             requestedWorkers = workers;
-            requestedPollMicros = pollMicros;
+            requestedPollMicros = polling.micros();
+            requestedPolling = polling;
             requestedMemory = memory;
             return host;
         }, lifecycle), Map.of());
@@ -65,7 +68,7 @@ class ServeCommandTest {
                 "--device", "loopback:connect=/tmp/jvhost-b.sock,queues=2,mrg_rxbuf=off");
         assertEquals(0, code, err.toString());
         assertEquals(3, requestedWorkers);
-        assertEquals(50, requestedPollMicros, "default --poll-us");
+        assertEquals(Polling.DEFAULT, requestedPolling, "default --poll-us and --poll-max-us");
         assertEquals(List.of("loopback@/tmp/jvhost-a.sock", "loopback@/tmp/jvhost-b.sock"), host.names);
         assertEquals(List.of(Path.of("/tmp/jvhost-a.sock"), Path.of("/tmp/jvhost-b.sock")), host.sockets);
         assertEquals(List.of(Host.Mode.LISTEN, Host.Mode.CONNECT), host.modes);
@@ -234,6 +237,41 @@ class ServeCommandTest {
         assertEquals(0, requestedPollMicros);
         assertEquals(0, run("serve", "--poll-us", "200", "--device", "loopback:socket=/tmp/jvhost-a.sock"), err.toString());
         assertEquals(200, requestedPollMicros);
+        assertEquals(new Polling(200, Polling.DEFAULT_MAX_MICROS), requestedPolling, "grows to the default maximum");
+        assertEquals(0, run("serve", "--poll-us", "5000", "--device", "loopback:socket=/tmp/jvhost-a.sock"), err.toString());
+        assertEquals(new Polling(5000, 5000), requestedPolling, "a start above the default maximum is a fixed time");
+    }
+
+    @Test
+    void pollMaxMicrosSetsTheCeilingFromTheCommandLineElseTheConfigFile(@TempDir Path dir) throws IOException {
+        assertEquals(0, run("serve", "--poll-max-us", "50", "--device", "loopback:socket=/tmp/jvhost-a.sock"), err.toString());
+        assertEquals(new Polling(50, 50), requestedPolling, "the pre-adaptive fixed 50 us");
+        assertEquals(0, run("serve", "--poll-us", "0", "--poll-max-us", "20", "--device", "loopback:socket=/tmp/jvhost-a.sock"),
+                err.toString());
+        assertEquals(0, requestedPolling.micros(), "polling off, whatever the maximum");
+        Path file = dir.resolve("jvhost.conf");
+        Files.writeString(file, String.join("\n", "[host]", "poll-us = 20", "poll-max-us = 400",
+                "[device vm1]", "type = loopback", "socket = vm1.sock"));
+        assertEquals(0, run("serve", "--config", file.toString()), err.toString());
+        assertEquals(new Polling(20, 400), requestedPolling, "[host] poll-us and poll-max-us");
+        assertEquals(0, run("serve", "--poll-max-us", "2000", "--config", file.toString()), err.toString());
+        assertEquals(new Polling(20, 2000), requestedPolling, "the command line wins over [host] poll-max-us");
+    }
+
+    @Test
+    void aBadPollMaximumIsAUsageErrorNamingIt(@TempDir Path dir) throws IOException {
+        assertEquals(2, run("serve", "--poll-us", "100", "--poll-max-us", "99", "--device", "loopback:socket=/tmp/jvhost-a.sock"));
+        assertMessage("--poll-max-us 99: must not be below --poll-us 100");
+        assertEquals(2, run("serve", "--poll-max-us", "-3", "--device", "loopback:socket=/tmp/jvhost-a.sock"));
+        assertMessage("--poll-max-us -3: must be between 0 and 1000000");
+        assertEquals(2, run("serve", "--poll-max-us", "2000000", "--device", "loopback:socket=/tmp/jvhost-a.sock"));
+        assertMessage("--poll-max-us 2000000: must be between 0 and 1000000");
+        assertEquals(0, hostsCreated);
+        Path file = dir.resolve("bad.conf");
+        Files.writeString(file, String.join("\n", "[host]", "poll-max-us = soon",
+                "[device vm1]", "type = loopback", "socket = vm1.sock"));
+        assertEquals(2, run("serve", "--config", file.toString()));
+        assertMessage("bad.conf:2: [host] key poll-max-us");
     }
 
     @Test

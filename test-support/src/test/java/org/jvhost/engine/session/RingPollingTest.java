@@ -7,8 +7,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.BooleanSupplier;
 import org.jvhost.engine.event.DeviceRuntime;
+import org.jvhost.engine.event.Polling;
 import org.jvhost.engine.event.Worker;
 import org.jvhost.engine.event.WorkerPool;
 import org.jvhost.engine.sys.LinuxSys;
@@ -108,7 +110,11 @@ class RingPollingTest {
     }
 
     private void start(int pollMicros, long features) throws Exception {
-        pool = new WorkerPool(1, pollMicros);
+        start(Polling.startingAt(pollMicros), features);
+    }
+
+    private void start(Polling polling, long features) throws Exception {
+        pool = new WorkerPool(1, polling);
         runtime = new DeviceRuntime("poll-test", 0, pool);
         runtime.attach(device);
         worker = runtime.workerForQueue(0);
@@ -307,5 +313,42 @@ class RingPollingTest {
         awaitServed(1);
         assertFalse(polled());
         assertEquals(UsedRingLayout.F_NO_NOTIFY, driver.usedFlags());
+    }
+
+    private long window() throws Exception {
+        AtomicLong nanos = new AtomicLong();
+        onWorker(() -> nanos.set(worker.pollWindowNanos()));
+        return nanos.get();
+    }
+
+    /** One sleep of the worker that ends with a kick counting {@code kicks}, after {@code sleepMs}. */
+    private void sleepThenKick(int served, long sleepMs, long kicks) throws Exception {
+        awaitPollingOver();
+        Thread.sleep(sleepMs);
+        ping();
+        LinuxSys.eventfdWrite(kickFd, kicks);
+        awaitServed(served);
+    }
+
+    @Test
+    void theWindowGrowsAfterSleepsShorterThanTheMaximumOrWithSeveralKicksAndShrinksAfterLongOnes() throws Exception {
+        start(new Polling(50, 200_000), 0); // "short" is under 200 ms: no scheduling hiccup makes it long
+        sleepThenKick(1, 300, 1);
+        assertEquals(50_000, window(), "a long sleep with one kick: the window stays at its start");
+        sleepThenKick(2, 300, 2);
+        assertEquals(100_000, window(), "a long sleep, but the driver kicked twice meanwhile: doubled");
+        sleepThenKick(3, 0, 1);
+        assertEquals(200_000, window(), "a sleep shorter than the maximum: doubled");
+        sleepThenKick(4, 300, 1);
+        assertEquals(100_000, window(), "a long sleep: halved");
+    }
+
+    @Test
+    void equalLimitsKeepTheWindowFixed() throws Exception {
+        start(new Polling(300, 300), 0);
+        sleepThenKick(1, 0, 3);
+        assertEquals(300_000, window());
+        sleepThenKick(2, 10, 1);
+        assertEquals(300_000, window());
     }
 }

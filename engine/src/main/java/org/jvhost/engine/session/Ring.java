@@ -7,7 +7,7 @@ import org.jvhost.engine.event.ReadyQueue;
 import org.jvhost.engine.event.Worker;
 import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.engine.sys.NativeException;
-import org.jvhost.engine.virtq.SplitQueue;
+import org.jvhost.engine.virtq.HostQueue;
 import org.jvhost.spi.DescriptorChain;
 
 /**
@@ -15,7 +15,7 @@ import org.jvhost.spi.DescriptorChain;
  * worker, which is what lets the device use the queue without locks.
  *
  * <p>Polling: a kick that made the device pop buffers puts the ring into host polling
- * ({@link SplitQueue#setHostPolling}: the driver stops kicking) and into its worker's polled set. The
+ * ({@link HostQueue#setHostPolling}: the driver stops kicking) and into its worker's polled set. The
  * worker then delivers a kick to the device whenever avail->idx moved since the last one it delivered,
  * exactly when a driver would have kicked, until the ring is idle for the polling time. A ring that
  * is disabled or stopped leaves the polled set first.
@@ -42,7 +42,7 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
     static final int DISCARD_BUDGET = 256;
 
     final int index;
-    final SplitQueue queue;
+    final HostQueue queue;
     final Worker worker;
     private final DeviceRuntime runtime;
     /** The device's {@link DeviceRuntime#isTransmitQueue} answer: discard while disabled. */
@@ -64,7 +64,7 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
      */
     private int kickedAvail;
 
-    Ring(int index, SplitQueue queue, Worker worker, DeviceRuntime runtime, int kickFd) {
+    Ring(int index, HostQueue queue, Worker worker, DeviceRuntime runtime, int kickFd) {
         this.index = index;
         this.queue = queue;
         this.worker = worker;

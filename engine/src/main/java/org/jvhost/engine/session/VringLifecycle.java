@@ -20,6 +20,7 @@ import org.jvhost.engine.sys.NativeException;
 import org.jvhost.engine.transport.Message;
 import org.jvhost.engine.virtq.CallNotifier;
 import org.jvhost.engine.virtq.RingLog;
+import org.jvhost.engine.virtq.HostQueue;
 import org.jvhost.engine.virtq.SplitQueue;
 
 /**
@@ -196,7 +197,7 @@ final class VringLifecycle {
         QueueConfig q = ring(FrontendRequest.SET_VRING_CALL, (int) (v & U64Layout.VRING_INDEX_MASK));
         int old = q.callFd;
         q.callFd = (v & U64Layout.VRING_NOFD_MASK) != 0 ? -1 : m.takeFd(0);
-        switchNotifier(q, old, "call", () -> notifier(q), SplitQueue::setNotifier, plan);
+        switchNotifier(q, old, "call", () -> notifier(q), HostQueue::setNotifier, plan);
     }
 
     void setErr(Message m, WorkerPlan plan) throws ProtocolException {
@@ -204,7 +205,7 @@ final class VringLifecycle {
         QueueConfig q = ring(FrontendRequest.SET_VRING_ERR, (int) (v & U64Layout.VRING_INDEX_MASK));
         int old = q.errFd;
         q.errFd = (v & U64Layout.VRING_NOFD_MASK) != 0 ? -1 : m.takeFd(0);
-        switchNotifier(q, old, "error", () -> errorNotifier(q), SplitQueue::setErrorNotifier, plan);
+        switchNotifier(q, old, "error", () -> errorNotifier(q), HostQueue::setErrorNotifier, plan);
     }
 
     /**
@@ -213,7 +214,7 @@ final class VringLifecycle {
      * ring just closes it.
      */
     private void switchNotifier(QueueConfig q, int old, String what, Supplier<CallNotifier> notifier,
-            BiConsumer<SplitQueue, CallNotifier> install, WorkerPlan plan) {
+            BiConsumer<HostQueue, CallNotifier> install, WorkerPlan plan) {
         if (!q.started()) {
             LinuxSys.closeQuietly(old);
             return;
@@ -351,7 +352,7 @@ final class VringLifecycle {
             ring.stop();
             // spec: after GET_VRING_BASE the ring writes nothing more, so its last writes are marked now
             ring.queue.setLog(null);
-            next[0] = ring.queue.nextAvail() & 0xffff;
+            next[0] = ring.queue.vringBase();
         }, failed -> {
             q.ring = null;
             q.base = next[0];

@@ -31,7 +31,7 @@ import org.slf4j.LoggerFactory;
  * {@link #setEnabled}, {@link #isEnabled}, {@link #isBroken} and {@link #brokenReason} runs on the
  * queue's worker thread.
  */
-public final class SplitQueue implements Virtqueue {
+public final class SplitQueue implements HostQueue {
 
     private static final Logger LOG = LoggerFactory.getLogger(SplitQueue.class);
 

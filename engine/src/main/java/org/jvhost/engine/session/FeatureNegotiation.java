@@ -21,12 +21,13 @@ final class FeatureNegotiation {
     }
 
     /**
-     * GET_FEATURES: the device's features plus what the transport provides, VHOST_F_LOG_ALL included:
+     * GET_FEATURES: the device's features plus what the transport provides (RING_PACKED unless the device
+     * opts out), VHOST_F_LOG_ALL included:
      * the host logs every write into used chains, so no device has to know about migration.
      */
     long offered() {
         return device.features() | VirtioFeatures.HOST_TRANSPORT | VirtioFeatures.VHOST_USER_PROTOCOL_FEATURES
-                | DirtyLogging.LOG_ALL;
+                | DirtyLogging.LOG_ALL | (device.packedRing() ? VirtioFeatures.RING_PACKED : 0);
     }
 
     /**

@@ -21,7 +21,9 @@ import org.jvhost.engine.transport.Message;
 import org.jvhost.engine.virtq.CallNotifier;
 import org.jvhost.engine.virtq.RingLog;
 import org.jvhost.engine.virtq.HostQueue;
+import org.jvhost.engine.virtq.PackedQueue;
 import org.jvhost.engine.virtq.SplitQueue;
+import org.jvhost.spi.VirtioFeatures;
 
 /**
  * The rings of one connection (spec "Ring states"): the passive {@link QueueConfig} of each, filled by
@@ -59,6 +61,11 @@ final class VringLifecycle {
     /** The negotiated virtio features rings start with (SET_FEATURES). */
     void setFeatures(long features) {
         this.features = features;
+    }
+
+    /** Whether the rings are packed (VIRTIO_F_RING_PACKED negotiated). */
+    private boolean packed() {
+        return VirtioFeatures.has(features, VirtioFeatures.RING_PACKED);
     }
 
     /** The first started ring, or null if none is. */
@@ -133,6 +140,11 @@ final class VringLifecycle {
     void setBase(ByteBuffer p) throws ProtocolException {
         QueueConfig q = stoppedRing(FrontendRequest.SET_VRING_BASE, VringStateLayout.index(p));
         int base = VringStateLayout.num(p);
+        if (packed()) {
+            // packed: avail and used positions with their wrap counters, 16 bits each (PackedQueue checks them)
+            q.base = base;
+            return;
+        }
         if (base < 0 || base > 0xffff) {
             throw ProtocolException.failed("SET_VRING_BASE: queue " + q.index + " base "
                     + Integer.toUnsignedString(base) + " exceeds the split ring's 16-bit index");
@@ -296,12 +308,15 @@ final class VringLifecycle {
         if (q.num == 0 || !q.addrSet) {
             throw ProtocolException.failed(what + (q.num == 0 ? "no SET_VRING_NUM" : "no SET_VRING_ADDR") + " yet");
         }
+        boolean packed = packed();
         long desc = translate(mem, q, "descriptor table", q.descUser, 16L * q.num);
-        long avail = translate(mem, q, "avail ring", q.availUser, 6L + 2L * q.num);
-        long used = translate(mem, q, "used ring", q.usedUser, 6L + 8L * q.num);
-        SplitQueue queue;
+        // packed: the avail and used addresses name the driver and device event suppression areas
+        long avail = translate(mem, q, packed ? "driver area" : "avail ring", q.availUser, packed ? 4 : 6L + 2L * q.num);
+        long used = translate(mem, q, packed ? "device area" : "used ring", q.usedUser, packed ? 4 : 6L + 8L * q.num);
+        HostQueue queue;
         try {
-            queue = new SplitQueue(q.index, q.num, desc, avail, used, features, mem, q.base, notifier(q));
+            queue = packed ? new PackedQueue(q.index, q.num, desc, avail, used, features, mem, q.base, notifier(q))
+                    : new SplitQueue(q.index, q.num, desc, avail, used, features, mem, q.base, notifier(q));
             if (mem.mayFault()) {
                 LinuxSys.raisePendingFault(); // the queue read its ring: a fault surfaces here, not later on the loop
             }

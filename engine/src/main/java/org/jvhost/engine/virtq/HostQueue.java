@@ -5,7 +5,7 @@ import org.jvhost.spi.Virtqueue;
 
 /**
  * What the host (not the device) does with a live virtqueue of either layout: the split ring
- * ({@link SplitQueue}) or the packed ring. The session's ring lifecycle, memory
+ * ({@link SplitQueue}) or the packed ring ({@link PackedQueue}). The session's ring lifecycle, memory
  * updates, dirty logging and the worker's polling use only this, so they need not know which layout
  * the driver negotiated (VIRTIO_F_RING_PACKED).
  *

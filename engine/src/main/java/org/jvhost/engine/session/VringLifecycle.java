@@ -24,6 +24,8 @@ import org.jvhost.engine.virtq.HostQueue;
 import org.jvhost.engine.virtq.PackedQueue;
 import org.jvhost.engine.virtq.SplitQueue;
 import org.jvhost.spi.VirtioFeatures;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The rings of one connection (spec "Ring states"): the passive {@link QueueConfig} of each, filled by
@@ -39,6 +41,7 @@ import org.jvhost.spi.VirtioFeatures;
 final class VringLifecycle {
     /** Split rings hold at most 32768 descriptors (virtio 1.2 section 2.7). */
     private static final int MAX_RING_SIZE = 32768;
+    private static final Logger LOG = LoggerFactory.getLogger(VringLifecycle.class);
 
     private final DeviceRuntime runtime;
     private final String name;
@@ -325,6 +328,10 @@ final class VringLifecycle {
         } catch (InternalError e) {
             throw ProtocolException.failed(what + "reading its ring faulted (the front-end's memory file shrank "
                     + "or vanished)", e);
+        }
+        if (packed) {
+            LOG.info("{}: queue {} starts as a packed ring of {} at vring base 0x{}", name, q.index, q.num,
+                    Integer.toHexString(q.base));
         }
         // spec: the back-end signals the error eventfd when the ring hits an error (a hostile descriptor)
         queue.setErrorNotifier(errorNotifier(q));

@@ -5,9 +5,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.charset.StandardCharsets;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.jvhost.spi.Completion;
 import java.util.concurrent.TimeUnit;
 import org.jvhost.spi.DescriptorChain;
 import org.jvhost.spi.VirtioFeatures;
@@ -63,6 +66,54 @@ class PackedQueueTest {
             assertEquals(msg, new String(driver.writtenBytes(e), StandardCharsets.US_ASCII));
             assertFalse(q.pop(c));
         }
+        assertFalse(q.isBroken());
+    }
+
+    /**
+     * {@link org.jvhost.spi.Virtqueue#defer} on a packed ring: chains completed on another thread become
+     * used descriptors at the next drain, in arrival order, each skipping the ring entries its buffer
+     * took; an id still deferred cannot be reused by the driver, and after closeDeferred a late
+     * completion writes nothing.
+     */
+    @Test
+    void deferredChainsCompleteFromAnotherThreadAndPublishOnDrain() throws Exception {
+        PackedQueue q = driver.deviceQueue(FEATURES, calls);
+        AtomicInteger wakes = new AtomicInteger();
+        q.setCompletionWake(wakes::incrementAndGet);
+        int a = driver.addChain(new byte[][] {bytes("a"), bytes("aa")}, new int[] {4}); // 3 ring entries
+        int b = driver.addChain(new byte[][] {bytes("b")}, new int[] {4});
+        DescriptorChain c = q.newChain();
+        assertTrue(q.pop(c));
+        Completion first = q.defer(c);
+        c.write(0, bytes("AAAA"), 0, 4); // the device writes before completing
+        assertTrue(q.pop(c), "the chain object is free for the next pop");
+        Completion second = q.defer(c);
+        assertThrows(IllegalArgumentException.class, () -> q.unpop(1), "a deferred chain cannot be unpopped");
+        assertEquals(2, q.deferredCount());
+        Thread t = new Thread(() -> {
+            second.complete(1);
+            first.complete(4);
+        });
+        t.start();
+        t.join();
+        assertEquals(1, wakes.get(), "one wake per batch");
+        assertNull(driver.pollUsed(), "nothing is published before the worker drains");
+        assertEquals(2, q.drainCompletions());
+        assertEquals(0, q.deferredCount());
+        assertEquals(new MockSplitQueue.UsedElement(b, 1), driver.pollUsed(), "arrival order, not pop order");
+        MockSplitQueue.UsedElement e = driver.pollUsed();
+        assertEquals(new MockSplitQueue.UsedElement(a, 4), e);
+        assertEquals("AAAA", new String(driver.writtenBytes(e), StandardCharsets.US_ASCII));
+        assertEquals(5, q.nextUsed(), "used position moved past both buffers' ring entries (3 + 2)");
+        assertEquals(1, calls.count(), "one signal for the batch");
+
+        driver.addChain(new byte[][] {bytes("c")}, new int[] {4});
+        assertTrue(q.pop(c));
+        Completion late = q.defer(c);
+        assertEquals(1, q.closeDeferred(), "the ring stopped with one chain outstanding");
+        late.complete(4);
+        assertEquals(0, q.drainCompletions());
+        assertNull(driver.pollUsed(), "a completion after the stop writes nothing");
         assertFalse(q.isBroken());
     }
 

@@ -178,9 +178,32 @@ public final class PackedQueue implements HostQueue {
             throw new IllegalArgumentException(String.format("queue %d: vring base 0x%x names a position past "
                     + "the ring of %d descriptors", index, base, size));
         }
+        if (!PackedDescriptorLayout.isAvailable(flagsAt(availPos), availWrap)) {
+            resyncIfStale(base);
+        }
         signalledPos = usedPos;
         signalledWrap = usedWrap;
         resetScan();
+    }
+
+    /**
+     * No buffer waits at the base's position: the base may be one the front-end could not update, as
+     * QEMU's after a back-end vanished (see {@link PackedRingScan}). If the descriptor flags name one
+     * position that differs, the ring resumes there, with a log line; otherwise the base stands.
+     */
+    private void resyncIfStale(int base) {
+        int found = PackedRingScan.resumePoint(desc, size);
+        int given = (availPos | (availWrap ? 0x8000 : 0)) | (usedPos | (usedWrap ? 0x8000 : 0)) << 16;
+        if (found == -1 || found == given) {
+            return;
+        }
+        LOG.warn("queue {}: vring base 0x{} does not match the ring (a front-end that lost its back-end "
+                + "cannot know where it stopped); resuming at 0x{}, where the descriptor flags say the device "
+                + "stands", index, Integer.toHexString(base), Integer.toHexString(found));
+        availPos = found & 0x7fff;
+        availWrap = (found & 0x8000) != 0;
+        usedPos = availPos;
+        usedWrap = availWrap;
     }
 
     /** Points the ring buffers into {@code newMemory}; null on success, else what is wrong. */

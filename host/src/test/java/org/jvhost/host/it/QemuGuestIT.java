@@ -109,10 +109,20 @@ class QemuGuestIT {
      */
     @Test
     void guestTrafficResumesAfterBackendRestart() {
+        trafficResumesAfterBackendRestart("");
+    }
+
+    /** The same over packed rings ({@code packed=on}, issue 15): the new back-end starts them packed again. */
+    @Test
+    void guestTrafficResumesAfterBackendRestartOnPackedRings() {
+        trafficResumesAfterBackendRestart(",packed=on");
+    }
+
+    private void trafficResumesAfterBackendRestart(String nicExtra) {
         Path sock = scope.sockets().resolve("vhost.sock");
         back = scope.track(backend.start(backend.name() + "-1", sock, 1, Backend.Role.LISTEN, scope.logs()));
         guest = scope.track(QemuGuest.start("qemu", sock, 1, false, "jvtest.mode=periodic jvtest.interval=0.5",
-                scope.logs()));
+                scope.logs(), nicExtra));
 
         long before = guest.nextRxPackets(0, QemuGuest.BOOT_TIMEOUT, back);
         long flowing = guest.awaitRxAbove(before + 3, Duration.ofSeconds(30), back);
@@ -127,9 +137,15 @@ class QemuGuestIT {
 
         back.close();
         back = scope.track(backend.start(backend.name() + "-2", sock, 1, Backend.Role.LISTEN, scope.logs()));
+        int mark = back.mark();
         long resumed = guest.awaitRxAbove(stalledTo + 3, Duration.ofSeconds(60), back);
         assertTrue(guest.process().isAlive(), "QEMU exited after the back-end restart" + guest.process().tail());
         assertTrue(resumed > stalledTo);
+        if (!nicExtra.isEmpty() && backend instanceof JvhostBackend) {
+            String log = back.outputSince(mark);
+            assertTrue(log.contains("queue 0 starts as a packed ring") && log.contains("queue 1 starts as a packed ring"),
+                    "the new back-end did not start both rings packed" + back.tail());
+        }
     }
 
     /** Asserts the burst-mode verdict and a clean QEMU exit; returns the verdict line. */

@@ -235,6 +235,58 @@ class PackedQueueTest {
         assertEquals(5, q.nextAvail());
     }
 
+    /** Serves {@code n} one-entry buffers on {@code q} and lets the driver see them used. */
+    private void serveOneEntryBuffers(PackedQueue q, int n) {
+        DescriptorChain c = q.newChain();
+        for (int i = 0; i < n; i++) {
+            driver.addChain(new byte[][] {bytes("x")}, new int[] {});
+            assertTrue(q.pop(c));
+            q.addUsed(c, 0);
+            q.publishUsed();
+            assertNotNull(driver.pollUsed());
+        }
+    }
+
+    /**
+     * QEMU restarts a packed ring whose back-end vanished at a stale base (its last GET_VRING_BASE, or
+     * 0x80008000): the queue finds its position from the descriptor flags, with buffers waiting (an RX
+     * ring) and without (an idle TX ring), across a wrap.
+     */
+    @Test
+    void aStaleBaseResumesWhereTheFlagsSayTheDeviceStands() {
+        PackedQueue q = driver.deviceQueue(FEATURES, calls);
+        serveOneEntryBuffers(q, SIZE + 3); // one wrap, then position 3 with wrap counter 0
+        int stale = 0x8000 | 0x8000 << 16;
+        PackedQueue idle = driver.deviceQueue(0, FEATURES, stale, calls);
+        assertEquals(3 | 3 << 16, idle.vringBase(), "nothing available: position and counter of the last used entry");
+        int a = driver.addChain(new byte[][] {bytes("a")}, new int[] {});
+        int b = driver.addChain(new byte[][] {bytes("b")}, new int[] {});
+        PackedQueue busy = driver.deviceQueue(0, FEATURES, stale, calls);
+        assertEquals(3 | 3 << 16, busy.vringBase(), "buffers waiting: the first of them");
+        DescriptorChain c = busy.newChain();
+        assertTrue(busy.pop(c));
+        assertEquals(a, c.head());
+        assertTrue(busy.pop(c));
+        assertEquals(b, c.head());
+        assertFalse(busy.isBroken());
+    }
+
+    /** Chained buffers leave flags that name no single position: the front-end's base stands. */
+    @Test
+    void flagsThatNameNoPositionLeaveTheBaseAlone() {
+        PackedQueue q = driver.deviceQueue(FEATURES, calls);
+        DescriptorChain c = q.newChain();
+        for (int i = 0; i < 3; i++) {
+            driver.addChain(new byte[][] {bytes("x"), bytes("y")}, new int[] {}); // 2 entries, 1 used written
+            assertTrue(q.pop(c));
+            q.addUsed(c, 0);
+            q.publishUsed();
+            assertNotNull(driver.pollUsed());
+        }
+        PackedQueue again = driver.deviceQueue(0, FEATURES, 0x8000 | 0x8000 << 16, calls);
+        assertEquals(0x8000 | 0x8000 << 16, again.vringBase());
+    }
+
     @Test
     void vringBaseCarriesBothWrapCountersAndRestarts() {
         PackedQueue q = driver.deviceQueue(FEATURES, calls);

@@ -7,7 +7,8 @@
 # with the front-end on CPU 0. Rate = frames received back by the front-end per second (Mpps),
 # from `show port stats all` before and after a timed interval, after a 1 s warm-up.
 #
-# Usage: scripts/bench-loopback.sh [-r ROUNDS] [-d SECONDS] [-s "64 1500"] [--skip-jvhost] [--jar PATH] [-o DEVICE-OPTIONS]
+# Usage: scripts/bench-loopback.sh [-r ROUNDS] [-d SECONDS] [-s "64 1500"] [--skip-jvhost] [--jar PATH] [-o DEVICE-OPTIONS] [--packed]
+# (--packed: virtio_user asks for packed rings, packed_vq=1, against both back-ends.)
 # Prints one line per run, then per size the medians and the jvhost/dpdk ratio. Needs root for DPDK.
 # JVHOST_JAVA_OPTS (environment): extra JVM options for jvhost, e.g. a profiler agent; JVHOST_SERVE_OPTS:
 # extra `serve` options, e.g. --poll-us 1000; BENCH_NICE: the nice value of all peers (scripts/lib/testpmd.sh).

@@ -16,10 +16,11 @@ ON_BE=(nice -n "$BENCH_NICE" taskset -c "$BE_CPU")
 
 bench_fail() { echo "$BENCH: $*" >&2; exit 1; }
 
-# bench_options ARGS...: sets rounds seconds sizes skip_jvhost jar devopts backends; -h prints the script's
-# header comment. devopts is "" or ",OPTIONS" (-o OPTIONS: more options for jvhost's device).
+# bench_options ARGS...: sets rounds seconds sizes skip_jvhost jar devopts fevdev backends; -h prints the
+# script's header comment. devopts is "" or ",OPTIONS" (-o OPTIONS: more options for jvhost's device);
+# fevdev is "" or ",packed_vq=1" (--packed: the front-end asks for packed rings, which both back-ends serve).
 bench_options() {
-  rounds=5 seconds=5 sizes="64 1500" skip_jvhost=0 jar=host/target/jvhost.jar devopts=""
+  rounds=5 seconds=5 sizes="64 1500" skip_jvhost=0 jar=host/target/jvhost.jar devopts="" fevdev=""
   while [[ $# -gt 0 ]]; do
     case "$1" in
       -r) rounds=$2; shift 2 ;;
@@ -28,6 +29,7 @@ bench_options() {
       --skip-jvhost) skip_jvhost=1; shift ;;
       --jar) jar=$2; shift 2 ;;
       -o) devopts=",$2"; shift 2 ;;
+      --packed) fevdev=",packed_vq=1"; shift ;;
       -h|--help) sed -n '2,/^[^#]/p' "$0" | sed '$d'; exit 0 ;;
       *) echo "$BENCH: unknown argument $1" >&2; exit 2 ;;
     esac
@@ -69,7 +71,7 @@ fe_start() {
   local sock=$1 dir=$2 log=$3 mode=$4
   mkfifo "$dir/fe.in"
   "${ON_FE[@]}" stdbuf -oL dpdk-testpmd --lcores "0@$FE_CPU,1@$FE_CPU" --no-pci --no-huge -m 256 \
-    --file-prefix "jvbench-fe-$$" --vdev "virtio_user0,path=$sock,queues=1,queue_size=256" -- \
+    --file-prefix "jvbench-fe-$$" --vdev "virtio_user0,path=$sock,queues=1,queue_size=256$fevdev" -- \
     -i --port-topology=loop --forward-mode="$mode" --burst=32 --total-num-mbufs=16384 < "$dir/fe.in" > "$log" 2>&1 &
   fe_pid=$!
   pids+=("$fe_pid")

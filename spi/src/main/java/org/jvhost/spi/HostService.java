@@ -21,8 +21,9 @@ public enum HostService {
      * the front-end keeps across a restart of the host. After a restart, the requests that were in flight
      * are handed to the device again, in the order the device first took them and before any new one.
      * For devices whose requests may be repeated (a disk's reads and writes), so that a restart of
-     * the host neither loses nor drops a request the driver is waiting for. Split rings only; a device
-     * that asks must not {@linkplain Virtqueue#unpop unpop} (the host refuses it on such a queue).
+     * the host neither loses nor drops a request the driver is waiting for. Split rings only: a device
+     * that asks is not offered VIRTIO_F_RING_PACKED (whatever {@link VhostUserDevice#packedRing()} says).
+     * A device that asks must not {@linkplain Virtqueue#unpop unpop} (the host refuses it on such a queue).
      *
      * @since SPI 1.4
      */

@@ -60,6 +60,18 @@ public interface VhostUserDevice {
     long features();
 
     /**
+     * Whether the host may offer VIRTIO_F_RING_PACKED (bit 34) for this device. The packed ring is
+     * served behind the same {@link Virtqueue} and {@link DescriptorChain} ({@link Virtqueue#defer}
+     * included), so a device needs no code for it; one that must keep split rings returns false. A
+     * device that asks for {@link HostService#INFLIGHT_TRACKING} gets split rings whatever it answers.
+     *
+     * @since SPI 1.4
+     */
+    default boolean packedRing() {
+        return true;
+    }
+
+    /**
      * The front-end acknowledged these features (device-specific and transport bits). Called before any
      * queue starts, and again if the front-end renegotiates after a reset.
      */

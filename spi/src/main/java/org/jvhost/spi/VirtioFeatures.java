@@ -16,7 +16,7 @@ public final class VirtioFeatures {
     public static final long VERSION_1 = 1L << 32;
     /** VIRTIO_F_ACCESS_PLATFORM (bit 33). Not offered by jvhost (no IOTLB). */
     public static final long ACCESS_PLATFORM = 1L << 33;
-    /** VIRTIO_F_RING_PACKED (bit 34). Not offered by jvhost. */
+    /** VIRTIO_F_RING_PACKED (bit 34): offered for every device that does not opt out (VhostUserDevice#packedRing). */
     public static final long RING_PACKED = 1L << 34;
 
     /** The transport features the jvhost host implements and adds to every device's offer. */

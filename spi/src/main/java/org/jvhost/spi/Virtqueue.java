@@ -1,7 +1,8 @@
 package org.jvhost.spi;
 
 /**
- * A live split virtqueue, seen from the device side. Handed to a device by
+ * A live virtqueue, seen from the device side: a split ring, or a packed ring if the front-end
+ * negotiated VIRTIO_F_RING_PACKED (see {@link VhostUserDevice#packedRing()}); the contract is the same. Handed to a device by
  * {@link VhostUserDevice#startQueue} and used only on the queue group's worker thread, except for the
  * {@link Completion} handles of {@link #defer}, which any thread may complete.
  *
@@ -122,7 +123,10 @@ public interface Virtqueue {
     /** Why the queue is broken, naming the index or address; null while it is not. */
     String brokenReason();
 
-    /** The next avail index the device will pop (what GET_VRING_BASE reports). */
+    /**
+     * The next avail index the device will pop, free-running modulo 2^16 (a split ring's
+     * GET_VRING_BASE value; on a packed ring it counts ring descriptors taken).
+     */
     int nextAvail();
 
     /** The used index the device will publish next. */

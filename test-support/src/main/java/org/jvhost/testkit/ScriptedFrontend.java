@@ -23,6 +23,7 @@ import org.jvhost.engine.protocol.U64Layout;
 import org.jvhost.engine.protocol.VringAddrLayout;
 import org.jvhost.engine.protocol.VringStateLayout;
 import org.jvhost.engine.sys.LinuxSys;
+import org.jvhost.spi.VirtioFeatures;
 import org.newsclub.net.unix.AFUNIXServerSocket;
 import org.newsclub.net.unix.AFUNIXSocket;
 import org.newsclub.net.unix.AFUNIXSocketAddress;
@@ -118,6 +119,8 @@ public final class ScriptedFrontend implements AutoCloseable {
     private final Map<Integer, Integer> errFds = new HashMap<>();
     private final List<Integer> ownedFds = new ArrayList<>();
     private boolean replyAck;
+    /** Whether the test drives packed rings: only then does {@link #getFeatures()} keep RING_PACKED. */
+    private boolean packedRings;
 
     private ScriptedFrontend(AFUNIXSocket socket) throws IOException {
         this.socket = socket;
@@ -242,8 +245,28 @@ public final class ScriptedFrontend implements AutoCloseable {
 
     // ---- the usual requests ---------------------------------------------------------------------
 
+    /**
+     * GET_FEATURES as a driver uses the answer: the back-end's offer minus what this front-end does not
+     * implement, which is what {@code setFeatures(getFeatures())} then acks. The rings a test lays out
+     * are split rings, so VIRTIO_F_RING_PACKED is removed unless the test asked for packed rings
+     * ({@link #usePackedRings}). {@link #getOfferedFeatures()} gives the offer as it is.
+     */
     public long getFeatures() throws IOException {
+        return getOfferedFeatures() & (packedRings ? ~0L : ~VirtioFeatures.RING_PACKED);
+    }
+
+    /** GET_FEATURES: the back-end's offer, every bit of it. */
+    public long getOfferedFeatures() throws IOException {
         return get(FrontendRequest.GET_FEATURES, null);
+    }
+
+    /**
+     * Whether the test lays out packed rings (virtio 1.2 section 2.8, e.g. with {@link MockPackedQueue}):
+     * then {@link #getFeatures()} keeps VIRTIO_F_RING_PACKED if the back-end offers it. Off by default.
+     */
+    public ScriptedFrontend usePackedRings(boolean on) {
+        packedRings = on;
+        return this;
     }
 
     public void setFeatures(long features) throws IOException {

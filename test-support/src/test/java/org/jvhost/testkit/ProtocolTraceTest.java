@@ -76,7 +76,7 @@ class ProtocolTraceTest {
         assertTrue(lines.get(0).matches("\\{\"time\":\"[^\"]+\",\"conn\":1,\"dir\":\"in\",\"request\":\"SET_OWNER\","
                 + "\"flags\":\\[\"VERSION_1\"\\],\"size\":0,\"fds\":0,\"payload\":\\{\\}}"), lines.get(0));
         assertContains(lines, "\"dir\":\"out\",\"request\":\"GET_FEATURES\"", "\"features\":[\"NET_F_MAC\",\"LOG_ALL\","
-                + "\"RING_INDIRECT_DESC\",\"RING_EVENT_IDX\",\"VHOST_USER_PROTOCOL_FEATURES\",\"VERSION_1\"]");
+                + "\"RING_INDIRECT_DESC\",\"RING_EVENT_IDX\",\"VHOST_USER_PROTOCOL_FEATURES\",\"VERSION_1\",\"RING_PACKED\"]");
         assertContains(lines, "\"dir\":\"in\",\"request\":\"SET_PROTOCOL_FEATURES\"", "\"features\":[\"MQ\",\"REPLY_ACK\"]");
         assertContains(lines, "\"request\":\"SET_MEM_TABLE\",\"flags\":[\"VERSION_1\",\"NEED_REPLY\"]", "\"fds\":1",
                 "\"regions\":[{\"guest_phys_addr\":\"0x0\",\"memory_size\":\"0x100000\",\"userspace_addr\":\"0x"
@@ -105,7 +105,7 @@ class ProtocolTraceTest {
         assertTrue(lines.get(0).matches("\\S+ conn=1 <- GET_FEATURES flags=\\[VERSION_1\\] size=0 fds=0 payload=\\{\\}"),
                 lines.get(0));
         assertTrue(lines.get(3).endsWith(" conn=1 -> GET_FEATURES flags=[VERSION_1,REPLY] size=8 payload={features="
-                + "[NET_F_MAC,LOG_ALL,RING_INDIRECT_DESC,RING_EVENT_IDX,VHOST_USER_PROTOCOL_FEATURES,VERSION_1]}"), lines.get(3));
+                + "[NET_F_MAC,LOG_ALL,RING_INDIRECT_DESC,RING_EVENT_IDX,VHOST_USER_PROTOCOL_FEATURES,VERSION_1,RING_PACKED]}"), lines.get(3));
         assertTrue(lines.get(4).endsWith(" conn=1 -- DISCONNECT reason=connection closed"), lines.get(4));
         assertFalse(String.join("\n", lines).contains("GET_PROTOCOL_FEATURES"), "switched off: not traced");
     }

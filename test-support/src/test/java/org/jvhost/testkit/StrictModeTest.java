@@ -72,7 +72,7 @@ class StrictModeTest {
         try (ScriptedFrontend fe = ScriptedFrontend.connect(socket)) {
             long offered = negotiate(fe);
 
-            assertThrows(ScriptedFrontend.RefusedException.class, () -> fe.setFeatures(offered | VirtioFeatures.RING_PACKED));
+            assertThrows(ScriptedFrontend.RefusedException.class, () -> fe.setFeatures(offered | VirtioFeatures.ACCESS_PLATFORM));
             expect(expected, SpecRule.FEATURES_NOT_OFFERED);
 
             assertThrows(ScriptedFrontend.RefusedException.class,

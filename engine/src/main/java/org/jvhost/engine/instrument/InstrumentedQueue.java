@@ -1,6 +1,6 @@
 package org.jvhost.engine.instrument;
 
-import org.jvhost.engine.virtq.SplitQueue;
+import org.jvhost.engine.virtq.HostQueue;
 import org.jvhost.spi.Completion;
 import org.jvhost.spi.DescriptorChain;
 import org.jvhost.spi.GuestMemory;
@@ -8,13 +8,13 @@ import org.jvhost.spi.Virtqueue;
 
 /**
  * The queue a device is handed while strict mode or a data-path fault is on for its connection
- * ({@link SessionTap#queueView}): every call goes to the ring's {@link SplitQueue}, and around it the
- * driver is checked ({@link RingChecks}) and the planned faults are injected ({@link DataPathFaults}).
- * Without either the device gets the SplitQueue itself, so an uninstrumented data path costs nothing.
- * Worker only, like the queue.
+ * ({@link SessionTap#queueView}): every call goes to the ring's queue, and around it the driver is
+ * checked ({@link RingChecks}, split rings only) and the planned faults are injected
+ * ({@link DataPathFaults}, either layout). Without either the device gets the queue itself, so an
+ * uninstrumented data path costs nothing. Worker only, like the queue.
  */
 public final class InstrumentedQueue implements Virtqueue {
-    private final SplitQueue queue;
+    private final HostQueue queue;
     private final int index;
     private final boolean transmit;
     /** Null while strict mode is off. */
@@ -24,7 +24,7 @@ public final class InstrumentedQueue implements Virtqueue {
     /** Posts a kick of this ring to its worker; called when a stall ends. */
     private final Runnable rekick;
 
-    InstrumentedQueue(SplitQueue queue, boolean transmit, RingChecks checks, DataPathFaults faults, Runnable rekick) {
+    InstrumentedQueue(HostQueue queue, boolean transmit, RingChecks checks, DataPathFaults faults, Runnable rekick) {
         this.queue = queue;
         this.index = queue.index();
         this.transmit = transmit;

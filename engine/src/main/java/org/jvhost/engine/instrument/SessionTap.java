@@ -10,6 +10,7 @@ import org.jvhost.engine.protocol.FrontendRequest;
 import org.jvhost.engine.protocol.MessageHeader;
 import org.jvhost.engine.protocol.ProtocolException;
 import org.jvhost.engine.transport.Message;
+import org.jvhost.engine.virtq.HostQueue;
 import org.jvhost.engine.virtq.SplitQueue;
 import org.jvhost.spi.Virtqueue;
 import org.slf4j.Logger;
@@ -56,18 +57,20 @@ public final class SessionTap {
 
     /**
      * The queue to hand the device for a started ring: {@code queue} itself, or while strict mode or a
-     * data-path fault is on, an {@link InstrumentedQueue} around it. Worker of the ring.
+     * data-path fault is on, an {@link InstrumentedQueue} around it. Worker of the ring. Strict mode's
+     * ring checks ({@link RingChecks}) read split-ring state, so a packed ring is not checked: under
+     * strict mode alone it is handed over bare, and data-path faults apply to both layouts.
      *
      * @param transmit whether the device calls it a transmit queue
      * @param rekick   posts a kick of the ring to its worker (when a stall ends)
      */
-    public Virtqueue queueView(SplitQueue queue, boolean transmit, Runnable rekick) {
-        boolean strict = instrument.strict();
-        if (!strict && dataFaults == null) {
+    public Virtqueue queueView(HostQueue queue, boolean transmit, Runnable rekick) {
+        boolean checked = instrument.strict() && queue instanceof SplitQueue;
+        if (!checked && dataFaults == null) {
             return queue;
         }
         int index = queue.index();
-        RingChecks checks = !strict ? null : new RingChecks(queue, transmit, new RingChecks.Reporter() {
+        RingChecks checks = !checked ? null : new RingChecks((SplitQueue) queue, transmit, new RingChecks.Reporter() {
             @Override
             public void report(SpecRule rule, String detail) {
                 if (ringReports.add(index << 8 | rule.ordinal())) {

@@ -17,12 +17,26 @@ final class FeatureNegotiation {
     private final VhostUserDevice device;
     /** What the device asked for ({@link VhostUserDevice#hostServices()}), once per connection. */
     private final Set<HostService> services;
+    /** Whether RING_PACKED is offered: the device did not opt out, and asked for no split-only service. */
+    private final boolean packed;
     private long acked;
     private long protocol;
 
     FeatureNegotiation(VhostUserDevice device) {
         this.device = device;
         this.services = servicesOf(device);
+        this.packed = !services.contains(HostService.INFLIGHT_TRACKING) && packedOf(device);
+    }
+
+    /** The device's {@link VhostUserDevice#packedRing()}; split rings if it fails. */
+    private static boolean packedOf(VhostUserDevice device) {
+        try {
+            return device.packedRing();
+        } catch (RuntimeException e) {
+            org.slf4j.LoggerFactory.getLogger(FeatureNegotiation.class).error(
+                    "the device's packedRing() failed; it is offered split rings only", e);
+            return false;
+        }
     }
 
     /** The device's answer; none if it fails (a broken plugin is served as one that asks for nothing). */
@@ -38,11 +52,13 @@ final class FeatureNegotiation {
 
     /**
      * GET_FEATURES: the device's features plus what the transport provides, VHOST_F_LOG_ALL included:
-     * the host logs every write into used chains, so no device has to know about migration.
+     * the host logs every write into used chains, so no device has to know about migration. RING_PACKED
+     * too, unless the device opts out ({@link VhostUserDevice#packedRing()}) or asked for
+     * {@link HostService#INFLIGHT_TRACKING}, which jvhost keeps for split rings only.
      */
     long offered() {
         return device.features() | VirtioFeatures.HOST_TRANSPORT | VirtioFeatures.VHOST_USER_PROTOCOL_FEATURES
-                | DirtyLogging.LOG_ALL;
+                | DirtyLogging.LOG_ALL | (packed ? VirtioFeatures.RING_PACKED : 0);
     }
 
     /**

@@ -10,7 +10,7 @@ import org.jvhost.engine.instrument.InstrumentedQueue;
 import org.jvhost.engine.instrument.SessionTap;
 import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.engine.sys.NativeException;
-import org.jvhost.engine.virtq.SplitQueue;
+import org.jvhost.engine.virtq.HostQueue;
 import org.jvhost.spi.DescriptorChain;
 import org.jvhost.spi.Virtqueue;
 import org.slf4j.Logger;
@@ -21,7 +21,7 @@ import org.slf4j.LoggerFactory;
  * worker, which is what lets the device use the queue without locks.
  *
  * <p>Polling: a kick that made the device pop buffers puts the ring into host polling
- * ({@link SplitQueue#setHostPolling}: the driver stops kicking) and into its worker's polled set. The
+ * ({@link HostQueue#setHostPolling}: the driver stops kicking) and into its worker's polled set. The
  * worker then delivers a kick to the device whenever avail->idx moved since the last one it delivered,
  * exactly when a driver would have kicked, until the ring is idle for the polling time. A ring that
  * is disabled or stopped leaves the polled set first.
@@ -54,7 +54,7 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
     static final long QUIET_TIMEOUT_MS = 5000;
 
     final int index;
-    final SplitQueue queue;
+    final HostQueue queue;
     final Worker worker;
     private final DeviceRuntime runtime;
     /** Gives the queue as the device sees it: itself, or instrumented (strict mode, data-path faults). */
@@ -86,7 +86,7 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
     /** Publishes deferred completions, posted by the first completion of a batch (any thread). */
     private final Runnable drainCommand = this::drainCompletions;
 
-    Ring(int index, SplitQueue queue, Worker worker, DeviceRuntime runtime, int kickFd, SessionTap tap) {
+    Ring(int index, HostQueue queue, Worker worker, DeviceRuntime runtime, int kickFd, SessionTap tap) {
         this.index = index;
         this.tap = tap;
         this.queue = queue;

@@ -22,7 +22,12 @@ import org.jvhost.engine.transport.Message;
 import org.jvhost.engine.virtq.CallNotifier;
 import org.jvhost.engine.virtq.InflightRing;
 import org.jvhost.engine.virtq.RingLog;
+import org.jvhost.engine.virtq.HostQueue;
+import org.jvhost.engine.virtq.PackedQueue;
 import org.jvhost.engine.virtq.SplitQueue;
+import org.jvhost.spi.VirtioFeatures;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The rings of one connection (spec "Ring states"): the passive {@link QueueConfig} of each, filled by
@@ -36,9 +41,9 @@ import org.jvhost.engine.virtq.SplitQueue;
  * it. Control thread only.
  */
 final class VringLifecycle {
-    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(VringLifecycle.class);
     /** Split rings hold at most 32768 descriptors (virtio 1.2 section 2.7). */
     private static final int MAX_RING_SIZE = 32768;
+    private static final Logger LOG = LoggerFactory.getLogger(VringLifecycle.class);
 
     private final DeviceRuntime runtime;
     private final String name;
@@ -107,11 +112,16 @@ final class VringLifecycle {
                 try {
                     start(q, plan);
                 } catch (ProtocolException e) {
-                    org.slf4j.LoggerFactory.getLogger(VringLifecycle.class).error(
-                            "{}: queue {} does not restart after the abandoned upgrade: {}", name, q.index, e.getMessage());
+                    LOG.error("{}: queue {} does not restart after the abandoned upgrade: {}", name, q.index,
+                            e.getMessage());
                 }
             }
         }
+    }
+
+    /** Whether the rings are packed (VIRTIO_F_RING_PACKED negotiated). */
+    private boolean packed() {
+        return VirtioFeatures.has(features, VirtioFeatures.RING_PACKED);
     }
 
     /** The first started ring, or null if none is. */
@@ -186,6 +196,11 @@ final class VringLifecycle {
     void setBase(ByteBuffer p) throws ProtocolException {
         QueueConfig q = stoppedRing(FrontendRequest.SET_VRING_BASE, VringStateLayout.index(p));
         int base = VringStateLayout.num(p);
+        if (packed()) {
+            // packed: avail and used positions with their wrap counters, 16 bits each (PackedQueue checks them)
+            q.base = base;
+            return;
+        }
         if (base < 0 || base > 0xffff) {
             throw ProtocolException.failed("SET_VRING_BASE: queue " + q.index + " base "
                     + Integer.toUnsignedString(base) + " exceeds the split ring's 16-bit index");
@@ -250,7 +265,7 @@ final class VringLifecycle {
         QueueConfig q = ring(FrontendRequest.SET_VRING_CALL, (int) (v & U64Layout.VRING_INDEX_MASK));
         int old = q.callFd;
         q.callFd = (v & U64Layout.VRING_NOFD_MASK) != 0 ? -1 : m.takeFd(0);
-        switchNotifier(q, old, "call", () -> notifier(q), SplitQueue::setNotifier, plan);
+        switchNotifier(q, old, "call", () -> notifier(q), HostQueue::setNotifier, plan);
     }
 
     void setErr(Message m, WorkerPlan plan) throws ProtocolException {
@@ -258,7 +273,7 @@ final class VringLifecycle {
         QueueConfig q = ring(FrontendRequest.SET_VRING_ERR, (int) (v & U64Layout.VRING_INDEX_MASK));
         int old = q.errFd;
         q.errFd = (v & U64Layout.VRING_NOFD_MASK) != 0 ? -1 : m.takeFd(0);
-        switchNotifier(q, old, "error", () -> errorNotifier(q), SplitQueue::setErrorNotifier, plan);
+        switchNotifier(q, old, "error", () -> errorNotifier(q), HostQueue::setErrorNotifier, plan);
     }
 
     /**
@@ -267,7 +282,7 @@ final class VringLifecycle {
      * ring just closes it.
      */
     private void switchNotifier(QueueConfig q, int old, String what, Supplier<CallNotifier> notifier,
-            BiConsumer<SplitQueue, CallNotifier> install, WorkerPlan plan) {
+            BiConsumer<HostQueue, CallNotifier> install, WorkerPlan plan) {
         if (!q.started()) {
             LinuxSys.closeQuietly(old);
             return;
@@ -349,15 +364,27 @@ final class VringLifecycle {
         if (q.num == 0 || !q.addrSet) {
             throw ProtocolException.failed(what + (q.num == 0 ? "no SET_VRING_NUM" : "no SET_VRING_ADDR") + " yet");
         }
+        boolean packed = packed();
         long desc = translate(mem, q, "descriptor table", q.descUser, 16L * q.num);
-        long avail = translate(mem, q, "avail ring", q.availUser, 6L + 2L * q.num);
-        long used = translate(mem, q, "used ring", q.usedUser, 6L + 8L * q.num);
+        // packed: the avail and used addresses name the driver and device event suppression areas
+        long avail = translate(mem, q, packed ? "driver area" : "avail ring", q.availUser, packed ? 4 : 6L + 2L * q.num);
+        long used = translate(mem, q, packed ? "device area" : "used ring", q.usedUser, packed ? 4 : 6L + 8L * q.num);
         InflightRing record = inflight == null ? null : inflight.ring(q.index, q.num, features);
-        SplitQueue queue;
+        if (packed && record != null) {
+            // a device asking for inflight tracking is never offered RING_PACKED (FeatureNegotiation)
+            throw ProtocolException.failed(what + "inflight tracking (SET_INFLIGHT_FD) is for split rings only, "
+                    + "and this ring is packed");
+        }
+        HostQueue queue;
         try {
-            queue = new SplitQueue(q.index, q.num, desc, avail, used, features, mem, q.base, notifier(q));
-            if (record != null) {
-                trackInflight(q, queue, record);
+            if (packed) {
+                queue = new PackedQueue(q.index, q.num, desc, avail, used, features, mem, q.base, notifier(q));
+            } else {
+                SplitQueue split = new SplitQueue(q.index, q.num, desc, avail, used, features, mem, q.base, notifier(q));
+                if (record != null) {
+                    trackInflight(q, split, record);
+                }
+                queue = split;
             }
             if (mem.mayFault()) {
                 LinuxSys.raisePendingFault(); // the queue read its ring: a fault surfaces here, not later on the loop
@@ -367,6 +394,10 @@ final class VringLifecycle {
         } catch (InternalError e) {
             throw ProtocolException.failed(what + "reading its ring faulted (the front-end's memory file shrank "
                     + "or vanished)", e);
+        }
+        if (packed) {
+            LOG.info("{}: queue {} starts as a packed ring of {} at vring base 0x{}", name, q.index, q.num,
+                    Integer.toHexString(q.base));
         }
         // spec: the back-end signals the error eventfd when the ring hits an error (a hostile descriptor)
         queue.setErrorNotifier(errorNotifier(q));
@@ -427,7 +458,7 @@ final class VringLifecycle {
                     ring.queue.closeDeferred();
                     // spec: after GET_VRING_BASE the ring writes nothing more, so its last writes are marked now
                     ring.queue.setLog(null);
-                    next[0] = ring.queue.nextAvail() & 0xffff;
+                    next[0] = ring.queue.vringBase();
                 } finally {
                     done.run();
                 }

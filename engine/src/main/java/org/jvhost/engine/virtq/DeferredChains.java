@@ -1,11 +1,14 @@
 package org.jvhost.engine.virtq;
 
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.Consumer;
 import org.jvhost.spi.Completion;
 
 /**
- * The chains of one {@link SplitQueue} that its device completes later, from any thread
- * ({@link org.jvhost.spi.Virtqueue#defer}).
+ * The chains of one queue ({@link SplitQueue} or {@link PackedQueue}) that its device completes later,
+ * from any thread ({@link org.jvhost.spi.Virtqueue#defer}). The queue supplies how one completed chain
+ * becomes a used element ({@code publish}) and how the batch is signalled ({@code signal}); the rest
+ * does not depend on the ring layout.
  *
  * <pre>
  *  worker                          any thread                         worker
@@ -26,7 +29,11 @@ import org.jvhost.spi.Completion;
  * into memory that is still the guest's, never into an address range mapped again for something else.
  */
 final class DeferredChains {
-    private final SplitQueue queue;
+    private final int queueIndex;
+    /** Writes one completed chain's used element (not yet visible). Worker only. */
+    private final Consumer<PendingChain> publish;
+    /** Publishes the used elements and notifies the driver if it wants it. Worker only. */
+    private final Runnable signal;
     /** The handle of each head, made on its first defer. Worker only. */
     private final PendingChain[] byHead;
     /** Completed handles, newest first: the Treiber stack the completing threads push onto. */
@@ -38,8 +45,10 @@ final class DeferredChains {
     /** Completions dropped because the queue was closed. Worker only. */
     private long dropped;
 
-    DeferredChains(SplitQueue queue, int size) {
-        this.queue = queue;
+    DeferredChains(int queueIndex, int size, Consumer<PendingChain> publish, Runnable signal) {
+        this.queueIndex = queueIndex;
+        this.publish = publish;
+        this.signal = signal;
         this.byHead = new PendingChain[size];
     }
 
@@ -51,7 +60,7 @@ final class DeferredChains {
     /** Makes a handle for popped chain {@code c}. Worker only. */
     Completion defer(SplitDescriptorChain c) {
         if (closed) {
-            throw new IllegalStateException("queue " + queue.index() + " is stopped; its chains cannot be deferred");
+            throw new IllegalStateException("queue " + queueIndex + " is stopped; its chains cannot be deferred");
         }
         int head = c.head();
         PendingChain p = byHead[head];
@@ -59,7 +68,7 @@ final class DeferredChains {
             p = new PendingChain(this, head);
             byHead[head] = p;
         } else if (p.state.get() != PendingChain.FREE) {
-            throw new IllegalStateException("queue " + queue.index() + ": chain " + head
+            throw new IllegalStateException("queue " + queueIndex + ": chain " + head
                     + " is already deferred and not yet completed");
         }
         p.take(c, queue.memory());
@@ -98,7 +107,7 @@ final class DeferredChains {
             if (closed) {
                 dropped++;
             } else {
-                queue.addUsedDeferred(p);
+                publish.accept(p);
                 published++;
             }
             p.state.set(PendingChain.FREE); // the driver reuses the head only after it saw it used
@@ -106,7 +115,7 @@ final class DeferredChains {
             p = next;
         }
         if (published > 0) {
-            queue.signalUsed();
+            signal.run();
         }
         return published;
     }

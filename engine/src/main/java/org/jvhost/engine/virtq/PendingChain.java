@@ -6,7 +6,7 @@ import org.jvhost.spi.GuestMemory;
 import org.jvhost.spi.Completion;
 
 /**
- * The handle of one deferred chain ({@link SplitQueue#defer}): its head, where its writable part lies in
+ * The handle of one deferred chain ({@link org.jvhost.spi.Virtqueue#defer}): its head, where its writable part lies in
  * guest memory (for the dirty log), and the result once a thread completes it. One per head, reused:
  * a head is deferred again only after the driver saw it used, which is after the worker published it.
  *
@@ -65,6 +65,16 @@ final class PendingChain implements Completion {
             this.memory.hold();
         }
         state.set(PENDING);
+    }
+
+    /** Marks in {@code log} the {@link #written} bytes of the writable part, as addUsed does. Worker only. */
+    void logWritten(RingLog log) {
+        int left = written;
+        for (int i = 0; left > 0 && i < writableSegments; i++) {
+            int n = Math.min(left, writableLen[i]);
+            log.written(writableGpa[i], n);
+            left -= n;
+        }
     }
 
     @Override

@@ -51,6 +51,11 @@ public final class RingLog {
         return beyondLog;
     }
 
+    /** Whether the ring's own writes are logged (VHOST_VRING_F_LOG was set for it). */
+    boolean ringLogged() {
+        return usedLogAddress != -1;
+    }
+
     /** Notes the device wrote the first {@code written} bytes of {@code c}'s writable segments. */
     void chainWritten(SplitDescriptorChain c, int written) {
         int left = written;

@@ -50,6 +50,11 @@ final class SplitDescriptorChain implements DescriptorChain {
         writableBytes = 0;
     }
 
+    /** Sets the id the chain is returned under (a packed ring's buffer id, known at the chain's end). */
+    void setHead(int id) {
+        head = id;
+    }
+
     /**
      * Appends a segment. The caller has checked that readable segments precede writable ones, that the
      * totals stay within int range and that there is room.

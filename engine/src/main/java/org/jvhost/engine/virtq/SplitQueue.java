@@ -32,7 +32,7 @@ import org.slf4j.LoggerFactory;
  * {@link #setEnabled}, {@link #isEnabled}, {@link #isBroken} and {@link #brokenReason} runs on the
  * queue's worker thread.
  */
-public final class SplitQueue implements Virtqueue {
+public final class SplitQueue implements HostQueue {
 
     private static final Logger LOG = LoggerFactory.getLogger(SplitQueue.class);
 
@@ -147,7 +147,7 @@ public final class SplitQueue implements Virtqueue {
         this.index = index;
         this.size = size;
         this.mask = size - 1;
-        this.deferred = new DeferredChains(this, size);
+        this.deferred = new DeferredChains(index, size, this::addUsedDeferred, this::signalUsed);
         this.descGpa = descGpa;
         this.availGpa = availGpa;
         this.usedGpa = usedGpa;
@@ -348,7 +348,7 @@ public final class SplitQueue implements Virtqueue {
         return inUse;
     }
 
-    /** How many chains in flight before a restart wait to be popped again (0 without inflight tracking). */
+    @Override
     public int replayPending() {
         return inflight == null ? 0 : inflight.resubmitCount();
     }
@@ -563,30 +563,17 @@ public final class SplitQueue implements Virtqueue {
         return deferred.outstanding();
     }
 
-    /**
-     * Sets how a completion from another thread reaches the worker: {@code wake} posts
-     * {@link #drainCompletions()} to it. Without one, completions wait for an explicit drain.
-     */
+    @Override
     public void setCompletionWake(Runnable wake) {
         deferred.setWake(wake);
     }
 
-    /**
-     * Publishes the deferred chains completed so far and signals the driver once (see
-     * {@link org.jvhost.spi.Completion} for the order). Worker only, between device callbacks.
-     *
-     * @return how many were published
-     */
+    @Override
     public int drainCompletions() {
         return deferred.drain();
     }
 
-    /**
-     * The ring stopped for good: completions from now on are dropped without touching guest memory.
-     * Worker only.
-     *
-     * @return how many deferred chains were still outstanding and will never be published
-     */
+    @Override
     public int closeDeferred() {
         return deferred.close();
     }
@@ -603,12 +590,7 @@ public final class SplitQueue implements Virtqueue {
             inflight.used(p.head); // cleared once published, as for addUsed
         }
         if (log != null) {
-            int left = p.written;
-            for (int i = 0; left > 0 && i < p.writableSegments; i++) {
-                int n = Math.min(left, p.writableLen[i]);
-                log.written(p.writableGpa[i], n);
-                left -= n;
-            }
+            p.logWritten(log);
             log.usedWritten(at, UsedRingLayout.ELEM);
         }
         nextUsed = (nextUsed + 1) & 0xffff;

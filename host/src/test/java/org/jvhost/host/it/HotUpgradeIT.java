@@ -72,11 +72,25 @@ class HotUpgradeIT {
      */
     @Test
     void testpmdRoundTripCrossesTheHandover() {
+        roundTripCrossesTheHandover("");
+    }
+
+    /**
+     * The same over packed rings ({@code packed_vq=1}, issue 15): the new process starts each ring from
+     * the positions and wrap counters where the old one paused it.
+     */
+    @Test
+    void testpmdRoundTripOverPackedRingsCrossesTheHandover() {
+        roundTripCrossesTheHandover(",packed_vq=1");
+    }
+
+    private void roundTripCrossesTheHandover(String vdevOptions) {
         Peers.assumeInstalled(Peers.TESTPMD, "dpdk-dev");
         Path sock = sockets.resolve("lo.sock");
         ProcessUnderTest old = serve("jvhost-old", List.of(), loopbackArgs(sock));
         Peers.awaitNewFile(handoverSocket(), null, Duration.ofSeconds(30), old);
-        TestpmdFrontEnd front = scope.track(TestpmdFrontEnd.start("testpmd", sock, 1, "io", false, scope.logs()));
+        TestpmdFrontEnd front = scope.track(TestpmdFrontEnd.start("testpmd", sock, 1, "io", false, scope.logs(),
+                TestpmdFrontEnd.NO_HUGE, vdevOptions));
         front.startRoundTrip();
         front.sample(Duration.ofSeconds(1)).assertFlowing(MIN_FRAMES, "before the handover; ", old);
 
@@ -86,13 +100,18 @@ class HotUpgradeIT {
         fresh.await(RUNS_AGAIN, 0, Duration.ofSeconds(30), null);
         Interval after = front.sample(Duration.ofSeconds(2));
         after.assertFlowing(MIN_FRAMES, "after the handover; ", fresh);
+        if (!vdevOptions.isEmpty()) {
+            String log = fresh.outputSince(0);
+            assertTrue(log.contains("queue 0 starts as a packed ring") && log.contains("queue 1 starts as a packed ring"),
+                    "the new jvhost did not start both rings packed" + fresh.tail());
+        }
         front.stop();
         PortStats end = front.portStats();
         long missing = end.txPackets() - end.rxPackets();
         long gapMs = gapMs(old, fresh);
 
-        System.out.println("UPGRADE-RESULT devices=1 front_end=testpmd frames_sent=" + end.txPackets()
-                + " missing_at_end=" + missing + " gap_ms=" + gapMs);
+        System.out.println("UPGRADE-RESULT devices=1 front_end=testpmd" + (vdevOptions.isEmpty() ? "" : "(packed)")
+                + " frames_sent=" + end.txPackets() + " missing_at_end=" + missing + " gap_ms=" + gapMs);
         assertTrue(missing >= 0 && missing <= IN_FLIGHT, missing + " frames lost across the handover (at most "
                 + IN_FLIGHT + " circulate)" + fresh.tail());
         assertTrue(fresh.isAlive(), "the new jvhost serves" + fresh.tail());

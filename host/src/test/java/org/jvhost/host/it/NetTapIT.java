@@ -86,6 +86,15 @@ class NetTapIT {
         guestAgainstTapPeer(1, "", ",csum=off,guest_tso4=off");
     }
 
+    /** Packed rings ({@code packed=on}, issue 15): the same traffic, and jvhost started both rings packed. */
+    @Test
+    void guestOnPackedRingsPingsTransfersAndRunsIperf() {
+        guestAgainstTapPeer(1, "", ",packed=on");
+        String log = jvhost.outputSince(0);
+        assertTrue(log.contains("queue 0 starts as a packed ring") && log.contains("queue 1 starts as a packed ring"),
+                "jvhost did not start both rings packed" + jvhost.tail());
+    }
+
     @Test
     void guestWithTwoQueuePairsUsesBoth() {
         String out = guestAgainstTapPeer(2, "", "");

@@ -95,8 +95,15 @@ public final class TestpmdFrontEnd implements AutoCloseable {
     /** As above, with the EAL's memory options ({@link #NO_HUGE} or {@link #hugepages(Path)}). */
     public static TestpmdFrontEnd start(String name, Path socket, int queues, String forwardMode, boolean listen,
                                         Path logDir, List<String> memoryOptions) {
+        return start(name, socket, queues, forwardMode, listen, logDir, memoryOptions, "");
+    }
+
+    /** As above, with more virtio_user options appended to the vdev ({@code ",packed_vq=1"}). */
+    public static TestpmdFrontEnd start(String name, Path socket, int queues, String forwardMode, boolean listen,
+                                        Path logDir, List<String> memoryOptions, String vdevOptions) {
         int cpu = Peers.FRONT_END_CPU;
-        String vdev = "virtio_user0,path=" + socket + ",queues=" + queues + ",queue_size=256" + (listen ? ",server=1" : "");
+        String vdev = "virtio_user0,path=" + socket + ",queues=" + queues + ",queue_size=256" + (listen ? ",server=1" : "")
+                + vdevOptions;
         List<String> args = new ArrayList<>(List.of(Peers.TESTPMD, "--lcores", "0@" + cpu + ",1@" + cpu, "--no-pci"));
         args.addAll(memoryOptions);
         args.addAll(List.of("--file-prefix", Peers.uniqueName("fe"), "--vdev", vdev, "--",

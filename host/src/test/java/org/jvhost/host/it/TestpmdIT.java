@@ -123,6 +123,53 @@ class TestpmdIT {
         assertFlowing(interval, 1);
     }
 
+    /**
+     * Packed rings ({@code packed_vq=1}, issue 15) with 2 queue pairs: txonly floods the dequeue path,
+     * rxonly collects what came back, and an io round trip keeps flowing on both pairs. jvhost must
+     * have started its rings as packed rings (its log says so), not fallen back to split ones.
+     */
+    @Test
+    void packedRingsInTxonlyRxonlyAndIo() {
+        Path sock = scope.sockets().resolve("vhost.sock");
+        back = scope.track(backend.start(backend.name(), sock, 2, Backend.Role.LISTEN, scope.logs()));
+        int mark = back.mark();
+        front = scope.track(TestpmdFrontEnd.start("testpmd", sock, 2, "txonly", false, scope.logs(),
+                TestpmdFrontEnd.NO_HUGE, ",packed_vq=1"));
+        if (backend instanceof JvhostBackend) {
+            back.await(java.util.regex.Pattern.compile("queue 3 starts as a packed ring of 256"), mark,
+                    Duration.ofSeconds(10), front.process());
+        }
+
+        PortStats beforeTx = front.portStats();
+        front.command("start");
+        Peers.sleep(Duration.ofSeconds(2));
+        front.stop();
+        PortStats afterTx = front.portStats();
+        long sent = afterTx.txPackets() - beforeTx.txPackets();
+        assertTrue(sent >= MIN_FRAMES, "packed txonly: the back-end consumed only " + sent + " frames" + back.tail());
+        assertEquals(0, afterTx.txErrors(), "packed txonly: TX-errors");
+
+        front.command("set fwd rxonly");
+        front.command("start");
+        Peers.sleep(Duration.ofSeconds(2));
+        front.stop();
+        PortStats afterRx = front.portStats();
+        long received = afterRx.rxPackets() - afterTx.rxPackets();
+        assertTrue(received > 0, "packed rxonly: none of the " + sent + " frames came back" + back.tail());
+        assertTrue(received <= sent, "packed rxonly: received " + received + " frames but only " + sent + " were sent");
+
+        front.command("set fwd io");
+        front.startRoundTrip();
+        Interval interval = front.sample(Duration.ofSeconds(2));
+        List<StreamStats> streams = front.stop();
+        assertFlowing(interval, 2);
+        for (StreamStats s : streams) {
+            assertTrue(s.rxPackets() >= MIN_FRAMES, "packed: queue " + s.rxQueue() + " received only "
+                    + s.rxPackets() + " frames");
+        }
+        assertTrue(back.isAlive(), backend.name() + " exited during packed-ring traffic" + back.tail());
+    }
+
     private void assertFlowing(Interval interval, int queues) {
         interval.assertFlowing(MIN_FRAMES * queues, backend.name() + ", " + queues + " queue pair(s); ", back);
     }

@@ -1,0 +1,175 @@
+package org.jvhost.engine.virtq;
+
+import static org.jvhost.engine.virtq.PackedDescriptorLayout.F_INDIRECT;
+import static org.jvhost.engine.virtq.PackedDescriptorLayout.F_NEXT;
+import static org.jvhost.engine.virtq.PackedDescriptorLayout.F_WRITE;
+
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import org.jvhost.spi.GuestMemory;
+import org.jvhost.spi.MemoryRegion;
+
+/**
+ * Reads one buffer of a packed ring into a flattened chain, checking every rule of virtio 1.2 sections
+ * 2.8.6 (chaining), 2.8.7 (indirect) and 2.8.19-2.8.21, and breaks the queue on the first one broken:
+ * <ul>
+ *   <li>a chain longer than the ring (it ran past its own start), indirect entries counted as in a
+ *       split ring;</li>
+ *   <li>a chained entry whose AVAIL/USED bits do not mark it available for the wrap counter of its
+ *       position (the driver writes a buffer's later entries before its first: a later entry that is
+ *       not available lies about the wrap counter);</li>
+ *   <li>INDIRECT without VIRTIO_F_RING_INDIRECT_DESC, with NEXT, inside an indirect table, or with a
+ *       table length that is not a positive multiple of 16 inside one region;</li>
+ *   <li>a device-readable buffer after a device-writable one, or any buffer outside one region.</li>
+ * </ul>
+ * Worker only, like its queue; never allocates.
+ */
+final class PackedChainReader {
+    private static final VarHandle U16 = MethodHandles.byteBufferViewVarHandle(short[].class, ByteOrder.LITTLE_ENDIAN);
+    private static final VarHandle U32 = MethodHandles.byteBufferViewVarHandle(int[].class, ByteOrder.LITTLE_ENDIAN);
+    private static final VarHandle U64 = MethodHandles.byteBufferViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
+
+    private final PackedQueue queue;
+    private final int size;
+    private final boolean indirectAllowed;
+    private GuestMemory memory;
+    /** Descriptors (ring and indirect) the chain may still take: the ring size at its start. */
+    private int budget;
+
+    PackedChainReader(PackedQueue queue, int size, boolean indirectAllowed) {
+        this.queue = queue;
+        this.size = size;
+        this.indirectAllowed = indirectAllowed;
+    }
+
+    /**
+     * Reads the buffer starting at ring position {@code pos} (whose first entry the caller found
+     * available for {@code wrap}) into {@code c}, with its buffer id as the chain's head.
+     *
+     * @return the ring entries the buffer takes, or 0 if it is malformed (the queue is then broken)
+     */
+    int read(SplitDescriptorChain c, ByteBuffer ring, int pos, boolean wrap, GuestMemory mem) {
+        memory = mem;
+        budget = size;
+        c.reset(0);
+        int start = pos;
+        for (int entries = 1; ; entries++) {
+            if (entries > size) {
+                fail(String.format("chain at ring position %d is longer than the ring size %d", start, size));
+                return 0;
+            }
+            int at = pos * PackedDescriptorLayout.SIZE;
+            int flags = Short.toUnsignedInt((short) U16.get(ring, at + PackedDescriptorLayout.FLAGS));
+            if (entries > 1 && !PackedDescriptorLayout.isAvailable(flags, wrap)) {
+                fail(String.format("ring entry %d continues the chain at %d, but its flags 0x%x do not mark "
+                        + "it available for wrap counter %d", pos, start, flags, wrap ? 1 : 0));
+                return 0;
+            }
+            long addr = (long) U64.get(ring, at + PackedDescriptorLayout.ADDR);
+            int len = (int) U32.get(ring, at + PackedDescriptorLayout.LEN);
+            if (!descriptor(c, pos, -1, addr, len, flags)) {
+                return 0;
+            }
+            if ((flags & F_NEXT) == 0) {
+                // 2.8.6: "the buffer id is included in the last descriptor in the list"
+                c.setHead(Short.toUnsignedInt((short) U16.get(ring, at + PackedDescriptorLayout.ID)));
+                return entries;
+            }
+            if (++pos == size) {
+                pos = 0;
+                wrap = !wrap;
+            }
+        }
+    }
+
+    /** One ring descriptor: a buffer, or an indirect table that is read whole. */
+    private boolean descriptor(SplitDescriptorChain c, int i, long tableGpa, long addr, int len, int flags) {
+        if (budget-- == 0) {
+            return fail(where(i, tableGpa) + ": the chain holds more descriptors than the ring size " + size);
+        }
+        if ((flags & F_INDIRECT) == 0) {
+            return len == 0 || addSegment(c, i, tableGpa, addr, len, (flags & F_WRITE) != 0);
+        }
+        if (!checkIndirect(i, tableGpa, addr, len, flags)) {
+            return false;
+        }
+        MemoryRegion r = memory.regionFor(addr);
+        long offset = addr - r.guestAddress();
+        ByteBuffer table = r.window(offset);
+        int base = r.windowOffset(offset);
+        int entries = len / PackedDescriptorLayout.SIZE;
+        // 2.8.19: the table's descriptors follow one another; NEXT and the buffer id mean nothing there
+        for (int k = 0; k < entries; k++) {
+            int at = base + k * PackedDescriptorLayout.SIZE;
+            int f = Short.toUnsignedInt((short) U16.get(table, at + PackedDescriptorLayout.FLAGS));
+            if (!descriptor(c, k, addr, (long) U64.get(table, at + PackedDescriptorLayout.ADDR),
+                    (int) U32.get(table, at + PackedDescriptorLayout.LEN), f)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private boolean checkIndirect(int i, long tableGpa, long addr, int len, int flags) {
+        if (!indirectAllowed) {
+            return fail(where(i, tableGpa) + ": INDIRECT flag but VIRTIO_F_RING_INDIRECT_DESC was not negotiated");
+        }
+        if (tableGpa != -1) {
+            // 2.8.20: "The driver MUST NOT set the VIRTQ_DESC_F_INDIRECT flag within an indirect descriptor"
+            return fail(where(i, tableGpa) + ": nested indirect table");
+        }
+        if ((flags & F_NEXT) != 0) {
+            // 2.8.20: "A driver MUST NOT set both VIRTQ_DESC_F_INDIRECT and VIRTQ_DESC_F_NEXT in flags"
+            return fail(where(i, tableGpa) + ": INDIRECT together with NEXT");
+        }
+        long tableLen = Integer.toUnsignedLong(len);
+        if (tableLen == 0 || tableLen % PackedDescriptorLayout.SIZE != 0 || tableLen > MemoryRegion.WINDOW_STRIDE) {
+            return fail(String.format("%s: indirect table length 0x%x is not a positive multiple of %d up to 512 MiB",
+                    where(i, tableGpa), tableLen, PackedDescriptorLayout.SIZE));
+        }
+        if (!memory.contains(addr, tableLen)) {
+            return fail(String.format("%s: indirect table [0x%x, +0x%x) is not inside one guest memory region",
+                    where(i, tableGpa), addr, tableLen));
+        }
+        return true;
+    }
+
+    /** Validates one non-empty buffer and appends it to the chain. */
+    private boolean addSegment(SplitDescriptorChain c, int i, long tableGpa, long addr, int len, boolean writable) {
+        long ulen = Integer.toUnsignedLong(len);
+        if (!writable && c.writableBytes() > 0) {
+            // 2.8.21.1: device-writable descriptors follow all device-readable ones
+            return fail(where(i, tableGpa) + ": device-readable descriptor after a device-writable one");
+        }
+        if (ulen > MemoryRegion.WINDOW_STRIDE) {
+            return fail(String.format("%s: length 0x%x exceeds the 512 MiB a descriptor may span",
+                    where(i, tableGpa), ulen));
+        }
+        MemoryRegion r = memory.regionFor(addr);
+        long offset = r == null ? 0 : addr - r.guestAddress();
+        if (r == null || ulen > r.size() - offset) {
+            return fail(String.format("%s: buffer [0x%x, +0x%x) is not inside one guest memory region",
+                    where(i, tableGpa), addr, ulen));
+        }
+        long total = (writable ? c.writableBytes() : c.readableBytes()) + ulen;
+        if (total > Integer.MAX_VALUE) {
+            return fail(String.format("%s: chain has more than 2^31-1 %s bytes",
+                    where(i, tableGpa), writable ? "writable" : "readable"));
+        }
+        long nativeBase = r.nativeAddress();
+        c.add(r.window(offset), r.windowOffset(offset), len, nativeBase != 0 ? nativeBase + offset : 0, addr, writable);
+        return true;
+    }
+
+    /** Names descriptor {@code i} for an error message (only built when the queue breaks). */
+    private static String where(int i, long tableGpa) {
+        return tableGpa == -1 ? "ring entry " + i
+                : String.format("descriptor %d of the indirect table at 0x%x", i, tableGpa);
+    }
+
+    private boolean fail(String what) {
+        return queue.fail(what);
+    }
+}

@@ -3,6 +3,7 @@ package org.jvhost.engine.virtq;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Consumer;
 import org.jvhost.spi.Completion;
+import org.jvhost.spi.GuestMemory;
 
 /**
  * The chains of one queue ({@link SplitQueue} or {@link PackedQueue}) that its device completes later,
@@ -57,8 +58,8 @@ final class DeferredChains {
         this.wake = wake;
     }
 
-    /** Makes a handle for popped chain {@code c}. Worker only. */
-    Completion defer(SplitDescriptorChain c) {
+    /** Makes a handle for popped chain {@code c}, which points into {@code memory}. Worker only. */
+    Completion defer(SplitDescriptorChain c, GuestMemory memory) {
         if (closed) {
             throw new IllegalStateException("queue " + queueIndex + " is stopped; its chains cannot be deferred");
         }
@@ -71,7 +72,7 @@ final class DeferredChains {
             throw new IllegalStateException("queue " + queueIndex + ": chain " + head
                     + " is already deferred and not yet completed");
         }
-        p.take(c, queue.memory());
+        p.take(c, memory);
         outstanding++;
         return p;
     }

@@ -432,7 +432,7 @@ public final class PackedQueue implements HostQueue {
 
     @Override
     public Completion defer(DescriptorChain chain) {
-        Completion handle = deferred.defer((SplitDescriptorChain) chain);
+        Completion handle = deferred.defer((SplitDescriptorChain) chain, memory);
         if (inFlight > 0) {
             inFlight--; // no longer unpop-able
         }

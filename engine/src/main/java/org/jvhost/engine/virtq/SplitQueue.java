@@ -551,7 +551,7 @@ public final class SplitQueue implements HostQueue {
 
     @Override
     public Completion defer(DescriptorChain chain) {
-        Completion handle = deferred.defer((SplitDescriptorChain) chain);
+        Completion handle = deferred.defer((SplitDescriptorChain) chain, memory);
         if (inFlight > 0) {
             inFlight--; // no longer unpop-able
         }

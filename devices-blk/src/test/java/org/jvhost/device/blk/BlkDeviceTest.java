@@ -97,10 +97,62 @@ class BlkDeviceTest {
         assertArrayEquals(data, Arrays.copyOfRange(file, 4 * VirtioBlk.SECTOR_SIZE, 6 * VirtioBlk.SECTOR_SIZE));
     }
 
+    @Test
+    void getIdAnswersTheSerialAtOnceAndWriteZeroesZeroesTheRange() throws Exception {
+        byte[] disk = pattern();
+        device = device(disk, "off", "disk-7");
+        MockSplitQueue driver = MockSplitQueue.create(RING);
+        SplitQueue queue = driver.deviceQueue(VirtioFeatures.VERSION_1, new CountingNotifier());
+        device.startQueue(0, queue);
+        int id = driver.addChain(new byte[][] {header(VirtioBlk.T_GET_ID, 0)}, new int[] {VirtioBlk.ID_BYTES, 1});
+        ByteBuffer seg = ByteBuffer.allocate(VirtioBlk.DWZ_SEGMENT_LEN).order(ByteOrder.LITTLE_ENDIAN);
+        seg.putLong(VirtioBlk.DWZ_SECTOR, 8).putInt(VirtioBlk.DWZ_NUM_SECTORS, 3);
+        driver.addChain(new byte[][] {header(VirtioBlk.T_WRITE_ZEROES, 0), seg.array()}, new int[] {1});
+
+        device.handleKick(0);
+        MockSplitQueue.UsedElement got = driver.pollUsed();
+        assertEquals(id, got.id());
+        assertEquals(VirtioBlk.ID_BYTES + 1, got.len());
+        byte[] answer = driver.writtenBytes(got);
+        assertEquals("disk-7", new String(answer, 0, 6, java.nio.charset.StandardCharsets.US_ASCII));
+        assertEquals(0, answer[6], "zero-padded");
+        assertEquals(VirtioBlk.S_OK, answer[VirtioBlk.ID_BYTES]);
+        assertEquals(VirtioBlk.S_OK, driver.writtenBytes(awaitUsed(driver, queue))[0]);
+        byte[] file = Files.readAllBytes(dir.resolve("disk.img"));
+        assertArrayEquals(new byte[3 * VirtioBlk.SECTOR_SIZE],
+                Arrays.copyOfRange(file, 8 * VirtioBlk.SECTOR_SIZE, 11 * VirtioBlk.SECTOR_SIZE));
+        assertEquals(disk[11 * VirtioBlk.SECTOR_SIZE], file[11 * VirtioBlk.SECTOR_SIZE], "the sector after is kept");
+    }
+
+    @Test
+    void aReadOnlyDiskRefusesWritesAndAnUnknownTypeIsUnsupported() throws Exception {
+        byte[] disk = pattern();
+        device = device(disk, "on", "");
+        assertEquals(VirtioBlk.F_RO, device.features() & VirtioBlk.F_RO);
+        MockSplitQueue driver = MockSplitQueue.create(RING);
+        device.startQueue(0, driver.deviceQueue(VirtioFeatures.VERSION_1, new CountingNotifier()));
+        driver.addChain(new byte[][] {header(VirtioBlk.T_OUT, 0), new byte[VirtioBlk.SECTOR_SIZE]}, new int[] {1});
+        driver.addChain(new byte[][] {header(99, 0)}, new int[] {1});
+        int noStatus = driver.addChain(new byte[][] {header(VirtioBlk.T_IN, 0)}, new int[0]);
+
+        device.handleKick(0);
+        assertEquals(VirtioBlk.S_IOERR, driver.writtenBytes(driver.pollUsed())[0]);
+        assertEquals(VirtioBlk.S_UNSUPP, driver.writtenBytes(driver.pollUsed())[0]);
+        MockSplitQueue.UsedElement none = driver.pollUsed();
+        assertEquals(noStatus, none.id());
+        assertEquals(0, none.len(), "no writable byte: nowhere to put a status");
+        assertArrayEquals(disk, Files.readAllBytes(dir.resolve("disk.img")), "the file is unchanged");
+    }
+
     private BlkDevice device(byte[] disk) throws Exception {
+        return device(disk, "off", "");
+    }
+
+    private BlkDevice device(byte[] disk, String readOnly, String serial) throws Exception {
         Path file = Files.write(dir.resolve("disk.img"), disk);
         return (BlkDevice) new BlkProvider().create(new DeviceOptions(Map.of(BlkConfig.OPT_PATH, file.toString(),
-                BlkConfig.OPT_READONLY, "off", BlkConfig.OPT_QUEUES, "1", BlkConfig.OPT_THREADS, "2")), () -> "blk@test");
+                BlkConfig.OPT_READONLY, readOnly, BlkConfig.OPT_QUEUES, "1", BlkConfig.OPT_THREADS, "2",
+                BlkConfig.OPT_SERIAL, serial)), () -> "blk@test");
     }
 
     private byte[] config() {

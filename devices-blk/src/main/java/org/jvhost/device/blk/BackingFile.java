@@ -14,8 +14,8 @@ import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * The disk's backing file or block device, and the device's own bounded pool of I/O threads. Reads and
- * writes go straight between the file and guest memory (positional {@link FileChannel} calls on the
- * guest's mapped windows: one pread/pwrite per segment, no copy in Java).
+ * writes go straight between the file and guest memory (one readv or writev per request on the
+ * guest's mapped windows, through a channel of the I/O thread's own; no copy in Java).
  *
  * <p>The pool has {@code threads} threads and a queue of {@link #QUEUE_LIMIT} requests; a request that
  * does not fit is refused ({@link #submit} returns false) and fails with IOERR instead of growing memory
@@ -29,19 +29,36 @@ final class BackingFile implements AutoCloseable {
 
     private final Path path;
     private final FileChannel channel;
+    /**
+     * One channel per I/O thread, each with a file position of its own: a request takes one, seeks and
+     * moves all its segments with one readv or writev (a positional FileChannel call takes one buffer,
+     * so a 125-segment request would be 125 system calls). A request holds its channel only while it
+     * runs on a pool thread, and the pool has as many threads as channels, so one is always free.
+     */
+    private final ArrayBlockingQueue<FileChannel> vectored;
     private final boolean readOnly;
     private final ThreadPoolExecutor pool;
 
-    private BackingFile(Path path, FileChannel channel, boolean readOnly, ThreadPoolExecutor pool) {
+    private BackingFile(Path path, FileChannel channel, ArrayBlockingQueue<FileChannel> vectored, boolean readOnly,
+            ThreadPoolExecutor pool) {
         this.path = path;
         this.channel = channel;
+        this.vectored = vectored;
         this.readOnly = readOnly;
         this.pool = pool;
     }
 
     static BackingFile open(BlkConfig config) throws IOException {
-        FileChannel ch = config.readOnly() ? FileChannel.open(config.path(), StandardOpenOption.READ)
-                : FileChannel.open(config.path(), StandardOpenOption.READ, StandardOpenOption.WRITE);
+        ArrayBlockingQueue<FileChannel> vectored = new ArrayBlockingQueue<>(config.threads());
+        FileChannel ch = openChannel(config);
+        try {
+            for (int i = 0; i < config.threads(); i++) {
+                vectored.add(openChannel(config));
+            }
+        } catch (IOException e) {
+            closeAll(ch, vectored);
+            throw e;
+        }
         AtomicInteger n = new AtomicInteger();
         String name = config.path().getFileName() == null ? "blk" : config.path().getFileName().toString();
         ThreadPoolExecutor pool = new ThreadPoolExecutor(config.threads(), config.threads(), 30, TimeUnit.SECONDS,
@@ -51,7 +68,27 @@ final class BackingFile implements AutoCloseable {
                     return t;
                 });
         pool.allowCoreThreadTimeOut(true);
-        return new BackingFile(config.path(), ch, config.readOnly(), pool);
+        return new BackingFile(config.path(), ch, vectored, config.readOnly(), pool);
+    }
+
+    private static FileChannel openChannel(BlkConfig config) throws IOException {
+        return config.readOnly() ? FileChannel.open(config.path(), StandardOpenOption.READ)
+                : FileChannel.open(config.path(), StandardOpenOption.READ, StandardOpenOption.WRITE);
+    }
+
+    private static void closeAll(FileChannel ch, Iterable<FileChannel> more) {
+        try {
+            ch.close();
+        } catch (IOException e) {
+            // closing a file we only read or wrote through positional calls: nothing is lost
+        }
+        for (FileChannel c : more) {
+            try {
+                c.close();
+            } catch (IOException e) {
+                // as above
+            }
+        }
     }
 
     boolean readOnly() {
@@ -102,28 +139,50 @@ final class BackingFile implements AutoCloseable {
         }
     }
 
-    /** Fills {@code dst} from {@code position}; an end of file before they are full is an error. */
+    /** Fills {@code dst} from {@code position}; an end of file before they are full is an error. I/O thread. */
     void read(ByteBuffer[] dst, long position) throws IOException {
-        long pos = position;
-        for (ByteBuffer b : dst) {
-            while (b.hasRemaining()) {
-                int n = channel.read(b, pos);
+        FileChannel ch = take();
+        try {
+            ch.position(position);
+            for (long left = remaining(dst); left > 0; ) {
+                long n = ch.read(dst); // readv
                 if (n < 0) {
-                    throw new IOException("end of " + path + " at byte " + pos);
+                    throw new IOException("end of " + path + " at byte " + ch.position());
                 }
-                pos += n;
+                left -= n;
             }
+        } finally {
+            vectored.add(ch);
         }
     }
 
-    /** Writes every byte of {@code src} at {@code position}. */
+    /** Writes every byte of {@code src} at {@code position}. I/O thread. */
     void write(ByteBuffer[] src, long position) throws IOException {
-        long pos = position;
-        for (ByteBuffer b : src) {
-            while (b.hasRemaining()) {
-                pos += channel.write(b, pos);
+        FileChannel ch = take();
+        try {
+            ch.position(position);
+            for (long left = remaining(src); left > 0; ) {
+                left -= ch.write(src); // writev
             }
+        } finally {
+            vectored.add(ch);
         }
+    }
+
+    private FileChannel take() throws IOException {
+        FileChannel ch = vectored.poll();
+        if (ch == null) { // cannot happen: as many channels as pool threads
+            throw new IOException("no free channel on " + path);
+        }
+        return ch;
+    }
+
+    private static long remaining(ByteBuffer[] buffers) {
+        long n = 0;
+        for (ByteBuffer b : buffers) {
+            n += b.remaining();
+        }
+        return n;
     }
 
     /** Writes {@code len} zero bytes at {@code position}. */
@@ -154,10 +213,6 @@ final class BackingFile implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
-        try {
-            channel.close();
-        } catch (IOException e) {
-            // nothing was left to write: every request finished or was refused
-        }
+        closeAll(channel, vectored); // nothing was left to write: every request finished or was refused
     }
 }

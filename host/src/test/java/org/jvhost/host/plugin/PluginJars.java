@@ -49,14 +49,9 @@ public final class PluginJars {
         try {
             Path classes = work.resolve("classes");
             Files.createDirectories(classes);
-            List<Path> sources = new ArrayList<>();
-            List<Path> roots = List.of(sourceRoot("common"), sourceRoot(name));
-            for (Path root : roots) {
-                try (Stream<Path> files = Files.walk(root)) {
-                    files.filter(f -> f.toString().endsWith(".java")).forEach(sources::add);
-                }
-            }
-            compile(sources, classes);
+            List<Path> sources = new ArrayList<>(javaFiles(sourceRoot("common")));
+            sources.addAll(javaFiles(sourceRoot(name)));
+            compile(sources, List.of(spiLocation()), classes);
             Files.createDirectories(jar.toAbsolutePath().getParent());
             try (JarOutputStream out = new JarOutputStream(Files.newOutputStream(jar), manifest(version))) {
                 addTree(out, classes, leaveOut);
@@ -67,6 +62,36 @@ public final class PluginJars {
             return jar;
         } finally {
             deleteTree(work);
+        }
+    }
+
+    /**
+     * Builds {@code jar} from {@code plugin-sources/name} the way its author built it against an older SPI:
+     * the SPI sources of that release ({@code plugin-sources/spiSources}, taken from git history) are
+     * compiled first, and the plugin against them alone. Neither {@code common} nor the old SPI classes go
+     * into the jar: at run time the plugin meets the host's SPI.
+     */
+    public static Path buildAgainstOldSpi(String spiSources, String name, Path jar) throws IOException {
+        Path work = Files.createTempDirectory("jvhost-plugin-build-");
+        try {
+            Path spi = Files.createDirectories(work.resolve("spi"));
+            compile(javaFiles(sourceRoot(spiSources)), List.of(), spi);
+            Path classes = Files.createDirectories(work.resolve("classes"));
+            compile(javaFiles(sourceRoot(name)), List.of(spi), classes);
+            Files.createDirectories(jar.toAbsolutePath().getParent());
+            try (JarOutputStream out = new JarOutputStream(Files.newOutputStream(jar), manifest(null))) {
+                addTree(out, classes);
+                addTree(out, sourceRoot(name), ".java");
+            }
+            return jar;
+        } finally {
+            deleteTree(work);
+        }
+    }
+
+    private static List<Path> javaFiles(Path root) throws IOException {
+        try (Stream<Path> files = Files.walk(root)) {
+            return files.filter(f -> f.toString().endsWith(".java")).toList();
         }
     }
 
@@ -84,15 +109,20 @@ public final class PluginJars {
         }
     }
 
-    private static void compile(List<Path> sources, Path classes) throws IOException {
+    /** Compiles {@code sources} into {@code classes} with only {@code classpath} (none: the JDK alone). */
+    private static void compile(List<Path> sources, List<Path> classpath, Path classes) throws IOException {
         JavaCompiler javac = ToolProvider.getSystemJavaCompiler();
         if (javac == null) {
             throw new IllegalStateException("no system Java compiler: the tests need a JDK, not a JRE");
         }
         StringWriter diagnostics = new StringWriter();
         try (StandardJavaFileManager files = javac.getStandardFileManager(null, null, null)) {
-            List<String> options = List.of("--release", "17", "-proc:none", "-implicit:none",
-                    "-classpath", spiLocation().toString(), "-d", classes.toString());
+            List<String> options = new ArrayList<>(List.of("--release", "17", "-proc:none", "-implicit:none",
+                    "-d", classes.toString()));
+            if (!classpath.isEmpty()) {
+                options.addAll(List.of("-classpath", classpath.stream().map(Path::toString)
+                        .collect(java.util.stream.Collectors.joining(java.io.File.pathSeparator))));
+            }
             boolean ok = javac.getTask(diagnostics, files, null, options, null,
                     files.getJavaFileObjectsFromPaths(sources)).call();
             if (!ok) {

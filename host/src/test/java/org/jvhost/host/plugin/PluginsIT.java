@@ -197,6 +197,35 @@ class PluginsIT {
         assertTrue(devices.out.contains("asserting - "), devices.toString());
     }
 
+    /**
+     * A plugin compiled against SPI 1.1 (the 1.1 SPI sources, taken from git history, compiled at test
+     * time) loads in this host and serves: the scripted front-end's buffer comes back reversed.
+     */
+    @Test
+    void aPluginBuiltAgainstSpi11LoadsAndServesUnchanged() throws Exception {
+        Path oldDir = Files.createDirectory(dir.resolve("spi11-plugins"));
+        Path jar = PluginJars.buildAgainstOldSpi("spi-1.1", "reverse11", oldDir.resolve("reverse11.jar"));
+        Result list = run("devices", "--plugins", oldDir.toString());
+        assertEquals(0, list.code, list.toString());
+        assertTrue(list.out.contains("reverse11 - test plugin built against SPI 1.1\n    origin   " + jar + "\n"),
+                list.toString());
+        Path sock = dir.resolve("reverse11.sock");
+        Process serve = start("serve", "--plugins", oldDir.toString(), "--device", "reverse11:socket=" + sock);
+        awaitLog(serve, "serving 1 device(s)");
+        try (ScriptedFrontend fe = ScriptedFrontend.connect(sock)) {
+            MockSplitQueue driver = startQueue0(fe, 8);
+            int head = driver.addChain(new byte[][] {"jvhost".getBytes(StandardCharsets.US_ASCII)}, new int[] {16});
+            fe.kick(0);
+            assertTrue(fe.waitCall(0, WAIT_MS), "the 1.1 device used the buffer and the host signalled it");
+            MockSplitQueue.UsedElement used = driver.pollUsed();
+            assertEquals(head, used.id());
+            assertEquals("tsohvj", new String(driver.writtenBytes(used), StandardCharsets.US_ASCII));
+        }
+        serve.destroy();
+        assertTrue(serve.waitFor(WAIT_MS, TimeUnit.MILLISECONDS), "jvhost stops on SIGTERM");
+        assertEquals(0, serve.exitValue(), read(serve, "err"));
+    }
+
     // ---- the front-end side -------------------------------------------------------------------------
 
     /** Features, protocol features with CONFIG, then GET_CONFIG of {@code size} bytes at offset 0. */
@@ -215,25 +244,31 @@ class PluginsIT {
 
     /** Starts queue 0 of the crash device with a buffer on it: its handleKick throws. */
     private static void crashTheCrashDevice(Path socket) throws IOException {
-        long ram = 1 << 20;
         try (ScriptedFrontend fe = ScriptedFrontend.connect(socket)) {
-            fe.setOwner();
-            fe.setFeatures(fe.getFeatures());
-            fe.setProtocolFeatures(ProtocolFeatures.REPLY_ACK | ProtocolFeatures.MQ);
-            ScriptedFrontend.GuestRegion region = fe.addRegion(0, ram);
-            fe.setMemTable();
-            FakeGuestMemory view = FakeGuestMemory.builder().region(0, region.buffer()).build();
-            MockSplitQueue driver = MockSplitQueue.create(view, 8, 0x1000, ram - 0x1000);
-            fe.setVringNum(0, 8);
-            fe.setVringBase(0, 0);
-            fe.setVringAddrGpa(0, driver.descGpa(), driver.availGpa(), driver.usedGpa());
-            fe.setVringCall(0);
-            fe.setVringKick(0);
+            MockSplitQueue driver = startQueue0(fe, 8);
             driver.addChain(new byte[][] {"boom".getBytes(StandardCharsets.US_ASCII)}, new int[0]);
-            fe.setVringEnable(0, true);
             fe.kick(0);
             assertFalse(fe.waitCall(0, 500), "the crashed device used no buffer");
         }
+    }
+
+    /** Negotiates, shares 1 MiB of memory and starts and enables queue 0 with {@code size} entries. */
+    private static MockSplitQueue startQueue0(ScriptedFrontend fe, int size) throws IOException {
+        long ram = 1 << 20;
+        fe.setOwner();
+        fe.setFeatures(fe.getFeatures());
+        fe.setProtocolFeatures(ProtocolFeatures.REPLY_ACK | ProtocolFeatures.MQ);
+        ScriptedFrontend.GuestRegion region = fe.addRegion(0, ram);
+        fe.setMemTable();
+        FakeGuestMemory view = FakeGuestMemory.builder().region(0, region.buffer()).build();
+        MockSplitQueue driver = MockSplitQueue.create(view, size, 0x1000, ram - 0x1000);
+        fe.setVringNum(0, size);
+        fe.setVringBase(0, 0);
+        fe.setVringAddrGpa(0, driver.descGpa(), driver.availGpa(), driver.usedGpa());
+        fe.setVringCall(0);
+        fe.setVringKick(0);
+        fe.setVringEnable(0, true);
+        return driver;
     }
 
     // ---- processes -----------------------------------------------------------------------------------

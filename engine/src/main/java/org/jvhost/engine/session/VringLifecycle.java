@@ -396,8 +396,9 @@ final class VringLifecycle {
                     + "or vanished)", e);
         }
         if (packed) {
+            // the queue's own base: it differs from q.base when the front-end's was stale (PackedRingScan)
             LOG.info("{}: queue {} starts as a packed ring of {} at vring base 0x{}", name, q.index, q.num,
-                    Integer.toHexString(q.base));
+                    Integer.toHexString(queue.vringBase()));
         }
         // spec: the back-end signals the error eventfd when the ring hits an error (a hostile descriptor)
         queue.setErrorNotifier(errorNotifier(q));

@@ -271,6 +271,27 @@ class PackedQueueTest {
         assertFalse(busy.isBroken());
     }
 
+    /**
+     * The flags are the guest's to write: whatever they hold, the scan of a stale base reads only the
+     * ring, and the queue starts at a position inside it or where the front-end said.
+     */
+    @Test
+    void arbitraryFlagsNeverTakeTheScanOutsideTheRing() {
+        java.util.Random random = new java.util.Random(15);
+        for (int round = 0; round < 2000; round++) {
+            for (int pos = 0; pos < SIZE; pos++) {
+                int flags = (random.nextBoolean() ? PackedDescriptorLayout.F_AVAIL : 0)
+                        | (random.nextBoolean() ? PackedDescriptorLayout.F_USED : 0);
+                driver.writeDescriptor(pos, 0, 0, random.nextInt(1 << 16), flags);
+            }
+            int base = random.nextInt(SIZE) | (random.nextBoolean() ? 0x8000 : 0);
+            PackedQueue q = driver.deviceQueue(0, FEATURES, base | base << 16, calls);
+            int avail = q.vringBase() & 0x7fff;
+            assertTrue(avail < SIZE, "round " + round);
+            assertEquals(q.vringBase() & 0xffff, q.vringBase() >>> 16, "round " + round);
+        }
+    }
+
     /** Chained buffers leave flags that name no single position: the front-end's base stands. */
     @Test
     void flagsThatNameNoPositionLeaveTheBaseAlone() {

@@ -11,6 +11,7 @@
 # Under TCG the guest's CPU is slow, so these figures compare the two back-ends under the same guest,
 # not the back-ends' own ceilings.
 #
+# Needs qemu-system-x86 (with qemu-storage-daemon), gcc and libc6-dev (a static blkio), root not required.
 # Usage: scripts/bench-blk.sh [-r ROUNDS] [-d SECONDS-PER-PASS] [--jar PATH]
 # Prints one line per pass and run, then per pass the medians (IOPS) and the jvhost/qsd ratio.
 set -euo pipefail

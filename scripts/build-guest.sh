@@ -95,7 +95,7 @@ mount -t devtmpfs devtmpfs /dev 2>/dev/null
 say() { echo "JVTEST $*"; }
 fail() { say "FAIL $*"; sync; poweroff -f; sleep 5; }
 
-mode=burst ip=10.99.0.2/24 peer=10.99.0.1 peermac=52:54:00:00:00:01 count=20 interval=0.5 queues=1 mib=8 iperf=0 rxdelay=0 blkro=0 pingevery=0
+mode=burst ip=10.99.0.2/24 peer=10.99.0.1 peermac=52:54:00:00:00:01 count=20 interval=0.5 queues=1 mib=8 iperf=0 rxdelay=0 blkro=0 pingevery=0 satsec=8
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     jvtest.mode=*)     mode=${arg#*=} ;;
@@ -110,6 +110,7 @@ for arg in $(cat /proc/cmdline); do
     jvtest.rxdelay=*)  rxdelay=${arg#*=} ;;
     jvtest.blkro=*)    blkro=${arg#*=} ;;
     jvtest.pingevery=*) pingevery=${arg#*=} ;;
+    jvtest.satsec=*)   satsec=${arg#*=} ;;
   esac
 done
 
@@ -246,18 +247,30 @@ case "$mode" in
     d2=$(dd if=/dev/vda bs=64k skip=16 count=16 2>/dev/null | md5sum | cut -d' ' -f1)
     [ "$d1" = "$want" ] || fail "O_DIRECT read of the buffered write: $d1, wrote $want"
     [ "$d2" = "$want" ] || fail "buffered read of the O_DIRECT write: $d2, wrote $want"
-    # saturate the disk for a while (the NIC's test runs meanwhile, from the host side)
     say "PASS blk md5=$want"
-    n=0
-    while [ $n -lt "$count" ]; do
-      dd if=/dev/vda of=/dev/null bs=256k count=8 iflag=direct 2>/dev/null &
-      dd if=/tmp/a of=/dev/vda bs=64k seek=32 count=16 oflag=direct 2>/dev/null &
-      ping -q -c 1 -w 1 "$peer" > /dev/null 2>&1
-      wait
-      n=$((n + 1))
-      say "ROUND $n rx_packets=$(rx)"
+    # Saturation, bounded in time rather than in work (a TCG guest's disk rounds take seconds each on a
+    # loaded machine): for $satsec seconds two O_DIRECT loops keep the disk busy (reads of its first
+    # 2 MiB, rewrites of its third MiB with /tmp/a) while one echo every 0.25 s crosses the NIC.
+    # "JVTEST SAT rx_delta=R tx_delta=T pings=P reads=N writes=M cs=C": every echo sent (T, one per ping
+    # run P) must come back (R), and the disk must have been busy throughout (N, M rounds done in C
+    # centiseconds). A "JVTEST PING" line per ping says what the NIC counted so far.
+    now() { cut -d' ' -f1 /proc/uptime | tr -d .; }
+    t0=$(now); end=$((t0 + satsec * 100))
+    ( n=0; while [ "$(now)" -lt $end ]; do dd if=/dev/vda of=/dev/null bs=256k count=8 iflag=direct 2>/dev/null || exit 1; n=$((n + 1)); done; echo $n > /tmp/reads ) &
+    ( n=0; while [ "$(now)" -lt $end ]; do dd if=/tmp/a of=/dev/vda bs=64k seek=32 count=16 oflag=direct 2>/dev/null || exit 1; n=$((n + 1)); done; echo $n > /tmp/writes ) &
+    rx0=$(rx); tx0=$(tx); pings=0
+    while [ "$(now)" -lt $end ]; do
+      # -W 1, in the background: the reflector returns our echo request and never a reply, and busybox
+      # ping then waits -W (default 10 s) after its last packet whatever -w says; that made each round
+      # of the old count-bounded loop take 10 s, and the test time out
+      ping -q -c 1 -W 1 "$peer" > /dev/null 2>&1 &
+      pings=$((pings + 1))
+      sleep 0.25
+      say "PING $pings rx_delta=$(($(rx) - rx0)) tx_delta=$(($(tx) - tx0))"
     done
-    say "RX rx_packets=$(rx) tx_packets=$(tx)"
+    wait
+    sleep 0.5 # the last echo's way back
+    say "SAT rx_delta=$(($(rx) - rx0)) tx_delta=$(($(tx) - tx0)) pings=$pings reads=$(cat /tmp/reads 2>/dev/null || echo failed) writes=$(cat /tmp/writes 2>/dev/null || echo failed) cs=$(($(now) - t0))"
     sync; poweroff -f
     ;;
   periodic)

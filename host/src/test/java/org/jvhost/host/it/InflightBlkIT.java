@@ -41,6 +41,8 @@ import org.jvhost.spi.DeviceContext;
  *     and serves them last first, 1 ms each, so requests are in flight and complete out of order); the
  *     growth of the file is the resize. Every acknowledged write must be in the file (MD5 of the area)
  *     and every request in flight must complete (the guest finishes).</li>
+ * <li>{@link #theShippedBlkDeviceKilledUnderIoAndRestartedTwentyTimes}: the same with what users run,
+ *     {@code jvhost serve --device blk:...} (the devices-blk plugin and its I/O threads).</li>
  * </ol>
  * Why the restart tests can fail: without the replay QEMU restarts the ring at its used index, which
  * re-serves requests already completed (the guest's virtio ring reports "id N is not a head!") and never
@@ -135,8 +137,61 @@ class InflightBlkIT {
         return p;
     }
 
+    /** A back-end in a process of its own, serving {@code sock} over {@code file}. */
+    private interface BackEnd {
+        /** Starts it; returns once it serves. */
+        ProcessUnderTest start(String name, Path sock, Path file);
+
+        /** Grows the disk to {@code bytes} and has the guest told. */
+        void resize(Path sock, Path file, long bytes) throws Exception;
+    }
+
     @Test
     void killedUnderIoAndRestartedTwentyTimes() throws Exception {
+        killUnderIo("the test disk", new BackEnd() {
+            @Override
+            public ProcessUnderTest start(String name, Path sock, Path file) {
+                return serveInChildJvm(name, sock, file);
+            }
+
+            @Override
+            public void resize(Path sock, Path file, long bytes) throws IOException {
+                grow(file, bytes); // the test disk sees its file grow and tells the guest
+            }
+        });
+    }
+
+    /**
+     * The same with the shipped host: {@code java -jar jvhost.jar serve --device blk:...}, the devices-blk
+     * plugin with its I/O threads, SIGKILLed twenty times under the guest's I/O; resized with
+     * {@code jvhost ctl resize}.
+     */
+    @Test
+    void theShippedBlkDeviceKilledUnderIoAndRestartedTwentyTimes() throws Exception {
+        Path control = scope.sockets().resolve("control.sock");
+        killUnderIo("jvhost serve with devices-blk", new BackEnd() {
+            @Override
+            public ProcessUnderTest start(String name, Path sock, Path file) {
+                Object stale = Peers.fileKey(sock);
+                ProcessUnderTest p = scope.track(ProcessUnderTest.start(name, Serve.command(Serve.ON_BACK_END_CPU,
+                        List.of("--control", control.toString(), "--device", "blk:socket=" + sock + ",path=" + file)),
+                        scope.logs()));
+                Peers.awaitNewFile(sock, stale, Duration.ofSeconds(30), p);
+                return p;
+            }
+
+            @Override
+            public void resize(Path sock, Path file, long bytes) {
+                try (ProcessUnderTest ctl = ProcessUnderTest.start("ctl", List.of(Serve.java(), "-jar",
+                        Serve.jar().toString(), "ctl", "--control", control.toString(), "resize", "blk@" + sock,
+                        String.valueOf(bytes)), scope.logs())) {
+                    assertTrue(ctl.awaitExit(Duration.ofSeconds(30)) == 0, "jvhost ctl resize" + ctl.tail());
+                }
+            }
+        });
+    }
+
+    private void killUnderIo(String what, BackEnd backEnd) throws Exception {
         Peers.assumeInstalled(Peers.QEMU, "qemu-system-x86");
         org.junit.jupiter.api.Assumptions.assumeTrue(Backend.selected() instanceof JvhostBackend,
                 "jvhost's engine is the back-end here; there is no DPDK counterpart to run");
@@ -147,10 +202,10 @@ class InflightBlkIT {
             f.setLength(START_BYTES);
         }
         long t0 = System.nanoTime();
-        ProcessUnderTest back = serveInChildJvm("jvhost-0", sock, image);
+        ProcessUnderTest back = backEnd.start("jvhost-0", sock, image);
         ProcessUnderTest qemu = startQemu(sock, initrd);
         qemu.await(Pattern.compile("JVTEST SIZE " + START_BYTES / SECTOR + "\\r?\\n"), 0, BOOT, back);
-        grow(image, GROWN_BYTES); // the back-end sees the file grow and tells the guest
+        backEnd.resize(sock, image, GROWN_BYTES);
         qemu.await(Pattern.compile("JVTEST RESIZED " + GROWN_BYTES / SECTOR + "\\r?\\n"), 0, Duration.ofSeconds(30), back);
         qemu.await(Pattern.compile("JVTEST ROUND 0\\r?\\n"), 0, Duration.ofSeconds(60), back);
         java.util.Random random = new java.util.Random(13);
@@ -159,14 +214,14 @@ class InflightBlkIT {
         for (int k = 1; k <= RESTARTS; k++) {
             Thread.sleep(100 + random.nextInt(400)); // under the guest's I/O: it writes and reads without pause
             back.kill(); // SIGKILL
-            back = serveInChildJvm("jvhost-" + k, sock, image);
+            back = backEnd.start("jvhost-" + k, sock, image);
             back.await(Pattern.compile("front-end connected"), 0, Duration.ofSeconds(30));
             Thread.sleep(300); // the rings start after the connection: let the replay, if any, be logged
             Matcher m = inFlight.matcher(back.outputSince(0));
             replayed += m.find() ? Integer.parseInt(m.group(1)) : 0;
             assertTrue(qemu.isAlive(), "QEMU survived kill " + k + qemu.tail());
         }
-        grow(image, GROWN_BYTES + (8L << 20)); // the guest's signal to finish
+        backEnd.resize(sock, image, GROWN_BYTES + (8L << 20)); // the guest's signal to finish
         Matcher pass = qemu.await(Pattern.compile("JVTEST (PASS|FAIL)([^\\r\\n]*)\\r?\\n"), 0, Duration.ofSeconds(90), back);
         assertTrue(pass.group(1).equals("PASS"), "guest: " + pass.group(0) + qemu.tail());
         String guestSum = pass.group(2).strip().split(" ")[0];
@@ -180,8 +235,8 @@ class InflightBlkIT {
         String diskSum = HexFormat.of().formatHex(MessageDigest.getInstance("MD5").digest(area));
         assertTrue(diskSum.equals(guestSum), "the file holds what the guest wrote: " + diskSum + " vs " + guestSum);
         assertTrue(qemu.awaitExit(Duration.ofSeconds(30)) == 0, "QEMU exits after the guest powers off" + qemu.tail());
-        System.out.printf("InflightBlkIT: %d SIGKILLs, %d requests replayed in all, guest %s, %d s%n", RESTARTS,
-                replayed, pass.group(2).strip(), TimeUnit.NANOSECONDS.toSeconds(System.nanoTime() - t0));
+        System.out.printf("InflightBlkIT, %s: %d SIGKILLs, %d requests replayed in all, guest %s, %d s%n", what,
+                RESTARTS, replayed, pass.group(2).strip(), TimeUnit.NANOSECONDS.toSeconds(System.nanoTime() - t0));
     }
 
     private static void grow(Path image, long bytes) throws IOException {

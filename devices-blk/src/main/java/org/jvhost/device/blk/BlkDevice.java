@@ -128,10 +128,9 @@ final class BlkDevice implements VhostUserDevice {
         c.putLong(VirtioBlk.CONFIG_CAPACITY, capacityBytes() >>> VirtioBlk.SECTOR_SHIFT);
         // GET_CONFIG comes before SET_VRING_NUM, and a chain longer than its ring breaks the queue: bound
         // segments by the smallest ring we expect (QEMU vhost-user-blk's default queue-size 128) minus the
-        // header and status descriptors and the descriptor that points to an indirect table, which the
-        // engine counts too (Linux puts a large request in one indirect table; QEMU's own seg_max of
-        // queue_size - 2 broke the queue under 1 MiB O_DIRECT reads)
-        c.putInt(VirtioBlk.CONFIG_SEG_MAX, MIN_EXPECTED_RING - 3);
+        // header and status descriptors, as QEMU's own seg_max = queue_size - 2 (Linux puts such a request
+        // in one indirect table of queue-size entries, which the engine accepts)
+        c.putInt(VirtioBlk.CONFIG_SEG_MAX, MIN_EXPECTED_RING - 2);
         c.putInt(VirtioBlk.CONFIG_BLK_SIZE, VirtioBlk.SECTOR_SIZE);
         c.putShort(VirtioBlk.CONFIG_NUM_QUEUES, (short) config.queues());
         c.putInt(VirtioBlk.CONFIG_MAX_DISCARD_SECTORS, MAX_ZERO_SECTORS);

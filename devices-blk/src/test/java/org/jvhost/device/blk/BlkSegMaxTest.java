@@ -41,9 +41,9 @@ class BlkSegMaxTest {
 
     /**
      * A Linux guest puts its largest request, header + seg_max data segments + status, in one indirect
-     * table, and the engine counts the descriptor that points to the table against the ring size too
-     * (HostileDriverTest#chainLongerThanTheRingThroughAnIndirectTable): seg_max must leave room for it, or
-     * the queue breaks (it did with seg_max = ring - 2, under 1 MiB O_DIRECT reads in scripts/bench-blk.sh).
+     * table of the ring's size; the descriptor that points to the table does not count against the ring
+     * size (HostileDriverTest#anIndirectTableOfTheRingSizeIsAChainOfTheRingSize). When it did, seg_max =
+     * ring - 2 broke the queue under 1 MiB O_DIRECT reads in scripts/bench-blk.sh.
      */
     @Test
     void theLargestRequestSegMaxAllowsFitsTheRingThroughAnIndirectTable() throws Exception {

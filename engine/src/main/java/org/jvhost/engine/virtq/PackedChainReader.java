@@ -95,6 +95,7 @@ final class PackedChainReader {
         if (!checkIndirect(i, tableGpa, addr, len, flags)) {
             return false;
         }
+        budget++; // the table's pointer is not a buffer: a table may hold the ring size (as for split rings)
         MemoryRegion r = memory.regionFor(addr);
         long offset = addr - r.guestAddress();
         ByteBuffer table = r.window(offset);

@@ -401,7 +401,9 @@ public final class SplitQueue implements HostQueue {
         long indirectGpa = -1;
         int i = head;
         // "The driver MUST NOT create a descriptor chain longer than the Queue Size of the device"
-        // (2.7.5.2, 2.7.5.3.1; indirect entries count). The budget also ends any loop.
+        // (2.7.5.2, 2.7.5.3.1): the buffer descriptors count, direct and indirect; the descriptor that
+        // points to an indirect table does not (Linux puts a request of Queue Size segments in one table,
+        // and QEMU and DPDK accept it). The budget also ends any loop.
         for (int budget = size; ; budget--) {
             if (budget == 0) {
                 return fail(String.format("chain at head %d is longer than the ring size %d (a descriptor loop?)",
@@ -422,6 +424,7 @@ public final class SplitQueue implements HostQueue {
                 entries = len / DescriptorLayout.SIZE;
                 indirectGpa = addr;
                 i = 0;
+                budget++; // the table's pointer is not a buffer (and ends the direct chain: once per chain)
                 continue;
             }
             if (len != 0 && !addSegment(c, i, indirectGpa, addr, len, (flags & F_WRITE) != 0)) {

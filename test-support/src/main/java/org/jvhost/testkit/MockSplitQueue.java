@@ -177,7 +177,7 @@ public final class MockSplitQueue {
      */
     public int addIndirectChain(byte[][] readable, int[] writableLengths) {
         int count = readable.length + writableLengths.length;
-        checkCount(count, size - 1); // the indirect descriptor itself counts against the ring size
+        checkCount(count, size); // the descriptor pointing to the table is not a buffer: it does not count
         long table = allocate(count * DescriptorLayout.SIZE);
         long[] writable = new long[2 * writableLengths.length];
         for (int k = 0; k < count; k++) {

@@ -54,9 +54,4 @@ final class PollWindow {
             nanos = Math.max(floor, nanos / 2);
         }
     }
-
-    @Override
-    public String toString() {
-        return "poll window " + nanos / 1000 + " us (" + floor / 1000 + "-" + ceiling / 1000 + " us)";
-    }
 }

@@ -20,7 +20,11 @@ final class PolledSet {
     private long[] lastWork = new long[4];
     private int count;
 
-    /** @param owner the worker's thread name, for log lines; @param callback what runs now, for the watchdog */
+    /**
+     * @param owner    the worker's thread name, for log lines
+     * @param callback what runs now, for the watchdog
+     * @param window   the idle time after which a polled queue re-arms its kicks
+     */
     PolledSet(String owner, RunningCallback callback, PollWindow window) {
         this.owner = owner;
         this.callback = callback;

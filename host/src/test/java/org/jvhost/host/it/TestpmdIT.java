@@ -97,24 +97,7 @@ class TestpmdIT {
         back = scope.track(backend.start(backend.name(), sock, 1, Backend.Role.LISTEN, scope.logs()));
         front = scope.track(TestpmdFrontEnd.start("testpmd", sock, 1, "txonly", false, scope.logs()));
 
-        PortStats beforeTx = front.portStats();
-        front.command("start");
-        Peers.sleep(Duration.ofSeconds(3));
-        front.stop();
-        PortStats afterTx = front.portStats();
-        long sent = afterTx.txPackets() - beforeTx.txPackets();
-        assertTrue(sent >= MIN_FRAMES, "txonly: the back-end consumed only " + sent + " frames in 3 s" + back.tail());
-        assertEquals(0, afterTx.txErrors(), "txonly: TX-errors");
-
-        front.command("set fwd rxonly");
-        front.command("start");
-        Peers.sleep(Duration.ofSeconds(2));
-        front.stop();
-        PortStats afterRx = front.portStats();
-        long received = afterRx.rxPackets() - afterTx.rxPackets();
-        assertTrue(received > 0, "rxonly: none of the " + sent + " transmitted frames came back" + back.tail());
-        assertTrue(received <= sent, "rxonly: received " + received + " frames but only " + sent + " were sent");
-        assertEquals(0, afterRx.rxErrors(), "rxonly: RX-errors");
+        txonlyThenRxonly("", Duration.ofSeconds(3));
 
         front.command("set fwd io");
         front.startRoundTrip();
@@ -140,23 +123,7 @@ class TestpmdIT {
                     Duration.ofSeconds(10), front.process());
         }
 
-        PortStats beforeTx = front.portStats();
-        front.command("start");
-        Peers.sleep(Duration.ofSeconds(2));
-        front.stop();
-        PortStats afterTx = front.portStats();
-        long sent = afterTx.txPackets() - beforeTx.txPackets();
-        assertTrue(sent >= MIN_FRAMES, "packed txonly: the back-end consumed only " + sent + " frames" + back.tail());
-        assertEquals(0, afterTx.txErrors(), "packed txonly: TX-errors");
-
-        front.command("set fwd rxonly");
-        front.command("start");
-        Peers.sleep(Duration.ofSeconds(2));
-        front.stop();
-        PortStats afterRx = front.portStats();
-        long received = afterRx.rxPackets() - afterTx.rxPackets();
-        assertTrue(received > 0, "packed rxonly: none of the " + sent + " frames came back" + back.tail());
-        assertTrue(received <= sent, "packed rxonly: received " + received + " frames but only " + sent + " were sent");
+        txonlyThenRxonly("packed ", Duration.ofSeconds(2));
 
         front.command("set fwd io");
         front.startRoundTrip();
@@ -168,6 +135,32 @@ class TestpmdIT {
                     + s.rxPackets() + " frames");
         }
         assertTrue(back.isAlive(), backend.name() + " exited during packed-ring traffic" + back.tail());
+    }
+
+    /**
+     * txonly for {@code txFor} (the back-end must take at least {@link #MIN_FRAMES}, without TX errors),
+     * then rxonly for 2 s: some of what was sent comes back, never more, without RX errors.
+     */
+    private void txonlyThenRxonly(String label, Duration txFor) {
+        PortStats beforeTx = front.portStats();
+        front.command("start");
+        Peers.sleep(txFor);
+        front.stop();
+        PortStats afterTx = front.portStats();
+        long sent = afterTx.txPackets() - beforeTx.txPackets();
+        assertTrue(sent >= MIN_FRAMES, label + "txonly: the back-end consumed only " + sent + " frames in "
+                + txFor.toSeconds() + " s" + back.tail());
+        assertEquals(0, afterTx.txErrors(), label + "txonly: TX-errors");
+
+        front.command("set fwd rxonly");
+        front.command("start");
+        Peers.sleep(Duration.ofSeconds(2));
+        front.stop();
+        PortStats afterRx = front.portStats();
+        long received = afterRx.rxPackets() - afterTx.rxPackets();
+        assertTrue(received > 0, label + "rxonly: none of the " + sent + " transmitted frames came back" + back.tail());
+        assertTrue(received <= sent, label + "rxonly: received " + received + " frames but only " + sent + " were sent");
+        assertEquals(0, afterRx.rxErrors(), label + "rxonly: RX-errors");
     }
 
     private void assertFlowing(Interval interval, int queues) {

@@ -156,6 +156,29 @@ class DisabledTransmitRingTest {
         assertEquals(0, e.len());
     }
 
+    /**
+     * DPDK's virtio_user enables a queue pair without asking for a reply and sends at once: its kick can
+     * reach the worker before the control loop has read the enable written before it. Those chains are
+     * served, not discarded: a discard waits 250 ms (Ring.DISCARD_GRACE_MS) for an enable.
+     */
+    @Test
+    void aKickThatOvertakesItsEnableIsServedNotDiscarded() throws Exception {
+        FakeGuestMemory view = FakeGuestMemory.builder().region(0, ram.buffer()).build();
+        MockSplitQueue driver = MockSplitQueue.create(view, 8, 0x1000 + TX * AREA, AREA - 0x1000);
+        drivers[TX] = driver;
+        fe.setVringNum(TX, 8);
+        fe.setVringBase(TX, 0);
+        fe.setVringAddrGpa(TX, driver.descGpa(), driver.availGpa(), driver.usedGpa());
+        fe.setVringCall(TX);
+        fe.setVringKick(TX); // started, and disabled: protocol features are negotiated
+        int head = pingAndKick(TX);
+        Thread.sleep(50); // the worker has seen the kick; the enable is "late"
+        assertEquals(0, drivers[TX].usedIdx(), "a kick on a disabled ring was discarded before its grace");
+        fe.setVringEnable(TX, true);
+        device.await("start " + TX);
+        assertPong(TX, head);
+    }
+
     @Test
     void aDisabledRxRingKeepsItsBuffersForTheDevice() throws Exception {
         startEnabled(RX, 8);

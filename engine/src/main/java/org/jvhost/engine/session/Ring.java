@@ -42,11 +42,20 @@ import org.slf4j.LoggerFactory;
  * kick brings after, {@link #DISCARD_BUDGET} chains per turn of the worker (the ready list brings it back
  * for the rest). Any other disabled ring keeps its buffers for the device (rust-vmm and DPDK's vhost
  * library do not process a disabled ring at all).
+ *
+ * <p>A kick is not discarded at once, though: its chains wait {@link #DISCARD_GRACE_MS} for an enable.
+ * The front-end's SET_VRING_ENABLE and its kick travel apart (the socket to the control loop, the
+ * eventfd to the worker), so a kick written after the enable can be seen first. DPDK's virtio_user
+ * enables a second queue pair without asking for a reply and starts sending at once: discarding at
+ * once dropped the frames it meant to circulate. What was pending when the ring is disabled is
+ * discarded at once: the disable came after it.
  */
 final class Ring implements EventHandler, PolledQueue, ReadyQueue {
     private static final Logger LOG = LoggerFactory.getLogger(Ring.class);
     /** Most chains discarded per turn of the worker, as a device's drain is budgeted (loopback: 256). */
     static final int DISCARD_BUDGET = 256;
+    /** How long a kick on a started but disabled transmit ring waits for an enable before its chains go. */
+    static final long DISCARD_GRACE_MS = 250;
     /**
      * How long a stop or a memory update waits for the device's deferred chains
      * ({@link org.jvhost.spi.Completion}) before it goes on without them.
@@ -65,6 +74,10 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
     private final boolean transmit;
     /** The chain discards pop into, made on the first discard. Worker only. */
     private DescriptorChain discardChain;
+    /** A kick's discard waits out {@link #DISCARD_GRACE_MS}; later kicks join it. Worker only. */
+    private boolean discardPending;
+    /** Stopped for good (GET_VRING_BASE, a reset, the end of the session): a late discard writes nothing. */
+    private boolean stopped;
     private int kickFd;
     private long kickToken = -1;
     /** The device holds the queue (started and enabled). Worker only. */
@@ -187,6 +200,7 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
      * stay, whatever the queue: they are the ring's state that GET_VRING_BASE reports. Worker only.
      */
     void stop() {
+        stopped = true;
         release();
         worker.unwatch(kickToken);
     }
@@ -215,10 +229,11 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
             instrumented.kicked(kicks); // strict mode counts kicks the driver should not have sent
         }
         if (!handed || runtime.isFailed()) {
-            // started but disabled: a transmit queue's chains are discarded, any other ring's kick is
-            // drained here and replayed by handOver(); or the device failed: its kicks are dropped
-            // without touching guest memory (it may be what failed), which discard() also respects
-            discard();
+            // started but disabled: a transmit queue's chains are discarded after a grace for an enable
+            // already on its way, any other ring's kick is drained here and replayed by handOver(); or
+            // the device failed: its kicks are dropped without touching guest memory (it may be what
+            // failed), which discard() also respects
+            discardAfterGrace();
             return;
         }
         if (polling) {
@@ -234,6 +249,20 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
         worker.execute(() -> {
             if (handed && !runtime.isFailed()) {
                 deliverKick();
+            }
+        });
+    }
+
+    /** Discards what a kick on a disabled transmit ring brought once {@link #DISCARD_GRACE_MS} passed. */
+    private void discardAfterGrace() {
+        if (!transmit || discardPending || runtime.isFailed()) {
+            return;
+        }
+        discardPending = true;
+        Deadlines.after(DISCARD_GRACE_MS, worker::post, () -> {
+            discardPending = false;
+            if (!stopped) {
+                discard(); // nothing to do if an enable handed the queue over meanwhile
             }
         });
     }

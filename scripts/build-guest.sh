@@ -166,13 +166,14 @@ case "$mode" in
       per=$(( (count + queues - 1) / queues ))
       i=0
       while [ $i -lt "$queues" ]; do
-        taskset "$(printf %x $((1 << i)))" ping -q -c "$per" -i 0.05 -w $((per / 20 + 2)) "$peer" > /dev/null 2>&1 &
+        taskset "$(printf %x $((1 << i)))" ping -q -c "$per" -i 0.05 -w $((per / 20 + 2)) -W 1 "$peer" > /dev/null 2>&1 &
         i=$((i + 1))
       done
       wait
     else
-      # -w bounds the run: with a reflector the echo requests never get a reply.
-      ping -q -c "$count" -i 0.05 -w $((count / 20 + 2)) "$peer" > /dev/null 2>&1
+      # -w bounds the run: with a reflector the echo requests never get a reply. -W 1: without it
+      # busybox ping waits 10 s for a reply after its last packet, whatever -w says.
+      ping -q -c "$count" -i 0.05 -w $((count / 20 + 2)) -W 1 "$peer" > /dev/null 2>&1
     fi
     sleep 1
     rx1=$(rx); tx1=$(tx); q1=$(rxq)
@@ -282,7 +283,7 @@ case "$mode" in
       # with queues>1 one frame from every vCPU, i.e. on every transmit queue (XPS, as in burst mode)
       i=0
       while [ $i -lt "$queues" ]; do
-        taskset "$(printf %x $((1 << i)))" ping -q -c 1 -w 1 "$peer" > /dev/null 2>&1 &
+        taskset "$(printf %x $((1 << i)))" ping -q -c 1 -w 1 -W 1 "$peer" > /dev/null 2>&1 &
         i=$((i + 1))
       done
       sleep "$interval"

@@ -17,7 +17,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
- * The {@code blk} device under a QEMU guest ({@code vhost-user-blk-pci}), next to a {@code loopback} NIC
+ * The {@code blk} device, on io_uring, under a QEMU guest ({@code vhost-user-blk-pci}), next to a {@code loopback} NIC
  * served by the same jvhost on ONE worker: the guest writes random data with dd buffered and with
  * O_DIRECT, reads it back both ways and with one 1 MiB O_DIRECT read (ring-size indirect tables), and
  * the host file holds it; the disk has the two queues asked
@@ -111,6 +111,8 @@ class BlkGuestIT {
                 List.of("--workers", "1", "--device", "loopback:socket=" + nicSocket() + ",queues=2",
                         "--device", "blk:socket=" + blkSocket() + ",path=" + disk + "," + blkOptions)), scope.logs()));
         Peers.awaitNewFile(blkSocket(), stale, Duration.ofSeconds(30), p);
+        // the disk's reads, writes and flushes run on io_uring here (uring=auto; refused, the pool would)
+        p.await(Pattern.compile("reads, writes and flushes on io_uring"), 0, Duration.ofSeconds(5));
         return p;
     }
 

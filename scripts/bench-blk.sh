@@ -4,8 +4,8 @@
 # image's initramfs) in four passes, and the same back-end file is served, interleaved round by round, by
 #   jvhost : java -jar jvhost.jar serve --device blk:socket=SOCK,path=IMG                       (CPU 1)
 #   qsd    : qemu-storage-daemon --blockdev driver=file,... --export type=vhost-user-blk,...      (CPU 1)
-# with QEMU on CPU 0. Both go through the host's page cache (jvhost's FileChannel; qsd's default
-# cache.direct=off, aio=threads). Passes: seqread and seqwrite of 1 MiB requests, one in flight;
+# with QEMU on CPU 0. Both go through the host's page cache (jvhost's io_uring, uring=auto, or its I/O
+# threads when the kernel refuses io_uring; qsd's default cache.direct=off, aio=threads). Passes: seqread and seqwrite of 1 MiB requests, one in flight;
 # randread and randwrite of 4 KiB requests, 4 in flight (4 guest threads).
 #
 # Under TCG the guest's CPU is slow, so these figures compare the two back-ends under the same guest,

@@ -31,6 +31,10 @@ public final class IoUring implements AutoCloseable {
     public static final int FSYNC_DATASYNC = 1;
     /** errno: io_uring_enter was interrupted by a signal (retry). */
     public static final int EINTR = UringNatives.EINTR;
+    /** errno: the kernel is short of resources for now (retry). */
+    public static final int EAGAIN = UringNatives.EAGAIN;
+    /** errno: completions must be reaped before more can be submitted (retry after reaping). */
+    public static final int EBUSY = UringNatives.EBUSY;
 
     private static final VarHandle U32 = MethodHandles.byteBufferViewVarHandle(int[].class, ByteOrder.nativeOrder());
 

@@ -45,6 +45,8 @@ final class UringIo implements AutoCloseable, IoUring.CompletionSink {
     private static final int IOVEC_SIZE = 16;
     /** User data of the NOP {@link #close} submits to wake the reaper. */
     private static final long STOP = -1L;
+    /** Retries of a submission the kernel answers EAGAIN or EBUSY, before the entries wait for the next kick. */
+    private static final int MAX_SUBMIT_TRIES = 1000;
 
     /** What became of one request, for the device's counters. Reaper thread, or a worker. */
     interface Outcome {
@@ -68,6 +70,8 @@ final class UringIo implements AutoCloseable, IoUring.CompletionSink {
     private final int[] bytes;
     private final Memory[] iov;
     private volatile boolean stopSeen;
+    /** An io_uring_enter failure was logged (once). Under sqLock. */
+    private boolean submitFailed;
 
     private UringIo(IoUring ring, int fd, Outcome outcome, String name) {
         this.ring = ring;
@@ -142,19 +146,31 @@ final class UringIo implements AutoCloseable, IoUring.CompletionSink {
         if (slot < 0) {
             return false;
         }
-        long iovAddress = c == null ? 0 : fillIovecs(slot, c, writable, from, len, segments);
+        long iovAddress;
+        try {
+            iovAddress = c == null ? 0 : fillIovecs(slot, c, writable, from, len, segments);
+        } catch (IllegalStateException e) { // memory without addresses: the pool's views can still serve it
+            releaseSlot(slot);
+            return false;
+        }
         status[slot] = st;
         used[slot] = d.writableBytes();
         type[slot] = t;
         bytes[slot] = len;
         done.set(slot, d); // publishes the fields above to the reaper (see the class comment)
+        int flags = op == IoUring.OP_FSYNC ? IoUring.FSYNC_DATASYNC : 0;
+        boolean prepared;
         synchronized (sqLock) {
-            while (!ring.prepare(op, fd, iovAddress, segments, position, op == IoUring.OP_FSYNC
-                    ? IoUring.FSYNC_DATASYNC : 0, slot)) {
-                submitLocked(); // the SQ is full: hand its entries over first
-            }
+            // a full SQ: hand its entries over first
+            prepared = ring.prepare(op, fd, iovAddress, segments, position, flags, slot)
+                    || submitLocked() && ring.prepare(op, fd, iovAddress, segments, position, flags, slot);
         }
-        return true;
+        if (!prepared) { // the kernel takes no entries: the pool runs this one
+            done.set(slot, null);
+            status[slot] = null;
+            releaseSlot(slot);
+        }
+        return prepared;
     }
 
     /**
@@ -174,15 +190,30 @@ final class UringIo implements AutoCloseable, IoUring.CompletionSink {
         }
     }
 
-    private void submitLocked() {
-        while (ring.unsubmitted() > 0) {
+    /**
+     * Submits until the kernel took every prepared entry: EINTR, EAGAIN (short of memory) and EBUSY
+     * (completions to reap first, which the reaper does) are retried, a bounded number of times; any other
+     * failure is logged and the entries stay for the next call.
+     *
+     * @return whether the SQ is empty now
+     */
+    private boolean submitLocked() {
+        for (int tries = 0; ring.unsubmitted() > 0; tries++) {
             int r = ring.submit();
-            if (r < 0 && r != -IoUring.EINTR) {
-                // EAGAIN/EBUSY: the kernel is short of memory or completions are pending; the entries stay
-                // in the SQ and go with the next enter (the reaper's reaping makes room)
-                Thread.onSpinWait();
+            if (r >= 0) {
+                continue;
             }
+            if ((r != -IoUring.EINTR && r != -IoUring.EAGAIN && r != -IoUring.EBUSY) || tries == MAX_SUBMIT_TRIES) {
+                if (!submitFailed) {
+                    submitFailed = true;
+                    LOG.error("io_uring_enter failed ({}): {} requests wait in the ring", IoUring.errnoName(-r),
+                            ring.unsubmitted());
+                }
+                return false;
+            }
+            Thread.yield();
         }
+        return true;
     }
 
     /** The number of segments the chain's part {@code from..from+len} spans. */
@@ -311,8 +342,10 @@ final class UringIo implements AutoCloseable, IoUring.CompletionSink {
     @Override
     public void close() {
         synchronized (sqLock) {
-            while (!ring.prepare(IoUring.OP_NOP, -1, 0, 0, 0, 0, STOP)) {
-                submitLocked();
+            if (!(ring.prepare(IoUring.OP_NOP, -1, 0, 0, 0, 0, STOP)
+                    || submitLocked() && ring.prepare(IoUring.OP_NOP, -1, 0, 0, 0, 0, STOP))) {
+                LOG.warn("blk: io_uring takes no entries; its ring and file stay open");
+                return;
             }
             submitLocked();
         }

@@ -4,25 +4,27 @@
 # image's initramfs) in four passes, and the same back-end file is served, interleaved round by round, by
 #   jvhost : java -jar jvhost.jar serve --device blk:socket=SOCK,path=IMG                       (CPU 1)
 #   qsd    : qemu-storage-daemon --blockdev driver=file,... --export type=vhost-user-blk,...      (CPU 1)
-# with QEMU on CPU 0. Both go through the host's page cache (jvhost's FileChannel; qsd's default
-# cache.direct=off, aio=threads). Passes: seqread and seqwrite of 1 MiB requests, one in flight;
+# with QEMU on CPU 0. Both go through the host's page cache (jvhost's io_uring, uring=auto, or its I/O
+# threads when the kernel refuses io_uring; qsd's default cache.direct=off, aio=threads). Passes: seqread and seqwrite of 1 MiB requests, one in flight;
 # randread and randwrite of 4 KiB requests, 4 in flight (4 guest threads).
 #
 # Under TCG the guest's CPU is slow, so these figures compare the two back-ends under the same guest,
 # not the back-ends' own ceilings.
 #
 # Needs qemu-system-x86 (with qemu-storage-daemon), gcc and libc6-dev (a static blkio), root not required.
-# Usage: scripts/bench-blk.sh [-r ROUNDS] [-d SECONDS-PER-PASS] [--jar PATH]
+# Usage: scripts/bench-blk.sh [-r ROUNDS] [-d SECONDS-PER-PASS] [--jar PATH] [--blk-options OPTS]
+# (OPTS: more options of jvhost's blk device, e.g. uring=off, appended to its --device spec)
 # Prints one line per pass and run, then per pass the medians (IOPS) and the jvhost/qsd ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=3 secs=4 jar=host/target/jvhost.jar
+rounds=3 secs=4 jar=host/target/jvhost.jar blkopts=
 while [[ $# -gt 0 ]]; do
   case "$1" in
     -r) rounds=$2; shift 2 ;;
     -d) secs=$2; shift 2 ;;
     --jar) jar=$2; shift 2 ;;
-    *) echo "usage: $0 [-r ROUNDS] [-d SECONDS] [--jar PATH]" >&2; exit 2 ;;
+    --blk-options) blkopts=,$2; shift 2 ;;
+    *) echo "usage: $0 [-r ROUNDS] [-d SECONDS] [--jar PATH] [--blk-options OPTS]" >&2; exit 2 ;;
   esac
 done
 [[ -f "$jar" ]] || { echo "bench-blk: no $jar (mvn -pl host -am package)" >&2; exit 1; }
@@ -67,7 +69,7 @@ dd if=/dev/urandom of="$img" bs=1M count=256 status=none
 
 start_backend() {  # start_backend NAME SOCK LOG
   case "$1" in
-    jvhost) taskset -c 1 java -jar "$jar" serve --device "blk:socket=$2,path=$img" > "$3" 2>&1 < /dev/null & ;;
+    jvhost) taskset -c 1 java -jar "$jar" serve --device "blk:socket=$2,path=$img$blkopts" > "$3" 2>&1 < /dev/null & ;;
     qsd) taskset -c 1 qemu-storage-daemon --blockdev "driver=file,node-name=f,filename=$img" \
            --export "type=vhost-user-blk,id=e,node-name=f,addr.type=unix,addr.path=$2,writable=on" > "$3" 2>&1 < /dev/null & ;;
   esac

@@ -10,6 +10,7 @@ import org.jvhost.spi.Completion;
 import org.jvhost.spi.DescriptorChain;
 import org.jvhost.spi.DeviceContext;
 import org.jvhost.spi.HostService;
+import org.jvhost.spi.InvalidOptionException;
 import org.jvhost.spi.VhostUserDevice;
 import org.jvhost.spi.Virtqueue;
 import org.jvhost.spi.virtio.VirtioBlk;
@@ -18,10 +19,12 @@ import org.slf4j.LoggerFactory;
 
 /**
  * A virtio-blk disk (virtio 1.2 section 5.2). The worker pops each request, checks it and either answers
- * it at once (GET_ID, and every request it refuses: status IOERR or UNSUPP) or hands it to an I/O thread
- * with a {@link Completion}; the I/O thread moves the data between the file and guest memory, writes the
- * status byte and completes the chain, which the host publishes on the worker. So a slow disk never
- * holds the worker: other queues and devices on it go on.
+ * it at once (GET_ID, and every request it refuses: status IOERR or UNSUPP) or starts it with a
+ * {@link Completion}: reads, writes and flushes on the disk's io_uring ({@link UringIo}; its reaper
+ * thread finishes them), the rest (DISCARD, WRITE_ZEROES), and everything when io_uring is off or full,
+ * on the device's I/O threads ({@link BackingFile}). Whoever finishes a request writes its status byte
+ * and completes the chain, which the host publishes on the worker. So a slow disk never holds the
+ * worker: other queues and devices on it go on.
  *
  * <p>Hostile requests fail alone: a chain without a writable byte has nowhere to put a status and is
  * returned with nothing written; a short header, a data length that is not whole sectors, a range past
@@ -40,6 +43,8 @@ final class BlkDevice implements VhostUserDevice {
     private final DeviceContext context;
     private final BlkConfig config;
     private final BackingFile file;
+    /** Null: every request runs on the thread pool. */
+    private final UringIo uring;
     private final Virtqueue[] queues;
     private final DescriptorChain[] chains;
     private final byte[] header = new byte[VirtioBlk.REQ_HDR_LEN];
@@ -49,7 +54,7 @@ final class BlkDevice implements VhostUserDevice {
     private final AtomicLong readBytes = new AtomicLong();
     private final AtomicLong writtenBytes = new AtomicLong();
 
-    BlkDevice(DeviceContext context, BlkConfig config, BackingFile file) {
+    BlkDevice(DeviceContext context, BlkConfig config, BackingFile file) throws InvalidOptionException {
         this.context = context;
         this.name = context.deviceName();
         this.config = config;
@@ -57,6 +62,44 @@ final class BlkDevice implements VhostUserDevice {
         this.queues = new Virtqueue[config.queues()];
         this.chains = new DescriptorChain[config.queues()];
         this.id = config.serial().getBytes(StandardCharsets.US_ASCII);
+        this.uring = openUring();
+    }
+
+    /** The io_uring of {@code uring=on} or {@code auto}; with auto, null and a log line if refused. */
+    private UringIo openUring() throws InvalidOptionException {
+        if (config.uring().equals(BlkConfig.URING_OFF)) {
+            return null;
+        }
+        try {
+            UringIo io = UringIo.open(config.path(), config.readOnly(), this::finished);
+            LOG.info("{}: reads, writes and flushes on io_uring, {} in flight at most", name, io.depth());
+            return io;
+        } catch (IOException | RuntimeException | LinkageError e) {
+            String why = e instanceof IOException ? e.getMessage() : e.toString();
+            if (config.uring().equals(BlkConfig.URING_ON)) {
+                throw new InvalidOptionException(BlkConfig.OPT_URING, BlkConfig.OPT_URING + "=" + BlkConfig.URING_ON
+                        + ": io_uring is not available: " + why);
+            }
+            LOG.warn("{}: io_uring refused ({}): reads and writes run on {} I/O threads", name, why, config.threads());
+            return null;
+        }
+    }
+
+    /** How an io_uring request ended, for the counters. Reaper thread. */
+    private void finished(int type, int bytes, int result) {
+        if (result != bytes) {
+            failed(result < 0 ? "errno " + -result : result + " of " + bytes + " bytes");
+        } else if (type == VirtioBlk.T_IN) {
+            readBytes.addAndGet(bytes);
+        } else if (type == VirtioBlk.T_OUT) {
+            writtenBytes.addAndGet(bytes);
+        }
+    }
+
+    private void failed(String why) {
+        if (errors.getAndIncrement() == 0) {
+            LOG.warn("{}: I/O on {} failed (later failures are only counted): {}", name, config.path(), why);
+        }
     }
 
     @Override
@@ -157,15 +200,24 @@ final class BlkDevice implements VhostUserDevice {
             while (q.pop(c)) {
                 serve(q, c);
                 if (++served == BUDGET) {
+                    submitPrepared();
                     q.signalUsed();
                     return;
                 }
             }
+            submitPrepared();
             q.signalUsed();
         } while (q.enableNotifications());
     }
 
-    /** One request: answered now, or deferred to an I/O thread. Worker. */
+    /** The kick's io_uring requests go to the kernel together, with one system call. */
+    private void submitPrepared() {
+        if (uring != null) {
+            uring.submitPrepared();
+        }
+    }
+
+    /** One request: answered now, or started on io_uring or an I/O thread. Worker. */
     private void serve(Virtqueue q, DescriptorChain c) {
         requests.incrementAndGet();
         if (c.writableBytes() < 1) {
@@ -183,11 +235,16 @@ final class BlkDevice implements VhostUserDevice {
                     answer(q, c, VirtioBlk.S_IOERR);
                     return;
                 }
-                ByteBuffer[] data = BlkRequest.views(c, true, 0, len);
-                submit(q, c, () -> {
-                    file.read(data, sector << VirtioBlk.SECTOR_SHIFT);
-                    readBytes.addAndGet(len);
-                });
+                long position = sector << VirtioBlk.SECTOR_SHIFT;
+                ByteBuffer status = BlkRequest.statusByte(c);
+                Completion done = q.defer(c);
+                if (uring == null || !uring.read(c, len, position, done, status)) {
+                    ByteBuffer[] data = BlkRequest.views(c, true, 0, len);
+                    onPool(done, status, () -> {
+                        file.read(data, position);
+                        readBytes.addAndGet(len);
+                    });
+                }
             }
             case VirtioBlk.T_OUT -> {
                 int len = c.readableBytes() - VirtioBlk.REQ_HDR_LEN;
@@ -195,13 +252,24 @@ final class BlkDevice implements VhostUserDevice {
                     answer(q, c, VirtioBlk.S_IOERR);
                     return;
                 }
-                ByteBuffer[] data = BlkRequest.views(c, false, VirtioBlk.REQ_HDR_LEN, len);
-                submit(q, c, () -> {
-                    file.write(data, sector << VirtioBlk.SECTOR_SHIFT);
-                    writtenBytes.addAndGet(len);
-                });
+                long position = sector << VirtioBlk.SECTOR_SHIFT;
+                ByteBuffer status = BlkRequest.statusByte(c);
+                Completion done = q.defer(c);
+                if (uring == null || !uring.write(c, VirtioBlk.REQ_HDR_LEN, len, position, done, status)) {
+                    ByteBuffer[] data = BlkRequest.views(c, false, VirtioBlk.REQ_HDR_LEN, len);
+                    onPool(done, status, () -> {
+                        file.write(data, position);
+                        writtenBytes.addAndGet(len);
+                    });
+                }
             }
-            case VirtioBlk.T_FLUSH -> submit(q, c, file::flush);
+            case VirtioBlk.T_FLUSH -> {
+                ByteBuffer status = BlkRequest.statusByte(c);
+                Completion done = q.defer(c);
+                if (uring == null || !uring.flush(done, status)) {
+                    onPool(done, status, file::flush);
+                }
+            }
             case VirtioBlk.T_GET_ID -> {
                 int len = Math.min(VirtioBlk.ID_BYTES, c.writableBytes() - 1);
                 byte[] answer = java.util.Arrays.copyOf(id, len); // zero-padded, as the spec has it
@@ -229,7 +297,8 @@ final class BlkDevice implements VhostUserDevice {
             answer(q, c, VirtioBlk.S_IOERR);
             return;
         }
-        submit(q, c, () -> file.zero(sector << VirtioBlk.SECTOR_SHIFT, bytes));
+        ByteBuffer status = BlkRequest.statusByte(c);
+        onPool(q.defer(c), status, () -> file.zero(sector << VirtioBlk.SECTOR_SHIFT, bytes));
     }
 
     /** Work of an I/O thread. */
@@ -238,23 +307,20 @@ final class BlkDevice implements VhostUserDevice {
     }
 
     /**
-     * Defers the chain and runs {@code io} on an I/O thread, which writes the status and completes it.
-     * The used length is the whole writable part, whatever the outcome (as QEMU's virtio-blk does): the
-     * status byte is its last byte, and what the used length covers is what a live migration copies again.
+     * Runs {@code io} on an I/O thread, which writes the status and completes the deferred chain. The used
+     * length is the whole writable part, whatever the outcome (as QEMU's virtio-blk does; so does
+     * {@link UringIo}): the status byte is its last byte, and what the used length covers is what a live
+     * migration copies again.
      */
-    private void submit(Virtqueue q, DescriptorChain c, Io io) {
-        ByteBuffer status = BlkRequest.statusByte(c);
-        int used = c.writableBytes();
-        Completion done = q.defer(c);
+    private void onPool(Completion done, ByteBuffer status, Io io) {
+        int used = done.writableBytes();
         boolean queued = file.submit(() -> {
             byte st = VirtioBlk.S_OK;
             try {
                 io.run();
             } catch (IOException | RuntimeException e) {
                 st = VirtioBlk.S_IOERR;
-                if (errors.getAndIncrement() == 0) {
-                    LOG.warn("{}: I/O on {} failed (later failures are only counted): {}", name, config.path(), e.toString());
-                }
+                failed(e.toString());
             }
             status.put(0, st);
             done.complete(used);
@@ -290,11 +356,14 @@ final class BlkDevice implements VhostUserDevice {
     @Override
     public Map<String, Long> counters() {
         return Map.of("requests", requests.get(), "errors", errors.get(), "read_bytes", readBytes.get(),
-                "written_bytes", writtenBytes.get(), "capacity_bytes", capacityBytes());
+                "written_bytes", writtenBytes.get(), "capacity_bytes", capacityBytes(), "io_uring", uring != null ? 1L : 0L);
     }
 
     @Override
     public void close() {
+        if (uring != null) {
+            uring.close();
+        }
         file.close();
     }
 }

@@ -22,7 +22,10 @@ public final class BlkProvider implements DeviceProvider {
             new OptionSpec(BlkConfig.OPT_READONLY, "read-only disk (VIRTIO_BLK_F_RO; on/off)", "off"),
             new OptionSpec(BlkConfig.OPT_QUEUES, "request queues, 1.." + BlkConfig.MAX_QUEUES, "1"),
             new OptionSpec(BlkConfig.OPT_SERIAL, "serial number GET_ID answers, at most 20 ASCII characters", null),
-            new OptionSpec(BlkConfig.OPT_THREADS, "I/O threads of the device, 1.." + BlkConfig.MAX_THREADS, "4"));
+            new OptionSpec(BlkConfig.OPT_THREADS, "I/O threads of the device's pool, 1.." + BlkConfig.MAX_THREADS, "4"),
+            new OptionSpec(BlkConfig.OPT_URING, "reads, writes and flushes on io_uring: auto (the I/O threads if "
+                    + "the kernel refuses it), on (refuse to start without), off (always the I/O threads)",
+                    BlkConfig.URING_AUTO));
 
     @Override
     public String type() {
@@ -53,11 +56,18 @@ public final class BlkProvider implements DeviceProvider {
     @Override
     public VhostUserDevice create(DeviceOptions options, DeviceContext context) throws InvalidOptionException {
         BlkConfig config = BlkConfig.from(options);
+        BackingFile file;
         try {
-            return new BlkDevice(context, config, BackingFile.open(config));
+            file = BackingFile.open(config);
         } catch (IOException e) {
             throw new InvalidOptionException(BlkConfig.OPT_PATH, BlkConfig.OPT_PATH + "=" + config.path()
                     + ": cannot open" + (config.readOnly() ? " for reading: " : " for reading and writing: ") + e);
+        }
+        try {
+            return new BlkDevice(context, config, file);
+        } catch (InvalidOptionException | RuntimeException e) {
+            file.close();
+            throw e;
         }
     }
 }

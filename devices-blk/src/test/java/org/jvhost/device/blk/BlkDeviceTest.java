@@ -31,7 +31,8 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * The blk device over a driver-side mock ring: what a guest asks for lands in the file and comes back,
  * and every request the device must refuse gets its status (IOERR, UNSUPP) without touching the file
- * outside the disk, while the requests around it are served.
+ * outside the disk, while the requests around it are served. Here on the thread pool ({@code uring=off});
+ * {@link BlkDeviceUringTest} runs the same on io_uring.
  */
 @Timeout(value = 30, unit = TimeUnit.SECONDS)
 class BlkDeviceTest {
@@ -40,17 +41,22 @@ class BlkDeviceTest {
     @TempDir
     Path dir;
 
-    private final MockSplitQueue driver = MockSplitQueue.create(64);
-    private SplitQueue queue;
-    private VhostUserDevice device;
-    private Path file;
+    final MockSplitQueue driver = MockSplitQueue.create(64);
+    SplitQueue queue;
+    VhostUserDevice device;
+    Path file;
 
-    private void open(String... extra) throws Exception {
+    /** The {@code uring} option the tests run with. */
+    String uring() {
+        return "off";
+    }
+
+    void open(String... extra) throws Exception {
         file = dir.resolve("disk.img");
         if (!Files.exists(file)) {
             Files.write(file, new byte[SECTORS * VirtioBlk.SECTOR_SIZE]);
         }
-        Map<String, String> options = new HashMap<>(Map.of("path", file.toString()));
+        Map<String, String> options = new HashMap<>(Map.of("path", file.toString(), "uring", uring()));
         for (String kv : extra) {
             options.put(kv.substring(0, kv.indexOf('=')), kv.substring(kv.indexOf('=') + 1));
         }
@@ -78,13 +84,13 @@ class BlkDeviceTest {
         }
     }
 
-    private static byte[] header(int type, long sector) {
+    static byte[] header(int type, long sector) {
         return ByteBuffer.allocate(VirtioBlk.REQ_HDR_LEN).order(ByteOrder.LITTLE_ENDIAN)
                 .putInt(VirtioBlk.REQ_TYPE, type).putLong(VirtioBlk.REQ_SECTOR, sector).array();
     }
 
     /** Kicks the device and publishes its completions until every request is used. */
-    private UsedElement serve() throws InterruptedException {
+    UsedElement serve() throws InterruptedException {
         int before = driver.usedIdx();
         device.handleKick(0);
         long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
@@ -97,22 +103,22 @@ class BlkDeviceTest {
         return driver.pollUsed();
     }
 
-    private int statusOf(UsedElement e) {
+    int statusOf(UsedElement e) {
         byte[] written = driver.writtenBytes(e);
         return written[written.length - 1];
     }
 
-    private UsedElement write(long sector, byte[] data) throws InterruptedException {
+    UsedElement write(long sector, byte[] data) throws InterruptedException {
         driver.addChain(new byte[][] {header(VirtioBlk.T_OUT, sector), data}, new int[] {1});
         return serve();
     }
 
-    private UsedElement read(long sector, int len) throws InterruptedException {
+    UsedElement read(long sector, int len) throws InterruptedException {
         driver.addChain(new byte[][] {header(VirtioBlk.T_IN, sector)}, new int[] {len, 1});
         return serve();
     }
 
-    private static byte[] pattern(int len, int seed) {
+    static byte[] pattern(int len, int seed) {
         byte[] b = new byte[len];
         for (int i = 0; i < len; i++) {
             b[i] = (byte) (i * 31 + seed);
@@ -136,6 +142,7 @@ class BlkDeviceTest {
         assertArrayEquals(data, Arrays.copyOf(back, data.length));
         assertEquals(data.length, device.counters().get("written_bytes"));
         assertEquals(data.length, device.counters().get("read_bytes"));
+        assertEquals(uring().equals("off") ? 0L : 1L, device.counters().get("io_uring"), "the engine in use");
     }
 
     @Test
@@ -245,5 +252,8 @@ class BlkDeviceTest {
         InvalidOptionException missing = assertThrows(InvalidOptionException.class, () -> new BlkProvider().create(
                 withDefaults(Map.of("path", dir.resolve("absent.img").toString())), () -> "blk@test"));
         assertTrue(missing.getMessage().contains("absent.img"), missing.getMessage());
+        InvalidOptionException uring = assertThrows(InvalidOptionException.class, () -> new BlkProvider().create(
+                withDefaults(Map.of("path", "/dev/null", "uring", "yes")), () -> "blk@test"));
+        assertTrue(uring.getMessage().contains("uring=yes: one of auto, on, off"), uring.getMessage());
     }
 }

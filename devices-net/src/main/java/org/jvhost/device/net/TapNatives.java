@@ -7,7 +7,7 @@ import com.sun.jna.Pointer;
 
 /**
  * Every native call of the net device (JNA direct mapping, java-stack §2). Set-up calls declare
- * {@link LastErrorException}; the data-path calls ({@link #readv}, {@link #writev}, {@link #syscall}) do not, because a
+ * {@link LastErrorException}; the data-path calls ({@link #readv}, {@link #writev}) do not, because a
  * TAP that is drained answers EAGAIN on every read and an exception per drain is not acceptable: they
  * return -1 and the caller reads errno with {@link #errno()}.
  */
@@ -87,20 +87,6 @@ final class TapNatives {
 
     /** {@code iov} is the native address of an iovec array. Returns bytes or -1; see {@link #errno()}. */
     static native long writev(int fd, long iov, int iovcnt);
-
-    /** {@code syscall(2)} with six register arguments (io_uring has no glibc wrapper); -1 and errno on failure. */
-    static native long syscall(long number, long a1, long a2, long a3, long a4, long a5, long a6);
-
-    /** {@code mmap(2)}; returns {@link #MAP_FAILED} and sets errno on failure. */
-    static native long mmap(long addr, long length, int prot, int flags, int fd, long offset);
-
-    static native int munmap(long addr, long length);
-
-    static final long MAP_FAILED = -1L;
-    static final int PROT_READ = 1;
-    static final int PROT_WRITE = 2;
-    static final int MAP_SHARED = 1;
-    static final int MAP_POPULATE = 0x8000;
 
     /** The native address of entry {@code entry} of the iovec array at {@code iov}. */
     static long iovecAt(long iov, int entry) {

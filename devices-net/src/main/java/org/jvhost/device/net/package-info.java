@@ -8,9 +8,9 @@
  * ServiceLoader entry), {@link org.jvhost.device.net.NetDevice} (the SPI glue),
  * {@code PairDataPath} (the data path of one queue pair, usable without a transport), {@code ControlQueue}
  * (the control queue, when the front-end hands it over), {@code Tap} (the
- * wire: {@code LinuxTap}, or a socket pair in tests), {@code WritevRing} and {@code IoUringLayout} (a
- * batch of TAP writes per io_uring_enter), {@code TunOffloads} (virtio features to TUN_F_*
+ * wire: {@code LinuxTap}, or a socket pair in tests), {@code WritevRing} (a
+ * batch of TAP writes per io_uring_enter, on the jvhost-uring library), {@code TunOffloads} (virtio features to TUN_F_*
  * flags) and {@code TapNatives} (every native call). Packaged as a plugin: it depends on the SPI only
- * and bundles JNA.
+ * and bundles JNA and jvhost-uring.
  */
 package org.jvhost.device.net;

@@ -17,15 +17,16 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
- * The {@code blk} device under a QEMU guest ({@code vhost-user-blk-pci}), next to a {@code loopback} NIC
+ * The {@code blk} device, on io_uring, under a QEMU guest ({@code vhost-user-blk-pci}), next to a {@code loopback} NIC
  * served by the same jvhost on ONE worker: the guest writes random data with dd buffered and with
- * O_DIRECT, reads it back both ways, and the host file holds it; the disk has the two queues asked
+ * O_DIRECT, reads it back both ways and with one 1 MiB O_DIRECT read (ring-size indirect tables), and
+ * the host file holds it; the disk has the two queues asked
  * for; then, for a fixed time (a TCG guest's disk rounds take seconds each on a loaded machine, so
  * a fixed amount of work timed out), the guest keeps the disk busy with two O_DIRECT loops while it
  * pings through the NIC every 0.2 s: every echo must come back, and the rewritten MiB must be in the file. A second test: a read-only disk refuses the guest's write.
  */
 class BlkGuestIT {
-    private static final Pattern BLK = Pattern.compile("JVTEST BLK queues=(\\d+) ro=(\\d) sectors=(\\d+)\\r?\\n");
+    private static final Pattern BLK = Pattern.compile("JVTEST BLK queues=(\\d+) ro=(\\d) sectors=(\\d+) maxseg=(\\d+)\\r?\\n");
     private static final Pattern PASS = Pattern.compile("JVTEST (PASS|FAIL)([^\\r\\n]*)\\r?\\n");
     private static final Pattern SAT = Pattern.compile(
             "JVTEST SAT rx_delta=(\\d+) tx_delta=(\\d+) pings=(\\d+) reads=(\\d+) writes=(\\d+) cs=(\\d+)\\r?\\n");
@@ -47,6 +48,9 @@ class BlkGuestIT {
         assertEquals("2", blk.group(1), "the guest's disk queues");
         assertEquals("0", blk.group(2));
         assertEquals(String.valueOf(8 * MIB / 512), blk.group(3), "capacity in sectors");
+        // seg_max = ring - 2: the guest's 1 MiB O_DIRECT read (256 pages) then comes as requests of 126
+        // segments, each in one indirect table of 128 = ring-size entries, which the PASS below reads back
+        assertEquals("126", blk.group(4), "the guest's max_segments (seg_max)");
         Matcher pass = guest.process().await(PASS, 0, Duration.ofSeconds(60), back);
         assertEquals("PASS", pass.group(1), pass.group(0) + guest.process().tail() + back.tail());
         String md5 = pass.group(2).replaceAll(".*md5=", "").trim();
@@ -107,6 +111,8 @@ class BlkGuestIT {
                 List.of("--workers", "1", "--device", "loopback:socket=" + nicSocket() + ",queues=2",
                         "--device", "blk:socket=" + blkSocket() + ",path=" + disk + "," + blkOptions)), scope.logs()));
         Peers.awaitNewFile(blkSocket(), stale, Duration.ofSeconds(30), p);
+        // the disk's reads, writes and flushes run on io_uring here (uring=auto; refused, the pool would)
+        p.await(Pattern.compile("reads, writes and flushes on io_uring"), 0, Duration.ofSeconds(5));
         return p;
     }
 

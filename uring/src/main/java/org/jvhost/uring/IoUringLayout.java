@@ -1,15 +1,15 @@
-package org.jvhost.device.net;
+package org.jvhost.uring;
 
 /**
- * The io_uring ABI the net device uses (include/uapi/linux/io_uring.h; io_uring_setup(2),
+ * The io_uring ABI this library uses (include/uapi/linux/io_uring.h; io_uring_setup(2),
  * io_uring_enter(2)): the setup parameters, the two shared rings and the 64-byte submission entry.
  *
  * <pre>
  * struct io_uring_params (120 bytes)          struct io_uring_sqe (64 bytes, the fields used)
  *   0 sq_entries   4 cq_entries   8 flags        0 u8 opcode  1 u8 flags  2 u16 ioprio  4 s32 fd
- *  20 features                                    8 u64 off (ignored by a TAP or socket)
+ *  20 features                                    8 u64 off: file offset (ignored by a TAP or socket)
  *  40 sq_off: head tail ring_mask ring_entries   16 u64 addr: the iovec array
- *             flags dropped array (u32 each)     24 u32 len: iovec count   28 u32 rw_flags
+ *             flags dropped array (u32 each)     24 u32 len: iovec count   28 u32 rw_flags / fsync_flags
  *  80 cq_off: head tail ring_mask ring_entries   32 u64 user_data: returned in the completion
  *             overflow cqes (u32 each)
  *
@@ -48,7 +48,6 @@ final class IoUringLayout {
     static final int FEAT_SINGLE_MMAP = 1;
     /** io_uring_enter: wait until min_complete completions are posted. */
     static final int ENTER_GETEVENTS = 1;
-    static final int OP_WRITEV = 2;
 
     static final int SQE_SIZE = 64;
     static final int SQE_OPCODE_FLAGS_IOPRIO_FD = 0;

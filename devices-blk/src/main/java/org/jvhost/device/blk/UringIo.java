@@ -1,0 +1,364 @@
+package org.jvhost.device.blk;
+
+import com.sun.jna.Memory;
+import com.sun.jna.Native;
+import com.sun.jna.Pointer;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Path;
+import java.util.concurrent.atomic.AtomicReferenceArray;
+import org.jvhost.spi.Completion;
+import org.jvhost.spi.DescriptorChain;
+import org.jvhost.uring.IoUring;
+import org.jvhost.uring.NativeFile;
+import org.jvhost.spi.virtio.VirtioBlk;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The disk's reads, writes and flushes through one io_uring: the worker fills a submission entry per
+ * request (READV or WRITEV at the request's file offset, on iovecs of the guest's own buffers, so no byte
+ * is copied in user space; FSYNC with DATASYNC) and submits a kick's worth with one io_uring_enter
+ * ({@link #submitPrepared}); one reaper thread per disk waits in io_uring_enter for completions, writes
+ * each request's status byte and completes it, so no thread is held per request. A read or write the
+ * page cache can serve completes within the worker's io_uring_enter (the kernel copies inline and
+ * punts only what would block, a flush always, to its own workers): the worker then reaps it at once,
+ * so such a request crosses no thread at all.
+ *
+ * <p>Bounded: at most {@link #depth()} requests are in flight (one slot each, the ring's completion
+ * entries, so the CQ never overflows); a request that finds no free slot is not started here
+ * ({@code false}) and the device runs it on its thread pool instead. So is a request of more than
+ * {@link #MAX_SEGMENTS} segments (readv's UIO_MAXIOV). A transfer that ends short of the request's
+ * length, or fails, gives IOERR.
+ *
+ * <p>Threads: the submitting calls may come from several workers (one per queue) and take a lock of their
+ * own; {@link #completed} runs on the reaper, or on a worker right after its submit (one CQ reader at a
+ * time). A slot's fields are written before its completion handle is stored (release) and read after it
+ * is taken (acquire).
+ */
+final class UringIo implements AutoCloseable, IoUring.CompletionSink {
+    private static final Logger LOG = LoggerFactory.getLogger(UringIo.class);
+    /** Submission entries; the kernel gives twice as many completion entries, which bound the slots. */
+    static final int SQ_ENTRIES = 128;
+    /** The most segments one request may have here (UIO_MAXIOV); longer ones go to the thread pool. */
+    static final int MAX_SEGMENTS = 1024;
+    private static final int IOVEC_SIZE = 16;
+    /** User data of the NOP {@link #close} submits to wake the reaper. */
+    private static final long STOP = -1L;
+    /** Retries of a submission the kernel answers EAGAIN or EBUSY, before the entries wait for the next kick. */
+    private static final int MAX_SUBMIT_TRIES = 1000;
+
+    /** What became of one request, for the device's counters. Reaper thread, or a worker. */
+    interface Outcome {
+        void finished(int type, int bytes, int result);
+    }
+
+    private final IoUring ring;
+    private final int fd;
+    private final Outcome outcome;
+    private final Thread reaper;
+    private final Object sqLock = new Object();
+    /** Held by whoever reads the CQ (one reader at a time): the reaper, or a worker right after submitting. */
+    private final java.util.concurrent.locks.ReentrantLock reapLock = new java.util.concurrent.locks.ReentrantLock();
+    // the slots: a free stack (guarded by itself), and per slot what its completion needs
+    private final int[] free;
+    private int freeCount;
+    private final AtomicReferenceArray<Completion> done;
+    private final ByteBuffer[] status;
+    private final int[] used;
+    private final int[] type;
+    private final int[] bytes;
+    private final Memory[] iov;
+    private volatile boolean stopSeen;
+    /** An io_uring_enter failure was logged (once). Under sqLock. */
+    private boolean submitFailed;
+
+    private UringIo(IoUring ring, int fd, Outcome outcome, String name) {
+        this.ring = ring;
+        this.fd = fd;
+        this.outcome = outcome;
+        int slots = ring.cqEntries();
+        this.free = new int[slots];
+        for (int i = 0; i < slots; i++) {
+            free[i] = slots - 1 - i;
+        }
+        this.freeCount = slots;
+        this.done = new AtomicReferenceArray<>(slots);
+        this.status = new ByteBuffer[slots];
+        this.used = new int[slots];
+        this.type = new int[slots];
+        this.bytes = new int[slots];
+        this.iov = new Memory[slots];
+        this.reaper = new Thread(this::reap, "jvhost-blk-uring-" + name);
+        reaper.setDaemon(true);
+    }
+
+    /**
+     * Opens {@code path} (read-only or for writing) and sets up the ring and its reaper.
+     *
+     * @throws IOException naming why, when the file does not open or the kernel refuses io_uring
+     */
+    static UringIo open(Path path, boolean readOnly, Outcome outcome) throws IOException {
+        return open(path, readOnly, outcome, SQ_ENTRIES);
+    }
+
+    /** {@link #open} with a ring of {@code sqEntries} submission entries (a test's small one). */
+    static UringIo open(Path path, boolean readOnly, Outcome outcome, int sqEntries) throws IOException {
+        int fd = NativeFile.open(path, !readOnly);
+        try {
+            UringIo io = new UringIo(IoUring.create(sqEntries), fd, outcome,
+                    path.getFileName() == null ? "blk" : path.getFileName().toString());
+            io.reaper.start();
+            return io;
+        } catch (IOException | RuntimeException | Error e) {
+            NativeFile.close(fd);
+            throw e;
+        }
+    }
+
+    /** Requests in flight at most. */
+    int depth() {
+        return free.length;
+    }
+
+    /** Reads {@code len} bytes at {@code position} into the chain's writable part from its start. Worker. */
+    boolean read(DescriptorChain c, int len, long position, Completion d, ByteBuffer st) {
+        return start(IoUring.OP_READV, VirtioBlk.T_IN, c, true, 0, len, position, d, st);
+    }
+
+    /** Writes the chain's readable part {@code from..from+len} at {@code position}. Worker. */
+    boolean write(DescriptorChain c, int from, int len, long position, Completion d, ByteBuffer st) {
+        return start(IoUring.OP_WRITEV, VirtioBlk.T_OUT, c, false, from, len, position, d, st);
+    }
+
+    /** fdatasync. Worker. */
+    boolean flush(Completion d, ByteBuffer st) {
+        return start(IoUring.OP_FSYNC, VirtioBlk.T_FLUSH, null, false, 0, 0, 0, d, st);
+    }
+
+    private boolean start(int op, int t, DescriptorChain c, boolean writable, int from, int len, long position,
+            Completion d, ByteBuffer st) {
+        int segments = 0;
+        if (c != null && (segments = segments(c, writable, from, len)) > MAX_SEGMENTS) {
+            return false;
+        }
+        int slot = takeSlot();
+        if (slot < 0) {
+            return false;
+        }
+        long iovAddress;
+        try {
+            iovAddress = c == null ? 0 : fillIovecs(slot, c, writable, from, len, segments);
+        } catch (IllegalStateException e) { // memory without addresses: the pool's views can still serve it
+            releaseSlot(slot);
+            return false;
+        }
+        status[slot] = st;
+        used[slot] = d.writableBytes();
+        type[slot] = t;
+        bytes[slot] = len;
+        done.set(slot, d); // publishes the fields above to the reaper (see the class comment)
+        int flags = op == IoUring.OP_FSYNC ? IoUring.FSYNC_DATASYNC : 0;
+        boolean prepared;
+        synchronized (sqLock) {
+            // a full SQ: hand its entries over first
+            prepared = ring.prepare(op, fd, iovAddress, segments, position, flags, slot)
+                    || submitLocked() && ring.prepare(op, fd, iovAddress, segments, position, flags, slot);
+        }
+        if (!prepared) { // the kernel takes no entries: the pool runs this one
+            done.set(slot, null);
+            status[slot] = null;
+            releaseSlot(slot);
+        }
+        return prepared;
+    }
+
+    /**
+     * Hands the requests prepared since the last call to the kernel, with one io_uring_enter, then
+     * finishes those that completed inside it (unless the reaper is reading the CQ just then). Worker.
+     */
+    void submitPrepared() {
+        synchronized (sqLock) {
+            submitLocked();
+        }
+        if (reapLock.tryLock()) {
+            try {
+                ring.reap(this);
+            } finally {
+                reapLock.unlock();
+            }
+        }
+    }
+
+    /**
+     * Submits until the kernel took every prepared entry: EINTR, EAGAIN (short of memory) and EBUSY
+     * (completions to reap first, which the reaper does) are retried, a bounded number of times; any other
+     * failure is logged and the entries stay for the next call.
+     *
+     * @return whether the SQ is empty now
+     */
+    private boolean submitLocked() {
+        for (int tries = 0; ring.unsubmitted() > 0; tries++) {
+            int r = ring.submit();
+            if (r >= 0) {
+                continue;
+            }
+            if ((r != -IoUring.EINTR && r != -IoUring.EAGAIN && r != -IoUring.EBUSY) || tries == MAX_SUBMIT_TRIES) {
+                if (!submitFailed) {
+                    submitFailed = true;
+                    LOG.error("io_uring_enter failed ({}): {} requests wait in the ring", IoUring.errnoName(-r),
+                            ring.unsubmitted());
+                }
+                return false;
+            }
+            Thread.yield();
+        }
+        return true;
+    }
+
+    /** The number of segments the chain's part {@code from..from+len} spans. */
+    private static int segments(DescriptorChain c, boolean writable, int from, int len) {
+        int first = writable ? c.readableSegments() : 0;
+        int end = writable ? c.segmentCount() : c.readableSegments();
+        int n = 0;
+        int skip = from;
+        int left = len;
+        for (int i = first; i < end && left > 0; i++) {
+            int segLen = c.segmentLength(i);
+            if (skip >= segLen) {
+                skip -= segLen;
+                continue;
+            }
+            left -= Math.min(segLen - skip, left);
+            skip = 0;
+            n++;
+        }
+        return n;
+    }
+
+    /** Writes the iovecs of the part into the slot's array (grown to fit); returns its address. */
+    private long fillIovecs(int slot, DescriptorChain c, boolean writable, int from, int len, int segments) {
+        Memory m = iov[slot];
+        if (m == null || m.size() < (long) segments * IOVEC_SIZE) {
+            m = iov[slot] = new Memory((long) Integer.highestOneBit(Math.max(segments, 8) * 2 - 1) * IOVEC_SIZE);
+        }
+        int first = writable ? c.readableSegments() : 0;
+        int end = writable ? c.segmentCount() : c.readableSegments();
+        int k = 0;
+        int skip = from;
+        int left = len;
+        for (int i = first; i < end && left > 0; i++) {
+            int segLen = c.segmentLength(i);
+            if (skip >= segLen) {
+                skip -= segLen;
+                continue;
+            }
+            int n = Math.min(segLen - skip, left);
+            m.setLong((long) k * IOVEC_SIZE, address(c, i) + skip);
+            m.setLong((long) k * IOVEC_SIZE + 8, n);
+            k++;
+            left -= n;
+            skip = 0;
+        }
+        return Pointer.nativeValue(m);
+    }
+
+    /**
+     * The segment's native address: guest memory mapped by the host gives it; memory in a direct buffer
+     * that is not (the test kit's fakes) gives the buffer's.
+     */
+    private static long address(DescriptorChain c, int i) {
+        long a = c.segmentAddress(i);
+        if (a != 0) {
+            return a;
+        }
+        ByteBuffer window = c.segmentBuffer(i);
+        if (!window.isDirect()) {
+            throw new IllegalStateException("guest memory is neither natively mapped nor in a direct buffer");
+        }
+        return Pointer.nativeValue(Native.getDirectBufferPointer(window)) + c.segmentOffset(i);
+    }
+
+    private int takeSlot() {
+        synchronized (free) {
+            return freeCount == 0 ? -1 : free[--freeCount];
+        }
+    }
+
+    private void releaseSlot(int slot) {
+        synchronized (free) {
+            free[freeCount++] = slot;
+        }
+    }
+
+    private boolean idle() {
+        synchronized (free) {
+            return freeCount == free.length;
+        }
+    }
+
+    /** The reaper: waits for completions and finishes their requests until {@link #close}. */
+    private void reap() {
+        while (!(stopSeen && idle())) {
+            int r = ring.awaitCompletions();
+            if (r < 0 && r != -IoUring.EINTR) {
+                LOG.error("io_uring_enter failed ({}): blk completions stop", IoUring.errnoName(-r));
+                return;
+            }
+            reapLock.lock();
+            try {
+                ring.reap(this);
+            } finally {
+                reapLock.unlock();
+            }
+        }
+    }
+
+    @Override
+    public void completed(long userData, int result) {
+        if (userData == STOP) {
+            stopSeen = true;
+            return;
+        }
+        int slot = (int) userData;
+        Completion d = done.getAndSet(slot, null);
+        int t = type[slot];
+        int n = bytes[slot];
+        ByteBuffer st = status[slot];
+        status[slot] = null;
+        boolean ok = result == n; // a short transfer is an error too
+        outcome.finished(t, n, result);
+        st.put(0, (byte) (ok ? VirtioBlk.S_OK : VirtioBlk.S_IOERR));
+        int u = used[slot];
+        releaseSlot(slot);
+        d.complete(u);
+    }
+
+    /**
+     * Stops the reaper once the requests in flight have completed (5 s at most), then closes the ring
+     * and the file. If requests are still in flight then, the ring stays mapped (the kernel may still
+     * write into guest buffers through it) and the reaper runs on; the leak is logged.
+     */
+    @Override
+    public void close() {
+        synchronized (sqLock) {
+            if (!(ring.prepare(IoUring.OP_NOP, -1, 0, 0, 0, 0, STOP)
+                    || submitLocked() && ring.prepare(IoUring.OP_NOP, -1, 0, 0, 0, 0, STOP))) {
+                LOG.warn("blk: io_uring takes no entries; its ring and file stay open");
+                return;
+            }
+            submitLocked();
+        }
+        try {
+            reaper.join(5000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        if (reaper.isAlive()) {
+            LOG.warn("blk: requests still in flight on io_uring after 5 s; its ring and file stay open");
+            return;
+        }
+        ring.close();
+        NativeFile.close(fd);
+    }
+}

@@ -1,0 +1,92 @@
+package org.jvhost.device.blk;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.util.Arrays;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.TimeUnit;
+import org.jvhost.spi.Completion;
+import org.jvhost.spi.DescriptorChain;
+import org.jvhost.spi.virtio.VirtioBlk;
+import org.jvhost.testkit.CountingNotifier;
+import org.jvhost.testkit.MockSplitQueue;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Every {@link BlkDeviceTest} case again with reads, writes and flushes on io_uring ({@code uring=on}),
+ * and the bound of {@link UringIo}: a request that finds every slot taken is not started there (the device
+ * then runs it on its thread pool), and a slot is free again once its request completed.
+ */
+class BlkDeviceUringTest extends BlkDeviceTest {
+    @Override
+    String uring() {
+        return "on";
+    }
+
+    @Test
+    void aKicksRequestsGoTogetherAndAllLand() throws Exception {
+        open();
+        int n = 20; // three descriptors each: 60 of the ring's 64
+        int before = driver.usedIdx();
+        for (int i = 0; i < n; i++) {
+            driver.addChain(new byte[][] {header(VirtioBlk.T_OUT, i), pattern(VirtioBlk.SECTOR_SIZE, i)}, new int[] {1});
+        }
+        device.handleKick(0);
+        long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (driver.usedIdx() < before + n && System.nanoTime() < end) {
+            queue.drainCompletions();
+            Thread.sleep(1);
+        }
+        assertEquals(before + n, driver.usedIdx(), "every request of the kick completed");
+        byte[] disk = Files.readAllBytes(file);
+        for (int i = 0; i < n; i++) {
+            assertEquals(VirtioBlk.S_OK, statusOf(driver.pollUsed()));
+            assertArrayEquals(pattern(VirtioBlk.SECTOR_SIZE, i),
+                    Arrays.copyOfRange(disk, i * VirtioBlk.SECTOR_SIZE, (i + 1) * VirtioBlk.SECTOR_SIZE));
+        }
+    }
+
+    @Test
+    void aFullRingRefusesTheNextRequestUntilOneCompletes() throws Exception {
+        file = dir.resolve("bound.img");
+        Files.write(file, pattern(8 * VirtioBlk.SECTOR_SIZE, 1));
+        MockSplitQueue mock = MockSplitQueue.create(16); // room for depth + 1 = 3 chains of 3 descriptors
+        var q = mock.deviceQueue(0, new CountingNotifier());
+        ConcurrentLinkedQueue<Integer> results = new ConcurrentLinkedQueue<>();
+        try (UringIo io = UringIo.open(file, false, (type, bytes, result) -> results.add(result), 1)) {
+            int depth = io.depth();
+            DescriptorChain c = q.newChain();
+            for (int i = 0; i <= depth; i++) {
+                mock.addChain(new byte[][] {header(VirtioBlk.T_IN, i)}, new int[] {VirtioBlk.SECTOR_SIZE, 1});
+            }
+            for (int i = 0; i < depth; i++) {
+                assertTrue(q.pop(c));
+                ByteBuffer st = BlkRequest.statusByte(c);
+                Completion d = q.defer(c);
+                assertTrue(io.read(c, VirtioBlk.SECTOR_SIZE, (long) i * VirtioBlk.SECTOR_SIZE, d, st), "slot " + i);
+            }
+            assertTrue(q.pop(c));
+            ByteBuffer st = BlkRequest.statusByte(c);
+            Completion last = q.defer(c);
+            assertFalse(io.read(c, VirtioBlk.SECTOR_SIZE, 0, last, st), "every slot is taken");
+            io.submitPrepared();
+            long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            while (results.size() < depth && System.nanoTime() < end) {
+                Thread.sleep(1);
+            }
+            assertEquals(depth, results.size(), "the reaper completed every request");
+            assertTrue(results.stream().allMatch(r -> r == VirtioBlk.SECTOR_SIZE), results.toString());
+            assertTrue(io.read(c, VirtioBlk.SECTOR_SIZE, 0, last, st), "a slot is free again");
+            io.submitPrepared();
+            while (results.size() < depth + 1 && System.nanoTime() < end) {
+                Thread.sleep(1);
+            }
+            assertEquals(depth + 1, results.size());
+        }
+    }
+}

@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCH=probe-loopback
 source scripts/lib/testpmd.sh
-size=64 secs=10 poll=50 jar=host/target/jvhost.jar
+size=64 secs=10 poll=50 jar=host/target/jvhost.jar fevdev=""  # fevdev: split rings (fe_start reads it)
 while [[ $# -gt 0 ]]; do
   case "$1" in
     -s) size=$2; shift 2 ;;

@@ -110,6 +110,8 @@ public final class PackedQueue implements HostQueue {
      * the driver reads before each kick. Only the device writes that area (section 2.8.10).
      */
     private int deviceEventWord = -1;
+    /** Kick requests since the queue was made ({@link #kickRequests}); not on a per-chain path. */
+    private int kickRequests;
     private RingLog log;
 
     private volatile String brokenReason;
@@ -283,6 +285,17 @@ public final class PackedQueue implements HostQueue {
     @Override public int nextUsed() { return usedCount; }
     @Override public boolean isHostPolling() { return hostPolling; }
     @Override public boolean deviceWantsKicks() { return deviceWantsKicks; }
+    @Override public int kickRequests() { return kickRequests; }
+
+    /**
+     * Whether the device event suppression says DISABLE now: the host polls, or the device turned kicks
+     * off. Unlike a split ring with EVENT_IDX, a packed ring's disable is DISABLE whatever was negotiated,
+     * so no kick is legal after it (beyond the late ones strict mode forgives).
+     */
+    @Override
+    public boolean kicksSuppressed() {
+        return hostPolling || !deviceWantsKicks;
+    }
 
     @Override
     public int vringBase() {
@@ -572,6 +585,7 @@ public final class PackedQueue implements HostQueue {
      * the old flags: a lost kick and a stalled queue.
      */
     private void requestKicks() {
+        kickRequests++;
         if (eventIdx) {
             writeDeviceEvent(availPos | (availWrap ? EventSuppressLayout.WRAP : 0), EventSuppressLayout.DESC);
         } else {

@@ -126,6 +126,8 @@ while [ ! -e /sys/class/net/eth0 ]; do
   sleep 0.1
 done
 say "BOOTED mode=$mode mac=$(cat /sys/class/net/eth0/address)"
+# What the guest's virtio driver negotiated: one '0'/'1' per feature bit, bit N at index N (34: RING_PACKED).
+say "FEATURES $(cat /sys/class/net/eth0/device/features 2>/dev/null || echo unreadable)"
 
 # Keep the link quiet apart from our frames: no IPv6 autoconfiguration or router solicitations.
 echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6 2>/dev/null

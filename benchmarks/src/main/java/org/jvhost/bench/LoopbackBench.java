@@ -6,6 +6,7 @@ import org.jvhost.device.loopback.LoopbackConfig;
 import org.jvhost.device.loopback.LoopbackDevice;
 import org.jvhost.engine.memory.DirtyLog;
 import org.jvhost.engine.virtq.RingLog;
+import org.jvhost.engine.virtq.HostQueue;
 import org.jvhost.engine.virtq.SplitQueue;
 import org.jvhost.spi.VirtioFeatures;
 import org.jvhost.spi.virtio.VirtioNet;
@@ -28,7 +29,8 @@ import org.openjdk.jmh.annotations.TearDown;
  * frames and kicks, the host calls {@link LoopbackDevice#handleKick} for the TX queue, and the device
  * reflects every frame (MACs swapped, header rewritten) into the RX queue. Reported per frame.
  *
- * <p>Set-up: one queue pair of real {@link SplitQueue}s over memfd-mapped guest memory, ring size 256,
+ * <p>Set-up: one queue pair of real {@link SplitQueue}s ({@code rings=packed}: {@link
+ * org.jvhost.engine.virtq.PackedQueue}s, driven by {@link PackedRingDriver}) over memfd-mapped guest memory, ring size 256,
  * VERSION_1 + MRG_RXBUF + EVENT_IDX negotiated; each TX chain is one descriptor holding the 12-byte
  * virtio-net header and the frame; each RX buffer is one writable 2048-byte descriptor (enough for any
  * frame here, so one buffer per frame, num_buffers = 1). The RX ring is kept full: after every batch
@@ -65,11 +67,15 @@ public class LoopbackBench {
     @Param({"off", "on"})
     public String logging;
 
+    /** The ring layout the driver negotiated: split, or packed (VIRTIO_F_RING_PACKED). */
+    @Param({"split", "packed"})
+    public String rings = "split";
+
     private MemfdGuest guest;
-    private RingDriver rxDriver;
-    private RingDriver txDriver;
-    private SplitQueue rxQueue;
-    private SplitQueue txQueue;
+    private BenchRing rxDriver;
+    private BenchRing txDriver;
+    private HostQueue rxQueue;
+    private HostQueue txQueue;
     private LoopbackDevice device;
     private int rxLength;
     private DirtyLog log;
@@ -79,15 +85,19 @@ public class LoopbackBench {
         guest = MemfdGuest.create("bench-loopback", 2 * AREA);
         int txLength = VirtioNet.HDR_LEN + frameBytes;
         rxLength = txLength;
-        rxDriver = new RingDriver(guest.memory(), RING, MemfdGuest.GPA, AREA, RX_BUFFER, true);
-        txDriver = new RingDriver(guest.memory(), RING, MemfdGuest.GPA + AREA, AREA, txLength, false);
+        boolean packed = "packed".equals(rings);
+        rxDriver = packed ? new PackedRingDriver(guest.memory(), RING, MemfdGuest.GPA, AREA, RX_BUFFER, true)
+                : new RingDriver(guest.memory(), RING, MemfdGuest.GPA, AREA, RX_BUFFER, true);
+        txDriver = packed ? new PackedRingDriver(guest.memory(), RING, MemfdGuest.GPA + AREA, AREA, txLength, false)
+                : new RingDriver(guest.memory(), RING, MemfdGuest.GPA + AREA, AREA, txLength, false);
         byte[] frame = frame(frameBytes);
         for (int i = 0; i < RING; i++) {
             GuestAccess.write(guest.memory(), txDriver.bufferGpa(i), frame);
         }
         byte[] mac = {0x02, 0, 0, 0, 0, 0x01};
         device = new LoopbackDevice("bench", new LoopbackConfig(mac, 1, true));
-        long features = VirtioFeatures.VERSION_1 | VirtioFeatures.RING_EVENT_IDX | device.features();
+        long features = VirtioFeatures.VERSION_1 | VirtioFeatures.RING_EVENT_IDX | device.features()
+                | (packed ? VirtioFeatures.RING_PACKED : 0);
         device.ackFeatures(features);
         rxQueue = rxDriver.deviceQueue(RX, features, new CountingNotifier());
         txQueue = txDriver.deviceQueue(TX, features, new CountingNotifier());
@@ -98,7 +108,7 @@ public class LoopbackBench {
         }
         device.startQueue(RX, rxQueue);
         device.startQueue(TX, txQueue);
-        rxDriver.reclaim(rxLength); // used_event = 0 on both rings: a call for every batch
+        rxDriver.reclaim(rxLength); // used_event (off_wrap) at the start on both rings: a call for every batch
         txDriver.reclaim(0);
         rxDriver.post(RING);
     }

@@ -14,8 +14,9 @@ import java.util.List;
  *
  * <p>All cases run in one JVM, interleaved: per round, each case runs for SECONDS of CPU time, and the
  * report is per case the median over rounds. Usage:
- * {@code java -cp benchmarks.jar org.jvhost.bench.LoopbackCpuTime ROUNDS SECONDS FRAMEBYTES:LOGGING...},
- * e.g. {@code 7 1 64:off 64:on 1500:off 1500:on}. A case whose logging the jar does not have (a build
+ * {@code java -cp benchmarks.jar org.jvhost.bench.LoopbackCpuTime ROUNDS SECONDS FRAMEBYTES:LOGGING[:RINGS]...},
+ * e.g. {@code 7 1 64:off 64:on 1500:off 1500:on}, or {@code 7 1 64:off:split 64:off:packed} (RINGS split,
+ * the default, or packed). A case whose logging the jar does not have (a build
  * before dirty logging) is skipped; {@code FRAMEBYTES:-} runs without setting it.
  */
 public final class LoopbackCpuTime {
@@ -62,6 +63,9 @@ public final class LoopbackCpuTime {
         String[] p = c.split(":");
         LoopbackBench b = new LoopbackBench();
         LoopbackBench.class.getField("frameBytes").setInt(b, Integer.parseInt(p[0]));
+        if (p.length > 2) {
+            LoopbackBench.class.getField("rings").set(b, p[2]);
+        }
         if (!p[1].equals("-")) {
             try {
                 LoopbackBench.class.getField("logging").set(b, p[1]);

@@ -24,7 +24,7 @@ import org.jvhost.testkit.MockSplitQueue;
  * used_event to the last used index it saw (as Linux's virtqueue_enable_cb does), otherwise it leaves
  * avail->flags at 0. So the device signals exactly once per batch it returns.
  */
-final class RingDriver {
+final class RingDriver implements BenchRing {
     private static final VarHandle U16 = MethodHandles.byteBufferViewVarHandle(short[].class, ByteOrder.LITTLE_ENDIAN);
 
     private final MockSplitQueue ring;
@@ -56,22 +56,26 @@ final class RingDriver {
     }
 
     /** Guest address of descriptor {@code i}'s buffer. */
-    long bufferGpa(int i) {
+    @Override
+    public long bufferGpa(int i) {
         return ring.dataGpa() + (long) i * bufferStride;
     }
 
     /** Guest address of the used ring (what QEMU passes as log_guest_addr). */
-    long usedGpa() {
+    @Override
+    public long usedGpa() {
         return ring.usedGpa();
     }
 
     /** The engine's device-side queue over this ring. */
-    SplitQueue deviceQueue(int index, long features, CallNotifier notifier) {
+    @Override
+    public SplitQueue deviceQueue(int index, long features, CallNotifier notifier) {
         return ring.deviceQueue(index, features, 0, notifier);
     }
 
     /** Makes {@code n} buffers available: n avail entries, then one release store of avail->idx. */
-    void post(int n) {
+    @Override
+    public void post(int n) {
         if (n > freeCount) {
             throw new IllegalStateException("driver has " + freeCount + " free descriptors, asked to post " + n);
         }
@@ -88,7 +92,8 @@ final class RingDriver {
      *
      * @return elements reclaimed
      */
-    int reclaim(int expectedLen) {
+    @Override
+    public int reclaim(int expectedLen) {
         int usedIdx = Short.toUnsignedInt((short) U16.getAcquire(used, UsedRingLayout.IDX));
         int n = (usedIdx - lastUsed) & 0xffff;
         for (int k = 0; k < n; k++) {

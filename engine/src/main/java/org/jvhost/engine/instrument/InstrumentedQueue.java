@@ -9,7 +9,7 @@ import org.jvhost.spi.Virtqueue;
 /**
  * The queue a device is handed while strict mode or a data-path fault is on for its connection
  * ({@link SessionTap#queueView}): every call goes to the ring's queue, and around it the driver is
- * checked ({@link RingChecks}, split rings only) and the planned faults are injected
+ * checked ({@link RingChecks}; a packed ring for the rules that apply to it) and the planned faults are injected
  * ({@link DataPathFaults}, either layout). Without either the device gets the queue itself, so an
  * uninstrumented data path costs nothing. Worker only, like the queue.
  */

@@ -1,5 +1,6 @@
 package org.jvhost.engine.instrument;
 
+import org.jvhost.engine.virtq.HostQueue;
 import org.jvhost.engine.virtq.SplitQueue;
 import org.jvhost.spi.DescriptorChain;
 
@@ -14,9 +15,9 @@ import org.jvhost.spi.DescriptorChain;
  * before the suppression was visible, and its eventfd write arrives later. So a kick is counted only
  * when all of these hold, and the rule errs towards silence:
  * <ol>
- * <li>kicks are suppressed now ({@link SplitQueue#kicksSuppressed()}: the host polls, or
- *     VRING_USED_F_NO_NOTIFY is set without EVENT_IDX) and have stayed suppressed since the previous
- *     kick was read (no {@link SplitQueue#kickRequests() kick request} in between);</li>
+ * <li>kicks are suppressed now ({@link HostQueue#kicksSuppressed()}: for a split ring, the host polls,
+ *     or VRING_USED_F_NO_NOTIFY is set without EVENT_IDX) and have stayed suppressed since the previous
+ *     kick was read (no {@link HostQueue#kickRequests() kick request} in between);</li>
  * <li>it is at least the third eventfd read since the suppression began: the first may still carry
  *     kicks written before it, the second the one late kick of a driver that publishes from one thread
  *     at a time (Linux virtio-net per queue, a DPDK lcore);</li>
@@ -25,6 +26,18 @@ import org.jvhost.spi.DescriptorChain;
  * </ol>
  * A driver that publishes from several threads at once could draw a report it does not deserve; no
  * front-end known to us does.
+ *
+ * <h2>Packed rings</h2>
+ * Of the data-path rules, a packed ring's driver is checked here for {@link SpecRule#TX_DEVICE_WRITABLE}
+ * and {@link SpecRule#KICK_WHILE_SUPPRESSED}: the device
+ * event suppression says DISABLE while the host polls or the device turned kicks off (section 2.8.10),
+ * with or without EVENT_IDX, so the EVENT_IDX wrap above does not arise. {@link SpecRule#AVAIL_IDX_BACKWARDS}
+ * and {@link SpecRule#AVAIL_IDX_TOO_FAR} are split-ring rules: a packed ring has no avail index. Its own
+ * driver rules (buffer ids out of range or reused while outstanding, chains longer than the ring, flags
+ * that lie about the wrap counter, nested indirect tables) are checked by the queue itself, strict mode
+ * or not, and break the queue with a WARN ({@link org.jvhost.engine.virtq.PackedChainReader}): a buffer
+ * id reused while outstanding ({@link SpecRule#BUFFER_REUSED}'s packed form) breaks the queue before
+ * this class sees the buffer.
  */
 final class RingChecks {
     /** Reports a broken rule, and counts extra kicks. */
@@ -37,7 +50,9 @@ final class RingChecks {
     /** Eventfd reads forgiven after kicks were suppressed (see the class comment). */
     static final int KICK_GRACE_READS = 2;
 
-    private final SplitQueue queue;
+    private final HostQueue queue;
+    /** The queue if it is a split ring, else null: only a split ring has an avail index to check. */
+    private final SplitQueue split;
     private final int index;
     private final int size;
     private final boolean transmit;
@@ -57,8 +72,9 @@ final class RingChecks {
     private int epochRequests;
     private int epochReads;
 
-    RingChecks(SplitQueue queue, boolean transmit, Reporter reporter) {
+    RingChecks(HostQueue queue, boolean transmit, Reporter reporter) {
         this.queue = queue;
+        this.split = queue instanceof SplitQueue s ? s : null;
         this.index = queue.index();
         this.size = queue.size();
         this.transmit = transmit;
@@ -73,6 +89,9 @@ final class RingChecks {
      * device takes (virtio 1.2 §2.7.6). The queue itself breaks on the second; this names the rule.
      */
     void checkAvailIdx() {
+        if (split == null) {
+            return; // a packed ring: no avail index (see the class comment)
+        }
         int idx = queue.availIndex();
         if (idx == lastIdx) {
             return;
@@ -105,14 +124,14 @@ final class RingChecks {
                     + chain.writableBytes() + " device-writable bytes");
         }
         outstanding[head] = true;
-        taken[takenCount++ & (size - 1)] = head;
+        taken[Math.floorMod(takenCount++, size)] = head; // a packed ring's size need not be a power of two
         takenTotal++;
     }
 
     /** The device put back its last {@code count} chains. */
     void unpopped(int count) {
         for (int i = 0; i < count; i++) {
-            outstanding[taken[--takenCount & (size - 1)]] = false;
+            outstanding[taken[Math.floorMod(--takenCount, size)]] = false;
         }
     }
 
@@ -126,7 +145,7 @@ final class RingChecks {
         if (kicks <= 0) {
             return;
         }
-        boolean wrapped = queue.eventIdx() && takenTotal - takenAtLastKick + size >= 0xffff;
+        boolean wrapped = split != null && split.eventIdx() && takenTotal - takenAtLastKick + size >= 0xffff;
         takenAtLastKick = takenTotal;
         if (!queue.kicksSuppressed()) {
             suppressedEpoch = false;
@@ -142,7 +161,8 @@ final class RingChecks {
         }
         reporter.extraKicks(kicks);
         report(SpecRule.KICK_WHILE_SUPPRESSED, kicks + " kick(s) on queue " + index + " while "
-                + (queue.eventIdx() ? "avail_event was not passed" : "VRING_USED_F_NO_NOTIFY was set")
+                + (split == null ? "the packed ring's device event suppression said DISABLE (virtio 1.2 §2.8.10)"
+                        : split.eventIdx() ? "avail_event was not passed" : "VRING_USED_F_NO_NOTIFY was set")
                 + ", " + (epochReads - 1) + " eventfd reads after the suppression began");
     }
 

@@ -57,20 +57,27 @@ public final class SessionTap {
 
     /**
      * The queue to hand the device for a started ring: {@code queue} itself, or while strict mode or a
-     * data-path fault is on, an {@link InstrumentedQueue} around it. Worker of the ring. Strict mode's
-     * ring checks ({@link RingChecks}) read split-ring state, so a packed ring is not checked: under
-     * strict mode alone it is handed over bare, and data-path faults apply to both layouts.
+     * data-path fault is on, an {@link InstrumentedQueue} around it. Worker of the ring. Strict mode checks
+     * both layouts; a packed ring for the rules that apply to it (see {@link RingChecks}), which a log
+     * line says when the ring starts. Data-path faults apply to both layouts.
      *
      * @param transmit whether the device calls it a transmit queue
      * @param rekick   posts a kick of the ring to its worker (when a stall ends)
      */
     public Virtqueue queueView(HostQueue queue, boolean transmit, Runnable rekick) {
-        boolean checked = instrument.strict() && queue instanceof SplitQueue;
+        boolean checked = instrument.strict();
         if (!checked && dataFaults == null) {
             return queue;
         }
         int index = queue.index();
-        RingChecks checks = !checked ? null : new RingChecks((SplitQueue) queue, transmit, new RingChecks.Reporter() {
+        if (checked && !(queue instanceof SplitQueue)) {
+            LOG.info("strict: queue {} is a packed ring: its driver is checked for {} and {}; {} and {} are "
+                    + "split-ring rules (no avail index); {} (a buffer id reused while outstanding), ids out of range, "
+                    + "over-long chains and flags that lie about the wrap counter break the ring itself, with a WARN",
+                    index, SpecRule.TX_DEVICE_WRITABLE.id(), SpecRule.KICK_WHILE_SUPPRESSED.id(),
+                    SpecRule.AVAIL_IDX_BACKWARDS.id(), SpecRule.AVAIL_IDX_TOO_FAR.id(), SpecRule.BUFFER_REUSED.id());
+        }
+        RingChecks checks = !checked ? null : new RingChecks(queue, transmit, new RingChecks.Reporter() {
             @Override
             public void report(SpecRule rule, String detail) {
                 if (ringReports.add(index << 8 | rule.ordinal())) {

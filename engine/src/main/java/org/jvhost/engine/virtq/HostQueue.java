@@ -42,6 +42,15 @@ public interface HostQueue extends Virtqueue {
     boolean deviceWantsKicks();
 
     /**
+     * Whether the driver is asked not to kick at all now (strict mode's kick rule): see the layouts'
+     * own descriptions. Worker only.
+     */
+    boolean kicksSuppressed();
+
+    /** How many times kicks were requested again since the queue was made (strict mode's kick rule). */
+    int kickRequests();
+
+    /**
      * A free-running 16-bit count of what the driver has made available as far as the queue can see
      * now, in the units of {@link #nextAvail()}: equal to {@code nextAvail()} when nothing is pending,
      * and moving whenever the driver adds buffers (for a poller that only wants to know that).

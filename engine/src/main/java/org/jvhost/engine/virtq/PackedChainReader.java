@@ -46,11 +46,12 @@ final class PackedChainReader {
 
     /**
      * Reads the buffer starting at ring position {@code pos} (whose first entry the caller found
-     * available for {@code wrap}) into {@code c}, with its buffer id as the chain's head.
+     * available for {@code wrap}, loading its flags {@code firstFlags} with acquire) into {@code c},
+     * with its buffer id as the chain's head.
      *
      * @return the ring entries the buffer takes, or 0 if it is malformed (the queue is then broken)
      */
-    int read(SplitDescriptorChain c, ByteBuffer ring, int pos, boolean wrap, GuestMemory mem) {
+    int read(SplitDescriptorChain c, ByteBuffer ring, int pos, boolean wrap, int firstFlags, GuestMemory mem) {
         memory = mem;
         budget = size;
         c.reset(0);
@@ -61,7 +62,8 @@ final class PackedChainReader {
                 return 0;
             }
             int at = pos * PackedDescriptorLayout.SIZE;
-            int flags = Short.toUnsignedInt((short) U16.get(ring, at + PackedDescriptorLayout.FLAGS));
+            int flags = entries == 1 ? firstFlags
+                    : Short.toUnsignedInt((short) U16.get(ring, at + PackedDescriptorLayout.FLAGS));
             if (entries > 1 && !PackedDescriptorLayout.isAvailable(flags, wrap)) {
                 fail(String.format("ring entry %d continues the chain at %d, but its flags 0x%x do not mark "
                         + "it available for wrap counter %d", pos, start, flags, wrap ? 1 : 0));

@@ -43,6 +43,7 @@ public final class PackedQueue implements HostQueue {
 
     private static final VarHandle U16 = MethodHandles.byteBufferViewVarHandle(short[].class, ByteOrder.LITTLE_ENDIAN);
     private static final VarHandle U32 = MethodHandles.byteBufferViewVarHandle(int[].class, ByteOrder.LITTLE_ENDIAN);
+    private static final VarHandle U64 = MethodHandles.byteBufferViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
 
     private final int index;
     private final int size;
@@ -103,6 +104,14 @@ public final class PackedQueue implements HostQueue {
 
     private boolean hostPolling;
     private boolean deviceWantsKicks = true;
+    /**
+     * The device event suppression word last written, -1 if unknown (new rings): a write of the same
+     * word is skipped, so a device that disables kicks for every batch does not store into a cache line
+     * the driver reads before each kick. Only the device writes that area (section 2.8.10).
+     */
+    private int deviceEventWord = -1;
+    /** Kick requests since the queue was made ({@link #kickRequests}); not on a per-chain path. */
+    private int kickRequests;
     private RingLog log;
 
     private volatile String brokenReason;
@@ -232,6 +241,7 @@ public final class PackedQueue implements HostQueue {
         this.desc = d;
         this.driverEvent = dr;
         this.deviceEvent = dv;
+        this.deviceEventWord = -1;
         return null;
     }
 
@@ -275,6 +285,17 @@ public final class PackedQueue implements HostQueue {
     @Override public int nextUsed() { return usedCount; }
     @Override public boolean isHostPolling() { return hostPolling; }
     @Override public boolean deviceWantsKicks() { return deviceWantsKicks; }
+    @Override public int kickRequests() { return kickRequests; }
+
+    /**
+     * Whether the device event suppression says DISABLE now: the host polls, or the device turned kicks
+     * off. Unlike a split ring with EVENT_IDX, a packed ring's disable is DISABLE whatever was negotiated,
+     * so no kick is legal after it (beyond the late ones strict mode forgives).
+     */
+    @Override
+    public boolean kicksSuppressed() {
+        return hostPolling || !deviceWantsKicks;
+    }
 
     @Override
     public int vringBase() {
@@ -300,13 +321,18 @@ public final class PackedQueue implements HostQueue {
         if (c.capacity() < size) {
             throw new IllegalArgumentException("queue " + index + ": chain made for a smaller ring");
         }
-        // Acquire: the driver writes a buffer's descriptors, then (release) the head's flags. Loading the
-        // flags with acquire orders our reads of addr, len, id and the chain's other entries after it;
-        // a plain load could let us read a descriptor the driver has not finished writing.
-        if (brokenReason != null || !PackedDescriptorLayout.isAvailable(flagsAt(availPos), availWrap)) {
+        if (brokenReason != null) {
             return false;
         }
-        int descriptors = reader.read(c, desc, availPos, availWrap, memory);
+        // Acquire: the driver writes a buffer's descriptors, then (release) the head's flags. Loading the
+        // flags with acquire orders our reads of addr, len, id and the chain's other entries after it;
+        // a plain load could let us read a descriptor the driver has not finished writing. The reader
+        // takes these flags rather than loading them again (plain, and possibly rewritten by then).
+        int flags = flagsAt(availPos);
+        if (!PackedDescriptorLayout.isAvailable(flags, availWrap)) {
+            return false;
+        }
+        int descriptors = reader.read(c, desc, availPos, availWrap, flags, memory);
         if (descriptors == 0) {
             return false;
         }
@@ -318,10 +344,11 @@ public final class PackedQueue implements HostQueue {
             return fail(String.format("buffer at ring position %d reuses id %d, which is still outstanding",
                     availPos, id));
         }
-        int slot = pops % size;
-        popState[slot] = availCount << 16 | (availWrap ? 0x8000 : 0) | availPos;
-        popId[slot] = id;
-        pops = (pops + 1) % size;
+        popState[pops] = availCount << 16 | (availWrap ? 0x8000 : 0) | availPos;
+        popId[pops] = id;
+        if (++pops == size) { // a compare, not a division: the ring size need not be a power of two
+            pops = 0;
+        }
         outstanding[id] = descriptors;
         advanceAvail(descriptors);
         inFlight++;
@@ -410,16 +437,19 @@ public final class PackedQueue implements HostQueue {
         int descriptors = outstanding[id];
         outstanding[id] = 0;
         int at = usedPos * PackedDescriptorLayout.SIZE;
-        desc.putInt(at + PackedDescriptorLayout.LEN, writtenBytes);
-        desc.putShort(at + PackedDescriptorLayout.ID, (short) id);
         int flags = PackedDescriptorLayout.usedFlags(usedWrap);
         if (pendingAt == -1) {
-            pendingAt = at; // published by publishUsed
+            // The batch's first used descriptor: len and id now, the flags in publishUsed.
+            U32.set(desc, at + PackedDescriptorLayout.LEN, writtenBytes);
+            U16.set(desc, at + PackedDescriptorLayout.ID, (short) id);
+            pendingAt = at;
             pendingFlags = flags;
         } else {
-            // Release: id and len before the flags. The driver reads this entry only after the pending
-            // first one of the batch, whose release store in publishUsed orders everything before it.
-            U16.setRelease(desc, at + PackedDescriptorLayout.FLAGS, (short) flags);
+            // len, id and flags (bytes 8-15) in one plain store. The driver reads used descriptors in ring
+            // order, so it reads this one only after the batch's first, whose release store in publishUsed
+            // orders this store before it: no fence of its own is needed.
+            U64.set(desc, at + PackedDescriptorLayout.LEN,
+                    Integer.toUnsignedLong(writtenBytes) | (long) id << 32 | (long) flags << 48);
         }
         usedPos += descriptors;
         if (usedPos >= size) {
@@ -555,6 +585,7 @@ public final class PackedQueue implements HostQueue {
      * the old flags: a lost kick and a stalled queue.
      */
     private void requestKicks() {
+        kickRequests++;
         if (eventIdx) {
             writeDeviceEvent(availPos | (availWrap ? EventSuppressLayout.WRAP : 0), EventSuppressLayout.DESC);
         } else {
@@ -564,7 +595,12 @@ public final class PackedQueue implements HostQueue {
     }
 
     private void writeDeviceEvent(int offWrap, int flags) {
-        U32.set(deviceEvent, 0, EventSuppressLayout.word(offWrap, flags));
+        int word = EventSuppressLayout.word(offWrap, flags);
+        if (word == deviceEventWord) {
+            return;
+        }
+        U32.set(deviceEvent, 0, word);
+        deviceEventWord = word;
         logRing(deviceGpa, EventSuppressLayout.SIZE);
     }
 

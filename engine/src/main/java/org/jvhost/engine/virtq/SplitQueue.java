@@ -751,11 +751,13 @@ public final class SplitQueue implements HostQueue {
      * without EVENT_IDX (VRING_USED_F_NO_NOTIFY is set). With EVENT_IDX a device's disable leaves one
      * more kick legal (avail_event stays where it was), so that is not counted as suppressed. Worker only.
      */
+    @Override
     public boolean kicksSuppressed() {
         return hostPolling || !eventIdx && !deviceWantsKicks;
     }
 
     /** How many times kicks were requested again since the queue was made; see {@link #kicksSuppressed}. */
+    @Override
     public int kickRequests() {
         return kickRequests;
     }

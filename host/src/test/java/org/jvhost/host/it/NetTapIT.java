@@ -86,10 +86,13 @@ class NetTapIT {
         guestAgainstTapPeer(1, "", ",csum=off,guest_tso4=off");
     }
 
-    /** Packed rings ({@code packed=on}, issue 15): the same traffic, and jvhost started both rings packed. */
+    /**
+     * Packed rings ({@code packed=on}, issue 15): the same traffic, the guest's driver negotiated bit 34,
+     * and jvhost started both rings packed.
+     */
     @Test
     void guestOnPackedRingsPingsTransfersAndRunsIperf() {
-        guestAgainstTapPeer(1, "", ",packed=on");
+        QemuGuest.assertPackedRing(true, guestAgainstTapPeer(1, "", ",packed=on"));
         String log = jvhost.outputSince(0);
         assertTrue(log.contains("queue 0 starts as a packed ring") && log.contains("queue 1 starts as a packed ring"),
                 "jvhost did not start both rings packed" + jvhost.tail());

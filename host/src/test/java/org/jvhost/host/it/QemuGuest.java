@@ -31,6 +31,9 @@ public final class QemuGuest implements AutoCloseable {
     private static final Pattern RXQ = Pattern.compile("JVTEST RXQ rxq_packets=([\\d,]+)\\r?\\n");
 
     private static final Pattern LINK_UP = Pattern.compile("JVTEST LINKUP");
+    private static final Pattern FEATURES = Pattern.compile("JVTEST FEATURES (\\S*)\\r?\\n");
+    /** VIRTIO_F_RING_PACKED's bit, i.e. its index in the guest's feature string. */
+    private static final int RING_PACKED_BIT = 34;
     private static final Pattern RX_DELTA = Pattern.compile("rx_delta=(\\d+)");
 
     private final ProcessUnderTest process;
@@ -132,6 +135,22 @@ public final class QemuGuest implements AutoCloseable {
         assertTrue(delta >= frames, who + " got " + delta + " of " + frames + " frames back");
         assertEquals(0, process.awaitExit(Duration.ofSeconds(30)), "QEMU exit status after guest poweroff");
         return result;
+    }
+
+    /**
+     * Asserts what the guest's own virtio driver negotiated for VIRTIO_F_RING_PACKED, from the guest's
+     * output after its verdict: the guest prints /sys/class/net/eth0/device/features at boot ('0'/'1' per
+     * feature bit, bit N at index N), and index 34 must be '1' for a packed-ring guest and '0' for a split
+     * one. jvhost's log says which layout it started; this is the other end's word for it.
+     */
+    public static void assertPackedRing(boolean packed, String guestOutput) {
+        Matcher m = FEATURES.matcher(guestOutput);
+        assertTrue(m.find(), "the guest printed no FEATURES line");
+        String features = m.group(1);
+        assertTrue(features.length() > RING_PACKED_BIT && features.chars().allMatch(c -> c == '0' || c == '1'),
+                "the guest's feature string '" + features + "' is not one '0'/'1' per bit");
+        assertEquals(packed ? '1' : '0', features.charAt(RING_PACKED_BIT),
+                "bit 34 (VIRTIO_F_RING_PACKED) of the features the guest negotiated, " + features);
     }
 
     /** Waits for the guest's link-up, i.e. DRIVER_OK: the memory table and the vrings are set. */

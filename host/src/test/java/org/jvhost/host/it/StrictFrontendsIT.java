@@ -41,6 +41,23 @@ class StrictFrontendsIT {
                 "the trace has the boot's messages (QEMU 7.2 shares memory with ADD_MEM_REG)");
     }
 
+    /**
+     * Packed rings ({@code packed=on}): Linux's packed-ring driver kicks as the device event suppression
+     * says, so strict mode's packed checks (tx_device_writable, kick_while_suppressed) stay silent, and
+     * jvhost logs for each ring which rules apply to it.
+     */
+    @Test
+    void qemuGuestOnPackedRingsIsNeverReported() {
+        Peers.assumeInstalled(Peers.QEMU, "qemu-system-x86");
+        Path sock = scope.sockets().resolve("vhost.sock");
+        ProcessUnderTest back = scope.track(strictJvhost("jvhost", sock, 2, scope.logs().resolve("qemu-packed.trace")));
+        QemuGuest guest = scope.track(QemuGuest.start("qemu", sock, 2, false, QemuGuest.burst(FRAMES), scope.logs(),
+                ",packed=on"));
+        guest.assertBurstPassed(FRAMES, "guest on packed rings (strict jvhost)", back);
+        assertNoReport(back);
+        assertPackedRingsChecked(back, 4);
+    }
+
     /** QEMU re-sends the whole device state to a restarted back-end ({@code reconnect=1}): still clean. */
     @Test
     void qemuReconnectingToARestartedBackendIsNeverReported() {
@@ -61,16 +78,37 @@ class StrictFrontendsIT {
 
     @Test
     void testpmdWithTwoQueuesIsNeverReported() {
+        testpmdRoundTripIsNeverReported("");
+    }
+
+    /** The same with {@code packed_vq=1}: strict mode checks the packed rings and finds nothing. */
+    @Test
+    void testpmdOnPackedRingsIsNeverReported() {
+        assertPackedRingsChecked(testpmdRoundTripIsNeverReported(",packed_vq=1"), 4);
+    }
+
+    private ProcessUnderTest testpmdRoundTripIsNeverReported(String vdevOptions) {
         Peers.assumeInstalled(Peers.TESTPMD, "dpdk-dev");
         Path sock = scope.sockets().resolve("vhost.sock");
         ProcessUnderTest back = scope.track(strictJvhost("jvhost", sock, 2, scope.logs().resolve("testpmd.trace")));
-        TestpmdFrontEnd front = scope.track(TestpmdFrontEnd.start("testpmd", sock, 2, "io", false, scope.logs()));
+        TestpmdFrontEnd front = scope.track(TestpmdFrontEnd.start("testpmd", sock, 2, "io", false, scope.logs(),
+                TestpmdFrontEnd.NO_HUGE, vdevOptions));
         front.startRoundTrip();
         front.sample(Duration.ofSeconds(1)).assertFlowing(1000, "testpmd against strict jvhost", back);
         assertEquals(2, front.stop().size(), "forwarding streams");
         front.close(); // quits: the session ends with GET_VRING_BASE and a disconnect
         Peers.sleep(Duration.ofMillis(500));
         assertNoReport(back);
+        return back;
+    }
+
+    /** jvhost said for each of the {@code rings} rings that it checks it as a packed ring. */
+    private static void assertPackedRingsChecked(ProcessUnderTest back, int rings) {
+        String out = back.outputSince(0);
+        for (int q = 0; q < rings; q++) {
+            assertTrue(out.contains("strict: queue " + q + " is a packed ring"), "no strict-mode line for packed ring "
+                    + q + back.tail());
+        }
     }
 
     /** jvhost listening on {@code sock} with a loopback device in strict mode, tracing as text to {@code trace}. */

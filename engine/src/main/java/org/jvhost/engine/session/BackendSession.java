@@ -187,9 +187,12 @@ public final class BackendSession {
                 : inflight.active() ? "inflight region (SET_INFLIGHT_FD)" : null;
     }
 
-    /** The paused connection as requests that rebuild it ({@link SessionImage}); its fds stay ours. */
-    public SessionImage image() {
-        return SessionImage.of(negotiation, memory, vrings, status);
+    /**
+     * The connection as requests that rebuild it ({@link SessionImage}), or the {@code part} of them; its fds
+     * stay ours. {@link SessionImage.Part#SETUP} while the rings run, the others once they are paused.
+     */
+    public SessionImage image(SessionImage.Part part) {
+        return SessionImage.of(negotiation, memory, vrings, status, part);
     }
 
     /** The upgrade was abandoned: the paused rings start again where they stopped. */
@@ -210,6 +213,24 @@ public final class BackendSession {
      */
     public void replay(java.util.List<Message> requests) {
         replay.addAll(requests);
+    }
+
+    /**
+     * A two-phase hot upgrade: serves {@code requests} (the previous process's {@link SessionImage.Part#SETUP})
+     * at once, as {@link #replay} would later. No ring runs yet, so none of them waits for a worker.
+     *
+     * @return null, or the request that failed (the rest are closed; the caller ends the connection)
+     */
+    public String restore(java.util.List<Message> requests) {
+        String failed = null;
+        for (Message m : requests) {
+            if (failed != null) {
+                m.closeFds();
+            } else if (!serve(m) || pending != null) {
+                failed = m.name();
+            }
+        }
+        return failed;
     }
 
     /** Whether replayed requests remain to be served; the caller then calls {@link #onReadable()} again. */

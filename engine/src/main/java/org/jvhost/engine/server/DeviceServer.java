@@ -213,7 +213,7 @@ final class DeviceServer {
             current.end();
         } else if (current != null) {
             current.start(in.takeReplay());
-            LOG.info("{}: took over the connection on {} from the previous jvhost", runtime.name(), where);
+            LOG.debug("{}: took over the connection on {} from the previous jvhost", runtime.name(), where);
         } else if (connector != null) {
             connector.connectNow();
         }

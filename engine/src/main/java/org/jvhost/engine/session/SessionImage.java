@@ -43,9 +43,9 @@ public final class SessionImage {
     public enum Part {
         /** Everything, in the order above. */
         ALL,
-        /** All but where the rings stand: no SET_VRING_BASE, no SET_VRING_KICK. Valid while the rings run. */
+        /** All but where the running rings stand: their SET_VRING_BASE and SET_VRING_KICK. Valid while they run. */
         SETUP,
-        /** Per ring SET_VRING_BASE, and SET_VRING_KICK for a ring that ran: valid once the rings are paused. */
+        /** SET_VRING_BASE and SET_VRING_KICK of each paused ring: valid once they are paused. */
         RINGS
     }
 
@@ -74,7 +74,9 @@ public final class SessionImage {
         SessionImage image = new SessionImage();
         if (part == Part.RINGS) {
             for (QueueConfig q : vrings.configs()) {
-                image.addPosition(q);
+                if (q.paused) {
+                    image.addPosition(q);
+                }
             }
             return image;
         }
@@ -89,7 +91,7 @@ public final class SessionImage {
         }
         image.addMemory(memory, (protocol & ProtocolFeatures.CONFIGURE_MEM_SLOTS) != 0);
         for (QueueConfig q : vrings.configs()) {
-            image.addRing(q, withProtocol, part == Part.ALL);
+            image.addRing(q, withProtocol, part == Part.ALL || !q.started());
         }
         if ((protocol & ProtocolFeatures.STATUS) != 0) {
             image.add(FrontendRequest.SET_STATUS, U64Layout.of(status));
@@ -146,12 +148,10 @@ public final class SessionImage {
         }
     }
 
-    /** Where a ring stands (a paused one, or one that never ran) and, if it ran, its start. */
+    /** Where a paused ring stands, and its start. */
     private void addPosition(QueueConfig q) {
         add(FrontendRequest.SET_VRING_BASE, VringStateLayout.of(q.index, q.base));
-        if (q.paused) {
-            add(FrontendRequest.SET_VRING_KICK, U64Layout.of(q.index), q.kickFd);
-        }
+        add(FrontendRequest.SET_VRING_KICK, U64Layout.of(q.index), q.kickFd);
     }
 
     private void add(FrontendRequest r, ByteBuffer payload, int... fds) {

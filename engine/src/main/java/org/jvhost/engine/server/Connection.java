@@ -158,7 +158,7 @@ final class Connection {
 
     /** The second phase: pauses the rings of the {@linkplain #freeze frozen} session; {@code done} runs on the loop then. */
     void pause(Runnable done) {
-        session.pause(done);
+        session.handover().pause(done);
     }
 
     /** The upgrade was abandoned: paused rings start again and the socket is read again. */
@@ -167,7 +167,7 @@ final class Connection {
             return;
         }
         frozen = false;
-        session.resume();
+        session.handover().resume();
         try {
             register();
         } catch (NativeException e) {

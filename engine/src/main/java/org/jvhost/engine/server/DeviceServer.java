@@ -254,7 +254,7 @@ final class DeviceServer {
             out.complete(new Handover.Frozen(runtime, listenerFd, null, null, null));
             return;
         }
-        if (c.session().logging()) {
+        if (c.session().handover().logging()) {
             out.completeExceptionally(new IOException(runtime.name() + ": a live migration is running (dirty-page "
                     + "logging); upgrade after it ends"));
             return;
@@ -269,10 +269,10 @@ final class DeviceServer {
             return;
         }
         c.freeze();
-        DeviceState resources = c.session().notInImage() == null ? Handover.saveResources(runtime) : null;
+        DeviceState resources = c.session().handover().notInImage() == null ? Handover.saveResources(runtime) : null;
         frozenWith = resources != null ? c : null;
         out.complete(new Handover.Frozen(runtime, listenerFd, c,
-                resources != null ? c.session().image(SessionImage.Part.SETUP) : null, resources));
+                resources != null ? c.session().handover().image(SessionImage.Part.SETUP) : null, resources));
     }
 
     /**
@@ -288,8 +288,8 @@ final class DeviceServer {
         }
         boolean early = c == frozenWith;
         c.pause(() -> out.complete(new Handover.Outgoing(runtime, c,
-                c.session().image(early ? SessionImage.Part.RINGS : SessionImage.Part.ALL),
-                Handover.saveState(runtime, c.session().notInImage()), early)));
+                c.session().handover().image(early ? SessionImage.Part.RINGS : SessionImage.Part.ALL),
+                Handover.saveState(runtime, c.session().handover().notInImage()), early)));
     }
 
     /** The upgrade was abandoned: accept, connect and serve again as before. Loop only. */

@@ -42,7 +42,10 @@ public interface DeviceContext {
      * VhostUserDevice#saveState()}), while this process takes over from it; null at any other start. A
      * device that must not open a resource twice (a TAP queue) takes it from here in {@link
      * DeviceProvider#create} instead of opening it: duplicate the fds (the host still owns the state's own
-     * until {@link VhostUserDevice#restoreState} returns, which is called with this same state later).
+     * until {@link VhostUserDevice#restoreState} returns, which is called with this same state later). A
+     * device whose previous instance {@linkplain VhostUserDevice#saveResources() saved its resources} is
+     * created while that one still serves: this is then that resources state (SPI 1.5), owned by the host
+     * until {@code create} returns, and {@code restoreState} later gets the state saved after the pause.
      *
      * @since SPI 1.4
      */

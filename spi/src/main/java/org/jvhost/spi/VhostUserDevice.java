@@ -247,6 +247,23 @@ public interface VhostUserDevice {
     }
 
     /**
+     * Hot upgrade, first phase: what the next jvhost process's {@link DeviceProvider#create} needs to make
+     * this device while this one still serves it (a TAP's fds), or null (the default). Called on a control
+     * thread while the queues run, so it must not carry what they change (counters: {@link #saveState()}
+     * does, after the pause). A device that returns a state is created by the successor before its queues
+     * stop, with this state as {@link DeviceContext#handedOverState()}; that keeps the traffic gap down to
+     * the queues' stop and restart. With null the successor creates it only after every queue stopped,
+     * from {@link #saveState()}'s state, and the whole upgrade's gap includes the creation of every device.
+     * An empty state (no data, no fds) says "nothing needed, create me early". A device created early
+     * has its features acknowledged before {@link #restoreState} (still before any queue starts).
+     *
+     * @since SPI 1.5
+     */
+    default DeviceState saveResources() {
+        return null;
+    }
+
+    /**
      * Hot upgrade: takes over {@code state}, saved by {@link #saveState()} of this device type in the
      * previous jvhost process (possibly an older version of the plugin: check {@link DeviceState#format()}
      * and {@link DeviceState#version()}). Called on a control thread on a freshly created device, before

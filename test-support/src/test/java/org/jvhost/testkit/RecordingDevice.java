@@ -130,6 +130,25 @@ final class RecordingDevice implements VhostUserDevice {
         events.add("reset");
     }
 
+    /** Whether the device takes part in a hot upgrade: resources (empty) for an early start, and a state. */
+    volatile boolean upgradable;
+
+    @Override
+    public org.jvhost.spi.DeviceState saveResources() {
+        return upgradable ? new org.jvhost.spi.DeviceState("recording", 1, new byte[0]) : null;
+    }
+
+    @Override
+    public org.jvhost.spi.DeviceState saveState() {
+        events.add("save");
+        return upgradable ? new org.jvhost.spi.DeviceState("recording", 1, new byte[] {42}) : null;
+    }
+
+    @Override
+    public void restoreState(org.jvhost.spi.DeviceState state) {
+        events.add("restore " + state.data().length);
+    }
+
     @Override
     public void close() {
         events.add("close");

@@ -219,6 +219,12 @@ public final class LoopbackDevice implements VhostUserDevice {
         ackedFeatures = 0;
     }
 
+    /** Nothing: a loopback opens nothing, so the next process creates it before this one pauses. */
+    @Override
+    public DeviceState saveResources() {
+        return new DeviceState(STATE_FORMAT, STATE_VERSION, new byte[0]);
+    }
+
     /**
      * Hot upgrade: the counters carry over, so they keep counting in the new process. The state is
      * {@link #STATE_FORMAT} version {@link #STATE_VERSION}:

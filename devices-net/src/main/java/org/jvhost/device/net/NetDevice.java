@@ -339,6 +339,15 @@ public final class NetDevice implements VhostUserDevice, AutoCloseable {
     }
 
     /**
+     * The same as {@link #saveState()}: the TAP's fds and what it was opened with do not change while the
+     * queues run, so the next process opens its device on them before this one pauses.
+     */
+    @Override
+    public DeviceState saveResources() {
+        return NetState.save(tap);
+    }
+
+    /**
      * The state {@link NetProvider#create} took this device's TAP from (on duplicates of its fds): checked
      * once more against the TAP, then its fds are closed, the device owning them.
      *

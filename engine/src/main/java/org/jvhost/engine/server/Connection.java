@@ -43,8 +43,8 @@ final class Connection {
     /** Closes the socket of an ended connection whose rings have not stopped in time; null otherwise. */
     private ControlLoop.Timer closeDeadline;
     private boolean ended;
-    /** Paused for a hot upgrade: the socket is not watched, the rings are stopped. */
-    private boolean paused;
+    /** Frozen for a hot upgrade (or taken over and not started): the socket is not watched. */
+    private boolean frozen;
     /**
      * The raw fd of a connection taken over (hot upgrade), closed with the connection: junixsocket does
      * not close an fd it was handed with {@code FileDescriptorCast.unsafeUsing}. -1 otherwise.
@@ -68,6 +68,40 @@ final class Connection {
      */
     static Connection open(DeviceRuntime runtime, ControlLoop loop, String where, AFUNIXSocketChannel ch,
             Consumer<Connection> onEnd) throws IOException {
+        Connection c = create(runtime, loop, where, ch, onEnd);
+        try {
+            c.register();
+        } catch (NativeException | RuntimeException e) {
+            c.session.close(() -> { }, () -> c.released.complete(null));
+            throw new IOException(e.getMessage(), e);
+        }
+        return c;
+    }
+
+    /**
+     * Hot upgrade: a connection the previous jvhost handed over ({@code fd}, the raw number behind
+     * {@code ch}), set up now by {@code setup} (its {@link org.jvhost.engine.session.SessionImage.Part#SETUP},
+     * or nothing) without reading the socket; {@link #start} then serves it.
+     *
+     * @throws IOException if the socket cannot be set up or a request of {@code setup} fails (the session is
+     *                     released then; {@code fd} stays the caller's)
+     */
+    static Connection adopt(DeviceRuntime runtime, ControlLoop loop, String where, AFUNIXSocketChannel ch, int fd,
+            java.util.List<org.jvhost.engine.transport.Message> setup, Consumer<Connection> onEnd) throws IOException {
+        Connection c = create(runtime, loop, where, ch, onEnd);
+        c.frozen = true;
+        String failed = c.session.restore(setup);
+        if (failed != null) {
+            c.session.close(() -> { }, () -> c.released.complete(null));
+            throw new IOException(runtime.name() + ": the connection handed over by the previous jvhost cannot be "
+                    + "restored (" + failed + " failed)");
+        }
+        c.adoptedFd = fd;
+        return c;
+    }
+
+    private static Connection create(DeviceRuntime runtime, ControlLoop loop, String where, AFUNIXSocketChannel ch,
+            Consumer<Connection> onEnd) throws IOException {
         Connection c = new Connection(runtime, loop, where, onEnd);
         Endpoint endpoint;
         try {
@@ -87,14 +121,12 @@ final class Connection {
             throw new IOException(e.getMessage(), e);
         }
         c.socketFd = endpoint.fd();
-        try {
-            c.token = loop.register(endpoint.fd(), LinuxSys.EPOLLIN, c::onEvent);
-        } catch (NativeException | RuntimeException e) {
-            c.session.close(() -> { }, () -> c.released.complete(null));
-            throw new IOException(e.getMessage(), e);
-        }
-        c.watched = LinuxSys.EPOLLIN;
         return c;
+    }
+
+    private void register() throws NativeException {
+        token = loop.register(socketFd, LinuxSys.EPOLLIN, this::onEvent);
+        watched = LinuxSys.EPOLLIN;
     }
 
     // ---- hot upgrade (Handover, Takeover) ------------------------------------------------------
@@ -110,30 +142,34 @@ final class Connection {
     }
 
     /**
-     * Stops watching the socket (what the front-end sends meanwhile waits in it) and pauses the rings;
-     * {@code done} runs on the loop once they stopped. Only {@link BackendSession#betweenRequests()}.
+     * A hot upgrade's first phase: stops watching the socket (what the front-end sends meanwhile waits in
+     * it), so nothing in the session changes but where its rings stand. Only {@link
+     * BackendSession#betweenRequests()}.
      */
-    void pause(Runnable done) {
-        paused = true;
+    void freeze() {
+        frozen = true;
         loop.unregister(token);
         token = -1;
         if (stallCheck != null) {
             stallCheck.cancel();
             stallCheck = null;
         }
-        session.pause(done);
     }
 
-    /** The upgrade was abandoned: the rings start again and the socket is read again. */
+    /** The second phase: pauses the rings of the {@linkplain #freeze frozen} session; {@code done} runs on the loop then. */
+    void pause(Runnable done) {
+        session.handover().pause(done);
+    }
+
+    /** The upgrade was abandoned: paused rings start again and the socket is read again. */
     void resume() {
-        if (!paused || ended) {
+        if (!frozen || ended) {
             return;
         }
-        paused = false;
-        session.resume();
+        frozen = false;
+        session.handover().resume();
         try {
-            token = loop.register(socketFd, LinuxSys.EPOLLIN, this::onEvent);
-            watched = LinuxSys.EPOLLIN;
+            register();
         } catch (NativeException e) {
             LOG.error("{}: cannot watch the connection on {} again: {}", runtime.name(), where, e.getMessage());
             end();
@@ -143,11 +179,23 @@ final class Connection {
     }
 
     /**
-     * Serves {@code requests} (the previous process's image of this connection) before reading the
-     * socket ({@link BackendSession#replay}).
+     * Serves a connection {@linkplain #adopt taken over}: {@code requests} (the rest of the previous
+     * process's image of it) first ({@link BackendSession#replay}), then the socket.
      */
-    void replay(java.util.List<org.jvhost.engine.transport.Message> requests, int fd) {
-        adoptedFd = fd;
+    void start(java.util.List<org.jvhost.engine.transport.Message> requests) {
+        if (ended) {
+            requests.forEach(org.jvhost.engine.transport.Message::closeFds);
+            return;
+        }
+        frozen = false;
+        try {
+            register();
+        } catch (NativeException e) {
+            requests.forEach(org.jvhost.engine.transport.Message::closeFds);
+            LOG.error("{}: cannot watch the connection taken over on {}: {}", runtime.name(), where, e.getMessage());
+            end();
+            return;
+        }
         session.replay(requests);
         replayStarted = System.nanoTime();
         loop.execute(() -> onEvent(LinuxSys.EPOLLIN));
@@ -159,7 +207,7 @@ final class Connection {
     }
 
     private void onEvent(int events) {
-        if (ended || paused) {
+        if (ended || frozen) {
             return;
         }
         boolean gone = (events & (LinuxSys.EPOLLHUP | LinuxSys.EPOLLERR)) != 0;

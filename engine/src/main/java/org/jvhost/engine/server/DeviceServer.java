@@ -7,7 +7,9 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import org.jvhost.engine.event.DeviceRuntime;
+import org.jvhost.engine.session.SessionImage;
 import org.jvhost.engine.sys.LinuxSys;
+import org.jvhost.spi.DeviceState;
 import org.newsclub.net.unix.AFUNIXServerSocketChannel;
 import org.newsclub.net.unix.AFUNIXSocketChannel;
 import org.newsclub.net.unix.FileDescriptorCast;
@@ -53,8 +55,10 @@ final class DeviceServer {
     /** Connects to the front-end; null in LISTEN mode. */
     private final Connector connector;
     private boolean closed;
-    /** Paused for a hot upgrade: nothing accepted or connected, the connection's rings stopped. */
-    private boolean paused;
+    /** Frozen for a hot upgrade: nothing accepted or connected, nothing read from the connection. */
+    private boolean frozen;
+    /** The connection whose setup went in the first phase of a two-phase handover; null otherwise. */
+    private Connection frozenWith;
     /** Taken over from the previous process and not started yet ({@link #startAdopted}). */
     private Takeover.Incoming adopted;
 
@@ -110,13 +114,17 @@ final class DeviceServer {
     /**
      * Hot upgrade: serves what the previous process handed over for this device ({@code in}), once
      * {@link #startAdopted} runs: its listening socket (on {@code path}, whose file this server then
-     * owns; none in CONNECT mode) and its connection. The device's saved state is restored here, so a
-     * device that cannot read it fails the takeover before it is acknowledged.
+     * owns; none in CONNECT mode) and its connection. A connection that came in a two-phase handover's
+     * first phase is set up here already (its rings still run in the previous process); otherwise it is
+     * set up at the start. The device's saved state, if it came already, is restored here, so a device
+     * that cannot read it fails the takeover before it is acknowledged ({@link #finishAdoption} otherwise).
      *
-     * @throws IOException if the listening fd is not a listening Unix socket, or the device refuses its state
+     * @throws IOException if the listening fd is not a listening Unix socket, the connection cannot be set
+     *                     up, or the device refuses its state
      */
     static DeviceServer adopt(DeviceRuntime runtime, ControlLoop loop, Path path, Host.Mode mode,
             SocketAccess access, Takeover.Incoming in) throws IOException {
+        in.closeResources(); // the provider's create has had them
         AFUNIXServerSocketChannel server = null;
         SocketFile file = null;
         if (in.listenerFd() >= 0) {
@@ -128,11 +136,56 @@ final class DeviceServer {
         String where = path != null ? path.toString() : "an inherited socket";
         DeviceServer s = new DeviceServer(runtime, loop, path, mode, access, server, file, where);
         s.adopted = in;
+        if (in.setUpEarly()) {
+            s.adoptConnection(in);
+        }
         in.restoreState(runtime.device());
         return s;
     }
 
-    /** Starts serving what {@link #adopt} took over: watch the listener, resume the connection. Loop only. */
+    /** Sets up the connection {@code in} brings, on the loop, without reading it ({@link Connection#adopt}). */
+    private void adoptConnection(Takeover.Incoming in) throws IOException {
+        IOException[] failure = {null};
+        try {
+            loop.call(() -> {
+                try {
+                    takeConnection(in);
+                } catch (IOException e) {
+                    failure[0] = e;
+                }
+            }, DeviceRuntime.WORKER_TIMEOUT_MS);
+        } catch (java.util.concurrent.TimeoutException e) {
+            throw new IOException(runtime.name() + ": the connection taken over was not set up in time", e);
+        }
+        if (failure[0] != null) {
+            throw failure[0];
+        }
+    }
+
+    /** The second phase of a two-phase takeover has come: the device takes its state. Not on the loop. */
+    void finishAdoption() throws IOException {
+        if (adopted != null) {
+            adopted.restoreState(runtime.device());
+        }
+    }
+
+    /** The connection {@code in} brings becomes {@link #current}, set up by its early requests. Loop only. */
+    private void takeConnection(Takeover.Incoming in) throws IOException {
+        int fd = in.takeConnection();
+        if (fd < 0) {
+            return;
+        }
+        try {
+            AFUNIXSocketChannel ch = FileDescriptorCast.unsafeUsing(fd).as(AFUNIXSocketChannel.class);
+            current = Connection.adopt(runtime, loop, where, ch, fd, in.takeSetup(), this::ended);
+        } catch (IOException e) {
+            LinuxSys.closeQuietly(fd); // junixsocket does not close a cast fd
+            throw e;
+        }
+        sessions.incrementAndGet();
+    }
+
+    /** Starts serving what {@link #adopt} took over: watch the listener, start the connection. Loop only. */
     void startAdopted() {
         Takeover.Incoming in = adopted;
         adopted = null;
@@ -147,52 +200,48 @@ final class DeviceServer {
                         e.getMessage());
             }
         }
-        int fd = in.takeConnection();
-        if (fd >= 0) {
-            AFUNIXSocketChannel ch;
+        if (current == null) {
             try {
-                ch = FileDescriptorCast.unsafeUsing(fd).as(AFUNIXSocketChannel.class);
+                takeConnection(in);
             } catch (IOException e) {
-                LinuxSys.closeQuietly(fd);
-                in.closeReplay();
-                LOG.error("{}: the connection taken over is not a socket: {}", runtime.name(), e.getMessage());
-                afterSession();
-                return;
+                LOG.error("{}: {}", runtime.name(), e.getMessage());
             }
-            serve(ch);
-            if (current != null) {
-                current.replay(in.takeReplay(), fd);
-                LOG.info("{}: took over the connection on {} from the previous jvhost", runtime.name(), where);
-            } else {
-                LinuxSys.closeQuietly(fd); // junixsocket does not close a cast fd
-            }
-            in.closeReplay();
+        }
+        if (current != null && in.ringsLost()) {
+            LOG.warn("{}: the previous jvhost ended the connection on {} before it paused it; closing it here too",
+                    runtime.name(), where);
+            current.end();
+        } else if (current != null) {
+            current.start(in.takeReplay());
+            LOG.debug("{}: took over the connection on {} from the previous jvhost", runtime.name(), where);
         } else if (connector != null) {
             connector.connectNow();
         }
+        in.closeReplay();
     }
 
     /**
-     * Hot upgrade, on the loop: stops accepting (or connecting) and pauses the connection at a request
-     * boundary; {@code out} completes with what to hand over, or fails naming why not (a migration
-     * runs, or the connection stays inside a request for {@code busyMs}).
+     * Hot upgrade, first phase, on the loop: stops accepting (or connecting) and freezes the connection at
+     * a request boundary: its rings run on, nothing more is read from it. {@code out} completes with what
+     * to hand over before the rings pause, or fails naming why not (a migration runs, or the connection
+     * stays inside a request for {@code busyMs}).
      */
-    void pauseInLoop(java.util.concurrent.CompletableFuture<Handover.Outgoing> out, long busyMs) {
+    void freezeInLoop(CompletableFuture<Handover.Frozen> out, long busyMs) {
         if (closed) {
             out.complete(null);
             return;
         }
-        paused = true;
+        frozen = true;
         if (listener != null) {
             listener.unwatch();
         }
         if (connector != null) {
             connector.stop();
         }
-        pauseConnection(out, System.nanoTime() + busyMs * 1_000_000L);
+        freezeConnection(out, System.nanoTime() + busyMs * 1_000_000L);
     }
 
-    private void pauseConnection(java.util.concurrent.CompletableFuture<Handover.Outgoing> out, long deadline) {
+    private void freezeConnection(CompletableFuture<Handover.Frozen> out, long deadline) {
         Connection c = current;
         int listenerFd;
         try {
@@ -202,10 +251,10 @@ final class DeviceServer {
             return;
         }
         if (c == null) {
-            out.complete(new Handover.Outgoing(runtime, listenerFd, null, null, null));
+            out.complete(new Handover.Frozen(runtime, listenerFd, null, null, null));
             return;
         }
-        if (c.session().logging()) {
+        if (c.session().handover().logging()) {
             out.completeExceptionally(new IOException(runtime.name() + ": a live migration is running (dirty-page "
                     + "logging); upgrade after it ends"));
             return;
@@ -216,19 +265,40 @@ final class DeviceServer {
                         + "request; not paused"));
                 return;
             }
-            loop.schedule(1, () -> pauseConnection(out, deadline));
+            loop.schedule(1, () -> freezeConnection(out, deadline));
             return;
         }
-        c.pause(() -> out.complete(new Handover.Outgoing(runtime, listenerFd, c, c.session().image(),
-                Handover.saveState(runtime, c.session().notInImage()))));
+        c.freeze();
+        DeviceState resources = c.session().handover().notInImage() == null ? Handover.saveResources(runtime) : null;
+        frozenWith = resources != null ? c : null;
+        out.complete(new Handover.Frozen(runtime, listenerFd, c,
+                resources != null ? c.session().handover().image(SessionImage.Part.SETUP) : null, resources));
+    }
+
+    /**
+     * Hot upgrade, second phase, on the loop: pauses the rings of the frozen connection; {@code out} completes
+     * with what to hand over then (the rest of its image and the device's state), or null if there is
+     * no connection (any more).
+     */
+    void pauseInLoop(CompletableFuture<Handover.Outgoing> out) {
+        Connection c = current;
+        if (closed || !frozen || c == null) {
+            out.complete(null);
+            return;
+        }
+        boolean early = c == frozenWith;
+        c.pause(() -> out.complete(new Handover.Outgoing(runtime, c,
+                c.session().handover().image(early ? SessionImage.Part.RINGS : SessionImage.Part.ALL),
+                Handover.saveState(runtime, c.session().handover().notInImage()), early)));
     }
 
     /** The upgrade was abandoned: accept, connect and serve again as before. Loop only. */
     void resumeInLoop() {
-        if (!paused || closed) {
+        if (!frozen || closed) {
             return;
         }
-        paused = false;
+        frozen = false;
+        frozenWith = null;
         if (current != null) {
             current.resume();
         }
@@ -318,7 +388,7 @@ final class DeviceServer {
 
     /** What comes after a session: the front-end that waited, or (CONNECT) the next connection. */
     private void afterSession() {
-        if (closed || paused) {
+        if (closed || frozen) {
             return;
         }
         if (waiting != null) {

@@ -21,12 +21,14 @@ import org.slf4j.LoggerFactory;
 /**
  * The running jvhost's side of a hot upgrade: a private socket (mode 0600, only this uid may connect:
  * SO_PEERCRED) where a successor started with {@code serve --takeover} asks for everything this process
- * serves ({@link HandoverLayout}). On a HELLO it pauses every device at a request boundary, sends the
- * listening sockets, connections, their state and the {@code services}' sockets, and waits for the ACK:
- * then {@code handedOver} runs, and the caller must exit 0 at once without closing anything (no
- * socket file removed, no socket shut down: the kernel drops this process's copies). If the
- * successor refuses, dies or does not answer within {@link #ACK_MS}, every device resumes where it
- * paused and this process serves on; no front-end notices either way.
+ * serves ({@link HandoverLayout}), in two phases. On a HELLO it freezes every device at a request boundary
+ * (nothing more is accepted or read; the rings run on) and sends the listening sockets, connections, the
+ * {@code services}' sockets and, for each device that saved its resources, the connection's set-up; the
+ * successor creates its devices meanwhile. On its READY the rings pause, and only where they stand and
+ * each device's state follow. Then it waits for the ACK: {@code handedOver} runs, and the caller must
+ * exit 0 at once without closing anything (no socket file removed, no socket shut down: the kernel drops
+ * this process's copies). If the successor refuses, dies or does not answer within {@link #ACK_MS} (each
+ * phase), every device resumes where it stopped and this process serves on; no front-end notices either way.
  *
  * <p>One thread, {@code jvhost-handover}, waits for successors; it never runs on a loop.
  */
@@ -40,19 +42,36 @@ public final class Handover implements AutoCloseable {
     static final long ACK_MS = 60_000;
 
     /**
-     * What one device hands over, made on its loop once it is paused.
+     * What one device hands over in the first phase, made on its loop once it is frozen (its rings run).
      *
      * @param listenerFd the listening socket, or -1 (CONNECT mode)
-     * @param connection the paused connection, or null
-     * @param image      the connection's state as requests, or null
-     * @param state      the device's own state, or null if it does not take part (its connection is then
-     *                   closed at the handover instead of passed on)
+     * @param connection the frozen connection, or null
+     * @param setup      its image but where the rings stand, if the device saved its resources; else null
+     * @param resources  what the successor creates the device with ({@code VhostUserDevice#saveResources}),
+     *                   or null: a connection then goes, if at all, in the second phase, and the successor
+     *                   creates its devices only after that
      */
-    record Outgoing(DeviceRuntime runtime, int listenerFd, Connection connection, SessionImage image,
-            DeviceState state) {
-        boolean passesConnection() {
-            return connection != null && state != null;
+    record Frozen(DeviceRuntime runtime, int listenerFd, Connection connection, SessionImage setup,
+            DeviceState resources) {
+        boolean early() {
+            return resources != null;
         }
+
+        boolean late() {
+            return connection != null && resources == null;
+        }
+    }
+
+    /**
+     * What one device hands over in the second phase, made on its loop once its rings are paused.
+     *
+     * @param image the rest of the connection's image ({@code early}), or all of it
+     * @param state the device's own state, or null if it does not take part (its connection is then
+     *              closed at the handover instead of passed on)
+     * @param early whether the connection went in the first phase
+     */
+    record Outgoing(DeviceRuntime runtime, Connection connection, SessionImage image, DeviceState state,
+            boolean early) {
     }
 
     private final Host host;
@@ -142,58 +161,100 @@ public final class Handover implements AutoCloseable {
 
     private boolean handOver(RecordLink link, long pid) {
         long start = System.nanoTime();
-        List<Outgoing> out;
+        List<Frozen> frozen;
         try {
-            out = host.pauseAll(BUSY_MS);
+            frozen = host.freezeAll(BUSY_MS);
         } catch (IOException e) {
             LOG.warn("handover to pid {} refused: {}", pid, e.getMessage());
             refuse(link, e.getMessage());
             return false;
         }
-        long paused = System.nanoTime();
-        LOG.info("paused {} device(s) for the handover to pid {}", out.size(), pid);
+        long ready;
+        long paused;
+        List<Outgoing> out;
         try {
+            sendFirstPhase(link, frozen);
+            LOG.info("sent {} device(s) to pid {} while their rings run; it creates them", frozen.size(), pid);
+            expect(link, HandoverLayout.READY);
+            ready = System.nanoTime();
+            out = host.pauseAll(BUSY_MS);
+            paused = System.nanoTime();
+            LOG.info("paused {} device(s) for the handover to pid {}", out.size(), pid);
             for (Outgoing o : out) {
-                send(link, o);
-            }
-            for (Map.Entry<String, Integer> s : services.get().entrySet()) {
-                link.send(HandoverLayout.SERVICE, HandoverLayout.string(ByteBuffer.allocate(0), s.getKey()), s.getValue());
+                sendSecondPhase(link, o);
             }
             link.send(HandoverLayout.END, HandoverLayout.ints(out.size()));
-            RecordLink.Record answer = link.receive(System.nanoTime() + ACK_MS * 1_000_000L);
-            answer.closeFds();
-            if (answer.type() != HandoverLayout.ACK) {
-                throw new IOException(answer.type() == HandoverLayout.REFUSE
-                        ? "it refused: " + HandoverLayout.readString(answer.body()) : "record " + answer.type() + " instead of ACK");
-            }
+            expect(link, HandoverLayout.ACK);
         } catch (IOException | RuntimeException e) {
             host.resumeAll();
             LOG.error("handover to pid {} failed ({}); all {} device(s) resumed, still serving", pid, e.getMessage(),
-                    out.size());
+                    frozen.size());
             return false;
         }
-        LOG.info("handed {} device(s) over to pid {}: paused in {} ms, acknowledged after {} ms; exiting", out.size(),
-                pid, (paused - start) / 1_000_000L, (System.nanoTime() - start) / 1_000_000L);
+        LOG.info("handed {} device(s) over to pid {}: it was ready after {} ms, the rings paused in {} ms, "
+                + "acknowledged {} ms after the pause; exiting", frozen.size(), pid, (ready - start) / 1_000_000L,
+                (paused - ready) / 1_000_000L, (System.nanoTime() - paused) / 1_000_000L);
         return true;
     }
 
-    private static void send(RecordLink link, Outgoing o) throws IOException {
-        String name = o.runtime().name();
-        boolean conn = o.passesConnection();
-        int flags = (o.listenerFd() >= 0 ? HandoverLayout.F_LISTENER : 0) | (conn ? HandoverLayout.F_CONNECTION : 0);
-        int[] fds = o.listenerFd() >= 0 && conn ? new int[] {o.listenerFd(), o.connection().socketFd()}
-                : o.listenerFd() >= 0 ? new int[] {o.listenerFd()}
-                : conn ? new int[] {o.connection().socketFd()} : new int[0];
-        link.send(HandoverLayout.DEVICE, HandoverLayout.string(HandoverLayout.ints(flags), name), fds);
-        if (!conn) {
-            return;
+    private static void expect(RecordLink link, int type) throws IOException {
+        RecordLink.Record answer = link.receive(System.nanoTime() + ACK_MS * 1_000_000L);
+        answer.closeFds();
+        if (answer.type() != type) {
+            throw new IOException(answer.type() == HandoverLayout.REFUSE
+                    ? "it refused: " + HandoverLayout.readString(answer.body()) : "record " + answer.type() + " instead of "
+                    + (type == HandoverLayout.ACK ? "ACK" : "READY"));
         }
-        DeviceState st = o.state();
+    }
+
+    /** DEVICE records, with an early connection's resources and setup; the services; PREPARED. */
+    private void sendFirstPhase(RecordLink link, List<Frozen> frozen) throws IOException {
+        for (Frozen f : frozen) {
+            int flags = (f.listenerFd() >= 0 ? HandoverLayout.F_LISTENER : 0)
+                    | (f.early() ? HandoverLayout.F_CONNECTION | HandoverLayout.F_EARLY : 0)
+                    | (f.late() ? HandoverLayout.F_LATE : 0);
+            int[] fds = f.listenerFd() >= 0 && f.early() ? new int[] {f.listenerFd(), f.connection().socketFd()}
+                    : f.listenerFd() >= 0 ? new int[] {f.listenerFd()}
+                    : f.early() ? new int[] {f.connection().socketFd()} : new int[0];
+            link.send(HandoverLayout.DEVICE, HandoverLayout.string(HandoverLayout.ints(flags), f.runtime().name()), fds);
+            if (f.early()) {
+                sendState(link, f.resources());
+                sendRequests(link, f.setup());
+            }
+        }
+        for (Map.Entry<String, Integer> s : services.get().entrySet()) {
+            link.send(HandoverLayout.SERVICE, HandoverLayout.string(ByteBuffer.allocate(0), s.getKey()), s.getValue());
+        }
+        link.send(HandoverLayout.PREPARED, HandoverLayout.ints(frozen.size()));
+    }
+
+    /**
+     * A paused connection's RINGS record, state and requests. A device that saved its resources but no
+     * state fails the handover: the successor has set it up already.
+     */
+    private static void sendSecondPhase(RecordLink link, Outgoing o) throws IOException {
+        if (o.state() == null) {
+            if (o.early()) {
+                throw new IOException(o.runtime().name() + ": the device saved its resources but no state");
+            }
+            return; // its connection closes when this process exits; the front-end reconnects
+        }
+        int[] fds = o.early() ? new int[0] : new int[] {o.connection().socketFd()};
+        link.send(HandoverLayout.RINGS, HandoverLayout.string(HandoverLayout.ints(o.early() ? 0 : HandoverLayout.F_CONNECTION),
+                o.runtime().name()), fds);
+        sendState(link, o.state());
+        sendRequests(link, o.image());
+    }
+
+    private static void sendState(RecordLink link, DeviceState st) throws IOException {
         ByteBuffer head = HandoverLayout.string(HandoverLayout.ints(st.version()), st.format());
         byte[] data = st.data();
         link.send(HandoverLayout.STATE, ByteBuffer.allocate(head.remaining() + data.length).put(head).put(data).flip(),
                 st.fds());
-        for (SessionImage.Request r : o.image().requests()) {
+    }
+
+    private static void sendRequests(RecordLink link, SessionImage image) throws IOException {
+        for (SessionImage.Request r : image.requests()) {
             ByteBuffer msg = ByteBuffer.allocate(org.jvhost.engine.protocol.MessageHeader.SIZE + r.payload().remaining())
                     .order(org.jvhost.engine.protocol.MessageHeader.ORDER);
             new org.jvhost.engine.protocol.MessageHeader(r.code(), org.jvhost.engine.protocol.MessageHeader.VERSION,
@@ -208,6 +269,16 @@ public final class Handover implements AutoCloseable {
             link.send(HandoverLayout.REFUSE, HandoverLayout.string(ByteBuffer.allocate(0), reason));
         } catch (IOException ignored) {
             // the successor is gone already
+        }
+    }
+
+    /** What the successor creates the device with, before the pause; null if the device saves none (or failed: logged). */
+    static DeviceState saveResources(DeviceRuntime runtime) {
+        try {
+            return runtime.device().saveResources();
+        } catch (RuntimeException e) {
+            LOG.warn("{}: saving the device's resources failed; it is handed over after the pause", runtime.name(), e);
+            return null;
         }
     }
 

@@ -232,21 +232,54 @@ public final class Host implements AutoCloseable {
     }
 
     /**
-     * The running process's side: pauses every device on its loop ({@link DeviceServer#pauseInLoop}). If
-     * one cannot be paused, the others resume and the failure names the device.
+     * The successor's side, once every device is created: waits for the second phase of the handover (the
+     * previous process pauses its rings: {@link Takeover#proceed}) and gives each device taken over early
+     * its state.
+     *
+     * @throws IOException if the second phase does not come, or a device refuses its state
      */
+    public void completeTakeover() throws IOException {
+        List<DeviceServer> all;
+        Takeover t;
+        synchronized (this) {
+            t = takeover;
+            all = new ArrayList<>(servers);
+        }
+        if (t == null) {
+            return;
+        }
+        t.proceed();
+        for (DeviceServer s : all) {
+            s.finishAdoption();
+        }
+    }
+
+    /**
+     * The running process's side, first phase: freezes every device on its loop ({@link
+     * DeviceServer#freezeInLoop}). If one cannot be frozen, the others resume and the failure names the device.
+     */
+    synchronized List<Handover.Frozen> freezeAll(long busyMs) throws IOException {
+        return onEachLoop((s, f) -> s.freezeInLoop(f, busyMs), busyMs + CLOSE_TIMEOUT_MS, "freeze");
+    }
+
+    /** The second phase: pauses the rings of every frozen connection ({@link DeviceServer#pauseInLoop}). */
     synchronized List<Handover.Outgoing> pauseAll(long busyMs) throws IOException {
-        List<CompletableFuture<Handover.Outgoing>> all = new ArrayList<>();
+        return onEachLoop(DeviceServer::pauseInLoop, busyMs + CLOSE_TIMEOUT_MS, "pause");
+    }
+
+    /** Runs {@code step} for every device on its loop; what they give, but nulls. On a failure all resume. */
+    private <T> List<T> onEachLoop(java.util.function.BiConsumer<DeviceServer, CompletableFuture<T>> step,
+            long timeoutMs, String what) throws IOException {
+        List<CompletableFuture<T>> all = new ArrayList<>();
         for (DeviceServer s : servers) {
-            CompletableFuture<Handover.Outgoing> f = new CompletableFuture<>();
-            s.loop().execute(() -> s.pauseInLoop(f, busyMs));
+            CompletableFuture<T> f = new CompletableFuture<>();
+            s.loop().execute(() -> step.accept(s, f));
             all.add(f);
         }
-        List<Handover.Outgoing> out = new ArrayList<>();
+        List<T> out = new ArrayList<>();
         try {
-            CompletableFuture.allOf(all.toArray(new CompletableFuture<?>[0]))
-                    .get(busyMs + CLOSE_TIMEOUT_MS, TimeUnit.MILLISECONDS);
-            for (CompletableFuture<Handover.Outgoing> f : all) {
+            CompletableFuture.allOf(all.toArray(new CompletableFuture<?>[0])).get(timeoutMs, TimeUnit.MILLISECONDS);
+            for (CompletableFuture<T> f : all) {
                 if (f.get() != null) {
                     out.add(f.get());
                 }
@@ -257,11 +290,11 @@ public final class Host implements AutoCloseable {
             throw new IOException(e.getCause().getMessage(), e.getCause());
         } catch (TimeoutException e) {
             resumeAll();
-            throw new IOException("the devices did not pause within " + (busyMs + CLOSE_TIMEOUT_MS) + " ms");
+            throw new IOException("the devices did not " + what + " within " + timeoutMs + " ms");
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             resumeAll();
-            throw new IOException("interrupted while pausing the devices");
+            throw new IOException("interrupted while the devices " + what);
         }
     }
 

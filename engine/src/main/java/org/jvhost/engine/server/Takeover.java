@@ -27,17 +27,30 @@ import org.slf4j.LoggerFactory;
  */
 public final class Takeover implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(Takeover.class);
+    /** How long the previous process may take to pause its rings and send the second phase. */
+    static final long PHASE_MS = 30_000;
 
     /** One device as the previous process handed it over; every fd here is ours until taken. */
     public static final class Incoming {
         private final String name;
+        private final int flags;
         private int listenerFd;
         private int connectionFd;
+        /** What its provider creates it with (an early device's, or the state in a one-phase takeover). */
+        private DeviceState resources;
         private DeviceState state;
+        /** An early connection's requests of the first phase (all but where the rings stand). */
+        private final List<Message> setup = new ArrayList<>();
+        /** The requests of the second phase (all of them in a one-phase takeover). */
         private final List<Message> replay = new ArrayList<>();
+        /** Whether the second phase had this device's connection. */
+        private boolean ringsCame;
+        /** Whether the device is created before the second phase, its connection set up ({@link #setUpEarly}). */
+        private boolean twoPhase;
 
-        Incoming(String name, int listenerFd, int connectionFd) {
+        Incoming(String name, int flags, int listenerFd, int connectionFd) {
             this.name = name;
+            this.flags = flags;
             this.listenerFd = listenerFd;
             this.connectionFd = connectionFd;
         }
@@ -58,6 +71,25 @@ public final class Takeover implements AutoCloseable {
             return fd;
         }
 
+        /** Whether its connection is set up now, before the previous process pauses the rings. */
+        boolean setUpEarly() {
+            return twoPhase && connectionFd >= 0;
+        }
+
+        /**
+         * Whether a connection set up early lost its rings: the previous process ended it between the two
+         * phases (a hostile guest broke a ring), so it must end here too.
+         */
+        boolean ringsLost() {
+            return (flags & HandoverLayout.F_EARLY) != 0 && !ringsCame;
+        }
+
+        List<Message> takeSetup() {
+            List<Message> r = new ArrayList<>(setup);
+            setup.clear();
+            return r;
+        }
+
         List<Message> takeReplay() {
             List<Message> r = new ArrayList<>(replay);
             replay.clear();
@@ -65,12 +97,25 @@ public final class Takeover implements AutoCloseable {
         }
 
         void closeReplay() {
+            setup.forEach(Message::closeFds);
+            setup.clear();
             replay.forEach(Message::closeFds);
             replay.clear();
         }
 
+        /** The provider's create has had the resources: the host's own fds of them close. */
+        void closeResources() {
+            DeviceState r = resources;
+            resources = null;
+            if (r != null && r != state) {
+                for (int fd : r.fds()) {
+                    LinuxSys.closeQuietly(fd);
+                }
+            }
+        }
+
         /**
-         * Gives {@code device} the state its predecessor saved, if any.
+         * Gives {@code device} the state its predecessor saved, if it came already.
          *
          * @throws IOException naming the device if it refuses the state (its fds are closed then)
          */
@@ -95,6 +140,7 @@ public final class Takeover implements AutoCloseable {
             LinuxSys.closeQuietly(takeListener());
             LinuxSys.closeQuietly(takeConnection());
             closeReplay();
+            closeResources();
             if (state != null) {
                 for (int fd : state.fds()) {
                     LinuxSys.closeQuietly(fd);
@@ -106,9 +152,13 @@ public final class Takeover implements AutoCloseable {
 
     private final RecordLink link;
     private final long predecessorPid;
+    /** Every device handed over, by name, for the second phase; {@link #devices} those not claimed yet. */
+    private final Map<String, Incoming> all = new LinkedHashMap<>();
     private final Map<String, Incoming> devices = new LinkedHashMap<>();
     private final Map<String, Integer> services = new LinkedHashMap<>();
     private boolean acknowledged;
+    /** Whether the second phase has come (READY sent, END received). */
+    private boolean proceeded;
 
     private Takeover(RecordLink link, long predecessorPid) {
         this.link = link;
@@ -138,7 +188,14 @@ public final class Takeover implements AutoCloseable {
             }
             t = new Takeover(link, link.peerPid());
             link.send(HandoverLayout.HELLO, HandoverLayout.ints(HandoverLayout.VERSION, (int) ProcessHandle.current().pid()));
-            t.readAll(System.nanoTime() + timeoutMs * 1_000_000L);
+            t.readFirstPhase(System.nanoTime() + timeoutMs * 1_000_000L);
+            if (t.all.values().stream().anyMatch(in -> (in.flags & HandoverLayout.F_LATE) != 0)) {
+                LOG.info("a device saved no resources for an early start: every device is created after the "
+                        + "previous jvhost paused its rings");
+                t.proceed();
+            } else {
+                t.all.values().forEach(in -> in.twoPhase = true);
+            }
             LOG.info("took over {} device(s) from pid {}", t.devices.size(), t.predecessorPid);
             return t;
         } catch (IOException | RuntimeException e) {
@@ -151,22 +208,44 @@ public final class Takeover implements AutoCloseable {
         }
     }
 
-    private void readAll(long deadline) throws IOException {
+    /**
+     * The second phase: tells the previous process that every device is created (READY), so it pauses
+     * its rings, and receives where they stand and each device's state. Once only.
+     *
+     * @throws IOException naming what failed: a refusal, a malformed record, or no END within {@link #PHASE_MS}
+     */
+    public synchronized void proceed() throws IOException {
+        if (proceeded) {
+            return;
+        }
+        proceeded = true;
+        link.send(HandoverLayout.READY, HandoverLayout.ints((int) ProcessHandle.current().pid()));
+        readSecondPhase(System.nanoTime() + PHASE_MS * 1_000_000L);
+        for (Incoming in : all.values()) {
+            if (!in.twoPhase) { // created from now on: the early requests go first in the replay
+                in.replay.addAll(0, in.setup);
+                in.setup.clear();
+            }
+        }
+        LOG.info("the previous jvhost (pid {}) paused its rings", predecessorPid);
+    }
+
+    private void readFirstPhase(long deadline) throws IOException {
         Incoming current = null;
         while (true) {
             RecordLink.Record r = link.receive(deadline);
             try {
                 switch (r.type()) {
                     case HandoverLayout.DEVICE -> current = device(r);
-                    case HandoverLayout.STATE -> state(current, r);
-                    case HandoverLayout.REQUEST -> request(current, r);
+                    case HandoverLayout.STATE -> current(current).resources = state(r);
+                    case HandoverLayout.REQUEST -> current(current).setup.add(request(current, r));
                     case HandoverLayout.SERVICE -> service(r);
-                    case HandoverLayout.END -> {
+                    case HandoverLayout.PREPARED -> {
                         return;
                     }
                     case HandoverLayout.REFUSE -> throw new IOException("the running jvhost refused the takeover: "
                             + HandoverLayout.readString(r.body()));
-                    default -> throw new IOException("unexpected handover record " + r.type());
+                    default -> throw new IOException("unexpected handover record " + r.type() + " in the first phase");
                 }
             } finally {
                 r.closeFds();
@@ -174,18 +253,69 @@ public final class Takeover implements AutoCloseable {
         }
     }
 
+    private void readSecondPhase(long deadline) throws IOException {
+        Incoming current = null;
+        while (true) {
+            RecordLink.Record r = link.receive(deadline);
+            try {
+                switch (r.type()) {
+                    case HandoverLayout.RINGS -> current = rings(r);
+                    case HandoverLayout.STATE -> current(current).state = state(r);
+                    case HandoverLayout.REQUEST -> current(current).replay.add(request(current, r));
+                    case HandoverLayout.END -> {
+                        return;
+                    }
+                    case HandoverLayout.REFUSE -> throw new IOException("the running jvhost gave up the takeover: "
+                            + HandoverLayout.readString(r.body()));
+                    default -> throw new IOException("unexpected handover record " + r.type() + " in the second phase");
+                }
+            } finally {
+                r.closeFds();
+            }
+        }
+    }
+
+    private static Incoming current(Incoming in) throws IOException {
+        if (in == null) {
+            throw new IOException("handover: a device state or request before any device");
+        }
+        return in;
+    }
+
+    /** RINGS: a connection's second phase; its fd comes here if the first phase did not bring it. */
+    private Incoming rings(RecordLink.Record r) throws IOException {
+        int flags = r.body().getInt();
+        String name = HandoverLayout.readString(r.body());
+        Incoming in = all.get(name);
+        if (in == null || in.ringsCame) {
+            throw new IOException("handover: rings of device " + name + (in == null ? ", which did not come" : " twice"));
+        }
+        boolean withFd = (flags & HandoverLayout.F_CONNECTION) != 0;
+        boolean early = (in.flags & HandoverLayout.F_EARLY) != 0;
+        if (withFd == early || r.fds().length != (withFd ? 1 : 0) || withFd && (in.flags & HandoverLayout.F_LATE) == 0) {
+            throw new IOException("handover: rings of device " + name + " with " + r.fds().length + " fds, flags "
+                    + flags + " after " + in.flags);
+        }
+        if (withFd) {
+            in.connectionFd = take(r, 0);
+        }
+        in.ringsCame = true;
+        return in;
+    }
+
     private Incoming device(RecordLink.Record r) throws IOException {
         int flags = r.body().getInt();
         String name = HandoverLayout.readString(r.body());
         int want = Integer.bitCount(flags & (HandoverLayout.F_LISTENER | HandoverLayout.F_CONNECTION));
-        if (r.fds().length != want) {
-            throw new IOException("handover: device " + name + " came with " + r.fds().length + " fds, flags say " + want);
+        if (r.fds().length != want || ((flags & HandoverLayout.F_CONNECTION) != 0) != ((flags & HandoverLayout.F_EARLY) != 0)) {
+            throw new IOException("handover: device " + name + " came with " + r.fds().length + " fds, flags " + flags);
         }
         int i = 0;
         int listener = (flags & HandoverLayout.F_LISTENER) != 0 ? take(r, i++) : -1;
         int connection = (flags & HandoverLayout.F_CONNECTION) != 0 ? take(r, i) : -1;
-        Incoming in = new Incoming(name, listener, connection);
-        Incoming dup = devices.put(name, in);
+        Incoming in = new Incoming(name, flags, listener, connection);
+        Incoming dup = all.put(name, in);
+        devices.put(name, in);
         if (dup != null) {
             dup.close();
             throw new IOException("handover: device " + name + " came twice");
@@ -193,10 +323,7 @@ public final class Takeover implements AutoCloseable {
         return in;
     }
 
-    private static void state(Incoming in, RecordLink.Record r) throws IOException {
-        if (in == null) {
-            throw new IOException("handover: a device state before any device");
-        }
+    private static DeviceState state(RecordLink.Record r) throws IOException {
         int version = r.body().getInt();
         String format = HandoverLayout.readString(r.body());
         byte[] data = new byte[r.body().remaining()];
@@ -205,13 +332,10 @@ public final class Takeover implements AutoCloseable {
         for (int i = 0; i < fds.length; i++) {
             fds[i] = take(r, i);
         }
-        in.state = new DeviceState(format, version, data, fds);
+        return new DeviceState(format, version, data, fds);
     }
 
-    private static void request(Incoming in, RecordLink.Record r) throws IOException {
-        if (in == null || in.connectionFd < 0) {
-            throw new IOException("handover: a request for no connection");
-        }
+    private static Message request(Incoming in, RecordLink.Record r) throws IOException {
         ByteBuffer b = r.body().order(MessageHeader.ORDER);
         MessageHeader h = MessageHeader.decode(b);
         if (h.size() != b.remaining() - MessageHeader.SIZE) {
@@ -223,7 +347,7 @@ public final class Takeover implements AutoCloseable {
         for (int i = 0; i < fds.length; i++) {
             fds[i] = take(r, i);
         }
-        in.replay.add(Message.replayed(h, payload, fds));
+        return Message.replayed(h, payload, fds);
     }
 
     private void service(RecordLink.Record r) throws IOException {
@@ -258,10 +382,13 @@ public final class Takeover implements AutoCloseable {
         return devices.remove(name);
     }
 
-    /** The state device {@code name} saved, still ours (null if none came); {@link #claim} takes it. */
+    /**
+     * What device {@code name} is created with, still ours (null if nothing came): the resources it saved
+     * for an early start, else its state (one-phase). {@link #claim} takes it.
+     */
     synchronized DeviceState peekState(String name) {
         Incoming in = devices.get(name);
-        return in == null ? null : in.state;
+        return in == null ? null : in.resources != null ? in.resources : in.state;
     }
 
     /** The listening socket of service {@code name} (the control socket), now the caller's; -1 if none came. */
@@ -295,6 +422,7 @@ public final class Takeover implements AutoCloseable {
             devices.values().forEach(Incoming::close);
             devices.clear();
         }
+        all.clear();
         services.values().forEach(LinuxSys::closeQuietly);
         services.clear();
         link.close();

@@ -7,7 +7,6 @@ import org.jvhost.engine.event.Deadlines;
 import org.jvhost.engine.event.DeviceRuntime;
 import org.jvhost.engine.instrument.SessionTap;
 import org.jvhost.engine.protocol.FrontendRequest;
-import org.jvhost.engine.protocol.Payloads;
 import org.jvhost.engine.protocol.ProtocolException;
 import org.jvhost.engine.protocol.ProtocolFeatures;
 import org.jvhost.engine.protocol.U64Layout;
@@ -41,7 +40,8 @@ import org.slf4j.LoggerFactory;
  * {@link FeatureNegotiation}, the guest memory a {@link MemoryTable}, the rings a {@link VringLifecycle},
  * the dirty-page log of a migration a {@link DirtyLogging}, the config space and its change notices a
  * {@link ConfigSpace}, the record of requests in flight an {@link InflightTracking};
- * what a request must do on the workers of running rings is collected in a {@link WorkerPlan}.
+ * what a request must do on the workers of running rings is collected in a {@link WorkerPlan}; the
+ * replies go out through {@link Replies}; a hot upgrade's image and pause are the {@link SessionHandover}.
  */
 public final class BackendSession {
     private static final Logger LOG = LoggerFactory.getLogger(BackendSession.class);
@@ -60,6 +60,8 @@ public final class BackendSession {
     private final DirtyLogging logging;
     private final ConfigSpace config;
     private final InflightTracking inflight;
+    private final Replies replies;
+    private final SessionHandover handover;
     /** Sees every request and reply: the trace, strict mode and injected faults ({@link org.jvhost.engine.instrument}). */
     private final SessionTap tap;
 
@@ -96,6 +98,9 @@ public final class BackendSession {
         this.config = new ConfigSpace(runtime, controlLoop);
         this.inflight = new InflightTracking(runtime);
         this.vrings.setInflight(inflight);
+        this.replies = new Replies(name, endpoint, tap, negotiation, inflight);
+        this.handover = new SessionHandover(name, controlLoop, negotiation, memory, vrings, logging, config, inflight,
+                () -> status, this::suspendDevice);
         // a data-path fault ends the connection from a worker: as a request that broke it would
         tap.onDrop(() -> controlLoop.execute(() -> {
             broken = true;
@@ -162,45 +167,9 @@ public final class BackendSession {
         return pending == null && !endpoint.hasUnsent() && !endpoint.inMessage() && replay.isEmpty();
     }
 
-    /** Whether the connection logs dirty pages now (a live migration runs): it is not handed over then. */
-    public boolean logging() {
-        return logging.active();
-    }
-
-    /**
-     * Pauses every started ring on its worker (as GET_VRING_BASE, without telling the front-end) and
-     * suspends the device; {@code done} runs on the control loop then. Call only {@link #betweenRequests()}.
-     */
-    public void pause(Runnable done) {
-        WorkerPlan plan = new WorkerPlan(name);
-        vrings.pause(plan);
-        plan.then(this::suspendDevice);
-        plan.execute(controlLoop, done);
-    }
-
-    /**
-     * What a {@link SessionImage} cannot carry yet, or null: the back-end channel (SET_BACKEND_REQ_FD) and
-     * the inflight region (SET_INFLIGHT_FD). Such a connection is not handed over.
-     */
-    public String notInImage() {
-        return config.hasChannel() ? "back-end channel (SET_BACKEND_REQ_FD)"
-                : inflight.active() ? "inflight region (SET_INFLIGHT_FD)" : null;
-    }
-
-    /** The paused connection as requests that rebuild it ({@link SessionImage}); its fds stay ours. */
-    public SessionImage image() {
-        return SessionImage.of(negotiation, memory, vrings, status);
-    }
-
-    /** The upgrade was abandoned: the paused rings start again where they stopped. */
-    public void resume() {
-        WorkerPlan plan = new WorkerPlan(name);
-        vrings.unpause(plan);
-        plan.execute(controlLoop, () -> {
-            if (plan.failure() != null) {
-                LOG.error("{}: rings do not restart after the abandoned upgrade: {}", name, plan.failure().getMessage());
-            }
-        });
+    /** The connection's part in a hot upgrade: its image, the pause of its rings. */
+    public SessionHandover handover() {
+        return handover;
     }
 
     /**
@@ -210,6 +179,24 @@ public final class BackendSession {
      */
     public void replay(java.util.List<Message> requests) {
         replay.addAll(requests);
+    }
+
+    /**
+     * A two-phase hot upgrade: serves {@code requests} (the previous process's {@link SessionImage.Part#SETUP})
+     * at once, as {@link #replay} would later. No ring runs yet, so none of them waits for a worker.
+     *
+     * @return null, or the request that failed (the rest are closed; the caller ends the connection)
+     */
+    public String restore(java.util.List<Message> requests) {
+        String failed = null;
+        for (Message m : requests) {
+            if (failed != null) {
+                m.closeFds();
+            } else if (!serve(m) || pending != null) {
+                failed = m.name();
+            }
+        }
+        return failed;
     }
 
     /** Whether replayed requests remain to be served; the caller then calls {@link #onReadable()} again. */
@@ -337,7 +324,7 @@ public final class BackendSession {
         long delayMs = tap.replyDelayMs(m);
         if (!plan.needsWorkers() && delayMs == 0) {
             plan.execute(controlLoop, () -> { }); // control-thread steps only: done on return
-            return answer(m, plan, reply);
+            return replies.answer(m, plan, reply);
         }
         pending = plan;
         ByteBuffer computed = reply;
@@ -352,59 +339,8 @@ public final class BackendSession {
             release(); // the front-end left meanwhile
             return;
         }
-        broken = !answer(m, plan, computed);
+        broken = !replies.answer(m, plan, computed);
         onAnswered.run();
-    }
-
-    /** Replies to {@code m} (or refuses it, or ends the connection); false if the connection must end. */
-    private boolean answer(Message m, WorkerPlan plan, ByteBuffer computed) {
-        try {
-            return reply(m, plan, computed);
-        } catch (IOException e) {
-            LOG.info("{}: cannot reply to {}: {}", name, m.name(), e.getMessage());
-            return false;
-        }
-    }
-
-    private boolean reply(Message m, WorkerPlan plan, ByteBuffer computed) throws IOException {
-        int code = m.header().request();
-        boolean ackWanted = m.header().needReply();
-        ProtocolException e = plan.failure();
-        if (e != null) {
-            if (m.request() == FrontendRequest.GET_CONFIG && !e.isMalformed()) {
-                // spec, GET_CONFIG: "vhost-user back-end uses zero length of payload to indicate an error"
-                // (an 8-byte ack would be read as config bytes, and the request has its own reply)
-                LOG.warn("{}: {} refused: {}", name, m.name(), e.getMessage(), e.getCause());
-                send(code, Payloads.allocate(0));
-                return true;
-            }
-            if (ackWanted && negotiation.has(ProtocolFeatures.REPLY_ACK)) {
-                LOG.warn("{}: {} refused: {}", name, m.name(), e.getMessage(), e.getCause());
-                send(code, U64Layout.of(1));
-                return true;
-            }
-            LOG.error("{}: {} failed and the front-end did not ask for a REPLY_ACK, closing the connection: {}",
-                    name, m.name(), e.getMessage(), e.getCause());
-            return false;
-        }
-        LOG.debug("{}: {} done", name, m.header());
-        ByteBuffer reply = computed != null ? computed : plan.replyPayload();
-        if (reply != null) {
-            send(code, reply);
-        } else if (ackWanted && negotiation.has(ProtocolFeatures.REPLY_ACK)) {
-            // spec: with REPLY_ACK and NEED_REPLY, every request without a reply of its own gets u64 0 on success
-            send(code, U64Layout.of(0));
-        }
-        return true;
-    }
-
-    /** Sends a reply to request {@code code}; every reply leaves through here, past the {@link #tap}. */
-    private void send(int code, ByteBuffer payload) throws IOException {
-        try {
-            endpoint.reply(code, tap.sent(code, payload), inflight.replyFd()); // GET_INFLIGHT_FD's memfd, or none
-        } finally {
-            inflight.closeReplyFd();
-        }
     }
 
     /**

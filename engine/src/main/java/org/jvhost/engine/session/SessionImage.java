@@ -31,8 +31,23 @@ import org.jvhost.spi.VirtioFeatures;
  * </ol>
  *
  * The fds are borrowed: they stay the old session's (the kernel duplicates them into the new process).
+ *
+ * <p>A two-phase handover sends it in two {@link Part}s: the {@link Part#SETUP} while the rings still run
+ * (the connection is not read meanwhile, so nothing in it changes) and the {@link Part#RINGS} once they
+ * are paused; the two together are {@link Part#ALL}, in an order the new session accepts (SET_VRING_BASE
+ * after SET_VRING_ENABLE only sets the next start's position).
  */
 public final class SessionImage {
+
+    /** Which requests of the image. */
+    public enum Part {
+        /** Everything, in the order above. */
+        ALL,
+        /** All but where the running rings stand: their SET_VRING_BASE and SET_VRING_KICK. Valid while they run. */
+        SETUP,
+        /** SET_VRING_BASE and SET_VRING_KICK of each paused ring: valid once they are paused. */
+        RINGS
+    }
 
     /** One request of the image: its code, payload (wire order) and the fds to send with it. */
     public record Request(int code, ByteBuffer payload, int[] fds) {
@@ -50,9 +65,21 @@ public final class SessionImage {
         return List.copyOf(requests);
     }
 
-    /** The image of a session whose rings are paused ({@link VringLifecycle#pause}). */
-    static SessionImage of(FeatureNegotiation negotiation, MemoryTable memory, VringLifecycle vrings, int status) {
+    /**
+     * The image of a session whose rings are paused ({@link VringLifecycle#pause}), or only its {@code part};
+     * {@link Part#SETUP} may be taken while they run.
+     */
+    static SessionImage of(FeatureNegotiation negotiation, MemoryTable memory, VringLifecycle vrings, int status,
+            Part part) {
         SessionImage image = new SessionImage();
+        if (part == Part.RINGS) {
+            for (QueueConfig q : vrings.configs()) {
+                if (q.paused) {
+                    image.addPosition(q);
+                }
+            }
+            return image;
+        }
         long protocol = negotiation.protocol();
         long features = negotiation.acked();
         boolean withProtocol = (features & VirtioFeatures.VHOST_USER_PROTOCOL_FEATURES) != 0 || protocol != 0;
@@ -64,7 +91,7 @@ public final class SessionImage {
         }
         image.addMemory(memory, (protocol & ProtocolFeatures.CONFIGURE_MEM_SLOTS) != 0);
         for (QueueConfig q : vrings.configs()) {
-            image.addRing(q, withProtocol);
+            image.addRing(q, withProtocol, part == Part.ALL || !q.started());
         }
         if ((protocol & ProtocolFeatures.STATUS) != 0) {
             image.add(FrontendRequest.SET_STATUS, U64Layout.of(status));
@@ -95,7 +122,7 @@ public final class SessionImage {
         add(FrontendRequest.SET_MEM_TABLE, MemoryTableLayout.of(specs), fds);
     }
 
-    private void addRing(QueueConfig q, boolean withProtocol) {
+    private void addRing(QueueConfig q, boolean withProtocol, boolean withPosition) {
         int i = q.index;
         if (q.num != 0) {
             add(FrontendRequest.SET_VRING_NUM, VringStateLayout.of(i, q.num));
@@ -104,7 +131,9 @@ public final class SessionImage {
             add(FrontendRequest.SET_VRING_ADDR, VringAddrLayout.of(i, q.logUsed ? VringAddrLayout.F_LOG : 0,
                     q.descUser, q.usedUser, q.availUser, q.logGuestAddress));
         }
-        add(FrontendRequest.SET_VRING_BASE, VringStateLayout.of(i, q.base));
+        if (withPosition) {
+            add(FrontendRequest.SET_VRING_BASE, VringStateLayout.of(i, q.base));
+        }
         if (q.callFd >= 0) {
             add(FrontendRequest.SET_VRING_CALL, U64Layout.of(i), q.callFd);
         }
@@ -114,9 +143,15 @@ public final class SessionImage {
         if (withProtocol) {
             add(FrontendRequest.SET_VRING_ENABLE, VringStateLayout.of(i, q.enabled ? 1 : 0));
         }
-        if (q.paused) {
+        if (withPosition && q.paused) {
             add(FrontendRequest.SET_VRING_KICK, U64Layout.of(i), q.kickFd);
         }
+    }
+
+    /** Where a paused ring stands, and its start. */
+    private void addPosition(QueueConfig q) {
+        add(FrontendRequest.SET_VRING_BASE, VringStateLayout.of(q.index, q.base));
+        add(FrontendRequest.SET_VRING_KICK, U64Layout.of(q.index), q.kickFd);
     }
 
     private void add(FrontendRequest r, ByteBuffer payload, int... fds) {

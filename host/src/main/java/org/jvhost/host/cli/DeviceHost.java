@@ -67,6 +67,10 @@ interface DeviceHost extends AutoCloseable {
         throw new UnsupportedOperationException("this host cannot take over from a running jvhost");
     }
 
+    /** @see Host#completeTakeover() */
+    default void completeTakeover() throws IOException {
+    }
+
     /** @see Host#startAdopted() */
     default void startAdopted() {
     }
@@ -144,6 +148,11 @@ interface DeviceHost extends AutoCloseable {
             @Override
             public void adopt(Takeover from) {
                 host.adopt(from);
+            }
+
+            @Override
+            public void completeTakeover() throws IOException {
+                host.completeTakeover();
             }
 
             @Override

@@ -18,10 +18,12 @@ import org.slf4j.LoggerFactory;
  * <ul>
  * <li>Every {@code serve} with a control socket {@linkplain #offer offers} itself: on a successor's
  *     HELLO it hands everything over and the process exits 0 ({@link Lifecycle#handedOver}).</li>
- * <li>{@code serve --takeover} {@linkplain #takeOver receives} before creating its devices, which then
- *     take over their sockets and connections; the control socket too. Once everything is created it
- *     {@linkplain #acknowledge acknowledges}; the metrics endpoint and its own handover socket follow
- *     once the predecessor has exited (they are bound to addresses the predecessor holds till then).</li>
+ * <li>{@code serve --takeover} {@linkplain #takeOver receives} the first phase before creating its
+ *     devices, which then take over their sockets and connections (set up while the predecessor's rings
+ *     still run); the control socket too. Once everything is created it {@linkplain #acknowledge
+ *     completes} the takeover (the predecessor pauses its rings and sends where they stand) and
+ *     acknowledges; the metrics endpoint and its own handover socket follow once the predecessor has
+ *     exited (they are bound to addresses the predecessor holds till then).</li>
  * </ul>
  */
 final class HotUpgrade {
@@ -63,10 +65,12 @@ final class HotUpgrade {
     }
 
     /**
-     * Everything is created: the predecessor exits, the devices taken over start serving, and
+     * Everything is created: the predecessor pauses its rings and sends the rest, then exits; the devices
+     * taken over start serving, and
      * {@code afterPredecessor} runs on a thread of its own once the predecessor is gone.
      */
     void acknowledge(Runnable afterPredecessor) throws IOException {
+        host.completeTakeover();
         long hold = Long.getLong(HOLD_PROPERTY, 0);
         if (hold > 0) {
             LOG.warn("holding the takeover {} ms before acknowledging it ({})", hold, HOLD_PROPERTY);

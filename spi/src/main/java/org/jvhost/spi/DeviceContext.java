@@ -29,8 +29,9 @@ public interface DeviceContext {
      *
      * @return true if the notice was queued for a connected front-end that accepted such notices; false
      *         if no front-end can be told now (none connected, it did not offer a channel for them, or the
-     *         device did not ask for the service). The driver reads the config space anew anyway when it
-     *         next starts the device.
+     *         device did not ask for the service). The host then sends the notice to the next front-end
+     *         that offers a channel; the driver also reads the config space anew when it next starts the
+     *         device.
      * @since SPI 1.4
      */
     default boolean notifyConfigChanged() {

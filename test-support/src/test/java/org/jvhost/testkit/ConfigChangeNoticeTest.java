@@ -152,6 +152,20 @@ class ConfigChangeNoticeTest {
         }
     }
 
+    /** A resize while QEMU reconnects, before its SET_BACKEND_REQ_FD: the notice waits for the channel. */
+    @Test
+    void aNoticeNobodyTookGoesToTheNextChannel() throws Exception {
+        try (ScriptedFrontend fe = connect(noticing(), WANTED)) {
+            assertFalse(ctx.notifyConfigChanged(), "no channel yet");
+            try (BackendChannelEnd ch = BackendChannelEnd.open(fe)) {
+                BackendChannelEnd.Request r = ch.await(3000);
+                assertNotNull(r, "the notice came with the channel");
+                assertEquals(CODE, r.header().request());
+                ch.reply(CODE, 0);
+            }
+        }
+    }
+
     @Test
     void aDisconnectClosesTheChannel() throws Exception {
         ScriptedFrontend fe = connect(noticing(), WANTED);

@@ -52,6 +52,8 @@ public final class DeviceRuntime {
     /** Sends a config-change notice to the connected front-end; set while one gave a back-end channel. */
     private final java.util.concurrent.atomic.AtomicReference<java.util.function.BooleanSupplier> configNotice =
             new java.util.concurrent.atomic.AtomicReference<>();
+    /** A config-change notice no front-end has taken yet ({@link #notifyConfigChanged}). */
+    private volatile boolean noticePending;
 
     /** A runtime whose connections map guest memory within {@link MemoryBudget#defaults()}. */
     public DeviceRuntime(String name, int serial, WorkerPool pool) {
@@ -150,16 +152,25 @@ public final class DeviceRuntime {
     /**
      * Tells the connected front-end that the config space changed (the device's
      * {@link org.jvhost.spi.DeviceContext#notifyConfigChanged()}); any thread. False if no front-end
-     * took a back-end channel.
+     * took a back-end channel: the notice then goes to the next one that does (a resize while QEMU
+     * reconnects, before its SET_BACKEND_REQ_FD, would otherwise never reach the guest).
      */
     public boolean notifyConfigChanged() {
+        noticePending = true; // before the look-up: a channel installed meanwhile sends it (twice at worst)
         java.util.function.BooleanSupplier notice = configNotice.get();
-        return notice != null && notice.getAsBoolean();
+        if (notice != null && notice.getAsBoolean()) {
+            noticePending = false;
+            return true;
+        }
+        return false;
     }
 
-    /** Installs how config changes reach the connection's front-end. Control thread. */
+    /** Installs how config changes reach the connection's front-end; sends a notice nobody took. Control thread. */
     public void setConfigNotice(java.util.function.BooleanSupplier notice) {
         configNotice.set(notice);
+        if (noticePending && notice.getAsBoolean()) {
+            noticePending = false;
+        }
     }
 
     /** Removes {@code notice} if it is still the one installed (a newer connection's stays). */

@@ -5,6 +5,7 @@ import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.engine.sys.NativeException;
 import org.slf4j.Logger;
@@ -14,6 +15,11 @@ import org.slf4j.LoggerFactory;
  * The command side of one epoll loop thread (a {@link Worker} or the server's control loop): other
  * threads post commands, which the loop runs in order on its own thread, and may wait for one; a wake
  * eventfd in the loop's epoll set ends its epoll_wait so a posted command never waits for traffic.
+ *
+ * <p>Once closed, the mailbox never writes its wake fd again: the fd number may by then belong to
+ * something else (a TAP, a disk file, a socket), and 8 stray bytes there would be a corrupt frame or
+ * block. Posters (a back-end channel thread, a disk's completion thread) can outlive the loop, so
+ * {@link #post} and {@link #close} exclude each other; posts still run concurrently with one another.
  */
 public final class LoopMailbox {
     private static final Logger LOG = LoggerFactory.getLogger(LoopMailbox.class);
@@ -22,6 +28,9 @@ public final class LoopMailbox {
     private final int wakeFd;
     private final ConcurrentLinkedQueue<Runnable> commands = new ConcurrentLinkedQueue<>();
     private volatile Thread thread;
+    /** Read side: a post's wake-up write; write side: close. Guards {@link #closed}. */
+    private final ReentrantReadWriteLock closing = new ReentrantReadWriteLock();
+    private boolean closed;
 
     /**
      * Creates the wake eventfd and adds it to {@code epfd} under {@code wakeToken}.
@@ -59,13 +68,23 @@ public final class LoopMailbox {
         }
     }
 
-    /** Queues {@code command} for the loop thread, even when called from it, and wakes the loop. */
+    /**
+     * Queues {@code command} for the loop thread, even when called from it, and wakes the loop. After
+     * {@link #close} the command is dropped (the loop has stopped and would never run it).
+     */
     public void post(Runnable command) {
         commands.add(command);
+        closing.readLock().lock();
         try {
+            if (closed) {
+                LOG.debug("{}: stopped; a command posted after that is dropped", name);
+                return;
+            }
             LinuxSys.eventfdWrite(wakeFd, 1);
         } catch (NativeException e) {
             LOG.error("{}: cannot wake: {}", name, e.getMessage());
+        } finally {
+            closing.readLock().unlock();
         }
     }
 
@@ -161,8 +180,17 @@ public final class LoopMailbox {
         void leave();
     }
 
-    /** Closes the wake eventfd, once the loop thread has stopped. */
+    /** Closes the wake eventfd, once the loop thread has stopped; later posts write nothing. */
     public void close() {
-        LinuxSys.closeQuietly(wakeFd);
+        closing.writeLock().lock();
+        try {
+            if (!closed) {
+                closed = true;
+                commands.clear();
+                LinuxSys.closeQuietly(wakeFd);
+            }
+        } finally {
+            closing.writeLock().unlock();
+        }
     }
 }

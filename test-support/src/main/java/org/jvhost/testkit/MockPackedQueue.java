@@ -6,8 +6,6 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.ArrayDeque;
 import java.util.Deque;
-import java.util.HashMap;
-import java.util.Map;
 import org.jvhost.engine.virtq.CallNotifier;
 import org.jvhost.engine.virtq.EventSuppressLayout;
 import org.jvhost.engine.virtq.PackedDescriptorLayout;
@@ -32,7 +30,7 @@ import org.jvhost.spi.GuestMemory;
 public final class MockPackedQueue {
 
     private static final VarHandle U16 = MethodHandles.byteBufferViewVarHandle(short[].class, ByteOrder.LITTLE_ENDIAN);
-    private static final long PAGE = 4096;
+    private static final long PAGE = DriverBuffers.PAGE;
     private static final long DEFAULT_DATA = 4L << 20;
 
     private final GuestMemory memory;
@@ -43,12 +41,9 @@ public final class MockPackedQueue {
     private final ByteBuffer desc;
     private final ByteBuffer driverEvent;
     private final ByteBuffer deviceEvent;
-    private final long dataGpa;
-    private final long dataSize;
-    private long dataCursor;
+    private final DriverBuffers data;
     private final Deque<Integer> freeIds = new ArrayDeque<>();
     private final int[] entriesById;
-    private final Map<Integer, long[]> writableById = new HashMap<>();
 
     private int availPos;
     private boolean availWrap = true;
@@ -71,9 +66,7 @@ public final class MockPackedQueue {
         if (dataGpa >= areaGpa + areaSize) {
             throw new IllegalArgumentException("area of 0x" + Long.toHexString(areaSize) + " bytes has no room for data");
         }
-        this.dataGpa = dataGpa;
-        this.dataSize = areaGpa + areaSize - dataGpa;
-        GuestAccess.slice(memory, dataGpa, (int) dataSize); // validates the data area
+        this.data = new DriverBuffers(memory, dataGpa, areaGpa + areaSize - dataGpa, "buffer with id");
         this.entriesById = new int[size];
         for (int i = 0; i < size; i++) {
             freeIds.add(i);
@@ -101,7 +94,7 @@ public final class MockPackedQueue {
     }
 
     private static long roundUp(long n) {
-        return (n + PAGE - 1) & -PAGE;
+        return DriverBuffers.roundUp(n);
     }
 
     public GuestMemory memory() { return memory; }
@@ -135,17 +128,15 @@ public final class MockPackedQueue {
      */
     public int addChain(byte[][] readable, int[] writableLengths) {
         int count = readable.length + writableLengths.length;
-        if (count < 1 || count > size) {
-            throw new IllegalArgumentException("a chain needs 1.." + size + " buffers, not " + count);
-        }
+        DriverBuffers.checkCount(count, size);
         int id = takeId();
         long[] writable = new long[2 * writableLengths.length];
         int headFlags = 0;
         int pos = availPos;
         boolean wrap = availWrap;
         for (int k = 0; k < count; k++) {
-            long addr = buffer(k, readable, writableLengths, writable);
-            int len = k < readable.length ? readable[k].length : writableLengths[k - readable.length];
+            long addr = data.buffer(k, readable, writableLengths, writable);
+            int len = DriverBuffers.length(k, readable, writableLengths);
             int flags = (k + 1 < count ? PackedDescriptorLayout.F_NEXT : 0)
                     | (k < readable.length ? 0 : PackedDescriptorLayout.F_WRITE) | availBits(wrap);
             writeEntry(pos, addr, len, id);
@@ -165,11 +156,11 @@ public final class MockPackedQueue {
     /** Makes a buffer available as one INDIRECT descriptor whose table holds the readable then writable parts. */
     public int addIndirectChain(byte[][] readable, int[] writableLengths) {
         int count = readable.length + writableLengths.length;
-        long table = allocate(count * PackedDescriptorLayout.SIZE);
+        long table = data.allocate(count * PackedDescriptorLayout.SIZE);
         long[] writable = new long[2 * writableLengths.length];
         for (int k = 0; k < count; k++) {
-            long addr = buffer(k, readable, writableLengths, writable);
-            int len = k < readable.length ? readable[k].length : writableLengths[k - readable.length];
+            long addr = data.buffer(k, readable, writableLengths, writable);
+            int len = DriverBuffers.length(k, readable, writableLengths);
             writeDescriptorAt(table + (long) k * PackedDescriptorLayout.SIZE, addr, len, 0,
                     k < readable.length ? 0 : PackedDescriptorLayout.F_WRITE);
         }
@@ -194,7 +185,7 @@ public final class MockPackedQueue {
 
     private int publish(int id, int entries, long[] writable, int headFlags, int nextPos, boolean nextWrap) {
         entriesById[id] = entries;
-        writableById.put(id, writable);
+        data.record(id, writable);
         // release: the whole buffer is written before the first descriptor's flags make it available
         U16.setRelease(desc, availPos * PackedDescriptorLayout.SIZE + PackedDescriptorLayout.FLAGS, (short) headFlags);
         availPos = nextPos;
@@ -207,33 +198,9 @@ public final class MockPackedQueue {
         return wrap ? PackedDescriptorLayout.F_AVAIL : PackedDescriptorLayout.F_USED;
     }
 
-    private long buffer(int k, byte[][] readable, int[] writableLengths, long[] writable) {
-        if (k < readable.length) {
-            long addr = allocate(readable[k].length);
-            if (readable[k].length > 0) {
-                GuestAccess.write(memory, addr, readable[k]);
-            }
-            return addr;
-        }
-        int w = k - readable.length;
-        long addr = allocate(writableLengths[w]);
-        writable[2 * w] = addr;
-        writable[2 * w + 1] = writableLengths[w];
-        return addr;
-    }
-
     /** Allocates {@code len} bytes (16-byte aligned) from the data area, wrapping to its start at the end. */
     public long allocate(int len) {
-        long aligned = (len + 15L) & -16L;
-        if (aligned > dataSize) {
-            throw new IllegalArgumentException("buffer of " + len + " bytes exceeds the data area of " + dataSize);
-        }
-        if (dataCursor + aligned > dataSize) {
-            dataCursor = 0;
-        }
-        long addr = dataGpa + dataCursor;
-        dataCursor += aligned;
-        return addr;
+        return data.allocate(len);
     }
 
     /**
@@ -270,18 +237,7 @@ public final class MockPackedQueue {
 
     /** The first {@code len} bytes the device wrote into buffer {@code id}. */
     public byte[] writtenBytes(int id, int len) {
-        long[] writable = writableById.get(id);
-        if (writable == null) {
-            throw new IllegalArgumentException("no buffer with id " + id + " was added");
-        }
-        byte[] result = new byte[len];
-        int done = 0;
-        for (int w = 0; w < writable.length && done < len; w += 2) {
-            int chunk = (int) Math.min(writable[w + 1], len - done);
-            System.arraycopy(GuestAccess.read(memory, writable[w], chunk), 0, result, done, chunk);
-            done += chunk;
-        }
-        return result;
+        return data.written(id, len);
     }
 
     /** The bytes the device reports having written for a used element. */

@@ -4,8 +4,6 @@ import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.util.HashMap;
-import java.util.Map;
 import org.jvhost.engine.virtq.AvailRingLayout;
 import org.jvhost.engine.virtq.CallNotifier;
 import org.jvhost.engine.virtq.DescriptorLayout;
@@ -35,7 +33,6 @@ import org.jvhost.spi.GuestMemory;
 public final class MockSplitQueue {
 
     private static final VarHandle U16 = MethodHandles.byteBufferViewVarHandle(short[].class, ByteOrder.LITTLE_ENDIAN);
-    private static final long PAGE = 4096;
     /** Data area of {@link #create(int)}. */
     private static final long DEFAULT_DATA = 4L << 20;
 
@@ -48,18 +45,14 @@ public final class MockSplitQueue {
     private final long descGpa;
     private final long availGpa;
     private final long usedGpa;
-    private final long dataGpa;
-    private final long dataSize;
     private final ByteBuffer desc;
     private final ByteBuffer avail;
     private final ByteBuffer used;
-    /** Writable buffers of each outstanding chain, by head: pairs of (gpa, len). */
-    private final Map<Integer, long[]> writableByHead = new HashMap<>();
+    private final DriverBuffers data;
 
     private int nextDescriptor;
     private int availIdx;
     private int lastSeenUsed;
-    private long dataCursor;
 
     /**
      * A driver over rings at the given addresses, with buffers allocated from
@@ -75,12 +68,10 @@ public final class MockSplitQueue {
         this.descGpa = descGpa;
         this.availGpa = availGpa;
         this.usedGpa = usedGpa;
-        this.dataGpa = dataGpa;
-        this.dataSize = dataSize;
         this.desc = GuestAccess.slice(memory, descGpa, (int) DescriptorLayout.tableBytes(size));
         this.avail = GuestAccess.slice(memory, availGpa, (int) AvailRingLayout.bytes(size));
         this.used = GuestAccess.slice(memory, usedGpa, (int) UsedRingLayout.bytes(size));
-        GuestAccess.slice(memory, dataGpa, (int) dataSize); // validates the data area
+        this.data = new DriverBuffers(memory, dataGpa, dataSize, "chain with head");
         zero(desc);
         zero(avail);
         zero(used);
@@ -114,7 +105,7 @@ public final class MockSplitQueue {
     }
 
     private static long roundUp(long n) {
-        return (n + PAGE - 1) & -PAGE;
+        return DriverBuffers.roundUp(n);
     }
 
     private static void zero(ByteBuffer b) {
@@ -128,8 +119,8 @@ public final class MockSplitQueue {
     public long descGpa() { return descGpa; }
     public long availGpa() { return availGpa; }
     public long usedGpa() { return usedGpa; }
-    public long dataGpa() { return dataGpa; }
-    public long dataSize() { return dataSize; }
+    public long dataGpa() { return data.gpa(); }
+    public long dataSize() { return data.size(); }
 
     /** The engine's device-side queue over these rings, index 0, popping from avail index 0. */
     public SplitQueue deviceQueue(long features, CallNotifier notifier) {
@@ -151,20 +142,20 @@ public final class MockSplitQueue {
      */
     public int addChain(byte[][] readable, int[] writableLengths) {
         int count = readable.length + writableLengths.length;
-        checkCount(count, size);
+        DriverBuffers.checkCount(count, size);
         int head = nextDescriptor;
         long[] writable = new long[2 * writableLengths.length];
         for (int k = 0; k < count; k++) {
             int i = (head + k) & (size - 1);
             int flags = k + 1 < count ? DescriptorLayout.F_NEXT : 0;
             int next = (head + k + 1) & (size - 1);
-            long addr = buffer(k, readable, writableLengths, writable);
-            int len = k < readable.length ? readable[k].length : writableLengths[k - readable.length];
+            long addr = data.buffer(k, readable, writableLengths, writable);
+            int len = DriverBuffers.length(k, readable, writableLengths);
             flags |= k < readable.length ? 0 : DescriptorLayout.F_WRITE;
             writeDescriptor(i, addr, len, flags, (flags & DescriptorLayout.F_NEXT) != 0 ? next : 0);
         }
         nextDescriptor = (head + count) & (size - 1);
-        writableByHead.put(head, writable);
+        data.record(head, writable);
         publish(head);
         return head;
     }
@@ -177,12 +168,12 @@ public final class MockSplitQueue {
      */
     public int addIndirectChain(byte[][] readable, int[] writableLengths) {
         int count = readable.length + writableLengths.length;
-        checkCount(count, size); // the descriptor pointing to the table is not a buffer: it does not count
-        long table = allocate(count * DescriptorLayout.SIZE);
+        DriverBuffers.checkCount(count, size); // the descriptor pointing to the table is not a buffer
+        long table = data.allocate(count * DescriptorLayout.SIZE);
         long[] writable = new long[2 * writableLengths.length];
         for (int k = 0; k < count; k++) {
-            long addr = buffer(k, readable, writableLengths, writable);
-            int len = k < readable.length ? readable[k].length : writableLengths[k - readable.length];
+            long addr = data.buffer(k, readable, writableLengths, writable);
+            int len = DriverBuffers.length(k, readable, writableLengths);
             int flags = (k + 1 < count ? DescriptorLayout.F_NEXT : 0)
                     | (k < readable.length ? 0 : DescriptorLayout.F_WRITE);
             writeDescriptorAt(table + (long) k * DescriptorLayout.SIZE, addr, len, flags, k + 1 < count ? k + 1 : 0);
@@ -190,31 +181,9 @@ public final class MockSplitQueue {
         int head = nextDescriptor;
         writeDescriptor(head, table, count * DescriptorLayout.SIZE, DescriptorLayout.F_INDIRECT, 0);
         nextDescriptor = (head + 1) & (size - 1);
-        writableByHead.put(head, writable);
+        data.record(head, writable);
         publish(head);
         return head;
-    }
-
-    private static void checkCount(int count, int max) {
-        if (count < 1 || count > max) {
-            throw new IllegalArgumentException("a chain needs 1.." + max + " buffers, not " + count);
-        }
-    }
-
-    /** Allocates buffer {@code k} of a chain, copying readable bytes in and recording writable ranges. */
-    private long buffer(int k, byte[][] readable, int[] writableLengths, long[] writable) {
-        if (k < readable.length) {
-            long addr = allocate(readable[k].length);
-            if (readable[k].length > 0) {
-                GuestAccess.write(memory, addr, readable[k]);
-            }
-            return addr;
-        }
-        int w = k - readable.length;
-        long addr = allocate(writableLengths[w]);
-        writable[2 * w] = addr;
-        writable[2 * w + 1] = writableLengths[w];
-        return addr;
     }
 
     /**
@@ -222,16 +191,7 @@ public final class MockSplitQueue {
      * end is reached.
      */
     public long allocate(int len) {
-        long aligned = (len + 15L) & -16L;
-        if (aligned > dataSize) {
-            throw new IllegalArgumentException("buffer of " + len + " bytes exceeds the data area of " + dataSize);
-        }
-        if (dataCursor + aligned > dataSize) {
-            dataCursor = 0;
-        }
-        long addr = dataGpa + dataCursor;
-        dataCursor += aligned;
-        return addr;
+        return data.allocate(len);
     }
 
     /**
@@ -239,11 +199,7 @@ public final class MockSplitQueue {
      * {@link #addIndirectChain}) as guest address, length pairs, e.g. to check which pages a write dirtied.
      */
     public long[] writableBuffers(int head) {
-        long[] writable = writableByHead.get(head);
-        if (writable == null) {
-            throw new IllegalArgumentException("no chain with head " + head + " was added");
-        }
-        return writable.clone();
+        return data.writable(head);
     }
 
     /**
@@ -251,21 +207,7 @@ public final class MockSplitQueue {
      * {@code head} (as added by {@link #addChain} or {@link #addIndirectChain}).
      */
     public byte[] writtenBytes(int head, int len) {
-        long[] writable = writableByHead.get(head);
-        if (writable == null) {
-            throw new IllegalArgumentException("no chain with head " + head + " was added");
-        }
-        byte[] result = new byte[len];
-        int done = 0;
-        for (int w = 0; w < writable.length && done < len; w += 2) {
-            int chunk = (int) Math.min(writable[w + 1], len - done);
-            System.arraycopy(GuestAccess.read(memory, writable[w], chunk), 0, result, done, chunk);
-            done += chunk;
-        }
-        if (done < len) {
-            throw new IllegalArgumentException("chain " + head + " has only " + done + " writable bytes");
-        }
-        return result;
+        return data.written(head, len);
     }
 
     /** The bytes the device reports having written for a used element. */

@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.util.ArrayList;
 import java.util.List;
 import org.jvhost.engine.virtq.PackedQueue;
 import org.jvhost.spi.DescriptorChain;
@@ -24,21 +23,11 @@ class PackedRingChecksTest {
 
     private final MockPackedQueue driver = MockPackedQueue.create(SIZE);
     private final PackedQueue queue = driver.deviceQueue(VirtioFeatures.RING_EVENT_IDX, new CountingNotifier());
-    private final List<String> reports = new ArrayList<>();
-    private long extraKicks;
+    private final RecordingReporter reporter = new RecordingReporter();
+    private final List<String> reports = reporter.reports;
 
     private RingChecks checks(boolean transmit) {
-        return new RingChecks(queue, transmit, new RingChecks.Reporter() {
-            @Override
-            public void report(SpecRule rule, String detail) {
-                reports.add(rule.id() + ": " + detail);
-            }
-
-            @Override
-            public void extraKicks(long kicks) {
-                extraKicks += kicks;
-            }
-        });
+        return new RingChecks(queue, transmit, reporter);
     }
 
     @Test
@@ -63,7 +52,7 @@ class PackedRingChecksTest {
         for (int read = 1; read <= 4; read++) {
             checks.kicked(1);
         }
-        assertEquals(2, extraKicks, "reads 3 and 4 after the suppression began");
+        assertEquals(2, reporter.extraKicks, "reads 3 and 4 after the suppression began");
         assertEquals(1, reports.size(), "reported once: " + reports);
         assertTrue(reports.get(0).startsWith("kick_while_suppressed: queue 0: 1 kick(s) on queue 0 while the packed "
                 + "ring's device event suppression said DISABLE"), reports.get(0));
@@ -78,7 +67,7 @@ class PackedRingChecksTest {
         for (int read = 1; read <= 4; read++) {
             checks.kicked(1);
         }
-        assertEquals(0, extraKicks);
+        assertEquals(0, reporter.extraKicks);
         assertEquals(List.of(), reports);
     }
 

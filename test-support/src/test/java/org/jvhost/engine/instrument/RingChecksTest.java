@@ -3,7 +3,6 @@ package org.jvhost.engine.instrument;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.util.ArrayList;
 import java.util.List;
 import org.jvhost.engine.virtq.SplitQueue;
 import org.jvhost.spi.DescriptorChain;
@@ -24,19 +23,9 @@ class RingChecksTest {
 
     private final MockSplitQueue driver = MockSplitQueue.create(SIZE);
     private final SplitQueue queue = driver.deviceQueue(VirtioFeatures.RING_EVENT_IDX, new CountingNotifier());
-    private final List<String> reports = new ArrayList<>();
-    private long extraKicks;
-    private final RingChecks checks = new RingChecks(queue, false, new RingChecks.Reporter() {
-        @Override
-        public void report(SpecRule rule, String detail) {
-            reports.add(rule.id() + ": " + detail);
-        }
-
-        @Override
-        public void extraKicks(long kicks) {
-            extraKicks += kicks;
-        }
-    });
+    private final RecordingReporter reporter = new RecordingReporter();
+    private final List<String> reports = reporter.reports;
+    private final RingChecks checks = new RingChecks(queue, false, reporter);
 
     @Test
     void kicksPastAvailEventWhileTheHostPollsAreExtra() {
@@ -45,7 +34,7 @@ class RingChecksTest {
         for (int read = 1; read <= 4; read++) {
             checks.kicked(1);
         }
-        assertEquals(2, extraKicks, "reads 3 and 4 of the polling epoch");
+        assertEquals(2, reporter.extraKicks, "reads 3 and 4 of the polling epoch");
         assertEquals(1, reports.size(), "reported once: " + reports);
         assertTrue(reports.get(0).startsWith("kick_while_suppressed: queue 0: 1 kick(s) on queue 0 while avail_event "
                 + "was not passed"), reports.get(0));
@@ -58,7 +47,7 @@ class RingChecksTest {
         for (int read = 1; read <= 5; read++) {
             checks.kicked(1);
         }
-        assertEquals(0, extraKicks);
+        assertEquals(0, reporter.extraKicks);
         assertEquals(List.of(), reports);
     }
 
@@ -72,9 +61,9 @@ class RingChecksTest {
         queue.setHostPolling(true);
         checks.kicked(1);
         checks.kicked(1);
-        assertEquals(0, extraKicks, "two reads into each polling spell are late kicks, not extra ones");
+        assertEquals(0, reporter.extraKicks, "two reads into each polling spell are late kicks, not extra ones");
         checks.kicked(3);
-        assertEquals(3, extraKicks);
+        assertEquals(3, reporter.extraKicks);
     }
 
     /** One chain made available, taken and returned, so the ring is in its steady state. */

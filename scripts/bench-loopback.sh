@@ -7,8 +7,10 @@
 # with the front-end on CPU 0. Rate = frames received back by the front-end per second (Mpps),
 # from `show port stats all` before and after a timed interval, after a 1 s warm-up.
 #
-# Usage: scripts/bench-loopback.sh [-r ROUNDS] [-d SECONDS] [-s "64 1500"] [--skip-jvhost] [--jar PATH] [-o DEVICE-OPTIONS] [--packed]
-# (--packed: virtio_user asks for packed rings, packed_vq=1, against both back-ends.)
+# Usage: scripts/bench-loopback.sh [-r ROUNDS] [-d SECONDS] [-s "64 1500"] [--skip-jvhost] [--jar PATH] [-o DEVICE-OPTIONS] [--packed] [--pin-worker]
+# (--packed: virtio_user asks for packed rings, packed_vq=1, against both back-ends. --pin-worker: only
+# jvhost's worker threads on CPU 1, its other threads on the front-end's CPU 0: an experiment, not a
+# fair comparison.)
 # Prints one line per run, then per size the medians and the jvhost/dpdk ratio. Needs root for DPDK.
 # JVHOST_JAVA_OPTS (environment): extra JVM options for jvhost, e.g. a profiler agent; JVHOST_SERVE_OPTS:
 # extra `serve` options, e.g. --poll-us 1000; BENCH_NICE: the nice value of all peers (scripts/lib/testpmd.sh).
@@ -56,6 +58,7 @@ run_once() {  # run_once BACKEND SIZE -> appends "BACKEND SIZE MPPS" to $results
   local name=$1 size=$2 dir sock be_log fe_log
   dir=$(mktemp -d "$work/run.XXXX"); sock=$dir/vhost.sock be_log=$dir/backend.log fe_log=$dir/testpmd.log
   start_backend "$name" "$sock" "$be_log"
+  if [[ $pin_worker -eq 1 && $name == jvhost ]]; then pin_jvhost_workers "$be_pid"; fi
   fe_start "$sock" "$dir" "$fe_log" io
   fe_traffic "$size" start tx_first 4
   measure fe_stats "$fe_log"

@@ -7,8 +7,11 @@
 # with the front-end on CPU 0. Rate = frames received back by the front-end per second (Mpps),
 # from `show port stats all` before and after a timed interval, after a 1 s warm-up.
 #
-# Usage: scripts/bench-loopback.sh [-r ROUNDS] [-d SECONDS] [-s "64 1500"] [--skip-jvhost] [--jar PATH] [-o DEVICE-OPTIONS] [--packed]
-# (--packed: virtio_user asks for packed rings, packed_vq=1, against both back-ends.)
+# Usage: scripts/bench-loopback.sh [-r ROUNDS] [-d SECONDS] [-s "64 1500"] [--skip-jvhost] [--jar PATH] [-o DEVICE-OPTIONS] [--packed] [--pin-worker] [--fe-cycles]
+# (--packed: virtio_user asks for packed rings, packed_vq=1, against both back-ends. --pin-worker: only
+# jvhost's worker threads on CPU 1, its other threads on the front-end's CPU 0: an experiment, not a
+# fair comparison. --fe-cycles: testpmd's record-core-cycles on the front-end, its busy cycles per frame
+# printed with each run.)
 # Prints one line per run, then per size the medians and the jvhost/dpdk ratio. Needs root for DPDK.
 # JVHOST_JAVA_OPTS (environment): extra JVM options for jvhost, e.g. a profiler agent; JVHOST_SERVE_OPTS:
 # extra `serve` options, e.g. --poll-us 1000; BENCH_NICE: the nice value of all peers (scripts/lib/testpmd.sh).
@@ -52,19 +55,36 @@ fe_stats() {  # prints "RX TX" of port 0, waiting for the new block
        END { print rx, tx }' "$log"
 }
 
+# fe_cycles_per_packet LOG: testpmd's own busy cycles per forwarded frame on the front-end's core since
+# the last `clear fwd stats all` (record-core-cycles counts only polls that received frames, so a front-end
+# that waits for a slow back-end shows the same figure, and one whose own ring accesses got dearer a
+# higher one).
+fe_cycles_per_packet() {
+  local log=$1 before
+  before=$(grep -c 'CPU cycles/packet' "$log" || true)
+  fe_cmd "show fwd stats all"
+  wait_for 10 sh -c "[ \$(grep -c 'CPU cycles/packet' '$log') -gt $before ]" || { echo "n/a"; return; }
+  grep 'CPU cycles/packet' "$log" | tail -1 | sed -E 's/.*CPU cycles\/packet=([0-9.]+).*/\1/'
+}
+
 run_once() {  # run_once BACKEND SIZE -> appends "BACKEND SIZE MPPS" to $results
   local name=$1 size=$2 dir sock be_log fe_log
   dir=$(mktemp -d "$work/run.XXXX"); sock=$dir/vhost.sock be_log=$dir/backend.log fe_log=$dir/testpmd.log
   start_backend "$name" "$sock" "$be_log"
+  if [[ $pin_worker -eq 1 && $name == jvhost ]]; then pin_jvhost_workers "$be_pid"; fi
   fe_start "$sock" "$dir" "$fe_log" io
+  if [[ $fe_cycles -eq 1 ]]; then fe_cmd "set record-core-cycles on"; fi
   fe_traffic "$size" start tx_first 4
+  if [[ $fe_cycles -eq 1 ]]; then fe_cmd "clear fwd stats all"; fi
   measure fe_stats "$fe_log"
+  local cycles=""
+  if [[ $fe_cycles -eq 1 ]]; then cycles="  front-end $(fe_cycles_per_packet "$fe_log") cycles/frame"; fi
   stop_peers "$name"
   read -r rx0 tx0 <<< "$s0"; read -r rx1 tx1 <<< "$s1"
   local rx tx
   rx=$(mpps "$rx0" "$rx1" "$t0" "$t1")
   tx=$(mpps "$tx0" "$tx1" "$t0" "$t1")
-  printf '%-7s %5s B  round %d  rx %7s Mpps  tx %7s Mpps\n' "$name" "$size" "$round" "$rx" "$tx"
+  printf '%-7s %5s B  round %d  rx %7s Mpps  tx %7s Mpps%s\n' "$name" "$size" "$round" "$rx" "$tx" "$cycles"
   echo "$name $size $rx" >> "$results"
 }
 

@@ -18,9 +18,10 @@ bench_fail() { echo "$BENCH: $*" >&2; exit 1; }
 
 # bench_options ARGS...: sets rounds seconds sizes skip_jvhost jar devopts fevdev backends; -h prints the
 # script's header comment. devopts is "" or ",OPTIONS" (-o OPTIONS: more options for jvhost's device);
-# fevdev is "" or ",packed_vq=1" (--packed: the front-end asks for packed rings, which both back-ends serve).
+# fevdev is "" or ",packed_vq=1" (--packed: the front-end asks for packed rings, which both back-ends serve);
+# pin_worker is 1 with --pin-worker (see pin_jvhost_workers), fe_cycles 1 with --fe-cycles (bench-loopback).
 bench_options() {
-  rounds=5 seconds=5 sizes="64 1500" skip_jvhost=0 jar=host/target/jvhost.jar devopts="" fevdev=""
+  rounds=5 seconds=5 sizes="64 1500" skip_jvhost=0 jar=host/target/jvhost.jar devopts="" fevdev="" pin_worker=0 fe_cycles=0
   while [[ $# -gt 0 ]]; do
     case "$1" in
       -r) rounds=$2; shift 2 ;;
@@ -30,6 +31,8 @@ bench_options() {
       --jar) jar=$2; shift 2 ;;
       -o) devopts=",$2"; shift 2 ;;
       --packed) fevdev=",packed_vq=1"; shift ;;
+      --pin-worker) pin_worker=1; shift ;;
+      --fe-cycles) fe_cycles=1; shift ;;
       -h|--help) sed -n '2,/^[^#]/p' "$0" | sed '$d'; exit 0 ;;
       *) echo "$BENCH: unknown argument $1" >&2; exit 2 ;;
     esac
@@ -144,5 +147,21 @@ bench_medians() {
       line="$line  ratio jvhost/dpdk $(awk -v a="$med_jvhost" -v b="$med_dpdk" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')"
     fi
     echo "$line"
+  done
+}
+
+# pin_jvhost_workers PID: moves every thread of jvhost's JVM PID to the front-end's CPU except its
+# jvhost-worker-N threads, which stay alone on the back-end's CPU (JIT compilers, GC and the control
+# threads otherwise share the worker's CPU). The front-end pays for those threads instead, so this
+# tells whether they slow the worker, not a fair comparison with DPDK.
+pin_jvhost_workers() {
+  local pid=$1 task comm
+  for task in /proc/"$pid"/task/*; do
+    comm=$(cat "$task/comm" 2>/dev/null) || continue
+    if [[ "$comm" == jvhost-worker* ]]; then
+      taskset -p -c "$BE_CPU" "${task##*/}" > /dev/null
+    else
+      taskset -p -c "$FE_CPU" "${task##*/}" > /dev/null
+    fi
   done
 }

@@ -40,6 +40,8 @@ public final class PackedQueue implements HostQueue {
 
     /** Largest packed ring: positions are 15 bits in off_wrap and in the vring base. */
     public static final int MAX_SIZE = 32768;
+    /** Most used descriptors held back for {@link #publishUsed}: a longer batch is published in parts. */
+    static final int MAX_SHADOW = 256;
 
     private static final VarHandle U16 = MethodHandles.byteBufferViewVarHandle(short[].class, ByteOrder.LITTLE_ENDIAN);
     private static final VarHandle U32 = MethodHandles.byteBufferViewVarHandle(int[].class, ByteOrder.LITTLE_ENDIAN);
@@ -91,11 +93,16 @@ public final class PackedQueue implements HostQueue {
     private final DeferredChains deferred;
 
     /**
-     * The used descriptor whose flags are not written yet (-1: none): the first of a batch is made
-     * visible last, by {@link #publishUsed}, so the driver sees the batch at once and only then.
+     * The batch's used descriptors, written to the ring only by {@link #publishUsed}: per entry its ring
+     * offset and bytes 8-15 (len, id, flags). Each used descriptor lands in a cache line the driver
+     * wrote (the available descriptor it replaces) and may be reading (its next used position), so a
+     * store to it waits for the line to come from the driver's CPU. One per frame, between frame
+     * copies, those waits come one after another; written together, as DPDK's vhost writes its shadow
+     * used ring, a batch's lines are requested side by side.
      */
-    private int pendingAt = -1;
-    private int pendingFlags;
+    private final int[] shadowAt;
+    private final long[] shadowWord;
+    private int shadowCount;
 
     /** Descriptors seen available beyond {@link #availPos}, from scan position {@link #scanPos}. */
     private int scanAhead;
@@ -155,6 +162,8 @@ public final class PackedQueue implements HostQueue {
         this.outstanding = new int[size];
         this.popState = new int[size];
         this.popId = new int[size];
+        this.shadowAt = new int[Math.min(size, MAX_SHADOW)];
+        this.shadowWord = new long[shadowAt.length];
         this.deferred = new DeferredChains(index, size, this::addUsedDeferred, this::signalUsed);
         String problem = resolveRings(memory);
         if (problem != null) {
@@ -265,6 +274,9 @@ public final class PackedQueue implements HostQueue {
 
     @Override
     public void setLog(RingLog next) {
+        if (shadowCount > 0) {
+            publishUsed(); // the held-back used entries are written, and marked, under the log they were made in
+        }
         if (log != null) {
             log.flush();
         }
@@ -419,10 +431,9 @@ public final class PackedQueue implements HostQueue {
         if (id >= size || outstanding[id] == 0) {
             throw new IllegalArgumentException("queue " + index + ": buffer id " + id + " is not outstanding");
         }
-        int at = writeUsed(id, writtenBytes);
+        addShadow(id, writtenBytes);
         if (log != null) {
-            log.chainWritten(c, writtenBytes);
-            logRing(descGpa + at, PackedDescriptorLayout.SIZE);
+            log.chainWritten(c, writtenBytes); // the ring entry is marked when publishUsed writes it
         }
         if (inFlight > 0) {
             inFlight--;
@@ -430,34 +441,25 @@ public final class PackedQueue implements HostQueue {
     }
 
     /**
-     * Writes the used descriptor of outstanding buffer {@code id} at the used position and moves past
-     * the ring descriptors the buffer took. Returns the descriptor's offset in the ring.
+     * Queues the used descriptor of outstanding buffer {@code id} for {@link #publishUsed} at the used
+     * position and moves past the ring descriptors the buffer took. A batch longer than
+     * {@link #MAX_SHADOW} is published in parts.
      */
-    private int writeUsed(int id, int writtenBytes) {
+    private void addShadow(int id, int writtenBytes) {
         int descriptors = outstanding[id];
         outstanding[id] = 0;
-        int at = usedPos * PackedDescriptorLayout.SIZE;
-        int flags = PackedDescriptorLayout.usedFlags(usedWrap);
-        if (pendingAt == -1) {
-            // The batch's first used descriptor: len and id now, the flags in publishUsed.
-            U32.set(desc, at + PackedDescriptorLayout.LEN, writtenBytes);
-            U16.set(desc, at + PackedDescriptorLayout.ID, (short) id);
-            pendingAt = at;
-            pendingFlags = flags;
-        } else {
-            // len, id and flags (bytes 8-15) in one plain store. The driver reads used descriptors in ring
-            // order, so it reads this one only after the batch's first, whose release store in publishUsed
-            // orders this store before it: no fence of its own is needed.
-            U64.set(desc, at + PackedDescriptorLayout.LEN,
-                    Integer.toUnsignedLong(writtenBytes) | (long) id << 32 | (long) flags << 48);
-        }
+        shadowAt[shadowCount] = usedPos * PackedDescriptorLayout.SIZE;
+        shadowWord[shadowCount] = Integer.toUnsignedLong(writtenBytes) | (long) id << 32
+                | (long) PackedDescriptorLayout.usedFlags(usedWrap) << 48;
         usedPos += descriptors;
         if (usedPos >= size) {
             usedPos -= size;
             usedWrap = !usedWrap;
         }
         usedCount = (usedCount + descriptors) & 0xffff;
-        return at;
+        if (++shadowCount == shadowAt.length) {
+            publishUsed();
+        }
     }
 
     @Override
@@ -481,10 +483,9 @@ public final class PackedQueue implements HostQueue {
         if (brokenReason != null) {
             return;
         }
-        int at = writeUsed(p.head, p.written);
+        addShadow(p.head, p.written);
         if (log != null) {
             p.logWritten(log);
-            logRing(descGpa + at, PackedDescriptorLayout.SIZE);
         }
     }
 
@@ -498,14 +499,30 @@ public final class PackedQueue implements HostQueue {
     @Override
     public void publishUsed() {
         if (brokenReason != null) {
+            shadowCount = 0;
             return;
         }
-        if (pendingAt != -1) {
-            // Release: every used descriptor of the batch (id, len, and the flags of the later ones)
-            // becomes visible before the first one's flags, which is what the driver polls. A plain
-            // store could let the driver see this entry used while its id or len are stale.
-            U16.setRelease(desc, pendingAt + PackedDescriptorLayout.FLAGS, (short) pendingFlags);
-            pendingAt = -1;
+        int n = shadowCount;
+        if (n > 0) {
+            // The later entries' len, id and flags (bytes 8-15) in one plain store each, then the first's
+            // len and id, then its flags with release: every store of the batch becomes visible before
+            // the first entry's flags, which is what the driver polls (it reads used descriptors in ring
+            // order, so it reads the others only after that one). A plain store could let the driver see
+            // the first entry used while its id or len, or a later entry, are stale.
+            for (int i = 1; i < n; i++) {
+                U64.set(desc, shadowAt[i] + PackedDescriptorLayout.LEN, shadowWord[i]);
+            }
+            int at = shadowAt[0];
+            long first = shadowWord[0];
+            U32.set(desc, at + PackedDescriptorLayout.LEN, (int) first);
+            U16.set(desc, at + PackedDescriptorLayout.ID, (short) (first >>> 32));
+            U16.setRelease(desc, at + PackedDescriptorLayout.FLAGS, (short) (first >>> 48));
+            shadowCount = 0;
+            if (log != null) {
+                for (int i = 0; i < n; i++) {
+                    logRing(descGpa + shadowAt[i], PackedDescriptorLayout.SIZE); // after the writes they mark
+                }
+            }
         }
         if (log != null) {
             log.flush(); // after the writes it marks, as in SplitQueue.publishUsed

@@ -38,6 +38,8 @@ public final class SplitQueue implements HostQueue {
 
     /** Largest split ring (virtio 1.2 section 2.7: "Queue Size ... maximum 32768"). */
     public static final int MAX_SIZE = 32768;
+    /** Most used elements held back for {@link #publishUsed}: a longer batch is published in parts. */
+    static final int MAX_SHADOW = 256;
 
     // Ring fields are little-endian whatever the order of the buffer handed to us (indirect tables are
     // read through region windows of any order). Plain get/set works at any alignment; the acquire and
@@ -89,6 +91,17 @@ public final class SplitQueue implements HostQueue {
     private boolean signalledSinceStart;
     /** Chains popped and not yet returned, the most {@link #unpop} may put back. */
     private int inFlight;
+
+    /**
+     * The used elements of the batch, written to the ring only by {@link #publishUsed}: per element
+     * the head and the length. A used line was last read by the driver on its CPU, so the first store
+     * to it waits for the line; one element per chain, between frame copies, those waits come one
+     * after another; written together right before used->idx, as DPDK's vhost writes its shadow used
+     * ring, a batch's lines are requested side by side.
+     */
+    private final int[] shadowHead;
+    private final int[] shadowLen;
+    private int shadowCount;
 
     /**
      * The worker polls this queue (adaptive busy-polling), so the driver is asked not to kick whatever
@@ -148,6 +161,8 @@ public final class SplitQueue implements HostQueue {
         this.size = size;
         this.mask = size - 1;
         this.deferred = new DeferredChains(index, size, this::addUsedDeferred, this::signalUsed);
+        this.shadowHead = new int[Math.min(size, MAX_SHADOW)];
+        this.shadowLen = new int[shadowHead.length];
         this.descGpa = descGpa;
         this.availGpa = availGpa;
         this.usedGpa = usedGpa;
@@ -234,6 +249,9 @@ public final class SplitQueue implements HostQueue {
      * flushed into it first, so no write is lost across a switch. Worker only.
      */
     public void setLog(RingLog next) {
+        if (shadowCount > 0) {
+            publishUsed(); // the held-back used entries are written, and marked, under the log they were made in
+        }
         if (log != null) {
             log.flush();
         }
@@ -535,15 +553,12 @@ public final class SplitQueue implements HostQueue {
         if (brokenReason != null) {
             return; // a broken queue no longer writes guest memory
         }
-        int at = UsedRingLayout.elem(nextUsed & mask);
-        used.putInt(at + UsedRingLayout.ELEM_ID, c.head());
-        used.putInt(at + UsedRingLayout.ELEM_LEN, writtenBytes);
         if (log != null) {
             // the used length is what the device says it wrote: exactly the bytes to mark
             log.chainWritten(c, writtenBytes);
-            log.usedWritten(at, UsedRingLayout.ELEM);
+            log.usedWritten(UsedRingLayout.elem(nextUsed & mask), UsedRingLayout.ELEM);
         }
-        nextUsed = (nextUsed + 1) & 0xffff;
+        addShadow(c.head(), writtenBytes);
         if (inflight != null) {
             inflight.used(c.head());
         }
@@ -586,25 +601,46 @@ public final class SplitQueue implements HostQueue {
         if (brokenReason != null) {
             return;
         }
-        int at = UsedRingLayout.elem(nextUsed & mask);
-        used.putInt(at + UsedRingLayout.ELEM_ID, p.head);
-        used.putInt(at + UsedRingLayout.ELEM_LEN, p.written);
         if (inflight != null) {
             inflight.used(p.head); // cleared once published, as for addUsed
         }
         if (log != null) {
             p.logWritten(log);
-            log.usedWritten(at, UsedRingLayout.ELEM);
+            log.usedWritten(UsedRingLayout.elem(nextUsed & mask), UsedRingLayout.ELEM);
         }
+        addShadow(p.head, p.written);
+    }
+
+    /** Queues a used element for {@link #publishUsed} and moves the used index on. */
+    private void addShadow(int head, int writtenBytes) {
+        shadowHead[shadowCount] = head;
+        shadowLen[shadowCount] = writtenBytes;
         nextUsed = (nextUsed + 1) & 0xffff;
+        if (++shadowCount == shadowHead.length) {
+            publishUsed();
+        }
+    }
+
+    /** Writes the held-back used elements, the last of them at slot nextUsed - 1. */
+    private void writeShadow() {
+        int n = shadowCount;
+        int slot = nextUsed - n;
+        for (int i = 0; i < n; i++) {
+            int at = UsedRingLayout.elem(slot++ & mask);
+            used.putInt(at + UsedRingLayout.ELEM_ID, shadowHead[i]);
+            used.putInt(at + UsedRingLayout.ELEM_LEN, shadowLen[i]);
+        }
+        shadowCount = 0;
     }
 
     @Override
     public void publishUsed() {
         if (brokenReason != null) {
+            shadowCount = 0;
             return;
         }
-        // Release: the used elements written by addUsed become visible before the new index. Otherwise
+        writeShadow();
+        // Release: the used elements written just now become visible before the new index. Otherwise
         // the driver could see an index covering an element that still holds a stale id and length.
         U16.setRelease(used, UsedRingLayout.IDX, (short) nextUsed);
         if (inflight != null) {

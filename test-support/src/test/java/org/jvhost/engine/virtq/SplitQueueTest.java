@@ -75,6 +75,33 @@ class SplitQueueTest {
         assertArrayEquals(bytes("ABCDEYZ"), Arrays.copyOfRange(got, 1, 8));
     }
 
+    /**
+     * Used elements are held back until publishUsed, at most {@link SplitQueue#MAX_SHADOW} of them: a
+     * longer batch is written, and used->idx moved, in parts, every id and length right.
+     */
+    @Test
+    void aBatchLongerThanTheShadowIsPublishedInParts() {
+        MockSplitQueue big = MockSplitQueue.create(4 * SplitQueue.MAX_SHADOW); // two descriptors per chain
+        SplitQueue q = big.deviceQueue(0, calls);
+        int n = SplitQueue.MAX_SHADOW + 44;
+        int[] heads = new int[n];
+        DescriptorChain c = q.newChain();
+        for (int i = 0; i < n; i++) {
+            heads[i] = big.addChain(new byte[][] {bytes("f" + i)}, new int[] {8});
+            assertTrue(q.pop(c));
+            q.addUsed(c, i % 9);
+            if (i == SplitQueue.MAX_SHADOW - 2) {
+                assertEquals(0, big.usedIdx(), "held back until the shadow is full");
+            }
+        }
+        assertEquals(SplitQueue.MAX_SHADOW, big.usedIdx(), "the full shadow, published");
+        q.publishUsed();
+        assertEquals(n, big.usedIdx());
+        for (int i = 0; i < n; i++) {
+            assertEquals(new UsedElement(heads[i], i % 9), big.pollUsed(), "element " + i);
+        }
+    }
+
     @Test
     void copyToMovesBytesBetweenChainsAcrossSegmentBoundaries() {
         SplitQueue q = driver.deviceQueue(0, calls);

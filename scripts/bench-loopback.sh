@@ -41,17 +41,6 @@ start_backend() {  # start_backend NAME SOCK LOG -> sets be_pid
   backend_started "$name" "$sock" "$log"
 }
 
-fe_stats() {  # prints "RX TX" of port 0, waiting for the new block
-  local log=$1 before
-  before=$(grep -c 'Tx-pps' "$log" || true)
-  fe_cmd "show port stats all"
-  wait_for 10 sh -c "[ \$(grep -c 'Tx-pps' '$log') -gt $before ]" || { echo "$BENCH: no stats from testpmd" >&2; tail -20 "$log" >&2; exit 1; }
-  awk '/NIC statistics for port 0/ { rx = ""; tx = "" }
-       /RX-packets:/ && rx == "" { rx = $2 }
-       /TX-packets:/ && tx == "" { tx = $2 }
-       END { print rx, tx }' "$log"
-}
-
 run_once() {  # run_once BACKEND SIZE -> appends "BACKEND SIZE MPPS" to $results
   local name=$1 size=$2 dir sock be_log fe_log
   dir=$(mktemp -d "$work/run.XXXX"); sock=$dir/vhost.sock be_log=$dir/backend.log fe_log=$dir/testpmd.log

@@ -14,20 +14,24 @@
 # io_uring by default (uring=auto); `-o uring=off` measures its one-writev-per-frame path. Each jvhost run
 # prints the TAP data path jvhost logged (io_uring or one system call per frame).
 #
-# The RX generator, and why it is placed as it is. The machine has two CPUs, and all three parties want
-# one: the back-end has CPU 1 to itself (as in TX); the generator shares CPU 0 with the front-end. The
-# kernel has no pktgen here, and a busy-polling generator (a second testpmd) would take half of CPU 0 in
-# scheduler slices of milliseconds, in which the front-end (busy-polling too) would not run and its ring
-# of 256 buffers (under 0.2 ms of traffic at 1.5 Mpps) would run dry: the back-end would be measured
-# waiting for buffers. So tapgen paces itself: a burst of 32 frames with one sendmmsg
-# (PACKET_QDISC_BYPASS: straight into the TAP's queue, no qdisc), then a sleep until the next burst is
-# due, at a fixed offered rate (-g, default 3 Mpps, above what either back-end takes): the front-end runs
-# between bursts, every few microseconds, and keeps its ring full. The offered rate only has to exceed
-# what the back-end takes; the TAP drops the rest when its queue (txqueuelen 1000) is full. Each run
-# prints what tapgen sent and the TAP's tx_dropped, so a run in which the generator fell short of the
-# back-end (no drops) shows itself.
+# The RX generator, and why it is not running while the rate is measured. The machine has two CPUs and
+# the back-end has CPU 1 to itself, so a generator would share CPU 0 with the front-end (busy-polling, as
+# DPDK does), and no sender this kernel offers is cheap enough for that: there is no pktgen, and an
+# AF_PACKET sender (sendmmsg, PACKET_QDISC_BYPASS) costs the kernel 1-2.5 us per frame here, under a
+# million frames per second on a whole CPU, less than the back-ends take; paced beside the front-end it
+# either starved it (the ring of 256 buffers lasts under 0.2 ms) or offered too little (tried
+# 2026-12-07: 0.001 Mpps reached the front-end). So the frames are queued first and the back-end drains
+# them with the front-end alone on CPU 0: with both peers' forwarding stopped, `tapgen fill` queues
+# FRAMES frames in the TAP (default 500,000 at 64 B, 300,000 at 1500 B: txqueuelen is raised to hold
+# them all, and the kernel refuses more than about 520,000 (its queue's array, 8 bytes a frame, must fit
+# one 4 MiB allocation); a reader that is not reading leaves them
+# there: jvhost fills the front-end's 256 buffers and waits, DPDK's stopped testpmd does not poll), then
+# both start and `tapgen drain` samples the TAP's tx_packets (frames its reader took) every 100 us: the
+# rate is the one between 10% and 90% of the frames taken. A warm-up fill and drain of 100,000 frames
+# comes first (JIT). Each run also prints the frames the front-end received during the drain (all of
+# them, unless the back-end lost some) and what tapgen's fill reported.
 #
-# Usage: scripts/bench-net.sh [--rx] [-g MPPS] [-r ROUNDS] [-d SECONDS] [-s "64 1500"] [--skip-jvhost] [--jar PATH] [-o DEVICE-OPTIONS]
+# Usage: scripts/bench-net.sh [--rx] [-n FRAMES] [-r ROUNDS] [-d SECONDS] [-s "64 1500"] [--skip-jvhost] [--jar PATH] [-o DEVICE-OPTIONS]
 # JVHOST_JAVA_OPTS (environment): extra JVM options for jvhost, e.g. a profiler agent.
 # Prints one line per run, then per size the medians and the jvhost/dpdk ratio. Needs root (netns, TAP),
 # and gcc for --rx (tapgen is compiled into the script's temporary directory).
@@ -35,11 +39,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCH=bench-net
 source scripts/lib/testpmd.sh
-direction=tx gen_mpps=3 args=()
+direction=tx frames="" args=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --rx) direction=rx; shift ;;
-    -g) gen_mpps=$2; shift 2 ;;
+    -n) frames=$2; shift 2 ;;
     *) args+=("$1"); shift ;;
   esac
 done
@@ -74,16 +78,39 @@ start_backend() {  # start_backend NAME SOCK LOG -> sets be_pid; the TAP exists 
     dpdk)
       # Non-interactive: forwarding starts at once; testpmd then waits on stdin, a fifo we hold open (fd 4).
       mkfifo "$sock.in"
-      ip netns exec "$ns" "${ON_BE[@]}" stdbuf -oL dpdk-testpmd --lcores "0@$BE_CPU,1@$BE_CPU" --no-pci \
+      # RX: interactive, so that forwarding starts only when the TAP is full (`be_cmd start`); SIGIO
+      # ignored, as interactive testpmd was killed by the SIGIO of frames reaching its TAP (net_tap asks
+      # for one per frame to wake its polling; it reads regardless)
+      ( [[ $direction == rx ]] && trap '' IO; exec ip netns exec "$ns" "${ON_BE[@]}" stdbuf -oL dpdk-testpmd --lcores "0@$BE_CPU,1@$BE_CPU" --no-pci \
         --no-huge -m 256 --file-prefix "jvbench-be-$$" --vdev "net_vhost0,iface=$sock,queues=1" \
-        --vdev "net_tap0,iface=$TAP" -- --forward-mode=io --disable-link-check --total-num-mbufs=16384 \
-        < "$sock.in" > "$log" 2>&1 &
+        --vdev "net_tap0,iface=$TAP" -- $([[ $direction == rx ]] && echo -i) --forward-mode=io --disable-link-check \
+        --total-num-mbufs=16384 < "$sock.in" > "$log" 2>&1 ) &
       exec 4> "$sock.in"
       ;;
   esac
   backend_started "$name" "$sock" "$log"
   wait_for 10 ip netns exec "$ns" test -e "/sys/class/net/$TAP" || bench_fail "$name made no $TAP"
   ip netns exec "$ns" ip link set "$TAP" up
+}
+
+be_cmd() { if [[ $1 == dpdk ]]; then echo "$2" >&4; fi; }
+
+# rx_drain NAME SIZE COUNT: with both peers stopped, queues COUNT frames in the TAP, starts both and
+# waits until the back-end has taken them (at most 30 s); prints tapgen's fill line, the drain line
+# goes to $dir/drain.log. Stops both peers again afterwards.
+rx_drain() {
+  local name=$1 size=$2 count=$3 fill
+  # counted from before the fill: a back-end may take some frames before it is started
+  ip netns exec "$ns" "${ON_FE[@]}" "$work/tapgen" drain "$TAP" "$(tap_stat tx_packets)" "$count" 30 > "$dir/drain.log" &
+  local sampler=$!
+  fill=$(ip netns exec "$ns" "${ON_FE[@]}" "$work/tapgen" fill "$TAP" "$size" "$count")
+  fe_cmd start
+  be_cmd "$name" start
+  wait "$sampler" || true
+  fe_cmd stop
+  be_cmd "$name" stop
+  sleep 0.3
+  echo "$fill"
 }
 
 run_once() {  # run_once BACKEND SIZE -> appends "BACKEND SIZE MPPS" to $results
@@ -98,36 +125,31 @@ run_once() {  # run_once BACKEND SIZE -> appends "BACKEND SIZE MPPS" to $results
     rate=$(mpps "$s0" "$s1" "$t0" "$t1")
     extra=""
   else
+    local n=${frames:-$([[ $size -le 256 ]] && echo 500000 || echo 300000)} fill drained rx0 rx1 tx_
+    ip netns exec "$ns" ip link set "$TAP" txqueuelen $((n + 1000))
     fe_start "$sock" "$dir" "$fe_log" rxonly
-    fe_cmd start
-    # the generator runs through warm-up, measurement and a margin; on the front-end's CPU (header)
-    ip netns exec "$ns" "${ON_FE[@]}" "$work/tapgen" "$TAP" "$size" $((seconds + 3)) "$gen_mpps" > "$dir/gen.log" 2>&1 &
-    gen_pid=$!
-    pids+=("$gen_pid")
-    sleep 1
-    local d0 d1
-    d0=$(tap_stat tx_dropped)
-    measure fe_stats "$fe_log"
-    d1=$(tap_stat tx_dropped)
-    wait "$gen_pid" || true
-    local rx0 rx1 tx_
-    read -r rx0 tx_ <<< "$s0"; read -r rx1 tx_ <<< "$s1"
-    rate=$(mpps "$rx0" "$rx1" "$t0" "$t1")
-    extra="  TAP dropped $(mpps "$d0" "$d1" "$t0" "$t1") Mpps  tapgen $(cat "$dir/gen.log")"
+    rx_drain "$name" "$size" 100000 > /dev/null  # warm-up
+    read -r rx0 tx_ <<< "$(fe_stats "$fe_log")"
+    fill=$(rx_drain "$name" "$size" "$n")
+    drained=$(cat "$dir/drain.log")
+    read -r rx1 tx_ <<< "$(fe_stats "$fe_log")"
+    rate=$(echo "$drained" | sed -n 's/.* at \([0-9.]*\) Mpps/\1/p')
+    extra="  ($drained; front-end got $((rx1 - rx0)); tapgen $fill)"
+    be_cmd "$name" quit
   fi
   stop_peers "$name"
   ip netns del "$ns"
   if [[ $name == jvhost ]]; then extra="$extra  [$(tap_path "$be_log")]"; fi
   printf '%-7s %5s B  round %d  %s %7s Mpps%s\n' "$name" "$size" "$round" \
-    "$([[ $direction == tx ]] && echo 'TAP rx' || echo 'guest rx')" "$rate" "$extra"
+    "$([[ $direction == tx ]] && echo 'TAP rx' || echo 'drain')" "$rate" "$extra"
   echo "$name $size $rate" >> "$results"
 }
 
 if [[ $direction == tx ]]; then
   echo "# bench-net TX (guest to TAP): $rounds rounds x ${seconds} s, sizes: $sizes, back-ends: $backends (CPU $BE_CPU), front-end testpmd txonly (CPU $FE_CPU), TAP in netns $ns"
 else
-  echo "# bench-net RX (TAP to guest): $rounds rounds x ${seconds} s, sizes: $sizes, back-ends: $backends (CPU $BE_CPU), front-end testpmd rxonly and tapgen at $gen_mpps Mpps (CPU $FE_CPU), TAP in netns $ns"
+  echo "# bench-net RX (TAP to guest): $rounds rounds x ${seconds} s, sizes: $sizes, back-ends: $backends (CPU $BE_CPU), front-end testpmd rxonly (CPU $FE_CPU), TAP filled with ${frames:-500000 (64 B) or 300000 (1500 B)} frames, then drained, in netns $ns"
 fi
 echo "# kernel $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg), nice $BENCH_NICE, $(date -u +%Y-%m-%dT%H:%MZ)"
 bench_rounds
-bench_medians "$([[ $direction == tx ]] && echo 'frames the TAP received' || echo 'frames the front-end received') per second"
+bench_medians "$([[ $direction == tx ]] && echo 'frames the TAP received per second' || echo 'frames the back-end took from a full TAP per second, 10%-90%')"

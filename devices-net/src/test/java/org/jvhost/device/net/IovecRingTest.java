@@ -16,13 +16,13 @@ import org.junit.jupiter.api.Timeout;
 
 /** The io_uring writev batch over a socket pair that keeps frame boundaries (as a TAP does). */
 @Timeout(value = 20, unit = TimeUnit.SECONDS)
-class WritevRingTest {
+class IovecRingTest {
     private static final int MAX_FRAME = 4096;
     /** The ring size the net device uses. */
     private static final int ENTRIES = PairDataPath.TX_BATCH;
 
     private final SocketPairTap pair = new SocketPairTap(1, 0);
-    private final WritevRing ring;
+    private final IovecRing ring;
     /** Frame bytes: frame i of a batch at i * MAX_FRAME. */
     private final Memory data = new Memory((long) ENTRIES * MAX_FRAME);
     private final Memory iov = new Memory((long) TapNatives.IOV_MAX * TapNatives.IOVEC_SIZE);
@@ -30,8 +30,8 @@ class WritevRingTest {
     private final int[] counts = new int[ENTRIES];
     private final long[] results = new long[ENTRIES];
 
-    WritevRingTest() throws IOException {
-        ring = WritevRing.create(ENTRIES);
+    IovecRingTest() throws IOException {
+        ring = IovecRing.create(ENTRIES);
     }
 
     @AfterEach

@@ -4,27 +4,33 @@ import java.io.IOException;
 import org.jvhost.uring.IoUring;
 
 /**
- * An io_uring that does one thing: a batch of writev calls on a file descriptor, submitted and reaped
- * with one io_uring_enter. A TAP takes one frame per write and has no batched write call of its own, so
- * without this every frame costs a system call; with it, a batch of 32 costs one (about half the CPU
- * time per frame in the kernel's write path, BENCHMARKS.md).
+ * An io_uring that does one thing: a batch of writev (or readv) calls on a file descriptor, submitted
+ * and reaped with one io_uring_enter. A TAP takes or gives one frame per call and has no batched call of
+ * its own, so without this every frame costs a system call; with it, a batch of 32 costs one (about half
+ * the CPU time per frame in the kernel's write path, BENCHMARKS.md).
  *
- * <p>A batch is synchronous: {@link #writev} returns only when every write of the batch has completed, so
- * the caller may hand the frames' buffers back to the driver at once. A TAP or socket opened with
- * O_NONBLOCK never waits inside a write, so io_uring runs the writes inline, in submission order, within
- * the io_uring_enter call; a write that would block fails with -EAGAIN like a plain writev would.
+ * <p>A batch is synchronous: {@link #writev} and {@link #readv} return only when every call of the batch
+ * has completed, so the caller may hand the frames' buffers back to the driver at once. A write to a TAP
+ * never waits (a full TAP drops the frame), so io_uring runs the writes inline, in submission order,
+ * within the io_uring_enter call. A read of an empty TAP would make io_uring wait for the TAP to become
+ * readable, O_NONBLOCK or not (kernel 6.18: it arms a poll), so reads carry RWF_NOWAIT: one that finds
+ * the queue empty completes inline with -EAGAIN, like a plain readv of a non-blocking fd. It does not
+ * stop the later reads of its batch: one of them may find a frame that arrived meanwhile.
  *
- * <p>Used by one thread at a time (a queue pair's worker); created and closed with the queues stopped.
+ * <p>Used by one thread at a time (a queue pair's worker, for both directions); created and closed with
+ * the queues stopped.
  */
-final class WritevRing implements AutoCloseable, IoUring.CompletionSink {
+final class IovecRing implements AutoCloseable, IoUring.CompletionSink {
     /** A result the kernel never produced: the write was not submitted. */
     static final long NOT_SUBMITTED = Long.MIN_VALUE;
+    /** preadv2's flag: fail with EAGAIN rather than wait for data (linux/fs.h). */
+    static final int RWF_NOWAIT = 0x8;
 
     private final IoUring ring;
     /** The results of the batch being reaped. */
     private long[] results;
 
-    private WritevRing(IoUring ring) {
+    private IovecRing(IoUring ring) {
         this.ring = ring;
     }
 
@@ -33,11 +39,11 @@ final class WritevRing implements AutoCloseable, IoUring.CompletionSink {
      *
      * @throws IOException naming the errno when the kernel refuses (see {@link IoUring#create})
      */
-    static WritevRing create(int entries) throws IOException {
-        return new WritevRing(IoUring.create(entries));
+    static IovecRing create(int entries) throws IOException {
+        return new IovecRing(IoUring.create(entries));
     }
 
-    /** How many writes one {@link #writev} call takes at most. */
+    /** How many frames one {@link #writev} or {@link #readv} call takes at most. */
     int capacity() {
         return ring.sqEntries();
     }
@@ -52,12 +58,28 @@ final class WritevRing implements AutoCloseable, IoUring.CompletionSink {
      *         did not complete get {@code -errno}
      */
     int writev(int fd, long iov, int[] firsts, int[] counts, int count, long[] results) {
+        return run(IoUring.OP_WRITEV, 0, fd, iov, firsts, counts, count, results);
+    }
+
+    /**
+     * Reads frames {@code 0..count-1} from {@code fd}, in order, as {@link #writev} writes them: frame i
+     * into the {@code counts[i]} iovecs from entry {@code firsts[i]}; {@code results[i]} is then the
+     * frame's bytes or {@code -errno} (-EAGAIN: the queue was empty when that read ran; -EOPNOTSUPP: the
+     * file does not take RWF_NOWAIT).
+     *
+     * @return as {@link #writev}
+     */
+    int readv(int fd, long iov, int[] firsts, int[] counts, int count, long[] results) {
+        return run(IoUring.OP_READV, RWF_NOWAIT, fd, iov, firsts, counts, count, results);
+    }
+
+    private int run(int opcode, int rwFlags, int fd, long iov, int[] firsts, int[] counts, int count, long[] results) {
         if (count > capacity()) {
-            throw new IllegalArgumentException("a batch of " + count + " writes exceeds the ring's " + capacity());
+            throw new IllegalArgumentException("a batch of " + count + " calls exceeds the ring's " + capacity());
         }
         for (int i = 0; i < count; i++) {
             // always room: every earlier batch was taken whole, or the ring was closed
-            ring.prepare(IoUring.OP_WRITEV, fd, TapNatives.iovecAt(iov, firsts[i]), counts[i], 0, 0, i);
+            ring.prepare(opcode, fd, TapNatives.iovecAt(iov, firsts[i]), counts[i], 0, rwFlags, i);
             results[i] = NOT_SUBMITTED;
         }
         this.results = results;

@@ -55,6 +55,7 @@ results=$work/results
 ns=jvt-bench-$$
 pids=()
 trap 'bench_kill_all; ip netns del "$ns" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap '' PIPE  # a peer that died makes its fifo's write fail with a message, not end the script unexplained
 if [[ $direction == rx ]]; then
   command -v gcc >/dev/null || bench_fail "gcc missing: --rx compiles scripts/lib/tapgen.c"
   gcc -O2 -o "$work/tapgen" scripts/lib/tapgen.c

@@ -1,6 +1,9 @@
 package org.jvhost.device.net;
 
+import com.sun.jna.Pointer;
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import org.jvhost.uring.IoUring;
 
 /**
@@ -17,6 +20,9 @@ import org.jvhost.uring.IoUring;
  * the queue empty completes inline with -EAGAIN, like a plain readv of a non-blocking fd. It does not
  * stop the later reads of its batch: one of them may find a frame that arrived meanwhile.
  *
+ * <p>A frame of one iovec goes as a plain WRITE or READ of its buffer: the kernel then imports no iovec
+ * array (copying it in, checking it), which it does per entry for WRITEV and READV (BENCHMARKS.md).
+ *
  * <p>Used by one thread at a time (a queue pair's worker, for both directions); created and closed with
  * the queues stopped.
  */
@@ -27,6 +33,11 @@ final class IovecRing implements AutoCloseable, IoUring.CompletionSink {
     static final int RWF_NOWAIT = 0x8;
 
     private final IoUring ring;
+    /** Views of the (at most two: TX and RX) iovec arrays the caller passes, by address, to read single entries. */
+    private long viewAddress0;
+    private long viewAddress1;
+    private ByteBuffer view0;
+    private ByteBuffer view1;
     /** The results of the batch being reaped. */
     private long[] results;
 
@@ -58,7 +69,7 @@ final class IovecRing implements AutoCloseable, IoUring.CompletionSink {
      *         did not complete get {@code -errno}
      */
     int writev(int fd, long iov, int[] firsts, int[] counts, int count, long[] results) {
-        return run(IoUring.OP_WRITEV, 0, fd, iov, firsts, counts, count, results);
+        return run(IoUring.OP_WRITE, IoUring.OP_WRITEV, 0, fd, iov, firsts, counts, count, results);
     }
 
     /**
@@ -70,20 +81,43 @@ final class IovecRing implements AutoCloseable, IoUring.CompletionSink {
      * @return as {@link #writev}
      */
     int readv(int fd, long iov, int[] firsts, int[] counts, int count, long[] results) {
-        return run(IoUring.OP_READV, RWF_NOWAIT, fd, iov, firsts, counts, count, results);
+        return run(IoUring.OP_READ, IoUring.OP_READV, RWF_NOWAIT, fd, iov, firsts, counts, count, results);
     }
 
-    private int run(int opcode, int rwFlags, int fd, long iov, int[] firsts, int[] counts, int count, long[] results) {
+    private int run(int single, int vectored, int rwFlags, int fd, long iov, int[] firsts, int[] counts, int count, long[] results) {
         if (count > capacity()) {
             throw new IllegalArgumentException("a batch of " + count + " calls exceeds the ring's " + capacity());
         }
         for (int i = 0; i < count; i++) {
             // always room: every earlier batch was taken whole, or the ring was closed
-            ring.prepare(opcode, fd, TapNatives.iovecAt(iov, firsts[i]), counts[i], 0, rwFlags, i);
+            if (counts[i] == 1) {
+                ByteBuffer v = view(iov);
+                int entry = firsts[i] * TapNatives.IOVEC_SIZE;
+                ring.prepare(single, fd, v.getLong(entry), (int) v.getLong(entry + 8), 0, rwFlags, i);
+            } else {
+                ring.prepare(vectored, fd, TapNatives.iovecAt(iov, firsts[i]), counts[i], 0, rwFlags, i);
+            }
             results[i] = NOT_SUBMITTED;
         }
         this.results = results;
         return submitAndWait(count, results);
+    }
+
+    /** A view of the iovec array at {@code iov}; made once per array (a pair passes the same two). */
+    private ByteBuffer view(long iov) {
+        if (iov == viewAddress0) {
+            return view0;
+        }
+        if (iov == viewAddress1) {
+            return view1;
+        }
+        ByteBuffer v = new Pointer(iov).getByteBuffer(0, (long) TapNatives.IOV_MAX * TapNatives.IOVEC_SIZE)
+                .order(ByteOrder.nativeOrder());
+        viewAddress1 = viewAddress0;
+        view1 = view0;
+        viewAddress0 = iov;
+        view0 = v;
+        return v;
     }
 
     private int submitAndWait(int count, long[] results) {

@@ -13,8 +13,8 @@ import org.slf4j.LoggerFactory;
  * IFF_MULTI_QUEUE and one file descriptor per queue when there is more than one queue
  * (Documentation/networking/tuntap.rst, "Multiqueue tuntap interface"). All queues are non-blocking.
  *
- * <p>Each queue may have an {@link IovecRing} so a batch of frames costs one system call, either way;
- * without one (uring=off, or a kernel that refuses io_uring) every frame is one writev or readv.
+ * <p>Each queue may have an io_uring ({@link TapRings}) so a batch of frames costs one system call,
+ * either way; without one (uring=off, or a kernel that refuses io_uring) every frame is one writev or readv.
  */
 final class LinuxTap implements Tap {
     private static final Logger LOG = LoggerFactory.getLogger(LinuxTap.class);
@@ -24,8 +24,8 @@ final class LinuxTap implements Tap {
     private final String name;
     private final int[] fds;
     private final int supportedOffloads;
-    /** Per queue: the io_uring for batched writes and reads, or null for one call per frame. Its pair's worker only. */
-    private final IovecRing[] rings;
+    /** The io_uring per queue for batched writes and reads, if any. */
+    private final TapRings rings;
     private boolean closed;
 
     /**
@@ -43,45 +43,7 @@ final class LinuxTap implements Tap {
         } else {
             this.supportedOffloads = knownOffloads;
         }
-        this.rings = createRings(name, fds.length, uring);
-    }
-
-    /**
-     * One ring per queue, or none: with uring=auto a kernel that refuses io_uring (ENOSYS, or EPERM from
-     * the kernel.io_uring_disabled sysctl or a container's seccomp filter) means one writev or readv per
-     * frame. TX and RX of a queue run on one worker, one batch at a time, so they share its ring.
-     */
-    private static IovecRing[] createRings(String name, int queues, NetConfig.Uring uring) throws IOException {
-        IovecRing[] rings = new IovecRing[queues];
-        if (uring == NetConfig.Uring.OFF) {
-            return rings;
-        }
-        try {
-            for (int q = 0; q < queues; q++) {
-                rings[q] = IovecRing.create(Math.max(PairDataPath.TX_BATCH, RxBatch.MAX_SLOTS));
-            }
-            LOG.info("TAP {}: TX writes and RX reads batches of up to {} and {} frames through io_uring ({} {})", name,
-                    PairDataPath.TX_BATCH, RxBatch.MAX_SLOTS, queues, queues == 1 ? "ring" : "rings, one per queue");
-            return rings;
-        } catch (IOException e) {
-            closeRings(rings);
-            if (uring == NetConfig.Uring.ON) {
-                throw new IOException("TAP " + name + ": uring=on, but " + e.getMessage()
-                        + "; use uring=auto or uring=off to move one frame per writev or readv");
-            }
-            LOG.info("TAP {}: {}; TX writes and RX reads one frame per writev and readv (uring=auto)", name,
-                    e.getMessage());
-            return new IovecRing[queues];
-        }
-    }
-
-    private static void closeRings(IovecRing[] rings) {
-        for (int q = 0; q < rings.length; q++) {
-            if (rings[q] != null) {
-                rings[q].close();
-                rings[q] = null;
-            }
-        }
+        this.rings = TapRings.create(name, fds.length, uring);
     }
 
     /**
@@ -273,50 +235,15 @@ final class LinuxTap implements Tap {
 
     @Override
     public void writeFrames(int queue, long iov, int[] firsts, int[] counts, int frames, long[] results) {
-        batch(true, queue, iov, firsts, counts, frames, results);
+        if (!rings.batch(true, queue, fds[queue], iov, firsts, counts, frames, results)) {
+            Tap.super.writeFrames(queue, iov, firsts, counts, frames, results);
+        }
     }
 
     @Override
     public void readFrames(int queue, long iov, int[] firsts, int[] counts, int frames, long[] results) {
-        batch(false, queue, iov, firsts, counts, frames, results);
-    }
-
-    /**
-     * A batch of writes or reads through the queue's ring when it has one. A ring whose io_uring_enter
-     * fails (never seen: it would take a kernel that allows setup but not enter) is closed and the queue
-     * falls back to one call per frame, starting with the frames the ring did not take.
-     */
-    private void batch(boolean write, int queue, long iov, int[] firsts, int[] counts, int frames, long[] results) {
-        IovecRing ring = rings[queue];
-        if (ring == null) {
-            if (write) {
-                Tap.super.writeFrames(queue, iov, firsts, counts, frames, results);
-            } else {
-                Tap.super.readFrames(queue, iov, firsts, counts, frames, results);
-            }
-            return;
-        }
-        int fd = fds[queue];
-        int errno = write ? ring.writev(fd, iov, firsts, counts, frames, results)
-                : ring.readv(fd, iov, firsts, counts, frames, results);
-        if (!write && frames > 0 && results[0] == -TapNatives.EOPNOTSUPP) {
-            LOG.warn("TAP {}: the kernel refuses RWF_NOWAIT reads of a TAP through io_uring; queue {} moves one frame"
-                    + " per writev or readv from now on", name, queue);
-            Arrays.fill(results, 0, frames, IovecRing.NOT_SUBMITTED);
-            errno = -1;
-        } else if (errno != 0) {
-            LOG.warn("TAP {}: io_uring_enter failed ({}); queue {} moves one frame per writev or readv from now on",
-                    name, TapNatives.errnoName(errno), queue);
-        }
-        if (errno != 0) {
-            rings[queue] = null;
-            ring.close();
-            for (int i = 0; i < frames; i++) {
-                if (results[i] == IovecRing.NOT_SUBMITTED) {
-                    long at = TapNatives.iovecAt(iov, firsts[i]);
-                    results[i] = write ? writev(queue, at, counts[i]) : readv(queue, at, counts[i]);
-                }
-            }
+        if (!rings.batch(false, queue, fds[queue], iov, firsts, counts, frames, results)) {
+            Tap.super.readFrames(queue, iov, firsts, counts, frames, results);
         }
     }
 
@@ -377,7 +304,7 @@ final class LinuxTap implements Tap {
     public synchronized void close() {
         if (!closed) {
             closed = true;
-            closeRings(rings);
+            rings.close();
             closeAll(fds);
         }
     }
@@ -417,6 +344,6 @@ final class LinuxTap implements Tap {
     @Override
     public String toString() {
         return "TAP " + name + " (" + fds.length + (fds.length == 1 ? " queue" : " queues")
-                + (rings.length > 0 && rings[0] != null ? ", io_uring" : ", readv/writev") + ")";
+                + (rings.any() ? ", io_uring" : ", readv/writev") + ")";
     }
 }

@@ -10,7 +10,8 @@
  * {@code RxBatch}, its iovecs in {@code IovecArray}), {@code ControlQueue}
  * (the control queue, when the front-end hands it over), {@code Tap} (the
  * wire: {@code LinuxTap}, or a socket pair in tests), {@code IovecRing} (a
- * batch of TAP writes or reads per io_uring_enter, on the jvhost-uring library), {@code TunOffloads} (virtio features to TUN_F_*
+ * batch of TAP writes or reads per io_uring_enter, on the jvhost-uring library; one per TAP queue in
+ * {@code TapRings}), {@code TunOffloads} (virtio features to TUN_F_*
  * flags) and {@code TapNatives} (every native call). Packaged as a plugin: it depends on the SPI only
  * and bundles JNA and jvhost-uring.
  */

@@ -118,6 +118,33 @@ class IovecRingTest {
     }
 
     @Test
+    void aBatchOfReadsTakesTheQueuedFramesInOrderAndTheReadsBeyondThemFindTheQueueEmptyAtOnce() {
+        byte[][] sent = layOut(5, 3, 1); // only for their contents
+        for (byte[] frame : sent) {
+            pair.send(0, frame);
+        }
+        int slots = 8;
+        for (int i = 0; i < slots; i++) { // slot i: MAX_FRAME bytes at i * MAX_FRAME, in 1 or 2 iovecs
+            firsts[i] = 2 * i;
+            counts[i] = 1 + i % 2;
+            long base = Pointer.nativeValue(data) + (long) i * MAX_FRAME;
+            putIovec(2 * i, base, i % 2 == 0 ? MAX_FRAME : 10);
+            putIovec(2 * i + 1, base + 10, MAX_FRAME - 10);
+        }
+        data.clear(); // the reads must fill it
+
+        assertEquals(0, ring.readv(pair.fd(0), Pointer.nativeValue(iov), firsts, counts, slots, results));
+
+        for (int i = 0; i < sent.length; i++) {
+            assertEquals(sent[i].length, results[i], "slot " + i);
+            assertArrayEquals(sent[i], data.getByteArray((long) i * MAX_FRAME, sent[i].length), "slot " + i);
+        }
+        for (int i = sent.length; i < slots; i++) {
+            assertEquals(-TapNatives.EAGAIN, results[i], "slot " + i + ": nothing queued, and no waiting for it");
+        }
+    }
+
+    @Test
     void aBatchLargerThanTheRingIsRefused() {
         int[] more = new int[ENTRIES + 1];
         assertThrows(IllegalArgumentException.class, () -> ring.writev(pair.fd(0), Pointer.nativeValue(iov), more,

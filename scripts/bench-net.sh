@@ -3,9 +3,10 @@
 # 32, 1 queue pair, --no-huge) and a TAP in a network namespace of this script's own, in one direction:
 #   TX (default): the front-end sends in `txonly`; the back-end writes every frame into the TAP.
 #       Rate = the TAP's rx_packets (frames the kernel took from the back-end) per second.
-#   RX (--rx): scripts/lib/tapgen.c sends frames into the TAP from an AF_PACKET socket in the namespace;
-#       the back-end reads them from the TAP into the front-end's buffers; the front-end counts in
-#       `rxonly`. Rate = the front-end's RX-packets per second (frames that reached the guest side).
+#   RX (--rx): scripts/lib/tapgen.c queues frames in the TAP from an AF_PACKET socket in the namespace;
+#       the back-end reads them from the TAP into the front-end's buffers (`rxonly`). Rate = how fast the
+#       back-end empties the full TAP (below); the run also prints how many reached the front-end.
+#       (-d applies to TX only.)
 # Compares, interleaved so machine noise hits both alike:
 #   jvhost : ip netns exec NS java -jar jvhost.jar serve --device net:socket=SOCK,tap=jvbtap0   (CPU 1)
 #   dpdk   : ip netns exec NS dpdk-testpmd --vdev net_vhost0,iface=SOCK --vdev net_tap0,iface=jvbtap0
@@ -22,10 +23,9 @@
 # either starved it (the ring of 256 buffers lasts under 0.2 ms) or offered too little (tried
 # 2026-12-07: 0.001 Mpps reached the front-end). So the frames are queued first and the back-end drains
 # them with the front-end alone on CPU 0: with both peers' forwarding stopped, `tapgen fill` queues
-# FRAMES frames in the TAP (default 500,000 at 64 B, 300,000 at 1500 B: txqueuelen is raised to hold
-# them all, and the kernel refuses more than about 520,000 (its queue's array, 8 bytes a frame, must fit
-# one 4 MiB allocation); a reader that is not reading leaves them
-# there: jvhost fills the front-end's 256 buffers and waits, DPDK's stopped testpmd does not poll), then
+# FRAMES frames in the TAP (-n; default 500,000 at 64 B, 300,000 at 1500 B: txqueuelen is raised to
+# hold them all, and the kernel refuses more than about 520,000: its queue's array, 8 bytes a frame,
+# must fit one 4 MiB allocation; a reader that is not reading leaves them there: jvhost fills the front-end's 256 buffers and waits, DPDK's stopped testpmd does not poll), then
 # both start and `tapgen drain` samples the TAP's tx_packets (frames its reader took) every 100 us: the
 # rate is the one between 10% and 90% of the frames taken. A warm-up fill and drain of 100,000 frames
 # comes first (JIT). Each run also prints the frames the front-end received during the drain (all of

@@ -44,17 +44,6 @@ start_backend() {  # start_backend NAME SOCK LOG -> sets be_pid
   backend_started "$name" "$sock" "$log"
 }
 
-fe_stats() {  # prints "RX TX" of port 0, waiting for the new block
-  local log=$1 before
-  before=$(grep -c 'Tx-pps' "$log" || true)
-  fe_cmd "show port stats all"
-  wait_for 10 sh -c "[ \$(grep -c 'Tx-pps' '$log') -gt $before ]" || { echo "$BENCH: no stats from testpmd" >&2; tail -20 "$log" >&2; exit 1; }
-  awk '/NIC statistics for port 0/ { rx = ""; tx = "" }
-       /RX-packets:/ && rx == "" { rx = $2 }
-       /TX-packets:/ && tx == "" { tx = $2 }
-       END { print rx, tx }' "$log"
-}
-
 # fe_cycles_per_packet LOG: testpmd's own busy cycles per forwarded frame on the front-end's core since
 # the last `clear fwd stats all` (record-core-cycles counts only polls that received frames, so a front-end
 # that waits for a slow back-end shows the same figure, and one whose own ring accesses got dearer a

@@ -93,6 +93,17 @@ fe_traffic() {
   sleep 1
 }
 
+fe_stats() {  # prints "RX TX" of port 0, waiting for the new block
+  local log=$1 before
+  before=$(grep -c 'Tx-pps' "$log" || true)
+  fe_cmd "show port stats all"
+  wait_for 10 sh -c "[ \$(grep -c 'Tx-pps' '$log') -gt $before ]" || { echo "$BENCH: no stats from testpmd" >&2; tail -20 "$log" >&2; exit 1; }
+  awk '/NIC statistics for port 0/ { rx = ""; tx = "" }
+       /RX-packets:/ && rx == "" { rx = $2 }
+       /TX-packets:/ && tx == "" { tx = $2 }
+       END { print rx, tx }' "$log"
+}
+
 # measure COMMAND...: runs COMMAND (it prints counters) before and after $seconds; sets t0 s0 t1 s1.
 measure() {
   t0=$(date +%s.%N); s0=$("$@")

@@ -27,6 +27,10 @@ public final class IoUring implements AutoCloseable {
     public static final int OP_READV = 1;
     public static final int OP_WRITEV = 2;
     public static final int OP_FSYNC = 3;
+    /** read(2) into one buffer: address and length instead of an iovec array (kernel 5.6). */
+    public static final int OP_READ = 22;
+    /** write(2) from one buffer (kernel 5.6). */
+    public static final int OP_WRITE = 23;
     /** OP_FSYNC's flag: fdatasync rather than fsync. */
     public static final int FSYNC_DATASYNC = 1;
     /** errno: io_uring_enter was interrupted by a signal (retry). */

@@ -13,8 +13,8 @@ import org.slf4j.LoggerFactory;
  * IFF_MULTI_QUEUE and one file descriptor per queue when there is more than one queue
  * (Documentation/networking/tuntap.rst, "Multiqueue tuntap interface"). All queues are non-blocking.
  *
- * <p>Each queue may have a {@link WritevRing} so a batch of frames costs one system call; without one
- * (uring=off, or a kernel that refuses io_uring) every frame is one writev.
+ * <p>Each queue may have an io_uring ({@link TapRings}) so a batch of frames costs one system call,
+ * either way; without one (uring=off, or a kernel that refuses io_uring) every frame is one writev or readv.
  */
 final class LinuxTap implements Tap {
     private static final Logger LOG = LoggerFactory.getLogger(LinuxTap.class);
@@ -24,8 +24,8 @@ final class LinuxTap implements Tap {
     private final String name;
     private final int[] fds;
     private final int supportedOffloads;
-    /** Per queue: the io_uring for batched writes, or null for one writev per frame. Its pair's worker only. */
-    private final WritevRing[] rings;
+    /** The io_uring per queue for batched writes and reads, if any. */
+    private final TapRings rings;
     private boolean closed;
 
     /**
@@ -43,43 +43,7 @@ final class LinuxTap implements Tap {
         } else {
             this.supportedOffloads = knownOffloads;
         }
-        this.rings = createRings(name, fds.length, uring);
-    }
-
-    /**
-     * One ring per queue, or none: with uring=auto a kernel that refuses io_uring (ENOSYS, or EPERM from
-     * the kernel.io_uring_disabled sysctl or a container's seccomp filter) means one writev per frame.
-     */
-    private static WritevRing[] createRings(String name, int queues, NetConfig.Uring uring) throws IOException {
-        WritevRing[] rings = new WritevRing[queues];
-        if (uring == NetConfig.Uring.OFF) {
-            return rings;
-        }
-        try {
-            for (int q = 0; q < queues; q++) {
-                rings[q] = WritevRing.create(PairDataPath.TX_BATCH);
-            }
-            LOG.info("TAP {}: TX writes batches of up to {} frames through io_uring ({} {})", name, PairDataPath.TX_BATCH,
-                    queues, queues == 1 ? "ring" : "rings, one per queue");
-            return rings;
-        } catch (IOException e) {
-            closeRings(rings);
-            if (uring == NetConfig.Uring.ON) {
-                throw new IOException("TAP " + name + ": uring=on, but " + e.getMessage()
-                        + "; use uring=auto or uring=off to write one frame per writev");
-            }
-            LOG.info("TAP {}: {}; TX writes one frame per writev (uring=auto)", name, e.getMessage());
-            return new WritevRing[queues];
-        }
-    }
-
-    private static void closeRings(WritevRing[] rings) {
-        for (int q = 0; q < rings.length; q++) {
-            if (rings[q] != null) {
-                rings[q].close();
-                rings[q] = null;
-            }
-        }
+        this.rings = TapRings.create(name, fds.length, uring);
     }
 
     /**
@@ -269,29 +233,17 @@ final class LinuxTap implements Tap {
         return n >= 0 ? n : -TapNatives.errno();
     }
 
-    /**
-     * The batch through the queue's ring when it has one. A ring whose io_uring_enter fails (never seen:
-     * it would take a kernel that allows setup but not enter) is closed and the queue falls back to
-     * writev, starting with the frames the ring did not take.
-     */
     @Override
     public void writeFrames(int queue, long iov, int[] firsts, int[] counts, int frames, long[] results) {
-        WritevRing ring = rings[queue];
-        if (ring == null) {
+        if (!rings.batch(true, queue, fds[queue], iov, firsts, counts, frames, results)) {
             Tap.super.writeFrames(queue, iov, firsts, counts, frames, results);
-            return;
         }
-        int errno = ring.writev(fds[queue], iov, firsts, counts, frames, results);
-        if (errno != 0) {
-            LOG.warn("TAP {}: io_uring_enter failed ({}); queue {} writes one frame per writev from now on", name,
-                    TapNatives.errnoName(errno), queue);
-            rings[queue] = null;
-            ring.close();
-            for (int i = 0; i < frames; i++) {
-                if (results[i] == WritevRing.NOT_SUBMITTED) {
-                    results[i] = writev(queue, TapNatives.iovecAt(iov, firsts[i]), counts[i]);
-                }
-            }
+    }
+
+    @Override
+    public void readFrames(int queue, long iov, int[] firsts, int[] counts, int frames, long[] results) {
+        if (!rings.batch(false, queue, fds[queue], iov, firsts, counts, frames, results)) {
+            Tap.super.readFrames(queue, iov, firsts, counts, frames, results);
         }
     }
 
@@ -352,7 +304,7 @@ final class LinuxTap implements Tap {
     public synchronized void close() {
         if (!closed) {
             closed = true;
-            closeRings(rings);
+            rings.close();
             closeAll(fds);
         }
     }
@@ -392,6 +344,6 @@ final class LinuxTap implements Tap {
     @Override
     public String toString() {
         return "TAP " + name + " (" + fds.length + (fds.length == 1 ? " queue" : " queues")
-                + (rings.length > 0 && rings[0] != null ? ", io_uring writes" : ", writev") + ")";
+                + (rings.any() ? ", io_uring" : ", readv/writev") + ")";
     }
 }

@@ -29,9 +29,9 @@ public final class NetProvider implements DeviceProvider {
                     + NetConfig.MIN_MTU + ".." + NetConfig.MAX_MTU + "; set the TAP's MTU to match", null),
             new OptionSpec(NetConfig.OPT_QUEUES, "RX/TX queue pairs, 1.." + NetConfig.MAX_QUEUE_PAIRS
                     + " (more than 1: VIRTIO_NET_F_MQ and a multi-queue TAP)", "1"),
-            new OptionSpec(NetConfig.OPT_URING, "TX writes to the TAP through io_uring, one system call per "
-                    + PairDataPath.TX_BATCH + " frames: auto (if the kernel allows io_uring, else one writev per "
-                    + "frame), on (refuse to start without it), off", "auto"));
+            new OptionSpec(NetConfig.OPT_URING, "TX writes and RX reads of the TAP through io_uring, one system "
+                    + "call per batch of up to " + PairDataPath.TX_BATCH + " frames: auto (if the kernel allows "
+                    + "io_uring, else one writev or readv per frame), on (refuse to start without it), off", "auto"));
 
     @Override
     public String type() {

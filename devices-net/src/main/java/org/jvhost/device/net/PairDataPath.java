@@ -1,10 +1,5 @@
 package org.jvhost.device.net;
 
-import com.sun.jna.Memory;
-import com.sun.jna.Native;
-import com.sun.jna.Pointer;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.util.concurrent.atomic.AtomicLongArray;
 import org.jvhost.spi.DescriptorChain;
 import org.jvhost.spi.DeviceContext;
@@ -17,9 +12,10 @@ import org.slf4j.LoggerFactory;
 /**
  * The data path of one queue pair: TX chains go to the pair's TAP queue, one writev each, written in
  * batches of {@link #TX_BATCH} with one system call when the TAP has an io_uring; frames from the TAP
- * land in RX chains with one readv. Guest buffers are handed to the kernel directly (iovecs of
- * their native addresses), so no byte is copied in user space; the virtio-net header travels with the
- * frame because the TAP speaks the same header (IFF_VNET_HDR, TUNSETVNETHDRSZ).
+ * land in RX chains, one readv each, read in batches of up to {@link RxBatch#MAX_SLOTS} the same way.
+ * Guest buffers are handed to the kernel directly (iovecs of their native addresses), so no byte is
+ * copied in user space (but see {@link RxBatch} for the rare frame moved); the virtio-net header
+ * travels with the frame because the TAP speaks the same header (IFF_VNET_HDR, TUNSETVNETHDRSZ).
  *
  * <pre>
  * TX chain (readable):   | virtio_net_hdr | frame ...           |  --writev-->  TAP queue
@@ -39,7 +35,7 @@ final class PairDataPath {
     private static final Logger LOG = LoggerFactory.getLogger(PairDataPath.class);
 
     /** Frames read per readiness callback, so a flooding TAP cannot starve TX on the same worker. */
-    static final int RX_BUDGET = 64;
+    static final int RX_BUDGET = 2 * RxBatch.MAX_SLOTS;
     /**
      * TX chains written to the TAP with one {@link Tap#writeFrames} call (one io_uring_enter when the TAP
      * batches) and then published to the used ring together. Publishing only at the end of a drain would
@@ -53,14 +49,7 @@ final class PairDataPath {
      * {@link #TX_BATCH}.
      */
     static final int TX_BUDGET = 256;
-    /** RX chains one frame may span with MRG_RXBUF: a 64 KiB GSO frame in 1.5 KiB buffers needs 44. */
-    static final int MAX_RX_CHAINS = 64;
     private static final int ETH_HLEN = 14;
-    /** Ethernet header plus one VLAN tag, on top of the MTU. */
-    private static final int LINK_OVERHEAD = ETH_HLEN + 4;
-    /** The most an IPv4/IPv6 GSO packet carries (16-bit length), the size of a guest-GSO frame. */
-    private static final int GSO_MAX = 65535;
-    private static final int DEFAULT_MTU = 1500;
 
     static final int TX_FRAMES = 0, TX_BYTES = 1, TX_DROPPED = 2, TX_MALFORMED = 3,
             RX_FRAMES = 4, RX_BYTES = 5, RX_DROPPED_TRUNCATED = 6, RX_ERRORS = 7, RX_NO_BUFFER = 8;
@@ -79,17 +68,14 @@ final class PairDataPath {
     private final int queue;
     private final DeviceContext context;
     private final int group;
-    private final int mtu;
     private final Runnable onReadable = this::receive;
     private final AtomicLongArray counters = new AtomicLongArray(COUNTER_NAMES.length);
 
-    private final Memory txIov = new Memory((long) TapNatives.IOV_MAX * TapNatives.IOVEC_SIZE);
-    private final Memory rxIov = new Memory((long) TapNatives.IOV_MAX * TapNatives.IOVEC_SIZE);
-    private final ByteBuffer txIovView = txIov.getByteBuffer(0, txIov.size()).order(ByteOrder.nativeOrder());
-    private final ByteBuffer rxIovView = rxIov.getByteBuffer(0, rxIov.size()).order(ByteOrder.nativeOrder());
-    private final long txIovAddress = Pointer.nativeValue(txIov);
-    private final long rxIovAddress = Pointer.nativeValue(rxIov);
-    private final byte[] numBuffers = new byte[2];
+    private final IovecArray txIov;
+    private final IovecArray rxIov;
+    private final RxBatch rxBatch;
+    /** Frames the next RX batch reads: twice what the last one found, so a trickle costs few empty reads. */
+    private int rxBatchSize = 1;
 
     // the TX batch's frames (its well-formed chains): where their iovecs start in txIov and how many,
     // what the TAP answered
@@ -99,26 +85,13 @@ final class PairDataPath {
     private final long[] txResult = new long[TX_BATCH];
 
     private int headerLength = VirtioNet.HDR_LEN;
-    private boolean mergeable;
-    /** RX room to gather before a read: enough for the largest frame the TAP may hand over. */
-    private int rxTarget;
-    /** Less room than this and RX waits for buffers rather than risk truncating an MTU-sized frame. */
-    private int rxMinimum;
 
     private Virtqueue tx;
     private final DescriptorChain[] txChains = new DescriptorChain[TX_BATCH];
     private Virtqueue rx;
-    private DescriptorChain[] rxChains = new DescriptorChain[0];
-    private int[] rxWritten = new int[0];
-    private int rxIovCount;
-    private long rxRoom;
     private DeviceContext.FdWatch watch;
     private boolean paused;
     private int lastTxErrno;
-
-    /** Cache for guest memory that is not natively mapped (test fakes): the last window and its address. */
-    private ByteBuffer lastWindow;
-    private long lastWindowAddress;
 
     PairDataPath(String name, Tap tap, int queue, DeviceContext context, int group, int mtu) {
         this.name = name;
@@ -126,17 +99,16 @@ final class PairDataPath {
         this.queue = queue;
         this.context = context;
         this.group = group;
-        this.mtu = mtu == 0 ? DEFAULT_MTU : mtu;
+        this.txIov = new IovecArray(name);
+        this.rxIov = new IovecArray(name);
+        this.rxBatch = new RxBatch(rxIov, mtu);
         setFeatures(VirtioFeatures.VERSION_1);
     }
 
     /** Adopts the negotiated features: header length, mergeable buffers, how big a received frame can be. */
     void setFeatures(long acked) {
         headerLength = VirtioNet.headerLength(acked);
-        mergeable = VirtioFeatures.has(acked, VirtioNet.F_MRG_RXBUF);
-        boolean guestGso = (acked & (VirtioNet.F_GUEST_TSO4 | VirtioNet.F_GUEST_TSO6 | VirtioNet.F_GUEST_UFO)) != 0;
-        rxMinimum = headerLength + Math.max(mtu, DEFAULT_MTU) + LINK_OVERHEAD;
-        rxTarget = guestGso ? headerLength + GSO_MAX + LINK_OVERHEAD : rxMinimum;
+        rxBatch.setFeatures(acked);
     }
 
     void attachTx(Virtqueue queue) {
@@ -156,11 +128,8 @@ final class PairDataPath {
     /** Starts RX: a chain pool for the ring, and a readiness watch on the TAP queue. */
     void attachRx(Virtqueue queue) {
         rx = queue;
-        rxChains = new DescriptorChain[mergeable ? Math.min(MAX_RX_CHAINS, queue.size()) : 1];
-        rxWritten = new int[rxChains.length];
-        for (int i = 0; i < rxChains.length; i++) {
-            rxChains[i] = queue.newChain();
-        }
+        rxBatch.attach(queue);
+        rxBatchSize = 1;
         paused = false;
         queue.disableNotifications(); // readiness drives RX until the buffers run out
         watch = context.watchReadable(tap.fd(this.queue), group, onReadable);
@@ -174,8 +143,7 @@ final class PairDataPath {
         }
         Virtqueue q = rx;
         rx = null;
-        rxChains = new DescriptorChain[0];
-        rxWritten = new int[0];
+        rxBatch.detach();
         return q;
     }
 
@@ -249,7 +217,7 @@ final class PairDataPath {
                 txCount[frames] = segments;
                 frames++;
                 for (int i = 0; i < segments; i++) {
-                    putIovec(txIovView, iov++, address(chain, i), chain.segmentLength(i));
+                    txIov.put(iov++, chain, i);
                 }
             }
             n++;
@@ -261,7 +229,7 @@ final class PairDataPath {
     /** Writes the batch's {@code txFrames} frames, counts every outcome and publishes all {@code n} chains. */
     private void transmitBatch(Virtqueue q, int n) {
         int frames = txFrames;
-        tap.writeFrames(queue, txIovAddress, txFirst, txCount, frames, txResult);
+        tap.writeFrames(queue, txIov.address(), txFirst, txCount, frames, txResult);
         long sent = 0;
         long bytes = 0;
         for (int i = 0; i < frames; i++) {
@@ -297,7 +265,11 @@ final class PairDataPath {
 
     // ---- RX: TAP -> guest ----------------------------------------------------------------------
 
-    /** Reads frames from the TAP into RX chains until the TAP is drained, the budget is spent or buffers run out. */
+    /**
+     * Reads frames from the TAP into RX chains, a batch at a time ({@link RxBatch}: one {@link
+     * Tap#readFrames}, one io_uring_enter when the TAP has a ring), until a read finds the TAP empty, the
+     * budget is spent or buffers run out; publishes each batch and signals the driver once.
+     */
     void receive() {
         Virtqueue q = rx;
         if (q == null || !q.isEnabled()) {
@@ -305,102 +277,33 @@ final class PairDataPath {
             return;
         }
         boolean delivered = false;
-        for (int frames = 0; frames < RX_BUDGET; frames++) {
-            int taken = gather(q);
+        for (int budget = RX_BUDGET; budget > 0; ) {
+            int slots = rxBatch.gather(q, Math.min(rxBatchSize, budget));
             // no buffers: ask for a kick, then look once more in case the driver posted meanwhile
-            if (taken == 0 && (!q.enableNotifications() || (taken = gather(q)) == 0)) {
+            if (slots == 0 && (!q.enableNotifications() || (slots = rxBatch.gather(q, 1)) == 0)) {
                 pause();
                 break;
             }
-            long n = tap.readv(queue, rxIovAddress, rxIovCount);
-            if (n < 0) {
-                q.unpop(taken);
-                if (n != -TapNatives.EAGAIN) {
-                    increment(RX_ERRORS, 1);
-                }
+            tap.readFrames(queue, rxIov.address(), rxBatch.firsts, rxBatch.counts, slots, rxBatch.results);
+            rxBatch.deliver(q);
+            budget -= slots;
+            int frames = rxBatch.delivered;
+            rxBatchSize = Math.max(1, Math.min(RxBatch.MAX_SLOTS, 2 * frames));
+            increment(RX_FRAMES, frames);
+            increment(RX_BYTES, rxBatch.deliveredBytes);
+            increment(RX_DROPPED_TRUNCATED, rxBatch.truncated);
+            increment(RX_ERRORS, rxBatch.errors);
+            if (frames > 0) {
+                delivered = true;
+                q.publishUsed();
+            }
+            if (rxBatch.drained || rxBatch.errors > 0) {
                 break;
             }
-            delivered |= deliver(q, taken, n);
         }
         if (delivered) {
             q.signalUsed();
         }
-    }
-
-    /**
-     * Pops RX chains until they hold {@link #rxTarget} bytes and lays their writable segments out as one
-     * iovec array. Without MRG_RXBUF a frame must fit one chain (virtio 1.2 5.1.6.3.1), so one is taken.
-     *
-     * @return chains taken (0: none, or too little room to risk a read)
-     */
-    private int gather(Virtqueue q) {
-        int limit = mergeable ? rxChains.length : 1;
-        int taken = 0;
-        int iov = 0;
-        long room = 0;
-        while (room < rxTarget && taken < limit) {
-            DescriptorChain chain = rxChains[taken];
-            if (!q.pop(chain)) {
-                break;
-            }
-            int first = chain.readableSegments();
-            int end = chain.segmentCount();
-            if (iov + end - first > TapNatives.IOV_MAX) {
-                q.unpop(1);
-                break;
-            }
-            for (int i = first; i < end; i++) {
-                putIovec(rxIovView, iov++, address(chain, i), chain.segmentLength(i));
-            }
-            room += chain.writableBytes();
-            taken++;
-        }
-        if (taken > 0 && mergeable && room < rxMinimum) {
-            q.unpop(taken);
-            return 0;
-        }
-        rxIovCount = iov;
-        rxRoom = room;
-        return taken;
-    }
-
-    /**
-     * Hands the frame just read ({@code n} bytes, header included) to the driver: the chains it filled go
-     * to the used ring with their lengths, num_buffers says how many (5.1.6.4: 1 without MRG_RXBUF), and
-     * the chains it did not need are put back.
-     *
-     * @return true if delivered; false if the frame was longer than the room (the TAP then truncates it,
-     *         so it is dropped and every chain put back)
-     */
-    private boolean deliver(Virtqueue q, int taken, long n) {
-        if (n > rxRoom || n < headerLength) {
-            q.unpop(taken);
-            increment(n > rxRoom ? RX_DROPPED_TRUNCATED : RX_ERRORS, 1);
-            return false;
-        }
-        int used = 0;
-        long left = n;
-        while (left > 0) {
-            int len = (int) Math.min(left, rxChains[used].writableBytes());
-            rxWritten[used++] = len;
-            left -= len;
-        }
-        if (headerLength == VirtioNet.HDR_LEN) {
-            // the TAP writes only the 10-byte struct virtio_net_hdr and skips the rest of the 12 bytes
-            // (tun_put_user), so num_buffers is ours to set, little-endian (VERSION_1)
-            numBuffers[0] = (byte) used;
-            numBuffers[1] = (byte) (used >>> 8);
-            rxChains[0].write(VirtioNet.HDR_NUM_BUFFERS, numBuffers, 0, 2);
-        }
-        for (int i = 0; i < used; i++) {
-            q.addUsed(rxChains[i], rxWritten[i]);
-        }
-        if (taken > used) {
-            q.unpop(taken - used);
-        }
-        increment(RX_FRAMES, 1);
-        increment(RX_BYTES, n - headerLength);
-        return true;
     }
 
     private void pause() {
@@ -412,34 +315,6 @@ final class PairDataPath {
     }
 
     // ---- helpers -------------------------------------------------------------------------------
-
-    private static void putIovec(ByteBuffer iov, int i, long address, int length) {
-        iov.putLong(i * TapNatives.IOVEC_SIZE, address);
-        iov.putLong(i * TapNatives.IOVEC_SIZE + 8, length & 0xffffffffL);
-    }
-
-    /**
-     * The segment's native address. Guest memory mapped by the host gives it directly; memory that is not
-     * natively mapped but lives in direct buffers (the test kit's fakes) is resolved through the window,
-     * cached so a run of segments in one window costs one lookup.
-     */
-    private long address(DescriptorChain chain, int i) {
-        long address = chain.segmentAddress(i);
-        if (address != 0) {
-            return address;
-        }
-        ByteBuffer window = chain.segmentBuffer(i);
-        if (window != lastWindow) {
-            Pointer base = window.isDirect() ? Native.getDirectBufferPointer(window) : null;
-            if (base == null) {
-                throw new IllegalStateException(name + ": chain head " + chain.head()
-                        + ": guest memory is neither natively mapped nor in a direct buffer; readv/writev need addresses");
-            }
-            lastWindow = window;
-            lastWindowAddress = Pointer.nativeValue(base);
-        }
-        return lastWindowAddress + chain.segmentOffset(i);
-    }
 
     private void increment(int slot, long by) {
         counters.setRelease(slot, counters.getPlain(slot) + by);

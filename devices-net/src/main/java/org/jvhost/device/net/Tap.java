@@ -60,6 +60,29 @@ interface Tap extends AutoCloseable {
         }
     }
 
+    /**
+     * Reads up to {@code frames} frames from queue {@code queue}, in order, each as one {@link #readv}:
+     * frame i into the {@code counts[i]} iovecs from entry {@code firsts[i]} of the iovec array at native
+     * address {@code iov}. Returns when every read is done; {@code results[i]} is then as {@link #readv}
+     * returns. A negative result does not make the later ones negative: a batched read after one that
+     * found the queue empty may find a frame that arrived meanwhile. This default stops at the first
+     * failed readv and reports -EAGAIN for the reads it did not make; {@link LinuxTap} submits the batch
+     * with one system call when it can.
+     */
+    default void readFrames(int queue, long iov, int[] firsts, int[] counts, int frames, long[] results) {
+        int i = 0;
+        while (i < frames) {
+            long n = readv(queue, TapNatives.iovecAt(iov, firsts[i]), counts[i]);
+            results[i++] = n;
+            if (n < 0) {
+                break;
+            }
+        }
+        while (i < frames) {
+            results[i++] = -TapNatives.EAGAIN;
+        }
+    }
+
     /** Attaches or detaches a queue of a multi-queue TAP (TUNSETQUEUE); a no-op with one queue. */
     void setQueueAttached(int queue, boolean attached) throws IOException;
 

@@ -36,6 +36,7 @@ final class TapNatives {
     static final int EINTR = 4;
     static final int ENOMEM = 12;
     static final int ENOSYS = 38;
+    static final int EOPNOTSUPP = 95;
 
     /** {@code _IOW('T', 202, int)}: attach the fd to a TAP by name, creating it if absent. */
     static final long TUNSETIFF = 0x400454caL;
@@ -88,6 +89,9 @@ final class TapNatives {
     /** {@code iov} is the native address of an iovec array. Returns bytes or -1; see {@link #errno()}. */
     static native long writev(int fd, long iov, int iovcnt);
 
+    /** memmove(3) between native addresses (a frame moved inside guest memory); returns {@code dst}. */
+    static native long memmove(long dst, long src, long n);
+
     /** The native address of entry {@code entry} of the iovec array at {@code iov}. */
     static long iovecAt(long iov, int entry) {
         return iov + (long) entry * IOVEC_SIZE;
@@ -114,6 +118,7 @@ final class TapNatives {
             case EINTR: return "EINTR";
             case ENOMEM: return "ENOMEM";
             case ENOSYS: return "ENOSYS";
+            case EOPNOTSUPP: return "EOPNOTSUPP";
             default: return "errno " + errno;
         }
     }

@@ -6,10 +6,12 @@
  *
  * <p>Layout, as in a vhost-device crate: {@link org.jvhost.device.net.NetProvider} (options,
  * ServiceLoader entry), {@link org.jvhost.device.net.NetDevice} (the SPI glue),
- * {@code PairDataPath} (the data path of one queue pair, usable without a transport), {@code ControlQueue}
+ * {@code PairDataPath} (the data path of one queue pair, usable without a transport; its RX batches in
+ * {@code RxBatch}, its iovecs in {@code IovecArray}), {@code ControlQueue}
  * (the control queue, when the front-end hands it over), {@code Tap} (the
- * wire: {@code LinuxTap}, or a socket pair in tests), {@code WritevRing} (a
- * batch of TAP writes per io_uring_enter, on the jvhost-uring library), {@code TunOffloads} (virtio features to TUN_F_*
+ * wire: {@code LinuxTap}, or a socket pair in tests), {@code IovecRing} (a
+ * batch of TAP writes or reads per io_uring_enter, on the jvhost-uring library; one per TAP queue in
+ * {@code TapRings}), {@code TunOffloads} (virtio features to TUN_F_*
  * flags) and {@code TapNatives} (every native call). Packaged as a plugin: it depends on the SPI only
  * and bundles JNA and jvhost-uring.
  */

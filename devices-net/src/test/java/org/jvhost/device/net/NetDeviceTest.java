@@ -392,6 +392,72 @@ class NetDeviceTest {
         assertEquals(1L, device.counters().get("rx_dropped_truncated"));
     }
 
+    /** Frames 0..count-1 of 60 to 1500 bytes, queued on the fake TAP. */
+    private List<byte[]> sendFrames(int count) {
+        List<byte[]> sent = new java.util.ArrayList<>();
+        for (int i = 0; i < count; i++) {
+            byte[] f = frame(60 + (i * 397) % 1441, i);
+            tap.send(0, concat(header(0), f));
+            sent.add(f);
+        }
+        return sent;
+    }
+
+    /** Polls {@code frames} used entries: each holds the next frame of {@code sent}, in one chain. */
+    private void assertReceivedInOrder(MockSplitQueue driver, List<byte[]> sent, int from, int frames) {
+        for (int i = from; i < from + frames; i++) {
+            MockSplitQueue.UsedElement used = driver.pollUsed();
+            assertNotNull(used, "frame " + i);
+            byte[] written = driver.writtenBytes(used);
+            assertEquals(1, numBuffers(written), "frame " + i);
+            assertArrayEquals(sent.get(i), Arrays.copyOfRange(written, VirtioNet.HDR_LEN, written.length), "frame " + i);
+        }
+    }
+
+    @Test
+    void throughIoUringFramesArriveInOrderInGrowingBatchesAndTheUnusedChainsGoBack() {
+        NetDevice device = device(1, ALL_OFFLOADS, true);
+        Pair p = start(device, MODERN, 1)[0];
+        for (int i = 0; i < 60; i++) {
+            p.rxDriver.addChain(new byte[0][], new int[] {2048});
+        }
+        List<byte[]> sent = sendFrames(40);
+
+        assertTrue(fire(0)); // batches of 1, 2, 4, 8, 16, 32 slots: the last finds the TAP empty
+
+        assertReceivedInOrder(p.rxDriver, sent, 0, 40);
+        assertNull(p.rxDriver.pollUsed());
+        assertEquals(20, p.rx.availableCount(), "chains popped for reads that found nothing were put back");
+        assertEquals(40L, device.counters().get("rx_frames"));
+        assertEquals(sent.stream().mapToLong(f -> f.length).sum(), device.counters().get("rx_bytes"));
+        assertEquals(0L, device.counters().get("rx_errors"));
+
+        List<byte[]> more = sendFrames(3);
+        assertTrue(fire(0));
+        assertReceivedInOrder(p.rxDriver, more, 0, 3);
+        assertEquals(17, p.rx.availableCount());
+    }
+
+    @Test
+    void aFrameReadAfterAReadThatFoundTheTapEmptyMovesUpIntoTheFreeChain() {
+        NetDevice device = device(1, ALL_OFFLOADS);
+        Pair p = start(device, MODERN, 1)[0];
+        for (int i = 0; i < 8; i++) {
+            p.rxDriver.addChain(new byte[0][], new int[] {2048});
+        }
+        List<byte[]> sent = sendFrames(8);
+        tap.emptyRead = 3; // batches of 1 (read 0), 2 (reads 1-2), 4 (reads 3-6): the first of the third is empty
+
+        assertTrue(fire(0));
+
+        assertReceivedInOrder(p.rxDriver, sent, 0, 6); // frames 3-5 were read into chains 4-6, delivered in 3-5
+        assertNull(p.rxDriver.pollUsed());
+        assertEquals(2, p.rx.availableCount(), "the last two chains were put back for the frames still queued");
+        assertTrue(fire(0));
+        assertReceivedInOrder(p.rxDriver, sent, 6, 2);
+        assertEquals(8L, device.counters().get("rx_frames"));
+    }
+
     @Test
     void mergeableRxWaitsForRoomForAnMtuFrameRatherThanTruncate() {
         NetDevice device = device(1, ALL_OFFLOADS);

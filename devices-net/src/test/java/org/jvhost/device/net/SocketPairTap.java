@@ -14,7 +14,8 @@ import java.util.List;
  * A {@link Tap} for tests: each queue is one end of a SOCK_SEQPACKET socket pair, which keeps frame
  * boundaries as a TAP does; the test holds the other end ({@link #send}, {@link #receive}). Reads use
  * recvmsg with MSG_TRUNC so an oversized frame reports its full length, as a TAP's read does.
- * A batched one writes through a {@link WritevRing} per queue, as {@link LinuxTap} does.
+ * A batched one writes and reads through an {@link IovecRing} per queue, as {@link LinuxTap} does (its
+ * reads through the ring do not report a truncated frame's full length).
  */
 final class SocketPairTap implements Tap {
     static {
@@ -47,15 +48,22 @@ final class SocketPairTap implements Tap {
     final boolean[] attached;
     /** Runs before every frame the device writes (tests observe the rings mid-drain); not when batched. */
     Runnable beforeWrite = () -> { };
-    /** Per queue, when batched: the io_uring the device's writes go through. */
-    private final WritevRing[] rings;
+    /**
+     * Not batched: the read with this number (counting every readv from 0) finds no frame (-EAGAIN) without
+     * reading, and the reads after it in the same batch go on: a frame that arrives just after a batched
+     * read found the queue empty. -1: none.
+     */
+    int emptyRead = -1;
+    private int reads;
+    /** Per queue, when batched: the io_uring the device's writes and reads go through. */
+    private final IovecRing[] rings;
 
     SocketPairTap(int queues, int supportedOffloads) {
         this(queues, supportedOffloads, false);
     }
 
     SocketPairTap(int queues, int supportedOffloads, boolean batched) {
-        rings = new WritevRing[batched ? queues : 0];
+        rings = new IovecRing[batched ? queues : 0];
         deviceFds = new int[queues];
         peerFds = new int[queues];
         msghdrs = new Memory[queues];
@@ -70,7 +78,7 @@ final class SocketPairTap implements Tap {
             msghdrs[q].clear();
             if (batched) {
                 try {
-                    rings[q] = WritevRing.create(PairDataPath.TX_BATCH);
+                    rings[q] = IovecRing.create(PairDataPath.TX_BATCH);
                 } catch (IOException e) {
                     throw new IllegalStateException(e);
                 }
@@ -112,8 +120,7 @@ final class SocketPairTap implements Tap {
         return deviceFds[queue];
     }
 
-    @Override
-    public long readv(int queue, long iov, int iovcnt) {
+    private long recv(int queue, long iov, int iovcnt) {
         Memory msg = msghdrs[queue];
         msg.setLong(16, iov);
         msg.setLong(24, iovcnt);
@@ -135,6 +142,31 @@ final class SocketPairTap implements Tap {
         } else if (rings[queue].writev(deviceFds[queue], iov, firsts, counts, frames, results) != 0) {
             throw new IllegalStateException("io_uring_enter failed");
         }
+    }
+
+    @Override
+    public void readFrames(int queue, long iov, int[] firsts, int[] counts, int frames, long[] results) {
+        if (rings.length > 0) {
+            if (rings[queue].readv(deviceFds[queue], iov, firsts, counts, frames, results) != 0) {
+                throw new IllegalStateException("io_uring_enter failed");
+            }
+            return;
+        }
+        int first = reads;
+        if (emptyRead < first || emptyRead >= first + frames) {
+            Tap.super.readFrames(queue, iov, firsts, counts, frames, results);
+            return;
+        }
+        for (int i = 0; i < frames; i++) {
+            results[i] = reads++ == emptyRead ? -TapNatives.EAGAIN
+                    : recv(queue, TapNatives.iovecAt(iov, firsts[i]), counts[i]);
+        }
+    }
+
+    @Override
+    public long readv(int queue, long iov, int iovcnt) {
+        reads++;
+        return recv(queue, iov, iovcnt);
     }
 
     @Override
@@ -162,7 +194,7 @@ final class SocketPairTap implements Tap {
 
     @Override
     public void close() {
-        for (WritevRing ring : rings) {
+        for (IovecRing ring : rings) {
             ring.close();
         }
         for (int q = 0; q < deviceFds.length; q++) {

@@ -16,13 +16,13 @@ import org.junit.jupiter.api.Timeout;
 
 /** The io_uring writev batch over a socket pair that keeps frame boundaries (as a TAP does). */
 @Timeout(value = 20, unit = TimeUnit.SECONDS)
-class WritevRingTest {
+class IovecRingTest {
     private static final int MAX_FRAME = 4096;
     /** The ring size the net device uses. */
     private static final int ENTRIES = PairDataPath.TX_BATCH;
 
     private final SocketPairTap pair = new SocketPairTap(1, 0);
-    private final WritevRing ring;
+    private final IovecRing ring;
     /** Frame bytes: frame i of a batch at i * MAX_FRAME. */
     private final Memory data = new Memory((long) ENTRIES * MAX_FRAME);
     private final Memory iov = new Memory((long) TapNatives.IOV_MAX * TapNatives.IOVEC_SIZE);
@@ -30,8 +30,8 @@ class WritevRingTest {
     private final int[] counts = new int[ENTRIES];
     private final long[] results = new long[ENTRIES];
 
-    WritevRingTest() throws IOException {
-        ring = WritevRing.create(ENTRIES);
+    IovecRingTest() throws IOException {
+        ring = IovecRing.create(ENTRIES);
     }
 
     @AfterEach
@@ -115,6 +115,33 @@ class WritevRingTest {
             assertArrayEquals(expected[i], pair.receive(0), "frame " + i);
         }
         assertNull(pair.receive(0));
+    }
+
+    @Test
+    void aBatchOfReadsTakesTheQueuedFramesInOrderAndTheReadsBeyondThemFindTheQueueEmptyAtOnce() {
+        byte[][] sent = layOut(5, 3, 1); // only for their contents
+        for (byte[] frame : sent) {
+            pair.send(0, frame);
+        }
+        int slots = 8;
+        for (int i = 0; i < slots; i++) { // slot i: MAX_FRAME bytes at i * MAX_FRAME, in 1 or 2 iovecs
+            firsts[i] = 2 * i;
+            counts[i] = 1 + i % 2;
+            long base = Pointer.nativeValue(data) + (long) i * MAX_FRAME;
+            putIovec(2 * i, base, i % 2 == 0 ? MAX_FRAME : 10);
+            putIovec(2 * i + 1, base + 10, MAX_FRAME - 10);
+        }
+        data.clear(); // the reads must fill it
+
+        assertEquals(0, ring.readv(pair.fd(0), Pointer.nativeValue(iov), firsts, counts, slots, results));
+
+        for (int i = 0; i < sent.length; i++) {
+            assertEquals(sent[i].length, results[i], "slot " + i);
+            assertArrayEquals(sent[i], data.getByteArray((long) i * MAX_FRAME, sent[i].length), "slot " + i);
+        }
+        for (int i = sent.length; i < slots; i++) {
+            assertEquals(-TapNatives.EAGAIN, results[i], "slot " + i + ": nothing queued, and no waiting for it");
+        }
     }
 
     @Test

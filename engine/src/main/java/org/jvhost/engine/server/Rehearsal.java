@@ -44,14 +44,15 @@ import org.slf4j.LoggerFactory;
  * real start after the pause finds that code loaded, linked and profiled.
  *
  * <p>The scratch guest memory is one 64 KiB memfd with two split rings of {@link #RING} entries, ring i
- * at {@code i * 0x4000}, and one 64-byte buffer:
+ * at {@code i * 0x4000}, and a 64-byte buffer to read and one to write:
  * <pre>
- *  offset  0x0          0x1000                0x3000                0x8000 (BUFFER)   0x10000
- *          | desc 16*N  | avail 6+2N (+gap)   | used 6+8N (+gap)    | ...  | 64 B |     |
- *          | desc[0] = {BUFFER, 64, device-readable}; avail idx 1, ring[0] = 0           |
+ *  offset  0x0          0x1000                0x3000                0x8000 (BUFFER)    0x8040    0x10000
+ *          | desc 16*N  | avail 6+2N (+gap)   | used 6+8N (+gap)    | readable 64 B | writable 64 B |
+ *  desc[0] = {BUFFER, 64, NEXT, next 1}; desc[1] = {BUFFER + 64, 64, WRITE}; avail idx 1, ring[0] = 0
  * </pre>
- * Each ring thus starts with one chain waiting, which the device pops and returns (the data path's
- * classes too). Every fd here (the memfd, the socket pair, two eventfds per ring) belongs to the scratch
+ * Each ring thus starts with one chain waiting, which the device pops, copies through (read, write,
+ * chain to chain, {@link #COPY_ROUNDS} times: what most devices' data paths call, on the JDK's bulk-copy
+ * code too) and returns. Every fd here (the memfd, the socket pair, two eventfds per ring) belongs to the scratch
  * session once its request is replayed, and is closed with it; a failure is logged and costs only the
  * warm-up.
  */
@@ -65,6 +66,7 @@ final class Rehearsal {
     private static final long AVAIL = 0x1000;
     private static final long USED = 0x3000;
     private static final long BUFFER = 0x8000;
+    private static final int COPY_ROUNDS = 2000;
     /** Any user address: the scratch session only translates through it. */
     private static final long USER_BASE = 0x7f00_0000_0000L;
     private static final long FEATURES = VirtioFeatures.VERSION_1 | VirtioFeatures.RING_EVENT_IDX
@@ -76,8 +78,10 @@ final class Rehearsal {
     /**
      * Takes a scratch connection over on {@code loop} and ends it again, waiting at most {@code timeoutMs}
      * for each step. Not on a loop thread.
+     *
+     * @return the chains the scratch device served (one per ring), or -1 if the rehearsal failed (logged)
      */
-    static void run(ControlLoop loop, WorkerPool pool, MemoryBudget budget, long timeoutMs) {
+    static int run(ControlLoop loop, WorkerPool pool, MemoryBudget budget, long timeoutMs) {
         long t0 = System.nanoTime();
         DeviceRuntime runtime = new DeviceRuntime(NAME, -1, pool, budget);
         IdleDevice device = new IdleDevice();
@@ -87,7 +91,7 @@ final class Rehearsal {
             pair = LinuxSys.socketPair();
         } catch (NativeException e) {
             LOG.warn("no {}: {}", NAME, e.getMessage());
-            return;
+            return -1;
         }
         List<Message> setup = new ArrayList<>();
         List<Message> rings = new ArrayList<>();
@@ -110,6 +114,7 @@ final class Rehearsal {
             c[0].released().get(timeoutMs, TimeUnit.MILLISECONDS);
             LOG.info("{}: a scratch connection taken over, {} chain(s) served and ended in {} ms (the rings' code "
                     + "is warm for the pause)", NAME, device.served, (System.nanoTime() - t0) / 1_000_000);
+            return device.served;
         } catch (Exception e) {
             LOG.warn("{} failed (the rings start on cold code after the pause): {}", NAME, e.toString());
             if (c[0] != null) {
@@ -117,6 +122,7 @@ final class Rehearsal {
             } else {
                 LinuxSys.closeQuietly(pair[0]);
             }
+            return -1;
         } finally {
             setup.forEach(Message::closeFds);
             rings.forEach(Message::closeFds);
@@ -153,8 +159,10 @@ final class Rehearsal {
         try (FileChannel f = FileChannel.open(Path.of("/proc/self/fd/" + mem), StandardOpenOption.WRITE)) {
             for (int i = 0; i < RINGS; i++) {
                 long ring = i * RING_STRIDE;
-                // struct virtq_desc { le64 addr; le32 len; le16 flags (0: device-readable); le16 next; }
-                f.write(ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN).putLong(0, BUFFER).putInt(8, 64), ring);
+                // struct virtq_desc { le64 addr; le32 len; le16 flags (1: NEXT, 2: WRITE); le16 next; }
+                f.write(ByteBuffer.allocate(32).order(ByteOrder.LITTLE_ENDIAN)
+                        .putLong(0, BUFFER).putInt(8, 64).putShort(12, (short) 1).putShort(14, (short) 1)
+                        .putLong(16, BUFFER + 64).putInt(24, 64).putShort(28, (short) 2), ring);
                 // struct virtq_avail { le16 flags; le16 idx = 1; le16 ring[0] = 0; ... }
                 f.write(ByteBuffer.allocate(6).order(ByteOrder.LITTLE_ENDIAN).putShort(2, (short) 1), ring + AVAIL);
             }
@@ -174,6 +182,7 @@ final class Rehearsal {
     private static final class IdleDevice implements VhostUserDevice {
         private final Virtqueue[] queues = new Virtqueue[RINGS];
         private final DescriptorChain[] chains = new DescriptorChain[RINGS];
+        private final byte[] bytes = new byte[64];
         /** Chains returned, over all queues (workers write, the rehearsal reads after the end). */
         private volatile int served;
 
@@ -205,8 +214,15 @@ final class Rehearsal {
         @Override
         public synchronized void handleKick(int queueIndex) {
             Virtqueue q = queues[queueIndex];
-            while (q.pop(chains[queueIndex])) {
-                q.addUsed(chains[queueIndex], 0);
+            DescriptorChain c = chains[queueIndex];
+            while (q.pop(c)) {
+                for (int i = 0; i < COPY_ROUNDS; i++) {
+                    c.read(0, bytes, 0, bytes.length);
+                    c.write(0, bytes, 0, bytes.length);
+                    c.copyTo(0, c, 0, c.readableBytes());
+                    c.segmentBuffer(0).getLong(c.segmentOffset(0));
+                }
+                q.addUsed(c, c.writableBytes());
                 served++;
             }
             q.publishUsed();

@@ -273,12 +273,19 @@ final class Connection {
             // replayed requests do not come from the socket, so no readiness event brings them
             loop.execute(() -> onEvent(LinuxSys.EPOLLIN));
         } else if (replayStarted != 0 && !session.replayPending() && !session.awaitingWorkers()) {
-            long us = (System.nanoTime() - replayStarted) / 1000;
+            long now = System.nanoTime();
+            long us = (now - replayStarted) / 1000;
+            long ringStart = session.handover().lastRingStart();
+            long since = ringStart == 0 ? 0 : (now - ringStart) / 1000;
             replayStarted = 0;
+            // the last ring ran from its start on its worker: the line itself may come later (this thread waits
+            // for a CPU while the worker serves the first frames), so it says how much
             if (runtime.name().equals(Rehearsal.NAME)) {
-                LOG.debug("{}: the connection taken over on {} runs again ({} us to restore it)", runtime.name(), where, us);
+                LOG.debug("{}: the connection taken over on {} runs again ({} us to restore it; its last ring "
+                        + "started {} us before)", runtime.name(), where, us, since);
             } else {
-                LOG.info("{}: the connection taken over on {} runs again ({} us to restore it)", runtime.name(), where, us);
+                LOG.info("{}: the connection taken over on {} runs again ({} us to restore it; its last ring "
+                        + "started {} us before)", runtime.name(), where, us, since);
             }
             restored.complete(null);
         }

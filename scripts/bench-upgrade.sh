@@ -6,7 +6,9 @@
 #   - with --reconnect, also QEMU's reconnect path under one guest (kill and restart jvhost) against the
 #     handover's gap under the same guest (HotUpgradeGuestIT), once per jar and round.
 # The gap is what the tests print: from the old process's "paused" log line to the new one's last
-# "runs again" line. The phases of each handover, from the two processes' logs, follow each result.
+# "runs again" line (gap_ms), and to where that connection's last ring started on its worker, which the
+# line reports (ring_gap_ms; the same as gap_ms for a jar whose line does not say). The phases of each
+# handover, from the two processes' logs, follow each result.
 #
 # Usage (from the repository root, after `mvn -pl host -am package -DskipTests` for the test classes):
 #   scripts/bench-upgrade.sh [-r ROUNDS] [-n DEVICES] [--reconnect] JAR...
@@ -21,7 +23,7 @@ while [ $# -gt 0 ]; do
     -r) rounds=$2; shift 2 ;;
     -n) devices=$2; shift 2 ;;
     --reconnect) reconnect=true; shift ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) jars+=("$(readlink -f "$1")"); shift ;;
   esac
 done

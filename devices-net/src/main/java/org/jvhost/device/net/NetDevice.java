@@ -41,15 +41,19 @@ public final class NetDevice implements VhostUserDevice, AutoCloseable {
     /** Written on the control thread before queues start; the host's queue hand-over orders it. */
     private volatile long ackedFeatures;
 
-    // TAP queue steering, changed from pair workers (RX start/stop) and the control queue's worker
-    /** Guarded by this: whether pair n's RX queue runs. */
-    private final boolean[] rxRunning;
-    /** Guarded by this: what TUNSETQUEUE last made of TAP queue n. */
-    private final boolean[] tapAttached;
-    /** Guarded by this: pairs the driver enabled with VQ_PAIRS_SET; 0 while the front-end keeps the control queue. */
-    private int driverPairs;
+    /** Which TAP queues are attached. */
+    private final TapSteering steering;
 
     NetDevice(String name, NetConfig config, Tap tap, DeviceContext context) {
+        this(name, config, tap, context, false);
+    }
+
+    /**
+     * @param handedOver whether {@code tap} is the previous jvhost's (a hot upgrade): that process still
+     *                   serves it, so no TAP queue is attached or detached here until {@link #restoreState}
+     *                   says how they stand
+     */
+    NetDevice(String name, NetConfig config, Tap tap, DeviceContext context, boolean handedOver) {
         this.name = name;
         this.config = config;
         this.tap = tap;
@@ -62,7 +66,7 @@ public final class NetDevice implements VhostUserDevice, AutoCloseable {
         this.control = new ControlQueue(name, pairs.length, new ControlQueue.Commands() {
             @Override
             public boolean setQueuePairs(int count) {
-                return enablePairs(count);
+                return steering.enablePairs(count);
             }
 
             @Override
@@ -70,10 +74,7 @@ public final class NetDevice implements VhostUserDevice, AutoCloseable {
                 return applyGuestOffloads(offloads);
             }
         });
-        this.rxRunning = new boolean[pairs.length];
-        this.tapAttached = new boolean[pairs.length];
-        java.util.Arrays.fill(tapAttached, true); // as opened; steer() detaches the idle ones
-        steer();
+        this.steering = new TapSteering(name, tap, pairs.length, handedOver);
     }
 
     /**
@@ -98,34 +99,6 @@ public final class NetDevice implements VhostUserDevice, AutoCloseable {
             f |= VirtioNet.F_MQ;
         }
         return f;
-    }
-
-    /**
-     * Attaches exactly the TAP queues whose frames the driver can take: pair 0's always, pair n's while
-     * its RX runs and, if the driver steers through the control queue, n is below its VQ_PAIRS_SET count.
-     * A detached queue gets no frames from the kernel (which otherwise spreads flows over all queues) and
-     * loses those it held (tun.c purges it), as the spec asks of pairs beyond virtqueue_pairs.
-     */
-    private synchronized void steer() {
-        for (int i = 0; i < pairs.length; i++) {
-            boolean wanted = i == 0 || rxRunning[i] && (driverPairs == 0 || i < driverPairs);
-            if (wanted != tapAttached[i]) {
-                tapAttached[i] = wanted;
-                setAttached(i, wanted);
-            }
-        }
-    }
-
-    private synchronized void setRxRunning(int pair, boolean running) {
-        rxRunning[pair] = running;
-        steer();
-    }
-
-    /** VQ_PAIRS_SET, on the control queue's worker. */
-    private synchronized boolean enablePairs(int count) {
-        driverPairs = count;
-        steer();
-        return true;
     }
 
     /** GUEST_OFFLOADS_SET: the TAP hands over only the offloaded frames the driver still wants. */
@@ -236,12 +209,7 @@ public final class NetDevice implements VhostUserDevice, AutoCloseable {
     @Override
     public void startQueue(int queueIndex, Virtqueue queue) {
         if (isControl(queueIndex)) {
-            synchronized (this) {
-                if (driverPairs == 0) {
-                    driverPairs = 1; // the driver steers now; until VQ_PAIRS_SET it uses pair 0 only
-                }
-                steer();
-            }
+            steering.controlStarted();
             control.attach(queue, ackedFeatures);
             LOG.debug("{}: control queue {} started (size {})", name, queueIndex, queue.size());
             return;
@@ -249,7 +217,7 @@ public final class NetDevice implements VhostUserDevice, AutoCloseable {
         PairDataPath pair = pair(queueIndex);
         pair.setFeatures(ackedFeatures);
         if (VirtioNet.isRxQueue(queueIndex)) {
-            setRxRunning(queueIndex / 2, true);
+            steering.setRxRunning(queueIndex / 2, true);
             pair.attachRx(queue);
         } else {
             pair.attachTx(queue);
@@ -281,7 +249,7 @@ public final class NetDevice implements VhostUserDevice, AutoCloseable {
         Virtqueue queue;
         if (VirtioNet.isRxQueue(queueIndex)) {
             queue = pair.detachRx();
-            setRxRunning(queueIndex / 2, false);
+            steering.setRxRunning(queueIndex / 2, false);
         } else {
             queue = pair.detachTx();
         }
@@ -289,22 +257,11 @@ public final class NetDevice implements VhostUserDevice, AutoCloseable {
         return queue;
     }
 
-    private void setAttached(int tapQueue, boolean attached) {
-        try {
-            tap.setQueueAttached(tapQueue, attached);
-        } catch (IOException e) {
-            LOG.warn("{}: {}", name, e.getMessage());
-        }
-    }
-
     /** Queues are all stopped already; the negotiated features go and the TAP's receive offloads with them. */
     @Override
     public void reset() {
         ackedFeatures = 0;
-        synchronized (this) {
-            driverPairs = 0;
-            steer();
-        }
+        steering.reset();
         try {
             tap.setOffloads(0);
         } catch (IOException e) {
@@ -335,12 +292,18 @@ public final class NetDevice implements VhostUserDevice, AutoCloseable {
      */
     @Override
     public DeviceState saveState() {
-        return NetState.save(tap);
+        long[][] pairCounters = new long[pairs.length][];
+        for (int p = 0; p < pairs.length; p++) {
+            pairCounters[p] = pairs[p].counters();
+        }
+        return NetState.save(tap, new NetState.Device(steering.driverPairs(), steering.attached(), pairCounters,
+                control.counters()));
     }
 
     /**
-     * The same as {@link #saveState()}: the TAP's fds and what it was opened with do not change while the
-     * queues run, so the next process opens its device on them before this one pauses.
+     * The TAP's fds and what it was opened with ({@link #saveState()} without the steering and counters): they
+     * do not change while the queues run, so the next process opens its device on them before this one
+     * pauses (and attaches or detaches no TAP queue until its state comes).
      */
     @Override
     public DeviceState saveResources() {
@@ -361,6 +324,14 @@ public final class NetDevice implements VhostUserDevice, AutoCloseable {
                     + " queue pairs) is not this device's " + tap);
         }
         LinuxTap.closeAll(state.fds());
+        NetState.Device d = s.device();
+        steering.restore(d == null ? 0 : d.driverPairs(), d == null ? null : d.attached());
+        if (d != null) {
+            for (int p = 0; p < pairs.length; p++) {
+                pairs[p].restoreCounters(d.pairCounters()[p]);
+            }
+            control.restoreCounters(d.controlCounters());
+        }
         LOG.info("{}: took over {} from the previous jvhost", name, tap);
     }
 

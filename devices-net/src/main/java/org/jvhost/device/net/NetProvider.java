@@ -69,7 +69,7 @@ public final class NetProvider implements DeviceProvider {
         NetConfig config = NetConfig.from(options);
         DeviceState handed = context.handedOverState();
         if (handed != null) {
-            return new NetDevice(context.deviceName(), config, takeOver(handed, config), context);
+            return new NetDevice(context.deviceName(), config, takeOver(handed, config), context, true);
         }
         Tap tap;
         try {

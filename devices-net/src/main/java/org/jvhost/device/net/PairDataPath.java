@@ -324,6 +324,22 @@ final class PairDataPath {
         return counters.getAcquire(slot);
     }
 
+    /** Every counter, in {@link #COUNTER_NAMES} order (a hot upgrade's state). */
+    long[] counters() {
+        long[] v = new long[COUNTER_NAMES.length];
+        for (int i = 0; i < v.length; i++) {
+            v[i] = counter(i);
+        }
+        return v;
+    }
+
+    /** A hot upgrade: the counters go on from the previous process's {@code values} (those it had). Before any queue runs. */
+    void restoreCounters(long[] values) {
+        for (int i = 0; i < Math.min(values.length, COUNTER_NAMES.length); i++) {
+            counters.setRelease(i, values[i]);
+        }
+    }
+
     boolean isPaused() {
         return paused;
     }

@@ -25,7 +25,7 @@ class NetStateTest {
             DeviceState s = NetState.save(tap);
             assertEquals(NetState.FORMAT, s.format());
             assertArrayEquals(new int[] {tap.fd(0), tap.fd(1)}, s.fds());
-            assertEquals(new NetState("fake-tap", 2, tap.supportedOffloads()), NetState.read(s));
+            assertEquals(new NetState("fake-tap", 2, tap.supportedOffloads(), null), NetState.read(s));
         }
     }
 
@@ -33,9 +33,53 @@ class NetStateTest {
     void otherFormatsNewerVersionsTruncatedBlobsAndMissingFdsAreRefused() {
         byte[] data = {0, 3, 't', 'a', 'p', 0, 0, 0, 1, 0, 0, 0, 0};
         assertTrue(refused(new DeviceState("org.jvhost.loopback", 1, data, 5)).contains("org.jvhost.loopback v1"));
-        assertTrue(refused(new DeviceState(NetState.FORMAT, 2, data, 5)).contains("v1..1"));
+        assertTrue(refused(new DeviceState(NetState.FORMAT, 3, data, 5)).contains("v1..2"));
+        assertTrue(refused(new DeviceState(NetState.FORMAT, 2, concat(data, new byte[] {0, 0, 0, 2, 0, 0, 0, 5, 0, 0, 0, 0}), 5))
+                .contains("truncated"), "a device part promising more counters than it has");
+        assertEquals(new NetState("tap", 1, 0, null), NetState.read(new DeviceState(NetState.FORMAT, 1, data, 5)),
+                "version 1 (no device part) is still read");
         assertTrue(refused(new DeviceState(NetState.FORMAT, 1, Arrays.copyOf(data, 10), 5)).contains("truncated"));
         assertTrue(refused(new DeviceState(NetState.FORMAT, 1, data)).contains("0 TAP fds for 1 queue pairs"));
+    }
+
+    /**
+     * Two queue pairs across a hot upgrade: the device the successor creates in the first phase, while the
+     * previous process still serves both pairs, attaches or detaches no TAP queue (a fresh device detaches
+     * the idle pair 1 at once); the state saved after the pause brings the steering, which the restore
+     * takes without touching the TAP either, and the counters, which carry on.
+     */
+    @Test
+    void aDeviceOnAHandedOverTapChangesNoTapQueueAndCarriesTheCountersOn() {
+        NetConfig config = new NetConfig("t", null, null, 0, 2, NetConfig.Uring.OFF);
+        try (SocketPairTap tap = new SocketPairTap(2, 0)) {
+            NetDevice successor = new NetDevice("net@new", config, tap, new RecordingContext(), true);
+            assertArrayEquals(new boolean[] {true, true}, tap.attached, "the first phase changes no attachment");
+            long[] pair0 = new long[PairDataPath.COUNTER_NAMES.length];
+            pair0[0] = 7;
+            long[] pair1 = new long[PairDataPath.COUNTER_NAMES.length];
+            pair1[0] = 5;
+            DeviceState saved = NetState.save(tap, new NetState.Device(2, new boolean[] {true, true},
+                    new long[][] {pair0, pair1}, new long[] {3, 0, 0}));
+            NetState read = NetState.read(saved);
+            assertEquals(2, read.device().driverPairs());
+            assertArrayEquals(pair1, read.device().pairCounters()[1]);
+            successor.restoreState(new DeviceState(saved.format(), saved.version(), saved.data(),
+                    LinuxTap.duplicate(saved.fds())));
+            assertArrayEquals(new boolean[] {true, true}, tap.attached, "nor does the restore");
+            assertEquals(12L, successor.counters().get("tx_frames"));
+            assertEquals(3L, successor.counters().get("ctrl_commands"));
+            NetState again = NetState.read(successor.saveState());
+            assertArrayEquals(new long[] {3, 0, 0}, again.device().controlCounters(), "and go on to the next process");
+
+            new NetDevice("net@fresh", config, tap, new RecordingContext());
+            assertArrayEquals(new boolean[] {true, false}, tap.attached, "a fresh device detaches the idle pair");
+        }
+    }
+
+    private static byte[] concat(byte[] a, byte[] b) {
+        byte[] r = Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, r, a.length, b.length);
+        return r;
     }
 
     private static String refused(DeviceState s) {

@@ -33,6 +33,8 @@ final class Connection {
     private final String where;
     private final Consumer<Connection> onEnd;
     private final CompletableFuture<Void> released = new CompletableFuture<>();
+    /** Completes once a connection taken over runs again ({@link #start}); fails if it ends first. */
+    private CompletableFuture<Void> restored = new CompletableFuture<>();
     private BackendSession session;
     /** The socket's fd (junixsocket owns it), for the epoll set and a hot upgrade's handover. */
     private int socketFd;
@@ -180,10 +182,13 @@ final class Connection {
 
     /**
      * Serves a connection {@linkplain #adopt taken over}: {@code requests} (the rest of the previous
-     * process's image of it) first ({@link BackendSession#replay}), then the socket.
+     * process's image of it) first ({@link BackendSession#replay}), then the socket. {@code running}
+     * completes once they are served, or fails if the connection ends first.
      */
-    void start(java.util.List<org.jvhost.engine.transport.Message> requests) {
+    void start(java.util.List<org.jvhost.engine.transport.Message> requests, CompletableFuture<Void> running) {
+        restored = running;
         if (ended) {
+            running.completeExceptionally(new IOException(runtime.name() + ": the connection on " + where + " ended"));
             requests.forEach(org.jvhost.engine.transport.Message::closeFds);
             return;
         }
@@ -268,9 +273,21 @@ final class Connection {
             // replayed requests do not come from the socket, so no readiness event brings them
             loop.execute(() -> onEvent(LinuxSys.EPOLLIN));
         } else if (replayStarted != 0 && !session.replayPending() && !session.awaitingWorkers()) {
-            LOG.info("{}: the connection taken over on {} runs again ({} us to restore it)", runtime.name(), where,
-                    (System.nanoTime() - replayStarted) / 1000);
+            long now = System.nanoTime();
+            long us = (now - replayStarted) / 1000;
+            long ringStart = session.handover().lastRingStart();
+            long since = ringStart == 0 ? 0 : (now - ringStart) / 1000;
             replayStarted = 0;
+            // the last ring ran from its start on its worker: the line itself may come later (this thread waits
+            // for a CPU while the worker serves the first frames), so it says how much
+            if (runtime.name().equals(Rehearsal.NAME)) {
+                LOG.debug("{}: the connection taken over on {} runs again ({} us to restore it; its last ring "
+                        + "started {} us before)", runtime.name(), where, us, since);
+            } else {
+                LOG.info("{}: the connection taken over on {} runs again ({} us to restore it; its last ring "
+                        + "started {} us before)", runtime.name(), where, us, since);
+            }
+            restored.complete(null);
         }
     }
 
@@ -312,6 +329,7 @@ final class Connection {
             return;
         }
         ended = true;
+        restored.completeExceptionally(new IOException(runtime.name() + ": the connection on " + where + " ended"));
         loop.unregister(token);
         if (stallCheck != null) {
             stallCheck.cancel();

@@ -60,7 +60,9 @@ final class DeviceServer {
     /** The connection whose setup went in the first phase of a two-phase handover; null otherwise. */
     private Connection frozenWith;
     /** Taken over from the previous process and not started yet ({@link #startAdopted}). */
-    private Takeover.Incoming adopted;
+    private IncomingDevice adopted;
+    /** Completes once what was taken over serves again: the connection's rings run, or there was none. */
+    private final CompletableFuture<Void> adoptedRunning = new CompletableFuture<>();
 
     private DeviceServer(DeviceRuntime runtime, ControlLoop loop, Path path, Host.Mode mode, SocketAccess access,
             AFUNIXServerSocketChannel server, SocketFile socketFile, String where) {
@@ -123,7 +125,7 @@ final class DeviceServer {
      *                     up, or the device refuses its state
      */
     static DeviceServer adopt(DeviceRuntime runtime, ControlLoop loop, Path path, Host.Mode mode,
-            SocketAccess access, Takeover.Incoming in) throws IOException {
+            SocketAccess access, IncomingDevice in) throws IOException {
         in.closeResources(); // the provider's create has had them
         AFUNIXServerSocketChannel server = null;
         SocketFile file = null;
@@ -144,7 +146,7 @@ final class DeviceServer {
     }
 
     /** Sets up the connection {@code in} brings, on the loop, without reading it ({@link Connection#adopt}). */
-    private void adoptConnection(Takeover.Incoming in) throws IOException {
+    private void adoptConnection(IncomingDevice in) throws IOException {
         IOException[] failure = {null};
         try {
             loop.call(() -> {
@@ -170,7 +172,7 @@ final class DeviceServer {
     }
 
     /** The connection {@code in} brings becomes {@link #current}, set up by its early requests. Loop only. */
-    private void takeConnection(Takeover.Incoming in) throws IOException {
+    private void takeConnection(IncomingDevice in) throws IOException {
         int fd = in.takeConnection();
         if (fd < 0) {
             return;
@@ -185,11 +187,20 @@ final class DeviceServer {
         sessions.incrementAndGet();
     }
 
+    /**
+     * Completes once what {@link #adopt} took over serves again after {@link #startAdopted}: the connection's
+     * rings run (or it ended), or there was none.
+     */
+    CompletableFuture<Void> adoptedRunning() {
+        return adoptedRunning;
+    }
+
     /** Starts serving what {@link #adopt} took over: watch the listener, start the connection. Loop only. */
     void startAdopted() {
-        Takeover.Incoming in = adopted;
+        IncomingDevice in = adopted;
         adopted = null;
         if (in == null || closed) {
+            adoptedRunning.complete(null);
             return;
         }
         if (listener != null) {
@@ -212,10 +223,13 @@ final class DeviceServer {
                     runtime.name(), where);
             current.end();
         } else if (current != null) {
-            current.start(in.takeReplay());
+            current.start(in.takeReplay(), adoptedRunning);
             LOG.debug("{}: took over the connection on {} from the previous jvhost", runtime.name(), where);
         } else if (connector != null) {
             connector.connectNow();
+        }
+        if (current == null || in.ringsLost()) {
+            adoptedRunning.complete(null);
         }
         in.closeReplay();
     }

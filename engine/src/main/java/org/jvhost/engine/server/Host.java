@@ -161,7 +161,7 @@ public final class Host implements AutoCloseable {
         DeviceRuntime runtime = attach(context, device);
         ControlLoop loop = loopFor(runtime);
         Path path = socket.toAbsolutePath();
-        Takeover.Incoming in = takeover == null ? null : takeover.claim(runtime.name());
+        IncomingDevice in = takeover == null ? null : takeover.claim(runtime.name());
         if (in != null) {
             servers.add(DeviceServer.adopt(runtime, loop, mode == Mode.LISTEN ? path : null, mode, access, in));
             return;
@@ -180,7 +180,7 @@ public final class Host implements AutoCloseable {
     public synchronized void addDevice(DeviceContext context, VhostUserDevice device, int listeningFd,
             SocketAccess access) throws IOException {
         DeviceRuntime runtime = attach(context, device);
-        Takeover.Incoming in = takeover == null ? null : takeover.claim(runtime.name());
+        IncomingDevice in = takeover == null ? null : takeover.claim(runtime.name());
         if (in != null) {
             servers.add(DeviceServer.adopt(runtime, loopFor(runtime), null, Mode.LISTEN, access, in));
             return;
@@ -222,19 +222,24 @@ public final class Host implements AutoCloseable {
 
     /**
      * The successor has acknowledged the handover: every device taken over starts serving (listening,
-     * and resuming its connection's rings where the previous process paused them).
+     * and resuming its connection's rings where the previous process paused them). The result completes
+     * once every connection taken over runs again (normally, or not, if one ended instead).
      */
-    public synchronized void startAdopted() {
+    public synchronized CompletableFuture<Void> startAdopted() {
         takeover = null;
-        for (DeviceServer s : servers) {
+        CompletableFuture<?>[] running = new CompletableFuture<?>[servers.size()];
+        for (int i = 0; i < running.length; i++) {
+            DeviceServer s = servers.get(i);
             s.loop().execute(s::startAdopted);
+            running[i] = s.adoptedRunning();
         }
+        return CompletableFuture.allOf(running);
     }
 
     /**
-     * The successor's side, once every device is created: waits for the second phase of the handover (the
-     * previous process pauses its rings: {@link Takeover#proceed}) and gives each device taken over early
-     * its state.
+     * The successor's side, once every device is created: rehearses a takeover while the previous process
+     * still serves ({@link Rehearsal}), waits for the second phase of the handover (the previous process
+     * pauses its rings: {@link Takeover#proceed}) and gives each device taken over early its state.
      *
      * @throws IOException if the second phase does not come, or a device refuses its state
      */
@@ -247,6 +252,9 @@ public final class Host implements AutoCloseable {
         }
         if (t == null) {
             return;
+        }
+        if (t.ringsRunElsewhere()) {
+            Rehearsal.run(loops[0], pool, memoryBudget, DeviceRuntime.WORKER_TIMEOUT_MS);
         }
         t.proceed();
         for (DeviceServer s : all) {

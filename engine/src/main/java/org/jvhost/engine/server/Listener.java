@@ -30,6 +30,8 @@ final class Listener {
     private final SocketAccess access;
     private final String where;
     private final Consumer<AFUNIXSocketChannel> admitted;
+    /** Made once, not at each {@link #watch}: after a hot upgrade's pause a first lambda capture costs ms. */
+    private final ControlLoop.Handler onReady = ev -> onAcceptable();
     private long token = -1;
     private ControlLoop.Timer resume;
     private long pause;
@@ -56,7 +58,7 @@ final class Listener {
     /** Watches the socket for front-ends (making it non-blocking first). */
     void watch() throws IOException {
         server.configureBlocking(false);
-        token = loop.register(fd(), LinuxSys.EPOLLIN, ev -> onAcceptable());
+        token = loop.register(fd(), LinuxSys.EPOLLIN, onReady);
     }
 
     /** Watches the socket, or, if even that fails, retries as after a failed accept. */

@@ -3,16 +3,13 @@ package org.jvhost.engine.server;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 import org.jvhost.engine.protocol.MessageHeader;
 import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.engine.transport.Message;
 import org.jvhost.engine.transport.RecordLink;
 import org.jvhost.spi.DeviceState;
-import org.jvhost.spi.VhostUserDevice;
 import org.newsclub.net.unix.AFUNIXSocketAddress;
 import org.newsclub.net.unix.AFUNIXSocketChannel;
 import org.slf4j.Logger;
@@ -30,131 +27,11 @@ public final class Takeover implements AutoCloseable {
     /** How long the previous process may take to pause its rings and send the second phase. */
     static final long PHASE_MS = 30_000;
 
-    /** One device as the previous process handed it over; every fd here is ours until taken. */
-    public static final class Incoming {
-        private final String name;
-        private final int flags;
-        private int listenerFd;
-        private int connectionFd;
-        /** What its provider creates it with (an early device's, or the state in a one-phase takeover). */
-        private DeviceState resources;
-        private DeviceState state;
-        /** An early connection's requests of the first phase (all but where the rings stand). */
-        private final List<Message> setup = new ArrayList<>();
-        /** The requests of the second phase (all of them in a one-phase takeover). */
-        private final List<Message> replay = new ArrayList<>();
-        /** Whether the second phase had this device's connection. */
-        private boolean ringsCame;
-        /** Whether the device is created before the second phase, its connection set up ({@link #setUpEarly}). */
-        private boolean twoPhase;
-
-        Incoming(String name, int flags, int listenerFd, int connectionFd) {
-            this.name = name;
-            this.flags = flags;
-            this.listenerFd = listenerFd;
-            this.connectionFd = connectionFd;
-        }
-
-        int listenerFd() {
-            return listenerFd;
-        }
-
-        int takeListener() {
-            int fd = listenerFd;
-            listenerFd = -1;
-            return fd;
-        }
-
-        int takeConnection() {
-            int fd = connectionFd;
-            connectionFd = -1;
-            return fd;
-        }
-
-        /** Whether its connection is set up now, before the previous process pauses the rings. */
-        boolean setUpEarly() {
-            return twoPhase && connectionFd >= 0;
-        }
-
-        /**
-         * Whether a connection set up early lost its rings: the previous process ended it between the two
-         * phases (a hostile guest broke a ring), so it must end here too.
-         */
-        boolean ringsLost() {
-            return (flags & HandoverLayout.F_EARLY) != 0 && !ringsCame;
-        }
-
-        List<Message> takeSetup() {
-            List<Message> r = new ArrayList<>(setup);
-            setup.clear();
-            return r;
-        }
-
-        List<Message> takeReplay() {
-            List<Message> r = new ArrayList<>(replay);
-            replay.clear();
-            return r;
-        }
-
-        void closeReplay() {
-            setup.forEach(Message::closeFds);
-            setup.clear();
-            replay.forEach(Message::closeFds);
-            replay.clear();
-        }
-
-        /** The provider's create has had the resources: the host's own fds of them close. */
-        void closeResources() {
-            DeviceState r = resources;
-            resources = null;
-            if (r != null && r != state) {
-                for (int fd : r.fds()) {
-                    LinuxSys.closeQuietly(fd);
-                }
-            }
-        }
-
-        /**
-         * Gives {@code device} the state its predecessor saved, if it came already.
-         *
-         * @throws IOException naming the device if it refuses the state (its fds are closed then)
-         */
-        void restoreState(VhostUserDevice device) throws IOException {
-            DeviceState s = state;
-            state = null;
-            if (s == null) {
-                return;
-            }
-            try {
-                device.restoreState(s);
-            } catch (RuntimeException e) {
-                for (int fd : s.fds()) {
-                    LinuxSys.closeQuietly(fd);
-                }
-                throw new IOException(name + ": the device cannot restore the state of the previous jvhost ("
-                        + s + "): " + e.getMessage(), e);
-            }
-        }
-
-        void close() {
-            LinuxSys.closeQuietly(takeListener());
-            LinuxSys.closeQuietly(takeConnection());
-            closeReplay();
-            closeResources();
-            if (state != null) {
-                for (int fd : state.fds()) {
-                    LinuxSys.closeQuietly(fd);
-                }
-                state = null;
-            }
-        }
-    }
-
     private final RecordLink link;
     private final long predecessorPid;
     /** Every device handed over, by name, for the second phase; {@link #devices} those not claimed yet. */
-    private final Map<String, Incoming> all = new LinkedHashMap<>();
-    private final Map<String, Incoming> devices = new LinkedHashMap<>();
+    private final Map<String, IncomingDevice> all = new LinkedHashMap<>();
+    private final Map<String, IncomingDevice> devices = new LinkedHashMap<>();
     private final Map<String, Integer> services = new LinkedHashMap<>();
     private boolean acknowledged;
     /** Whether the second phase has come (READY sent, END received). */
@@ -221,7 +98,7 @@ public final class Takeover implements AutoCloseable {
         proceeded = true;
         link.send(HandoverLayout.READY, HandoverLayout.ints((int) ProcessHandle.current().pid()));
         readSecondPhase(System.nanoTime() + PHASE_MS * 1_000_000L);
-        for (Incoming in : all.values()) {
+        for (IncomingDevice in : all.values()) {
             if (!in.twoPhase) { // created from now on: the early requests go first in the replay
                 in.replay.addAll(0, in.setup);
                 in.setup.clear();
@@ -231,7 +108,7 @@ public final class Takeover implements AutoCloseable {
     }
 
     private void readFirstPhase(long deadline) throws IOException {
-        Incoming current = null;
+        IncomingDevice current = null;
         while (true) {
             RecordLink.Record r = link.receive(deadline);
             try {
@@ -254,7 +131,7 @@ public final class Takeover implements AutoCloseable {
     }
 
     private void readSecondPhase(long deadline) throws IOException {
-        Incoming current = null;
+        IncomingDevice current = null;
         while (true) {
             RecordLink.Record r = link.receive(deadline);
             try {
@@ -275,7 +152,7 @@ public final class Takeover implements AutoCloseable {
         }
     }
 
-    private static Incoming current(Incoming in) throws IOException {
+    private static IncomingDevice current(IncomingDevice in) throws IOException {
         if (in == null) {
             throw new IOException("handover: a device state or request before any device");
         }
@@ -283,10 +160,10 @@ public final class Takeover implements AutoCloseable {
     }
 
     /** RINGS: a connection's second phase; its fd comes here if the first phase did not bring it. */
-    private Incoming rings(RecordLink.Record r) throws IOException {
+    private IncomingDevice rings(RecordLink.Record r) throws IOException {
         int flags = r.body().getInt();
         String name = HandoverLayout.readString(r.body());
-        Incoming in = all.get(name);
+        IncomingDevice in = all.get(name);
         if (in == null || in.ringsCame) {
             throw new IOException("handover: rings of device " + name + (in == null ? ", which did not come" : " twice"));
         }
@@ -303,7 +180,7 @@ public final class Takeover implements AutoCloseable {
         return in;
     }
 
-    private Incoming device(RecordLink.Record r) throws IOException {
+    private IncomingDevice device(RecordLink.Record r) throws IOException {
         int flags = r.body().getInt();
         String name = HandoverLayout.readString(r.body());
         int want = Integer.bitCount(flags & (HandoverLayout.F_LISTENER | HandoverLayout.F_CONNECTION));
@@ -313,8 +190,8 @@ public final class Takeover implements AutoCloseable {
         int i = 0;
         int listener = (flags & HandoverLayout.F_LISTENER) != 0 ? take(r, i++) : -1;
         int connection = (flags & HandoverLayout.F_CONNECTION) != 0 ? take(r, i) : -1;
-        Incoming in = new Incoming(name, flags, listener, connection);
-        Incoming dup = all.put(name, in);
+        IncomingDevice in = new IncomingDevice(name, flags, listener, connection);
+        IncomingDevice dup = all.put(name, in);
         devices.put(name, in);
         if (dup != null) {
             dup.close();
@@ -335,7 +212,7 @@ public final class Takeover implements AutoCloseable {
         return new DeviceState(format, version, data, fds);
     }
 
-    private static Message request(Incoming in, RecordLink.Record r) throws IOException {
+    private static Message request(IncomingDevice in, RecordLink.Record r) throws IOException {
         ByteBuffer b = r.body().order(MessageHeader.ORDER);
         MessageHeader h = MessageHeader.decode(b);
         if (h.size() != b.remaining() - MessageHeader.SIZE) {
@@ -367,6 +244,11 @@ public final class Takeover implements AutoCloseable {
         return fd;
     }
 
+    /** Whether connections were set up early and their rings still run in the previous process. */
+    synchronized boolean ringsRunElsewhere() {
+        return !proceeded && all.values().stream().anyMatch(in -> (in.flags & HandoverLayout.F_EARLY) != 0);
+    }
+
     /** The pid of the process taken over from. */
     public long predecessorPid() {
         return predecessorPid;
@@ -378,7 +260,7 @@ public final class Takeover implements AutoCloseable {
     }
 
     /** The device {@code name}'s part, once (null if the previous process had no such device). */
-    synchronized Incoming claim(String name) {
+    synchronized IncomingDevice claim(String name) {
         return devices.remove(name);
     }
 
@@ -387,7 +269,7 @@ public final class Takeover implements AutoCloseable {
      * for an early start, else its state (one-phase). {@link #claim} takes it.
      */
     synchronized DeviceState peekState(String name) {
-        Incoming in = devices.get(name);
+        IncomingDevice in = devices.get(name);
         return in == null ? null : in.resources != null ? in.resources : in.state;
     }
 
@@ -403,7 +285,7 @@ public final class Takeover implements AutoCloseable {
      * disconnect).
      */
     public synchronized void acknowledge() throws IOException {
-        for (Incoming in : devices.values()) {
+        for (IncomingDevice in : devices.values()) {
             LOG.warn("{}: handed over but not in this configuration; its front-end is disconnected", in.name);
             in.close();
         }
@@ -419,11 +301,13 @@ public final class Takeover implements AutoCloseable {
     @Override
     public synchronized void close() {
         if (!acknowledged) {
-            devices.values().forEach(Incoming::close);
+            devices.values().forEach(IncomingDevice::close);
             devices.clear();
         }
         all.clear();
-        services.values().forEach(LinuxSys::closeQuietly);
+        for (int fd : services.values()) {
+            LinuxSys.closeQuietly(fd);
+        }
         services.clear();
         link.close();
     }

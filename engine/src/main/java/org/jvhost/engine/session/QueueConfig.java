@@ -24,6 +24,8 @@ final class QueueConfig {
     boolean enabled;
     /** Non-null while the ring is started. */
     Ring ring;
+    /** When its worker last started the ring ({@link System#nanoTime}): where a hot upgrade's gap ends. */
+    volatile long startedNanos;
     /**
      * Stopped for a hot upgrade, keeping its kick fd: it starts again where it stopped if the upgrade
      * is abandoned ({@link VringLifecycle#pause}).

@@ -75,6 +75,15 @@ public final class SessionHandover {
         return SessionImage.of(negotiation, memory, vrings, status.getAsInt(), part);
     }
 
+    /** When the last of the started rings started on its worker ({@link System#nanoTime}), 0 if none runs. */
+    public long lastRingStart() {
+        long last = 0;
+        for (QueueConfig q : vrings.started()) {
+            last = last == 0 || q.startedNanos - last > 0 ? q.startedNanos : last;
+        }
+        return last;
+    }
+
     /** The upgrade was abandoned: the paused rings start again where they stopped. */
     public void resume() {
         WorkerPlan plan = new WorkerPlan(name);

@@ -136,11 +136,7 @@ final class VringLifecycle {
 
     /** The live rings, for a memory update. */
     List<Ring> running() {
-        List<Ring> live = new ArrayList<>();
-        for (QueueConfig q : started()) {
-            live.add(q.ring);
-        }
-        return live;
+        return started().stream().map(q -> q.ring).toList();
     }
 
     /** The started rings' configurations. */
@@ -408,6 +404,7 @@ final class VringLifecycle {
         RingLog log = logging.ringLog(q);
         plan.onWorker(worker, "start of queue " + q.index, () -> {
             queue.setLog(log);
+            q.startedNanos = System.nanoTime();
             try {
                 ring.watchKick();
             } catch (NativeException e) {

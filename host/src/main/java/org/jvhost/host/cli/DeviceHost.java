@@ -72,7 +72,8 @@ interface DeviceHost extends AutoCloseable {
     }
 
     /** @see Host#startAdopted() */
-    default void startAdopted() {
+    default java.util.concurrent.CompletableFuture<Void> startAdopted() {
+        return java.util.concurrent.CompletableFuture.completedFuture(null);
     }
 
     /**
@@ -156,8 +157,8 @@ interface DeviceHost extends AutoCloseable {
             }
 
             @Override
-            public void startAdopted() {
-                host.startAdopted();
+            public java.util.concurrent.CompletableFuture<Void> startAdopted() {
+                return host.startAdopted();
             }
 
             @Override

@@ -3,7 +3,10 @@ package org.jvhost.host.cli;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import org.jvhost.engine.server.HandoverLayout;
 import org.jvhost.engine.server.Takeover;
 import org.jvhost.host.control.ControlServer;
@@ -32,6 +35,8 @@ final class HotUpgrade {
     static final long RECEIVE_MS = 30_000;
     /** How long the predecessor may take to exit after the acknowledgement. */
     static final long EXIT_MS = 30_000;
+    /** How long serve waits for the connections taken over to run again before it carries on. */
+    static final long RUNNING_MS = 5_000;
     static final String CONTROL = "control";
     /**
      * A drill: hold the acknowledgement this many ms (JVM property), so an operator, or a test, can kill
@@ -82,7 +87,7 @@ final class HotUpgrade {
             }
         }
         takeover.acknowledge();
-        host.startAdopted();
+        awaitRunning(host.startAdopted());
         long pid = takeover.predecessorPid();
         takeover.close();
         Thread t = new Thread(() -> {
@@ -101,6 +106,21 @@ final class HotUpgrade {
         }, "jvhost-takeover");
         t.setDaemon(true);
         t.start();
+    }
+
+    /**
+     * Waits (bounded) until the connections taken over run again: what this thread does next (log, signal
+     * handlers, the watchdog, a thread waiting for the predecessor's exit) would otherwise compete with their
+     * restart for the CPU, inside the traffic gap.
+     */
+    private static void awaitRunning(CompletableFuture<Void> running) {
+        try {
+            running.get(RUNNING_MS, TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } catch (ExecutionException | TimeoutException e) {
+            LOG.debug("not every connection taken over runs again: {}", e.toString()); // each logged its reason
+        }
     }
 
     /** The takeover failed before the acknowledgement: the predecessor resumes once the link closes. */

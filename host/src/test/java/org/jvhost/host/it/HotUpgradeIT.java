@@ -34,7 +34,8 @@ class HotUpgradeIT {
     /** {@code start tx_first 4}: 4 bursts of 32 frames circulate, the most that can be in flight. */
     private static final int IN_FLIGHT = 128;
     private static final Pattern PAUSED = Pattern.compile("(\\S+) \\[[^]]+\\] INFO Handover - paused (\\d+) device");
-    private static final Pattern RUNS_AGAIN = Pattern.compile("(\\S+) \\[[^]]+\\] INFO Connection - .* runs again");
+    private static final Pattern RUNS_AGAIN = Pattern.compile(
+            "(\\S+) \\[[^]]+\\] INFO Connection - .* runs again(?: \\(\\d+ us to restore it; its last ring started (\\d+) us before)?");
     private static final Pattern HANDED_OVER = Pattern.compile("handed (\\d+) device\\(s\\) over to pid");
 
     @RegisterExtension
@@ -108,10 +109,11 @@ class HotUpgradeIT {
         front.stop();
         PortStats end = front.portStats();
         long missing = end.txPackets() - end.rxPackets();
-        long gapMs = gapMs(old, fresh);
+        long gapMs = gapMs(old, fresh, false);
 
         System.out.println("UPGRADE-RESULT devices=1 front_end=testpmd" + (vdevOptions.isEmpty() ? "" : "(packed)")
-                + " frames_sent=" + end.txPackets() + " missing_at_end=" + missing + " gap_ms=" + gapMs);
+                + " frames_sent=" + end.txPackets() + " missing_at_end=" + missing + " gap_ms=" + gapMs
+                + " ring_gap_ms=" + gapMs(old, fresh, true));
         assertTrue(missing >= 0 && missing <= IN_FLIGHT, missing + " frames lost across the handover (at most "
                 + IN_FLIGHT + " circulate)" + fresh.tail());
         assertTrue(fresh.isAlive(), "the new jvhost serves" + fresh.tail());
@@ -213,8 +215,8 @@ class HotUpgradeIT {
         int fdsAfter = ProcessResources.snapshot(fresh.pid()).fds();
 
         String result = String.format("UPGRADE-RESULT devices=%d old_fds_idle=%d old_fds_connected=%d new_fds_connected=%d"
-                + " new_fds_after_disconnect=%d gap_ms=%d start_to_old_exit_ms=%d", n, fdsIdle, fdsConnected, fdsNew,
-                fdsAfter, gapMs, exitedMs);
+                + " new_fds_after_disconnect=%d gap_ms=%d ring_gap_ms=%d start_to_old_exit_ms=%d", n, fdsIdle,
+                fdsConnected, fdsNew, fdsAfter, gapMs, gapMs(old, fresh, true), exitedMs);
         System.out.println(result);
         Files.writeString(Peers.targetDir().resolve("upgrade-" + n + ".txt"), result + "\n");
         assertTrue(fdsNew <= fdsConnected + 8, "the new jvhost holds " + fdsNew + " fds, the old one held "
@@ -366,6 +368,15 @@ class HotUpgradeIT {
 
     /** From the old process's "paused" line to the new one's last "runs again" line, in ms. */
     static long gapMs(ProcessUnderTest old, ProcessUnderTest fresh) {
+        return gapMs(old, fresh, false);
+    }
+
+    /**
+     * From the old process's "paused" line to the new one's last "runs again" line, in ms; with
+     * {@code ringStart}, to when that connection's last ring started on its worker (the line says how much
+     * earlier; a jvhost that does not say counts as the line).
+     */
+    static long gapMs(ProcessUnderTest old, ProcessUnderTest fresh, boolean ringStart) {
         Matcher p = PAUSED.matcher(old.outputSince(0));
         Instant paused = null;
         while (p.find()) {
@@ -374,7 +385,11 @@ class HotUpgradeIT {
         Matcher r = RUNS_AGAIN.matcher(fresh.outputSince(0));
         Instant resumed = null;
         while (r.find()) {
-            resumed = Instant.parse(r.group(1));
+            Instant at = Instant.parse(r.group(1));
+            if (ringStart && r.group(2) != null) {
+                at = at.minusNanos(Long.parseLong(r.group(2)) * 1000);
+            }
+            resumed = resumed == null || at.isAfter(resumed) ? at : resumed;
         }
         assertTrue(paused != null && resumed != null, "no paused/runs-again lines" + old.tail() + fresh.tail());
         return Duration.between(paused, resumed).toMillis();

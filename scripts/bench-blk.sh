@@ -16,7 +16,7 @@
 #          [--serve-options "ARGS"] [--java-options "ARGS"] [--passes "seqread seqwrite ..."] [--backends "jvhost qsd"]
 # (OPTS: more options of jvhost's blk device, e.g. uring=off, appended to its --device spec; ARGS: more
 # arguments of `jvhost serve` (e.g. --poll-us 0) or of its java command (e.g. a profiler agent); --passes
-# and --backends run a subset, e.g. to profile one back-end on one pass)
+# and --backends run a subset in the order given, e.g. to profile one back-end on one pass)
 # Prints one line per pass and run, then per pass the medians (IOPS) and the jvhost/qsd ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,7 +39,7 @@ done
 jar=$(cd "$(dirname "$jar")" && pwd)/$(basename "$jar")
 PASSES="seqread:1048576:1 seqwrite:1048576:1 randread:4096:4 randwrite:4096:4"
 if [[ -n "$only" ]]; then
-  PASSES=$(for p in $PASSES; do if [[ " $only " == *" ${p%%:*} "* ]]; then echo "$p"; fi; done | xargs)
+  PASSES=$(for o in $only; do for p in $PASSES; do if [[ "$o" == "${p%%:*}" ]]; then echo "$p"; fi; done; done | xargs)
   [[ -n "$PASSES" ]] || { echo "bench-blk: --passes names none of seqread seqwrite randread randwrite" >&2; exit 2; }
 fi
 work=$(mktemp -d /tmp/jvbench-blk.XXXXXX)

@@ -89,4 +89,34 @@ class BlkDeviceUringTest extends BlkDeviceTest {
             assertEquals(depth + 1, results.size());
         }
     }
+
+    @Test
+    void aPartOfMoreSegmentsThanReadvTakesIsLeftToThePoolAndTheLongestThatFitsReads() throws Exception {
+        int n = UringIo.MAX_SEGMENTS;
+        file = dir.resolve("segments.img");
+        Files.write(file, pattern(n + 1, 3));
+        MockSplitQueue mock = MockSplitQueue.create(2048);
+        var q = mock.deviceQueue(0, new CountingNotifier());
+        ConcurrentLinkedQueue<Integer> results = new ConcurrentLinkedQueue<>();
+        try (UringIo io = UringIo.open(file, false, (type, bytes, result) -> results.add(result), 1)) {
+            DescriptorChain c = q.newChain();
+            int[] tooMany = new int[n + 2]; // n + 1 one-byte segments, then the status byte
+            Arrays.fill(tooMany, 1);
+            mock.addChain(new byte[][] {header(VirtioBlk.T_IN, 0)}, tooMany);
+            assertTrue(q.pop(c));
+            assertFalse(io.read(c, n + 1, 0, q.defer(c), BlkRequest.statusByte(c)), "more than UIO_MAXIOV");
+            int[] fits = new int[n + 1];
+            Arrays.fill(fits, 1);
+            int head = mock.addChain(new byte[][] {header(VirtioBlk.T_IN, 0)}, fits);
+            assertTrue(q.pop(c));
+            assertTrue(io.read(c, n, 0, q.defer(c), BlkRequest.statusByte(c)), "exactly UIO_MAXIOV, and a free slot");
+            io.submitPrepared();
+            long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            while (results.isEmpty() && System.nanoTime() < end) {
+                Thread.sleep(1);
+            }
+            assertEquals(java.util.List.of(n), java.util.List.copyOf(results));
+            assertArrayEquals(Arrays.copyOf(pattern(n + 1, 3), n), mock.writtenBytes(head, n));
+        }
+    }
 }

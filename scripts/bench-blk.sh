@@ -12,26 +12,29 @@
 # not the back-ends' own ceilings.
 #
 # Needs qemu-system-x86 (with qemu-storage-daemon), gcc and libc6-dev (a static blkio), root not required.
-# Usage: scripts/bench-blk.sh [-r ROUNDS] [-d SECONDS-PER-PASS] [--jar PATH] [--blk-options OPTS]
+# Usage: scripts/bench-blk.sh [-r ROUNDS] [-d SECONDS-PER-PASS] [-w WARM-UP-SECONDS] [--jar PATH] [--blk-options OPTS]
 #          [--serve-options "ARGS"] [--java-options "ARGS"] [--passes "seqread seqwrite ..."] [--backends "jvhost qsd"]
 # (OPTS: more options of jvhost's blk device, e.g. uring=off, appended to its --device spec; ARGS: more
 # arguments of `jvhost serve` (e.g. --poll-us 0) or of its java command (e.g. a profiler agent); --passes
-# and --backends run a subset in the order given, e.g. to profile one back-end on one pass)
+# and --backends run a subset in the order given, e.g. to profile one back-end on one pass; -w: before the
+# timed passes the guest runs each pass untimed for that long, against either back-end alike, so that a
+# fresh JVM's JIT compilation, on the back-end's one CPU, falls outside the figures; default 0)
 # Prints one line per pass and run, then per pass the medians (IOPS) and the jvhost/qsd ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=3 secs=4 jar=host/target/jvhost.jar blkopts= serveopts= javaopts= only= backends="jvhost qsd"
+rounds=3 secs=4 warm=0 jar=host/target/jvhost.jar blkopts= serveopts= javaopts= only= backends="jvhost qsd"
 while [[ $# -gt 0 ]]; do
   case "$1" in
     -r) rounds=$2; shift 2 ;;
     -d) secs=$2; shift 2 ;;
+    -w) warm=$2; shift 2 ;;
     --jar) jar=$2; shift 2 ;;
     --blk-options) blkopts=,$2; shift 2 ;;
     --serve-options) serveopts=$2; shift 2 ;;
     --java-options) javaopts=$2; shift 2 ;;
     --passes) only=$2; shift 2 ;;
     --backends) backends=$2; shift 2 ;;
-    *) echo "usage: $0 [-r ROUNDS] [-d SECONDS] [--jar PATH] [--blk-options OPTS] [--serve-options ARGS]" \
+    *) echo "usage: $0 [-r ROUNDS] [-d SECONDS] [-w SECONDS] [--jar PATH] [--blk-options OPTS] [--serve-options ARGS]" \
          "[--java-options ARGS] [--passes PASSES] [--backends BACKENDS]" >&2; exit 2 ;;
   esac
 done
@@ -66,6 +69,11 @@ for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_p
   insmod /lib/modules/\$m.ko
 done
 i=0; while [ ! -e /dev/vda ] && [ \$i -lt 100 ]; do sleep 0.1; i=\$((i + 1)); done
+if [ $warm -gt 0 ]; then
+  for p in $PASSES; do
+    blkio /dev/vda \$(echo \$p | tr : ' ' | awk '{ print \$1, \$2, $warm, \$3 }') > /dev/null || echo "BLKIO warm-up \$p FAILED"
+  done
+fi
 for p in $PASSES; do
   blkio /dev/vda \$(echo \$p | tr : ' ' | awk '{ print \$1, \$2, $secs, \$3 }') || echo "BLKIO \$p FAILED"
 done
@@ -96,7 +104,7 @@ run_once() {  # run_once NAME ROUND: appends "NAME PASS IOPS MIBPS" to $work/res
   local name=$1 dir=$work/$1-$2
   mkdir -p "$dir"
   start_backend "$name" "$dir/sock" "$dir/backend.log"
-  timeout $((60 + 6 * secs)) taskset -c 0 qemu-system-x86_64 -accel tcg -cpu max -m 256M -smp 1 \
+  timeout $((60 + 6 * secs + 6 * warm)) taskset -c 0 qemu-system-x86_64 -accel tcg -cpu max -m 256M -smp 1 \
     -machine q35,memory-backend=mem0 -object memory-backend-memfd,id=mem0,size=256M,share=on \
     -chardev "socket,id=c1,path=$dir/sock" -device vhost-user-blk-pci,chardev=c1,num-queues=1,vectors=0 \
     -kernel "$work/guest/vmlinuz" -initrd "$work/initramfs.cpio.gz" -append "console=ttyS0 quiet panic=-1" \

@@ -9,6 +9,7 @@ import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.util.Arrays;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import org.jvhost.spi.Completion;
 import org.jvhost.spi.DescriptorChain;
@@ -58,7 +59,19 @@ class BlkDeviceUringTest extends BlkDeviceTest {
         MockSplitQueue mock = MockSplitQueue.create(16); // room for depth + 1 = 3 chains of 3 descriptors
         var q = mock.deviceQueue(0, new CountingNotifier());
         ConcurrentLinkedQueue<Integer> results = new ConcurrentLinkedQueue<>();
-        try (UringIo io = UringIo.open(file, false, (type, bytes, result) -> results.add(result), 1)) {
+        // A ring of 1 SQ entry (2 slots) submits the first request when the second is prepared, and the
+        // reaper may complete it at once: it waits here, before it frees the slot, until the test has seen
+        // every slot taken (the outcome runs before the slot is released).
+        CountDownLatch gate = new CountDownLatch(1);
+        UringIo.Outcome holding = (type, bytes, result) -> {
+            results.add(result);
+            try {
+                gate.await(10, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        };
+        try (UringIo io = UringIo.open(file, false, holding, 1)) {
             int depth = io.depth();
             DescriptorChain c = q.newChain();
             for (int i = 0; i <= depth; i++) {
@@ -74,6 +87,7 @@ class BlkDeviceUringTest extends BlkDeviceTest {
             ByteBuffer st = BlkRequest.statusByte(c);
             Completion last = q.defer(c);
             assertFalse(io.read(c, VirtioBlk.SECTOR_SIZE, 0, last, st), "every slot is taken");
+            gate.countDown();
             io.submitPrepared();
             long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
             while (results.size() < depth && System.nanoTime() < end) {

@@ -145,4 +145,12 @@ class IoUringTest {
         assertFalse(reaper.isAlive(), "the waiting thread saw the completions");
         assertEquals(List.of(1L, 2L, 3L), reaped);
     }
+
+    @Test
+    void errnoNamesCoverWhatTheUringAndTapCallsReport() {
+        assertEquals("ENODEV", IoUring.errnoName(19)); // TUNSETIFF without a tun module
+        assertEquals("EEXIST", IoUring.errnoName(17));
+        assertEquals("EAGAIN", IoUring.errnoName(IoUring.EAGAIN));
+        assertEquals("errno 999", IoUring.errnoName(999));
+    }
 }

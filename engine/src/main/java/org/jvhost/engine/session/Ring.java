@@ -97,7 +97,7 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
     /** Tells a timed-out wait from a later one; worker only. */
     private int quietGeneration;
     /** Publishes deferred completions, posted by the first completion of a batch (any thread). */
-    private final Runnable drainCommand = this::drainCompletions;
+    private final Runnable drainCommand = this::drainPosted;
 
     Ring(int index, HostQueue queue, Worker worker, DeviceRuntime runtime, int kickFd, SessionTap tap) {
         this.index = index;
@@ -113,16 +113,35 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
     /**
      * Publishes the chains the device completed from other threads (addUsed, one signalUsed), between
      * device callbacks; ends a {@link #whenQuiet} wait when the last one is in. Worker only.
+     *
+     * @return how many were published
      */
-    private void drainCompletions() {
+    private int drainCompletions() {
+        int published = 0;
         try {
-            queue.drainCompletions();
+            published = queue.drainCompletions();
             runtime.raisePendingFault(); // the used ring is guest memory
         } catch (Throwable t) {
             runtime.fail("deferred completion", index, t);
         }
         if (quietWaiter != null && queue.deferredCount() == 0) {
             endQuietWait();
+        }
+        return published;
+    }
+
+    /**
+     * The posted drain: once it published the last request in flight, the ring is polled as after a kick
+     * that found work (if polling is on): the driver, just answered, is about to publish its next request,
+     * and a polling worker takes it without the kick and the wake-up from an idle CPU. While requests are
+     * in flight it is not ({@link #awaitingCompletions}).
+     */
+    private void drainPosted() {
+        if (drainCompletions() > 0 && handed && !polling && worker.pollingEnabled() && queue.deviceWantsKicks()
+                && !awaitingCompletions() && !runtime.isFailed() && !queue.isBroken()) {
+            polling = true;
+            queue.setHostPolling(true);
+            worker.startPolling(this);
         }
     }
 

@@ -327,7 +327,7 @@ class RingPollingTest {
     }
 
     @Test
-    void aRingWithRequestsInFlightOnTheDevicesThreadsIsNotPolled() throws Exception {
+    void aRingWithRequestsInFlightOnTheDevicesThreadsIsNotPolledUntilTheyComplete() throws Exception {
         device.defer = Defer.HOLD;
         start(1_000_000, 0);
         ping();
@@ -337,11 +337,25 @@ class RingPollingTest {
         assertEquals(0, driver.usedFlags(), "kicks stay on");
         device.held.take().complete(0);
         await(() -> driver.usedIdx() == 1, "the completion is published");
+        assertTrue(polled(), "nothing in flight any more: polled for the driver's next request");
+        ping(); // no kick
+        awaitServed(2);
+    }
+
+    @Test
+    void aCompletionThatLeavesRequestsInFlightStartsNoPolling() throws Exception {
+        device.defer = Defer.HOLD;
+        start(1_000_000, 0);
         ping();
-        Thread.sleep(50);
-        assertEquals(1, device.served.get(), "not polled: the next buffer waits for its kick");
+        ping();
         kick();
         awaitServed(2);
+        device.held.take().complete(0);
+        await(() -> driver.usedIdx() == 1, "the first completion is published");
+        assertFalse(polled(), "one request still in flight");
+        device.held.take().complete(0);
+        await(() -> driver.usedIdx() == 2, "the second completion is published");
+        assertTrue(polled());
     }
 
     @Test

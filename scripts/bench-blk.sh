@@ -12,24 +12,39 @@
 # not the back-ends' own ceilings.
 #
 # Needs qemu-system-x86 (with qemu-storage-daemon), gcc and libc6-dev (a static blkio), root not required.
-# Usage: scripts/bench-blk.sh [-r ROUNDS] [-d SECONDS-PER-PASS] [--jar PATH] [--blk-options OPTS]
-# (OPTS: more options of jvhost's blk device, e.g. uring=off, appended to its --device spec)
+# Usage: scripts/bench-blk.sh [-r ROUNDS] [-d SECONDS-PER-PASS] [-w WARM-UP-SECONDS] [--jar PATH] [--blk-options OPTS]
+#          [--serve-options "ARGS"] [--java-options "ARGS"] [--passes "seqread seqwrite ..."] [--backends "jvhost qsd"]
+# (OPTS: more options of jvhost's blk device, e.g. uring=off, appended to its --device spec; ARGS: more
+# arguments of `jvhost serve` (e.g. --poll-us 0) or of its java command (e.g. a profiler agent); --passes
+# and --backends run a subset in the order given, e.g. to profile one back-end on one pass; -w: before the
+# timed passes the guest runs each pass untimed for that long, against either back-end alike, so that a
+# fresh JVM's JIT compilation, on the back-end's one CPU, falls outside the figures; default 0)
 # Prints one line per pass and run, then per pass the medians (IOPS) and the jvhost/qsd ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=3 secs=4 jar=host/target/jvhost.jar blkopts=
+rounds=3 secs=4 warm=0 jar=host/target/jvhost.jar blkopts= serveopts= javaopts= only= backends="jvhost qsd"
 while [[ $# -gt 0 ]]; do
   case "$1" in
     -r) rounds=$2; shift 2 ;;
     -d) secs=$2; shift 2 ;;
+    -w) warm=$2; shift 2 ;;
     --jar) jar=$2; shift 2 ;;
     --blk-options) blkopts=,$2; shift 2 ;;
-    *) echo "usage: $0 [-r ROUNDS] [-d SECONDS] [--jar PATH] [--blk-options OPTS]" >&2; exit 2 ;;
+    --serve-options) serveopts=$2; shift 2 ;;
+    --java-options) javaopts=$2; shift 2 ;;
+    --passes) only=$2; shift 2 ;;
+    --backends) backends=$2; shift 2 ;;
+    *) echo "usage: $0 [-r ROUNDS] [-d SECONDS] [-w SECONDS] [--jar PATH] [--blk-options OPTS] [--serve-options ARGS]" \
+         "[--java-options ARGS] [--passes PASSES] [--backends BACKENDS]" >&2; exit 2 ;;
   esac
 done
 [[ -f "$jar" ]] || { echo "bench-blk: no $jar (mvn -pl host -am package)" >&2; exit 1; }
 jar=$(cd "$(dirname "$jar")" && pwd)/$(basename "$jar")
 PASSES="seqread:1048576:1 seqwrite:1048576:1 randread:4096:4 randwrite:4096:4"
+if [[ -n "$only" ]]; then
+  PASSES=$(for o in $only; do for p in $PASSES; do if [[ "$o" == "${p%%:*}" ]]; then echo "$p"; fi; done; done | xargs)
+  [[ -n "$PASSES" ]] || { echo "bench-blk: --passes names none of seqread seqwrite randread randwrite" >&2; exit 2; }
+fi
 work=$(mktemp -d /tmp/jvbench-blk.XXXXXX)
 pids=()
 finished=0
@@ -54,6 +69,11 @@ for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_p
   insmod /lib/modules/\$m.ko
 done
 i=0; while [ ! -e /dev/vda ] && [ \$i -lt 100 ]; do sleep 0.1; i=\$((i + 1)); done
+if [ $warm -gt 0 ]; then
+  for p in $PASSES; do
+    blkio /dev/vda \$(echo \$p | tr : ' ' | awk '{ print \$1, \$2, $warm, \$3 }') > /dev/null || echo "BLKIO warm-up \$p FAILED"
+  done
+fi
 for p in $PASSES; do
   blkio /dev/vda \$(echo \$p | tr : ' ' | awk '{ print \$1, \$2, $secs, \$3 }') || echo "BLKIO \$p FAILED"
 done
@@ -69,7 +89,9 @@ dd if=/dev/urandom of="$img" bs=1M count=256 status=none
 
 start_backend() {  # start_backend NAME SOCK LOG
   case "$1" in
-    jvhost) taskset -c 1 java -jar "$jar" serve --device "blk:socket=$2,path=$img$blkopts" > "$3" 2>&1 < /dev/null & ;;
+    # shellcheck disable=SC2086 # the option strings are word lists
+    jvhost) taskset -c 1 java $javaopts -jar "$jar" serve $serveopts --device "blk:socket=$2,path=$img$blkopts" \
+              > "$3" 2>&1 < /dev/null & ;;
     qsd) taskset -c 1 qemu-storage-daemon --blockdev "driver=file,node-name=f,filename=$img" \
            --export "type=vhost-user-blk,id=e,node-name=f,addr.type=unix,addr.path=$2,writable=on" > "$3" 2>&1 < /dev/null & ;;
   esac
@@ -82,7 +104,7 @@ run_once() {  # run_once NAME ROUND: appends "NAME PASS IOPS MIBPS" to $work/res
   local name=$1 dir=$work/$1-$2
   mkdir -p "$dir"
   start_backend "$name" "$dir/sock" "$dir/backend.log"
-  timeout $((60 + 6 * secs)) taskset -c 0 qemu-system-x86_64 -accel tcg -cpu max -m 256M -smp 1 \
+  timeout $((60 + 6 * secs + 6 * warm)) taskset -c 0 qemu-system-x86_64 -accel tcg -cpu max -m 256M -smp 1 \
     -machine q35,memory-backend=mem0 -object memory-backend-memfd,id=mem0,size=256M,share=on \
     -chardev "socket,id=c1,path=$dir/sock" -device vhost-user-blk-pci,chardev=c1,num-queues=1,vectors=0 \
     -kernel "$work/guest/vmlinuz" -initrd "$work/initramfs.cpio.gz" -append "console=ttyS0 quiet panic=-1" \
@@ -101,7 +123,8 @@ median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if
 
 : > "$work/results"
 for ((r = 1; r <= rounds; r++)); do
-  if (( r % 2 )); then order="jvhost qsd"; else order="qsd jvhost"; fi  # neither always goes first
+  order=$backends
+  if (( r % 2 == 0 )); then order=$(tr ' ' '\n' <<< "$backends" | tac | xargs); fi  # neither always goes first
   for name in $order; do run_once "$name" "$r"; done
 done
 echo "# medians of $rounds rounds (IOPS, MiB/s), ratio jvhost/qsd of the IOPS medians"
@@ -111,6 +134,6 @@ for p in $PASSES; do
   q=$(awk -v p="$pass" '$1 == "qsd" && $2 == p { print $3 }' "$work/results" | median)
   jm=$(awk -v p="$pass" '$1 == "jvhost" && $2 == p { print $4 }' "$work/results" | median)
   qm=$(awk -v p="$pass" '$1 == "qsd" && $2 == p { print $4 }' "$work/results" | median)
-  echo "$pass ($(tr : ' ' <<< "${p#*:}" | awk '{ print $1 " B, " $2 " in flight" }')): jvhost $j ($jm MiB/s) qsd $q ($qm MiB/s) ratio $(awk -v a="$j" -v b="$q" 'BEGIN { printf "%.2f", a / b }')"
+  echo "$pass ($(tr : ' ' <<< "${p#*:}" | awk '{ print $1 " B, " $2 " in flight" }')): jvhost $j ($jm MiB/s) qsd $q ($qm MiB/s) ratio $(awk -v a="$j" -v b="$q" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "n/a" }')"
 done
 finished=1

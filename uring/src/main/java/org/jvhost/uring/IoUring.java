@@ -238,7 +238,7 @@ public final class IoUring implements AutoCloseable {
         return n;
     }
 
-    /** The kernel's name for an errno this library reports (EPERM, ENOSYS, ...), or "errno N". */
+    /** The kernel's name for an errno this library or a device's native calls report (EPERM, ENODEV, ...), or "errno N". */
     public static String errnoName(int errno) {
         return UringNatives.errnoName(errno);
     }

@@ -32,9 +32,12 @@ final class UringNatives {
     static final int ENOMEM = 12;
     static final int EACCES = 13;
     static final int EBUSY = 16;
+    static final int EEXIST = 17;
+    static final int ENODEV = 19;
     static final int EINVAL = 22;
     static final int ENOSPC = 28;
     static final int ENOSYS = 38;
+    static final int EOPNOTSUPP = 95;
 
     private UringNatives() {
     }
@@ -55,7 +58,10 @@ final class UringNatives {
         return Native.getLastError();
     }
 
-    /** The kernel's name for the errnos this library reports, for messages; the number for the rest. */
+    /**
+     * The kernel's name for the errnos this library and its users (net's TAP calls) report, for messages;
+     * the number for the rest.
+     */
     static String errnoName(int errno) {
         switch (errno) {
             case EPERM: return "EPERM";
@@ -67,9 +73,12 @@ final class UringNatives {
             case ENOMEM: return "ENOMEM";
             case EACCES: return "EACCES";
             case EBUSY: return "EBUSY";
+            case EEXIST: return "EEXIST";
+            case ENODEV: return "ENODEV";
             case EINVAL: return "EINVAL";
             case ENOSPC: return "ENOSPC";
             case ENOSYS: return "ENOSYS";
+            case EOPNOTSUPP: return "EOPNOTSUPP";
             default: return "errno " + errno;
         }
     }

@@ -145,4 +145,13 @@ class IoUringTest {
         assertFalse(reaper.isAlive(), "the waiting thread saw the completions");
         assertEquals(List.of(1L, 2L, 3L), reaped);
     }
+
+    @Test
+    void errnoNamesCoverWhatTheUringAndTapCallsReport() {
+        assertEquals("ENODEV", IoUring.errnoName(19)); // TUNSETIFF without a tun module
+        assertEquals("EEXIST", IoUring.errnoName(17));
+        assertEquals("EOPNOTSUPP", IoUring.errnoName(95)); // an io_uring op the TAP does not support
+        assertEquals("EAGAIN", IoUring.errnoName(IoUring.EAGAIN));
+        assertEquals("errno 999", IoUring.errnoName(999));
+    }
 }

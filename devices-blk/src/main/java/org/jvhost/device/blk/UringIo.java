@@ -138,21 +138,23 @@ final class UringIo implements AutoCloseable, IoUring.CompletionSink {
 
     private boolean start(int op, int t, DescriptorChain c, boolean writable, int from, int len, long position,
             Completion d, ByteBuffer st) {
-        int segments = 0;
-        if (c != null && (segments = segments(c, writable, from, len)) > MAX_SEGMENTS) {
-            return false;
-        }
         int slot = takeSlot();
         if (slot < 0) {
             return false;
         }
-        long iovAddress;
-        try {
-            iovAddress = c == null ? 0 : fillIovecs(slot, c, writable, from, len, segments);
-        } catch (IllegalStateException e) { // memory without addresses: the pool's views can still serve it
-            releaseSlot(slot);
-            return false;
+        int segments = 0;
+        if (c != null) {
+            try {
+                segments = fillIovecs(slot, c, writable, from, len);
+            } catch (IllegalStateException e) { // memory without addresses: the pool's views can still serve it
+                segments = -1;
+            }
+            if (segments < 0) {
+                releaseSlot(slot);
+                return false;
+            }
         }
+        long iovAddress = c == null ? 0 : Pointer.nativeValue(iov[slot]);
         status[slot] = st;
         used[slot] = d.writableBytes();
         type[slot] = t;
@@ -216,34 +218,14 @@ final class UringIo implements AutoCloseable, IoUring.CompletionSink {
         return true;
     }
 
-    /** The number of segments the chain's part {@code from..from+len} spans. */
-    private static int segments(DescriptorChain c, boolean writable, int from, int len) {
+    /**
+     * Writes the iovecs of the chain's part {@code from..from+len} into the slot's array (grown to fit);
+     * returns their count, or -1 if the part spans more than {@link #MAX_SEGMENTS} segments.
+     */
+    private int fillIovecs(int slot, DescriptorChain c, boolean writable, int from, int len) {
         int first = writable ? c.readableSegments() : 0;
         int end = writable ? c.segmentCount() : c.readableSegments();
-        int n = 0;
-        int skip = from;
-        int left = len;
-        for (int i = first; i < end && left > 0; i++) {
-            int segLen = c.segmentLength(i);
-            if (skip >= segLen) {
-                skip -= segLen;
-                continue;
-            }
-            left -= Math.min(segLen - skip, left);
-            skip = 0;
-            n++;
-        }
-        return n;
-    }
-
-    /** Writes the iovecs of the part into the slot's array (grown to fit); returns its address. */
-    private long fillIovecs(int slot, DescriptorChain c, boolean writable, int from, int len, int segments) {
-        Memory m = iov[slot];
-        if (m == null || m.size() < (long) segments * IOVEC_SIZE) {
-            m = iov[slot] = new Memory((long) Integer.highestOneBit(Math.max(segments, 8) * 2 - 1) * IOVEC_SIZE);
-        }
-        int first = writable ? c.readableSegments() : 0;
-        int end = writable ? c.segmentCount() : c.readableSegments();
+        Memory m = iovecs(slot, Math.min(end - first, MAX_SEGMENTS));
         int k = 0;
         int skip = from;
         int left = len;
@@ -253,6 +235,9 @@ final class UringIo implements AutoCloseable, IoUring.CompletionSink {
                 skip -= segLen;
                 continue;
             }
+            if (k == MAX_SEGMENTS) {
+                return -1;
+            }
             int n = Math.min(segLen - skip, left);
             m.setLong((long) k * IOVEC_SIZE, address(c, i) + skip);
             m.setLong((long) k * IOVEC_SIZE + 8, n);
@@ -260,7 +245,16 @@ final class UringIo implements AutoCloseable, IoUring.CompletionSink {
             left -= n;
             skip = 0;
         }
-        return Pointer.nativeValue(m);
+        return k;
+    }
+
+    /** The slot's iovec array, grown (to a power of two) to hold at least {@code count} entries. */
+    private Memory iovecs(int slot, int count) {
+        Memory m = iov[slot];
+        if (m == null || m.size() < (long) count * IOVEC_SIZE) {
+            m = iov[slot] = new Memory((long) Integer.highestOneBit(Math.max(count, 8) * 2 - 1) * IOVEC_SIZE);
+        }
+        return m;
     }
 
     /**

@@ -9,6 +9,7 @@ import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.util.Arrays;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import org.jvhost.spi.Completion;
 import org.jvhost.spi.DescriptorChain;
@@ -58,7 +59,19 @@ class BlkDeviceUringTest extends BlkDeviceTest {
         MockSplitQueue mock = MockSplitQueue.create(16); // room for depth + 1 = 3 chains of 3 descriptors
         var q = mock.deviceQueue(0, new CountingNotifier());
         ConcurrentLinkedQueue<Integer> results = new ConcurrentLinkedQueue<>();
-        try (UringIo io = UringIo.open(file, false, (type, bytes, result) -> results.add(result), 1)) {
+        // A ring of 1 SQ entry (2 slots) submits the first request when the second is prepared, and the
+        // reaper may complete it at once: it waits here, before it frees the slot, until the test has seen
+        // every slot taken (the outcome runs before the slot is released).
+        CountDownLatch gate = new CountDownLatch(1);
+        UringIo.Outcome holding = (type, bytes, result) -> {
+            results.add(result);
+            try {
+                gate.await(10, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        };
+        try (UringIo io = UringIo.open(file, false, holding, 1)) {
             int depth = io.depth();
             DescriptorChain c = q.newChain();
             for (int i = 0; i <= depth; i++) {
@@ -74,6 +87,7 @@ class BlkDeviceUringTest extends BlkDeviceTest {
             ByteBuffer st = BlkRequest.statusByte(c);
             Completion last = q.defer(c);
             assertFalse(io.read(c, VirtioBlk.SECTOR_SIZE, 0, last, st), "every slot is taken");
+            gate.countDown();
             io.submitPrepared();
             long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
             while (results.size() < depth && System.nanoTime() < end) {
@@ -87,6 +101,36 @@ class BlkDeviceUringTest extends BlkDeviceTest {
                 Thread.sleep(1);
             }
             assertEquals(depth + 1, results.size());
+        }
+    }
+
+    @Test
+    void aPartOfMoreSegmentsThanReadvTakesIsLeftToThePoolAndTheLongestThatFitsReads() throws Exception {
+        int n = UringIo.MAX_SEGMENTS;
+        file = dir.resolve("segments.img");
+        Files.write(file, pattern(n + 1, 3));
+        MockSplitQueue mock = MockSplitQueue.create(2048);
+        var q = mock.deviceQueue(0, new CountingNotifier());
+        ConcurrentLinkedQueue<Integer> results = new ConcurrentLinkedQueue<>();
+        try (UringIo io = UringIo.open(file, false, (type, bytes, result) -> results.add(result), 1)) {
+            DescriptorChain c = q.newChain();
+            int[] tooMany = new int[n + 2]; // n + 1 one-byte segments, then the status byte
+            Arrays.fill(tooMany, 1);
+            mock.addChain(new byte[][] {header(VirtioBlk.T_IN, 0)}, tooMany);
+            assertTrue(q.pop(c));
+            assertFalse(io.read(c, n + 1, 0, q.defer(c), BlkRequest.statusByte(c)), "more than UIO_MAXIOV");
+            int[] fits = new int[n + 1];
+            Arrays.fill(fits, 1);
+            int head = mock.addChain(new byte[][] {header(VirtioBlk.T_IN, 0)}, fits);
+            assertTrue(q.pop(c));
+            assertTrue(io.read(c, n, 0, q.defer(c), BlkRequest.statusByte(c)), "exactly UIO_MAXIOV, and a free slot");
+            io.submitPrepared();
+            long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            while (results.isEmpty() && System.nanoTime() < end) {
+                Thread.sleep(1);
+            }
+            assertEquals(java.util.List.of(n), java.util.List.copyOf(results));
+            assertArrayEquals(Arrays.copyOf(pattern(n + 1, 3), n), mock.writtenBytes(head, n));
         }
     }
 }

@@ -4,6 +4,7 @@ import com.sun.jna.LastErrorException;
 import com.sun.jna.Native;
 import com.sun.jna.NativeLibrary;
 import com.sun.jna.Pointer;
+import org.jvhost.uring.IoUring;
 
 /**
  * Every native call of the net device (JNA direct mapping, java-stack §2). Set-up calls declare
@@ -102,24 +103,8 @@ final class TapNatives {
         return Native.getLastError();
     }
 
-    /** The kernel's name for an errno we may report, for messages; the number for the rest. */
+    /** The kernel's name for an errno we may report, for messages (the uring library's one list). */
     static String errnoName(int errno) {
-        switch (errno) {
-            case EPERM: return "EPERM";
-            case ENOENT: return "ENOENT";
-            case EIO: return "EIO";
-            case EBADF: return "EBADF";
-            case EAGAIN: return "EAGAIN";
-            case EACCES: return "EACCES";
-            case EBUSY: return "EBUSY";
-            case EEXIST: return "EEXIST";
-            case ENODEV: return "ENODEV";
-            case EINVAL: return "EINVAL";
-            case EINTR: return "EINTR";
-            case ENOMEM: return "ENOMEM";
-            case ENOSYS: return "ENOSYS";
-            case EOPNOTSUPP: return "EOPNOTSUPP";
-            default: return "errno " + errno;
-        }
+        return IoUring.errnoName(errno);
     }
 }

@@ -15,6 +15,15 @@ public interface PolledQueue {
     boolean poll();
 
     /**
+     * Whether the queue waits for its device to complete requests on other threads: a round that finds
+     * no new work then ends its polling at once ({@link #endPolling}) instead of after the idle period,
+     * and the worker sleeps until the completions (or a kick) wake it.
+     */
+    default boolean awaitingCompletions() {
+        return false;
+    }
+
+    /**
      * The queue was idle for the polling period: ask the driver to kick again, then re-check the ring,
      * because a buffer published just before the request would otherwise wait for a kick that never
      * comes. If the re-check finds work, the queue processes it and keeps polling.

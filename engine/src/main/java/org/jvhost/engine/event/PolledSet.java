@@ -62,8 +62,8 @@ final class PolledSet {
     }
 
     /**
-     * One round over the queues: each polls; one idle for longer than the window is asked to end polling
-     * and leaves unless its re-check found work. Spins (Thread.onSpinWait) if no queue had work.
+     * One round over the queues: each polls; one idle for longer than the window, or idle while it awaits
+     * its device's completions, is asked to end polling and leaves unless its re-check found work. Spins (Thread.onSpinWait) if no queue had work.
      */
     void pollRound(long now) {
         boolean found = false;
@@ -81,7 +81,7 @@ final class PolledSet {
                     lastWork[i] = now;
                     continue;
                 }
-                if (now - lastWork[i] < idleLimit) {
+                if (now - lastWork[i] < idleLimit && !q.awaitingCompletions()) {
                     continue;
                 }
                 keep = q.endPolling();

@@ -16,6 +16,7 @@ import org.jvhost.engine.event.WorkerPool;
 import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.engine.virtq.SplitQueue;
 import org.jvhost.engine.virtq.UsedRingLayout;
+import org.jvhost.spi.Completion;
 import org.jvhost.spi.DescriptorChain;
 import org.jvhost.spi.VhostUserDevice;
 import org.jvhost.spi.VirtioFeatures;
@@ -52,6 +53,10 @@ class RingPollingTest {
         final AtomicInteger served = new AtomicInteger();
         /** Turn kicks off for good at start, as the loopback does on its RX queue. */
         volatile boolean noKicks;
+        /** Complete each chain later ({@link Completion}) instead of with addUsed: inline, or held for the test. */
+        volatile Defer defer = Defer.NO;
+        /** The chains held (Defer.HOLD), for the test to complete from its own thread. */
+        final java.util.concurrent.BlockingQueue<Completion> held = new java.util.concurrent.LinkedBlockingQueue<>();
         private Virtqueue queue;
         private DescriptorChain chain;
 
@@ -94,7 +99,11 @@ class RingPollingTest {
             do {
                 queue.disableNotifications();
                 while (queue.pop(chain)) {
-                    queue.addUsed(chain, 0);
+                    switch (defer) {
+                        case NO -> queue.addUsed(chain, 0);
+                        case INLINE -> queue.defer(chain).complete(0); // as a page-cache read on io_uring
+                        case HOLD -> held.add(queue.defer(chain));
+                    }
                     served.incrementAndGet();
                 }
                 queue.signalUsed();
@@ -108,6 +117,8 @@ class RingPollingTest {
             return q;
         }
     }
+
+    private enum Defer { NO, INLINE, HOLD }
 
     private void start(int pollMicros, long features) throws Exception {
         start(Polling.startingAt(pollMicros), features);
@@ -313,6 +324,70 @@ class RingPollingTest {
         awaitServed(1);
         assertFalse(polled());
         assertEquals(UsedRingLayout.F_NO_NOTIFY, driver.usedFlags());
+    }
+
+    @Test
+    void aRingWithRequestsInFlightOnTheDevicesThreadsIsNotPolledUntilTheyComplete() throws Exception {
+        device.defer = Defer.HOLD;
+        start(1_000_000, 0);
+        ping();
+        kick();
+        awaitServed(1);
+        assertFalse(polled(), "the driver waits for the request: polling would only take the CPU its I/O needs");
+        assertEquals(0, driver.usedFlags(), "kicks stay on");
+        device.held.take().complete(0);
+        await(() -> driver.usedIdx() == 1, "the completion is published");
+        assertTrue(polled(), "nothing in flight any more: polled for the driver's next request");
+        ping(); // no kick
+        awaitServed(2);
+    }
+
+    @Test
+    void aCompletionThatLeavesRequestsInFlightStartsNoPolling() throws Exception {
+        device.defer = Defer.HOLD;
+        start(1_000_000, 0);
+        ping();
+        ping();
+        kick();
+        awaitServed(2);
+        device.held.take().complete(0);
+        await(() -> driver.usedIdx() == 1, "the first completion is published");
+        assertFalse(polled(), "one request still in flight");
+        device.held.take().complete(0);
+        await(() -> driver.usedIdx() == 2, "the second completion is published");
+        assertTrue(polled());
+    }
+
+    @Test
+    void requestsCompletedDuringTheKickArePublishedAtOnceAndTheRingIsPolled() throws Exception {
+        device.defer = Defer.INLINE;
+        start(1_000_000, 0);
+        ping();
+        kick();
+        awaitServed(1);
+        AtomicInteger used = new AtomicInteger();
+        onWorker(() -> used.set(driver.usedIdx()));
+        assertEquals(1, used.get(), "published by the kick");
+        assertTrue(polled(), "nothing in flight after the kick: polled as any ring");
+    }
+
+    @Test
+    void pollingEndsAtOnceWhenThePolledRingsRequestsGoInFlight() throws Exception {
+        device.defer = Defer.INLINE;
+        start(3_000_000, 0); // a window of 3 s, which must not have to pass
+        ping();
+        kick();
+        awaitServed(1);
+        assertTrue(polled());
+        device.defer = Defer.HOLD;
+        long t0 = System.nanoTime();
+        ping(); // found by polling
+        awaitServed(2);
+        awaitPollingOver();
+        assertTrue(System.nanoTime() - t0 < TimeUnit.MILLISECONDS.toNanos(1500), "polling ended before its window");
+        assertEquals(0, driver.usedFlags(), "kicks are requested again");
+        device.held.take().complete(0);
+        await(() -> driver.usedIdx() == 2, "the completion is published");
     }
 
     private long window() throws Exception {

@@ -439,6 +439,8 @@ public final class LinuxSys {
 
     private static native int geteuid();
 
+    private static native Pointer signal(int signum, Pointer handler);
+
     private static native int socket(int domain, int type, int protocol) throws LastErrorException;
 
     private static native int bind(int fd, byte[] addr, int len) throws LastErrorException;
@@ -545,5 +547,14 @@ public final class LinuxSys {
 
     private static NativeException fail(String call, LastErrorException e) {
         return new NativeException(call, e.getErrorCode());
+    }
+
+    /**
+     * Puts signal {@code signum}'s disposition back to the default. A signal ignored when the JVM started
+     * (SIGHUP under nohup) stays ignored whatever handler Java registers for it; after this, a
+     * registration takes.
+     */
+    public static void defaultSignalDisposition(int signum) {
+        signal(signum, Pointer.NULL); // SIG_DFL is 0
     }
 }

@@ -1,5 +1,6 @@
 package org.jvhost.host.cli;
 
+import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.host.systemd.ServiceNotifier;
 import org.jvhost.host.systemd.Watchdog;
 
@@ -8,6 +9,8 @@ import org.jvhost.host.systemd.Watchdog;
  * service manager hears of it.
  */
 interface Lifecycle {
+    /** Linux's signal number of SIGHUP. */
+    int SIGHUP = 1;
 
     /** Arranges for {@code close} to run when the process is told to stop. */
     void closeOnShutdown(Runnable close);
@@ -95,14 +98,24 @@ interface Lifecycle {
              */
             @Override
             public void reloadOnHangup(Runnable reload) {
-                sun.misc.Signal.handle(new sun.misc.Signal("HUP"), signal -> {
+                sun.misc.Signal hup = new sun.misc.Signal("HUP");
+                sun.misc.SignalHandler handler = signal -> {
                     notifier.reloading();
                     try {
                         reload.run();
                     } finally {
                         notifier.ready("serving (after SIGHUP)");
                     }
-                });
+                };
+                if (sun.misc.Signal.handle(hup, handler) == sun.misc.SignalHandler.SIG_IGN) {
+                    // Started with SIGHUP ignored (nohup): the JVM then keeps it ignored and never runs the
+                    // handler. SIGHUP is our reload, as for any daemon, so it is taken back. A SIGHUP in the
+                    // microseconds between the two calls would stop the process, as it would without nohup.
+                    LinuxSys.defaultSignalDisposition(SIGHUP);
+                    sun.misc.Signal.handle(hup, handler);
+                    org.slf4j.LoggerFactory.getLogger(Lifecycle.class).info(
+                            "SIGHUP was ignored when jvhost started (nohup?); it reloads all the same");
+                }
             }
 
             @Override

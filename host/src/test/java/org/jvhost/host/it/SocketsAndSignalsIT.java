@@ -152,6 +152,23 @@ class SocketsAndSignalsIT {
     }
 
     @Test
+    void sighupReloadsEvenWhenStartedUnderNohup() throws Exception {
+        Path a = dir.resolve("a.sock");
+        // nohup leaves SIGHUP ignored, and the JVM would keep it so, dropping the reload handler
+        ProcessUnderTest p = scope.track(ProcessUnderTest.start("jvhost",
+                Serve.command(List.of("nohup"), List.of("--device", "loopback:socket=" + a)), logDir));
+        awaitServing(p, 1);
+        p.await(Pattern.compile("SIGHUP was ignored when jvhost started"), 0, Duration.ofSeconds(5));
+        int mark = p.mark();
+        Process hup = new ProcessBuilder("kill", "-HUP", String.valueOf(p.pid())).start();
+        assertEquals(0, hup.waitFor(), "kill -HUP");
+        p.await(Pattern.compile("SIGHUP: nothing to reload"), mark, Duration.ofSeconds(10));
+        assertTrue(p.isAlive(), "still serving after SIGHUP" + p.tail());
+        ProcessHandle.of(p.pid()).orElseThrow().destroy(); // SIGTERM
+        assertEquals(0, p.awaitExit(Duration.ofSeconds(5)), p.tail());
+    }
+
+    @Test
     void sighupWithoutAConfigFileIsLoggedAndServingGoesOn() throws Exception {
         Path a = dir.resolve("a.sock");
         ProcessUnderTest p = serve("--device", "loopback:socket=" + a);

@@ -1,6 +1,5 @@
 package org.jvhost.device.net;
 
-import java.util.concurrent.atomic.AtomicLongArray;
 import org.jvhost.spi.DescriptorChain;
 import org.jvhost.spi.VirtioFeatures;
 import org.jvhost.spi.Virtqueue;
@@ -48,7 +47,7 @@ final class ControlQueue {
     private final Commands commands;
     private final byte[] command = new byte[MAX_COMMAND];
     private final byte[] ack = new byte[1];
-    private final AtomicLongArray counters = new AtomicLongArray(COUNTER_NAMES.length);
+    private final OwnedCounters counters = new OwnedCounters(COUNTER_NAMES.length);
 
     private Virtqueue queue;
     private DescriptorChain chain;
@@ -171,26 +170,20 @@ final class ControlQueue {
     }
 
     private void increment(int slot) {
-        counters.setRelease(slot, counters.getPlain(slot) + 1);
+        counters.add(slot, 1);
     }
 
     long counter(int slot) {
-        return counters.getAcquire(slot);
+        return counters.get(slot);
     }
 
     /** Every counter, in {@link #COUNTER_NAMES} order (a hot upgrade's state). */
     long[] counters() {
-        long[] v = new long[COUNTER_NAMES.length];
-        for (int i = 0; i < v.length; i++) {
-            v[i] = counter(i);
-        }
-        return v;
+        return counters.snapshot();
     }
 
     /** A hot upgrade: the counters go on from the previous process's {@code values} (those it had). */
     void restoreCounters(long[] values) {
-        for (int i = 0; i < Math.min(values.length, COUNTER_NAMES.length); i++) {
-            counters.setRelease(i, values[i]);
-        }
+        counters.restore(values);
     }
 }

@@ -1,6 +1,5 @@
 package org.jvhost.device.net;
 
-import java.util.concurrent.atomic.AtomicLongArray;
 import org.jvhost.spi.DescriptorChain;
 import org.jvhost.spi.DeviceContext;
 import org.jvhost.spi.VirtioFeatures;
@@ -69,7 +68,7 @@ final class PairDataPath {
     private final DeviceContext context;
     private final int group;
     private final Runnable onReadable = this::receive;
-    private final AtomicLongArray counters = new AtomicLongArray(COUNTER_NAMES.length);
+    private final OwnedCounters counters = new OwnedCounters(COUNTER_NAMES.length);
 
     private final IovecArray txIov;
     private final IovecArray rxIov;
@@ -317,27 +316,21 @@ final class PairDataPath {
     // ---- helpers -------------------------------------------------------------------------------
 
     private void increment(int slot, long by) {
-        counters.setRelease(slot, counters.getPlain(slot) + by);
+        counters.add(slot, by);
     }
 
     long counter(int slot) {
-        return counters.getAcquire(slot);
+        return counters.get(slot);
     }
 
     /** Every counter, in {@link #COUNTER_NAMES} order (a hot upgrade's state). */
     long[] counters() {
-        long[] v = new long[COUNTER_NAMES.length];
-        for (int i = 0; i < v.length; i++) {
-            v[i] = counter(i);
-        }
-        return v;
+        return counters.snapshot();
     }
 
     /** A hot upgrade: the counters go on from the previous process's {@code values} (those it had). Before any queue runs. */
     void restoreCounters(long[] values) {
-        for (int i = 0; i < Math.min(values.length, COUNTER_NAMES.length); i++) {
-            counters.setRelease(i, values[i]);
-        }
+        counters.restore(values);
     }
 
     boolean isPaused() {

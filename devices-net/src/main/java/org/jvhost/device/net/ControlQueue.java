@@ -173,17 +173,8 @@ final class ControlQueue {
         counters.add(slot, 1);
     }
 
-    long counter(int slot) {
-        return counters.get(slot);
-    }
-
-    /** Every counter, in {@link #COUNTER_NAMES} order (a hot upgrade's state). */
-    long[] counters() {
-        return counters.snapshot();
-    }
-
-    /** A hot upgrade: the counters go on from the previous process's {@code values} (those it had). */
-    void restoreCounters(long[] values) {
-        counters.restore(values);
+    /** The counters, in {@link #COUNTER_NAMES} order: read from any thread, restored by a hot upgrade before any queue runs. */
+    OwnedCounters counters() {
+        return counters;
     }
 }

@@ -276,12 +276,12 @@ public final class NetDevice implements VhostUserDevice, AutoCloseable {
         for (int slot = 0; slot < PairDataPath.COUNTER_NAMES.length; slot++) {
             long sum = 0;
             for (PairDataPath pair : pairs) {
-                sum += pair.counter(slot);
+                sum += pair.counters().get(slot);
             }
             sums.put(PairDataPath.COUNTER_NAMES[slot], sum);
         }
         for (int slot = 0; slot < ControlQueue.COUNTER_NAMES.length; slot++) {
-            sums.put(ControlQueue.COUNTER_NAMES[slot], control.counter(slot));
+            sums.put(ControlQueue.COUNTER_NAMES[slot], control.counters().get(slot));
         }
         return sums;
     }
@@ -294,10 +294,10 @@ public final class NetDevice implements VhostUserDevice, AutoCloseable {
     public DeviceState saveState() {
         long[][] pairCounters = new long[pairs.length][];
         for (int p = 0; p < pairs.length; p++) {
-            pairCounters[p] = pairs[p].counters();
+            pairCounters[p] = pairs[p].counters().snapshot();
         }
         return NetState.save(tap, new NetState.Device(steering.driverPairs(), steering.attached(), pairCounters,
-                control.counters()));
+                control.counters().snapshot()));
     }
 
     /**
@@ -328,9 +328,9 @@ public final class NetDevice implements VhostUserDevice, AutoCloseable {
         steering.restore(d == null ? 0 : d.driverPairs(), d == null ? null : d.attached());
         if (d != null) {
             for (int p = 0; p < pairs.length; p++) {
-                pairs[p].restoreCounters(d.pairCounters()[p]);
+                pairs[p].counters().restore(d.pairCounters()[p]);
             }
-            control.restoreCounters(d.controlCounters());
+            control.counters().restore(d.controlCounters());
         }
         LOG.info("{}: took over {} from the previous jvhost", name, tap);
     }

@@ -319,18 +319,9 @@ final class PairDataPath {
         counters.add(slot, by);
     }
 
-    long counter(int slot) {
-        return counters.get(slot);
-    }
-
-    /** Every counter, in {@link #COUNTER_NAMES} order (a hot upgrade's state). */
-    long[] counters() {
-        return counters.snapshot();
-    }
-
-    /** A hot upgrade: the counters go on from the previous process's {@code values} (those it had). Before any queue runs. */
-    void restoreCounters(long[] values) {
-        counters.restore(values);
+    /** The counters, in {@link #COUNTER_NAMES} order: read from any thread, restored by a hot upgrade before any queue runs. */
+    OwnedCounters counters() {
+        return counters;
     }
 
     boolean isPaused() {

@@ -4,6 +4,7 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import org.jvhost.host.config.DeviceSpec;
 import org.jvhost.host.plugin.DeviceTypes;
 import org.jvhost.host.plugin.PluginException;
 import org.jvhost.spi.DeviceOptions;

@@ -7,6 +7,7 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import org.jvhost.host.config.DeviceSpec;
 import org.jvhost.host.control.ControlClient;
 import org.jvhost.host.control.Json;
 import picocli.CommandLine.Command;

@@ -10,6 +10,7 @@ import java.util.concurrent.TimeoutException;
 import org.jvhost.engine.server.HandoverLayout;
 import org.jvhost.engine.server.Takeover;
 import org.jvhost.host.control.ControlServer;
+import org.jvhost.host.devices.DeviceHost;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 

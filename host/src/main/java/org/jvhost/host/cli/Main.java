@@ -6,6 +6,7 @@ import java.net.URISyntaxException;
 import java.nio.file.Path;
 import java.security.CodeSource;
 import java.util.Properties;
+import org.jvhost.host.devices.DeviceHost;
 import org.jvhost.host.plugin.BuiltInPlugins;
 import org.jvhost.host.plugin.DeviceTypeLoader;
 import org.jvhost.host.systemd.ServiceNotifier;

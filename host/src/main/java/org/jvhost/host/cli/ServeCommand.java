@@ -13,7 +13,14 @@ import java.util.concurrent.Callable;
 import org.jvhost.engine.event.Polling;
 import org.jvhost.engine.event.WorkerPool;
 import org.jvhost.engine.memory.MemoryBudget;
+import org.jvhost.host.config.ConfigException;
+import org.jvhost.host.config.ConfigFile;
+import org.jvhost.host.config.DeviceEntry;
+import org.jvhost.host.config.DeviceSpec;
 import org.jvhost.host.control.ControlServer;
+import org.jvhost.host.devices.DeviceHost;
+import org.jvhost.host.devices.DeviceManager;
+import org.jvhost.host.devices.PlannedDevice;
 import org.jvhost.host.metrics.MetricsServer;
 import org.jvhost.host.metrics.DeviceMetrics;
 import org.jvhost.host.metrics.Exposition;
@@ -44,10 +51,6 @@ import picocli.CommandLine.TypeConversionException;
 final class ServeCommand implements Callable<Integer> {
     private static final Logger LOG = LoggerFactory.getLogger(ServeCommand.class);
 
-    /** Far beyond any useful count: workers only copy and signal, and a machine has few CPUs. */
-    static final int MAX_WORKERS = 1024;
-    /** One second: longer idle polling only burns CPU; kicks wake the worker within microseconds. */
-    static final int MAX_POLL_MICROS = 1_000_000;
 
     @Spec
     CommandSpec spec;
@@ -172,8 +175,8 @@ final class ServeCommand implements Callable<Integer> {
         ConfigFile.Parsed file = readConfig();
         ConfigFile.Settings settings = file == null ? ConfigFile.Settings.NONE : file.host();
         int threads = given("--workers") || settings.workers() == null ? workers : settings.workers();
-        if (threads < 1 || threads > MAX_WORKERS) {
-            throw usage("--workers " + threads + ": must be between 1 and " + MAX_WORKERS);
+        if (threads < 1 || threads > ConfigFile.MAX_WORKERS) {
+            throw usage("--workers " + threads + ": must be between 1 and " + ConfigFile.MAX_WORKERS);
         }
         Polling polling = polling(settings);
         Path controlPath = control != null ? control : settings.control();
@@ -337,15 +340,15 @@ final class ServeCommand implements Callable<Integer> {
      */
     private Polling polling(ConfigFile.Settings settings) {
         int start = given("--poll-us") || settings.pollMicros() == null ? pollMicros : settings.pollMicros();
-        if (start < 0 || start > MAX_POLL_MICROS) {
-            throw usage("--poll-us " + start + ": must be between 0 and " + MAX_POLL_MICROS);
+        if (start < 0 || start > ConfigFile.MAX_POLL_MICROS) {
+            throw usage("--poll-us " + start + ": must be between 0 and " + ConfigFile.MAX_POLL_MICROS);
         }
         Integer max = given("--poll-max-us") || settings.pollMaxMicros() == null ? pollMaxMicros : settings.pollMaxMicros();
         if (max == null) {
             return Polling.startingAt(start);
         }
-        if (max < 0 || max > MAX_POLL_MICROS) {
-            throw usage("--poll-max-us " + max + ": must be between 0 and " + MAX_POLL_MICROS);
+        if (max < 0 || max > ConfigFile.MAX_POLL_MICROS) {
+            throw usage("--poll-max-us " + max + ": must be between 0 and " + ConfigFile.MAX_POLL_MICROS);
         }
         if (start > 0 && max < start) {
             throw usage("--poll-max-us " + max + ": must not be below --poll-us " + start);

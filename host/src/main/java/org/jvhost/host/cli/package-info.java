@@ -1,8 +1,8 @@
 /**
- * The command line and the running device set: {@code jvhost serve} (devices from {@code --device} or a
- * config file, checked and created as a whole before any is served, then kept by a
- * {@link org.jvhost.host.cli.DeviceManager} that applies control requests and reloads), {@code jvhost ctl}
- * (the control socket's client) and {@code jvhost devices} (the device types and their options). Usage
- * errors exit with 2, failures while serving with 1.
+ * The command line: {@code jvhost serve} (devices from {@code --device} or a config file, read by
+ * {@link org.jvhost.host.config}, then served by the device set in {@link org.jvhost.host.devices}), the
+ * control socket's requests ({@link org.jvhost.host.cli.ControlRequests}), {@code jvhost ctl} (the
+ * control socket's client), {@code jvhost devices} (the device types and their options), and serve's
+ * part in a hot upgrade. Usage errors exit with 2, failures while serving with 1.
  */
 package org.jvhost.host.cli;

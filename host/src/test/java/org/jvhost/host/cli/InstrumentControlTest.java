@@ -11,6 +11,8 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.jvhost.host.control.ControlServer;
+import org.jvhost.host.devices.DeviceHost;
+import org.jvhost.host.devices.DeviceManager;
 import org.jvhost.host.plugin.BuiltInPlugins;
 import org.jvhost.host.plugin.DeviceTypeLoader;
 import org.jvhost.host.plugin.DeviceTypes;

@@ -7,6 +7,7 @@ import java.util.List;
 import org.jvhost.engine.server.DeviceSnapshot;
 import org.jvhost.engine.server.Host;
 import org.jvhost.engine.server.SocketAccess;
+import org.jvhost.host.devices.DeviceHost;
 import org.jvhost.spi.DeviceContext;
 import org.jvhost.spi.VhostUserDevice;
 

@@ -1,4 +1,4 @@
-package org.jvhost.host.cli;
+package org.jvhost.host.config;
 
 import java.util.List;
 
@@ -7,20 +7,20 @@ import java.util.List;
  * served as a whole; nothing of it was started. Each problem names the file and line or the argument,
  * the device and the key.
  */
-final class ConfigException extends Exception {
+public final class ConfigException extends Exception {
     private static final long serialVersionUID = 1L;
     private final List<String> problems;
 
-    ConfigException(List<String> problems) {
+    public ConfigException(List<String> problems) {
         super(String.join("\n", problems));
         this.problems = List.copyOf(problems);
     }
 
-    ConfigException(String problem) {
+    public ConfigException(String problem) {
         this(List.of(problem));
     }
 
-    List<String> problems() {
+    public List<String> problems() {
         return problems;
     }
 }

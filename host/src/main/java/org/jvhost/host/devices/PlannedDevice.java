@@ -1,4 +1,4 @@
-package org.jvhost.host.cli;
+package org.jvhost.host.devices;
 
 import java.io.IOException;
 import java.nio.file.FileSystems;
@@ -10,6 +10,10 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import org.jvhost.engine.server.Host;
+import org.jvhost.host.config.ConfigFile;
+import org.jvhost.host.config.DeviceEntry;
+import org.jvhost.host.config.DeviceSpec;
+import org.jvhost.host.config.InstrumentOptions;
 import org.jvhost.host.plugin.DeviceTypes;
 import org.jvhost.host.plugin.DeviceTypes.DeviceType;
 import org.jvhost.spi.DeviceOptions;
@@ -24,7 +28,7 @@ import org.jvhost.spi.OptionSpec;
  * @param type    its device type
  * @param options its options, with the type's defaults filled in
  */
-record PlannedDevice(DeviceEntry entry, DeviceType type, DeviceOptions options) {
+public record PlannedDevice(DeviceEntry entry, DeviceType type, DeviceOptions options) {
 
     /**
      * The entries that pass the checks, and the problems of the others: problems found earlier (a config
@@ -33,8 +37,8 @@ record PlannedDevice(DeviceEntry entry, DeviceType type, DeviceOptions options) 
      * @param devices  the entries without problems so far, to be created (their values judged)
      * @param problems every problem; the plan may be applied only if there is none after creation too
      */
-    record Plan(List<PlannedDevice> devices, List<String> problems) {
-        Plan {
+    public record Plan(List<PlannedDevice> devices, List<String> problems) {
+        public Plan {
             devices = List.copyOf(devices);
             problems = List.copyOf(problems);
         }
@@ -46,7 +50,7 @@ record PlannedDevice(DeviceEntry entry, DeviceType type, DeviceOptions options) 
      *
      * @param earlier problems found before, listed first
      */
-    static Plan plan(List<DeviceEntry> entries, List<DeviceEntry> kept, DeviceTypes types, List<String> earlier) {
+    public static Plan plan(List<DeviceEntry> entries, List<DeviceEntry> kept, DeviceTypes types, List<String> earlier) {
         List<String> problems = new ArrayList<>(earlier);
         Map<String, DeviceEntry> names = new HashMap<>();
         Map<Path, DeviceEntry> sockets = new HashMap<>();

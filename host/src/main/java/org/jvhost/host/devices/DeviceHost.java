@@ -1,4 +1,4 @@
-package org.jvhost.host.cli;
+package org.jvhost.host.devices;
 
 import java.io.IOException;
 import java.nio.file.Path;
@@ -20,7 +20,7 @@ import org.jvhost.spi.VhostUserDevice;
  * What {@code serve} needs from the engine: {@link Host}'s front door, as an interface so the CLI's
  * checks and start-up order can be tested without sockets or worker threads.
  */
-interface DeviceHost extends AutoCloseable {
+public interface DeviceHost extends AutoCloseable {
 
     /** @see Host#newContext(String) */
     DeviceContext newContext(String deviceName);

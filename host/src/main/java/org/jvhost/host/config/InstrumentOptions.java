@@ -1,4 +1,4 @@
-package org.jvhost.host.cli;
+package org.jvhost.host.config;
 
 import java.io.IOException;
 import java.nio.file.Path;
@@ -32,8 +32,8 @@ import org.jvhost.engine.protocol.FrontendRequest;
  * @param strict        whether strict mode is on
  * @param faults        the faults to inject
  */
-record InstrumentOptions(Path trace, ProtocolTrace.Format format, long traceMaxBytes, boolean strict, FaultPlan faults) {
-    static final String KEY_TRACE = "trace";
+public record InstrumentOptions(Path trace, ProtocolTrace.Format format, long traceMaxBytes, boolean strict, FaultPlan faults) {
+    public static final String KEY_TRACE = "trace";
     static final String KEY_TRACE_FORMAT = "trace-format";
     static final String KEY_TRACE_MAX_BYTES = "trace-max-bytes";
     static final String KEY_STRICT = "strict";
@@ -47,7 +47,7 @@ record InstrumentOptions(Path trace, ProtocolTrace.Format format, long traceMaxB
     static final String KEY_STALL_RX = "fault-stall-rx";
     static final String KEY_STALL_TX = "fault-stall-tx";
     /** Every instrument key, in alphabetical order (for messages listing the keys a device accepts). */
-    static final SortedSet<String> KEYS = Collections.unmodifiableSortedSet(new TreeSet<>(List.of(KEY_TRACE,
+    public static final SortedSet<String> KEYS = Collections.unmodifiableSortedSet(new TreeSet<>(List.of(KEY_TRACE,
             KEY_TRACE_FORMAT, KEY_TRACE_MAX_BYTES, KEY_STRICT, KEY_DROP, KEY_SWEEP, KEY_NACK, KEY_DELAY, KEY_QUEUES,
             KEY_SEED, KEY_DROP_FRAMES, KEY_STALL_RX, KEY_STALL_TX)));
 
@@ -56,7 +56,7 @@ record InstrumentOptions(Path trace, ProtocolTrace.Format format, long traceMaxB
      *
      * @throws IllegalArgumentException naming the device, the key and the value if one is malformed
      */
-    static InstrumentOptions of(DeviceSpec spec) {
+    public static InstrumentOptions of(DeviceSpec spec) {
         Map<String, String> o = spec.options();
         String trace = o.get(KEY_TRACE);
         if (trace != null && trace.isEmpty()) {
@@ -160,7 +160,7 @@ record InstrumentOptions(Path trace, ProtocolTrace.Format format, long traceMaxB
     }
 
     /** Whether {@code spec} gives any instrument key. */
-    static boolean given(DeviceSpec spec) {
+    public static boolean given(DeviceSpec spec) {
         return spec.options().keySet().stream().anyMatch(KEYS::contains);
     }
 
@@ -169,7 +169,7 @@ record InstrumentOptions(Path trace, ProtocolTrace.Format format, long traceMaxB
      *
      * @throws IOException naming the trace file if it cannot be opened
      */
-    void applyTo(Instrument instrument) throws IOException {
+    public void applyTo(Instrument instrument) throws IOException {
         instrument.setStrict(strict);
         instrument.setFaults(faults);
         if (trace != null) {

@@ -1,4 +1,4 @@
-package org.jvhost.host.cli;
+package org.jvhost.host.config;
 
 import java.nio.file.Path;
 
@@ -13,13 +13,13 @@ import java.nio.file.Path;
  * @param baseDir what its relative path options resolve against (a config file's directory, the
  *                working directory); null for the control API, which refuses relative paths
  */
-record DeviceEntry(String name, DeviceSpec spec, Origin origin, Where where, Path baseDir) {
+public record DeviceEntry(String name, DeviceSpec spec, Origin origin, Where where, Path baseDir) {
 
     /** Who declared a device. A reload manages the {@link #CONFIG} ones only. */
-    enum Origin {
+    public enum Origin {
         COMMAND_LINE("command line"), CONFIG("config file"), CONTROL("control API");
 
-        final String label;
+        public final String label;
 
         Origin(String label) {
             this.label = label;
@@ -30,29 +30,29 @@ record DeviceEntry(String name, DeviceSpec spec, Origin origin, Where where, Pat
     @FunctionalInterface
     interface Where {
         /** @param key the offending key, or null for the device as a whole */
-        String of(String key);
+        public String of(String key);
     }
 
     /** A {@code --device} argument, or the same grammar sent to the control API's {@code add}. */
-    static DeviceEntry of(DeviceSpec spec, Origin origin) {
+    public static DeviceEntry of(DeviceSpec spec, Origin origin) {
         String name = spec.deviceName();
         return new DeviceEntry(name, spec, origin, key -> "'" + spec.text() + "': device " + name,
                 origin == Origin.CONTROL ? null : Path.of("").toAbsolutePath());
     }
 
     /** The socket path as compared between devices; null for the device on an inherited socket (--fd). */
-    Path socketKey() {
+    public Path socketKey() {
         return spec.socket() == null ? null : spec.socket().toAbsolutePath().normalize();
     }
 
     /** Same type, socket, mode and options: a reload leaves the running device alone. */
-    boolean sameDevice(DeviceEntry other) {
+    public boolean sameDevice(DeviceEntry other) {
         return spec.type().equals(other.spec.type()) && java.util.Objects.equals(socketKey(), other.socketKey())
                 && spec.mode() == other.spec.mode() && spec.options().equals(other.spec.options());
     }
 
     /** A message about {@code key} (null: the device) of this device. */
-    String problem(String key, String message) {
+    public String problem(String key, String message) {
         return where.of(key) + ": " + message;
     }
 }

@@ -1,4 +1,4 @@
-package org.jvhost.host.cli;
+package org.jvhost.host.config;
 
 import java.io.IOException;
 import java.nio.charset.MalformedInputException;
@@ -39,9 +39,13 @@ import org.jvhost.host.metrics.MetricsServer;
  * (jvhost connects); every other key is the device type's option. Relative paths are relative to the
  * file's directory. Reading collects every syntax problem and every [host] problem, each as
  * {@code FILE:LINE: ...}, and keeps the devices that have none; what the device types make of their keys
- * is checked next ({@link PlannedDevice#plan}), and the two lists are reported together.
+ * is checked next ({@link org.jvhost.host.devices.PlannedDevice#plan}), and the two lists are reported together.
  */
-final class ConfigFile {
+public final class ConfigFile {
+    /** Far beyond any useful count: workers only copy and signal, and a machine has few CPUs. */
+    public static final int MAX_WORKERS = 1024;
+    /** One second: longer idle polling only burns CPU; kicks wake the worker within microseconds. */
+    public static final int MAX_POLL_MICROS = 1_000_000;
     static final String HOST_WORKERS = "workers";
     static final String HOST_CONTROL = "control";
     static final String HOST_METRICS = "metrics";
@@ -49,7 +53,7 @@ final class ConfigFile {
     static final String HOST_POLL_MAX_US = "poll-max-us";
     static final String HOST_MAX_GUEST_MEMORY = MemoryBudget.CONNECTION_OPTION;
     static final String HOST_MAX_MAPPED_MEMORY = MemoryBudget.HOST_OPTION;
-    static final String KEY_TYPE = "type";
+    public static final String KEY_TYPE = "type";
     private static final Pattern SECTION = Pattern.compile("\\[\\s*(host|device\\s+(\\S+))\\s*]");
     private static final Pattern NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}");
     private static final Pattern KEY = Pattern.compile("[A-Za-z][A-Za-z0-9_.-]*");
@@ -63,9 +67,9 @@ final class ConfigFile {
      * @param maxGuestMemory  bytes of guest memory one connection may map
      * @param maxMappedMemory bytes of guest memory all connections together may map
      */
-    record Settings(Integer workers, Path control, String metrics, Integer pollMicros, Integer pollMaxMicros,
+    public record Settings(Integer workers, Path control, String metrics, Integer pollMicros, Integer pollMaxMicros,
                     Long maxGuestMemory, Long maxMappedMemory) {
-        static final Settings NONE = new Settings(null, null, null, null, null, null, null);
+        public static final Settings NONE = new Settings(null, null, null, null, null, null, null);
     }
 
     /**
@@ -74,7 +78,7 @@ final class ConfigFile {
      * @param devices  the devices without syntax problems
      * @param problems the syntax and [host] problems, in file order; the file is usable only if empty
      */
-    record Parsed(Path file, Settings host, List<DeviceEntry> devices, List<String> problems) {
+    public record Parsed(Path file, Settings host, List<DeviceEntry> devices, List<String> problems) {
     }
 
     private final Path file;
@@ -96,7 +100,7 @@ final class ConfigFile {
      *
      * @throws ConfigException if it cannot be read at all
      */
-    static Parsed read(Path file) throws ConfigException {
+    public static Parsed read(Path file) throws ConfigException {
         List<String> lines;
         try {
             lines = Files.readAllLines(file, StandardCharsets.UTF_8);
@@ -205,13 +209,13 @@ final class ConfigFile {
             int n = s.lines.get(e.getKey());
             switch (e.getKey()) {
                 case HOST_WORKERS:
-                    workers = intIn(v, n, HOST_WORKERS, 1, ServeCommand.MAX_WORKERS);
+                    workers = intIn(v, n, HOST_WORKERS, 1, MAX_WORKERS);
                     break;
                 case HOST_POLL_US:
-                    pollMicros = intIn(v, n, HOST_POLL_US, 0, ServeCommand.MAX_POLL_MICROS);
+                    pollMicros = intIn(v, n, HOST_POLL_US, 0, MAX_POLL_MICROS);
                     break;
                 case HOST_POLL_MAX_US:
-                    pollMaxMicros = intIn(v, n, HOST_POLL_MAX_US, 0, ServeCommand.MAX_POLL_MICROS);
+                    pollMaxMicros = intIn(v, n, HOST_POLL_MAX_US, 0, MAX_POLL_MICROS);
                     break;
                 case HOST_CONTROL:
                     control = path(v, n, "[host] key control: ");

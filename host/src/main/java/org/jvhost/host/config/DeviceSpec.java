@@ -1,4 +1,4 @@
-package org.jvhost.host.cli;
+package org.jvhost.host.config;
 
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -37,13 +37,13 @@ public record DeviceSpec(String text, String type, Path socket, Host.Mode mode, 
     /** The grammar, for messages and help. */
     public static final String GRAMMAR = "TYPE:socket=PATH[,key=value...] or TYPE:connect=PATH[,key=value...]";
 
-    static final String KEY_SOCKET = "socket";
-    static final String KEY_CONNECT = "connect";
-    static final String KEY_SOCKET_MODE = "socket-mode";
-    static final String KEY_SOCKET_GROUP = "socket-group";
-    static final String KEY_ALLOW_UID = "allow-uid";
+    public static final String KEY_SOCKET = "socket";
+    public static final String KEY_CONNECT = "connect";
+    public static final String KEY_SOCKET_MODE = "socket-mode";
+    public static final String KEY_SOCKET_GROUP = "socket-group";
+    public static final String KEY_ALLOW_UID = "allow-uid";
     /** Keys the host handles itself (socket access, and the {@link InstrumentOptions}); never passed to the device type. */
-    static final Set<String> HOST_KEYS = Stream.concat(Stream.of(KEY_SOCKET_MODE, KEY_SOCKET_GROUP, KEY_ALLOW_UID),
+    public static final Set<String> HOST_KEYS = Stream.concat(Stream.of(KEY_SOCKET_MODE, KEY_SOCKET_GROUP, KEY_ALLOW_UID),
             InstrumentOptions.KEYS.stream()).collect(Collectors.toUnmodifiableSet());
 
     /** sun_path holds 108 bytes including the terminating NUL (unix(7)). */

@@ -1,4 +1,4 @@
-package org.jvhost.host.cli;
+package org.jvhost.host.config;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -125,15 +125,5 @@ class DeviceSpecTest {
         assertEquals("image=disk.img: a relative path; give an absolute one", e.getMessage());
         assertEquals(Path.of("").toAbsolutePath(),
                 DeviceEntry.of(DeviceSpec.parse("t:socket=/tmp/a.sock"), DeviceEntry.Origin.COMMAND_LINE).baseDir());
-    }
-
-    @Test
-    void ctlAddSendsTheSocketPathResolvedInItsOwnDirectory() {
-        String cwd = Path.of("").toAbsolutePath().toString();
-        assertEquals("loopback:queues=2,socket=" + cwd + "/vm3.sock,mac=52:54:00:00:00:01",
-                CtlCommand.absoluteSocket("loopback:queues=2,socket=vm3.sock,mac=52:54:00:00:00:01"));
-        assertEquals("loopback:connect=" + Path.of(cwd).getParent() + "/x.sock",
-                CtlCommand.absoluteSocket("loopback:connect=../x.sock"));
-        assertEquals("loopback:socket=/run/a.sock", CtlCommand.absoluteSocket("loopback:socket=/run/a.sock"));
     }
 }

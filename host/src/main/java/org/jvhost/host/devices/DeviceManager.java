@@ -1,4 +1,4 @@
-package org.jvhost.host.cli;
+package org.jvhost.host.devices;
 
 import java.io.IOException;
 import java.nio.file.Path;
@@ -10,6 +10,11 @@ import java.util.Set;
 import org.jvhost.engine.instrument.Instrument;
 import org.jvhost.engine.server.DeviceSnapshot;
 import org.jvhost.engine.server.SocketAccess;
+import org.jvhost.host.config.ConfigException;
+import org.jvhost.host.config.ConfigFile;
+import org.jvhost.host.config.DeviceEntry;
+import org.jvhost.host.config.DeviceSpec;
+import org.jvhost.host.config.InstrumentOptions;
 import org.jvhost.host.plugin.DeviceTypes;
 import org.jvhost.host.plugin.DeviceTypes.DeviceType;
 import org.jvhost.host.plugin.PluginException;
@@ -30,7 +35,7 @@ import org.slf4j.LoggerFactory;
  * returns null is a problem of the change (naming the provider class and the plugin's file), and a
  * device that throws while it is served, read or closed fails alone; the set stays as it was.
  */
-final class DeviceManager implements AutoCloseable {
+public final class DeviceManager implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(DeviceManager.class);
 
     /** A device the host serves. */
@@ -38,11 +43,11 @@ final class DeviceManager implements AutoCloseable {
     }
 
     /** A running device and its state now (for list, counters and metrics). */
-    record View(DeviceEntry entry, DeviceSnapshot snapshot) {
+    public record View(DeviceEntry entry, DeviceSnapshot snapshot) {
     }
 
     /** What a reload did; {@code failed} holds devices that passed the checks but could not start. */
-    record ReloadResult(List<String> added, List<String> removed, List<String> restarted, List<String> unchanged,
+    public record ReloadResult(List<String> added, List<String> removed, List<String> restarted, List<String> unchanged,
                         List<String> failed, List<String> warnings) {
     }
 
@@ -60,7 +65,7 @@ final class DeviceManager implements AutoCloseable {
      * @param configFile the file {@link #reload()} reads, or null if the host was started without one
      * @param settings   the file's [host] section at start (a reload warns when it changes)
      */
-    DeviceManager(DeviceHost host, DeviceTypes types, Path configFile, ConfigFile.Settings settings) {
+    public DeviceManager(DeviceHost host, DeviceTypes types, Path configFile, ConfigFile.Settings settings) {
         this(host, types, configFile, settings, Set.of(), null);
     }
 
@@ -69,7 +74,7 @@ final class DeviceManager implements AutoCloseable {
      * @param inheritedFd    {@code serve --fd}: the listening socket of the one device without a socket
      *                       path, or null
      */
-    DeviceManager(DeviceHost host, DeviceTypes types, Path configFile, ConfigFile.Settings settings,
+    public DeviceManager(DeviceHost host, DeviceTypes types, Path configFile, ConfigFile.Settings settings,
             Set<Integer> defaultUids, Integer inheritedFd) {
         this.host = host;
         this.types = types;
@@ -180,7 +185,7 @@ final class DeviceManager implements AutoCloseable {
      * @throws IOException     if a device cannot be served (its socket); the ones started before stay
      *                         and the caller closes the host
      */
-    synchronized void start(PlannedDevice.Plan plan) throws ConfigException, IOException {
+    public synchronized void start(PlannedDevice.Plan plan) throws ConfigException, IOException {
         for (Running r : create(plan)) {
             try {
                 serve(r);
@@ -197,7 +202,7 @@ final class DeviceManager implements AutoCloseable {
      * @throws ConfigException naming the problem (type, key, value, name or socket taken)
      * @throws IOException     if it cannot be served (its socket)
      */
-    synchronized void add(DeviceEntry entry) throws ConfigException, IOException {
+    public synchronized void add(DeviceEntry entry) throws ConfigException, IOException {
         List<Running> created = create(PlannedDevice.plan(List.of(entry), runningEntries(), types, List.of()));
         try {
             serve(created.get(0));
@@ -212,7 +217,7 @@ final class DeviceManager implements AutoCloseable {
      *
      * @return false if no device has that name
      */
-    synchronized boolean remove(String name) {
+    public synchronized boolean remove(String name) {
         Running r = running.remove(name);
         if (r == null) {
             return false;
@@ -237,7 +242,7 @@ final class DeviceManager implements AutoCloseable {
      *
      * @throws ConfigException listing every problem of the file, or saying there is no file
      */
-    synchronized ReloadResult reload() throws ConfigException {
+    public synchronized ReloadResult reload() throws ConfigException {
         if (configFile == null) {
             throw new ConfigException("no config file to reload: serve was started without --config");
         }
@@ -306,7 +311,7 @@ final class DeviceManager implements AutoCloseable {
      * A device whose state cannot be read (plugin code threw while the engine read it) is left out, with a
      * WARN line; a {@code counters()} that throws costs only the device's own counters (DeviceSnapshot).
      */
-    List<View> list() {
+    public List<View> list() {
         List<View> views = new ArrayList<>();
         for (Running r : published) {
             DeviceSnapshot s = snapshot(r);
@@ -332,7 +337,7 @@ final class DeviceManager implements AutoCloseable {
      *
      * @throws IllegalArgumentException if no device has that name
      */
-    Instrument instrument(String name) {
+    public Instrument instrument(String name) {
         for (Running r : published) {
             if (r.entry().name().equals(name)) {
                 return host.instrument(r.context());
@@ -342,7 +347,7 @@ final class DeviceManager implements AutoCloseable {
     }
 
     /** The running device named {@code name} (for a request the device itself answers, as resize). */
-    VhostUserDevice device(String name) {
+    public VhostUserDevice device(String name) {
         for (Running r : published) {
             if (r.entry().name().equals(name)) {
                 return r.device();
@@ -352,7 +357,7 @@ final class DeviceManager implements AutoCloseable {
     }
 
     /** One running device's view, or null. */
-    View view(String name) {
+    public View view(String name) {
         for (View v : list()) {
             if (v.entry().name().equals(name)) {
                 return v;

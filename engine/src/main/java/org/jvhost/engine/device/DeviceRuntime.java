@@ -1,7 +1,11 @@
-package org.jvhost.engine.event;
+package org.jvhost.engine.device;
 
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
+import org.jvhost.engine.event.EventHandler;
+import org.jvhost.engine.event.QueueStats;
+import org.jvhost.engine.event.Worker;
+import org.jvhost.engine.event.WorkerPool;
 import org.jvhost.engine.instrument.FeatureNames;
 import org.jvhost.engine.instrument.Instrument;
 import org.jvhost.engine.memory.MemoryBudget;

@@ -53,7 +53,8 @@ public final class QueueStats {
         ERRORS.setOpaque(this, (long) ERRORS.getOpaque(this) + 1);
     }
 
-    void setActive(boolean active) {
+    /** Marks the queue as held by its device (started) or not; the device runtime only. */
+    public void setActive(boolean active) {
         this.active = active;
     }
 

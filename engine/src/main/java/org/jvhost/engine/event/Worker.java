@@ -257,7 +257,7 @@ public final class Worker implements AutoCloseable {
      * Runs turns until closed. A throwable escaping a turn is logged and the loop goes on: this thread
      * serves every queue of many devices, so nothing short of a broken epoll set may end it. Device code
      * and guest-memory accesses are guarded where they run (handlers, ready and polled queues, commands),
-     * and a guest-memory fault is raised inside its guard ({@link DeviceRuntime}), so nothing expected
+     * and a guest-memory fault is raised inside its guard ({@link org.jvhost.engine.device.DeviceRuntime}), so nothing expected
      * arrives here: a fault that still does (an access outside any guard, an engine bug) fails no device.
      */
     private void loop() {

@@ -25,7 +25,7 @@ import org.jvhost.spi.MemoryRegion;
  * so. If the front-end then truncates such a file, the next access to the lost pages raises SIGBUS,
  * which HotSpot turns into an {@link InternalError} delivered later; the event loop raises it inside
  * the callback that faulted ({@link org.jvhost.engine.sys.LinuxSys#raisePendingFault()}) and fails that
- * device alone (see {@link org.jvhost.engine.event.DeviceRuntime}).
+ * device alone (see {@link org.jvhost.engine.device.DeviceRuntime}).
  */
 public final class MappedRegion implements MemoryRegion {
 

@@ -3,7 +3,7 @@ package org.jvhost.engine.server;
 import java.io.IOException;
 import java.util.concurrent.CompletableFuture;
 import java.util.function.Consumer;
-import org.jvhost.engine.event.DeviceRuntime;
+import org.jvhost.engine.device.DeviceRuntime;
 import org.jvhost.engine.session.BackendSession;
 import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.engine.sys.NativeException;

@@ -6,7 +6,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
-import org.jvhost.engine.event.DeviceRuntime;
+import org.jvhost.engine.device.DeviceRuntime;
 import org.jvhost.engine.session.SessionImage;
 import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.spi.DeviceState;

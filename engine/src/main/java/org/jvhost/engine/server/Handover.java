@@ -7,7 +7,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.function.LongConsumer;
 import java.util.function.Supplier;
-import org.jvhost.engine.event.DeviceRuntime;
+import org.jvhost.engine.device.DeviceRuntime;
 import org.jvhost.engine.session.SessionImage;
 import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.engine.transport.RecordLink;

@@ -1,6 +1,6 @@
 package org.jvhost.engine.server;
 
-import org.jvhost.engine.event.DeviceRuntime;
+import org.jvhost.engine.device.DeviceRuntime;
 import org.jvhost.spi.DeviceContext;
 import org.jvhost.spi.DeviceState;
 

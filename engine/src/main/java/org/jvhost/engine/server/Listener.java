@@ -2,7 +2,7 @@ package org.jvhost.engine.server;
 
 import java.io.IOException;
 import java.util.function.Consumer;
-import org.jvhost.engine.event.DeviceRuntime;
+import org.jvhost.engine.device.DeviceRuntime;
 import org.jvhost.engine.sys.LinuxSys;
 import org.newsclub.net.unix.AFUNIXServerSocketChannel;
 import org.newsclub.net.unix.AFUNIXSocketChannel;

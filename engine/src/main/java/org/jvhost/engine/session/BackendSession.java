@@ -4,7 +4,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.concurrent.Executor;
 import org.jvhost.engine.event.Deadlines;
-import org.jvhost.engine.event.DeviceRuntime;
+import org.jvhost.engine.device.DeviceRuntime;
 import org.jvhost.engine.instrument.SessionTap;
 import org.jvhost.engine.protocol.FrontendRequest;
 import org.jvhost.engine.protocol.ProtocolException;

@@ -3,7 +3,7 @@ package org.jvhost.engine.session;
 import java.nio.ByteBuffer;
 import java.util.concurrent.Executor;
 import java.util.function.BooleanSupplier;
-import org.jvhost.engine.event.DeviceRuntime;
+import org.jvhost.engine.device.DeviceRuntime;
 import org.jvhost.engine.protocol.ConfigLayout;
 import org.jvhost.engine.protocol.FrontendRequest;
 import org.jvhost.engine.protocol.ProtocolException;

@@ -1,7 +1,7 @@
 package org.jvhost.engine.session;
 
 import java.nio.ByteBuffer;
-import org.jvhost.engine.event.DeviceRuntime;
+import org.jvhost.engine.device.DeviceRuntime;
 import org.jvhost.engine.protocol.FrontendRequest;
 import org.jvhost.engine.protocol.InflightLayout;
 import org.jvhost.engine.protocol.ProtocolException;

@@ -5,7 +5,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import org.jvhost.engine.event.DeviceRuntime;
+import org.jvhost.engine.device.DeviceRuntime;
 import org.jvhost.engine.memory.GuestMemoryMap;
 import org.jvhost.engine.memory.MappedRegion;
 import org.jvhost.engine.memory.MemoryBudget;

@@ -1,7 +1,7 @@
 package org.jvhost.engine.session;
 
 import org.jvhost.engine.event.Deadlines;
-import org.jvhost.engine.event.DeviceRuntime;
+import org.jvhost.engine.device.DeviceRuntime;
 import org.jvhost.engine.event.EventHandler;
 import org.jvhost.engine.event.PolledQueue;
 import org.jvhost.engine.event.ReadyQueue;

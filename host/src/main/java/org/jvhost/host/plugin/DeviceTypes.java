@@ -16,7 +16,7 @@ import java.util.ServiceLoader;
 import java.util.TreeMap;
 import java.util.jar.JarFile;
 import java.util.regex.Pattern;
-import org.jvhost.engine.event.DeviceRuntime;
+import org.jvhost.engine.device.DeviceRuntime;
 import org.jvhost.spi.DeviceContext;
 import org.jvhost.spi.DeviceOptions;
 import org.jvhost.spi.DeviceProvider;

@@ -9,7 +9,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.BooleanSupplier;
-import org.jvhost.engine.event.DeviceRuntime;
+import org.jvhost.engine.device.DeviceRuntime;
 import org.jvhost.engine.event.Polling;
 import org.jvhost.engine.event.Worker;
 import org.jvhost.engine.event.WorkerPool;

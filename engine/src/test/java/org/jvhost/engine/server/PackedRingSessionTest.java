@@ -1,4 +1,4 @@
-package org.jvhost.testkit;
+package org.jvhost.engine.server;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -10,12 +10,15 @@ import java.nio.file.Path;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import org.jvhost.engine.protocol.ProtocolFeatures;
-import org.jvhost.engine.server.Host;
 import org.jvhost.spi.DescriptorChain;
 import org.jvhost.spi.HostService;
 import org.jvhost.spi.VhostUserDevice;
 import org.jvhost.spi.VirtioFeatures;
 import org.jvhost.spi.Virtqueue;
+import org.jvhost.testkit.FakeGuestMemory;
+import org.jvhost.testkit.MockPackedQueue;
+import org.jvhost.testkit.MockSplitQueue;
+import org.jvhost.testkit.ScriptedFrontend;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;

@@ -1,4 +1,4 @@
-package org.jvhost.testkit;
+package org.jvhost.engine.server;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -12,11 +12,10 @@ import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.jvhost.engine.protocol.ProtocolFeatures;
-import org.jvhost.engine.server.Handover;
-import org.jvhost.engine.server.HandoverLayout;
-import org.jvhost.engine.server.Host;
-import org.jvhost.engine.server.Takeover;
 import org.jvhost.spi.DeviceContext;
+import org.jvhost.testkit.FakeGuestMemory;
+import org.jvhost.testkit.MockSplitQueue;
+import org.jvhost.testkit.ScriptedFrontend;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;

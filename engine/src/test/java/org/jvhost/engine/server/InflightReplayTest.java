@@ -1,4 +1,4 @@
-package org.jvhost.testkit;
+package org.jvhost.engine.server;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
@@ -15,13 +15,15 @@ import java.util.concurrent.TimeUnit;
 import org.jvhost.engine.protocol.FrontendRequest;
 import org.jvhost.engine.protocol.InflightLayout;
 import org.jvhost.engine.protocol.ProtocolFeatures;
-import org.jvhost.engine.server.Host;
 import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.engine.virtq.InflightRing;
 import org.jvhost.spi.DescriptorChain;
 import org.jvhost.spi.HostService;
 import org.jvhost.spi.VhostUserDevice;
 import org.jvhost.spi.Virtqueue;
+import org.jvhost.testkit.FakeGuestMemory;
+import org.jvhost.testkit.MockSplitQueue;
+import org.jvhost.testkit.ScriptedFrontend;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;

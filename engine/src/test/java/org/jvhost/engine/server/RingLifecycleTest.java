@@ -1,4 +1,4 @@
-package org.jvhost.testkit;
+package org.jvhost.engine.server;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -15,10 +15,12 @@ import org.jvhost.engine.protocol.FrontendRequest;
 import org.jvhost.engine.protocol.MessageHeader;
 import org.jvhost.engine.protocol.ProtocolFeatures;
 import org.jvhost.engine.protocol.U64Layout;
-import org.jvhost.engine.server.Host;
 import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.spi.DeviceContext;
 import org.jvhost.spi.VirtioFeatures;
+import org.jvhost.testkit.FakeGuestMemory;
+import org.jvhost.testkit.MockSplitQueue;
+import org.jvhost.testkit.ScriptedFrontend;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;

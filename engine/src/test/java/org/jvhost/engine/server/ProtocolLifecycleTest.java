@@ -1,4 +1,4 @@
-package org.jvhost.testkit;
+package org.jvhost.engine.server;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -19,11 +19,10 @@ import org.jvhost.engine.protocol.MessageHeader;
 import org.jvhost.engine.protocol.Payloads;
 import org.jvhost.engine.protocol.ProtocolFeatures;
 import org.jvhost.engine.protocol.U64Layout;
-import org.jvhost.engine.server.Host;
-import org.jvhost.engine.server.SocketAccess;
 import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.spi.DeviceContext;
 import org.jvhost.spi.VirtioFeatures;
+import org.jvhost.testkit.ScriptedFrontend;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;

@@ -1,4 +1,4 @@
-package org.jvhost.testkit;
+package org.jvhost.engine.server;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -9,8 +9,10 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import org.jvhost.engine.protocol.ProtocolFeatures;
-import org.jvhost.engine.server.Host;
 import org.jvhost.spi.DeviceContext;
+import org.jvhost.testkit.FakeGuestMemory;
+import org.jvhost.testkit.MockSplitQueue;
+import org.jvhost.testkit.ScriptedFrontend;
 
 /**
  * A device served by a {@link Host} with a well-behaved front-end driving one ring over memfd memory:

@@ -1,4 +1,4 @@
-package org.jvhost.testkit;
+package org.jvhost.engine.server;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -13,13 +13,15 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import org.jvhost.engine.device.DeviceRuntime;
 import org.jvhost.engine.protocol.ProtocolFeatures;
-import org.jvhost.engine.server.Host;
 import org.jvhost.engine.virtq.UsedRingLayout;
 import org.jvhost.spi.DescriptorChain;
 import org.jvhost.spi.DeviceContext;
 import org.jvhost.spi.VhostUserDevice;
 import org.jvhost.spi.VirtioFeatures;
 import org.jvhost.spi.Virtqueue;
+import org.jvhost.testkit.FakeGuestMemory;
+import org.jvhost.testkit.MockSplitQueue;
+import org.jvhost.testkit.ScriptedFrontend;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;

@@ -1,4 +1,4 @@
-package org.jvhost.testkit;
+package org.jvhost.engine.server;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -12,8 +12,6 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
-import org.jvhost.engine.server.Host;
-import org.jvhost.engine.server.SocketAccess;
 import org.jvhost.spi.DeviceContext;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;

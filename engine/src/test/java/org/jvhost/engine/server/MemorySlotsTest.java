@@ -1,4 +1,4 @@
-package org.jvhost.testkit;
+package org.jvhost.engine.server;
 
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -7,7 +7,7 @@ import java.nio.file.Path;
 import org.jvhost.engine.protocol.FrontendRequest;
 import org.jvhost.engine.protocol.ProtocolFeatures;
 import org.jvhost.engine.protocol.U64Layout;
-import org.jvhost.engine.server.Host;
+import org.jvhost.testkit.ScriptedFrontend;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;

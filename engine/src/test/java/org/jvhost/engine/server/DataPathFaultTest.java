@@ -1,4 +1,4 @@
-package org.jvhost.testkit;
+package org.jvhost.engine.server;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -8,8 +8,10 @@ import java.nio.file.Path;
 import org.jvhost.engine.instrument.FaultPlan;
 import org.jvhost.engine.instrument.Instrument;
 import org.jvhost.engine.protocol.ProtocolFeatures;
-import org.jvhost.engine.server.Host;
 import org.jvhost.spi.DeviceContext;
+import org.jvhost.testkit.FakeGuestMemory;
+import org.jvhost.testkit.MockSplitQueue;
+import org.jvhost.testkit.ScriptedFrontend;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;

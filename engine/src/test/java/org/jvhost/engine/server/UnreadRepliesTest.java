@@ -1,4 +1,4 @@
-package org.jvhost.testkit;
+package org.jvhost.engine.server;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -8,7 +8,7 @@ import java.util.Arrays;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.jvhost.engine.protocol.FrontendRequest;
 import org.jvhost.engine.protocol.MessageHeader;
-import org.jvhost.engine.server.Host;
+import org.jvhost.testkit.ScriptedFrontend;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;

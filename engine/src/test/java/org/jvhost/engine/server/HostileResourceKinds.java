@@ -1,4 +1,4 @@
-package org.jvhost.testkit;
+package org.jvhost.engine.server;
 
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -14,6 +14,7 @@ import org.jvhost.engine.protocol.ProtocolFeatures;
 import org.jvhost.engine.protocol.SingleMemRegionLayout;
 import org.jvhost.engine.protocol.U64Layout;
 import org.jvhost.engine.sys.LinuxSys;
+import org.jvhost.testkit.ScriptedFrontend;
 
 /**
  * The resource attacks of the hostile-front-end fuzz ({@link HostileFrontendFuzzTest}): each kind is one

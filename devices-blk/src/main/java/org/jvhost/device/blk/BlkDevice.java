@@ -20,9 +20,9 @@ import org.slf4j.LoggerFactory;
 /**
  * A virtio-blk disk (virtio 1.2 section 5.2). The worker pops each request, checks it and either answers
  * it at once (GET_ID, and every request it refuses: status IOERR or UNSUPP) or starts it with a
- * {@link Completion}: reads, writes and flushes on the disk's io_uring ({@link UringIo}; its reaper
- * thread finishes them), the rest (DISCARD, WRITE_ZEROES), and everything when io_uring is off or full,
- * on the device's I/O threads ({@link BackingFile}). Whoever finishes a request writes its status byte
+ * {@link Completion}: reads, writes and flushes on the disk's io_uring ({@link UringIo}; what the
+ * submitting call does not finish, a worker or a reaper thread does), the rest (DISCARD, WRITE_ZEROES),
+ * and everything when io_uring is off or full, on the device's I/O threads ({@link BackingFile}). Whoever finishes a request writes its status byte
  * and completes the chain, which the host publishes on the worker. So a slow disk never holds the
  * worker: other queues and devices on it go on.
  *
@@ -71,7 +71,7 @@ final class BlkDevice implements VhostUserDevice {
             return null;
         }
         try {
-            UringIo io = UringIo.open(config.path(), config.readOnly(), this::finished);
+            UringIo io = UringIo.open(config.path(), config.readOnly(), this::finished, UringIo.SQ_ENTRIES, false);
             LOG.info("{}: reads, writes and flushes on io_uring, {} in flight at most", name, io.depth());
             return io;
         } catch (IOException | RuntimeException | LinkageError e) {
@@ -85,7 +85,7 @@ final class BlkDevice implements VhostUserDevice {
         }
     }
 
-    /** How an io_uring request ended, for the counters. Reaper thread. */
+    /** How an io_uring request ended, for the counters. Whoever reaps it (see {@link UringIo}). */
     private void finished(int type, int bytes, int result) {
         if (result != bytes) {
             failed(result < 0 ? "errno " + -result : result + " of " + bytes + " bytes");
@@ -184,8 +184,12 @@ final class BlkDevice implements VhostUserDevice {
         c.get(offset, dst);
     }
 
+    /** Also, at the first queue's start, has its worker reap io_uring completions (see {@link UringIo}). */
     @Override
     public void startQueue(int queueIndex, Virtqueue queue) {
+        if (uring != null) {
+            uring.reapOnWorker(context, queueGroup(queueIndex));
+        }
         queues[queueIndex] = queue;
         chains[queueIndex] = queue.newChain(); // sized for this ring
     }

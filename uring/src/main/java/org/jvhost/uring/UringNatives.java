@@ -23,6 +23,7 @@ final class UringNatives {
     static final int O_RDONLY = 0;
     static final int O_RDWR = 2;
     static final int O_CLOEXEC = 0x80000;
+    static final int RWF_NOWAIT = 0x8;
     static final int EFD_NONBLOCK = 0x800;
     static final int EFD_CLOEXEC = 0x80000;
 
@@ -57,6 +58,9 @@ final class UringNatives {
     static native int close(int fd);
 
     static native int eventfd(int initval, int flags);
+
+    /** preadv2(2): {@code iov} is the native address of {@code iovcnt} struct iovec; -1 and errno on failure. */
+    static native long preadv2(int fd, long iov, int iovcnt, long offset, int flags);
 
     /** read(2) into native memory: an eventfd's 8-byte count. */
     static native long read(int fd, Pointer buf, long count);

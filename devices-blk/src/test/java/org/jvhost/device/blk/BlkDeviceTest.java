@@ -246,8 +246,11 @@ class BlkDeviceTest {
         assertThrows(IllegalArgumentException.class, () -> device.resize(SECTORS * VirtioBlk.SECTOR_SIZE + 100L));
         device.resize(2L * SECTORS * VirtioBlk.SECTOR_SIZE);
         assertEquals(2L * SECTORS * VirtioBlk.SECTOR_SIZE, Files.size(file));
+        assertEquals(VirtioBlk.S_IOERR, statusOf(read(SECTORS, VirtioBlk.SECTOR_SIZE)),
+                "past the capacity the driver knows until it reads the config space again");
         device.readConfig(0, config);
         assertEquals(2 * SECTORS, ByteBuffer.wrap(config).order(ByteOrder.LITTLE_ENDIAN).getLong(VirtioBlk.CONFIG_CAPACITY));
+        assertEquals(VirtioBlk.S_OK, statusOf(read(SECTORS, VirtioBlk.SECTOR_SIZE)), "the grown part");
     }
 
     @Test

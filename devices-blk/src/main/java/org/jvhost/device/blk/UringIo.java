@@ -1,8 +1,5 @@
 package org.jvhost.device.blk;
 
-import com.sun.jna.Memory;
-import com.sun.jna.Native;
-import com.sun.jna.Pointer;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
@@ -52,8 +49,7 @@ final class UringIo implements AutoCloseable, IoUring.CompletionSink {
     /** Submission entries; the kernel gives twice as many completion entries, which bound the slots. */
     static final int SQ_ENTRIES = 128;
     /** The most segments one request may have here (UIO_MAXIOV); longer ones go to the thread pool. */
-    static final int MAX_SEGMENTS = 1024;
-    private static final int IOVEC_SIZE = 16;
+    static final int MAX_SEGMENTS = IovecArrays.MAX_SEGMENTS;
     /** How long {@link #close} waits for the requests in flight. */
     private static final long CLOSE_WAIT_NANOS = 5_000_000_000L;
     /** User data of the NOP {@link #close} submits to wake the reaper. */
@@ -85,7 +81,7 @@ final class UringIo implements AutoCloseable, IoUring.CompletionSink {
     private final int[] used;
     private final int[] type;
     private final int[] bytes;
-    private final Memory[] iov;
+    private final IovecArrays iov;
     private volatile boolean stopSeen;
     /** An io_uring_enter failure was logged (once). Under sqLock. */
     private boolean submitFailed;
@@ -105,7 +101,7 @@ final class UringIo implements AutoCloseable, IoUring.CompletionSink {
         this.used = new int[slots];
         this.type = new int[slots];
         this.bytes = new int[slots];
-        this.iov = new Memory[slots];
+        this.iov = new IovecArrays(slots);
         this.name = name;
     }
 
@@ -195,11 +191,11 @@ final class UringIo implements AutoCloseable, IoUring.CompletionSink {
             return false;
         }
         try {
-            int segments = fillIovecs(slot, c, true, 0, len);
+            int segments = iov.fill(slot, c, true, 0, len);
             if (segments < 0) {
                 return false;
             }
-            long r = NativeFile.readCached(fd, Pointer.nativeValue(iov[slot]), segments, position);
+            long r = NativeFile.readCached(fd, iov.address(slot), segments, position);
             if (r != len) {
                 return false;
             }
@@ -231,7 +227,7 @@ final class UringIo implements AutoCloseable, IoUring.CompletionSink {
         int segments = 0;
         if (c != null) {
             try {
-                segments = fillIovecs(slot, c, writable, from, len);
+                segments = iov.fill(slot, c, writable, from, len);
             } catch (IllegalStateException e) { // memory without addresses: the pool's views can still serve it
                 segments = -1;
             }
@@ -240,7 +236,7 @@ final class UringIo implements AutoCloseable, IoUring.CompletionSink {
                 return false;
             }
         }
-        long iovAddress = c == null ? 0 : Pointer.nativeValue(iov[slot]);
+        long iovAddress = c == null ? 0 : iov.address(slot);
         status[slot] = st;
         used[slot] = d.writableBytes();
         type[slot] = t;
@@ -313,61 +309,6 @@ final class UringIo implements AutoCloseable, IoUring.CompletionSink {
             Thread.yield();
         }
         return true;
-    }
-
-    /**
-     * Writes the iovecs of the chain's part {@code from..from+len} into the slot's array (grown to fit);
-     * returns their count, or -1 if the part spans more than {@link #MAX_SEGMENTS} segments.
-     */
-    private int fillIovecs(int slot, DescriptorChain c, boolean writable, int from, int len) {
-        int first = writable ? c.readableSegments() : 0;
-        int end = writable ? c.segmentCount() : c.readableSegments();
-        Memory m = iovecs(slot, Math.min(end - first, MAX_SEGMENTS));
-        int k = 0;
-        int skip = from;
-        int left = len;
-        for (int i = first; i < end && left > 0; i++) {
-            int segLen = c.segmentLength(i);
-            if (skip >= segLen) {
-                skip -= segLen;
-                continue;
-            }
-            if (k == MAX_SEGMENTS) {
-                return -1;
-            }
-            int n = Math.min(segLen - skip, left);
-            m.setLong((long) k * IOVEC_SIZE, address(c, i) + skip);
-            m.setLong((long) k * IOVEC_SIZE + 8, n);
-            k++;
-            left -= n;
-            skip = 0;
-        }
-        return k;
-    }
-
-    /** The slot's iovec array, grown (to a power of two) to hold at least {@code count} entries. */
-    private Memory iovecs(int slot, int count) {
-        Memory m = iov[slot];
-        if (m == null || m.size() < (long) count * IOVEC_SIZE) {
-            m = iov[slot] = new Memory((long) Integer.highestOneBit(Math.max(count, 8) * 2 - 1) * IOVEC_SIZE);
-        }
-        return m;
-    }
-
-    /**
-     * The segment's native address: guest memory mapped by the host gives it; memory in a direct buffer
-     * that is not (the test kit's fakes) gives the buffer's.
-     */
-    private static long address(DescriptorChain c, int i) {
-        long a = c.segmentAddress(i);
-        if (a != 0) {
-            return a;
-        }
-        ByteBuffer window = c.segmentBuffer(i);
-        if (!window.isDirect()) {
-            throw new IllegalStateException("guest memory is neither natively mapped nor in a direct buffer");
-        }
-        return Pointer.nativeValue(Native.getDirectBufferPointer(window)) + c.segmentOffset(i);
     }
 
     private int takeSlot() {

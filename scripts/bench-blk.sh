@@ -17,12 +17,18 @@
 # (OPTS: more options of jvhost's blk device, e.g. uring=off, appended to its --device spec; ARGS: more
 # arguments of `jvhost serve` (e.g. --poll-us 0) or of its java command (e.g. a profiler agent); --passes
 # and --backends run a subset in the order given, e.g. to profile one back-end on one pass; -w: before the
-# timed passes the guest runs each pass untimed for that long, against either back-end alike, so that a
-# fresh JVM's JIT compilation, on the back-end's one CPU, falls outside the figures; default 0)
+# timed passes the guest runs each pass untimed for that long, against either back-end alike; default 2)
+#
+# Why the warm-up is on by default: each round starts a fresh back-end process, and a fresh JVM spends
+# about 2 s of CPU in its JIT compilers during its first seconds of I/O, on the one CPU it shares with
+# that I/O; a daemon that serves a VM pays this once per process, not per workload, and
+# qemu-storage-daemon (compiled ahead of time) pays nothing alike. So the default compares the two back-ends
+# in their steady state, both warmed the same way; -w 0 shows jvhost's start-up cost (BENCHMARKS.md
+# records both).
 # Prints one line per pass and run, then per pass the medians (IOPS) and the jvhost/qsd ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=3 secs=4 warm=0 jar=host/target/jvhost.jar blkopts= serveopts= javaopts= only= backends="jvhost qsd"
+rounds=3 secs=4 warm=2 jar=host/target/jvhost.jar blkopts= serveopts= javaopts= only= backends="jvhost qsd"
 while [[ $# -gt 0 ]]; do
   case "$1" in
     -r) rounds=$2; shift 2 ;;

@@ -69,6 +69,9 @@ public final class IoUring implements AutoCloseable {
     /** Our copies of the indices we own: the next SQ tail to publish and the next CQ entry to read. */
     private int sqTail;
     private int cqHead;
+    /** The eventfd {@link #signalCompletions} registered, or -1; and the 8 bytes its count is read into. */
+    private int completionFd = -1;
+    private Memory completionCount;
     private boolean closed;
 
     private IoUring(int ringFd, Memory params, long sqRingAddress, long sqRingSize, long cqRingAddress,
@@ -221,6 +224,49 @@ public final class IoUring implements AutoCloseable {
         return r < 0 ? -UringNatives.errno() : 0;
     }
 
+    /**
+     * Makes the kernel signal an eventfd for every completion it posts (IORING_REGISTER_EVENTFD), so that
+     * an event loop can wait for completions among its other fds (epoll) instead of a thread waiting in
+     * io_uring_enter. Completions that finish inside a submitting call signal it too. The ring owns the
+     * fd (non-blocking, close-on-exec) and closes it in {@link #close}. Once per ring.
+     *
+     * @return the eventfd: readable while a signal is pending ({@link #clearCompletionSignal})
+     * @throws IOException naming the errno when the kernel refuses
+     */
+    public int signalCompletions() throws IOException {
+        if (completionFd >= 0) {
+            throw new IllegalStateException("the ring signals an eventfd already");
+        }
+        int efd = UringNatives.eventfd(0, UringNatives.EFD_NONBLOCK | UringNatives.EFD_CLOEXEC);
+        if (efd < 0) {
+            throw new IOException("eventfd failed (" + UringNatives.errnoName(UringNatives.errno()) + ")");
+        }
+        Memory arg = new Memory(4);
+        arg.setInt(0, efd);
+        if (UringNatives.syscall(SYS_IO_URING_REGISTER, ringFd, REGISTER_EVENTFD, Pointer.nativeValue(arg), 1, 0, 0) < 0) {
+            int errno = UringNatives.errno();
+            UringNatives.close(efd);
+            throw new IOException("io_uring_register(EVENTFD) failed (" + UringNatives.errnoName(errno) + ")");
+        }
+        completionCount = new Memory(8);
+        completionFd = efd;
+        return efd;
+    }
+
+    /**
+     * Clears the pending signal of the {@link #signalCompletions} eventfd. Reaping side, before
+     * {@link #reap}: a completion posted after the clear signals again, so none is left unseen.
+     */
+    public void clearCompletionSignal() {
+        UringNatives.read(completionFd, completionCount, 8); // EAGAIN: nothing pending, as good
+    }
+
+    /** Whether completions are posted that {@link #reap} has not passed on yet. Any thread. */
+    public boolean hasCompletions() {
+        // acquire, both: the head is the reaping side's (released per entry), the tail the kernel's
+        return (int) U32.getAcquire(cqRing, cqTailOffset) != (int) U32.getAcquire(cqRing, cqHeadOffset);
+    }
+
     /** Passes every posted completion to {@code sink}, in the order posted; returns how many. Reaping side. */
     public int reap(CompletionSink sink) {
         // acquire: the completion entries are written before the kernel publishes the tail
@@ -256,6 +302,9 @@ public final class IoUring implements AutoCloseable {
         }
         unmap(sqRingAddress, sqRingSize);
         UringNatives.close(ringFd);
+        if (completionFd >= 0) {
+            UringNatives.close(completionFd);
+        }
     }
 
     private static long map(int fd, long size, long offset, String what) throws IOException {

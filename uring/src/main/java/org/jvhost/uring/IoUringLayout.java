@@ -2,7 +2,8 @@ package org.jvhost.uring;
 
 /**
  * The io_uring ABI this library uses (include/uapi/linux/io_uring.h; io_uring_setup(2),
- * io_uring_enter(2)): the setup parameters, the two shared rings and the 64-byte submission entry.
+ * io_uring_enter(2), io_uring_register(2)): the setup parameters, the two shared rings and the 64-byte
+ * submission entry.
  *
  * <pre>
  * struct io_uring_params (120 bytes)          struct io_uring_sqe (64 bytes, the fields used)
@@ -26,6 +27,9 @@ package org.jvhost.uring;
 final class IoUringLayout {
     static final long SYS_IO_URING_SETUP = 425;
     static final long SYS_IO_URING_ENTER = 426;
+    static final long SYS_IO_URING_REGISTER = 427;
+    /** io_uring_register: signal this eventfd (its fd in a u32 array of 1) for every completion posted (5.1). */
+    static final int REGISTER_EVENTFD = 4;
 
     static final int PARAMS_SIZE = 120;
     static final int PARAMS_SQ_ENTRIES = 0;

@@ -21,6 +21,19 @@ public final class NativeFile {
         return fd;
     }
 
+    /**
+     * Reads into {@code count} iovecs at native address {@code iovecs} from file {@code offset}, only as
+     * far as the page cache holds the data (preadv2 with RWF_NOWAIT: the kernel returns what it has, or
+     * EAGAIN, rather than wait for the disk). Never blocks on the disk.
+     *
+     * @return the bytes read (short or 0 where the cache ends), or -errno (EAGAIN: nothing cached;
+     *         EOPNOTSUPP: the file system cannot tell)
+     */
+    public static long readCached(int fd, long iovecs, int count, long offset) {
+        long r = UringNatives.preadv2(fd, iovecs, count, offset, UringNatives.RWF_NOWAIT);
+        return r < 0 ? -UringNatives.errno() : r;
+    }
+
     /** Closes {@code fd}; an error is ignored (the descriptor is released either way). */
     public static void close(int fd) {
         UringNatives.close(fd);

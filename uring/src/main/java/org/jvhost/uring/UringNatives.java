@@ -2,6 +2,7 @@ package org.jvhost.uring;
 
 import com.sun.jna.Native;
 import com.sun.jna.NativeLibrary;
+import com.sun.jna.Pointer;
 
 /**
  * Every native call of this library (JNA direct mapping). None declares LastErrorException: they return
@@ -22,6 +23,9 @@ final class UringNatives {
     static final int O_RDONLY = 0;
     static final int O_RDWR = 2;
     static final int O_CLOEXEC = 0x80000;
+    static final int RWF_NOWAIT = 0x8;
+    static final int EFD_NONBLOCK = 0x800;
+    static final int EFD_CLOEXEC = 0x80000;
 
     static final int EPERM = 1;
     static final int ENOENT = 2;
@@ -52,6 +56,14 @@ final class UringNatives {
     static native int open(String path, int flags);
 
     static native int close(int fd);
+
+    static native int eventfd(int initval, int flags);
+
+    /** preadv2(2): {@code iov} is the native address of {@code iovcnt} struct iovec; -1 and errno on failure. */
+    static native long preadv2(int fd, long iov, int iovcnt, long offset, int flags);
+
+    /** read(2) into native memory: an eventfd's 8-byte count. */
+    static native long read(int fd, Pointer buf, long count);
 
     /** errno of the calling thread's last native call. */
     static int errno() {

@@ -147,6 +147,29 @@ class IoUringTest {
     }
 
     @Test
+    void aRegisteredEventfdIsSignalledForACompletionUntilCleared() throws IOException {
+        int efd = ring.signalCompletions();
+        Memory count = new Memory(8);
+        assertEquals(-1, UringNatives.read(efd, count, 8), "nothing signalled before a completion");
+        assertFalse(ring.hasCompletions());
+        assertTrue(ring.prepare(IoUring.OP_NOP, -1, 0, 0, 0, 0, 5));
+        assertEquals(1, ring.submit());
+        long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+        while (!ring.hasCompletions() && System.nanoTime() < end) {
+            Thread.onSpinWait();
+        }
+        assertTrue(ring.hasCompletions(), "the NOP's completion is posted");
+        ring.clearCompletionSignal();
+        assertEquals(-1, UringNatives.read(efd, count, 8), "cleared");
+        assertEquals(1, ring.reap(this::record));
+        assertFalse(ring.hasCompletions(), "reaped");
+        assertTrue(ring.prepare(IoUring.OP_NOP, -1, 0, 0, 0, 0, 6));
+        assertEquals(1, ring.submitAndWait(1));
+        assertEquals(8, UringNatives.read(efd, count, 8), "a later completion signals again");
+        assertThrows(IllegalStateException.class, ring::signalCompletions, "one eventfd per ring");
+    }
+
+    @Test
     void errnoNamesCoverWhatTheUringAndTapCallsReport() {
         assertEquals("ENODEV", IoUring.errnoName(19)); // TUNSETIFF without a tun module
         assertEquals("EEXIST", IoUring.errnoName(17));

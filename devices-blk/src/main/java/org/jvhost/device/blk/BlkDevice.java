@@ -19,12 +19,13 @@ import org.slf4j.LoggerFactory;
 
 /**
  * A virtio-blk disk (virtio 1.2 section 5.2). The worker pops each request, checks it and either answers
- * it at once (GET_ID, and every request it refuses: status IOERR or UNSUPP) or starts it with a
- * {@link Completion}: reads, writes and flushes on the disk's io_uring ({@link UringIo}; its reaper
- * thread finishes them), the rest (DISCARD, WRITE_ZEROES), and everything when io_uring is off or full,
- * on the device's I/O threads ({@link BackingFile}). Whoever finishes a request writes its status byte
- * and completes the chain, which the host publishes on the worker. So a slow disk never holds the
- * worker: other queues and devices on it go on.
+ * it at once (GET_ID, a read the page cache holds whole, and every request it refuses: status IOERR or
+ * UNSUPP) or starts it with a {@link Completion}: reads, writes and flushes on the disk's io_uring
+ * ({@link UringIo}; what the submitting call does not finish, a worker or a reaper thread does), the rest
+ * (DISCARD, WRITE_ZEROES), and everything when io_uring is off or full, on the device's I/O threads
+ * ({@link BackingFile}). Whoever finishes a request writes its status byte and completes the chain, which
+ * the host publishes on the worker. So a slow disk never holds the worker: other queues and devices on it
+ * go on.
  *
  * <p>Hostile requests fail alone: a chain without a writable byte has nowhere to put a status and is
  * returned with nothing written; a short header, a data length that is not whole sectors, a range past
@@ -53,6 +54,12 @@ final class BlkDevice implements VhostUserDevice {
     private final AtomicLong errors = new AtomicLong();
     private final AtomicLong readBytes = new AtomicLong();
     private final AtomicLong writtenBytes = new AtomicLong();
+    /**
+     * The capacity the driver knows: read from the file at creation and at each config read (which is
+     * how a driver learns a new size), so that checking a request against it costs no fstat. Written on
+     * the control thread, read by workers.
+     */
+    private volatile long knownCapacity;
 
     BlkDevice(DeviceContext context, BlkConfig config, BackingFile file) throws InvalidOptionException {
         this.context = context;
@@ -63,6 +70,7 @@ final class BlkDevice implements VhostUserDevice {
         this.chains = new DescriptorChain[config.queues()];
         this.id = config.serial().getBytes(StandardCharsets.US_ASCII);
         this.uring = openUring();
+        this.knownCapacity = capacityBytes();
     }
 
     /** The io_uring of {@code uring=on} or {@code auto}; with auto, null and a log line if refused. */
@@ -71,7 +79,7 @@ final class BlkDevice implements VhostUserDevice {
             return null;
         }
         try {
-            UringIo io = UringIo.open(config.path(), config.readOnly(), this::finished);
+            UringIo io = UringIo.open(config.path(), config.readOnly(), this::finished, UringIo.SQ_ENTRIES, false);
             LOG.info("{}: reads, writes and flushes on io_uring, {} in flight at most", name, io.depth());
             return io;
         } catch (IOException | RuntimeException | LinkageError e) {
@@ -85,7 +93,7 @@ final class BlkDevice implements VhostUserDevice {
         }
     }
 
-    /** How an io_uring request ended, for the counters. Reaper thread. */
+    /** How an io_uring request ended, for the counters. Whoever reaps it (see {@link UringIo}). */
     private void finished(int type, int bytes, int result) {
         if (result != bytes) {
             failed(result < 0 ? "errno " + -result : result + " of " + bytes + " bytes");
@@ -168,7 +176,9 @@ final class BlkDevice implements VhostUserDevice {
     @Override
     public void readConfig(int offset, byte[] dst) {
         ByteBuffer c = ByteBuffer.allocate(VirtioBlk.CONFIG_SIZE).order(ByteOrder.LITTLE_ENDIAN);
-        c.putLong(VirtioBlk.CONFIG_CAPACITY, capacityBytes() >>> VirtioBlk.SECTOR_SHIFT);
+        long capacity = capacityBytes();
+        knownCapacity = capacity;
+        c.putLong(VirtioBlk.CONFIG_CAPACITY, capacity >>> VirtioBlk.SECTOR_SHIFT);
         // GET_CONFIG comes before SET_VRING_NUM, and a chain longer than its ring breaks the queue: bound
         // segments by the smallest ring we expect (QEMU vhost-user-blk's default queue-size 128) minus the
         // header and status descriptors, as QEMU's own seg_max = queue_size - 2 (Linux puts such a request
@@ -184,8 +194,12 @@ final class BlkDevice implements VhostUserDevice {
         c.get(offset, dst);
     }
 
+    /** Also, at the first queue's start, has its worker reap io_uring completions (see {@link UringIo}). */
     @Override
     public void startQueue(int queueIndex, Virtqueue queue) {
+        if (uring != null) {
+            uring.reapOnWorker(context, queueGroup(queueIndex));
+        }
         queues[queueIndex] = queue;
         chains[queueIndex] = queue.newChain(); // sized for this ring
     }
@@ -227,7 +241,7 @@ final class BlkDevice implements VhostUserDevice {
         }
         int type = BlkRequest.type(c, header);
         long sector = BlkRequest.sector(header);
-        long capacity = capacityBytes();
+        long capacity = knownCapacity;
         switch (type) {
             case VirtioBlk.T_IN -> {
                 int len = c.writableBytes() - 1;
@@ -236,6 +250,12 @@ final class BlkDevice implements VhostUserDevice {
                     return;
                 }
                 long position = sector << VirtioBlk.SECTOR_SHIFT;
+                if (uring != null && uring.readCached(c, len, position)) {
+                    answer(q, c, VirtioBlk.S_OK);
+                    // published now: the driver takes this one while the worker reads the next
+                    q.signalUsed();
+                    return;
+                }
                 ByteBuffer status = BlkRequest.statusByte(c);
                 Completion done = q.defer(c);
                 if (uring == null || !uring.read(c, len, position, done, status)) {

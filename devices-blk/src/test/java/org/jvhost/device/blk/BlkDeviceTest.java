@@ -15,6 +15,7 @@ import java.util.HashMap;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.jvhost.engine.virtq.SplitQueue;
+import org.jvhost.spi.DeviceContext;
 import org.jvhost.spi.DeviceOptions;
 import org.jvhost.spi.InvalidOptionException;
 import org.jvhost.spi.OptionSpec;
@@ -51,6 +52,11 @@ class BlkDeviceTest {
         return "off";
     }
 
+    /** What the device is created with: a context that cannot watch fds. */
+    DeviceContext context() {
+        return () -> "blk@test";
+    }
+
     void open(String... extra) throws Exception {
         file = dir.resolve("disk.img");
         if (!Files.exists(file)) {
@@ -60,7 +66,7 @@ class BlkDeviceTest {
         for (String kv : extra) {
             options.put(kv.substring(0, kv.indexOf('=')), kv.substring(kv.indexOf('=') + 1));
         }
-        device = new BlkProvider().create(withDefaults(options), () -> "blk@test");
+        device = new BlkProvider().create(withDefaults(options), context());
         queue = driver.deviceQueue(0, new CountingNotifier());
         device.startQueue(0, queue);
     }
@@ -240,8 +246,11 @@ class BlkDeviceTest {
         assertThrows(IllegalArgumentException.class, () -> device.resize(SECTORS * VirtioBlk.SECTOR_SIZE + 100L));
         device.resize(2L * SECTORS * VirtioBlk.SECTOR_SIZE);
         assertEquals(2L * SECTORS * VirtioBlk.SECTOR_SIZE, Files.size(file));
+        assertEquals(VirtioBlk.S_IOERR, statusOf(read(SECTORS, VirtioBlk.SECTOR_SIZE)),
+                "past the capacity the driver knows until it reads the config space again");
         device.readConfig(0, config);
         assertEquals(2 * SECTORS, ByteBuffer.wrap(config).order(ByteOrder.LITTLE_ENDIAN).getLong(VirtioBlk.CONFIG_CAPACITY));
+        assertEquals(VirtioBlk.S_OK, statusOf(read(SECTORS, VirtioBlk.SECTOR_SIZE)), "the grown part");
     }
 
     @Test

@@ -14,7 +14,9 @@ import org.slf4j.LoggerFactory;
 /**
  * The command side of one epoll loop thread (a {@link Worker} or the server's control loop): other
  * threads post commands, which the loop runs in order on its own thread, and may wait for one; a wake
- * eventfd in the loop's epoll set ends its epoll_wait so a posted command never waits for traffic.
+ * eventfd in the loop's epoll set ends its epoll_wait so a posted command never waits for traffic. The
+ * loop looks at its commands before it waits ({@link #isEmpty}), so a command the loop thread posts to
+ * itself (a disk request completed inside the worker's own submit) costs no eventfd write and read.
  *
  * <p>Once closed, the mailbox never writes its wake fd again: the fd number may by then belong to
  * something else (a TAP, a disk file, a socket), and 8 stray bytes there would be a corrupt frame or
@@ -69,11 +71,15 @@ public final class LoopMailbox {
     }
 
     /**
-     * Queues {@code command} for the loop thread, even when called from it, and wakes the loop. After
-     * {@link #close} the command is dropped (the loop has stopped and would never run it).
+     * Queues {@code command} for the loop thread, even when called from it, and wakes the loop unless
+     * called from it (it runs its commands before it waits again). After {@link #close} the command is
+     * dropped (the loop has stopped and would never run it).
      */
     public void post(Runnable command) {
         commands.add(command);
+        if (inLoop()) {
+            return;
+        }
         closing.readLock().lock();
         try {
             if (closed) {
@@ -135,7 +141,7 @@ public final class LoopMailbox {
         return done;
     }
 
-    /** True if no command waits (a cheap check for loops that spin). */
+    /** True if no command waits: a loop checks it before it waits (see the class comment), and while it spins. */
     public boolean isEmpty() {
         return commands.isEmpty();
     }

@@ -286,6 +286,9 @@ public final class Worker implements AutoCloseable {
             lastEpoll = now;
             timeout = 0;
         }
+        if (timeout < 0 && !mailbox.isEmpty()) {
+            timeout = 0; // a command this thread posted itself wrote no wake-up (LoopMailbox#post)
+        }
         if (timeout < 0) {
             asleep = true;
             sleepStart = System.nanoTime();

@@ -166,8 +166,14 @@ final class ControlLoop implements AutoCloseable {
         return true;
     }
 
-    /** Milliseconds until the next timer, -1 for none (rounded up so a timer is never run early). */
+    /**
+     * Milliseconds until the next timer, -1 for none (rounded up so a timer is never run early); 0 while
+     * a command waits that this thread posted itself (a timer's), which wrote no wake-up (LoopMailbox#post).
+     */
     private int waitMs() {
+        if (!mailbox.isEmpty()) {
+            return 0;
+        }
         Timer t;
         while ((t = timers.peek()) != null && t.cancelled) {
             timers.poll();

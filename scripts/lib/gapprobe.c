@@ -8,7 +8,7 @@
  * Sends one frame every INTERVAL_US microseconds on IFACE from an AF_PACKET socket, forever, and
  * records when each reflected frame comes back. Every WINDOW_MS it prints one line:
  *
- *   JVTEST GAP w=W sent=S recv=R lost=L dup=D refused=F maxgap_us=G maxrtt_us=T late=N
+ *   JVTEST GAP w=W sent=S recv=R lost=L dup=D refused=F maxgap_us=G netgap_us=E maxrtt_us=T stall_us=P late=N
  *
  *   S, R     frames sent and frames received back (distinct sequence numbers), since the start
  *   F        frames the guest's kernel refused (its queues full while the back-end is away), not sent
@@ -16,8 +16,16 @@
  *   D        frames that came back a second time, since the start
  *   G        the longest time between two consecutive arrivals that ended in this window: the traffic
  *            gap as the guest sees it (a stop of the back-end shows here, however long it lasts)
+ *   E        the longest such gap less the time the probe itself ran late in it (more than
+ *            STALL_SLACK_US after it asked to wake, or between two steps that do not wait): what the
+ *            guest spent awake waiting for frames. Under TCG
+ *            on a busy host the guest's vCPU thread stops for tens or hundreds of ms at a time, and
+ *            frames waiting in the ring meanwhile are read at once when it runs again, so such a stop
+ *            is the guest's, not the back-end's
  *   T        the longest round trip of a frame that arrived in this window (frames held in a ring
  *            across a stop arrive late rather than get lost)
+ *   P        the probe's longest stall in this window (a stall longer than the guest's RX ring lasts at
+ *            this rate, 256 frames, loses frames at any back-end: the reflector finds the ring full)
  *   N        send slots this window missed because the guest itself ran late (TCG on a busy host):
  *            a guest that cannot send cannot see arrivals either, so G must be read beside N
  *
@@ -45,9 +53,22 @@
 #define FRAME_LEN 60
 #define MAX_SEQ (1u << 22)          /* 4M frames: 14 minutes at 200 us */
 #define LOSS_AFTER_MS 2000
+#define STALL_SLACK_US 1000
 #define HISTORY 64                  /* windows of sent counts kept: LOSS_AFTER_MS / WINDOW_MS must be less */
 
 static uint8_t seen[MAX_SEQ / 8];
+static uint64_t expected;  /* the latest time the probe should run again (now, or the end of its sleep) */
+static uint64_t overslept; /* since the last arrival: how much later than expected the probe ran, in sum */
+static uint64_t max_stall; /* this window: the longest of those stalls */
+
+/* Notes when the probe runs: later than expected by more than the slack is a stall of the guest's. */
+static void ran_at(uint64_t now, uint64_t next_expected) {
+    if (now > expected + STALL_SLACK_US * 1000u) {
+        overslept += now - expected;
+        max_stall = now - expected > max_stall ? now - expected : max_stall;
+    }
+    expected = next_expected;
+}
 
 static uint64_t now_ns(void) {
     struct timespec t;
@@ -98,17 +119,19 @@ int main(int argc, char **argv) {
     frame[13] = ETHERTYPE & 0xff;
     memcpy(frame + 14, "JVGP", 4);
 
-    uint64_t windows_back = (uint64_t) LOSS_AFTER_MS * 1000000u / window;
-    if (window == 0 || interval == 0 || windows_back >= HISTORY) {
+    uint64_t windows_back = window == 0 ? HISTORY : (uint64_t) LOSS_AFTER_MS * 1000000u / window;
+    if (interval == 0 || windows_back >= HISTORY) {
         fprintf(stderr, "gapprobe: INTERVAL_US must be > 0 and WINDOW_MS > %d\n", LOSS_AFTER_MS / HISTORY);
         return 2;
     }
     uint32_t sent = 0, recv = 0, dup = 0, lost = 0, refused = 0, checked = 0, late = 0, w = 0;
     uint32_t sent_by[HISTORY] = {0}; /* sent_by[w % HISTORY]: frames sent by the end of window w */
     uint64_t start = now_ns(), next_send = start, next_window = start + window, last_arrival = 0;
-    uint64_t max_gap = 0, max_rtt = 0;
+    uint64_t max_gap = 0, max_net_gap = 0, max_rtt = 0;
+    expected = start;
     for (;;) {
         uint64_t now = now_ns();
+        ran_at(now, now);
         if (now >= next_send && sent < MAX_SEQ) {
             memcpy(frame + 18, &sent, 4);
             memcpy(frame + 22, &now, 8);
@@ -132,24 +155,28 @@ int main(int argc, char **argv) {
                 }
             }
             sent_by[w % HISTORY] = sent;
-            printf("JVTEST GAP w=%u sent=%u recv=%u lost=%u dup=%u refused=%u maxgap_us=%llu maxrtt_us=%llu late=%u\n", w,
-                   sent, recv, lost, dup, refused, (unsigned long long) (max_gap / 1000),
-                   (unsigned long long) (max_rtt / 1000), late);
+            printf("JVTEST GAP w=%u sent=%u recv=%u lost=%u dup=%u refused=%u maxgap_us=%llu netgap_us=%llu"
+                   " maxrtt_us=%llu stall_us=%llu late=%u\n", w, sent, recv, lost, dup, refused, (unsigned long long) (max_gap / 1000),
+                   (unsigned long long) (max_net_gap / 1000), (unsigned long long) (max_rtt / 1000), (unsigned long long) (max_stall / 1000), late);
             fflush(stdout);
             w++;
-            max_gap = max_rtt = 0;
+            max_gap = max_net_gap = max_rtt = max_stall = 0;
             late = 0;
             next_window += window;
         }
         uint64_t until = next_send < next_window ? next_send : next_window;
         now = now_ns();
+        ran_at(now, until > now ? until : now);
         struct timespec wait = {0, 0};
         if (until > now) {
             wait.tv_sec = (time_t) ((until - now) / 1000000000u);
             wait.tv_nsec = (long) ((until - now) % 1000000000u);
         }
         struct pollfd p = {fd, POLLIN, 0};
-        if (ppoll(&p, 1, &wait, NULL) <= 0) {
+        int ready = ppoll(&p, 1, &wait, NULL);
+        now = now_ns();
+        ran_at(now, now);
+        if (ready <= 0) {
             continue;
         }
         for (;;) {
@@ -163,6 +190,7 @@ int main(int argc, char **argv) {
                 continue;
             }
             uint64_t arrived = now_ns(), at;
+            ran_at(arrived, arrived);
             uint32_t seq;
             memcpy(&seq, in + 18, 4);
             memcpy(&at, in + 22, 8);
@@ -175,9 +203,13 @@ int main(int argc, char **argv) {
             }
             seen[seq / 8] |= (uint8_t) (1u << (seq % 8));
             recv++;
-            if (last_arrival != 0 && arrived - last_arrival > max_gap) {
-                max_gap = arrived - last_arrival;
+            if (last_arrival != 0) {
+                uint64_t gap = arrived - last_arrival;
+                uint64_t net = gap > overslept ? gap - overslept : 0;
+                max_gap = gap > max_gap ? gap : max_gap;
+                max_net_gap = net > max_net_gap ? net : max_net_gap;
             }
+            overslept = 0;
             if (arrived - at > max_rtt) {
                 max_rtt = arrived - at;
             }

@@ -24,22 +24,34 @@ final class GuestGapProbe {
 
     // Ends at the line break: output arrives in chunks.
     private static final Pattern LINE = Pattern.compile("JVTEST GAP w=(\\d+) sent=(\\d+) recv=(\\d+) lost=(\\d+)"
-            + " dup=(\\d+) refused=(\\d+) maxgap_us=(\\d+) maxrtt_us=(\\d+) late=(\\d+)\\r?\\n");
+            + " dup=(\\d+) refused=(\\d+) maxgap_us=(\\d+) netgap_us=(\\d+) maxrtt_us=(\\d+) stall_us=(\\d+) late=(\\d+)\\r?\\n");
 
     /** One window's line; sent, recv, lost, dup and refused count since the probe started. */
-    record Window(int index, long sent, long recv, long lost, long dup, long refused, long maxGapUs, long maxRttUs,
-                  long late) {
+    record Window(int index, long sent, long recv, long lost, long dup, long refused, long maxGapUs, long netGapUs,
+                  long maxRttUs, long stallUs, long late) {
     }
 
     /**
-     * What the windows from one mark to another say: the longest gap and round trip, the most send
-     * slots one window missed because the guest itself ran late, and the frames lost and duplicated meanwhile.
+     * What the windows from one mark to another say: the longest gap, the longest less the guest's own
+     * stalls in it (the figure that counts: {@code netgap_us} in gapprobe.c), the longest round trip, the
+     * guest's longest stall, the most send slots one window missed because the guest itself ran late, and
+     * the frames lost and duplicated meanwhile.
      */
-    record Span(int windows, long maxGapUs, long maxRttUs, long maxLate, long lost, long dup, long refused) {
+    record Span(int windows, long maxGapUs, long netGapUs, long maxRttUs, long stallUs, long maxLate, long lost,
+                long dup, long refused) {
         String format(String prefix) {
-            return String.format("%s_gap_ms=%.1f %s_rtt_ms=%.1f %s_late_slots=%d %s_lost=%d %s_dup=%d %s_refused=%d",
-                    prefix, maxGapUs / 1000.0, prefix, maxRttUs / 1000.0, prefix, maxLate, prefix, lost, prefix, dup,
-                    prefix, refused);
+            return String.format("%s_gap_ms=%.1f %s_raw_gap_ms=%.1f %s_rtt_ms=%.1f %s_guest_stall_ms=%.1f"
+                    + " %s_late_slots=%d %s_lost=%d %s_dup=%d %s_refused=%d", prefix, netGapUs / 1000.0, prefix,
+                    maxGapUs / 1000.0, prefix, maxRttUs / 1000.0, prefix, stallUs / 1000.0, prefix, maxLate, prefix,
+                    lost, prefix, dup, prefix, refused);
+        }
+
+        /**
+         * Whether the guest stopped for longer than its RX ring lasts at the probe's rate: the reflector
+         * then finds the ring full and drops frames, at any back-end, handover or not.
+         */
+        boolean guestOverranItsRing(int rxRing) {
+            return stallUs > (long) rxRing * INTERVAL_US;
         }
     }
 
@@ -54,11 +66,11 @@ final class GuestGapProbe {
         List<Window> windows = new ArrayList<>();
         Matcher m = LINE.matcher(guest.outputSince(mark));
         while (m.find()) {
-            long[] v = new long[9];
+            long[] v = new long[11];
             for (int i = 0; i < v.length; i++) {
                 v[i] = Long.parseLong(m.group(i + 1));
             }
-            windows.add(new Window((int) v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8]));
+            windows.add(new Window((int) v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10]));
         }
         return windows;
     }
@@ -103,10 +115,10 @@ final class GuestGapProbe {
             throw new AssertionError("no gap probe window between the guest's marks " + from + " and " + to + guest.tail());
         }
         List<Window> in = all.subList(first, end);
-        Window base = first > 0 ? all.get(first - 1) : new Window(-1, 0, 0, 0, 0, 0, 0, 0, 0);
+        Window base = first > 0 ? all.get(first - 1) : new Window(-1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
         Window last = in.get(in.size() - 1);
         return new Span(in.size(), in.stream().mapToLong(Window::maxGapUs).max().orElse(0),
-                in.stream().mapToLong(Window::maxRttUs).max().orElse(0), in.stream().mapToLong(Window::late).max().orElse(0),
+                in.stream().mapToLong(Window::netGapUs).max().orElse(0), in.stream().mapToLong(Window::maxRttUs).max().orElse(0), in.stream().mapToLong(Window::late).max().orElse(0),
                 last.lost() - base.lost(), last.dup() - base.dup(), last.refused() - base.refused());
     }
 }

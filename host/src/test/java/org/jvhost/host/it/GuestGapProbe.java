@@ -117,8 +117,12 @@ final class GuestGapProbe {
         List<Window> in = all.subList(first, end);
         Window base = first > 0 ? all.get(first - 1) : new Window(-1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
         Window last = in.get(in.size() - 1);
-        return new Span(in.size(), in.stream().mapToLong(Window::maxGapUs).max().orElse(0),
-                in.stream().mapToLong(Window::netGapUs).max().orElse(0), in.stream().mapToLong(Window::maxRttUs).max().orElse(0), in.stream().mapToLong(Window::late).max().orElse(0),
-                last.lost() - base.lost(), last.dup() - base.dup(), last.refused() - base.refused());
+        return new Span(in.size(), max(in, Window::maxGapUs), max(in, Window::netGapUs), max(in, Window::maxRttUs),
+                max(in, Window::stallUs), max(in, Window::late), last.lost() - base.lost(), last.dup() - base.dup(),
+                last.refused() - base.refused());
+    }
+
+    private static long max(List<Window> windows, java.util.function.ToLongFunction<Window> field) {
+        return windows.stream().mapToLong(field).max().orElse(0);
     }
 }

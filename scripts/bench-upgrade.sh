@@ -3,12 +3,15 @@
 # (round 1: jar A, jar B...; round 2: jar A, jar B...), from HotUpgradeIT's proofs:
 #   - testpmd's io round trip through one loopback device across a handover (proof 1);
 #   - N loopback devices, each connected, handed over at once (proof 3; N=1000 by default);
-#   - with --reconnect, also QEMU's reconnect path under one guest (kill and restart jvhost) against the
-#     handover's gap under the same guest (HotUpgradeGuestIT), once per jar and round.
-# The gap is what the tests print: from the old process's "paused" log line to the new one's last
-# "runs again" line (gap_ms), and to where that connection's last ring started on its worker, which the
-# line reports (ring_gap_ms; the same as gap_ms for a jar whose line does not say). The phases of each
-# handover, from the two processes' logs, follow each result.
+#   - with --reconnect, also the gap as a QEMU guest sees it (HotUpgradeGuestIT; scripts/lib/gapprobe.c in
+#     the guest sends a frame every 200 us through the loopback device and times the reflected ones):
+#     its baseline (no handover), across a handover, and across QEMU's reconnect path (kill and restart
+#     jvhost) under the same guest, once per jar and round. handover_gap_ms is the issue's figure; it
+#     reads nothing from jvhost's logs.
+# The testpmd and 1,000-device gaps are what those tests print from the logs: from the old process's
+# "paused" line to the new one's last "runs again" line (gap_ms), and to where that connection's last
+# ring started on its worker, which the line reports (ring_gap_ms). The phases of each handover, from
+# the two processes' logs, follow each result.
 #
 # Usage (from the repository root, after `mvn -pl host -am package -DskipTests` for the test classes):
 #   scripts/bench-upgrade.sh [-r ROUNDS] [-n DEVICES] [--reconnect] JAR...
@@ -23,7 +26,7 @@ while [ $# -gt 0 ]; do
     -r) rounds=$2; shift 2 ;;
     -n) devices=$2; shift 2 ;;
     --reconnect) reconnect=true; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) jars+=("$(readlink -f "$1")"); shift ;;
   esac
 done

@@ -23,6 +23,11 @@
 #                                all the time, for the host to time gaps by); with
 #                                jvtest.iperf=1 "iperf3 -c PEER -t 3" ("JVTEST IPERF <receiver line>");
 #                                finally "JVTEST PASS" and power off.
+#   jvtest.mode=gap              against a reflector (the loopback device): scripts/lib/gapprobe.c sends a
+#                                frame every jvtest.gapus microseconds (default 200) for ever and prints a
+#                                "JVTEST GAP ..." line every jvtest.gapwin ms (default 250): the longest
+#                                time between two reflected frames arriving, lost and duplicated frames
+#                                (the traffic gap as the guest sees it; needs gcc and a static libc)
 #
 # Why rx_packets and not ping's replies: a MAC-swapping reflector returns the guest's own ICMP echo
 # request addressed to the guest's MAC; the kernel counts it in eth0's rx_packets, then drops it
@@ -83,6 +88,10 @@ copy_with_libs() {
 }
 copy_with_libs /usr/sbin/ethtool
 copy_with_libs /usr/bin/iperf3
+# The gap probe (jvtest.mode=gap), static: the guest has no C library of its own.
+if command -v gcc >/dev/null 2>&1; then
+  gcc -static -O2 -o "$stage/sbin/gapprobe" "$(dirname "$0")/lib/gapprobe.c"
+fi
 
 cat > "$stage/init" <<'INIT'
 #!/bin/busybox sh
@@ -95,7 +104,7 @@ mount -t devtmpfs devtmpfs /dev 2>/dev/null
 say() { echo "JVTEST $*"; }
 fail() { say "FAIL $*"; sync; poweroff -f; sleep 5; }
 
-mode=burst ip=10.99.0.2/24 peer=10.99.0.1 peermac=52:54:00:00:00:01 count=20 interval=0.5 queues=1 mib=8 iperf=0 rxdelay=0 blkro=0 pingevery=0 satsec=8
+mode=burst ip=10.99.0.2/24 peer=10.99.0.1 peermac=52:54:00:00:00:01 count=20 interval=0.5 queues=1 mib=8 iperf=0 rxdelay=0 blkro=0 pingevery=0 satsec=8 gapus=200 gapwin=250
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     jvtest.mode=*)     mode=${arg#*=} ;;
@@ -111,6 +120,8 @@ for arg in $(cat /proc/cmdline); do
     jvtest.blkro=*)    blkro=${arg#*=} ;;
     jvtest.pingevery=*) pingevery=${arg#*=} ;;
     jvtest.satsec=*)   satsec=${arg#*=} ;;
+    jvtest.gapus=*)    gapus=${arg#*=} ;;
+    jvtest.gapwin=*)   gapwin=${arg#*=} ;;
   esac
 done
 
@@ -279,6 +290,10 @@ case "$mode" in
     sleep 0.5 # the last echo's way back
     say "SAT rx_delta=$(($(rx) - rx0)) tx_delta=$(($(tx) - tx0)) pings=$pings reads=$(cat /tmp/reads 2>/dev/null || echo failed) writes=$(cat /tmp/writes 2>/dev/null || echo failed) cs=$(($(now) - t0))"
     sync; poweroff -f
+    ;;
+  gap)
+    [ -x /sbin/gapprobe ] || fail "no /sbin/gapprobe in the image (the host had no gcc)"
+    gapprobe eth0 "$gapus" "$gapwin" || fail "gapprobe exited with status $?"
     ;;
   periodic)
     while true; do

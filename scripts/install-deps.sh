@@ -15,6 +15,7 @@ PACKAGES=(
   busybox-static cpio gzip xz-utils     # guest initramfs
   kmod                                  # modinfo/depmod for the guest image builder
   iproute2 ethtool iperf3 socat         # host-side network tools
+  gcc libc6-dev                         # C helpers: the guest's static gap probe, bench-net.sh's tapgen
   coreutils util-linux procps           # stdbuf, taskset, timeout, pkill-free process control
 )
 

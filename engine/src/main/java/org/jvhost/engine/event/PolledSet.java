@@ -64,10 +64,12 @@ final class PolledSet {
     /**
      * One round over the queues: each polls; one idle for longer than the window, or idle while it awaits
      * its device's completions, is asked to end polling and leaves unless its re-check found work. Spins (Thread.onSpinWait) if no queue had work.
+     *
+     * @param leaveWhenIdle a queue that finds no work leaves at once, whatever the window ({@link Worker#holdPolling})
      */
-    void pollRound(long now) {
+    void pollRound(long now, boolean leaveWhenIdle) {
         boolean found = false;
-        long idleLimit = window.nanos();
+        long idleLimit = leaveWhenIdle ? 0 : window.nanos();
         for (int i = count - 1; i >= 0; i--) {
             if (i >= count) {
                 continue; // a callback removed entries meanwhile

@@ -61,6 +61,13 @@ public final class WorkerPool implements AutoCloseable {
         return workers.size();
     }
 
+    /** Holds or releases polling on every worker ({@link Worker#holdPolling}). */
+    public void holdPolling(boolean hold) {
+        for (Worker w : workers) {
+            w.holdPolling(hold);
+        }
+    }
+
     /** Posts {@code command} to every worker; each future completes when its worker ran it. */
     public List<java.util.concurrent.CompletableFuture<Void>> postToEach(Runnable command) {
         List<java.util.concurrent.CompletableFuture<Void>> done = new ArrayList<>(workers.size());

@@ -255,6 +255,7 @@ public final class Host implements AutoCloseable {
         }
         if (t.ringsRunElsewhere()) {
             Rehearsal.run(loops[0], pool, memoryBudget, DeviceRuntime.WORKER_TIMEOUT_MS);
+            t.compilerQuietAfterMs = Rehearsal.awaitCompilerQuiet(Rehearsal.QUIET_MAX_MS);
         }
         t.proceed();
         for (DeviceServer s : all) {
@@ -264,9 +265,11 @@ public final class Host implements AutoCloseable {
 
     /**
      * The running process's side, first phase: freezes every device on its loop ({@link
-     * DeviceServer#freezeInLoop}). If one cannot be frozen, the others resume and the failure names the device.
+     * DeviceServer#freezeInLoop}), and holds the workers' polling ({@link WorkerPool#holdPolling}) until this
+     * process exits or the devices resume. If one cannot be frozen, the others resume and the failure names the device.
      */
     synchronized List<Handover.Frozen> freezeAll(long busyMs) throws IOException {
+        pool.holdPolling(true);
         return onEachLoop((s, f) -> s.freezeInLoop(f, busyMs), busyMs + CLOSE_TIMEOUT_MS, "freeze");
     }
 
@@ -308,6 +311,7 @@ public final class Host implements AutoCloseable {
 
     /** The handover was abandoned: every paused device serves again. */
     synchronized void resumeAll() {
+        pool.holdPolling(false);
         for (DeviceServer s : servers) {
             s.loop().execute(s::resumeInLoop);
         }

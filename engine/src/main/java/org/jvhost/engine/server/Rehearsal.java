@@ -72,7 +72,48 @@ final class Rehearsal {
     private static final long FEATURES = VirtioFeatures.VERSION_1 | VirtioFeatures.RING_EVENT_IDX
             | VirtioFeatures.RING_INDIRECT_DESC | VirtioFeatures.VHOST_USER_PROTOCOL_FEATURES;
 
+    /** How long the compiler may stay busy after the rehearsal before the pause is asked for anyway. */
+    static final long QUIET_MAX_MS = 500;
+    /** The compiler counts as quiet when its total time did not move for this long. */
+    private static final long QUIET_MS = 20;
+
     private Rehearsal() {
+    }
+
+    /**
+     * Waits (at most {@code maxMs}) until the JIT compiler stopped working, i.e. its total compilation
+     * time did not move for {@link #QUIET_MS}. Why: the rehearsal queues the ring code for compilation,
+     * and compiler threads still busy when the previous process pauses compete with both processes for
+     * the CPUs during the gap. Returns the time waited in ms; 0 if the JVM does not report the time.
+     */
+    static long awaitCompilerQuiet(long maxMs) {
+        java.lang.management.CompilationMXBean jit = java.lang.management.ManagementFactory.getCompilationMXBean();
+        if (jit == null || !jit.isCompilationTimeMonitoringSupported()) {
+            return 0;
+        }
+        long t0 = System.nanoTime();
+        long deadline = t0 + maxMs * 1_000_000L;
+        long before = jit.getTotalCompilationTime();
+        while (System.nanoTime() - deadline < 0) {
+            try {
+                Thread.sleep(QUIET_MS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+            long now = jit.getTotalCompilationTime();
+            if (now == before) {
+                break;
+            }
+            before = now;
+        }
+        return (System.nanoTime() - t0) / 1_000_000L;
+    }
+
+    /** The JIT compiler's total time so far in ms, or -1 if the JVM does not report it. */
+    static long compilerMs() {
+        java.lang.management.CompilationMXBean jit = java.lang.management.ManagementFactory.getCompilationMXBean();
+        return jit == null || !jit.isCompilationTimeMonitoringSupported() ? -1 : jit.getTotalCompilationTime();
     }
 
     /**

@@ -34,6 +34,8 @@ public final class Takeover implements AutoCloseable {
     private final Map<String, IncomingDevice> devices = new LinkedHashMap<>();
     private final Map<String, Integer> services = new LinkedHashMap<>();
     private boolean acknowledged;
+    /** How long the JIT compiler took to go quiet after the rehearsal (ms; {@link Rehearsal#awaitCompilerQuiet}). */
+    volatile long compilerQuietAfterMs;
     /** Whether the second phase has come (READY sent, END received). */
     private boolean proceeded;
 
@@ -96,6 +98,7 @@ public final class Takeover implements AutoCloseable {
             return;
         }
         proceeded = true;
+        long compiled = Rehearsal.compilerMs();
         link.send(HandoverLayout.READY, HandoverLayout.ints((int) ProcessHandle.current().pid()));
         readSecondPhase(System.nanoTime() + PHASE_MS * 1_000_000L);
         for (IncomingDevice in : all.values()) {
@@ -104,7 +107,9 @@ public final class Takeover implements AutoCloseable {
                 in.setup.clear();
             }
         }
-        LOG.info("the previous jvhost (pid {}) paused its rings", predecessorPid);
+        LOG.info("the previous jvhost (pid {}) paused its rings (the JIT compiler was quiet {} ms after the rehearsal, "
+                + "and compiled for {} ms during the pause)", predecessorPid, compilerQuietAfterMs,
+                Rehearsal.compilerMs() - compiled);
     }
 
     private void readFirstPhase(long deadline) throws IOException {

@@ -94,11 +94,9 @@ final class VringLifecycle {
      * testpmd: all 128 frames of an io round trip lost at once).
      */
     void pause(WorkerPlan plan) {
-        for (int i = rings.length - 1; i >= 0; i--) {
-            if (rings[i].started()) {
-                stop(rings[i], plan, true);
-            }
-        }
+        List<QueueConfig> started = started();
+        java.util.Collections.reverse(started);
+        RingStops.stop(started, plan, true);
     }
 
     /**
@@ -126,12 +124,8 @@ final class VringLifecycle {
 
     /** The first started ring, or null if none is. */
     QueueConfig firstStarted() {
-        for (QueueConfig q : rings) {
-            if (q.started()) {
-                return q;
-            }
-        }
-        return null;
+        List<QueueConfig> started = started();
+        return started.isEmpty() ? null : started.get(0);
     }
 
     /** The live rings, for a memory update. */
@@ -211,7 +205,7 @@ final class VringLifecycle {
     void getBase(ByteBuffer p, WorkerPlan plan, Runnable lastStopped) throws ProtocolException {
         QueueConfig q = ring(FrontendRequest.GET_VRING_BASE, VringStateLayout.index(p));
         if (q.started()) {
-            stop(q, plan, false);
+            RingStops.stop(List.of(q), plan, false);
             plan.then(() -> {
                 if (firstStarted() == null) {
                     lastStopped.run();
@@ -316,10 +310,8 @@ final class VringLifecycle {
 
     /** Stops every started ring, then closes every ring's fds and forgets its configuration. */
     void stopAll(WorkerPlan plan) {
+        RingStops.stop(started(), plan, false);
         for (QueueConfig q : rings) {
-            if (q.started()) {
-                stop(q, plan, false);
-            }
             plan.then(q::clear);
         }
     }
@@ -437,41 +429,6 @@ final class VringLifecycle {
                     + "address 0x%x (%d bytes) is not inside one memory region", q.index, what, userAddress, len));
         }
         return gpa;
-    }
-
-    /**
-     * Stops a started ring, remembering where it stopped as the next base; {@code pause} keeps the kick
-     * fd for a restart ({@link #pause}). The device gives the queue back first; then the stop waits, on
-     * the worker and bounded ({@link Ring#whenQuiet}), for the chains it deferred: QEMU's vhost-user-blk
-     * expects in-flight requests finished before GET_VRING_BASE is answered. What completes later is
-     * dropped, and the base counts it as consumed.
-     */
-    private void stop(QueueConfig q, WorkerPlan plan, boolean pause) {
-        Ring ring = q.ring;
-        int[] next = {q.base};
-        plan.onWorkerAsync(ring.worker, "stop of queue " + q.index, done -> {
-            ring.stop();
-            ring.whenQuiet("stop", () -> {
-                try {
-                    ring.queue.closeDeferred();
-                    // spec: after GET_VRING_BASE the ring writes nothing more, so its last writes are marked now
-                    ring.queue.setLog(null);
-                    next[0] = ring.queue.vringBase();
-                } finally {
-                    done.run();
-                }
-            });
-        }, failed -> {
-            q.ring = null;
-            q.base = next[0];
-            if (pause) {
-                q.paused = failed == null;
-                return;
-            }
-            // the ring restarts only with a new SET_VRING_KICK, which brings its own fd
-            LinuxSys.closeQuietly(q.kickFd);
-            q.kickFd = -1;
-        });
     }
 
     private CallNotifier notifier(QueueConfig q) {

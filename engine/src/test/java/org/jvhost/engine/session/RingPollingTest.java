@@ -228,6 +228,31 @@ class RingPollingTest {
         assertTrue(device.kicks.get() >= kicksBefore + 39, "each buffer reached the device as a kick");
     }
 
+    /**
+     * A hot upgrade holds polling: a polled ring leaves the set at once although its window is a second
+     * long, kicks are asked for again, and no kick starts polling until the hold is released.
+     */
+    @Test
+    void heldPollingEndsAtOnceAndStartsOnlyAfterTheRelease() throws Exception {
+        start(1_000_000, 0); // one second: without the hold polling would not end during the test
+        ping();
+        kick();
+        awaitServed(1);
+        assertTrue(polled());
+        pool.holdPolling(true);
+        awaitPollingOver();
+        assertEquals(0, driver.usedFlags(), "held: kicks are requested again");
+        ping();
+        kick();
+        awaitServed(2);
+        assertFalse(polled(), "a kick that found work starts no polling while it is held");
+        pool.holdPolling(false);
+        ping();
+        kick();
+        awaitServed(3);
+        assertTrue(polled(), "released: a kick that found work polls again");
+    }
+
     @Test
     void withEventIdxPollingParksAvailEventAndReArmsItWhenPollingEnds() throws Exception {
         start(20_000, VirtioFeatures.RING_EVENT_IDX);

@@ -33,8 +33,8 @@ import org.junit.jupiter.api.extension.RegisterExtension;
  *     sends 1 MiB to the namespace and then receives 1 MiB, reading nothing for {@value #RX_DELAY_S} s
  *     first, so the receiving connection is open while the successor takes over. No connection is reset
  *     (either checksum would differ or nc fail), QEMU prints nothing and connects no second time.</li>
- * <li>{@code loopback}: the guest's reflected frames go on across a handover, and then across QEMU's
- *     reconnect path (kill and restart), for comparison.</li>
+ * <li>{@code loopback}: the traffic gap as the guest sees it ({@link GuestGapProbe}) across a handover,
+ *     and then across QEMU's reconnect path (kill and restart), for comparison.</li>
  * <li>{@code blk}: its connection is not handed over (said in the log); QEMU reconnects to the new
  *     process and the guest's writes go on intact.</li>
  * </ul>
@@ -45,6 +45,8 @@ class HotUpgradeGuestIT {
     private static final String TAP = "jvtap0";
     private static final int RX_DELAY_S = 8;
     private static final int BLK_ROUNDS = 30;
+    /** The guest's rings (QEMU's default for virtio-net-pci). */
+    private static final int RING = 256;
     private static final Pattern TXSUM = Pattern.compile("JVTEST TXSUM ([0-9a-f]{32})");
     private static final Pattern RXSUM = Pattern.compile("JVTEST RXSUM ([0-9a-f]{32}) bytes=(\\d+)");
     private static final Pattern RUNS_AGAIN = Pattern.compile("INFO Connection - .* runs again");
@@ -120,12 +122,19 @@ class HotUpgradeGuestIT {
     }
 
     /**
-     * A QEMU guest on the loopback device (its frames reflected back to it; periodic mode) across a
-     * handover, then, for comparison (issue 14), QEMU's reconnect path under the same guest: the new
-     * jvhost is killed (SIGKILL) and started again without {@code --takeover}, and QEMU
-     * ({@code reconnect=1}) connects to it. The guest's received frames rise after each. Gaps: the
-     * handover's from the logs as in {@link HotUpgradeIT}; the reconnect's from the kill to the restarted
-     * process's "front-end connected" (a lower bound: QEMU then negotiates and starts the rings).
+     * The traffic gap as the guest sees it (issue 14's target), across a handover and then, for
+     * comparison, across QEMU's reconnect path under the same guest. The guest on the loopback device
+     * runs {@link GuestGapProbe}: a frame every {@value GuestGapProbe#INTERVAL_US} us, reflected, and the
+     * longest time between two arrivals per window. Its baseline (the same guest, no handover, just
+     * before) says how steady a TCG guest is on this machine. Then a handover; then the new jvhost is
+     * killed (SIGKILL) and started again without {@code --takeover}, and QEMU ({@code reconnect=1})
+     * connects and negotiates anew. The handover's gap is shorter than the reconnect's, it duplicates no
+     * frame, and it loses at most what the guest's TX ring holds: none if the gap is shorter than the ring
+     * lasts at the probe's rate (51 ms); a longer gap ends in a burst of a full TX ring for which the
+     * reflector finds too few RX buffers (main fbb3117's 70 ms gap lost 14). A guest that itself stopped
+     * for longer than its RX ring lasts loses frames at any back-end (TCG on a busy host does); the loss is
+     * then not checked. The log-based gap ("paused" to "runs again",
+     * {@link HotUpgradeIT}) is printed beside.
      */
     @Test
     void loopbackGuestAcrossAHandoverThenQemusReconnectPathForComparison() {
@@ -134,27 +143,47 @@ class HotUpgradeGuestIT {
         ProcessUnderTest old = scope.track(ProcessUnderTest.start("jvhost-old", Serve.command(Serve.ON_BACK_END_CPU, args),
                 scope.logs()));
         Peers.awaitNewFile(control.resolveSibling("control.sock.handover"), null, Duration.ofSeconds(30), old);
-        QemuGuest guest = scope.track(QemuGuest.start("qemu", sock, 1, false, "jvtest.mode=periodic jvtest.interval=0.2",
-                scope.logs()));
-        long rx = guest.awaitRxAbove(1, QemuGuest.BOOT_TIMEOUT, old);
+        QemuGuest guest = scope.track(QemuGuest.start("qemu", sock, 1, false, GuestGapProbe.GUEST_ARGS, scope.logs()));
+        GuestGapProbe probe = new GuestGapProbe(guest);
+        probe.awaitReceivedAbove(0, 0, QemuGuest.BOOT_TIMEOUT, old);
+        int baselineFrom = guest.process().mark();
+        probe.awaitWindows(Duration.ofSeconds(3), old);
 
+        int handoverFrom = guest.process().mark();
+        long received = probe.windowsSince(baselineFrom).get(probe.windowsSince(baselineFrom).size() - 1).recv();
         ProcessUnderTest fresh = scope.track(ProcessUnderTest.start("jvhost-new",
                 Serve.command(Serve.ON_BACK_END_CPU, plus(args, "--takeover")), scope.logs()));
         assertEquals(0, old.awaitExit(Duration.ofSeconds(60)), "the old jvhost exits 0" + old.tail() + fresh.tail());
         fresh.await(RUNS_AGAIN, 0, Duration.ofSeconds(30), null);
-        long handoverGapMs = HotUpgradeIT.gapMs(old, fresh);
-        rx = guest.awaitRxAbove(rx + 1, Duration.ofSeconds(30), fresh);
+        long logGapMs = HotUpgradeIT.gapMs(old, fresh);
+        received = probe.awaitReceivedAbove(received, handoverFrom, Duration.ofSeconds(30), fresh);
+        probe.awaitWindows(GuestGapProbe.LOSS_DELAY, fresh);
         assertFalse(fresh.outputSince(0).contains("front-end connected"), "QEMU connected anew" + fresh.tail());
 
+        int reconnectFrom = guest.process().mark();
         Instant killed = Instant.now();
         fresh.kill();
         ProcessUnderTest restarted = scope.track(ProcessUnderTest.start("jvhost-restarted",
                 Serve.command(Serve.ON_BACK_END_CPU, args), scope.logs()));
         Matcher connected = restarted.await(CONNECTED, 0, Duration.ofSeconds(30), guest.process());
-        long reconnectGapMs = Duration.between(killed, Instant.parse(connected.group(1))).toMillis();
-        guest.awaitRxAbove(rx + 1, Duration.ofSeconds(30), restarted);
-        System.out.println("UPGRADE-RESULT devices=1 front_end=qemu-loopback handover_gap_ms=" + handoverGapMs
-                + " reconnect_gap_ms_at_least=" + reconnectGapMs);
+        long reconnectLogMs = Duration.between(killed, Instant.parse(connected.group(1))).toMillis();
+        probe.awaitReceivedAbove(received, reconnectFrom, Duration.ofSeconds(30), restarted);
+        probe.awaitWindows(GuestGapProbe.LOSS_DELAY, restarted);
+        int end = guest.process().mark();
+
+        GuestGapProbe.Span baseline = probe.span(baselineFrom, handoverFrom);
+        GuestGapProbe.Span handover = probe.span(handoverFrom, reconnectFrom);
+        GuestGapProbe.Span reconnect = probe.span(reconnectFrom, end);
+        System.out.println("UPGRADE-RESULT devices=1 front_end=qemu-loopback-guest " + handover.format("handover") + " "
+                + baseline.format("baseline") + " " + reconnect.format("reconnect") + " handover_log_gap_ms=" + logGapMs
+                + " reconnect_connected_after_ms=" + reconnectLogMs);
+        if (!handover.guestOverranItsRing(RING) && !baseline.guestOverranItsRing(RING)) {
+            assertTrue(handover.lost() <= RING, handover.lost() + " frames lost across the handover, as the guest "
+                    + "counts them: more than its TX ring holds" + guest.process().tail());
+        }
+        assertEquals(0, handover.dup(), "frames the guest got back twice across the handover" + guest.process().tail());
+        assertTrue(handover.netGapUs() < reconnect.netGapUs(), "the guest's gap across the handover ("
+                + handover.netGapUs() + " us) is not shorter than across QEMU's reconnect (" + reconnect.netGapUs() + " us)");
     }
 
     private static List<String> plus(List<String> a, String more) {

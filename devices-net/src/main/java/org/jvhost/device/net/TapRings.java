@@ -27,6 +27,7 @@ final class TapRings implements AutoCloseable {
     static TapRings create(String name, int queues, NetConfig.Uring uring) throws IOException {
         IovecRing[] rings = new IovecRing[queues];
         if (uring == NetConfig.Uring.OFF) {
+            LOG.info("TAP {}: TX writes and RX reads one frame per writev and readv (uring=off)", name);
             return new TapRings(name, rings);
         }
         try {

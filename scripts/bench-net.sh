@@ -27,8 +27,8 @@
 # hold them all, and the kernel refuses more than about 520,000: its queue's array, 8 bytes a frame,
 # must fit one 4 MiB allocation; a reader that is not reading leaves them there: jvhost fills the front-end's 256 buffers and waits, DPDK's stopped testpmd does not poll), then
 # both start and `tapgen drain` samples the TAP's tx_packets (frames its reader took) every 100 us: the
-# rate is the one between 10% and 90% of the frames taken. Two warm-up fills and drains of 200,000 frames
-# come first (JIT). Each run also prints the frames the front-end received during the drain (all of
+# rate is the one between 10% and 90% of the frames taken. Two warm-up fills and drains of 300,000 frames (or
+# FRAMES, if fewer) come first (JIT). Each run also prints the frames the front-end received during the drain (all of
 # them, unless the back-end lost some) and what tapgen's fill reported.
 #
 # Usage: scripts/bench-net.sh [--rx] [-n FRAMES] [-r ROUNDS] [-d SECONDS] [-s "64 1500"] [--skip-jvhost] [--jar PATH] [-o DEVICE-OPTIONS]
@@ -115,7 +115,7 @@ rx_drain() {
 }
 
 run_once() {  # run_once BACKEND SIZE -> appends "BACKEND SIZE MPPS" to $results
-  local name=$1 size=$2 dir sock be_log fe_log rate
+  local name=$1 size=$2 dir sock be_log fe_log rate delivered=
   dir=$(mktemp -d "$work/run.XXXX"); sock=$dir/vhost.sock be_log=$dir/backend.log fe_log=$dir/testpmd.log
   ip netns add "$ns"
   start_backend "$name" "$sock" "$be_log"
@@ -130,15 +130,19 @@ run_once() {  # run_once BACKEND SIZE -> appends "BACKEND SIZE MPPS" to $results
     ip netns exec "$ns" ip link set "$TAP" txqueuelen $((n + 1000))
     fe_start "$sock" "$dir" "$fe_log" rxonly
     # warm-up: two drains, so that the JIT has compiled jvhost's RX path before the measured one (with one
-    # of 100,000 frames its compiler threads still took 10-15% of CPU 1 during the measured drain)
-    rx_drain "$name" "$size" 200000 > /dev/null
-    rx_drain "$name" "$size" 200000 > /dev/null
+    # of 100,000 frames its compiler threads still took 10-15% of CPU 1 during the measured drain, and with
+    # two of 200,000 about 10%: the readiness callback, called once per 64 frames, reached C2 only then)
+    rx_drain "$name" "$size" $((n < 300000 ? n : 300000)) > /dev/null
+    rx_drain "$name" "$size" $((n < 300000 ? n : 300000)) > /dev/null
     read -r rx0 tx_ <<< "$(fe_stats "$fe_log")"
     fill=$(rx_drain "$name" "$size" "$n")
     drained=$(cat "$dir/drain.log")
     read -r rx1 tx_ <<< "$(fe_stats "$fe_log")"
     rate=$(echo "$drained" | sed -n 's/.* at \([0-9.]*\) Mpps/\1/p')
-    extra="  ($drained; front-end got $((rx1 - rx0)); tapgen $fill)"
+    # delivered: the rate times the share of the frames the front-end got (a back-end that drops frames it
+    # took, as DPDK's io forwarding does when the front-end's ring is full, has not delivered them)
+    delivered=$(awk -v r="$rate" -v got=$((rx1 - rx0)) -v n="$n" 'BEGIN { printf "%.3f", r * (got < n ? got : n) / n }')
+    extra="  ($drained; front-end got $((rx1 - rx0)), delivered $delivered Mpps; tapgen $fill)"
     be_cmd "$name" quit
   fi
   stop_peers "$name"
@@ -146,7 +150,7 @@ run_once() {  # run_once BACKEND SIZE -> appends "BACKEND SIZE MPPS" to $results
   if [[ $name == jvhost ]]; then extra="$extra  [$(tap_path "$be_log")]"; fi
   printf '%-7s %5s B  round %d  %s %7s Mpps%s\n' "$name" "$size" "$round" \
     "$([[ $direction == tx ]] && echo 'TAP rx' || echo 'drain')" "$rate" "$extra"
-  echo "$name $size $rate" >> "$results"
+  echo "$name $size $rate ${delivered:-}" >> "$results"
 }
 
 if [[ $direction == tx ]]; then
@@ -157,3 +161,11 @@ fi
 echo "# kernel $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg), nice $BENCH_NICE, $(date -u +%Y-%m-%dT%H:%MZ)"
 bench_rounds
 bench_medians "$([[ $direction == tx ]] && echo 'frames the TAP received per second' || echo 'frames the back-end took from a full TAP per second, 10%-90%')"
+if [[ $direction == rx && $skip_jvhost -eq 0 ]]; then
+  echo "# medians (Mpps, frames delivered to the front-end per second: the rate above times the share it got)"
+  for size in $sizes; do
+    j=$(awk -v s="$size" '$1 == "jvhost" && $2 == s { print $4 }' "$results" | median)
+    d=$(awk -v s="$size" '$1 == "dpdk" && $2 == s { print $4 }' "$results" | median)
+    echo "size $size B: jvhost $j dpdk $d  ratio jvhost/dpdk $(awk -v a="$j" -v b="$d" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')"
+  done
+fi

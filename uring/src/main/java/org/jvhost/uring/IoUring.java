@@ -190,6 +190,19 @@ public final class IoUring implements AutoCloseable {
         return r < 0 ? -UringNatives.errno() : 0;
     }
 
+    /**
+     * Drops the files {@link #registerFiles} registered (IORING_UNREGISTER_FILES). Closing the ring drops
+     * them too, but later, from a kernel worker: a file whose descriptors are all closed (a TAP queue)
+     * would outlive {@link #close} by a moment; unregistered first, it is released before this returns
+     * if nothing else holds it.
+     *
+     * @return 0, or -errno (ENXIO: none registered)
+     */
+    public int unregisterFiles() {
+        long r = UringNatives.syscall(SYS_IO_URING_REGISTER, ringFd, UNREGISTER_FILES, 0, 0, 0, 0);
+        return r < 0 ? -UringNatives.errno() : 0;
+    }
+
     private boolean fill(int opcode, int sqeFlags, int fd, long address, int length, long offset, int opFlags, long userData) {
         // acquire: the kernel has read the entries up to its head before it publishes the head
         if (sqTail - (int) U32.getAcquire(sqRing, sqHeadOffset) == sqEntries) {

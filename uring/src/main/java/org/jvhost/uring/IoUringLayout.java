@@ -31,6 +31,8 @@ final class IoUringLayout {
     static final long SYS_IO_URING_REGISTER = 427;
     /** io_uring_register opcode: a table of files SQEs then name by index (Linux 5.1). */
     static final int REGISTER_FILES = 2;
+    /** io_uring_register opcode: drop the registered files (their references, at once). */
+    static final int UNREGISTER_FILES = 3;
     /** SQE flag: the fd field is an index into the registered files, not a file descriptor. */
     static final int SQE_FIXED_FILE = 1;
 

@@ -123,6 +123,13 @@ class IoUringTest {
         assertEquals(-UringNatives.EBADF, done.get(1)[1], "index 1 was never registered");
         assertArrayEquals(a.getByteArray(0, 512), java.util.Arrays.copyOfRange(Files.readAllBytes(file), 1024, 1536));
         assertEquals(-UringNatives.EBUSY, ring.registerFiles(new int[] {fd}), "once per ring");
+
+        assertEquals(0, ring.unregisterFiles());
+        done.clear();
+        assertTrue(ring.prepareFixed(IoUring.OP_WRITEV, 0, Pointer.nativeValue(iov), 1, 0, 0, 7));
+        submitAndReap(1);
+        assertEquals(-UringNatives.EBADF, done.get(0)[1], "no file is registered any more");
+        assertEquals(0, ring.registerFiles(new int[] {fd}), "and another table may be registered");
     }
 
     @Test

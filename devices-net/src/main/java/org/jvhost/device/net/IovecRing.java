@@ -60,7 +60,7 @@ final class IovecRing implements AutoCloseable, IoUring.CompletionSink {
      * Registers {@code fd} (the TAP queue this ring serves) as the ring's fixed file: batches on it then
      * name it by index, and the kernel skips the descriptor lookup and file reference per frame (about 2%
      * of the worker's time in an RX drain, BENCHMARKS.md). The ring keeps the file open until it is
-     * closed. Without it (a kernel that refuses) every entry carries the descriptor, as before.
+     * closed ({@link #close} unregisters it first, so the TAP queue goes when its descriptor is closed). Without it (a kernel that refuses) every entry carries the descriptor, as before.
      *
      * @return 0, or the errno of the refusal
      */
@@ -189,8 +189,13 @@ final class IovecRing implements AutoCloseable, IoUring.CompletionSink {
         }
     }
 
+    /** Closes the ring, unregistering the TAP first so that its queue's file goes with its descriptor. */
     @Override
     public void close() {
+        if (fixedFd != -1) {
+            ring.unregisterFiles();
+            fixedFd = -1;
+        }
         ring.close();
     }
 }

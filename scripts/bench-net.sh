@@ -30,6 +30,10 @@
 # rate is the one between 10% and 90% of the frames taken. Two warm-up fills and drains of 300,000 frames (or
 # FRAMES, if fewer) come first (JIT). Each run also prints the frames the front-end received during the drain (all of
 # them, unless the back-end lost some) and what tapgen's fill reported.
+# What the drain costs the comparison: every queued skb is cold when the back-end reads it, which a
+# steady state would not make it, but both back-ends pay that alike (profiled 2026-12-07: the first touch
+# of the skb in tun_do_read costs each about 130-170 ns per frame; BENCHMARKS.md), so it lowers both rates
+# rather than the ratio. The RX target is judged on the delivered rate (the second median line).
 #
 # Usage: scripts/bench-net.sh [--rx] [-n FRAMES] [-r ROUNDS] [-d SECONDS] [-s "64 1500"] [--skip-jvhost] [--jar PATH] [-o DEVICE-OPTIONS]
 # JVHOST_JAVA_OPTS (environment): extra JVM options for jvhost, e.g. a profiler agent.

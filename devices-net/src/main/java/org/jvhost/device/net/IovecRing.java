@@ -59,8 +59,9 @@ final class IovecRing implements AutoCloseable, IoUring.CompletionSink {
     /**
      * Registers {@code fd} (the TAP queue this ring serves) as the ring's fixed file: batches on it then
      * name it by index, and the kernel skips the descriptor lookup and file reference per frame (about 2%
-     * of the worker's time in an RX drain, BENCHMARKS.md). The ring keeps the file open until it is
-     * closed ({@link #close} unregisters it first, so the TAP queue goes when its descriptor is closed). Without it (a kernel that refuses) every entry carries the descriptor, as before.
+     * of the worker's time in an RX drain, BENCHMARKS.md). The ring holds the file until {@link #close},
+     * which unregisters it first so that the TAP queue goes with its descriptor. Without it (a kernel
+     * that refuses) every entry carries the descriptor, as before.
      *
      * @return 0, or the errno of the refusal
      */

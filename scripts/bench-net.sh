@@ -104,9 +104,12 @@ be_cmd() { if [[ $1 == dpdk ]]; then echo "$2" >&4; fi; }
 # waits until the back-end has taken them (at most 30 s); prints tapgen's fill line, the drain line
 # goes to $dir/drain.log. Stops both peers again afterwards.
 rx_drain() {
-  local name=$1 size=$2 count=$3 fill
-  # counted from before the fill: a back-end may take some frames before it is started
-  ip netns exec "$ns" "${ON_FE[@]}" "$work/tapgen" drain "$TAP" "$(tap_stat tx_packets)" "$count" 30 > "$dir/drain.log" &
+  local name=$1 size=$2 count=$3 fill base
+  # counted from before the fill: a back-end may take some frames before it is started (jvhost fills the
+  # front-end's 256 buffers). Read here, not in the background job's own expansion, which may run after
+  # the fill began: the base was then up to 256 too high and the drain waited 30 s for frames already taken
+  base=$(tap_stat tx_packets)
+  ip netns exec "$ns" "${ON_FE[@]}" "$work/tapgen" drain "$TAP" "$base" "$count" 30 > "$dir/drain.log" &
   local sampler=$!
   fill=$(ip netns exec "$ns" "${ON_FE[@]}" "$work/tapgen" fill "$TAP" "$size" "$count")
   fe_cmd start

@@ -166,13 +166,54 @@ public final class IoUring implements AutoCloseable {
      * @return false when every submission entry holds one the kernel has not taken yet: submit first
      */
     public boolean prepare(int opcode, int fd, long address, int length, long offset, int opFlags, long userData) {
+        return fill(opcode, 0, fd, address, length, offset, opFlags, userData);
+    }
+
+    /**
+     * Like {@link #prepare}, on the file registered at {@code index} by {@link #registerFiles}: the kernel
+     * then skips looking the descriptor up and taking a reference on the file for every entry.
+     */
+    public boolean prepareFixed(int opcode, int index, long address, int length, long offset, int opFlags, long userData) {
+        return fill(opcode, SQE_FIXED_FILE, index, address, length, offset, opFlags, userData);
+    }
+
+    /**
+     * Registers {@code fds} as the ring's fixed files, index i naming {@code fds[i]} (io_uring_register
+     * IORING_REGISTER_FILES). The ring holds a reference to each file until it is closed: the descriptors
+     * may be closed meanwhile, but their files (a TAP queue, a disk) stay open until the ring is. Once per ring.
+     *
+     * @return 0, or -errno (EBUSY: files are registered already; EMFILE, ENOMEM: over a limit)
+     */
+    public int registerFiles(int[] fds) {
+        Memory table = new Memory(4L * Math.max(1, fds.length));
+        for (int i = 0; i < fds.length; i++) {
+            table.setInt(4L * i, fds[i]);
+        }
+        long r = UringNatives.syscall(SYS_IO_URING_REGISTER, ringFd, REGISTER_FILES, Pointer.nativeValue(table), fds.length, 0, 0);
+        return r < 0 ? -UringNatives.errno() : 0;
+    }
+
+    /**
+     * Drops the files {@link #registerFiles} registered (IORING_UNREGISTER_FILES). Closing the ring drops
+     * them too, but later, from a kernel worker: a file whose descriptors are all closed (a TAP queue)
+     * would outlive {@link #close} by a moment; unregistered first, it is released before this returns
+     * if nothing else holds it.
+     *
+     * @return 0, or -errno (ENXIO: none registered)
+     */
+    public int unregisterFiles() {
+        long r = UringNatives.syscall(SYS_IO_URING_REGISTER, ringFd, UNREGISTER_FILES, 0, 0, 0, 0);
+        return r < 0 ? -UringNatives.errno() : 0;
+    }
+
+    private boolean fill(int opcode, int sqeFlags, int fd, long address, int length, long offset, int opFlags, long userData) {
         // acquire: the kernel has read the entries up to its head before it publishes the head
         if (sqTail - (int) U32.getAcquire(sqRing, sqHeadOffset) == sqEntries) {
             return false;
         }
         int sqe = (sqTail & sqMask) * SQE_SIZE;
         sqes.put(sqe + SQE_OPCODE_FLAGS_IOPRIO_FD, (byte) opcode);
-        sqes.put(sqe + SQE_OPCODE_FLAGS_IOPRIO_FD + 1, (byte) 0);
+        sqes.put(sqe + SQE_OPCODE_FLAGS_IOPRIO_FD + 1, (byte) sqeFlags);
         sqes.putShort(sqe + SQE_OPCODE_FLAGS_IOPRIO_FD + 2, (short) 0);
         sqes.putInt(sqe + SQE_OPCODE_FLAGS_IOPRIO_FD + 4, fd);
         sqes.putLong(sqe + SQE_OFF, offset);

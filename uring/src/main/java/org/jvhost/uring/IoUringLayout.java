@@ -18,6 +18,8 @@ package org.jvhost.uring;
  * CQ ring (0x8000000, or the same mapping with IORING_FEAT_SINGLE_MMAP): head, tail, mask at cq_off.*,
  *                            cqes[cq_entries] at cq_off.cqes
  * SQE array (0x10000000):    sq_entries x 64 bytes
+ * io_uring_register(ring, IORING_REGISTER_FILES, s32 fds[n], n): SQEs with flag IOSQE_FIXED_FILE then
+ *                            carry an index into fds instead of a descriptor
  * struct io_uring_cqe (16 bytes): 0 u64 user_data   8 s32 res (bytes or -errno)   12 u32 flags
  * </pre>
  *
@@ -28,8 +30,14 @@ final class IoUringLayout {
     static final long SYS_IO_URING_SETUP = 425;
     static final long SYS_IO_URING_ENTER = 426;
     static final long SYS_IO_URING_REGISTER = 427;
+    /** io_uring_register opcode: a table of files SQEs then name by index (Linux 5.1). */
+    static final int REGISTER_FILES = 2;
+    /** io_uring_register opcode: drop the registered files (their references, at once). */
+    static final int UNREGISTER_FILES = 3;
     /** io_uring_register: signal this eventfd (its fd in a u32 array of 1) for every completion posted (5.1). */
     static final int REGISTER_EVENTFD = 4;
+    /** SQE flag: the fd field is an index into the registered files, not a file descriptor. */
+    static final int SQE_FIXED_FILE = 1;
 
     static final int PARAMS_SIZE = 120;
     static final int PARAMS_SQ_ENTRIES = 0;

@@ -104,6 +104,35 @@ class IoUringTest {
     }
 
     @Test
+    void aRegisteredFileIsNamedByItsIndexAndStaysOpenAfterItsDescriptorCloses() throws IOException {
+        int other = NativeFile.open(file, true);
+        assertEquals(0, ring.registerFiles(new int[] {other}));
+        NativeFile.close(other); // the ring holds the file
+        Memory a = new Memory(512);
+        for (int i = 0; i < 512; i++) {
+            a.setByte(i, (byte) (i * 3));
+        }
+        Memory iov = iovecs(a, a);
+
+        assertTrue(ring.prepareFixed(IoUring.OP_WRITEV, 0, Pointer.nativeValue(iov), 1, 1024, 0, 5));
+        assertTrue(ring.prepareFixed(IoUring.OP_WRITEV, 1, Pointer.nativeValue(iov), 1, 0, 0, 6));
+        submitAndReap(2);
+        done.sort(java.util.Comparator.comparingLong(c -> c[0])); // the write may complete second (io-wq)
+
+        assertEquals(512, done.get(0)[1], "the write through fixed file 0");
+        assertEquals(-UringNatives.EBADF, done.get(1)[1], "index 1 was never registered");
+        assertArrayEquals(a.getByteArray(0, 512), java.util.Arrays.copyOfRange(Files.readAllBytes(file), 1024, 1536));
+        assertEquals(-UringNatives.EBUSY, ring.registerFiles(new int[] {fd}), "once per ring");
+
+        assertEquals(0, ring.unregisterFiles());
+        done.clear();
+        assertTrue(ring.prepareFixed(IoUring.OP_WRITEV, 0, Pointer.nativeValue(iov), 1, 0, 0, 7));
+        submitAndReap(1);
+        assertEquals(-UringNatives.EBADF, done.get(0)[1], "no file is registered any more");
+        assertEquals(0, ring.registerFiles(new int[] {fd}), "and another table may be registered");
+    }
+
+    @Test
     void aFailingOperationCompletesWithMinusErrno() {
         Memory a = new Memory(512);
         Memory iov = iovecs(a, a);

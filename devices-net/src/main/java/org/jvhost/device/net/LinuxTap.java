@@ -43,7 +43,7 @@ final class LinuxTap implements Tap {
         } else {
             this.supportedOffloads = knownOffloads;
         }
-        this.rings = TapRings.create(name, fds.length, uring);
+        this.rings = TapRings.create(name, fds, uring);
     }
 
     /**

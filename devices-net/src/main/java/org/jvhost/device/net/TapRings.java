@@ -23,15 +23,26 @@ final class TapRings implements AutoCloseable {
         this.rings = rings;
     }
 
-    /** @throws IOException with uring=on when the kernel refuses io_uring, naming the errno */
-    static TapRings create(String name, int queues, NetConfig.Uring uring) throws IOException {
+    /**
+     * One ring per TAP queue, {@code fds[q]} registered as ring q's fixed file.
+     *
+     * @throws IOException with uring=on when the kernel refuses io_uring, naming the errno
+     */
+    static TapRings create(String name, int[] fds, NetConfig.Uring uring) throws IOException {
+        int queues = fds.length;
         IovecRing[] rings = new IovecRing[queues];
         if (uring == NetConfig.Uring.OFF) {
+            LOG.info("TAP {}: TX writes and RX reads one frame per writev and readv (uring=off)", name);
             return new TapRings(name, rings);
         }
         try {
             for (int q = 0; q < queues; q++) {
                 rings[q] = IovecRing.create(Math.max(PairDataPath.TX_BATCH, RxBatch.MAX_SLOTS));
+                int errno = rings[q].registerFile(fds[q]);
+                if (errno != 0) {
+                    LOG.info("TAP {}: queue {}'s ring refused the TAP as a fixed file ({}); its entries name the descriptor",
+                            name, q, TapNatives.errnoName(errno));
+                }
             }
             LOG.info("TAP {}: TX writes and RX reads batches of up to {} and {} frames through io_uring ({} {})", name,
                     PairDataPath.TX_BATCH, RxBatch.MAX_SLOTS, queues, queues == 1 ? "ring" : "rings, one per queue");

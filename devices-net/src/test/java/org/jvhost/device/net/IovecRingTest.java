@@ -87,6 +87,23 @@ class IovecRingTest {
     }
 
     @Test
+    void withItsTapRegisteredAsAFixedFileTheRingStillMovesEveryFrameAndServesOtherDescriptorsByNumber() {
+        assertEquals(0, ring.registerFile(pair.fd(0)));
+        byte[][] expected = layOut(ENTRIES, 5, 1);
+
+        assertEquals(0, write(ENTRIES));
+
+        for (int i = 0; i < expected.length; i++) {
+            assertEquals(expected[i].length, results[i], "result of frame " + i);
+            assertArrayEquals(expected[i], pair.receive(0), "frame " + i);
+        }
+        // the peer end is not registered: its entries carry the descriptor
+        layOut(2, 6, 2);
+        assertEquals(0, ring.writev(pair.peerFd(0), Pointer.nativeValue(iov), firsts, counts, 2, results));
+        assertEquals(2, Arrays.stream(results, 0, 2).filter(r -> r > 0).count(), Arrays.toString(results));
+    }
+
+    @Test
     void thousandsOfBatchesOfEverySizeWrapTheRingsIndices() {
         for (int batch = 0; batch < 3000; batch++) {
             int frames = 1 + batch % ENTRIES;

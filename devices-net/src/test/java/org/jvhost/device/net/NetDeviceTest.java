@@ -351,6 +351,47 @@ class NetDeviceTest {
         assertArrayEquals(concat(header10, frame), tap.receive(0));
     }
 
+    /** Fills guest memory [gpa, gpa + len) with {@code b}, or returns it. */
+    private byte[] guestBytes(long gpa, int len, Byte fill) {
+        org.jvhost.spi.MemoryRegion region = memory.regionFor(gpa);
+        java.nio.ByteBuffer window = region.window(gpa - region.guestAddress());
+        int at = region.windowOffset(gpa - region.guestAddress());
+        byte[] bytes = new byte[len];
+        for (int i = 0; i < len; i++) {
+            if (fill != null) {
+                window.put(at + i, fill);
+            }
+            bytes[i] = window.get(at + i);
+        }
+        return bytes;
+    }
+
+    @Test
+    void anRxChainPutBackUnusedKeepsAHeaderOfItsOwnAndEverythingBeyondItUntouched() {
+        // before a read the device writes the header's last byte and the frame's first (to fetch those
+        // lines for writing): only where a frame will go, never past a segment that holds the header alone
+        NetDevice device = device(1, ALL_OFFLOADS);
+        Pair p = start(device, VirtioFeatures.VERSION_1, 1)[0];
+        int head = p.rxDriver.addChain(new byte[0][], new int[] {12, 100});
+        long[] buffers = p.rxDriver.writableBuffers(head);
+        long from = buffers[0];
+        int span = (int) (buffers[2] + buffers[3] - from); // the header, the gap after it, the frame buffer
+        guestBytes(from, span, (byte) 0x55);
+
+        assertFalse(fire(0) && p.rxDriver.pollUsed() != null, "the TAP is empty");
+
+        byte[] after = guestBytes(from, span, null);
+        byte[] expected = new byte[span];
+        Arrays.fill(expected, (byte) 0x55);
+        assertArrayEquals(expected, after);
+        assertEquals(1, p.rx.availableCount(), "the chain went back");
+
+        tap.send(0, concat(header(0), frame(64, 3)));
+        assertTrue(fire(0));
+        byte[] written = p.rxDriver.writtenBytes(p.rxDriver.pollUsed());
+        assertArrayEquals(frame(64, 3), Arrays.copyOfRange(written, 12, 12 + 64), "and then serves a frame");
+    }
+
     @Test
     void withNoRxBuffersTheTapIsNotReadUntilTheDriverKicks() {
         NetDevice device = device(1, ALL_OFFLOADS);

@@ -92,6 +92,11 @@ final class SocketPairTap implements Tap {
         write(peerFds[queue], frame, frame.length);
     }
 
+    /** The test's end of queue {@code queue}: what it writes, the device's end reads. */
+    int peerFd(int queue) {
+        return peerFds[queue];
+    }
+
     /** Closes the test's end of queue {@code queue}: the device's writes then fail (EPIPE). */
     void closePeer(int queue) {
         close(peerFds[queue]);

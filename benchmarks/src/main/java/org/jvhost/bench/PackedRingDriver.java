@@ -40,6 +40,7 @@ final class PackedRingDriver implements BenchRing {
     private int usedPos;
     private boolean usedWrap = true;
     private boolean eventIdx;
+    private boolean polling;
 
     /** As {@link RingDriver#RingDriver}: {@code size} buffers of {@code bufferBytes} in the area's data part. */
     PackedRingDriver(GuestMemory memory, int size, long areaGpa, long areaSize, int bufferBytes, boolean deviceWritable) {
@@ -132,9 +133,23 @@ final class PackedRingDriver implements BenchRing {
                 usedWrap = !usedWrap;
             }
         }
-        int offWrap = usedPos | (usedWrap ? EventSuppressLayout.WRAP : 0);
-        U32.setRelease(driverEvent, 0, EventSuppressLayout.word(offWrap,
-                eventIdx ? EventSuppressLayout.DESC : EventSuppressLayout.ENABLE));
+        if (!polling) {
+            int offWrap = usedPos | (usedWrap ? EventSuppressLayout.WRAP : 0);
+            U32.setRelease(driverEvent, 0, EventSuppressLayout.word(offWrap,
+                    eventIdx ? EventSuppressLayout.DESC : EventSuppressLayout.ENABLE));
+        }
         return n;
+    }
+
+    @Override
+    public int freeCount() {
+        return freeCount;
+    }
+
+    /** Driver event suppression DISABLE, written once: the device never signals. */
+    @Override
+    public void pollMode() {
+        polling = true;
+        U32.setRelease(driverEvent, 0, EventSuppressLayout.word(0, EventSuppressLayout.DISABLE));
     }
 }

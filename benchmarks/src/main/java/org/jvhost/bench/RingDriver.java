@@ -34,6 +34,7 @@ final class RingDriver implements BenchRing {
     private final int bufferStride;
     private int freeCount;
     private int lastUsed;
+    private boolean polling;
 
     /**
      * A ring of {@code size} descriptors in {@code [areaGpa, areaGpa + areaSize)}, descriptor {@code i}
@@ -107,7 +108,20 @@ final class RingDriver implements BenchRing {
             free[freeCount++] = id;
         }
         lastUsed = usedIdx;
-        ring.setUsedEvent(lastUsed);
+        if (!polling) {
+            ring.setUsedEvent(lastUsed);
+        }
         return n;
+    }
+
+    @Override
+    public int freeCount() {
+        return freeCount;
+    }
+
+    /** used_event stays where it is (a poll-mode driver never moves it; the device signals rarely). */
+    @Override
+    public void pollMode() {
+        polling = true;
     }
 }

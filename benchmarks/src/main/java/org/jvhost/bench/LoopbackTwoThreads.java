@@ -22,7 +22,8 @@ import java.util.stream.Stream;
  * the device thread's time spent draining (not polling an empty ring: below 100% the driver sets the
  * pace) and the device's ns per frame while draining (its per-frame cost with the transfers). Usage:
  * {@code taskset -c 0,1 java -cp benchmarks.jar org.jvhost.bench.LoopbackTwoThreads ROUNDS SECONDS
- * FRAMEBYTES:RINGS...}, e.g. {@code 5 2 64:split 64:packed}. Threads are pinned with {@code taskset -p}
+ * FRAMEBYTES:RINGS[:INORDER]...}, e.g. {@code 5 2 64:split 64:packed 64:packed:on} (INORDER on: the
+ * driver acks VIRTIO_F_IN_ORDER, as DPDK's virtio_user does). Threads are pinned with {@code taskset -p}
  * (driver on CPU 0, device on CPU 1), found by name in {@code /proc/self/task}.
  */
 public final class LoopbackTwoThreads {
@@ -95,6 +96,9 @@ public final class LoopbackTwoThreads {
             bench.frameBytes = Integer.parseInt(p[0]);
             bench.rings = p[1];
             bench.logging = "off";
+            if (p.length > 2) {
+                bench.inOrder = p[2];
+            }
             bench.setUp();
             bench.startCirculating(IN_FLIGHT);
             String tag = Integer.toHexString(System.identityHashCode(this));

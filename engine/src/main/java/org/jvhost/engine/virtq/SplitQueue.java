@@ -55,6 +55,8 @@ public final class SplitQueue implements HostQueue {
     private final long availGpa;
     private final long usedGpa;
     private final boolean eventIdx;
+    /** VIRTIO_F_IN_ORDER negotiated: runs of nothing-written elements are published as one (writeShadow). */
+    private final boolean inOrder;
     private final boolean indirectAllowed;
     private final int usedEventOffset;
     private final int availEventOffset;
@@ -167,6 +169,7 @@ public final class SplitQueue implements HostQueue {
         this.availGpa = availGpa;
         this.usedGpa = usedGpa;
         this.eventIdx = VirtioFeatures.has(features, VirtioFeatures.RING_EVENT_IDX);
+        this.inOrder = VirtioFeatures.has(features, VirtioFeatures.IN_ORDER);
         this.indirectAllowed = VirtioFeatures.has(features, VirtioFeatures.RING_INDIRECT_DESC);
         this.usedEventOffset = AvailRingLayout.usedEvent(size);
         this.availEventOffset = UsedRingLayout.availEvent(size);
@@ -621,14 +624,21 @@ public final class SplitQueue implements HostQueue {
         }
     }
 
-    /** Writes the held-back used elements, the last of them at slot nextUsed - 1. */
+    /**
+     * Writes the held-back used elements, the last of them at slot nextUsed - 1. With IN_ORDER a run of
+     * elements with nothing written is one element, at the run's first slot, carrying the run's last
+     * head (virtio 1.2, 2.7 "In-order use of descriptors"): the driver learns from it that every
+     * buffer up to that one is used, and used->idx still counts each of them.
+     */
     private void writeShadow() {
         int n = shadowCount;
         int slot = nextUsed - n;
-        for (int i = 0; i < n; i++) {
-            int at = UsedRingLayout.elem(slot++ & mask);
-            used.putInt(at + UsedRingLayout.ELEM_ID, shadowHead[i]);
-            used.putInt(at + UsedRingLayout.ELEM_LEN, shadowLen[i]);
+        for (int i = 0; i < n; ) {
+            int last = inOrder ? UsedRuns.end(shadowLen, i, n) : i;
+            int at = UsedRingLayout.elem((slot + i) & mask);
+            used.putInt(at + UsedRingLayout.ELEM_ID, shadowHead[last]);
+            used.putInt(at + UsedRingLayout.ELEM_LEN, shadowLen[last]);
+            i = last + 1;
         }
         shadowCount = 0;
     }

@@ -62,6 +62,8 @@ public final class SplitQueue implements HostQueue {
     private final int availEventOffset;
 
     private GuestMemory memory;
+    /** The buffer checks both layouts share, and the region the last buffer fell in. */
+    private final ChainSegments segments = new ChainSegments();
     /**
      * The memory has a region whose file can shrink ({@link GuestMemoryMap#mayFault()}): {@link #availIndex}
      * and the ring check of a memory update then raise a fault of theirs before they return
@@ -415,6 +417,7 @@ public final class SplitQueue implements HostQueue {
      * @return false if the chain is malformed (the queue is then broken)
      */
     private boolean walk(SplitDescriptorChain c, int head) {
+        segments.use(memory);
         c.reset(head);
         ByteBuffer table = desc;
         int base = 0;
@@ -490,30 +493,8 @@ public final class SplitQueue implements HostQueue {
 
     /** Validates one non-empty data descriptor and appends it to the chain. */
     private boolean addSegment(SplitDescriptorChain c, int i, long indirectGpa, long addr, int len, boolean writable) {
-        long ulen = Integer.toUnsignedLong(len);
-        if (!writable && c.writableBytes() > 0) {
-            // 2.7.4.2: "The driver MUST place any device-writable descriptor elements after any
-            // device-readable descriptor elements."
-            return fail(where(i, indirectGpa) + ": device-readable descriptor after a device-writable one");
-        }
-        if (ulen > MemoryRegion.WINDOW_STRIDE) {
-            return fail(String.format("%s: length 0x%x exceeds the 512 MiB a descriptor may span",
-                    where(i, indirectGpa), ulen));
-        }
-        MemoryRegion r = memory.regionFor(addr);
-        long offset = r == null ? 0 : addr - r.guestAddress();
-        if (r == null || ulen > r.size() - offset) {
-            return fail(String.format("%s: buffer [0x%x, +0x%x) is not inside one guest memory region",
-                    where(i, indirectGpa), addr, ulen));
-        }
-        long total = (writable ? c.writableBytes() : c.readableBytes()) + ulen;
-        if (total > Integer.MAX_VALUE) {
-            return fail(String.format("%s: chain at head %d has more than 2^31-1 %s bytes",
-                    where(i, indirectGpa), c.head(), writable ? "writable" : "readable"));
-        }
-        long nativeBase = r.nativeAddress();
-        c.add(r.window(offset), r.windowOffset(offset), len, nativeBase != 0 ? nativeBase + offset : 0, addr, writable);
-        return true;
+        String problem = segments.add(c, addr, len, writable);
+        return problem == null || fail(where(i, indirectGpa) + ": " + problem);
     }
 
     /** Names descriptor {@code i} for an error message (only built when the queue breaks). */

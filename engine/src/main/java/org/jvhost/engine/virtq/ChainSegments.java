@@ -4,7 +4,8 @@ import org.jvhost.spi.GuestMemory;
 import org.jvhost.spi.MemoryRegion;
 
 /**
- * Appends a descriptor's buffer to a flattened chain after the checks both ring layouts make (virtio
+ * The checks both ring layouts make of an indirect descriptor ({@link #indirectProblem}), and appends a
+ * descriptor's buffer to a flattened chain after the checks both make of it (virtio
  * 1.2, 2.7.4.2 and 2.8.21.1: device-writable buffers after all device-readable ones; and jvhost's: one
  * region, at most 512 MiB, at most 2^31-1 bytes each way per chain). Shared by {@link SplitQueue} and
  * {@link PackedChainReader}; worker only, like its queue; never allocates unless a check fails.
@@ -53,6 +54,37 @@ final class ChainSegments {
         }
         long nativeBase = r.nativeAddress();
         c.add(r.window(offset), r.windowOffset(offset), len, nativeBase != 0 ? nativeBase + offset : 0, addr, writable);
+        return null;
+    }
+
+    /**
+     * What is wrong with a descriptor flagged INDIRECT, or null if its table may be read: the rules are
+     * the same for both layouts (virtio 1.2, 2.7.5.3.1 and 2.8.20), and so is the descriptor size.
+     *
+     * @param negotiated VIRTIO_F_RING_INDIRECT_DESC was negotiated
+     * @param inTable    the descriptor lies in an indirect table itself
+     * @param withNext   it also has NEXT set
+     */
+    String indirectProblem(boolean negotiated, boolean inTable, boolean withNext, long addr, int len) {
+        if (!negotiated) {
+            return "INDIRECT flag but VIRTIO_F_RING_INDIRECT_DESC was not negotiated";
+        }
+        if (inTable) {
+            // "The driver MUST NOT set the VIRTQ_DESC_F_INDIRECT flag within an indirect descriptor"
+            return "nested indirect table";
+        }
+        if (withNext) {
+            // "A driver MUST NOT set both VIRTQ_DESC_F_INDIRECT and VIRTQ_DESC_F_NEXT in flags"
+            return "INDIRECT together with NEXT";
+        }
+        long tableLen = Integer.toUnsignedLong(len);
+        if (tableLen == 0 || tableLen % DescriptorLayout.SIZE != 0 || tableLen > MemoryRegion.WINDOW_STRIDE) {
+            return String.format("indirect table length 0x%x is not a positive multiple of %d up to 512 MiB",
+                    tableLen, DescriptorLayout.SIZE);
+        }
+        if (!memory.contains(addr, tableLen)) {
+            return String.format("indirect table [0x%x, +0x%x) is not inside one guest memory region", addr, tableLen);
+        }
         return null;
     }
 

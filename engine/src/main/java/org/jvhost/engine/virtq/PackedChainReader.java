@@ -119,27 +119,8 @@ final class PackedChainReader {
     }
 
     private boolean checkIndirect(int i, long tableGpa, long addr, int len, int flags) {
-        if (!indirectAllowed) {
-            return fail(where(i, tableGpa) + ": INDIRECT flag but VIRTIO_F_RING_INDIRECT_DESC was not negotiated");
-        }
-        if (tableGpa != -1) {
-            // 2.8.20: "The driver MUST NOT set the VIRTQ_DESC_F_INDIRECT flag within an indirect descriptor"
-            return fail(where(i, tableGpa) + ": nested indirect table");
-        }
-        if ((flags & F_NEXT) != 0) {
-            // 2.8.20: "A driver MUST NOT set both VIRTQ_DESC_F_INDIRECT and VIRTQ_DESC_F_NEXT in flags"
-            return fail(where(i, tableGpa) + ": INDIRECT together with NEXT");
-        }
-        long tableLen = Integer.toUnsignedLong(len);
-        if (tableLen == 0 || tableLen % PackedDescriptorLayout.SIZE != 0 || tableLen > MemoryRegion.WINDOW_STRIDE) {
-            return fail(String.format("%s: indirect table length 0x%x is not a positive multiple of %d up to 512 MiB",
-                    where(i, tableGpa), tableLen, PackedDescriptorLayout.SIZE));
-        }
-        if (!memory.contains(addr, tableLen)) {
-            return fail(String.format("%s: indirect table [0x%x, +0x%x) is not inside one guest memory region",
-                    where(i, tableGpa), addr, tableLen));
-        }
-        return true;
+        String problem = segments.indirectProblem(indirectAllowed, tableGpa != -1, (flags & F_NEXT) != 0, addr, len);
+        return problem == null || fail(where(i, tableGpa) + ": " + problem);
     }
 
     /** Validates one non-empty buffer and appends it to the chain. */

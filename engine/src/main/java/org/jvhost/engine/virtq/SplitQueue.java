@@ -438,7 +438,7 @@ public final class SplitQueue implements HostQueue {
             int len = (int) U32.get(table, at + DescriptorLayout.LEN);
             int flags = Short.toUnsignedInt((short) U16.get(table, at + DescriptorLayout.FLAGS));
             if ((flags & F_INDIRECT) != 0) {
-                if (!checkIndirect(head, i, indirectGpa, addr, len, flags)) {
+                if (!checkIndirect(i, indirectGpa, addr, len, flags)) {
                     return false;
                 }
                 MemoryRegion r = memory.regionFor(addr);
@@ -467,31 +467,11 @@ public final class SplitQueue implements HostQueue {
     }
 
     /** Checks a descriptor with VIRTQ_DESC_F_INDIRECT against section 2.7.5.3.1. */
-    private boolean checkIndirect(int head, int i, long indirectGpa, long addr, int len, int flags) {
-        if (!indirectAllowed) {
-            return fail(where(i, indirectGpa) + ": INDIRECT flag but VIRTIO_F_RING_INDIRECT_DESC was not negotiated");
-        }
-        if (indirectGpa != -1) {
-            // "The driver MUST NOT set the VIRTQ_DESC_F_INDIRECT flag within an indirect descriptor"
-            return fail(where(i, indirectGpa) + ": nested indirect table");
-        }
-        if ((flags & F_NEXT) != 0) {
-            // "A driver MUST NOT set both VIRTQ_DESC_F_INDIRECT and VIRTQ_DESC_F_NEXT in flags"
-            return fail(where(i, indirectGpa) + ": INDIRECT together with NEXT");
-        }
-        long tableLen = Integer.toUnsignedLong(len);
-        if (tableLen == 0 || tableLen % DescriptorLayout.SIZE != 0 || tableLen > MemoryRegion.WINDOW_STRIDE) {
-            return fail(String.format("%s: indirect table length 0x%x is not a positive multiple of %d up to 512 MiB",
-                    where(i, indirectGpa), tableLen, DescriptorLayout.SIZE));
-        }
-        if (!memory.contains(addr, tableLen)) {
-            return fail(String.format("%s: indirect table [0x%x, +0x%x) is not inside one guest memory region",
-                    where(i, indirectGpa), addr, tableLen));
-        }
-        return true;
+    private boolean checkIndirect(int i, long indirectGpa, long addr, int len, int flags) {
+        String problem = segments.indirectProblem(indirectAllowed, indirectGpa != -1, (flags & F_NEXT) != 0, addr, len);
+        return problem == null || fail(where(i, indirectGpa) + ": " + problem);
     }
 
-    /** Validates one non-empty data descriptor and appends it to the chain. */
     private boolean addSegment(SplitDescriptorChain c, int i, long indirectGpa, long addr, int len, boolean writable) {
         String problem = segments.add(c, addr, len, writable);
         return problem == null || fail(where(i, indirectGpa) + ": " + problem);

@@ -7,8 +7,10 @@
 # with the front-end on CPU 0. Rate = frames received back by the front-end per second (Mpps),
 # from `show port stats all` before and after a timed interval, after a 1 s warm-up.
 #
-# Usage: scripts/bench-loopback.sh [-r ROUNDS] [-d SECONDS] [-s "64 1500"] [--skip-jvhost] [--jar PATH] [-o DEVICE-OPTIONS] [--packed] [--pin-worker] [--fe-cycles]
-# (--packed: virtio_user asks for packed rings, packed_vq=1, against both back-ends. --pin-worker: only
+# Usage: scripts/bench-loopback.sh [-r ROUNDS] [-d SECONDS] [-s "64 1500"] [--skip-jvhost] [--jar PATH] [-o DEVICE-OPTIONS] [--packed] [--no-in-order] [--pin-worker] [--fe-cycles]
+# (--packed: virtio_user asks for packed rings, packed_vq=1, against both back-ends. --no-in-order:
+# virtio_user does not ack VIRTIO_F_IN_ORDER, in_order=0; each run line says whether the back-end
+# negotiated it, from its log. --pin-worker: only
 # jvhost's worker threads on CPU 1, its other threads on the front-end's CPU 0: an experiment, not a
 # fair comparison. --fe-cycles: testpmd's record-core-cycles on the front-end, its busy cycles per frame
 # printed with each run.)
@@ -56,6 +58,18 @@ fe_cycles_per_packet() {
   grep 'CPU cycles/packet' "$log" | tail -1 | sed -E 's/.*CPU cycles\/packet=([0-9.]+).*/\1/'
 }
 
+# in_order_of NAME LOG: "in-order" if the back-end's log shows VIRTIO_F_IN_ORDER (bit 35) negotiated
+# (jvhost names in-order rings when they start; DPDK's vhost library logs the negotiated features).
+in_order_of() {
+  local name=$1 log=$2 hex
+  if [[ $name == jvhost ]]; then
+    if grep -q 'used in order' "$log"; then echo in-order; else echo not-in-order; fi
+    return
+  fi
+  hex=$(grep -o 'negotiated Virtio features: 0x[0-9a-f]*' "$log" | tail -1 | sed 's/.*0x//')
+  if [[ -z $hex ]]; then echo in-order-unknown; elif (( (0x$hex >> 35) & 1 )); then echo in-order; else echo not-in-order; fi
+}
+
 run_once() {  # run_once BACKEND SIZE -> appends "BACKEND SIZE MPPS" to $results
   local name=$1 size=$2 dir sock be_log fe_log
   dir=$(mktemp -d "$work/run.XXXX"); sock=$dir/vhost.sock be_log=$dir/backend.log fe_log=$dir/testpmd.log
@@ -69,11 +83,13 @@ run_once() {  # run_once BACKEND SIZE -> appends "BACKEND SIZE MPPS" to $results
   local cycles=""
   if [[ $fe_cycles -eq 1 ]]; then cycles="  front-end $(fe_cycles_per_packet "$fe_log") cycles/frame"; fi
   stop_peers "$name"
+  local order
+  order=$(in_order_of "$name" "$be_log")
   read -r rx0 tx0 <<< "$s0"; read -r rx1 tx1 <<< "$s1"
   local rx tx
   rx=$(mpps "$rx0" "$rx1" "$t0" "$t1")
   tx=$(mpps "$tx0" "$tx1" "$t0" "$t1")
-  printf '%-7s %5s B  round %d  rx %7s Mpps  tx %7s Mpps%s\n' "$name" "$size" "$round" "$rx" "$tx" "$cycles"
+  printf '%-7s %5s B  round %d  rx %7s Mpps  tx %7s Mpps  %s%s\n' "$name" "$size" "$round" "$rx" "$tx" "$order" "$cycles"
   echo "$name $size $rx" >> "$results"
 }
 

@@ -18,7 +18,8 @@ bench_fail() { echo "$BENCH: $*" >&2; exit 1; }
 
 # bench_options ARGS...: sets rounds seconds sizes skip_jvhost jar devopts fevdev backends; -h prints the
 # script's header comment. devopts is "" or ",OPTIONS" (-o OPTIONS: more options for jvhost's device);
-# fevdev is "" or ",packed_vq=1" (--packed: the front-end asks for packed rings, which both back-ends serve);
+# fevdev is "" or holds ",packed_vq=1" (--packed: the front-end asks for packed rings, which both back-ends
+# serve) and ",in_order=0" (--no-in-order: virtio_user does not ack VIRTIO_F_IN_ORDER, which it does by default);
 # pin_worker is 1 with --pin-worker (see pin_jvhost_workers), fe_cycles 1 with --fe-cycles (bench-loopback).
 bench_options() {
   rounds=5 seconds=5 sizes="64 1500" skip_jvhost=0 jar=host/target/jvhost.jar devopts="" fevdev="" pin_worker=0 fe_cycles=0
@@ -30,7 +31,8 @@ bench_options() {
       --skip-jvhost) skip_jvhost=1; shift ;;
       --jar) jar=$2; shift 2 ;;
       -o) devopts=",$2"; shift 2 ;;
-      --packed) fevdev=",packed_vq=1"; shift ;;
+      --packed) fevdev="$fevdev,packed_vq=1"; shift ;;
+      --no-in-order) fevdev="$fevdev,in_order=0"; shift ;;
       --pin-worker) pin_worker=1; shift ;;
       --fe-cycles) fe_cycles=1; shift ;;
       -h|--help) sed -n '2,/^[^#]/p' "$0" | sed '$d'; exit 0 ;;

@@ -28,4 +28,14 @@ interface BenchRing {
      * @return buffers reclaimed
      */
     int reclaim(int expectedLen);
+
+    /** Buffer ids the driver holds (free to post). */
+    int freeCount();
+
+    /**
+     * From now on the driver polls its used ring and asks for no notifications, as a poll-mode driver
+     * (DPDK's virtio PMD) does: the driver event suppression (packed) or used_event (split) is left alone
+     * by {@link #reclaim}, so the device's signal check reads a line nobody writes.
+     */
+    void pollMode();
 }

@@ -14,9 +14,9 @@ import java.util.List;
  *
  * <p>All cases run in one JVM, interleaved: per round, each case runs for SECONDS of CPU time, and the
  * report is per case the median over rounds. Usage:
- * {@code java -cp benchmarks.jar org.jvhost.bench.LoopbackCpuTime ROUNDS SECONDS FRAMEBYTES:LOGGING[:RINGS]...},
+ * {@code java -cp benchmarks.jar org.jvhost.bench.LoopbackCpuTime ROUNDS SECONDS FRAMEBYTES:LOGGING[:RINGS[:INORDER]]...},
  * e.g. {@code 7 1 64:off 64:on 1500:off 1500:on}, or {@code 7 1 64:off:split 64:off:packed} (RINGS split,
- * the default, or packed). A case whose logging the jar does not have (a build
+ * the default, or packed), or {@code 64:off:packed:on} (the driver acks VIRTIO_F_IN_ORDER). A case whose logging the jar does not have (a build
  * before dirty logging) is skipped; {@code FRAMEBYTES:-} runs without setting it.
  */
 public final class LoopbackCpuTime {
@@ -65,6 +65,9 @@ public final class LoopbackCpuTime {
         LoopbackBench.class.getField("frameBytes").setInt(b, Integer.parseInt(p[0]));
         if (p.length > 2) {
             LoopbackBench.class.getField("rings").set(b, p[2]);
+        }
+        if (p.length > 3) {
+            LoopbackBench.class.getField("inOrder").set(b, p[3]);
         }
         if (!p[1].equals("-")) {
             try {

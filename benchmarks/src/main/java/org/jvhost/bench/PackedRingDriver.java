@@ -40,6 +40,13 @@ final class PackedRingDriver implements BenchRing {
     private int usedPos;
     private boolean usedWrap = true;
     private boolean eventIdx;
+    private boolean polling;
+    /** VIRTIO_F_IN_ORDER: a used descriptor may stand for every buffer posted up to its id ({@link #posted}). */
+    private boolean inOrder;
+    /** Ids in the order they were posted, oldest at postedHead. */
+    private final int[] posted;
+    private int postedHead;
+    private int postedTail;
 
     /** As {@link RingDriver#RingDriver}: {@code size} buffers of {@code bufferBytes} in the area's data part. */
     PackedRingDriver(GuestMemory memory, int size, long areaGpa, long areaSize, int bufferBytes, boolean deviceWritable) {
@@ -55,6 +62,7 @@ final class PackedRingDriver implements BenchRing {
         }
         this.writeFlag = deviceWritable ? PackedDescriptorLayout.F_WRITE : 0;
         this.free = new int[size];
+        this.posted = new int[size];
         for (int i = 0; i < size; i++) {
             free[i] = size - 1 - i;
         }
@@ -75,6 +83,7 @@ final class PackedRingDriver implements BenchRing {
     @Override
     public PackedQueue deviceQueue(int index, long features, CallNotifier notifier) {
         eventIdx = (features & org.jvhost.spi.VirtioFeatures.RING_EVENT_IDX) != 0;
+        inOrder = (features & org.jvhost.spi.VirtioFeatures.IN_ORDER) != 0;
         return layout.deviceQueue(index, features, layout.vringBase(), notifier);
     }
 
@@ -87,6 +96,10 @@ final class PackedRingDriver implements BenchRing {
         int firstFlags = 0;
         for (int k = 0; k < n; k++) {
             int id = free[--freeCount];
+            posted[postedTail] = id;
+            if (++postedTail == size) {
+                postedTail = 0;
+            }
             int at = availPos * PackedDescriptorLayout.SIZE;
             desc.putLong(at + PackedDescriptorLayout.ADDR, bufferGpa(id));
             desc.putInt(at + PackedDescriptorLayout.LEN, bufferBytes);
@@ -125,16 +138,43 @@ final class PackedRingDriver implements BenchRing {
                 throw new IllegalStateException("used descriptor at " + usedPos + ": id " + id + " len " + len
                         + ", expected len " + expectedLen);
             }
-            free[freeCount++] = id;
-            n++;
-            if (++usedPos == size) {
-                usedPos = 0;
-                usedWrap = !usedWrap;
+            // in order, the descriptor stands for every buffer posted up to id (one ring entry each)
+            int got;
+            int taken = 0;
+            do {
+                got = posted[postedHead];
+                if (++postedHead == size) {
+                    postedHead = 0;
+                }
+                free[freeCount++] = inOrder ? got : id;
+                n++;
+                taken++;
+                if (++usedPos == size) {
+                    usedPos = 0;
+                    usedWrap = !usedWrap;
+                }
+            } while (inOrder && got != id && taken < size);
+            if (inOrder && got != id) {
+                throw new IllegalStateException("in-order used descriptor names id " + id + ", not among those posted");
             }
         }
-        int offWrap = usedPos | (usedWrap ? EventSuppressLayout.WRAP : 0);
-        U32.setRelease(driverEvent, 0, EventSuppressLayout.word(offWrap,
-                eventIdx ? EventSuppressLayout.DESC : EventSuppressLayout.ENABLE));
+        if (!polling) {
+            int offWrap = usedPos | (usedWrap ? EventSuppressLayout.WRAP : 0);
+            U32.setRelease(driverEvent, 0, EventSuppressLayout.word(offWrap,
+                    eventIdx ? EventSuppressLayout.DESC : EventSuppressLayout.ENABLE));
+        }
         return n;
+    }
+
+    @Override
+    public int freeCount() {
+        return freeCount;
+    }
+
+    /** Driver event suppression DISABLE, written once: the device never signals. */
+    @Override
+    public void pollMode() {
+        polling = true;
+        U32.setRelease(driverEvent, 0, EventSuppressLayout.word(0, EventSuppressLayout.DISABLE));
     }
 }

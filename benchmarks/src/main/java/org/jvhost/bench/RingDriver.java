@@ -34,6 +34,13 @@ final class RingDriver implements BenchRing {
     private final int bufferStride;
     private int freeCount;
     private int lastUsed;
+    private boolean polling;
+    /** VIRTIO_F_IN_ORDER: a used element may stand for every buffer posted up to its id ({@link #posted}). */
+    private boolean inOrder;
+    /** Heads in the order they were posted, oldest at postedHead (read only in order). */
+    private final int[] posted;
+    private int postedHead;
+    private int postedTail;
 
     /**
      * A ring of {@code size} descriptors in {@code [areaGpa, areaGpa + areaSize)}, descriptor {@code i}
@@ -48,6 +55,7 @@ final class RingDriver implements BenchRing {
             throw new IllegalArgumentException(size + " buffers of " + bufferBytes + " bytes do not fit the data area");
         }
         this.free = new int[size];
+        this.posted = new int[size];
         for (int i = 0; i < size; i++) {
             ring.writeDescriptor(i, bufferGpa(i), bufferBytes, deviceWritable ? DescriptorLayout.F_WRITE : 0, 0);
             free[i] = size - 1 - i;
@@ -70,6 +78,7 @@ final class RingDriver implements BenchRing {
     /** The engine's device-side queue over this ring. */
     @Override
     public SplitQueue deviceQueue(int index, long features, CallNotifier notifier) {
+        inOrder = (features & org.jvhost.spi.VirtioFeatures.IN_ORDER) != 0;
         return ring.deviceQueue(index, features, 0, notifier);
     }
 
@@ -81,7 +90,9 @@ final class RingDriver implements BenchRing {
         }
         int idx = ring.availIdx();
         for (int k = 0; k < n; k++) {
-            ring.setAvailRingEntry((idx + k) & (size - 1), free[--freeCount]);
+            int head = free[--freeCount];
+            ring.setAvailRingEntry((idx + k) & (size - 1), head);
+            posted[postedTail++ & (size - 1)] = head;
         }
         ring.setAvailIdx(idx + n);
     }
@@ -96,7 +107,7 @@ final class RingDriver implements BenchRing {
     public int reclaim(int expectedLen) {
         int usedIdx = Short.toUnsignedInt((short) U16.getAcquire(used, UsedRingLayout.IDX));
         int n = (usedIdx - lastUsed) & 0xffff;
-        for (int k = 0; k < n; k++) {
+        for (int k = 0; k < n; ) {
             int at = UsedRingLayout.elem((lastUsed + k) & (size - 1));
             int id = used.getInt(at + UsedRingLayout.ELEM_ID);
             int len = used.getInt(at + UsedRingLayout.ELEM_LEN);
@@ -104,10 +115,32 @@ final class RingDriver implements BenchRing {
                 throw new IllegalStateException("used element " + (lastUsed + k) + ": id " + id + " len " + len
                         + ", expected len " + expectedLen);
             }
-            free[freeCount++] = id;
+            // in order, the element stands for every head posted up to id; otherwise for id alone
+            int head;
+            do {
+                head = posted[postedHead++ & (size - 1)];
+                free[freeCount++] = inOrder ? head : id;
+                k++;
+            } while (inOrder && head != id && k < n);
+            if (inOrder && head != id) {
+                throw new IllegalStateException("in-order used element names head " + id + ", not among those posted");
+            }
         }
         lastUsed = usedIdx;
-        ring.setUsedEvent(lastUsed);
+        if (!polling) {
+            ring.setUsedEvent(lastUsed);
+        }
         return n;
+    }
+
+    @Override
+    public int freeCount() {
+        return freeCount;
+    }
+
+    /** used_event stays where it is (a poll-mode driver never moves it; the device signals rarely). */
+    @Override
+    public void pollMode() {
+        polling = true;
     }
 }

@@ -19,6 +19,19 @@ public final class VirtioFeatures {
     /** VIRTIO_F_RING_PACKED (bit 34): offered for every device that does not opt out (VhostUserDevice#packedRing). */
     public static final long RING_PACKED = 1L << 34;
 
+    /**
+     * VIRTIO_F_IN_ORDER (bit 35): the device uses every buffer in the order the driver made it
+     * available. Only a device can promise that, so the host never adds it: a device offers it if it
+     * returns each queue's chains in the order it popped them and never {@link Virtqueue#defer defers}
+     * one. The host then returns a run of buffers the device wrote nothing into (a transmit queue's) as
+     * one used entry carrying the last buffer's id, as virtio 1.2 allows ("In-order use of descriptors" for
+     * split rings, 2.7, and packed rings, 2.8), so a
+     * driver reads one entry per batch instead of one per buffer.
+     *
+     * @since SPI 1.6
+     */
+    public static final long IN_ORDER = 1L << 35;
+
     /** The transport features the jvhost host implements and adds to every device's offer. */
     public static final long HOST_TRANSPORT = VERSION_1 | RING_INDIRECT_DESC | RING_EVENT_IDX;
 
@@ -31,13 +44,15 @@ public final class VirtioFeatures {
     public static final long DEVICE_SPECIFIC = 0x00ff_ffffL | (-1L << 50);
 
     /**
-     * Everything {@link VhostUserDevice#features()} may contain: the device-specific bits, and the
+     * Everything {@link VhostUserDevice#features()} may contain: the device-specific bits, the
      * transport bits the host implements (the one set to extend when the host implements another, such
-     * as RING_PACKED). The host refuses a device offering any other bit when it is created.
+     * as RING_PACKED), and {@link #IN_ORDER} (since SPI 1.6), which only the device can promise. The host
+     * refuses a device offering any other bit when it is created.
      *
      * @since SPI 1.4
      */
-    public static final long DEVICE_MAY_OFFER = DEVICE_SPECIFIC | HOST_TRANSPORT | VHOST_USER_PROTOCOL_FEATURES;
+    public static final long DEVICE_MAY_OFFER = DEVICE_SPECIFIC | HOST_TRANSPORT | VHOST_USER_PROTOCOL_FEATURES
+            | IN_ORDER;
 
     private VirtioFeatures() {
     }

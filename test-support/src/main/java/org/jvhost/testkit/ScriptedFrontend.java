@@ -249,10 +249,11 @@ public final class ScriptedFrontend implements AutoCloseable {
      * GET_FEATURES as a driver uses the answer: the back-end's offer minus what this front-end does not
      * implement, which is what {@code setFeatures(getFeatures())} then acks. The rings a test lays out
      * are split rings, so VIRTIO_F_RING_PACKED is removed unless the test asked for packed rings
-     * ({@link #usePackedRings}). {@link #getOfferedFeatures()} gives the offer as it is.
+     * ({@link #usePackedRings}). VIRTIO_F_IN_ORDER is always removed: the kit's mock rings read one used
+     * entry per buffer, not one per in-order batch. {@link #getOfferedFeatures()} gives the offer as it is.
      */
     public long getFeatures() throws IOException {
-        return getOfferedFeatures() & (packedRings ? ~0L : ~VirtioFeatures.RING_PACKED);
+        return getOfferedFeatures() & (packedRings ? ~0L : ~VirtioFeatures.RING_PACKED) & ~VirtioFeatures.IN_ORDER;
     }
 
     /** GET_FEATURES: the back-end's offer, every bit of it. */

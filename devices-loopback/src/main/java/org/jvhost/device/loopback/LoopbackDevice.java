@@ -7,6 +7,7 @@ import java.util.concurrent.atomic.AtomicLong;
 import org.jvhost.spi.DescriptorChain;
 import org.jvhost.spi.DeviceState;
 import org.jvhost.spi.VhostUserDevice;
+import org.jvhost.spi.VirtioFeatures;
 import org.jvhost.spi.Virtqueue;
 import org.jvhost.spi.virtio.VirtioNet;
 import org.slf4j.Logger;
@@ -85,10 +86,13 @@ public final class LoopbackDevice implements VhostUserDevice {
      * The spec makes MQ depend on CTRL_VQ (5.1.3.1); for vhost-user the front-end owns the control
      * queue (QEMU handles it in virtio-net, virtio_user in its own cvq) and enables pairs with
      * SET_VRING_ENABLE, so the back-end offers MQ without a control queue, as DPDK's net_vhost does.
+     * IN_ORDER: each queue's chains go back in the order they were popped (a TX chain right after its
+     * frame, RX chains in the order the frames filled them, nothing deferred), as DPDK's net_vhost also
+     * offers; DPDK's virtio_user then takes its in-order paths and reads one used entry per TX batch.
      */
     @Override
     public long features() {
-        long features = VirtioNet.F_MAC | VirtioNet.F_STATUS;
+        long features = VirtioNet.F_MAC | VirtioNet.F_STATUS | VirtioFeatures.IN_ORDER;
         if (config.mergeableRxBuffers()) {
             features |= VirtioNet.F_MRG_RXBUF;
         }

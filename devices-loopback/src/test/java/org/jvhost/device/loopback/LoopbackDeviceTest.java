@@ -470,11 +470,12 @@ class LoopbackDeviceTest {
     @Test
     void featuresAndConfigSpace() {
         LoopbackDevice one = device(1, true);
-        assertEquals(VirtioNet.F_MAC | VirtioNet.F_STATUS | VirtioNet.F_MRG_RXBUF, one.features());
+        assertEquals(VirtioNet.F_MAC | VirtioNet.F_STATUS | VirtioNet.F_MRG_RXBUF | VirtioFeatures.IN_ORDER,
+                one.features(), "IN_ORDER: chains go back in the order they were popped");
         assertEquals(VirtioNet.DEVICE_ID, one.deviceType());
         assertEquals(2, one.maxQueues());
         LoopbackDevice four = new LoopbackDevice("x", new LoopbackConfig(DST, 4, false));
-        assertEquals(VirtioNet.F_MAC | VirtioNet.F_STATUS | VirtioNet.F_MQ, four.features());
+        assertEquals(VirtioNet.F_MAC | VirtioNet.F_STATUS | VirtioNet.F_MQ | VirtioFeatures.IN_ORDER, four.features());
         assertEquals(8, four.maxQueues());
 
         assertEquals(VirtioNet.CONFIG_SIZE, four.configSize());

@@ -383,9 +383,11 @@ final class VringLifecycle {
             throw ProtocolException.failed(what + "reading its ring faulted (the front-end's memory file shrank "
                     + "or vanished)", e);
         }
-        if (packed) {
+        boolean inOrder = VirtioFeatures.has(features, VirtioFeatures.IN_ORDER);
+        if (packed || inOrder) {
             // the queue's own base: it differs from q.base when the front-end's was stale (PackedRingScan)
-            LOG.info("{}: queue {} starts as a packed ring of {} at vring base 0x{}", name, q.index, q.num,
+            LOG.info("{}: queue {} starts as a {} ring of {}{} at vring base 0x{}", name, q.index,
+                    packed ? "packed" : "split", q.num, inOrder ? " used in order (IN_ORDER)" : "",
                     Integer.toHexString(queue.vringBase()));
         }
         // spec: the back-end signals the error eventfd when the ring hits an error (a hostile descriptor)

@@ -35,6 +35,8 @@ final class PackedChainReader {
     private final int size;
     private final boolean indirectAllowed;
     private GuestMemory memory;
+    /** The buffer checks both layouts share, and the region the last buffer fell in. */
+    private final ChainSegments segments = new ChainSegments();
     /** Descriptors (ring and indirect) the chain may still take: the ring size at its start. */
     private int budget;
 
@@ -53,6 +55,7 @@ final class PackedChainReader {
      */
     int read(SplitDescriptorChain c, ByteBuffer ring, int pos, boolean wrap, int firstFlags, GuestMemory mem) {
         memory = mem;
+        segments.use(mem);
         budget = size;
         c.reset(0);
         int start = pos;
@@ -116,54 +119,14 @@ final class PackedChainReader {
     }
 
     private boolean checkIndirect(int i, long tableGpa, long addr, int len, int flags) {
-        if (!indirectAllowed) {
-            return fail(where(i, tableGpa) + ": INDIRECT flag but VIRTIO_F_RING_INDIRECT_DESC was not negotiated");
-        }
-        if (tableGpa != -1) {
-            // 2.8.20: "The driver MUST NOT set the VIRTQ_DESC_F_INDIRECT flag within an indirect descriptor"
-            return fail(where(i, tableGpa) + ": nested indirect table");
-        }
-        if ((flags & F_NEXT) != 0) {
-            // 2.8.20: "A driver MUST NOT set both VIRTQ_DESC_F_INDIRECT and VIRTQ_DESC_F_NEXT in flags"
-            return fail(where(i, tableGpa) + ": INDIRECT together with NEXT");
-        }
-        long tableLen = Integer.toUnsignedLong(len);
-        if (tableLen == 0 || tableLen % PackedDescriptorLayout.SIZE != 0 || tableLen > MemoryRegion.WINDOW_STRIDE) {
-            return fail(String.format("%s: indirect table length 0x%x is not a positive multiple of %d up to 512 MiB",
-                    where(i, tableGpa), tableLen, PackedDescriptorLayout.SIZE));
-        }
-        if (!memory.contains(addr, tableLen)) {
-            return fail(String.format("%s: indirect table [0x%x, +0x%x) is not inside one guest memory region",
-                    where(i, tableGpa), addr, tableLen));
-        }
-        return true;
+        String problem = segments.indirectProblem(indirectAllowed, tableGpa != -1, (flags & F_NEXT) != 0, addr, len);
+        return problem == null || fail(where(i, tableGpa) + ": " + problem);
     }
 
     /** Validates one non-empty buffer and appends it to the chain. */
     private boolean addSegment(SplitDescriptorChain c, int i, long tableGpa, long addr, int len, boolean writable) {
-        long ulen = Integer.toUnsignedLong(len);
-        if (!writable && c.writableBytes() > 0) {
-            // 2.8.21.1: device-writable descriptors follow all device-readable ones
-            return fail(where(i, tableGpa) + ": device-readable descriptor after a device-writable one");
-        }
-        if (ulen > MemoryRegion.WINDOW_STRIDE) {
-            return fail(String.format("%s: length 0x%x exceeds the 512 MiB a descriptor may span",
-                    where(i, tableGpa), ulen));
-        }
-        MemoryRegion r = memory.regionFor(addr);
-        long offset = r == null ? 0 : addr - r.guestAddress();
-        if (r == null || ulen > r.size() - offset) {
-            return fail(String.format("%s: buffer [0x%x, +0x%x) is not inside one guest memory region",
-                    where(i, tableGpa), addr, ulen));
-        }
-        long total = (writable ? c.writableBytes() : c.readableBytes()) + ulen;
-        if (total > Integer.MAX_VALUE) {
-            return fail(String.format("%s: chain has more than 2^31-1 %s bytes",
-                    where(i, tableGpa), writable ? "writable" : "readable"));
-        }
-        long nativeBase = r.nativeAddress();
-        c.add(r.window(offset), r.windowOffset(offset), len, nativeBase != 0 ? nativeBase + offset : 0, addr, writable);
-        return true;
+        String problem = segments.add(c, addr, len, writable);
+        return problem == null || fail(where(i, tableGpa) + ": " + problem);
     }
 
     /** Names descriptor {@code i} for an error message (only built when the queue breaks). */

@@ -53,6 +53,8 @@ public final class PackedQueue implements HostQueue {
     private final long driverGpa;
     private final long deviceGpa;
     private final boolean eventIdx;
+    /** VIRTIO_F_IN_ORDER negotiated: runs of nothing-written buffers are published as one (publishUsed). */
+    private final boolean inOrder;
     private final PackedChainReader reader;
 
     private GuestMemory memory;
@@ -157,6 +159,7 @@ public final class PackedQueue implements HostQueue {
         this.driverGpa = driverGpa;
         this.deviceGpa = deviceGpa;
         this.eventIdx = VirtioFeatures.has(features, VirtioFeatures.RING_EVENT_IDX);
+        this.inOrder = VirtioFeatures.has(features, VirtioFeatures.IN_ORDER);
         this.reader = new PackedChainReader(this, size, VirtioFeatures.has(features, VirtioFeatures.RING_INDIRECT_DESC));
         this.notifier = notifier == null ? CallNotifier.NONE : notifier;
         this.outstanding = new int[size];
@@ -508,12 +511,17 @@ public final class PackedQueue implements HostQueue {
             // len and id, then its flags with release: every store of the batch becomes visible before
             // the first entry's flags, which is what the driver polls (it reads used descriptors in ring
             // order, so it reads the others only after that one). A plain store could let the driver see
-            // the first entry used while its id or len, or a later entry, are stale.
-            for (int i = 1; i < n; i++) {
-                U64.set(desc, shadowAt[i] + PackedDescriptorLayout.LEN, shadowWord[i]);
+            // the first entry used while its id or len, or a later entry, are stale. With IN_ORDER a run
+            // of buffers with nothing written is one used descriptor at the run's first position with the
+            // run's last id (virtio 1.2, 2.8 "In-order use of descriptors"); the driver skips the rest.
+            int firstEnd = inOrder ? UsedRuns.end(shadowWord, 0, n) : 0;
+            for (int i = firstEnd + 1; i < n; ) {
+                int last = inOrder ? UsedRuns.end(shadowWord, i, n) : i;
+                U64.set(desc, shadowAt[i] + PackedDescriptorLayout.LEN, UsedRuns.withIdOf(shadowWord[i], shadowWord[last]));
+                i = last + 1;
             }
             int at = shadowAt[0];
-            long first = shadowWord[0];
+            long first = UsedRuns.withIdOf(shadowWord[0], shadowWord[firstEnd]);
             U32.set(desc, at + PackedDescriptorLayout.LEN, (int) first);
             U16.set(desc, at + PackedDescriptorLayout.ID, (short) (first >>> 32));
             U16.setRelease(desc, at + PackedDescriptorLayout.FLAGS, (short) (first >>> 48));

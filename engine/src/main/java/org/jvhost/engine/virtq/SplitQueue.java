@@ -55,11 +55,15 @@ public final class SplitQueue implements HostQueue {
     private final long availGpa;
     private final long usedGpa;
     private final boolean eventIdx;
+    /** VIRTIO_F_IN_ORDER negotiated: runs of nothing-written elements are published as one (writeShadow). */
+    private final boolean inOrder;
     private final boolean indirectAllowed;
     private final int usedEventOffset;
     private final int availEventOffset;
 
     private GuestMemory memory;
+    /** The buffer checks both layouts share, and the region the last buffer fell in. */
+    private final ChainSegments segments = new ChainSegments();
     /**
      * The memory has a region whose file can shrink ({@link GuestMemoryMap#mayFault()}): {@link #availIndex}
      * and the ring check of a memory update then raise a fault of theirs before they return
@@ -167,6 +171,7 @@ public final class SplitQueue implements HostQueue {
         this.availGpa = availGpa;
         this.usedGpa = usedGpa;
         this.eventIdx = VirtioFeatures.has(features, VirtioFeatures.RING_EVENT_IDX);
+        this.inOrder = VirtioFeatures.has(features, VirtioFeatures.IN_ORDER);
         this.indirectAllowed = VirtioFeatures.has(features, VirtioFeatures.RING_INDIRECT_DESC);
         this.usedEventOffset = AvailRingLayout.usedEvent(size);
         this.availEventOffset = UsedRingLayout.availEvent(size);
@@ -412,6 +417,7 @@ public final class SplitQueue implements HostQueue {
      * @return false if the chain is malformed (the queue is then broken)
      */
     private boolean walk(SplitDescriptorChain c, int head) {
+        segments.use(memory);
         c.reset(head);
         ByteBuffer table = desc;
         int base = 0;
@@ -432,7 +438,7 @@ public final class SplitQueue implements HostQueue {
             int len = (int) U32.get(table, at + DescriptorLayout.LEN);
             int flags = Short.toUnsignedInt((short) U16.get(table, at + DescriptorLayout.FLAGS));
             if ((flags & F_INDIRECT) != 0) {
-                if (!checkIndirect(head, i, indirectGpa, addr, len, flags)) {
+                if (!checkIndirect(i, indirectGpa, addr, len, flags)) {
                     return false;
                 }
                 MemoryRegion r = memory.regionFor(addr);
@@ -461,56 +467,14 @@ public final class SplitQueue implements HostQueue {
     }
 
     /** Checks a descriptor with VIRTQ_DESC_F_INDIRECT against section 2.7.5.3.1. */
-    private boolean checkIndirect(int head, int i, long indirectGpa, long addr, int len, int flags) {
-        if (!indirectAllowed) {
-            return fail(where(i, indirectGpa) + ": INDIRECT flag but VIRTIO_F_RING_INDIRECT_DESC was not negotiated");
-        }
-        if (indirectGpa != -1) {
-            // "The driver MUST NOT set the VIRTQ_DESC_F_INDIRECT flag within an indirect descriptor"
-            return fail(where(i, indirectGpa) + ": nested indirect table");
-        }
-        if ((flags & F_NEXT) != 0) {
-            // "A driver MUST NOT set both VIRTQ_DESC_F_INDIRECT and VIRTQ_DESC_F_NEXT in flags"
-            return fail(where(i, indirectGpa) + ": INDIRECT together with NEXT");
-        }
-        long tableLen = Integer.toUnsignedLong(len);
-        if (tableLen == 0 || tableLen % DescriptorLayout.SIZE != 0 || tableLen > MemoryRegion.WINDOW_STRIDE) {
-            return fail(String.format("%s: indirect table length 0x%x is not a positive multiple of %d up to 512 MiB",
-                    where(i, indirectGpa), tableLen, DescriptorLayout.SIZE));
-        }
-        if (!memory.contains(addr, tableLen)) {
-            return fail(String.format("%s: indirect table [0x%x, +0x%x) is not inside one guest memory region",
-                    where(i, indirectGpa), addr, tableLen));
-        }
-        return true;
+    private boolean checkIndirect(int i, long indirectGpa, long addr, int len, int flags) {
+        String problem = segments.indirectProblem(indirectAllowed, indirectGpa != -1, (flags & F_NEXT) != 0, addr, len);
+        return problem == null || fail(where(i, indirectGpa) + ": " + problem);
     }
 
-    /** Validates one non-empty data descriptor and appends it to the chain. */
     private boolean addSegment(SplitDescriptorChain c, int i, long indirectGpa, long addr, int len, boolean writable) {
-        long ulen = Integer.toUnsignedLong(len);
-        if (!writable && c.writableBytes() > 0) {
-            // 2.7.4.2: "The driver MUST place any device-writable descriptor elements after any
-            // device-readable descriptor elements."
-            return fail(where(i, indirectGpa) + ": device-readable descriptor after a device-writable one");
-        }
-        if (ulen > MemoryRegion.WINDOW_STRIDE) {
-            return fail(String.format("%s: length 0x%x exceeds the 512 MiB a descriptor may span",
-                    where(i, indirectGpa), ulen));
-        }
-        MemoryRegion r = memory.regionFor(addr);
-        long offset = r == null ? 0 : addr - r.guestAddress();
-        if (r == null || ulen > r.size() - offset) {
-            return fail(String.format("%s: buffer [0x%x, +0x%x) is not inside one guest memory region",
-                    where(i, indirectGpa), addr, ulen));
-        }
-        long total = (writable ? c.writableBytes() : c.readableBytes()) + ulen;
-        if (total > Integer.MAX_VALUE) {
-            return fail(String.format("%s: chain at head %d has more than 2^31-1 %s bytes",
-                    where(i, indirectGpa), c.head(), writable ? "writable" : "readable"));
-        }
-        long nativeBase = r.nativeAddress();
-        c.add(r.window(offset), r.windowOffset(offset), len, nativeBase != 0 ? nativeBase + offset : 0, addr, writable);
-        return true;
+        String problem = segments.add(c, addr, len, writable);
+        return problem == null || fail(where(i, indirectGpa) + ": " + problem);
     }
 
     /** Names descriptor {@code i} for an error message (only built when the queue breaks). */
@@ -621,14 +585,21 @@ public final class SplitQueue implements HostQueue {
         }
     }
 
-    /** Writes the held-back used elements, the last of them at slot nextUsed - 1. */
+    /**
+     * Writes the held-back used elements, the last of them at slot nextUsed - 1. With IN_ORDER a run of
+     * elements with nothing written is one element, at the run's first slot, carrying the run's last
+     * head (virtio 1.2, 2.7 "In-order use of descriptors"): the driver learns from it that every
+     * buffer up to that one is used, and used->idx still counts each of them.
+     */
     private void writeShadow() {
         int n = shadowCount;
         int slot = nextUsed - n;
-        for (int i = 0; i < n; i++) {
-            int at = UsedRingLayout.elem(slot++ & mask);
-            used.putInt(at + UsedRingLayout.ELEM_ID, shadowHead[i]);
-            used.putInt(at + UsedRingLayout.ELEM_LEN, shadowLen[i]);
+        for (int i = 0; i < n; ) {
+            int last = inOrder ? UsedRuns.end(shadowLen, i, n) : i;
+            int at = UsedRingLayout.elem((slot + i) & mask);
+            used.putInt(at + UsedRingLayout.ELEM_ID, shadowHead[last]);
+            used.putInt(at + UsedRingLayout.ELEM_LEN, shadowLen[last]);
+            i = last + 1;
         }
         shadowCount = 0;
     }

@@ -16,6 +16,7 @@ import org.jvhost.spi.DescriptorChain;
 import org.jvhost.spi.VirtioFeatures;
 import org.jvhost.testkit.CountingNotifier;
 import org.jvhost.testkit.FakeGuestMemory;
+import org.jvhost.testkit.GuestAccess;
 import org.jvhost.testkit.MockPackedQueue;
 import org.jvhost.testkit.MockSplitQueue;
 import org.junit.jupiter.api.Test;
@@ -172,6 +173,66 @@ class PackedQueueTest {
         assertNull(big.pollUsed());
         assertEquals(q.nextAvail(), q.nextUsed());
         assertFalse(q.isBroken());
+    }
+
+    /**
+     * IN_ORDER: a run of buffers the device wrote nothing into is one used descriptor at the run's first
+     * position carrying the run's last id (the driver skips the rest); a buffer with bytes written keeps
+     * its own. Without IN_ORDER every buffer has its used descriptor.
+     */
+    @Test
+    void inOrderPublishesARunOfUnwrittenBuffersAsOneUsedDescriptor() {
+        int[] written = {0, 0, 0, 4, 0};
+        int[] ids = usedIdsAfterOneBatch(VirtioFeatures.IN_ORDER, written);
+        assertEquals(ids[2], usedId(0), "the run 0-2 is one descriptor at position 0 with the last id");
+        assertFalse(isUsed(1), "position 1 is not written");
+        assertFalse(isUsed(2), "position 2 is not written");
+        assertEquals(ids[3], usedId(3), "a buffer with bytes written keeps its descriptor");
+        assertEquals(ids[4], usedId(4), "a run of one");
+
+        MockPackedQueue plain = MockPackedQueue.create(SIZE);
+        int[] plainIds = usedIdsAfterOneBatch(plain, 0, written);
+        for (int i = 0; i < written.length; i++) {
+            assertEquals(plainIds[i], plain.pollUsed().id(), "without IN_ORDER, buffer " + i + " has its own");
+        }
+    }
+
+    private int[] usedIdsAfterOneBatch(long features, int[] written) {
+        return usedIdsAfterOneBatch(driver, features, written);
+    }
+
+    /** One buffer per entry of {@code written} (4 writable bytes each), popped, used with that many bytes, published. */
+    private int[] usedIdsAfterOneBatch(MockPackedQueue d, long features, int[] written) {
+        PackedQueue q = d.deviceQueue(FEATURES | features, calls);
+        DescriptorChain c = q.newChain();
+        int[] ids = new int[written.length];
+        for (int i = 0; i < written.length; i++) {
+            ids[i] = d.addChain(new byte[0][], new int[] {4});
+        }
+        for (int i = 0; i < written.length; i++) {
+            assertTrue(q.pop(c));
+            q.addUsed(c, written[i]);
+        }
+        q.publishUsed();
+        assertEquals(written.length, q.nextUsed(), "the used position counts every buffer");
+        assertFalse(q.isBroken());
+        return ids;
+    }
+
+    private int usedId(int pos) {
+        assertTrue(isUsed(pos), "position " + pos + " is used");
+        byte[] d = GuestAccess.read(driver.memory(), driver.descGpa() + pos * PackedDescriptorLayout.SIZE, 16);
+        return Short.toUnsignedInt(java.nio.ByteBuffer.wrap(d).order(java.nio.ByteOrder.LITTLE_ENDIAN)
+                .getShort(PackedDescriptorLayout.ID));
+    }
+
+    /** Whether ring entry {@code pos} holds a used descriptor of the first lap (AVAIL and USED both set). */
+    private boolean isUsed(int pos) {
+        byte[] d = GuestAccess.read(driver.memory(), driver.descGpa() + pos * PackedDescriptorLayout.SIZE, 16);
+        int flags = Short.toUnsignedInt(java.nio.ByteBuffer.wrap(d).order(java.nio.ByteOrder.LITTLE_ENDIAN)
+                .getShort(PackedDescriptorLayout.FLAGS));
+        return flags == PackedDescriptorLayout.usedFlags(true)
+                || flags == (PackedDescriptorLayout.usedFlags(true) | PackedDescriptorLayout.F_WRITE);
     }
 
     @Test

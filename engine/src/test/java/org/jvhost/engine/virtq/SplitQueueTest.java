@@ -79,6 +79,46 @@ class SplitQueueTest {
      * Used elements are held back until publishUsed, at most {@link SplitQueue#MAX_SHADOW} of them: a
      * longer batch is written, and used->idx moved, in parts, every id and length right.
      */
+    /**
+     * IN_ORDER: a run of chains the device wrote nothing into is one used element at the run's first
+     * slot carrying the run's last head, used->idx still counting each chain; a chain with bytes written
+     * keeps its own element. Without IN_ORDER every chain has its element.
+     */
+    @Test
+    void inOrderPublishesARunOfUnwrittenChainsAsOneElement() {
+        int[] written = {0, 0, 0, 4, 0};
+        int[] heads = usedAfterOneBatch(driver, VirtioFeatures.IN_ORDER, written);
+        assertEquals(written.length, driver.usedIdx(), "used->idx counts every chain");
+        assertEquals(new UsedElement(heads[2], 0), driver.usedElement(0), "the run 0-2 is one element with the last head");
+        assertEquals(new UsedElement(0, 0), driver.usedElement(1), "slot 1 is not written");
+        assertEquals(new UsedElement(0, 0), driver.usedElement(2), "slot 2 is not written");
+        assertEquals(new UsedElement(heads[3], 4), driver.usedElement(3));
+        assertEquals(new UsedElement(heads[4], 0), driver.usedElement(4));
+
+        MockSplitQueue plain = MockSplitQueue.create(8);
+        int[] plainHeads = usedAfterOneBatch(plain, 0, written);
+        for (int i = 0; i < written.length; i++) {
+            assertEquals(new UsedElement(plainHeads[i], written[i]), plain.usedElement(i), "without IN_ORDER");
+        }
+    }
+
+    /** One chain per entry of {@code written} (a readable byte, 4 writable), used with that many bytes, published. */
+    private int[] usedAfterOneBatch(MockSplitQueue d, long features, int[] written) {
+        SplitQueue q = d.deviceQueue(features, calls);
+        DescriptorChain c = q.newChain();
+        int[] heads = new int[written.length];
+        for (int i = 0; i < written.length; i++) {
+            heads[i] = d.addChain(new byte[][] {bytes("t")}, new int[] {4});
+        }
+        for (int i = 0; i < written.length; i++) {
+            assertTrue(q.pop(c));
+            q.addUsed(c, written[i]);
+        }
+        q.publishUsed();
+        assertFalse(q.isBroken());
+        return heads;
+    }
+
     @Test
     void aBatchLongerThanTheShadowIsPublishedInParts() {
         MockSplitQueue big = MockSplitQueue.create(4 * SplitQueue.MAX_SHADOW); // two descriptors per chain

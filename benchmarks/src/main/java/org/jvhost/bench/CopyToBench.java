@@ -89,7 +89,7 @@ public class CopyToBench {
         int n = 0;
         for (int i = dst.readableSegments(); i < dst.segmentCount(); i++) {
             int len = dst.segmentLength(i);
-            dst.segmentBuffer(i).get(dst.segmentOffset(i), b, n, len);
+            dst.segmentView(i).get(0, b, n, len);
             n += len;
         }
         guest.close();

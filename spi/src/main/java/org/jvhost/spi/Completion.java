@@ -4,7 +4,7 @@ package org.jvhost.spi;
  * A popped descriptor chain whose device finishes it later, from any thread: an I/O thread, an io_uring
  * completion, a callback of a library. Taken with {@link Virtqueue#defer}, on the queue's worker, right
  * after {@link Virtqueue#pop}; it outlives the (reused) {@link DescriptorChain} object, so the device
- * copies what it needs of the chain (its segments' addresses or windows) before the next pop into it.
+ * copies what it needs of the chain (its segments' addresses or views) before the next pop into it.
  *
  * <h2>Ordering</h2>
  * {@link #complete} only hands the result to the host and wakes the queue's worker (no fd for the device

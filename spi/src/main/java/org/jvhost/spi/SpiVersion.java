@@ -8,7 +8,7 @@ public final class SpiVersion {
     /** Incompatible changes bump this. */
     public static final int MAJOR = 1;
     /** Compatible additions (new default methods, new constants) bump this. */
-    public static final int MINOR = 6;
+    public static final int MINOR = 7;
 
     private SpiVersion() {
     }

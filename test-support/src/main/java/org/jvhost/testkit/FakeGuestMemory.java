@@ -1,5 +1,7 @@
 package org.jvhost.testkit;
 
+import com.sun.jna.Native;
+import com.sun.jna.Pointer;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
@@ -13,8 +15,10 @@ import org.jvhost.spi.MemoryRegion;
  * Guest memory for tests: regions backed by direct {@link ByteBuffer}s at chosen guest-physical
  * addresses. Build it with {@code FakeGuestMemory.builder().region(0x10000, 1 << 20).build()}, or wrap
  * existing buffers (a memfd mapping shared with a front-end) with {@link Builder#region(long, ByteBuffer)}.
- * Regions are not natively mapped as far as the SPI is concerned ({@link MemoryRegion#nativeAddress()}
- * is 0), so devices under test take the ByteBuffer path.
+ * A region over a direct buffer reports the buffer's address as its {@link MemoryRegion#nativeAddress()},
+ * as a mapped region does, so devices under test take the path they take in the host (readv/writev and
+ * io_uring on {@link org.jvhost.spi.DescriptorChain#segmentAddress(int)}); one over a heap buffer reports
+ * 0, as memory that is not natively mapped.
  *
  * <p>The read/write helpers are for setting up and checking memory in tests; see {@link GuestAccess}.
  */
@@ -85,9 +89,12 @@ public final class FakeGuestMemory implements GuestMemory {
         private final long size;
         private final ByteBuffer backing;
         private final ByteBuffer[] windows;
+        private final long nativeAddress;
 
         private Region(long gpa, ByteBuffer backing) {
             this.gpa = gpa;
+            // the duplicate below keeps the direct buffer, and so this address, alive with the region
+            this.nativeAddress = backing.isDirect() ? Pointer.nativeValue(Native.getDirectBufferPointer(backing)) : 0;
             this.backing = backing.duplicate().clear().order(ByteOrder.LITTLE_ENDIAN);
             this.size = backing.capacity();
             int count = (int) ((size + WINDOW_STRIDE - 1) / WINDOW_STRIDE);
@@ -107,7 +114,7 @@ public final class FakeGuestMemory implements GuestMemory {
         @Override public long guestAddress() { return gpa; }
         @Override public long size() { return size; }
         @Override public ByteBuffer window(long offset) { return windows[(int) (offset / WINDOW_STRIDE)]; }
-        @Override public long nativeAddress() { return 0; }
+        @Override public long nativeAddress() { return nativeAddress; }
 
         @Override
         public String toString() {

@@ -24,7 +24,7 @@ public final class GuestAccess {
         }
         MemoryRegion r = memory.regionFor(gpa);
         long offset = gpa - r.guestAddress();
-        return r.window(offset).slice(r.windowOffset(offset), len).order(ByteOrder.LITTLE_ENDIAN);
+        return r.view(offset, len);
     }
 
     /** Copies {@code bytes} to {@code gpa}. */

@@ -24,7 +24,18 @@ class FakeGuestMemoryTest {
         assertNull(m.regionFor(0x2000));
         assertTrue(m.contains(0x1ff0, 16));
         assertTrue(!m.contains(0x1ff0, 17));
-        assertEquals(0, m.region(0).nativeAddress());
+    }
+
+    @Test
+    void directRegionsHaveTheirBuffersAddressAndHeapOnesNone() {
+        ByteBuffer direct = ByteBuffer.allocateDirect(64);
+        FakeGuestMemory m = FakeGuestMemory.builder()
+                .region(0x8000, direct).region(0x9000, ByteBuffer.allocate(64)).build();
+        long address = m.region(0).nativeAddress();
+        assertTrue(address != 0);
+        direct.put(5, (byte) 42);
+        assertEquals(42, new com.sun.jna.Pointer(address).getByte(5), "the address is the buffer's");
+        assertEquals(0, m.region(1).nativeAddress(), "a heap buffer is not natively mapped");
     }
 
     @Test

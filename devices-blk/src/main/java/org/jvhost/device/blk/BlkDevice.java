@@ -357,7 +357,9 @@ final class BlkDevice implements VhostUserDevice {
         if (status != VirtioBlk.S_OK) {
             errors.incrementAndGet();
         }
-        c.write(c.writableBytes() - 1, new byte[] {(byte) status}, 0, 1);
+        if (c.writableBytes() > 0) {
+            c.writeByte(c.writableBytes() - 1, (byte) status);
+        }
         q.addUsed(c, c.writableBytes());
     }
 

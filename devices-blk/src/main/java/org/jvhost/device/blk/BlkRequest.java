@@ -28,8 +28,8 @@ final class BlkRequest {
 
     /**
      * Views of {@code len} bytes of the chain's readable ({@code writable} false) or writable part from
-     * {@code from}: one buffer per segment it touches, over the shared guest-memory windows (slices, so
-     * the windows' own position and limit are untouched).
+     * {@code from}: one buffer per segment it touches, each its own ({@link DescriptorChain#segmentView},
+     * read-only for the readable part).
      */
     static ByteBuffer[] views(DescriptorChain c, boolean writable, int from, int len) {
         int first = writable ? c.readableSegments() : 0;
@@ -45,7 +45,8 @@ final class BlkRequest {
                 continue;
             }
             int n = Math.min(segLen - skip, left);
-            out[count++] = c.segmentBuffer(i).slice(c.segmentOffset(i) + skip, n);
+            ByteBuffer view = c.segmentView(i);
+            out[count++] = skip == 0 && n == segLen ? view : view.slice(skip, n);
             left -= n;
             skip = 0;
         }

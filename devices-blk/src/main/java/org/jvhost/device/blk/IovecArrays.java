@@ -1,9 +1,7 @@
 package org.jvhost.device.blk;
 
 import com.sun.jna.Memory;
-import com.sun.jna.Native;
 import com.sun.jna.Pointer;
-import java.nio.ByteBuffer;
 import org.jvhost.spi.DescriptorChain;
 
 /**
@@ -74,19 +72,12 @@ final class IovecArrays {
         return m;
     }
 
-    /**
-     * The segment's native address: guest memory mapped by the host gives it; memory in a direct buffer
-     * that is not (the test kit's fakes) gives the buffer's.
-     */
+    /** The segment's native address: guest memory the host mapped, or the test kit's direct buffers. */
     private static long address(DescriptorChain c, int i) {
         long a = c.segmentAddress(i);
-        if (a != 0) {
-            return a;
+        if (a == 0) {
+            throw new IllegalStateException("guest memory is not natively mapped; io_uring needs addresses");
         }
-        ByteBuffer window = c.segmentBuffer(i);
-        if (!window.isDirect()) {
-            throw new IllegalStateException("guest memory is neither natively mapped nor in a direct buffer");
-        }
-        return Pointer.nativeValue(Native.getDirectBufferPointer(window)) + c.segmentOffset(i);
+        return a;
     }
 }

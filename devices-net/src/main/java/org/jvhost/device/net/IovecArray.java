@@ -1,7 +1,6 @@
 package org.jvhost.device.net;
 
 import com.sun.jna.Memory;
-import com.sun.jna.Native;
 import com.sun.jna.Pointer;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -15,18 +14,14 @@ import org.jvhost.spi.DescriptorChain;
  * entry i at address() + 16 * i:  | iov_base (8 bytes, native address) | iov_len (8 bytes) |
  * </pre>
  *
- * <p>Segments carry the native address of guest memory the host mapped. Memory that is not natively
- * mapped but lives in direct buffers (the test kit's fakes) is resolved through the segment's window,
- * cached so a run of segments in one window costs one lookup. Used by one thread.
+ * <p>Segments carry the native address of guest memory the host mapped (or of the test kit's direct
+ * buffers). Used by one thread.
  */
 final class IovecArray {
     private final String owner;
     private final Memory memory = new Memory((long) TapNatives.IOV_MAX * TapNatives.IOVEC_SIZE);
     private final ByteBuffer view = memory.getByteBuffer(0, memory.size()).order(ByteOrder.nativeOrder());
     private final long address = Pointer.nativeValue(memory);
-    /** The last window resolved and its native address (fakes only). */
-    private ByteBuffer lastWindow;
-    private long lastWindowAddress;
 
     /** @param owner names the device in the error for memory that has no address */
     IovecArray(String owner) {
@@ -80,19 +75,10 @@ final class IovecArray {
 
     private long segmentAddress(DescriptorChain chain, int i) {
         long a = chain.segmentAddress(i);
-        if (a != 0) {
-            return a;
+        if (a == 0) {
+            throw new IllegalStateException(owner + ": chain head " + chain.head()
+                    + ": guest memory is not natively mapped; readv/writev need addresses");
         }
-        ByteBuffer window = chain.segmentBuffer(i);
-        if (window != lastWindow) {
-            Pointer base = window.isDirect() ? Native.getDirectBufferPointer(window) : null;
-            if (base == null) {
-                throw new IllegalStateException(owner + ": chain head " + chain.head()
-                        + ": guest memory is neither natively mapped nor in a direct buffer; readv/writev need addresses");
-            }
-            lastWindow = window;
-            lastWindowAddress = Pointer.nativeValue(base);
-        }
-        return lastWindowAddress + chain.segmentOffset(i);
+        return a;
     }
 }

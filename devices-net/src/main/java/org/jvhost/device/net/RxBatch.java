@@ -1,6 +1,5 @@
 package org.jvhost.device.net;
 
-import java.nio.ByteBuffer;
 import org.jvhost.spi.DescriptorChain;
 import org.jvhost.spi.VirtioFeatures;
 import org.jvhost.spi.Virtqueue;
@@ -142,7 +141,7 @@ final class RxBatch {
                     break;
                 }
                 if (c == first) {
-                    touchHeader(chain, from);
+                    touchHeader(chain);
                 }
                 chainIov[c] = entry;
                 for (int i = from; i < end; i++) {
@@ -170,19 +169,16 @@ final class RxBatch {
     }
 
     /**
-     * Writes a zero into the last header byte and the first frame byte of a slot's first segment (both
+     * Writes a zero into the last header byte and the first frame byte of a slot's first chain (both
      * overwritten by the read), so that the cache lines the kernel will write are fetched for writing
      * here, 32 misses at once, rather than one after another inside the batch's reads: the driver last
      * touched these lines on its own CPU. In a drain of a full TAP at 64 B these two misses were a
-     * third of the worker's kernel time (BENCHMARKS.md, issue 11 fifth session). A segment shorter than
-     * that is left alone.
+     * third of the worker's kernel time (BENCHMARKS.md, issue 11 fifth session). A chain whose first
+     * segment is shorter than that is left alone: a chain put back unused keeps what lies beyond.
      */
-    private void touchHeader(DescriptorChain chain, int segment) {
-        if (chain.segmentLength(segment) > headerLength) {
-            ByteBuffer window = chain.segmentBuffer(segment);
-            int at = chain.segmentOffset(segment) + headerLength;
-            window.put(at - 1, (byte) 0);
-            window.put(at, (byte) 0);
+    private void touchHeader(DescriptorChain chain) {
+        if (chain.segmentLength(chain.readableSegments()) > headerLength) {
+            chain.writeShort(headerLength - 1, (short) 0);
         }
     }
 

@@ -261,7 +261,7 @@ final class Rehearsal {
                     c.read(0, bytes, 0, bytes.length);
                     c.write(0, bytes, 0, bytes.length);
                     c.copyTo(0, c, 0, c.readableBytes());
-                    c.segmentBuffer(0).getLong(c.segmentOffset(0));
+                    c.readLong(0);
                 }
                 q.addUsed(c, c.writableBytes());
                 served++;

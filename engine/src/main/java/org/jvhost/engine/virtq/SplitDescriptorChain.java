@@ -1,6 +1,7 @@
 package org.jvhost.engine.virtq;
 
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.Objects;
 import org.jvhost.spi.DescriptorChain;
 
@@ -23,6 +24,8 @@ final class SplitDescriptorChain implements DescriptorChain {
     private final long[] addresses;
     private final long[] guestAddresses;
     private byte[] scratch;
+    /** Where the field {@link #locate} found lies in its segment's window. */
+    private int fieldPosition;
 
     private int head;
     private int count;
@@ -84,8 +87,8 @@ final class SplitDescriptorChain implements DescriptorChain {
     @Override public int writableBytes() { return writableBytes; }
     @Override public int segmentCount() { return count; }
     @Override public int readableSegments() { return readableSegments; }
-    @Override public ByteBuffer segmentBuffer(int i) { return buffers[checkSegment(i)]; }
-    @Override public int segmentOffset(int i) { return offsets[checkSegment(i)]; }
+    @Deprecated @Override public ByteBuffer segmentBuffer(int i) { return buffers[checkSegment(i)]; }
+    @Deprecated @Override public int segmentOffset(int i) { return offsets[checkSegment(i)]; }
     @Override public int segmentLength(int i) { return lengths[checkSegment(i)]; }
     @Override public long segmentAddress(int i) { return addresses[checkSegment(i)]; }
 
@@ -209,5 +212,125 @@ final class SplitDescriptorChain implements DescriptorChain {
             return 0;
         }
         return Math.min(len, total - offset);
+    }
+
+    @Override
+    public ByteBuffer segmentView(int i) {
+        ByteBuffer view = buffers[checkSegment(i)].slice(offsets[i], lengths[i]);
+        return (i < readableSegments ? view.asReadOnlyBuffer() : view).order(ByteOrder.LITTLE_ENDIAN);
+    }
+
+    // Field accessors: in place on the window when the field lies in one segment (the usual case: a
+    // header in the first segment), byte by byte across a segment boundary. Windows may be of either
+    // byte order; fields are little-endian.
+
+    @Override
+    public byte readByte(int offset) {
+        int seg = locate(0, offset, Byte.BYTES, readableBytes);
+        return buffers[seg].get(fieldPosition);
+    }
+
+    @Override
+    public short readShort(int offset) {
+        int seg = locate(0, offset, Short.BYTES, readableBytes);
+        if (seg < 0) {
+            return (short) readAcross(offset, Short.BYTES);
+        }
+        short v = buffers[seg].getShort(fieldPosition);
+        return buffers[seg].order() == ByteOrder.LITTLE_ENDIAN ? v : Short.reverseBytes(v);
+    }
+
+    @Override
+    public int readInt(int offset) {
+        int seg = locate(0, offset, Integer.BYTES, readableBytes);
+        if (seg < 0) {
+            return (int) readAcross(offset, Integer.BYTES);
+        }
+        int v = buffers[seg].getInt(fieldPosition);
+        return buffers[seg].order() == ByteOrder.LITTLE_ENDIAN ? v : Integer.reverseBytes(v);
+    }
+
+    @Override
+    public long readLong(int offset) {
+        int seg = locate(0, offset, Long.BYTES, readableBytes);
+        if (seg < 0) {
+            return readAcross(offset, Long.BYTES);
+        }
+        long v = buffers[seg].getLong(fieldPosition);
+        return buffers[seg].order() == ByteOrder.LITTLE_ENDIAN ? v : Long.reverseBytes(v);
+    }
+
+    @Override
+    public void writeByte(int offset, byte value) {
+        int seg = locate(readableSegments, offset, Byte.BYTES, writableBytes);
+        buffers[seg].put(fieldPosition, value);
+    }
+
+    @Override
+    public void writeShort(int offset, short value) {
+        int seg = locate(readableSegments, offset, Short.BYTES, writableBytes);
+        if (seg < 0) {
+            writeAcross(offset, Short.BYTES, value);
+        } else {
+            buffers[seg].putShort(fieldPosition,
+                    buffers[seg].order() == ByteOrder.LITTLE_ENDIAN ? value : Short.reverseBytes(value));
+        }
+    }
+
+    @Override
+    public void writeInt(int offset, int value) {
+        int seg = locate(readableSegments, offset, Integer.BYTES, writableBytes);
+        if (seg < 0) {
+            writeAcross(offset, Integer.BYTES, value);
+        } else {
+            buffers[seg].putInt(fieldPosition,
+                    buffers[seg].order() == ByteOrder.LITTLE_ENDIAN ? value : Integer.reverseBytes(value));
+        }
+    }
+
+    @Override
+    public void writeLong(int offset, long value) {
+        int seg = locate(readableSegments, offset, Long.BYTES, writableBytes);
+        if (seg < 0) {
+            writeAcross(offset, Long.BYTES, value);
+        } else {
+            buffers[seg].putLong(fieldPosition,
+                    buffers[seg].order() == ByteOrder.LITTLE_ENDIAN ? value : Long.reverseBytes(value));
+        }
+    }
+
+    /**
+     * The segment holding {@code size} bytes at {@code offset} of the part whose segments start at
+     * {@code first} and hold {@code total} bytes, with {@link #fieldPosition} set to where they start in
+     * its window; -1 if they run into the next segment.
+     *
+     * @throws IndexOutOfBoundsException if the field is not inside the part
+     */
+    private int locate(int first, int offset, int size, int total) {
+        Objects.checkFromIndexSize(offset, size, total);
+        int seg = first;
+        int skip = offset;
+        while (skip >= lengths[seg]) {
+            skip -= lengths[seg++];
+        }
+        if (lengths[seg] - skip < size) {
+            return -1;
+        }
+        fieldPosition = offsets[seg] + skip;
+        return seg;
+    }
+
+    private long readAcross(int offset, int size) {
+        long v = 0;
+        for (int i = size - 1; i >= 0; i--) {
+            v = (v << 8) | (readByte(offset + i) & 0xff);
+        }
+        return v;
+    }
+
+    private void writeAcross(int offset, int size, long value) {
+        for (int i = 0; i < size; i++) {
+            writeByte(offset + i, (byte) (value >>> (8 * i)));
+        }
     }
 }

@@ -45,7 +45,7 @@ class SplitQueueTest {
         assertEquals(4, c.segmentCount());
         assertEquals(2, c.readableSegments());
         assertEquals(6, c.segmentLength(0));
-        assertEquals(0, c.segmentAddress(0), "fake memory is not natively mapped");
+        assertTrue(c.segmentAddress(0) != 0, "fake memory over direct buffers has native addresses");
         byte[] all = new byte[11];
         assertEquals(11, c.read(0, all, 0, 100));
         assertEquals("hello world", new String(all, StandardCharsets.US_ASCII));

@@ -22,9 +22,6 @@ import org.jvhost.host.devices.DeviceHost;
 import org.jvhost.host.devices.DeviceManager;
 import org.jvhost.host.devices.PlannedDevice;
 import org.jvhost.host.metrics.MetricsServer;
-import org.jvhost.host.metrics.DeviceMetrics;
-import org.jvhost.host.metrics.Exposition;
-import org.jvhost.host.metrics.JvhostRegistry;
 import org.jvhost.host.plugin.DeviceTypeLoader;
 import org.jvhost.host.plugin.DeviceTypes;
 import org.slf4j.Logger;
@@ -152,10 +149,11 @@ final class ServeCommand implements Callable<Integer> {
         this.loader = loader;
         this.hostFactory = hostFactory;
         this.lifecycle = lifecycle;
+        this.services = new ServeServices(lifecycle);
     }
 
-    /** What runs besides the host; closed in reverse order of start. */
-    private final List<AutoCloseable> services = new ArrayList<>();
+    /** What runs besides the host. */
+    private final ServeServices services;
 
     @Override
     public Integer call() throws IOException, InterruptedException {
@@ -168,7 +166,11 @@ final class ServeCommand implements Callable<Integer> {
         if ((socketPath != null || fd != null) && config != null) {
             throw usage("--socket-path and --fd serve one --device, not a --config file");
         }
-        devices = placeSingleSocket(devices);
+        try {
+            devices = SingleSocket.place(devices, socketPath, fd);
+        } catch (IllegalArgumentException e) {
+            throw usage(e.getMessage());
+        }
         if (config != null && !devices.isEmpty()) {
             throw usage("--config and --device cannot be combined: declare every device in " + config);
         }
@@ -212,7 +214,7 @@ final class ServeCommand implements Callable<Integer> {
                 allowUids == null ? Set.of() : new LinkedHashSet<>(allowUids), fd);
         lifecycle.closeOnShutdown(() -> {
             LOG.info("stopping");
-            stop(host);
+            services.stop(host);
         });
         boolean started = false;
         HotUpgrade upgrade = null;
@@ -221,15 +223,14 @@ final class ServeCommand implements Callable<Integer> {
             upgrade = takeover ? HotUpgrade.takeOver(host, controlPath) : null;
             manager.start(plan);
             ControlServer controlServer = controlPath == null ? null
-                    : startControl(controlPath, controlByDefault, manager, upgrade == null ? -1 : upgrade.controlFd());
+                    : services.startControl(controlPath, controlByDefault, manager,
+                            upgrade == null ? -1 : upgrade.controlFd());
             if (upgrade == null) {
-                if (metricsAddress != null) {
-                    services.add(MetricsServer.start(metricsAddress, metrics(manager)));
-                }
-                offerHandover(host, controlPath, controlServer);
+                services.startMetrics(metricsAddress, manager);
+                services.offerHandover(host, controlPath, controlServer);
             } else {
                 Path control = controlPath;
-                upgrade.acknowledge(() -> afterTakeover(host, metricsAddress, manager, control, controlServer));
+                upgrade.acknowledge(() -> services.afterTakeover(host, metricsAddress, manager, control, controlServer));
             }
             started = true;
         } catch (ConfigException e) {
@@ -246,7 +247,7 @@ final class ServeCommand implements Callable<Integer> {
             if (!started) {
                 // whatever failed: the shutdown hook must not outlive it, since it exits with status 0
                 lifecycle.cancel();
-                stop(host);
+                services.stop(host);
             }
         }
         // Always: the JVM's default for SIGHUP is to stop, and the systemd unit's ExecReload sends one.
@@ -257,58 +258,8 @@ final class ServeCommand implements Callable<Integer> {
                 config != null ? ", reload " + config + " with SIGHUP" : "");
         lifecycle.ready("serving " + entries.size() + " device(s)", host::loopsAnswer);
         lifecycle.awaitShutdown();
-        stop(host);
+        services.stop(host);
         return 0;
-    }
-
-    /**
-     * The control socket (taken over as {@code inheritedFd} if that is not -1); one nobody asked for
-     * explicitly may fail (another jvhost has it) with a warning, and null.
-     */
-    private ControlServer startControl(Path path, boolean byDefault, DeviceManager manager, int inheritedFd)
-            throws IOException {
-        try {
-            ControlServer s = inheritedFd >= 0 ? ControlServer.adopt(path, inheritedFd, new ControlRequests(manager))
-                    : ControlServer.start(path, new ControlRequests(manager));
-            services.add(s);
-            return s;
-        } catch (IOException e) {
-            if (!byDefault) {
-                throw e;
-            }
-            LOG.warn("no control socket: the default one cannot be served ({}); give --control PATH", e.getMessage());
-            return null;
-        }
-    }
-
-    /**
-     * After a takeover, once the predecessor (which held both addresses) has exited: the metrics endpoint
-     * (a failure is logged: the devices serve already) and this process's own handover socket.
-     */
-    private void afterTakeover(DeviceHost host, InetSocketAddress metricsAddress, DeviceManager manager, Path control,
-            ControlServer controlServer) {
-        if (metricsAddress != null) {
-            try {
-                addService(MetricsServer.start(metricsAddress, metrics(manager)));
-            } catch (IOException e) {
-                LOG.error("no metrics endpoint after the takeover: {}", e.getMessage());
-            }
-        }
-        offerHandover(host, control, controlServer);
-    }
-
-    /** Offers this process to a successor ({@link HotUpgrade#offer}); needs the control socket. */
-    private void offerHandover(DeviceHost host, Path control, ControlServer controlServer) {
-        if (control != null) {
-            AutoCloseable h = HotUpgrade.offer(host, control, controlServer, lifecycle);
-            if (h != null) {
-                addService(h);
-            }
-        }
-    }
-
-    private synchronized void addService(AutoCloseable s) {
-        services.add(s);
     }
 
     private ConfigFile.Parsed readConfig() {
@@ -371,13 +322,6 @@ final class ServeCommand implements Callable<Integer> {
         }
     }
 
-    /** The metrics endpoint's content: every running device's snapshot, build, process and JVM metrics. */
-    static Exposition metrics(DeviceManager manager) {
-        return Exposition.of(JvhostRegistry.create(() -> manager.list().stream()
-                .map(v -> new DeviceMetrics.Device(v.entry().spec().type(), v.snapshot())).toList(),
-                Main.Version.commit()));
-    }
-
     /** SIGHUP: reloads the config file; the outcome and its warnings are logged, as ctl reload returns them. */
     static void reloadOnSignal(DeviceManager manager) {
         LOG.info("SIGHUP: reloading the config file");
@@ -388,69 +332,6 @@ final class ServeCommand implements Callable<Integer> {
         } catch (RuntimeException e) {
             LOG.error("reload failed", e);
         }
-    }
-
-    /** Closes the control socket and metrics endpoint, then the host (every device). Idempotent. */
-    private synchronized void stop(DeviceHost host) {
-        for (int i = services.size() - 1; i >= 0; i--) {
-            try {
-                services.get(i).close();
-            } catch (Exception e) {
-                LOG.warn("closing {}: {}", services.get(i), e.toString());
-            }
-        }
-        services.clear();
-        host.close();
-    }
-
-    /**
-     * Gives the one device without socket=/connect= the socket of {@code --socket-path} (or leaves it
-     * to {@code --fd}); every other device must name its own.
-     */
-    private List<DeviceSpec> placeSingleSocket(List<DeviceSpec> given) {
-        if (socketPath != null && fd != null) {
-            throw usage("--socket-path and --fd exclude each other: give the socket's path or an inherited fd");
-        }
-        if (fd != null && fd < 0) {
-            throw usage("--fd " + fd + ": not a file descriptor");
-        }
-        String source = socketPath != null ? "--socket-path" : fd != null ? "--fd" : null;
-        List<DeviceSpec> placed = new ArrayList<>();
-        DeviceSpec taker = null;
-        for (DeviceSpec d : given) {
-            if (d.socket() != null) {
-                placed.add(d);
-                continue;
-            }
-            if (source == null) {
-                throw usage("'" + d.text() + "': expected " + DeviceSpec.GRAMMAR + ": missing socket=PATH "
-                        + "(or connect=PATH), or give --socket-path PATH or --fd N for a single device");
-            }
-            if (taker != null) {
-                throw usage("'" + d.text() + "' and '" + taker.text() + "' both lack socket=PATH; " + source
-                        + " serves a single device");
-            }
-            taker = d;
-            try {
-                placed.add(socketPath != null ? d.withSocket(socketPath) : d);
-            } catch (IllegalArgumentException e) {
-                throw usage("--socket-path " + e.getMessage());
-            }
-        }
-        if (source != null && taker == null) {
-            throw usage(source + ": every --device names its own socket; leave socket=PATH out of the one "
-                    + source + " is for");
-        }
-        if (fd != null) {
-            DeviceSpec d = taker;
-            for (String key : new String[] {DeviceSpec.KEY_SOCKET_MODE, DeviceSpec.KEY_SOCKET_GROUP}) {
-                if (d.options().containsKey(key)) {
-                    throw usage("'" + d.text() + "': " + key + " does not apply to an inherited socket (--fd): "
-                            + "its creator sets its file's mode and group");
-                }
-            }
-        }
-        return placed;
     }
 
     /** {@code --print-capabilities} ({@link Capabilities#of}): the JSON on stdout, exit status 0. */

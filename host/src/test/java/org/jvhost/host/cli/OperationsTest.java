@@ -187,7 +187,7 @@ class OperationsTest {
     void metricsEndpointServesTheCountersWithTheirOwnNamesAndTheProcessAndJvmMetrics() throws Exception {
         try (ScriptedFrontend fe = connect("a.sock");
              MetricsServer metrics = MetricsServer.start(MetricsServer.loopbackAddress("127.0.0.1:0"),
-                     ServeCommand.metrics(manager))) {
+                     ServeServices.metrics(manager))) {
             awaitConnected("a");
             HttpClient http = HttpClient.newHttpClient();
             URI uri = URI.create("http://127.0.0.1:" + metrics.address().getPort() + "/metrics");
@@ -282,7 +282,7 @@ class OperationsTest {
 
     /** What a scrape in the Prometheus text format shows of {@code manager}'s devices. */
     static String metricsText(DeviceManager manager) throws java.io.IOException {
-        return new String(ServeCommand.metrics(manager).render(null).bytes(), java.nio.charset.StandardCharsets.UTF_8);
+        return new String(ServeServices.metrics(manager).render(null).bytes(), java.nio.charset.StandardCharsets.UTF_8);
     }
 
     private List<String> names() {

@@ -222,80 +222,65 @@ final class SplitDescriptorChain implements DescriptorChain {
 
     // Field accessors: in place on the window when the field lies in one segment (the usual case: a
     // header in the first segment), byte by byte across a segment boundary. Windows may be of either
-    // byte order; fields are little-endian.
+    // byte order; fields are little-endian. Each size is a constant once inlined.
 
-    @Override
-    public byte readByte(int offset) {
-        int seg = locate(0, offset, Byte.BYTES, readableBytes);
-        return buffers[seg].get(fieldPosition);
-    }
+    @Override public byte readByte(int offset) { return (byte) get(offset, Byte.BYTES); }
+    @Override public short readShort(int offset) { return (short) get(offset, Short.BYTES); }
+    @Override public int readInt(int offset) { return (int) get(offset, Integer.BYTES); }
+    @Override public long readLong(int offset) { return get(offset, Long.BYTES); }
+    @Override public void writeByte(int offset, byte value) { put(offset, Byte.BYTES, value); }
+    @Override public void writeShort(int offset, short value) { put(offset, Short.BYTES, value); }
+    @Override public void writeInt(int offset, int value) { put(offset, Integer.BYTES, value); }
+    @Override public void writeLong(int offset, long value) { put(offset, Long.BYTES, value); }
 
-    @Override
-    public short readShort(int offset) {
-        int seg = locate(0, offset, Short.BYTES, readableBytes);
+    private long get(int offset, int size) {
+        int seg = locate(0, offset, size, readableBytes);
         if (seg < 0) {
-            return (short) readAcross(offset, Short.BYTES);
+            long v = 0;
+            for (int i = size - 1; i >= 0; i--) {
+                v = (v << 8) | (get(offset + i, 1) & 0xff);
+            }
+            return v;
         }
-        short v = buffers[seg].getShort(fieldPosition);
-        return buffers[seg].order() == ByteOrder.LITTLE_ENDIAN ? v : Short.reverseBytes(v);
-    }
-
-    @Override
-    public int readInt(int offset) {
-        int seg = locate(0, offset, Integer.BYTES, readableBytes);
-        if (seg < 0) {
-            return (int) readAcross(offset, Integer.BYTES);
-        }
-        int v = buffers[seg].getInt(fieldPosition);
-        return buffers[seg].order() == ByteOrder.LITTLE_ENDIAN ? v : Integer.reverseBytes(v);
-    }
-
-    @Override
-    public long readLong(int offset) {
-        int seg = locate(0, offset, Long.BYTES, readableBytes);
-        if (seg < 0) {
-            return readAcross(offset, Long.BYTES);
-        }
-        long v = buffers[seg].getLong(fieldPosition);
-        return buffers[seg].order() == ByteOrder.LITTLE_ENDIAN ? v : Long.reverseBytes(v);
-    }
-
-    @Override
-    public void writeByte(int offset, byte value) {
-        int seg = locate(readableSegments, offset, Byte.BYTES, writableBytes);
-        buffers[seg].put(fieldPosition, value);
-    }
-
-    @Override
-    public void writeShort(int offset, short value) {
-        int seg = locate(readableSegments, offset, Short.BYTES, writableBytes);
-        if (seg < 0) {
-            writeAcross(offset, Short.BYTES, value);
-        } else {
-            buffers[seg].putShort(fieldPosition,
-                    buffers[seg].order() == ByteOrder.LITTLE_ENDIAN ? value : Short.reverseBytes(value));
+        ByteBuffer b = buffers[seg];
+        boolean little = b.order() == ByteOrder.LITTLE_ENDIAN;
+        switch (size) {
+            case 1:
+                return b.get(fieldPosition);
+            case 2:
+                short s = b.getShort(fieldPosition);
+                return little ? s : Short.reverseBytes(s);
+            case 4:
+                int i = b.getInt(fieldPosition);
+                return little ? i : Integer.reverseBytes(i);
+            default:
+                long l = b.getLong(fieldPosition);
+                return little ? l : Long.reverseBytes(l);
         }
     }
 
-    @Override
-    public void writeInt(int offset, int value) {
-        int seg = locate(readableSegments, offset, Integer.BYTES, writableBytes);
+    private void put(int offset, int size, long value) {
+        int seg = locate(readableSegments, offset, size, writableBytes);
         if (seg < 0) {
-            writeAcross(offset, Integer.BYTES, value);
-        } else {
-            buffers[seg].putInt(fieldPosition,
-                    buffers[seg].order() == ByteOrder.LITTLE_ENDIAN ? value : Integer.reverseBytes(value));
+            for (int i = 0; i < size; i++) {
+                put(offset + i, 1, value >>> (8 * i));
+            }
+            return;
         }
-    }
-
-    @Override
-    public void writeLong(int offset, long value) {
-        int seg = locate(readableSegments, offset, Long.BYTES, writableBytes);
-        if (seg < 0) {
-            writeAcross(offset, Long.BYTES, value);
-        } else {
-            buffers[seg].putLong(fieldPosition,
-                    buffers[seg].order() == ByteOrder.LITTLE_ENDIAN ? value : Long.reverseBytes(value));
+        ByteBuffer b = buffers[seg];
+        boolean little = b.order() == ByteOrder.LITTLE_ENDIAN;
+        switch (size) {
+            case 1:
+                b.put(fieldPosition, (byte) value);
+                break;
+            case 2:
+                b.putShort(fieldPosition, little ? (short) value : Short.reverseBytes((short) value));
+                break;
+            case 4:
+                b.putInt(fieldPosition, little ? (int) value : Integer.reverseBytes((int) value));
+                break;
+            default:
+                b.putLong(fieldPosition, little ? value : Long.reverseBytes(value));
         }
     }
 
@@ -318,19 +303,5 @@ final class SplitDescriptorChain implements DescriptorChain {
         }
         fieldPosition = offsets[seg] + skip;
         return seg;
-    }
-
-    private long readAcross(int offset, int size) {
-        long v = 0;
-        for (int i = size - 1; i >= 0; i--) {
-            v = (v << 8) | (readByte(offset + i) & 0xff);
-        }
-        return v;
-    }
-
-    private void writeAcross(int offset, int size, long value) {
-        for (int i = 0; i < size; i++) {
-            writeByte(offset + i, (byte) (value >>> (8 * i)));
-        }
     }
 }

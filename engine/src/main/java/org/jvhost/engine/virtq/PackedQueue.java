@@ -42,7 +42,10 @@ public final class PackedQueue implements HostQueue {
     public static final int MAX_SIZE = 32768;
     /** Most used descriptors held back for {@link #publishUsed}: a longer batch is published in parts. */
     static final int MAX_SHADOW = 256;
-    /** Descriptors per 64-byte cache line (the ring is 16-byte aligned; a line holds four). */
+    /**
+     * Descriptors per 64-byte cache line. The spec asks only 16-byte alignment of the ring; Linux and
+     * DPDK allocate it page-aligned, so positions 4k to 4k+3 share a line.
+     */
     private static final int LINE = 4;
 
     private static final VarHandle U16 = MethodHandles.byteBufferViewVarHandle(short[].class, ByteOrder.LITTLE_ENDIAN);
@@ -347,9 +350,9 @@ public final class PackedQueue implements HostQueue {
         if (scanAhead == 0 && scan(LINE - (availPos & (LINE - 1))) == 0) {
             return false;
         }
-        // Acquire happened in scan: the driver writes a buffer's descriptors, then (release) the head's
-        // flags, and scan loaded those flags with acquire, which orders our reads of addr, len, id and
-        // the chain's other entries after it. This plain load reads the same flags again: the driver
+        // Acquire happened in scan (here or in availIndex): the driver writes a buffer's descriptors,
+        // then (release) the head's flags, and scan loaded those flags with acquire, which orders our
+        // reads of addr, len, id and the chain's other entries after it. This plain load reads the same flags again: the driver
         // does not touch an available descriptor before we return it. The reader takes these flags
         // rather than loading them a third time.
         int flags = Short.toUnsignedInt(desc.getShort(availPos * PackedDescriptorLayout.SIZE

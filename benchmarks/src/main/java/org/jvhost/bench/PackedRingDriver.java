@@ -9,21 +9,32 @@ import org.jvhost.engine.virtq.EventSuppressLayout;
 import org.jvhost.engine.virtq.PackedDescriptorLayout;
 import org.jvhost.engine.virtq.PackedQueue;
 import org.jvhost.spi.GuestMemory;
+import org.jvhost.spi.VirtioFeatures;
 import org.jvhost.testkit.GuestAccess;
 import org.jvhost.testkit.MockPackedQueue;
 
 /**
  * {@link RingDriver}'s packed-ring twin: the ring laid out by {@link MockPackedQueue}, whose
  * {@code addChain}/{@code pollUsed} are not used here because they allocate per buffer. Buffer id
- * {@code i} owns buffer {@code i}; posting writes one descriptor per buffer, the batch's first flags
- * last (release), as Linux's and DPDK's drivers publish a batch. Reclaiming reads used descriptors at
- * the driver's used position and asks for a notification when the device writes the next one
- * (EVENT_IDX: driver event suppression DESC with off_wrap at that position; else ENABLE), so the device
- * signals once per batch it returns, as with {@link RingDriver}.
+ * {@code i} owns buffer {@code i}. Posting writes one descriptor per buffer in two stores (addr, then
+ * len, id and flags as one 8-byte word), the batch's first flags last (release), as Linux's and DPDK's
+ * drivers publish a batch. Reclaiming reads used descriptors at the driver's used position and asks for
+ * a notification when the device writes the next one (EVENT_IDX: driver event suppression DESC with
+ * off_wrap at that position; else ENABLE), so the device signals once per batch it returns, as with
+ * {@link RingDriver}.
+ *
+ * <p>The ids live in one ring, {@link #ids}, in the order they were posted: from {@link #postedHead}
+ * the {@link #postedCount} posted ones, after them the free ones, which the driver posts oldest first
+ * (as DPDK's in-order virtio driver does). An in-order used descriptor frees every id up to its own, a
+ * move of {@code postedHead}; an out-of-order one is swapped to {@code postedHead} first. So neither
+ * side of the driver walks ids per buffer, and its cost per frame stays below the split driver's.
  */
 final class PackedRingDriver implements BenchRing {
     private static final VarHandle U16 = MethodHandles.byteBufferViewVarHandle(short[].class, ByteOrder.LITTLE_ENDIAN);
     private static final VarHandle U32 = MethodHandles.byteBufferViewVarHandle(int[].class, ByteOrder.LITTLE_ENDIAN);
+    private static final VarHandle U64 = MethodHandles.byteBufferViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
+
+    private static final int USED_BITS = PackedDescriptorLayout.F_AVAIL | PackedDescriptorLayout.F_USED;
 
     private final MockPackedQueue layout;
     private final int size;
@@ -33,20 +44,21 @@ final class PackedRingDriver implements BenchRing {
     private final int bufferBytes;
     private final int bufferStride;
     private final int writeFlag;
-    private final int[] free;
-    private int freeCount;
+    /** Ids, posted ones first from postedHead; {@link #slotOf} is the inverse. */
+    private final int[] ids;
+    private final int[] slotOf;
+    private int postedHead;
+    private int postedCount;
     private int availPos;
+    /** Bytes 8-15 of an available descriptor but the id: len, and flags for the current avail wrap. */
+    private long availWord;
     private boolean availWrap = true;
     private int usedPos;
     private boolean usedWrap = true;
     private boolean eventIdx;
     private boolean polling;
-    /** VIRTIO_F_IN_ORDER: a used descriptor may stand for every buffer posted up to its id ({@link #posted}). */
+    /** VIRTIO_F_IN_ORDER: a used descriptor stands for every buffer posted up to its id. */
     private boolean inOrder;
-    /** Ids in the order they were posted, oldest at postedHead. */
-    private final int[] posted;
-    private int postedHead;
-    private int postedTail;
 
     /** As {@link RingDriver#RingDriver}: {@code size} buffers of {@code bufferBytes} in the area's data part. */
     PackedRingDriver(GuestMemory memory, int size, long areaGpa, long areaSize, int bufferBytes, boolean deviceWritable) {
@@ -61,12 +73,18 @@ final class PackedRingDriver implements BenchRing {
             throw new IllegalArgumentException(size + " buffers of " + bufferBytes + " bytes do not fit the data area");
         }
         this.writeFlag = deviceWritable ? PackedDescriptorLayout.F_WRITE : 0;
-        this.free = new int[size];
-        this.posted = new int[size];
+        this.ids = new int[size];
+        this.slotOf = new int[size];
         for (int i = 0; i < size; i++) {
-            free[i] = size - 1 - i;
+            ids[i] = i;
+            slotOf[i] = i;
         }
-        this.freeCount = size;
+        this.availWord = word(true);
+    }
+
+    /** Len and flags (AVAIL/USED for {@code wrap}, WRITE if device-writable) at their places in bytes 8-15. */
+    private long word(boolean wrap) {
+        return Integer.toUnsignedLong(bufferBytes) | (long) (MockPackedQueue.availBits(wrap) | writeFlag) << 48;
     }
 
     @Override
@@ -82,80 +100,81 @@ final class PackedRingDriver implements BenchRing {
 
     @Override
     public PackedQueue deviceQueue(int index, long features, CallNotifier notifier) {
-        eventIdx = (features & org.jvhost.spi.VirtioFeatures.RING_EVENT_IDX) != 0;
-        inOrder = (features & org.jvhost.spi.VirtioFeatures.IN_ORDER) != 0;
+        eventIdx = (features & VirtioFeatures.RING_EVENT_IDX) != 0;
+        inOrder = (features & VirtioFeatures.IN_ORDER) != 0;
         return layout.deviceQueue(index, features, layout.vringBase(), notifier);
     }
 
     @Override
     public void post(int n) {
-        if (n > freeCount) {
-            throw new IllegalStateException("driver has " + freeCount + " free ids, asked to post " + n);
+        if (n > size - postedCount) {
+            throw new IllegalStateException("driver has " + (size - postedCount) + " free ids, asked to post "
+                    + n);
         }
-        int first = availPos;
-        int firstFlags = 0;
-        for (int k = 0; k < n; k++) {
-            int id = free[--freeCount];
-            posted[postedTail] = id;
-            if (++postedTail == size) {
-                postedTail = 0;
-            }
+        if (n == 0) {
+            return;
+        }
+        int first = availPos * PackedDescriptorLayout.SIZE;
+        long firstWord = 0;
+        int slot = postedHead + postedCount;
+        for (int k = 0; k < n; k++, slot++) {
+            int id = ids[slot < size ? slot : slot - size];
             int at = availPos * PackedDescriptorLayout.SIZE;
-            desc.putLong(at + PackedDescriptorLayout.ADDR, bufferGpa(id));
-            desc.putInt(at + PackedDescriptorLayout.LEN, bufferBytes);
-            desc.putShort(at + PackedDescriptorLayout.ID, (short) id);
-            int flags = MockPackedQueue.availBits(availWrap) | writeFlag;
+            long w = availWord | (long) id << 32;
+            U64.set(desc, at + PackedDescriptorLayout.ADDR, bufferGpa(id));
             if (k == 0) {
-                firstFlags = flags;
+                firstWord = w;
+                U32.set(desc, at + PackedDescriptorLayout.LEN, (int) w);
+                U16.set(desc, at + PackedDescriptorLayout.ID, (short) id);
             } else {
-                U16.setRelease(desc, at + PackedDescriptorLayout.FLAGS, (short) flags);
+                U64.set(desc, at + PackedDescriptorLayout.LEN, w); // len, id, flags: the first's flags publish it
             }
             if (++availPos == size) {
                 availPos = 0;
                 availWrap = !availWrap;
+                availWord = word(availWrap);
             }
         }
-        if (n > 0) {
-            // Release: the whole batch before its first flags, which the device polls.
-            U16.setRelease(desc, first * PackedDescriptorLayout.SIZE + PackedDescriptorLayout.FLAGS, (short) firstFlags);
-        }
+        postedCount += n;
+        // Release: the whole batch before its first flags, which the device polls (it reads the later
+        // entries only after it found that one available).
+        U16.setRelease(desc, first + PackedDescriptorLayout.FLAGS, (short) (firstWord >>> 48));
     }
 
     @Override
     public int reclaim(int expectedLen) {
         int n = 0;
-        while (true) {
+        while (postedCount > 0) {
             int at = usedPos * PackedDescriptorLayout.SIZE;
+            // Acquire: the device writes len and id, then (release) the flags; reading the flags first
+            // orders the read of len and id after it.
             int flags = Short.toUnsignedInt((short) U16.getAcquire(desc, at + PackedDescriptorLayout.FLAGS));
-            boolean avail = (flags & PackedDescriptorLayout.F_AVAIL) != 0;
-            boolean used = (flags & PackedDescriptorLayout.F_USED) != 0;
-            if (avail != usedWrap || used != usedWrap) {
-                break;
+            if ((flags & USED_BITS) != (usedWrap ? USED_BITS : 0)) {
+                break; // not used yet: AVAIL and USED both equal to the used wrap counter mark it used
             }
-            int id = Short.toUnsignedInt(desc.getShort(at + PackedDescriptorLayout.ID));
-            int len = desc.getInt(at + PackedDescriptorLayout.LEN);
-            if (len != expectedLen || id >= size) {
+            long w = (long) U64.get(desc, at + PackedDescriptorLayout.LEN);
+            int len = (int) w;
+            int id = (int) (w >>> 32) & 0xffff;
+            int from = id < size ? slotOf[id] - postedHead : -1;
+            int taken = from < 0 ? from + size + 1 : from + 1; // ids up to this one, oldest first
+            if (len != expectedLen || id >= size || taken > postedCount) {
                 throw new IllegalStateException("used descriptor at " + usedPos + ": id " + id + " len " + len
-                        + ", expected len " + expectedLen);
+                        + ", expected len " + expectedLen + " (or the id is not posted)");
             }
-            // in order, the descriptor stands for every buffer posted up to id (one ring entry each)
-            int got;
-            int taken = 0;
-            do {
-                got = posted[postedHead];
-                if (++postedHead == size) {
-                    postedHead = 0;
-                }
-                free[freeCount++] = inOrder ? got : id;
-                n++;
-                taken++;
-                if (++usedPos == size) {
-                    usedPos = 0;
-                    usedWrap = !usedWrap;
-                }
-            } while (inOrder && got != id && taken < size);
-            if (inOrder && got != id) {
-                throw new IllegalStateException("in-order used descriptor names id " + id + ", not among those posted");
+            if (!inOrder && taken > 1) {
+                swap(postedHead, slotOf[id]);
+                taken = 1;
+            }
+            postedHead += taken;
+            if (postedHead >= size) {
+                postedHead -= size;
+            }
+            postedCount -= taken;
+            n += taken;
+            usedPos += taken;
+            if (usedPos >= size) {
+                usedPos -= size;
+                usedWrap = !usedWrap;
             }
         }
         if (!polling) {
@@ -166,9 +185,19 @@ final class PackedRingDriver implements BenchRing {
         return n;
     }
 
+    /** Exchanges the ids at two slots of {@link #ids}. */
+    private void swap(int a, int b) {
+        int x = ids[a];
+        int y = ids[b];
+        ids[a] = y;
+        ids[b] = x;
+        slotOf[y] = a;
+        slotOf[x] = b;
+    }
+
     @Override
     public int freeCount() {
-        return freeCount;
+        return size - postedCount;
     }
 
     /** Driver event suppression DISABLE, written once: the device never signals. */

@@ -56,8 +56,11 @@ final class PackedChainReader {
     int read(SplitDescriptorChain c, ByteBuffer ring, int pos, boolean wrap, int firstFlags, GuestMemory mem) {
         memory = mem;
         segments.use(mem);
-        budget = size;
         c.reset(0);
+        if ((firstFlags & (F_NEXT | F_INDIRECT)) == 0) {
+            return single(c, ring, pos, firstFlags);
+        }
+        budget = size;
         int start = pos;
         for (int entries = 1; ; entries++) {
             if (entries > size) {
@@ -87,6 +90,23 @@ final class PackedChainReader {
                 wrap = !wrap;
             }
         }
+    }
+
+    /**
+     * A buffer of one ring descriptor, neither chained nor indirect (what Linux and DPDK post for a
+     * frame): addr, then len and id in one load, and the buffer's checks. The chain rules have
+     * nothing to check in it.
+     */
+    private int single(SplitDescriptorChain c, ByteBuffer ring, int pos, int flags) {
+        int at = pos * PackedDescriptorLayout.SIZE;
+        long addr = (long) U64.get(ring, at + PackedDescriptorLayout.ADDR);
+        long lenId = (long) U64.get(ring, at + PackedDescriptorLayout.LEN); // len, id (flags: taken as given)
+        int len = (int) lenId;
+        if (len != 0 && !addSegment(c, pos, -1, addr, len, (flags & F_WRITE) != 0)) {
+            return 0;
+        }
+        c.setHead((int) (lenId >>> 32) & 0xffff);
+        return 1;
     }
 
     /** One ring descriptor: a buffer, or an indirect table that is read whole. */

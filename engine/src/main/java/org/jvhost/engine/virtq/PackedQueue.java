@@ -42,6 +42,11 @@ public final class PackedQueue implements HostQueue {
     public static final int MAX_SIZE = 32768;
     /** Most used descriptors held back for {@link #publishUsed}: a longer batch is published in parts. */
     static final int MAX_SHADOW = 256;
+    /**
+     * Descriptors per 64-byte cache line. The spec asks only 16-byte alignment of the ring; Linux and
+     * DPDK allocate it page-aligned, so positions 4k to 4k+3 share a line.
+     */
+    private static final int LINE = 4;
 
     private static final VarHandle U16 = MethodHandles.byteBufferViewVarHandle(short[].class, ByteOrder.LITTLE_ENDIAN);
     private static final VarHandle U32 = MethodHandles.byteBufferViewVarHandle(int[].class, ByteOrder.LITTLE_ENDIAN);
@@ -85,8 +90,7 @@ public final class PackedQueue implements HostQueue {
      * below the ring size here (Linux and DPDK number them so; jvhost requires it to track them).
      */
     private final int[] outstanding;
-    /** Per pop, modulo size: the avail state before it (count << 16 | wrap << 15 | pos) and its id. */
-    private final int[] popState;
+    /** Per pop, modulo size: its buffer id ({@link #unpop} walks back over them, outstanding[id] long each). */
     private final int[] popId;
     private int pops;
     /** Chains popped and not yet returned, the most {@link #unpop} may put back. */
@@ -106,7 +110,12 @@ public final class PackedQueue implements HostQueue {
     private final long[] shadowWord;
     private int shadowCount;
 
-    /** Descriptors seen available beyond {@link #availPos}, from scan position {@link #scanPos}. */
+    /**
+     * Descriptors seen available from {@link #availPos} on (with an acquire load of their flags), and
+     * where the scan goes on. {@link #pop} takes a buffer whose first entry lies in this span without
+     * checking its flags again; when the span is empty it checks the rest of the 64-byte line of four
+     * descriptors at once ({@link #scan}), as DPDK's vhost checks a batch.
+     */
     private int scanAhead;
     private int scanPos;
     private boolean scanWrap;
@@ -163,7 +172,6 @@ public final class PackedQueue implements HostQueue {
         this.reader = new PackedChainReader(this, size, VirtioFeatures.has(features, VirtioFeatures.RING_INDIRECT_DESC));
         this.notifier = notifier == null ? CallNotifier.NONE : notifier;
         this.outstanding = new int[size];
-        this.popState = new int[size];
         this.popId = new int[size];
         this.shadowAt = new int[Math.min(size, MAX_SHADOW)];
         this.shadowWord = new long[shadowAt.length];
@@ -339,14 +347,16 @@ public final class PackedQueue implements HostQueue {
         if (brokenReason != null) {
             return false;
         }
-        // Acquire: the driver writes a buffer's descriptors, then (release) the head's flags. Loading the
-        // flags with acquire orders our reads of addr, len, id and the chain's other entries after it;
-        // a plain load could let us read a descriptor the driver has not finished writing. The reader
-        // takes these flags rather than loading them again (plain, and possibly rewritten by then).
-        int flags = flagsAt(availPos);
-        if (!PackedDescriptorLayout.isAvailable(flags, availWrap)) {
+        if (scanAhead == 0 && scan(LINE - (availPos & (LINE - 1))) == 0) {
             return false;
         }
+        // Acquire happened in scan (here or in availIndex): the driver writes a buffer's descriptors,
+        // then (release) the head's flags, and scan loaded those flags with acquire, which orders our
+        // reads of addr, len, id and the chain's other entries after it. This plain load reads the same flags again: the driver
+        // does not touch an available descriptor before we return it. The reader takes these flags
+        // rather than loading them a third time.
+        int flags = Short.toUnsignedInt(desc.getShort(availPos * PackedDescriptorLayout.SIZE
+                + PackedDescriptorLayout.FLAGS));
         int descriptors = reader.read(c, desc, availPos, availWrap, flags, memory);
         if (descriptors == 0) {
             return false;
@@ -359,7 +369,6 @@ public final class PackedQueue implements HostQueue {
             return fail(String.format("buffer at ring position %d reuses id %d, which is still outstanding",
                     availPos, id));
         }
-        popState[pops] = availCount << 16 | (availWrap ? 0x8000 : 0) | availPos;
         popId[pops] = id;
         if (++pops == size) { // a compare, not a division: the ring size need not be a power of two
             pops = 0;
@@ -381,6 +390,30 @@ public final class PackedQueue implements HostQueue {
         if (scanAhead <= 0) {
             resetScan();
         }
+    }
+
+    /**
+     * Goes on checking descriptors for availability from {@link #scanPos}, at most {@code limit} of
+     * them, stopping at the first one not available; the span {@link #scanAhead} grows by those found.
+     *
+     * @return the span's length after the scan
+     */
+    private int scan(int limit) {
+        int ahead = scanAhead;
+        int pos = scanPos;
+        boolean wrap = scanWrap;
+        int end = Math.min(size, ahead + limit);
+        while (ahead < end && PackedDescriptorLayout.isAvailable(flagsAt(pos), wrap)) {
+            ahead++;
+            if (++pos == size) {
+                pos = 0;
+                wrap = !wrap;
+            }
+        }
+        scanAhead = ahead;
+        scanPos = pos;
+        scanWrap = wrap;
+        return ahead;
     }
 
     private void resetScan() {
@@ -408,14 +441,20 @@ public final class PackedQueue implements HostQueue {
         if (count == 0) {
             return;
         }
-        for (int k = 1; k <= count; k++) {
-            outstanding[popId[Math.floorMod(pops - k, size)]] = 0;
+        for (int k = 0; k < count; k++) { // newest first, each back over the ring entries it took
+            if (--pops < 0) {
+                pops = size - 1;
+            }
+            int id = popId[pops];
+            int descriptors = outstanding[id];
+            outstanding[id] = 0;
+            availPos -= descriptors;
+            if (availPos < 0) {
+                availPos += size;
+                availWrap = !availWrap;
+            }
+            availCount = (availCount - descriptors) & 0xffff;
         }
-        pops = Math.floorMod(pops - count, size);
-        int state = popState[pops];
-        availCount = state >>> 16;
-        availWrap = (state & 0x8000) != 0;
-        availPos = state & 0x7fff;
         inFlight -= count;
         resetScan();
     }
@@ -447,20 +486,31 @@ public final class PackedQueue implements HostQueue {
      * Queues the used descriptor of outstanding buffer {@code id} for {@link #publishUsed} at the used
      * position and moves past the ring descriptors the buffer took. A batch longer than
      * {@link #MAX_SHADOW} is published in parts.
+     *
+     * <p>With IN_ORDER, a buffer with nothing written that follows one with nothing written joins its
+     * used descriptor instead: that descriptor, at the run's first position, takes this buffer's id,
+     * and the driver skips the run's entries (virtio 1.2, 2.8 "In-order use of descriptors"). The used
+     * position moves past this buffer's entries either way.
      */
     private void addShadow(int id, int writtenBytes) {
         int descriptors = outstanding[id];
         outstanding[id] = 0;
-        shadowAt[shadowCount] = usedPos * PackedDescriptorLayout.SIZE;
-        shadowWord[shadowCount] = Integer.toUnsignedLong(writtenBytes) | (long) id << 32
-                | (long) PackedDescriptorLayout.usedFlags(usedWrap) << 48;
+        int last = shadowCount - 1;
+        if (inOrder && writtenBytes == 0 && last >= 0 && (int) shadowWord[last] == 0) {
+            shadowWord[last] = shadowWord[last] & ~(0xffffL << 32) | (long) id << 32;
+        } else {
+            shadowAt[shadowCount] = usedPos * PackedDescriptorLayout.SIZE;
+            shadowWord[shadowCount] = Integer.toUnsignedLong(writtenBytes) | (long) id << 32
+                    | (long) PackedDescriptorLayout.usedFlags(usedWrap) << 48;
+            shadowCount++;
+        }
         usedPos += descriptors;
         if (usedPos >= size) {
             usedPos -= size;
             usedWrap = !usedWrap;
         }
         usedCount = (usedCount + descriptors) & 0xffff;
-        if (++shadowCount == shadowAt.length) {
+        if (shadowCount == shadowAt.length) {
             publishUsed();
         }
     }
@@ -511,17 +561,13 @@ public final class PackedQueue implements HostQueue {
             // len and id, then its flags with release: every store of the batch becomes visible before
             // the first entry's flags, which is what the driver polls (it reads used descriptors in ring
             // order, so it reads the others only after that one). A plain store could let the driver see
-            // the first entry used while its id or len, or a later entry, are stale. With IN_ORDER a run
-            // of buffers with nothing written is one used descriptor at the run's first position with the
-            // run's last id (virtio 1.2, 2.8 "In-order use of descriptors"); the driver skips the rest.
-            int firstEnd = inOrder ? UsedRuns.end(shadowWord, 0, n) : 0;
-            for (int i = firstEnd + 1; i < n; ) {
-                int last = inOrder ? UsedRuns.end(shadowWord, i, n) : i;
-                U64.set(desc, shadowAt[i] + PackedDescriptorLayout.LEN, UsedRuns.withIdOf(shadowWord[i], shadowWord[last]));
-                i = last + 1;
+            // the first entry used while its id or len, or a later entry, are stale. (With IN_ORDER an
+            // entry may stand for a run of buffers: addShadow.)
+            for (int i = 1; i < n; i++) {
+                U64.set(desc, shadowAt[i] + PackedDescriptorLayout.LEN, shadowWord[i]);
             }
             int at = shadowAt[0];
-            long first = UsedRuns.withIdOf(shadowWord[0], shadowWord[firstEnd]);
+            long first = shadowWord[0];
             U32.set(desc, at + PackedDescriptorLayout.LEN, (int) first);
             U16.set(desc, at + PackedDescriptorLayout.ID, (short) (first >>> 32));
             U16.setRelease(desc, at + PackedDescriptorLayout.FLAGS, (short) (first >>> 48));
@@ -651,13 +697,7 @@ public final class PackedQueue implements HostQueue {
         if (brokenReason != null) {
             return availCount;
         }
-        while (scanAhead < size && PackedDescriptorLayout.isAvailable(flagsAt(scanPos), scanWrap)) {
-            scanAhead++;
-            if (++scanPos == size) {
-                scanPos = 0;
-                scanWrap = !scanWrap;
-            }
-        }
+        scan(size);
         if (mayFault) {
             LinuxSys.raisePendingFault();
         }

@@ -2,9 +2,10 @@ package org.jvhost.engine.virtq;
 
 /**
  * Runs of held-back used entries that one entry may stand for under VIRTIO_F_IN_ORDER (virtio 1.2, "In-order
- * use of descriptors", split and packed rings): consecutive buffers the device wrote nothing into. Their
- * used lengths are all 0, so the run's last id tells the driver everything the others would have.
- * Entries with bytes written keep one used entry each, since the driver needs each length.
+ * use of descriptors"): consecutive buffers the device wrote nothing into. Their used lengths are all 0,
+ * so the run's last id tells the driver everything the others would have. Entries with bytes written
+ * keep one used entry each, since the driver needs each length. For split rings, found at publish;
+ * {@link PackedQueue} joins a run as each buffer is added instead.
  */
 final class UsedRuns {
     private UsedRuns() {
@@ -19,21 +20,5 @@ final class UsedRuns {
             i++;
         }
         return i;
-    }
-
-    /** As {@link #end(int[], int, int)} over packed used words (bytes 8-15 of a descriptor: len in bits 0-31). */
-    static int end(long[] words, int i, int n) {
-        if ((int) words[i] != 0) {
-            return i;
-        }
-        while (i + 1 < n && (int) words[i + 1] == 0) {
-            i++;
-        }
-        return i;
-    }
-
-    /** A packed used word: {@code word}'s len and flags, {@code last}'s buffer id (bits 32-47). */
-    static long withIdOf(long word, long last) {
-        return word & ~(0xffffL << 32) | last & (0xffffL << 32);
     }
 }

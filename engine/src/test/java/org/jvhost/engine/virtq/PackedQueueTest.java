@@ -249,6 +249,39 @@ class PackedQueueTest {
         assertEquals(first, c.head(), "the same id may be popped again after unpop");
     }
 
+    /** Unpop walks back over the chains' ring entries, across the ring's end: the avail wrap counter flips back. */
+    @Test
+    void unpopAcrossTheWrapRestoresTheWrapCounter() {
+        PackedQueue q = driver.deviceQueue(FEATURES, calls);
+        DescriptorChain c = q.newChain();
+        for (int i = 0; i < SIZE - 2; i++) {
+            driver.addChain(new byte[][] {bytes("a")}, new int[0]);
+            assertTrue(q.pop(c));
+            q.addUsed(c, 0);
+        }
+        q.publishUsed();
+        for (int i = 0; i < SIZE - 2; i++) {
+            assertNotNull(driver.pollUsed());
+        }
+        int sixth = driver.addChain(new byte[][] {bytes("b")}, new int[0]);       // position 6
+        driver.addChain(new byte[][] {bytes("c"), bytes("d")}, new int[0]);       // positions 7 and 0
+        driver.addChain(new byte[][] {bytes("e")}, new int[0]);                   // position 1, next lap
+        assertTrue(q.pop(c));
+        assertTrue(q.pop(c));
+        assertTrue(q.pop(c));
+        assertEquals(2, q.vringBase() & 0xffff, "avail at 2 on the next lap: wrap counter 0");
+        q.unpop(2);
+        assertEquals(SIZE - 1, q.nextAvail(), "back at position 7");
+        assertEquals(0x8000 | (SIZE - 1), q.vringBase() & 0xffff, "position 7 with the first lap's wrap counter");
+        q.unpop(1);
+        assertTrue(q.pop(c));
+        assertEquals(sixth, c.head(), "the same buffer again after unpop");
+        assertTrue(q.pop(c));
+        assertTrue(q.pop(c));
+        assertFalse(q.pop(c));
+        assertFalse(q.isBroken());
+    }
+
     @Test
     void driverEventSuppressionDecidesCalls() {
         PackedQueue q = driver.deviceQueue(FEATURES, calls);

@@ -118,7 +118,9 @@ class TwoPhaseHandoverTest {
         newDevice.await("restore 1");
         assertFalse(newDevice.events.contains("start 1"), "the new ring started before the acknowledgement");
         t.acknowledge();
-        newHost.startAdopted();
+        newHost.startAdopted().get(5, TimeUnit.SECONDS);
+        assertFalse(handedOver.isDone(), "the old host left before the new one closed the link (its rings run)");
+        t.close();
         assertTrue(handedOver.get(5, TimeUnit.SECONDS) == ProcessHandle.current().pid(), "the old host was told");
         newDevice.await("start 1");
 

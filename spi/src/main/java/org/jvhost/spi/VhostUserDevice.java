@@ -167,6 +167,20 @@ public interface VhostUserDevice {
     Virtqueue stopQueue(int queueIndex);
 
     /**
+     * Gives a started queue back to the host for a hot upgrade's handover, as {@link #stopQueue} does, but
+     * the queue goes on where it stopped: in the next jvhost process, which takes this device's {@link
+     * #saveState() state}, or in this one ({@link #startQueue} again) if the upgrade is abandoned. So the
+     * device leaves what backs the queue outside the process as it is: a net device keeps its TAP queue
+     * attached, which the kernel would otherwise purge of the frames it holds. Runs on the group's worker.
+     * The default stops the queue as {@link #stopQueue} does.
+     *
+     * @since SPI 1.7
+     */
+    default Virtqueue pauseQueue(int queueIndex) {
+        return stopQueue(queueIndex);
+    }
+
+    /**
      * Back to the state of a freshly created device: no queues (all were stopped before this call), no
      * acknowledged features. Called on RESET_OWNER, RESET_DEVICE, and when a front-end disconnects.
      */

@@ -257,6 +257,24 @@ public final class NetDevice implements VhostUserDevice, AutoCloseable {
         return queue;
     }
 
+    /**
+     * A hot upgrade's pause: as {@link #stopQueue}, but an RX queue's TAP queue stays attached. Detached,
+     * the kernel would purge the frames it holds (tun.c) and steer new ones to the other queues; attached,
+     * they wait in the TAP queue for whoever starts the RX queue next (the successor, whose state says it
+     * is attached, or this process if the upgrade is abandoned).
+     */
+    @Override
+    public Virtqueue pauseQueue(int queueIndex) {
+        if (isControl(queueIndex) || !VirtioNet.isRxQueue(queueIndex)) {
+            return stopQueue(queueIndex);
+        }
+        Virtqueue queue = pair(queueIndex).detachRx();
+        steering.pauseRx(queueIndex / 2);
+        LOG.debug("{}: queue {} paused for a hot upgrade (TAP queue {} stays attached)", name, queueIndex,
+                queueIndex / 2);
+        return queue;
+    }
+
     /** Queues are all stopped already; the negotiated features go and the TAP's receive offloads with them. */
     @Override
     public void reset() {

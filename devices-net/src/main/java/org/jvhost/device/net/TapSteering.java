@@ -48,6 +48,14 @@ final class TapSteering {
         steer();
     }
 
+    /**
+     * Pair n's RX queue paused for a hot upgrade: it no longer runs, but its TAP queue stays as it is until
+     * the next steer (the restart, here or in the successor), so the frames it holds are kept.
+     */
+    synchronized void pauseRx(int pair) {
+        rxRunning[pair] = false;
+    }
+
     /** VQ_PAIRS_SET, on the control queue's worker. */
     synchronized boolean enablePairs(int count) {
         driverPairs = count;

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.lang.management.ManagementFactory;
@@ -543,6 +544,37 @@ class NetDeviceTest {
         device.stopQueue(2);
         assertFalse(tap.attached[1], "stopping RX detaches its TAP queue again");
         assertTrue(context.watches.stream().filter(w -> w.fd == tap.fd(1)).allMatch(w -> w.closed));
+    }
+
+    /**
+     * A hot upgrade pauses the queues (pauseQueue) instead of stopping them: pair 1's TAP queue stays
+     * attached, so what it holds is not purged (tun.c purges a detached queue), the state says it is
+     * attached, and whoever starts the RX queue next reads the frame that came during the pause.
+     */
+    @Test
+    void aPauseForAHotUpgradeKeepsTheTapQueueAttachedAndItsFrames() {
+        NetDevice device = device(2, ALL_OFFLOADS);
+        Pair[] pairs = start(device, MODERN | VirtioNet.F_MQ, 2);
+        assertTrue(tap.attached[1]);
+
+        assertSame(pairs[1].tx, device.pauseQueue(3));
+        assertSame(pairs[1].rx, device.pauseQueue(2));
+        tap.send(1, concat(header(0), frame(80, 1))); // arrives while paused
+        assertTrue(tap.attached[1], "a paused RX queue's TAP queue stays attached");
+        assertArrayEquals(new boolean[] {true, true}, NetState.read(device.saveState()).device().attached(),
+                "the successor is told the TAP queue is attached");
+
+        device.startQueue(2, pairs[1].rx); // the upgrade abandoned: this process serves on
+        device.startQueue(3, pairs[1].tx);
+        pairs[1].rxDriver.addChain(new byte[0][], new int[] {2048});
+        assertTrue(fire(1));
+        assertEquals(92, pairs[1].rxDriver.pollUsed().len(), "the frame that came during the pause is delivered");
+
+        device.pauseQueue(0); // pair 0's queues, and a TX queue, pause as they stop
+        assertSame(pairs[0].tx, device.pauseQueue(1));
+        assertTrue(tap.attached[0]);
+        device.stopQueue(2);
+        assertFalse(tap.attached[1], "a stop (not a pause) still detaches");
     }
 
     @Test

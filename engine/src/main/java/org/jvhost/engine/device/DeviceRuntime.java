@@ -252,14 +252,21 @@ public final class DeviceRuntime {
         }
     }
 
-    /** Takes a queue back from the device. Worker only. */
-    public void stopQueue(int queueIndex) {
+    /**
+     * Takes a queue back from the device: for a hot upgrade's handover ({@link VhostUserDevice#pauseQueue})
+     * if {@code pause}. Worker only.
+     */
+    public void stopQueue(int queueIndex, boolean pause) {
         queueStats[queueIndex].setActive(false);
         try {
-            device.stopQueue(queueIndex);
+            if (pause) {
+                device.pauseQueue(queueIndex);
+            } else {
+                device.stopQueue(queueIndex);
+            }
             raisePendingFault();
         } catch (Throwable t) {
-            fail("stopQueue", queueIndex, t);
+            fail(pause ? "pauseQueue" : "stopQueue", queueIndex, t);
         }
     }
 

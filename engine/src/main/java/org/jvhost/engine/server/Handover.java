@@ -25,7 +25,8 @@ import org.slf4j.LoggerFactory;
  * (nothing more is accepted or read; the rings run on) and sends the listening sockets, connections, the
  * {@code services}' sockets and, for each device that saved its resources, the connection's set-up; the
  * successor creates its devices meanwhile. On its READY the rings pause, and only where they stand and
- * each device's state follow. Then it waits for the ACK: {@code handedOver} runs, and the caller must
+ * each device's state follow. Then it waits for the ACK (and then, briefly, for the successor's rings to
+ * run: it closes the link): {@code handedOver} runs, and the caller must
  * exit 0 at once without closing anything (no socket file removed, no socket shut down: the kernel drops
  * this process's copies). If the successor refuses, dies or does not answer within {@link #ACK_MS} (each
  * phase), every device resumes where it stopped and this process serves on; no front-end notices either way.
@@ -40,6 +41,8 @@ public final class Handover implements AutoCloseable {
     static final long BUSY_MS = 2_000;
     /** How long the successor may take to create every device and acknowledge (1,000 devices take a few s). */
     static final long ACK_MS = 60_000;
+    /** How long this process stays, after the ACK, for the successor's rings to run ({@link #awaitSuccessorRunning}). */
+    static final long RUNNING_MS = 2_000;
 
     /**
      * What one device hands over in the first phase, made on its loop once it is frozen (its rings run).
@@ -171,6 +174,7 @@ public final class Handover implements AutoCloseable {
         }
         long ready;
         long paused;
+        long sent;
         List<Outgoing> out;
         try {
             sendFirstPhase(link, frozen);
@@ -184,6 +188,7 @@ public final class Handover implements AutoCloseable {
                 sendSecondPhase(link, o);
             }
             link.send(HandoverLayout.END, HandoverLayout.ints(out.size()));
+            sent = System.nanoTime();
             expect(link, HandoverLayout.ACK);
         } catch (IOException | RuntimeException e) {
             host.resumeAll();
@@ -191,10 +196,28 @@ public final class Handover implements AutoCloseable {
                     frozen.size());
             return false;
         }
-        LOG.info("handed {} device(s) over to pid {}: it was ready after {} ms, the rings paused in {} ms, "
-                + "acknowledged {} ms after the pause; exiting", frozen.size(), pid, (ready - start) / 1_000_000L,
-                (paused - ready) / 1_000_000L, (System.nanoTime() - paused) / 1_000_000L);
+        long acked = System.nanoTime();
+        awaitSuccessorRunning(link);
+        LOG.info("handed {} device(s) over to pid {}: it was ready after {} ms, the rings paused in {} ms, the "
+                + "second phase was sent {} ms after the pause and acknowledged {} ms after that; its rings ran {} ms "
+                + "later; exiting", frozen.size(), pid, (ready - start) / 1_000_000L, (paused - ready) / 1_000_000L,
+                (sent - paused) / 1_000_000L, (acked - sent) / 1_000_000L, (System.nanoTime() - acked) / 1_000_000L);
         return true;
+    }
+
+    /**
+     * After the ACK, waits (at most {@link #RUNNING_MS}) until the successor closes the link, which it does
+     * once its rings run again. Why: this process's exit is work for the kernel (every mapping and fd of a
+     * JVM and of each connection: 17-32 ms for one device, measured), on the CPU the successor restarts the
+     * rings on; exiting after their restart keeps that out of the traffic gap. This process serves nothing
+     * meanwhile: its connections stay frozen and its rings paused.
+     */
+    private static void awaitSuccessorRunning(RecordLink link) {
+        try {
+            link.receive(System.nanoTime() + RUNNING_MS * 1_000_000L).closeFds(); // nothing more is sent: EOF
+        } catch (IOException e) {
+            // EOF: the successor runs (or died after its ACK); a timeout: it is slow. Exit either way.
+        }
     }
 
     private static void expect(RecordLink link, int type) throws IOException {

@@ -27,6 +27,7 @@ import org.jvhost.engine.transport.RecordLink;
  *               ...
  *               END      | devices |
  *  new -&gt; old  ACK      | pid |          or   REFUSE | reason |
+ *  new closes the link once its rings run (old exits then, or 2 s after the ACK at the latest)
  *  old -&gt; new  REFUSE   | reason |       (instead of DEVICE..PREPARED: the old one cannot freeze)
  * </pre>
  *

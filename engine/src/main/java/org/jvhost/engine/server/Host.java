@@ -238,7 +238,7 @@ public final class Host implements AutoCloseable {
 
     /**
      * The successor's side, once every device is created: rehearses a takeover while the previous process
-     * still serves ({@link Rehearsal}), waits for the second phase of the handover (the previous process
+     * still serves ({@link Rehearsal}), collects the garbage of the first phase, waits for the second phase of the handover (the previous process
      * pauses its rings: {@link Takeover#proceed}) and gives each device taken over early its state.
      *
      * @throws IOException if the second phase does not come, or a device refuses its state
@@ -255,6 +255,7 @@ public final class Host implements AutoCloseable {
         }
         if (t.ringsRunElsewhere()) {
             Rehearsal.run(loops[0], pool, memoryBudget, DeviceRuntime.WORKER_TIMEOUT_MS);
+            t.collectedMs = Rehearsal.collectGarbage();
             t.compilerQuietAfterMs = Rehearsal.awaitCompilerQuiet(Rehearsal.QUIET_MAX_MS);
         }
         t.proceed();

@@ -110,6 +110,18 @@ final class Rehearsal {
         return (System.nanoTime() - t0) / 1_000_000L;
     }
 
+    /**
+     * Collects the garbage of the first phase (taking over 1,000 devices fills a young generation of
+     * ~100 MB), so that the next collection does not fall into the pause: one did, for 124 ms of the
+     * 1,000-device gap (the JVM of a jvhost pinned to one CPU collects with the serial collector, which
+     * stops every thread). Returns the time it took in ms.
+     */
+    static long collectGarbage() {
+        long t0 = System.nanoTime();
+        System.gc();
+        return (System.nanoTime() - t0) / 1_000_000L;
+    }
+
     /** The JIT compiler's total time so far in ms, or -1 if the JVM does not report it. */
     static long compilerMs() {
         java.lang.management.CompilationMXBean jit = java.lang.management.ManagementFactory.getCompilationMXBean();

@@ -36,6 +36,8 @@ public final class Takeover implements AutoCloseable {
     private boolean acknowledged;
     /** How long the JIT compiler took to go quiet after the rehearsal (ms; {@link Rehearsal#awaitCompilerQuiet}). */
     volatile long compilerQuietAfterMs;
+    /** How long the collection before the pause took (ms; {@link Rehearsal#collectGarbage}). */
+    volatile long collectedMs;
     /** Whether the second phase has come (READY sent, END received). */
     private boolean proceeded;
 
@@ -99,17 +101,20 @@ public final class Takeover implements AutoCloseable {
         }
         proceeded = true;
         long compiled = Rehearsal.compilerMs();
+        long t0 = System.nanoTime();
         link.send(HandoverLayout.READY, HandoverLayout.ints((int) ProcessHandle.current().pid()));
-        readSecondPhase(System.nanoTime() + PHASE_MS * 1_000_000L);
+        long first = readSecondPhase(t0 + PHASE_MS * 1_000_000L);
         for (IncomingDevice in : all.values()) {
             if (!in.twoPhase) { // created from now on: the early requests go first in the replay
                 in.replay.addAll(0, in.setup);
                 in.setup.clear();
             }
         }
-        LOG.info("the previous jvhost (pid {}) paused its rings (the JIT compiler was quiet {} ms after the rehearsal, "
-                + "and compiled for {} ms during the pause)", predecessorPid, compilerQuietAfterMs,
-                Rehearsal.compilerMs() - compiled);
+        long end = System.nanoTime();
+        LOG.info("the previous jvhost (pid {}) paused its rings: its first record came {} ms after READY, its END {} ms "
+                + "after that (before READY: a collection of {} ms, the JIT compiler quiet {} ms later; it compiled "
+                + "for {} ms since)", predecessorPid, (first - t0) / 1_000_000L, (end - first) / 1_000_000L, collectedMs,
+                compilerQuietAfterMs, Rehearsal.compilerMs() - compiled);
     }
 
     private void readFirstPhase(long deadline) throws IOException {
@@ -135,17 +140,20 @@ public final class Takeover implements AutoCloseable {
         }
     }
 
-    private void readSecondPhase(long deadline) throws IOException {
+    /** Reads RINGS..END; returns when the first record came ({@link System#nanoTime()}). */
+    private long readSecondPhase(long deadline) throws IOException {
         IncomingDevice current = null;
+        long first = 0;
         while (true) {
             RecordLink.Record r = link.receive(deadline);
+            first = first == 0 ? System.nanoTime() : first;
             try {
                 switch (r.type()) {
                     case HandoverLayout.RINGS -> current = rings(r);
                     case HandoverLayout.STATE -> current(current).state = state(r);
                     case HandoverLayout.REQUEST -> current(current).replay.add(request(current, r));
                     case HandoverLayout.END -> {
-                        return;
+                        return first;
                     }
                     case HandoverLayout.REFUSE -> throw new IOException("the running jvhost gave up the takeover: "
                             + HandoverLayout.readString(r.body()));

@@ -210,28 +210,29 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
      * queue. Idempotent. Worker only.
      */
     void takeBack() {
-        release();
+        release(false);
         discard();
     }
 
     /**
      * Stops the ring: the device gives the queue back and kicks are no longer watched. Pending buffers
-     * stay, whatever the queue: they are the ring's state that GET_VRING_BASE reports. Worker only.
+     * stay, whatever the queue: they are the ring's state that GET_VRING_BASE reports. {@code pause}: for
+     * a hot upgrade's handover ({@link org.jvhost.spi.VhostUserDevice#pauseQueue}). Worker only.
      */
-    void stop() {
+    void stop(boolean pause) {
         stopped = true;
-        release();
+        release(pause);
         worker.unwatch(kickToken);
     }
 
     /** The device gives the queue back if it holds it; the ring leaves the ready list and polled set. */
-    private void release() {
+    private void release(boolean pause) {
         leaveReady();
         leavePolling();
         if (handed) {
             handed = false;
             queue.setEnabled(false);
-            runtime.stopQueue(index);
+            runtime.stopQueue(index, pause);
         }
     }
 

@@ -44,7 +44,7 @@ final class RingStops {
             for (int i = 0; i < stopping.length; i++) {
                 Ring ring = stopping[i];
                 int k = i;
-                ring.stop();
+                ring.stop(pause);
                 ring.whenQuiet("stop", () -> {
                     try {
                         ring.queue.closeDeferred();

@@ -126,6 +126,14 @@ final class RecordingDevice implements VhostUserDevice {
     }
 
     @Override
+    public Virtqueue pauseQueue(int queueIndex) {
+        events.add("pause " + queueIndex);
+        Virtqueue q = queues[queueIndex];
+        queues[queueIndex] = null;
+        return q;
+    }
+
+    @Override
     public void reset() {
         events.add("reset");
     }

@@ -145,7 +145,7 @@ class RingPollingTest {
     @AfterEach
     void stop() throws Exception {
         if (ring != null) {
-            onWorker(ring::stop);
+            onWorker(() -> ring.stop(false));
         }
         if (pool != null) {
             pool.close();

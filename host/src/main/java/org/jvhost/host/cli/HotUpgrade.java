@@ -90,7 +90,7 @@ final class HotUpgrade {
         takeover.acknowledge();
         awaitRunning(host.startAdopted());
         long pid = takeover.predecessorPid();
-        takeover.close();
+        takeover.close(); // the predecessor exits now, its teardown no longer competing with the rings' restart
         Thread t = new Thread(() -> {
             try {
                 ProcessHandle.of(pid).ifPresent(p -> {

@@ -127,7 +127,13 @@ public final class ControlServer implements AutoCloseable {
     private void loop() {
         try {
             while (!closed) {
-                selector.select(acceptPausedUntil == 0 ? 0 : pauseLeftMillis());
+                // junixsocket's select(0) polls without blocking (not the JDK's "wait for ever"): it spun this
+                // thread at a CPU's worth for the whole life of every jvhost; select() blocks
+                if (acceptPausedUntil == 0) {
+                    selector.select();
+                } else {
+                    selector.select(pauseLeftMillis());
+                }
                 resumeAccepting();
                 for (SelectionKey key : selector.selectedKeys()) {
                     if (!key.isValid()) {

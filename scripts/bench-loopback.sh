@@ -14,7 +14,9 @@
 # jvhost's worker threads on CPU 1, its other threads on the front-end's CPU 0: an experiment, not a
 # fair comparison. --fe-cycles: testpmd's record-core-cycles on the front-end, its busy cycles per frame
 # printed with each run.)
-# Prints one line per run, then per size the medians and the jvhost/dpdk ratio. Needs root for DPDK.
+# Prints one line per run (with the steal time of both CPUs and the back-end's run-queue wait during the
+# interval: a round slowed by the hypervisor or by another task of this VM says so), then per size the
+# medians and the jvhost/dpdk ratio. Needs root for DPDK.
 # JVHOST_JAVA_OPTS (environment): extra JVM options for jvhost, e.g. a profiler agent; JVHOST_SERVE_OPTS:
 # extra `serve` options, e.g. --poll-us 1000; BENCH_NICE: the nice value of all peers (scripts/lib/testpmd.sh).
 set -euo pipefail
@@ -70,6 +72,20 @@ in_order_of() {
   if [[ -z $hex ]]; then echo in-order-unknown; elif (( (0x$hex >> 35) & 1 )); then echo in-order; else echo not-in-order; fi
 }
 
+# cpu_times: "total0 steal0 total1 steal1", jiffies of CPUs 0 and 1 from /proc/stat (steal: time the
+# hypervisor ran something else on the vCPU). steal_since BEFORE: "steal cpu0 x% cpu1 y%" since then.
+cpu_times() { awk '$1 == "cpu0" || $1 == "cpu1" { t = 0; for (i = 2; i <= 9; i++) t += $i; printf "%d %d ", t, $9 }' /proc/stat; }
+steal_since() {
+  local now
+  now=$(cpu_times)
+  awk -v a="$1" -v b="$now" 'BEGIN { split(a, x); split(b, y)
+    printf "steal cpu0 %.1f%% cpu1 %.1f%%", 100 * (y[2] - x[2]) / (y[1] - x[1] + 1e-9), 100 * (y[4] - x[4]) / (y[3] - x[3] + 1e-9) }'
+}
+
+# rq_wait PID: ms the threads of process PID spent runnable but not running (another task of this VM
+# had the CPU), summed over its threads, from /proc/PID/task/*/schedstat.
+rq_wait() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ w += $2 } END { printf "%d", w / 1e6 }'; }
+
 run_once() {  # run_once BACKEND SIZE -> appends "BACKEND SIZE MPPS" to $results
   local name=$1 size=$2 dir sock be_log fe_log
   dir=$(mktemp -d "$work/run.XXXX"); sock=$dir/vhost.sock be_log=$dir/backend.log fe_log=$dir/testpmd.log
@@ -79,7 +95,10 @@ run_once() {  # run_once BACKEND SIZE -> appends "BACKEND SIZE MPPS" to $results
   if [[ $fe_cycles -eq 1 ]]; then fe_cmd "set record-core-cycles on"; fi
   fe_traffic "$size" start tx_first 4
   if [[ $fe_cycles -eq 1 ]]; then fe_cmd "clear fwd stats all"; fi
+  local cpu0 steal wait0
+  cpu0=$(cpu_times); wait0=$(rq_wait "$be_pid")
   measure fe_stats "$fe_log"
+  steal="$(steal_since "$cpu0"), back-end waited $(( $(rq_wait "$be_pid") - wait0 )) ms for a CPU"
   local cycles=""
   if [[ $fe_cycles -eq 1 ]]; then cycles="  front-end $(fe_cycles_per_packet "$fe_log") cycles/frame"; fi
   stop_peers "$name"
@@ -89,7 +108,7 @@ run_once() {  # run_once BACKEND SIZE -> appends "BACKEND SIZE MPPS" to $results
   local rx tx
   rx=$(mpps "$rx0" "$rx1" "$t0" "$t1")
   tx=$(mpps "$tx0" "$tx1" "$t0" "$t1")
-  printf '%-7s %5s B  round %d  rx %7s Mpps  tx %7s Mpps  %s%s\n' "$name" "$size" "$round" "$rx" "$tx" "$order" "$cycles"
+  printf '%-7s %5s B  round %d  rx %7s Mpps  tx %7s Mpps  %s  %s%s\n' "$name" "$size" "$round" "$rx" "$tx" "$order" "$steal" "$cycles"
   echo "$name $size $rx" >> "$results"
 }
 

@@ -58,8 +58,7 @@ public final class LoopbackDevice implements VhostUserDevice {
         final FrameReflector reflector = new FrameReflector();
         Virtqueue rx;
         Virtqueue tx;
-        /** A batch of TX chains, popped before any is reflected. */
-        DescriptorChain[] txChains;
+        DescriptorChain txChain;
     }
 
     public LoopbackDevice(String name, LoopbackConfig config) {
@@ -146,10 +145,7 @@ public final class LoopbackDevice implements VhostUserDevice {
             pair.reflector.attachRx(queue);
         } else {
             pair.tx = queue;
-            pair.txChains = new DescriptorChain[BATCH];
-            for (int i = 0; i < BATCH; i++) {
-                pair.txChains[i] = queue.newChain();
-            }
+            pair.txChain = queue.newChain();
         }
         LOG.debug("{}: queue {} started (size {})", name, queueIndex, queue.size());
     }
@@ -167,9 +163,8 @@ public final class LoopbackDevice implements VhostUserDevice {
     }
 
     /**
-     * The Virtqueue processing loop: a batch of TX chains is popped, its frames reflected (in phases,
-     * {@link FrameReflector#reflect(DescriptorChain[], int)}), then every TX chain goes back with 0 bytes
-     * written, whatever became of its frame. RX and TX are published every {@link #BATCH} frames, so the receiver works on frames
+     * The Virtqueue processing loop: every TX chain goes back with 0 bytes written, whatever became of
+     * its frame. RX and TX are published every {@link #BATCH} frames, so the receiver works on frames
      * while a long TX burst is still being copied. After {@link #TX_BUDGET} frames the drain returns
      * with notifications still disabled and frames possibly pending; the host calls it again without a
      * kick, after serving the rest of the worker.
@@ -179,7 +174,7 @@ public final class LoopbackDevice implements VhostUserDevice {
         if (tx == null) {
             return;
         }
-        DescriptorChain[] chains = pair.txChains;
+        DescriptorChain chain = pair.txChain;
         FrameReflector reflector = pair.reflector;
         int budget = TX_BUDGET;
         do {
@@ -187,12 +182,11 @@ public final class LoopbackDevice implements VhostUserDevice {
             int popped;
             do {
                 popped = 0;
-                while (popped < BATCH && tx.pop(chains[popped])) {
+                boolean delivered = false;
+                while (popped < BATCH && tx.pop(chain)) {
+                    delivered |= reflector.reflect(chain) == FrameReflector.DELIVERED;
+                    tx.addUsed(chain, 0);
                     popped++;
-                }
-                boolean delivered = reflector.reflect(chains, popped);
-                for (int i = 0; i < popped; i++) {
-                    tx.addUsed(chains[i], 0);
                 }
                 reflector.publishCounters();
                 if (delivered) {
@@ -218,7 +212,7 @@ public final class LoopbackDevice implements VhostUserDevice {
         } else {
             queue = pair.tx;
             pair.tx = null;
-            pair.txChains = null;
+            pair.txChain = null;
         }
         LOG.debug("{}: queue {} stopped", name, queueIndex);
         return queue;

@@ -14,8 +14,9 @@
 # jvhost's worker threads on CPU 1, its other threads on the front-end's CPU 0: an experiment, not a
 # fair comparison. --fe-cycles: testpmd's record-core-cycles on the front-end, its busy cycles per frame
 # printed with each run.)
-# Prints one line per run (with the steal time of both CPUs and the back-end's run-queue wait during the
-# interval: a round slowed by the hypervisor or by another task of this VM says so), then per size the
+# Prints one line per run (with the steal time of both CPUs, the back-end's busiest thread's run-queue wait
+# and its other threads' CPU time during the interval: a round slowed by the hypervisor or by another task
+# of this VM says so), then per size the
 # medians and the jvhost/dpdk ratio. Needs root for DPDK.
 # JVHOST_JAVA_OPTS (environment): extra JVM options for jvhost, e.g. a profiler agent; JVHOST_SERVE_OPTS:
 # extra `serve` options, e.g. --poll-us 1000; BENCH_NICE: the nice value of all peers (scripts/lib/testpmd.sh).
@@ -82,9 +83,22 @@ steal_since() {
     printf "steal cpu0 %.1f%% cpu1 %.1f%%", 100 * (y[2] - x[2]) / (y[1] - x[1] + 1e-9), 100 * (y[4] - x[4]) / (y[3] - x[3] + 1e-9) }'
 }
 
-# rq_wait PID: ms the threads of process PID spent runnable but not running (another task of this VM
-# had the CPU), summed over its threads, from /proc/PID/task/*/schedstat.
-rq_wait() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ w += $2 } END { printf "%d", w / 1e6 }'; }
+# thread_times PID: per thread of process PID, "TID COMM ON-CPU-NS RUN-QUEUE-WAIT-NS" (schedstat).
+# busiest_since PID BEFORE: for the thread that ran most since BEFORE (the worker, DPDK's lcore), how
+# long it waited runnable for the CPU while another task of this VM ran, and how long the process's other
+# threads ran (on the back-end's CPU: JIT, GC, control).
+thread_times() {
+  local t comm
+  for t in /proc/"$1"/task/*; do
+    comm=$(cat "$t/comm" 2>/dev/null) || continue
+    echo "$(basename "$t") ${comm// /_} $(cat "$t/schedstat" 2>/dev/null)"
+  done
+}
+busiest_since() {
+  thread_times "$1" | awk -v before="$2" 'BEGIN { n = split(before, b, "\n"); for (i = 1; i <= n; i++) { split(b[i], f, " "); r[f[1]] = f[3]; w[f[1]] = f[4] } }
+    NF >= 4 { run = $3 - r[$1]; wait = $4 - w[$1]; total += run; if (run > best) { best = run; name = $2; bw = wait } }
+    END { printf "%s waited %d ms for the CPU, other threads ran %d ms", name, bw / 1e6, (total - best) / 1e6 }'
+}
 
 run_once() {  # run_once BACKEND SIZE -> appends "BACKEND SIZE MPPS" to $results
   local name=$1 size=$2 dir sock be_log fe_log
@@ -95,10 +109,10 @@ run_once() {  # run_once BACKEND SIZE -> appends "BACKEND SIZE MPPS" to $results
   if [[ $fe_cycles -eq 1 ]]; then fe_cmd "set record-core-cycles on"; fi
   fe_traffic "$size" start tx_first 4
   if [[ $fe_cycles -eq 1 ]]; then fe_cmd "clear fwd stats all"; fi
-  local cpu0 steal wait0
-  cpu0=$(cpu_times); wait0=$(rq_wait "$be_pid")
+  local cpu0 steal threads0
+  cpu0=$(cpu_times); threads0=$(thread_times "$be_pid")
   measure fe_stats "$fe_log"
-  steal="$(steal_since "$cpu0"), back-end waited $(( $(rq_wait "$be_pid") - wait0 )) ms for a CPU"
+  steal="$(steal_since "$cpu0"), $(busiest_since "$be_pid" "$threads0")"
   local cycles=""
   if [[ $fe_cycles -eq 1 ]]; then cycles="  front-end $(fe_cycles_per_packet "$fe_log") cycles/frame"; fi
   stop_peers "$name"

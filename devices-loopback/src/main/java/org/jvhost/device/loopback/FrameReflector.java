@@ -24,7 +24,8 @@ import org.jvhost.spi.virtio.VirtioNet;
  * {@link #attachRx} is the RX chain pool growing (doubling, at most to the ring size) the first time a
  * frame needs more mergeable buffers than any frame before it.
  *
- * <p>Used on the queue pair's worker thread only; the counters may be read from any thread.
+ * <p>Used on the queue pair's worker thread only; the counters may be read from any thread, as of the
+ * worker's last {@link #publishCounters}.
  */
 public final class FrameReflector {
 
@@ -97,7 +98,7 @@ public final class FrameReflector {
     /**
      * Reflects the frame in {@code tx} into the RX queue. Does not return the TX chain to its queue:
      * that is the caller's job whatever the outcome. RX chains are added to the used ring but not
-     * published; the caller signals RX once per batch.
+     * published; the caller signals RX once per batch, and calls {@link #publishCounters} before it.
      *
      * @return {@link #DELIVERED}, {@link #DROPPED_NO_BUFFER} or {@link #DROPPED_MALFORMED}
      */

@@ -14,7 +14,10 @@
 # jvhost's worker threads on CPU 1, its other threads on the front-end's CPU 0: an experiment, not a
 # fair comparison. --fe-cycles: testpmd's record-core-cycles on the front-end, its busy cycles per frame
 # printed with each run.)
-# Prints one line per run, then per size the medians and the jvhost/dpdk ratio. Needs root for DPDK.
+# Prints one line per run (with the steal time of both CPUs, the back-end's busiest thread's run-queue wait
+# and its other threads' CPU time during the interval: a round slowed by the hypervisor or by another task
+# of this VM says so), then per size the
+# medians and the jvhost/dpdk ratio. Needs root for DPDK.
 # JVHOST_JAVA_OPTS (environment): extra JVM options for jvhost, e.g. a profiler agent; JVHOST_SERVE_OPTS:
 # extra `serve` options, e.g. --poll-us 1000; BENCH_NICE: the nice value of all peers (scripts/lib/testpmd.sh).
 set -euo pipefail
@@ -70,6 +73,33 @@ in_order_of() {
   if [[ -z $hex ]]; then echo in-order-unknown; elif (( (0x$hex >> 35) & 1 )); then echo in-order; else echo not-in-order; fi
 }
 
+# cpu_times: "total0 steal0 total1 steal1", jiffies of CPUs 0 and 1 from /proc/stat (steal: time the
+# hypervisor ran something else on the vCPU). steal_since BEFORE: "steal cpu0 x% cpu1 y%" since then.
+cpu_times() { awk '$1 == "cpu0" || $1 == "cpu1" { t = 0; for (i = 2; i <= 9; i++) t += $i; printf "%d %d ", t, $9 }' /proc/stat; }
+steal_since() {
+  local now
+  now=$(cpu_times)
+  awk -v a="$1" -v b="$now" 'BEGIN { split(a, x); split(b, y)
+    printf "steal cpu0 %.1f%% cpu1 %.1f%%", 100 * (y[2] - x[2]) / (y[1] - x[1] + 1e-9), 100 * (y[4] - x[4]) / (y[3] - x[3] + 1e-9) }'
+}
+
+# thread_times PID: per thread of process PID, "TID COMM ON-CPU-NS RUN-QUEUE-WAIT-NS" (schedstat).
+# busiest_since PID BEFORE: for the thread that ran most since BEFORE (the worker, DPDK's lcore), how
+# long it waited runnable for the CPU while another task of this VM ran, and how long the process's other
+# threads ran (on the back-end's CPU: JIT, GC, control).
+thread_times() {
+  local t comm
+  for t in /proc/"$1"/task/*; do
+    comm=$(cat "$t/comm" 2>/dev/null) || continue
+    echo "$(basename "$t") ${comm// /_} $(cat "$t/schedstat" 2>/dev/null)"
+  done
+}
+busiest_since() {
+  thread_times "$1" | awk -v before="$2" 'BEGIN { n = split(before, b, "\n"); for (i = 1; i <= n; i++) { split(b[i], f, " "); r[f[1]] = f[3]; w[f[1]] = f[4] } }
+    NF >= 4 { run = $3 - r[$1]; wait = $4 - w[$1]; total += run; if (run > best) { best = run; name = $2; bw = wait } }
+    END { printf "%s waited %d ms for the CPU, other threads ran %d ms", name, bw / 1e6, (total - best) / 1e6 }'
+}
+
 run_once() {  # run_once BACKEND SIZE -> appends "BACKEND SIZE MPPS" to $results
   local name=$1 size=$2 dir sock be_log fe_log
   dir=$(mktemp -d "$work/run.XXXX"); sock=$dir/vhost.sock be_log=$dir/backend.log fe_log=$dir/testpmd.log
@@ -79,7 +109,10 @@ run_once() {  # run_once BACKEND SIZE -> appends "BACKEND SIZE MPPS" to $results
   if [[ $fe_cycles -eq 1 ]]; then fe_cmd "set record-core-cycles on"; fi
   fe_traffic "$size" start tx_first 4
   if [[ $fe_cycles -eq 1 ]]; then fe_cmd "clear fwd stats all"; fi
+  local cpu0 steal threads0
+  cpu0=$(cpu_times); threads0=$(thread_times "$be_pid")
   measure fe_stats "$fe_log"
+  steal="$(steal_since "$cpu0"), $(busiest_since "$be_pid" "$threads0")"
   local cycles=""
   if [[ $fe_cycles -eq 1 ]]; then cycles="  front-end $(fe_cycles_per_packet "$fe_log") cycles/frame"; fi
   stop_peers "$name"
@@ -89,7 +122,7 @@ run_once() {  # run_once BACKEND SIZE -> appends "BACKEND SIZE MPPS" to $results
   local rx tx
   rx=$(mpps "$rx0" "$rx1" "$t0" "$t1")
   tx=$(mpps "$tx0" "$tx1" "$t0" "$t1")
-  printf '%-7s %5s B  round %d  rx %7s Mpps  tx %7s Mpps  %s%s\n' "$name" "$size" "$round" "$rx" "$tx" "$order" "$cycles"
+  printf '%-7s %5s B  round %d  rx %7s Mpps  tx %7s Mpps  %s  %s%s\n' "$name" "$size" "$round" "$rx" "$tx" "$order" "$steal" "$cycles"
   echo "$name $size $rx" >> "$results"
 }
 

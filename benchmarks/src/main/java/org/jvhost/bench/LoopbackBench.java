@@ -59,6 +59,12 @@ public class LoopbackBench {
     private static final long AREA = 8L << 20;
     private static final int RX = 0;
     private static final int TX = 1;
+    /**
+     * Bytes the TX ring's area is moved by ({@code -Djvhost.bench.txShift=N}, a multiple of 64): the RX
+     * and TX buffers of a frame then lie at other offsets within a 4 KiB page of each other (a placement
+     * experiment, 0 by default).
+     */
+    private static final long TX_SHIFT = Long.getLong("jvhost.bench.txShift", 0);
 
     /** Ethernet frame length, without the virtio-net header. */
     @Param({"64", "1500"})
@@ -98,8 +104,9 @@ public class LoopbackBench {
         boolean packed = "packed".equals(rings);
         rxDriver = packed ? new PackedRingDriver(guest.memory(), RING, MemfdGuest.GPA, AREA, RX_BUFFER, true)
                 : new RingDriver(guest.memory(), RING, MemfdGuest.GPA, AREA, RX_BUFFER, true);
-        txDriver = packed ? new PackedRingDriver(guest.memory(), RING, MemfdGuest.GPA + AREA, AREA, txLength, false)
-                : new RingDriver(guest.memory(), RING, MemfdGuest.GPA + AREA, AREA, txLength, false);
+        long txArea = MemfdGuest.GPA + AREA + TX_SHIFT;
+        txDriver = packed ? new PackedRingDriver(guest.memory(), RING, txArea, AREA - TX_SHIFT, txLength, false)
+                : new RingDriver(guest.memory(), RING, txArea, AREA - TX_SHIFT, txLength, false);
         byte[] frame = frame(frameBytes);
         for (int i = 0; i < RING; i++) {
             GuestAccess.write(guest.memory(), txDriver.bufferGpa(i), frame);

@@ -50,10 +50,16 @@ public final class LoopbackTwoThreads {
         double[][][] m = new double[cases.size()][3][rounds];
         for (int r = 0; r < rounds; r++) {
             for (int i = 0; i < cases.size(); i++) {
+                long[] cpu0 = CpuClock.read();
+                long[] wait0 = CpuClock.schedstat(cases.get(i).deviceTask);
+                long uptime = java.lang.management.ManagementFactory.getRuntimeMXBean().getUptime();
                 double[] one = cases.get(i).measure(nanos);
                 for (int k = 0; k < 3; k++) {
                     m[i][k][r] = one[k];
                 }
+                System.out.printf("round %d %-12s at %d ms: %5.2f Mpps, %3.0f ns/frame, %s, device %s%n", r,
+                        names.get(i), uptime, one[0], one[2], CpuClock.stealSince(cpu0),
+                        CpuClock.waitSince(wait0, cases.get(i).deviceTask));
             }
         }
         for (int i = 0; i < cases.size(); i++) {
@@ -90,6 +96,8 @@ public final class LoopbackTwoThreads {
         private volatile int phase;
         private final Thread driver;
         private final Thread device;
+        /** The device thread's task id (for its schedstat). */
+        final String deviceTask;
 
         Pair(String spec) throws Exception {
             String[] p = spec.split(":");
@@ -107,7 +115,7 @@ public final class LoopbackTwoThreads {
             driver.start();
             device.start();
             pin(driver.getName(), DRIVER_CPU);
-            pin(device.getName(), DEVICE_CPU);
+            deviceTask = pin(device.getName(), DEVICE_CPU);
         }
 
         private void driverLoop() {
@@ -177,18 +185,19 @@ public final class LoopbackTwoThreads {
         }
     }
 
-    /** Pins this JVM's thread named {@code name} to {@code cpu} ({@code taskset -p}, by its task id). */
-    private static void pin(String name, int cpu) throws IOException, InterruptedException {
+    /** Pins this JVM's thread named {@code name} to {@code cpu} ({@code taskset -p}); returns its task id. */
+    private static String pin(String name, int cpu) throws IOException, InterruptedException {
         for (int attempt = 0; attempt < 100; attempt++) { // a new thread names its task when it runs
-            if (pinOnce(name, cpu)) {
-                return;
+            String task = pinOnce(name, cpu);
+            if (task != null) {
+                return task;
             }
             Thread.sleep(10);
         }
         throw new IOException("thread " + name + " not found in /proc/self/task");
     }
 
-    private static boolean pinOnce(String name, int cpu) throws IOException, InterruptedException {
+    private static String pinOnce(String name, int cpu) throws IOException, InterruptedException {
         try (Stream<Path> tasks = Files.list(Path.of("/proc/self/task"))) {
             for (Path t : (Iterable<Path>) tasks::iterator) {
                 String comm;
@@ -204,10 +213,10 @@ public final class LoopbackTwoThreads {
                     if (p.waitFor() != 0) {
                         throw new IOException("taskset could not pin " + name);
                     }
-                    return true;
+                    return t.getFileName().toString();
                 }
             }
         }
-        return false;
+        return null;
     }
 }

@@ -1,5 +1,7 @@
 package org.jvhost.device.loopback;
 
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.concurrent.atomic.AtomicLongArray;
 import org.jvhost.spi.DescriptorChain;
 import org.jvhost.spi.VirtioFeatures;
@@ -22,7 +24,8 @@ import org.jvhost.spi.virtio.VirtioNet;
  * {@link #attachRx} is the RX chain pool growing (doubling, at most to the ring size) the first time a
  * frame needs more mergeable buffers than any frame before it.
  *
- * <p>Used on the queue pair's worker thread only; the counters may be read from any thread.
+ * <p>Used on the queue pair's worker thread only; the counters may be read from any thread, as of the
+ * worker's last {@link #publishCounters}.
  */
 public final class FrameReflector {
 
@@ -53,8 +56,10 @@ public final class FrameReflector {
     /** The RX header: all zero but num_buffers (bytes 10-11), which is rewritten for every frame. */
     private final byte[] header = new byte[VirtioNet.HDR_LEN];
     private final byte[] macs = new byte[MAC_PAIR_LEN];
-    /** Single writer (the worker), any reader: release stores, no locks. */
+    /** Single writer (the worker), any reader: release stores, no locks; once per batch (publishCounters). */
     private final AtomicLongArray counters = new AtomicLongArray(COUNTER_NAMES.length);
+    /** What this batch adds to {@link #counters}; worker only. */
+    private final long[] pending = new long[COUNTER_NAMES.length];
 
     private int headerLength = VirtioNet.HDR_LEN;
     private boolean mergeable;
@@ -93,30 +98,89 @@ public final class FrameReflector {
     /**
      * Reflects the frame in {@code tx} into the RX queue. Does not return the TX chain to its queue:
      * that is the caller's job whatever the outcome. RX chains are added to the used ring but not
-     * published; the caller signals RX once per batch.
+     * published; the caller signals RX once per batch, and calls {@link #publishCounters} before it.
      *
      * @return {@link #DELIVERED}, {@link #DROPPED_NO_BUFFER} or {@link #DROPPED_MALFORMED}
      */
     public int reflect(DescriptorChain tx) {
         int frameLength = tx.readableBytes() - headerLength;
         if (frameLength < MIN_FRAME || frameLength > MAX_FRAME) {
-            increment(TX_DROPPED_MALFORMED, 1);
+            pending[TX_DROPPED_MALFORMED]++;
             return DROPPED_MALFORMED;
         }
-        increment(TX_FRAMES, 1);
-        increment(TX_BYTES, frameLength);
+        pending[TX_FRAMES]++;
+        pending[TX_BYTES] += frameLength;
         int buffers = rx == null || !rx.isEnabled() ? 0 : takeRxBuffers(headerLength + frameLength);
         if (buffers == 0) {
-            increment(RX_DROPPED_NO_BUFFER, 1);
+            pending[RX_DROPPED_NO_BUFFER]++;
             return DROPPED_NO_BUFFER;
         }
-        writeFrame(tx, frameLength, buffers);
-        for (int i = 0; i < buffers; i++) {
-            rx.addUsed(rxChains[i], rxWritten[i]);
+        if (buffers == 1 && reflectWhole(tx, rxChains[0], frameLength)) {
+            rx.addUsed(rxChains[0], headerLength + frameLength);
+        } else {
+            writeFrame(tx, frameLength, buffers);
+            for (int i = 0; i < buffers; i++) {
+                rx.addUsed(rxChains[i], rxWritten[i]);
+            }
         }
-        increment(RX_FRAMES, 1);
-        increment(RX_BYTES, frameLength);
+        pending[RX_FRAMES]++;
+        pending[RX_BYTES] += frameLength;
         return DELIVERED;
+    }
+
+    /**
+     * Makes the counts of the frames reflected since the last call visible to other threads (release
+     * stores). The caller calls it once per batch, before it publishes the batch's used entries: a
+     * counter is then never behind what the driver can see, and the per-frame path makes no store that
+     * another thread reads.
+     */
+    public void publishCounters() {
+        for (int slot = 0; slot < pending.length; slot++) {
+            if (pending[slot] != 0) {
+                counters.setRelease(slot, counters.getPlain(slot) + pending[slot]);
+                pending[slot] = 0;
+            }
+        }
+    }
+
+    /**
+     * The common case in one pass: the frame (after the TX header) lies in one readable segment and one
+     * RX buffer's first writable segment holds header and frame. The header, the frame from its
+     * thirteenth byte on (one bulk copy) and the swapped MACs are written straight into guest memory.
+     *
+     * <pre>
+     * TX segment:  ... | dst mac (6) | src mac (6) | rest (frameLength - 12) |
+     *                       \   /        bulk copy   |
+     * RX segment:  | hdr (12) | src mac | dst mac | rest                    |
+     * </pre>
+     *
+     * @return false if the layout is anything else (nothing written: the caller takes the general path)
+     */
+    private boolean reflectWhole(DescriptorChain tx, DescriptorChain rx0, int frameLength) {
+        int txSeg = tx.readableSegments() - 1;
+        int skip = tx.segmentLength(txSeg) - frameLength; // where the frame starts in the last readable segment
+        int rxSeg = rx0.readableSegments();
+        if (headerLength != VirtioNet.HDR_LEN || skip < 0 || rxSeg >= rx0.segmentCount()
+                || rx0.segmentLength(rxSeg) < VirtioNet.HDR_LEN + frameLength) {
+            return false;
+        }
+        ByteBuffer src = tx.segmentBuffer(txSeg);
+        ByteBuffer dst = rx0.segmentBuffer(rxSeg);
+        if (src.order() != dst.order()) {
+            return false; // the int/short moves below assume one byte order on both sides
+        }
+        int s = tx.segmentOffset(txSeg) + skip;
+        int d = rx0.segmentOffset(rxSeg);
+        dst.putLong(d, 0);
+        // bytes 8-11: zero, then num_buffers = 1 (little-endian, VERSION_1), in the buffer's order
+        dst.putInt(d + 8, dst.order() == ByteOrder.LITTLE_ENDIAN ? 1 << 16 : 1 << 8);
+        d += VirtioNet.HDR_LEN;
+        dst.put(d + MAC_PAIR_LEN, src, s + MAC_PAIR_LEN, frameLength - MAC_PAIR_LEN);
+        dst.putInt(d, src.getInt(s + 6));
+        dst.putShort(d + 4, src.getShort(s + 10));
+        dst.putInt(d + 6, src.getInt(s));
+        dst.putShort(d + 10, src.getShort(s + 4));
+        return true;
     }
 
     /**
@@ -160,19 +224,14 @@ public final class FrameReflector {
     }
 
     /**
-     * Header, swapped MACs, then the rest of the frame in one chain-to-chain copy, scattered over the
-     * taken chains. The header may itself straddle two chains if the driver posted buffers smaller
+     * Any other layout (a frame over several RX buffers, or split across TX segments): header, swapped
+     * MACs, then the rest of the frame in one chain-to-chain copy, scattered over the taken chains. The header may itself straddle two chains if the driver posted buffers smaller
      * than it (which 5.1.6.3.1 forbids, but must not make us write out of bounds).
      */
     private void writeFrame(DescriptorChain tx, int frameLength, int buffers) {
         cursorChain = 0;
         cursorOffset = 0;
         java.util.Arrays.fill(rxWritten, 0, buffers, 0);
-        if (writeHeadInPlace(tx, rxChains[0], buffers)) {
-            advance(headerLength + MAC_PAIR_LEN);
-            scatterFrom(tx, headerLength + MAC_PAIR_LEN, frameLength - MAC_PAIR_LEN, buffers);
-            return;
-        }
         // num_buffers, little-endian (VERSION_1); 1 without MRG_RXBUF, as 5.1.6.4 requires. The legacy
         // 10-byte header has no such field.
         header[VirtioNet.HDR_NUM_BUFFERS] = (byte) buffers;
@@ -186,59 +245,6 @@ public final class FrameReflector {
         }
         scatter(macs, MAC_PAIR_LEN, buffers);
         scatterFrom(tx, headerLength + MAC_PAIR_LEN, frameLength - MAC_PAIR_LEN, buffers);
-    }
-
-    /**
-     * The common case without the staging arrays: the TX MAC pair lies in one readable segment and the
-     * first RX segment holds header plus MAC pair, so header and swapped MACs are written straight into
-     * guest memory (two 4+2-byte moves per MAC instead of three array round trips).
-     *
-     * @return false if the layout is anything else (the caller takes the general path)
-     */
-    private boolean writeHeadInPlace(DescriptorChain tx, DescriptorChain rx0, int buffers) {
-        int head = headerLength + MAC_PAIR_LEN;
-        int rxSeg = rx0.readableSegments();
-        if (rxSeg >= rx0.segmentCount() || rx0.segmentLength(rxSeg) < head) {
-            return false;
-        }
-        int txSeg = 0;
-        int skip = headerLength;
-        int txSegments = tx.readableSegments();
-        while (txSeg < txSegments && skip >= tx.segmentLength(txSeg)) {
-            skip -= tx.segmentLength(txSeg++);
-        }
-        if (txSeg == txSegments || tx.segmentLength(txSeg) - skip < MAC_PAIR_LEN) {
-            return false;
-        }
-        java.nio.ByteBuffer src = tx.segmentBuffer(txSeg);
-        java.nio.ByteBuffer dst = rx0.segmentBuffer(rxSeg);
-        if (src.order() != dst.order()) {
-            return false; // the int/short moves below assume one byte order on both sides
-        }
-        int s = tx.segmentOffset(txSeg) + skip;
-        int d = rx0.segmentOffset(rxSeg);
-        int destinationHigh = src.getInt(s);
-        short destinationLow = src.getShort(s + 4);
-        int sourceHigh = src.getInt(s + 6);
-        short sourceLow = src.getShort(s + 10);
-        // header: all zero but num_buffers (little-endian, VERSION_1); the legacy header has none
-        dst.putLong(d, 0);
-        if (headerLength == VirtioNet.HDR_LEN) {
-            dst.put(d + 8, (byte) 0);
-            dst.put(d + 9, (byte) 0);
-            dst.put(d + VirtioNet.HDR_NUM_BUFFERS, (byte) buffers);
-            dst.put(d + VirtioNet.HDR_NUM_BUFFERS + 1, (byte) (buffers >>> 8));
-        } else {
-            for (int i = 8; i < headerLength; i++) {
-                dst.put(d + i, (byte) 0);
-            }
-        }
-        d += headerLength;
-        dst.putInt(d, sourceHigh);
-        dst.putShort(d + 4, sourceLow);
-        dst.putInt(d + 6, destinationHigh);
-        dst.putShort(d + 10, destinationLow);
-        return true;
     }
 
     private void scatter(byte[] src, int len, int buffers) {
@@ -267,10 +273,6 @@ public final class FrameReflector {
             cursorChain++;
             cursorOffset = 0;
         }
-    }
-
-    private void increment(int slot, long by) {
-        counters.setRelease(slot, counters.getPlain(slot) + by);
     }
 
     /** Sets a counter from a previous process's state (hot upgrade), before the pair's queues start. */

@@ -188,6 +188,7 @@ public final class LoopbackDevice implements VhostUserDevice {
                     tx.addUsed(chain, 0);
                     popped++;
                 }
+                reflector.publishCounters();
                 if (delivered) {
                     pair.rx.signalUsed();
                 }

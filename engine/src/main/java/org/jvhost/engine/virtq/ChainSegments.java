@@ -1,5 +1,6 @@
 package org.jvhost.engine.virtq;
 
+import java.nio.ByteBuffer;
 import org.jvhost.spi.GuestMemory;
 import org.jvhost.spi.MemoryRegion;
 
@@ -10,15 +11,22 @@ import org.jvhost.spi.MemoryRegion;
  * region, at most 512 MiB, at most 2^31-1 bytes each way per chain). Shared by {@link SplitQueue} and
  * {@link PackedChainReader}; worker only, like its queue; never allocates unless a check fails.
  *
- * <p>It remembers the region the last buffer fell in: a driver's buffers mostly lie in one region, so
- * most buffers skip {@link GuestMemory#regionFor}'s search. The memory snapshot is compared by identity
- * on every {@link #use}, so a memory update never leaves a region of the old snapshot in use.
+ * <p>It remembers the region the last buffer fell in, and the window of it: a driver's buffers mostly
+ * lie in one region, so most buffers skip {@link GuestMemory#regionFor}'s search and the region's calls.
+ * The memory snapshot is compared by identity on every {@link #use}, so a memory update never leaves a
+ * region of the old snapshot in use.
  */
 final class ChainSegments {
     private GuestMemory memory;
+    /** The remembered region: where it starts, its size and native address (0 if not mapped). */
     private MemoryRegion last;
     private long lastStart;
     private long lastSize;
+    private long lastNative;
+    /** Its window last used: the region offset it starts at, and where that offset lies in it. */
+    private long windowStart;
+    private ByteBuffer window;
+    private int windowBias;
 
     /** The memory the next buffers lie in; forgets the remembered region if it is another snapshot. */
     void use(GuestMemory m) {
@@ -26,6 +34,7 @@ final class ChainSegments {
             memory = m;
             last = null;
             lastSize = 0;
+            window = null;
         }
     }
 
@@ -43,17 +52,22 @@ final class ChainSegments {
         if (ulen > MemoryRegion.WINDOW_STRIDE) {
             return String.format("length 0x%x exceeds the 512 MiB a descriptor may span", ulen);
         }
-        MemoryRegion r = regionFor(addr);
-        long offset = r == null ? 0 : addr - r.guestAddress();
-        if (r == null || ulen > r.size() - offset) {
+        long offset = addr - lastStart;
+        if (Long.compareUnsigned(offset, lastSize) >= 0) {
+            offset = remember(addr) ? addr - lastStart : -1;
+        }
+        if (offset < 0 || ulen > lastSize - offset) {
             return String.format("buffer [0x%x, +0x%x) is not inside one guest memory region", addr, ulen);
         }
         long total = (writable ? c.writableBytes() : c.readableBytes()) + ulen;
         if (total > Integer.MAX_VALUE) {
             return String.format("chain has more than 2^31-1 %s bytes", writable ? "writable" : "readable");
         }
-        long nativeBase = r.nativeAddress();
-        c.add(r.window(offset), r.windowOffset(offset), len, nativeBase != 0 ? nativeBase + offset : 0, addr, writable);
+        if (Long.compareUnsigned(offset - windowStart, MemoryRegion.WINDOW_STRIDE) >= 0) {
+            openWindow(offset);
+        }
+        c.add(window, windowBias + (int) (offset - windowStart), len, lastNative != 0 ? lastNative + offset : 0,
+                addr, writable);
         return null;
     }
 
@@ -88,17 +102,28 @@ final class ChainSegments {
         return null;
     }
 
-    /** The region holding {@code gpa}, or null: the remembered one if it does (unsigned compare). */
-    private MemoryRegion regionFor(long gpa) {
-        if (Long.compareUnsigned(gpa - lastStart, lastSize) < 0) {
-            return last;
-        }
+    /** Remembers the region holding {@code gpa}; false if there is none. */
+    private boolean remember(long gpa) {
         MemoryRegion r = memory.regionFor(gpa);
-        if (r != null) {
-            last = r;
-            lastStart = r.guestAddress();
-            lastSize = r.size();
+        if (r == null) {
+            return false;
         }
-        return r;
+        last = r;
+        lastStart = r.guestAddress();
+        lastSize = r.size();
+        lastNative = r.nativeAddress();
+        windowStart = -MemoryRegion.WINDOW_STRIDE; // no window of it open yet
+        return true;
+    }
+
+    /**
+     * Opens the window of the remembered region that starts at or before {@code offset}: windows start
+     * every {@link MemoryRegion#WINDOW_STRIDE} bytes, and a buffer of at most that length starting in one
+     * lies inside it (the {@link MemoryRegion} contract).
+     */
+    private void openWindow(long offset) {
+        windowStart = offset & -MemoryRegion.WINDOW_STRIDE;
+        window = last.window(windowStart);
+        windowBias = last.windowOffset(windowStart);
     }
 }

@@ -45,7 +45,6 @@ public final class SplitQueue implements HostQueue {
     // read through region windows of any order). Plain get/set works at any alignment; the acquire and
     // release modes need natural alignment, which the constructor verifies for the two index fields.
     private static final VarHandle U16 = MethodHandles.byteBufferViewVarHandle(short[].class, ByteOrder.LITTLE_ENDIAN);
-    private static final VarHandle U32 = MethodHandles.byteBufferViewVarHandle(int[].class, ByteOrder.LITTLE_ENDIAN);
     private static final VarHandle U64 = MethodHandles.byteBufferViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
 
     private final int index;
@@ -435,8 +434,10 @@ public final class SplitQueue implements HostQueue {
             }
             int at = base + i * DescriptorLayout.SIZE;
             long addr = (long) U64.get(table, at + DescriptorLayout.ADDR);
-            int len = (int) U32.get(table, at + DescriptorLayout.LEN);
-            int flags = Short.toUnsignedInt((short) U16.get(table, at + DescriptorLayout.FLAGS));
+            // len, flags and next in one load: | len (32) | flags (16) | next (16) |, little-endian
+            long tail = (long) U64.get(table, at + DescriptorLayout.LEN);
+            int len = (int) tail;
+            int flags = (int) (tail >>> 32) & 0xffff;
             if ((flags & F_INDIRECT) != 0) {
                 if (!checkIndirect(i, indirectGpa, addr, len, flags)) {
                     return false;
@@ -457,7 +458,7 @@ public final class SplitQueue implements HostQueue {
             if ((flags & F_NEXT) == 0) {
                 return true;
             }
-            int next = Short.toUnsignedInt((short) U16.get(table, at + DescriptorLayout.NEXT));
+            int next = (int) (tail >>> 48);
             if (next >= entries) {
                 return fail(String.format("%s: next index %d is outside its table of %d entries",
                         where(i, indirectGpa), next, entries));

@@ -142,11 +142,18 @@ final class UringIo implements AutoCloseable, IoUring.CompletionSink {
     /**
      * Has the worker of {@code queueGroup} reap completions: the ring signals an eventfd that the host
      * watches ({@link DeviceContext#watchReadable}). Called on that worker (a queue's start), so the
-     * registration does not wait for it. Once: later calls do nothing. If the host cannot watch fds or the
-     * kernel refuses the eventfd, a reaper thread does it instead (logged).
+     * registration does not wait for it. Once: a later call (a queue started again) only resumes the watch,
+     * which the host pauses while the device is failed and does not resume at the reset that clears the
+     * failure, and reaps what completed meanwhile. If the host cannot watch fds or the kernel refuses the
+     * eventfd, a reaper thread does it instead (logged).
      */
     synchronized void reapOnWorker(DeviceContext context, int queueGroup) {
-        if (watch != null || reaper != null) {
+        if (watch != null) {
+            watch.resume();
+            reapAll();
+            return;
+        }
+        if (reaper != null) {
             return;
         }
         try {

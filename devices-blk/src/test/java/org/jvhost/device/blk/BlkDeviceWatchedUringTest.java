@@ -9,6 +9,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.jvhost.spi.DeviceContext;
+import org.jvhost.spi.virtio.VirtioBlk;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -21,6 +22,7 @@ import org.junit.jupiter.api.Test;
 class BlkDeviceWatchedUringTest extends BlkDeviceUringTest {
     private final AtomicInteger watches = new AtomicInteger();
     private final AtomicInteger open = new AtomicInteger();
+    private volatile PollingWatch last;
 
     @Override
     DeviceContext context() {
@@ -34,7 +36,8 @@ class BlkDeviceWatchedUringTest extends BlkDeviceUringTest {
             public FdWatch watchReadable(int fd, int queueGroup, Runnable onReadable) {
                 assertTrue(isEventfd(fd), "fd " + fd + " is an eventfd");
                 watches.incrementAndGet();
-                return new PollingWatch(onReadable);
+                last = new PollingWatch(onReadable);
+                return last;
             }
         };
     }
@@ -53,6 +56,21 @@ class BlkDeviceWatchedUringTest extends BlkDeviceUringTest {
         assertEquals(1, watches.get());
     }
 
+    /**
+     * The host pauses a failed device's fd watches and does not resume them when the front-end's reset
+     * clears the failure: the next queue start does, or the disk's completions would wait for the next kick.
+     */
+    @Test
+    void aQueueStartedAgainResumesAWatchTheHostPausedAndReaps() throws Exception {
+        open();
+        last.pause(); // the device failed: the host stops calling back
+        device.reset(); // the front-end resets it: the failure is cleared
+        device.startQueue(0, queue);
+        assertTrue(!last.paused, "the watch runs again");
+        assertEquals(VirtioBlk.S_OK, statusOf(write(2, pattern(VirtioBlk.SECTOR_SIZE, 4))));
+        assertEquals(1, watches.get(), "the same watch");
+    }
+
     private static boolean isEventfd(int fd) {
         try {
             return Files.readString(Path.of("/proc/self/fdinfo/" + fd)).contains("eventfd-count");
@@ -64,13 +82,16 @@ class BlkDeviceWatchedUringTest extends BlkDeviceUringTest {
     /** Calls back until closed, from a thread of its own; close waits for it, as the host's does. */
     private final class PollingWatch implements DeviceContext.FdWatch {
         private volatile boolean running = true;
+        private volatile boolean paused;
         private final Thread thread;
 
         PollingWatch(Runnable onReadable) {
             open.incrementAndGet();
             thread = new Thread(() -> {
                 while (running) {
-                    onReadable.run();
+                    if (!paused) {
+                        onReadable.run();
+                    }
                     java.util.concurrent.locks.LockSupport.parkNanos(100_000);
                 }
             }, "test-fd-watch");
@@ -80,10 +101,12 @@ class BlkDeviceWatchedUringTest extends BlkDeviceUringTest {
 
         @Override
         public void pause() {
+            paused = true;
         }
 
         @Override
         public void resume() {
+            paused = false;
         }
 
         @Override

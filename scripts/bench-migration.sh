@@ -64,7 +64,7 @@ start_backends() {  # start_backends NAME DIR: back-end(s) serving DIR/a.sock an
 
 start_qemu() {  # start_qemu DIR SIDE EXTRA...: a guest on DIR/SIDE.sock, serial to DIR/SIDE.serial
   local dir=$1 side=$2; shift 2
-  qemu-system-x86_64 -accel tcg,thread=multi -cpu max -m 256M -smp 1 -machine q35,memory-backend=mem0 \
+  qemu-system-x86_64 -accel tcg,thread=multi -cpu max -m 256M -smp 1,maxcpus=2 -machine q35,memory-backend=mem0 \
     -object memory-backend-memfd,id=mem0,size=256M,share=on \
     -chardev "socket,id=c0,path=$dir/$side.sock,reconnect=1" -netdev vhost-user,id=n0,chardev=c0,queues=1 \
     -device virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56,vectors=0 \

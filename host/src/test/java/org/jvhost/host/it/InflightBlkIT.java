@@ -328,7 +328,7 @@ class InflightBlkIT {
     /** QEMU with one {@code vhost-user-blk-pci} on {@code sock} ({@code reconnect=1}), booting {@code initrd}. */
     static ProcessUnderTest startQemu(PeerScope scope, Path sock, Path initrd) {
         return scope.track(ProcessUnderTest.start("qemu", List.of(Peers.QEMU,
-                "-accel", "tcg,thread=multi", "-cpu", "max", "-m", "256M", "-smp", "1",
+                "-accel", "tcg,thread=multi", "-cpu", "max", "-m", "256M", "-smp", QemuGuest.ONE_VCPU,
                 "-machine", "q35,memory-backend=mem0",
                 "-object", QemuGuest.MEMFD,
                 "-chardev", "socket,id=c1,path=" + sock + ",reconnect=1",
@@ -352,7 +352,7 @@ class InflightBlkIT {
         first.addDevice(ctx1, dev1, sock, Host.Mode.LISTEN);
         long t0 = System.nanoTime();
         ProcessUnderTest qemu = scope.track(ProcessUnderTest.start("qemu", List.of(Peers.QEMU,
-                "-accel", "tcg,thread=multi", "-cpu", "max", "-m", "256M", "-smp", "1",
+                "-accel", "tcg,thread=multi", "-cpu", "max", "-m", "256M", "-smp", QemuGuest.ONE_VCPU,
                 "-machine", "q35,memory-backend=mem0",
                 "-object", QemuGuest.MEMFD,
                 "-chardev", "socket,id=c1,path=" + sock + ",reconnect=1",

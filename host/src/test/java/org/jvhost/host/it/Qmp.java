@@ -36,13 +36,36 @@ final class Qmp implements AutoCloseable {
 
     /** Connects once QEMU has created {@code socket} (at most {@code timeout}). */
     static Qmp connect(Path socket, Duration timeout, ProcessUnderTest qemu) {
+        long deadline = System.nanoTime() + timeout.toNanos();
         Peers.awaitNewFile(socket, null, timeout, qemu);
+        // QEMU binds the socket (the file appears) a moment before it listens: refused until then
+        for (int attempt = 1; ; attempt++) {
+            try {
+                SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX);
+                try {
+                    ch.connect(UnixDomainSocketAddress.of(socket));
+                } catch (IOException e) {
+                    ch.close();
+                    throw e;
+                }
+                return new Qmp(ch);
+            } catch (java.net.ConnectException e) {
+                if (System.nanoTime() - deadline > 0) {
+                    throw new UncheckedIOException("QMP at " + socket + ": refused for " + attempt + " attempts", e);
+                }
+                sleepQuietly(20);
+            } catch (IOException e) {
+                throw new UncheckedIOException("QMP at " + socket, e);
+            }
+        }
+    }
+
+    private static void sleepQuietly(long ms) {
         try {
-            SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX);
-            ch.connect(UnixDomainSocketAddress.of(socket));
-            return new Qmp(ch);
-        } catch (IOException e) {
-            throw new UncheckedIOException("QMP at " + socket, e);
+            Thread.sleep(ms);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while connecting to QMP", e);
         }
     }
 

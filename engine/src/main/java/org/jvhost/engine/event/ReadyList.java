@@ -1,12 +1,12 @@
 package org.jvhost.engine.event;
 
 /**
- * A worker's ready queues in FIFO order: a circular buffer of {@code count} entries from {@code head},
+ * A worker's list of queues in FIFO order (its ready queues, and those to {@linkplain SettlingQueue settle}): a circular buffer of {@code count} entries from {@code head},
  * whose length is a power of two. A queue is on it at most once (its own flag says so), so it grows only
  * when more distinct queues are ready at once than ever before, never per re-delivery. Worker thread only.
  */
-final class ReadyList {
-    private ReadyQueue[] ready = new ReadyQueue[16];
+final class ReadyList<Q> {
+    private Object[] ready = new Object[16];
     private int head;
     private int count;
 
@@ -15,9 +15,9 @@ final class ReadyList {
     }
 
     /** Adds {@code queue} at the tail. */
-    void add(ReadyQueue queue) {
+    void add(Q queue) {
         if (count == ready.length) {
-            ReadyQueue[] grown = new ReadyQueue[ready.length * 2];
+            Object[] grown = new Object[ready.length * 2];
             for (int i = 0; i < count; i++) {
                 grown[i] = at(i);
             }
@@ -29,8 +29,8 @@ final class ReadyList {
     }
 
     /** Takes the head off; the list is not empty. */
-    ReadyQueue poll() {
-        ReadyQueue q = ready[head];
+    Q poll() {
+        Q q = at(0);
         ready[head] = null;
         head = (head + 1) & (ready.length - 1);
         count--;
@@ -38,11 +38,11 @@ final class ReadyList {
     }
 
     /** Removes {@code queue} wherever it stands, keeping the others' order. Idempotent. */
-    void remove(ReadyQueue queue) {
+    void remove(Q queue) {
         int mask = ready.length - 1;
         int kept = 0;
         for (int i = 0; i < count; i++) {
-            ReadyQueue q = at(i);
+            Q q = at(i);
             if (q != queue) {
                 ready[(head + kept) & mask] = q;
                 kept++;
@@ -54,7 +54,7 @@ final class ReadyList {
         count = kept;
     }
 
-    boolean contains(ReadyQueue queue) {
+    boolean contains(Q queue) {
         for (int i = 0; i < count; i++) {
             if (at(i) == queue) {
                 return true;
@@ -63,7 +63,8 @@ final class ReadyList {
         return false;
     }
 
-    private ReadyQueue at(int i) {
-        return ready[(head + i) & (ready.length - 1)];
+    @SuppressWarnings("unchecked") // only add() stores, and only Qs
+    private Q at(int i) {
+        return (Q) ready[(head + i) & (ready.length - 1)];
     }
 }

@@ -45,6 +45,8 @@ public final class Worker implements AutoCloseable {
      * after the round in which they are posted.
      */
     private static final long EPOLL_WHILE_POLLING_NANOS = 20_000;
+    /** How long the worker waits, idle, before it settles the queues that served work ({@link #markUnsettled}). */
+    public static final int SETTLE_MS = 1;
 
     private final int id;
     private final EpollSet epoll;
@@ -59,12 +61,17 @@ public final class Worker implements AutoCloseable {
     private long sleepStart;
     /** The most kicks one eventfd had counted when the worker woke; worker thread only. */
     private long kicksOnWake;
+    /** The last turn settled the queues after an idle wait and left nothing to do: the sleep goes on. */
+    private boolean sleepGoesOn;
 
     /** Queues being polled, and the window after which an idle one goes back to kicks; worker thread only. */
     private final PolledSet polled;
 
     /** Queues whose device left work, served round-robin; worker thread only. */
-    private final ReadyList ready = new ReadyList();
+    private final ReadyList<ReadyQueue> ready = new ReadyList<>();
+
+    /** Queues that served work since their last {@link SettlingQueue#settle}; worker thread only. */
+    private final ReadyList<SettlingQueue> unsettled = new ReadyList<>();
 
     /** What runs now, for the {@link CallbackWatchdog}. */
     private final RunningCallback callback = new RunningCallback();
@@ -236,6 +243,46 @@ public final class Worker implements AutoCloseable {
         return ready.contains(queue);
     }
 
+    /**
+     * Has {@code queue} {@linkplain SettlingQueue#settle settled} once the worker has been idle for
+     * {@link #SETTLE_MS}: no event, command, ready or polled queue in that time (a worker kept busy by other
+     * queues settles when it next idles). Worker thread only; the caller makes sure a queue is on the list
+     * at most once (a flag of its own).
+     *
+     * <p>Why: virtio's notification handshakes are a store, a full fence and a load on each side (the
+     * device publishes used->idx and reads used_event, the driver writes used_event and re-reads
+     * used->idx; the same for kicks with avail->idx and avail_event), so that at least one side sees the
+     * other. A guest whose fence does nothing (QEMU's TCG emits no barriers for a machine with one vCPU)
+     * can lose: it sleeps on an interrupt or keeps a buffer without a kick, for good. Once the guest's
+     * store has left its store buffer, which a millisecond is far more than enough for, a second look
+     * finds what was lost. With working barriers the look finds nothing to do.
+     */
+    public void markUnsettled(SettlingQueue queue) {
+        assert inWorker();
+        unsettled.add(queue);
+    }
+
+    /** Takes {@code queue} off the settle list without calling it (worker thread only). Idempotent. */
+    public void removeUnsettled(SettlingQueue queue) {
+        assert inWorker();
+        unsettled.remove(queue);
+    }
+
+    /** Settles the queues on the list when it starts (those that put themselves back wait for the next time). */
+    private void settle() {
+        for (int n = unsettled.size(); n > 0 && unsettled.size() > 0; n--) {
+            SettlingQueue q = unsettled.poll();
+            callback.enter(q);
+            try {
+                q.settle();
+            } catch (Throwable t) {
+                LOG.error("jvhost-worker-{}: settling a queue failed", id, t); // queues guard device code themselves
+            } finally {
+                callback.leave();
+            }
+        }
+    }
+
     /** One round-robin round: each queue ready when it starts gets one callback. */
     private void serveReady() {
         for (int n = ready.size(); n > 0 && ready.size() > 0; n--) {
@@ -302,13 +349,22 @@ public final class Worker implements AutoCloseable {
         if (timeout < 0 && !mailbox.isEmpty()) {
             timeout = 0; // a command this thread posted itself wrote no wake-up (LoopMailbox#post)
         }
-        if (timeout < 0) {
-            asleep = true;
-            sleepStart = System.nanoTime();
-            kicksOnWake = 0;
+        boolean settling = timeout < 0 && unsettled.size() > 0;
+        if (settling) {
+            timeout = SETTLE_MS; // idle: settle the queues that served work if nothing comes, then sleep
         }
+        boolean goesOn = sleepGoesOn;
+        sleepGoesOn = false;
+        if (timeout != 0) {
+            asleep = true;
+            if (!goesOn) { // a settle's wait and the sleep after it are one sleep to the poll window
+                sleepStart = System.nanoTime();
+                kicksOnWake = 0;
+            }
+        }
+        int events;
         try {
-            epoll.waitAndDispatch(timeout, dispatch);
+            events = epoll.waitAndDispatch(timeout, dispatch);
         } catch (NativeException e) {
             LOG.error("jvhost-worker-{}: epoll_wait failed, worker stops: {}", id, e.getMessage());
             return false;
@@ -318,6 +374,10 @@ public final class Worker implements AutoCloseable {
         mailbox.runAll(callback);
         if (polled.size() > 0 || ready.size() > 0) {
             serveQueues(System.nanoTime());
+        }
+        if (settling && events == 0 && mailbox.isEmpty() && polled.size() == 0 && ready.size() == 0) {
+            settle();
+            sleepGoesOn = mailbox.isEmpty() && polled.size() == 0 && ready.size() == 0;
         }
         return true;
     }

@@ -5,6 +5,7 @@ import org.jvhost.engine.device.DeviceRuntime;
 import org.jvhost.engine.event.EventHandler;
 import org.jvhost.engine.event.PolledQueue;
 import org.jvhost.engine.event.ReadyQueue;
+import org.jvhost.engine.event.SettlingQueue;
 import org.jvhost.engine.event.Worker;
 import org.jvhost.engine.instrument.InstrumentedQueue;
 import org.jvhost.engine.instrument.SessionTap;
@@ -50,7 +51,7 @@ import org.slf4j.LoggerFactory;
  * once dropped the frames it meant to circulate. What was pending when the ring is disabled is
  * discarded at once: the disable came after it.
  */
-final class Ring implements EventHandler, PolledQueue, ReadyQueue {
+final class Ring implements EventHandler, PolledQueue, ReadyQueue, SettlingQueue {
     private static final Logger LOG = LoggerFactory.getLogger(Ring.class);
     /** Most chains discarded per turn of the worker, as a device's drain is budgeted (loopback: 256). */
     static final int DISCARD_BUDGET = 256;
@@ -86,6 +87,8 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
     private boolean polling;
     /** On the worker's ready list. Worker only. */
     private boolean ready;
+    /** On the worker's settle list ({@link #settle}). Worker only. */
+    private boolean unsettled;
     /**
      * The avail index up to which the device has been told about buffers: avail->idx as read before the
      * last kick, or what the device consumed if that is further (it drained buffers published during
@@ -123,6 +126,9 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
             runtime.raisePendingFault(); // the used ring is guest memory
         } catch (Throwable t) {
             runtime.fail("deferred completion", index, t);
+        }
+        if (published > 0) {
+            markUnsettled();
         }
         if (quietWaiter != null && queue.deferredCount() == 0) {
             endQuietWait();
@@ -229,6 +235,10 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
     private void release(boolean pause) {
         leaveReady();
         leavePolling();
+        if (unsettled) {
+            unsettled = false;
+            worker.removeUnsettled(this);
+        }
         if (handed) {
             handed = false;
             queue.setEnabled(false);
@@ -335,6 +345,7 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
         if (!took || !handed || runtime.isFailed() || queue.isBroken()) {
             return; // took nothing: nothing to re-deliver, and no traffic worth polling for
         }
+        markUnsettled();
         if (queue.replayPending() > 0 || queue.availIndex() != after || !queue.deviceWantsKicks()) {
             markReady();
         } else if (!polling && worker.pollingEnabled() && !awaitingCompletions()) {
@@ -441,6 +452,41 @@ final class Ring implements EventHandler, PolledQueue, ReadyQueue {
         }
         polling = false;
         return false;
+    }
+
+    /**
+     * The worker's second look at a ring that served work, once it has been idle a moment
+     * ({@link Worker#markUnsettled} says why): an interrupt the queue skipped that the driver now asks
+     * for is sent, and buffers made available without a kick while the ring waits for kicks are
+     * delivered as if kicked. Worker only.
+     */
+    @Override
+    public void settle() {
+        unsettled = false;
+        if (!handed || stopped || runtime.isFailed() || queue.isBroken()) {
+            return;
+        }
+        try {
+            if (queue.signalIfMissed()) {
+                LOG.debug("{} queue {}: the driver asked for an interrupt after the queue skipped it; sent", runtime.name(),
+                        index);
+            }
+            runtime.raisePendingFault(); // used_event or the flags are guest memory
+        } catch (Throwable t) {
+            runtime.fail("handleKick", index, t);
+            return;
+        }
+        if (!polling && !ready && queue.deviceWantsKicks() && availIndexGuarded() != kickedAvail) {
+            LOG.debug("{} queue {}: buffers made available without a kick; served", runtime.name(), index);
+            deliverKick();
+        }
+    }
+
+    private void markUnsettled() {
+        if (!unsettled) {
+            unsettled = true;
+            worker.markUnsettled(this);
+        }
     }
 
     /** Puts the ring on its worker's ready list unless it is there already. Worker only. */

@@ -38,6 +38,19 @@ public interface HostQueue extends Virtqueue {
     /** Whether the host polls this queue. */
     boolean isHostPolling();
 
+    /**
+     * Signals the driver if an interrupt this queue skipped since its last one is owed after all: the
+     * driver now asks for one about an entry already in the used ring (with EVENT_IDX: used_event lies
+     * among the last ring-size entries published; otherwise its flags allow interrupts). Sent at most
+     * once; while none is owed the skip stays on record for the next check. A guest whose memory
+     * barriers do not work (TCG with one vCPU; see {@link org.jvhost.engine.event.Worker#markUnsettled}) can write its
+     * request after our signalUsed read it and then sleep on the old used->idx: this is what wakes it.
+     * A spurious interrupt is harmless (virtio 1.2 section 2.7.10). Worker only.
+     *
+     * @return whether it signalled
+     */
+    boolean signalIfMissed();
+
     /** Whether the device's last request was for kicks (enableNotifications, or none yet). */
     boolean deviceWantsKicks();
 

@@ -84,6 +84,8 @@ public final class PackedQueue implements HostQueue {
     /** Used position and wrap counter at the last notification decision: the "old" of the event check. */
     private int signalledPos;
     private boolean signalledWrap;
+    /** signalUsed skipped an interrupt since the last one it sent ({@link #signalIfMissed}). Worker only. */
+    private boolean skippedSignal;
 
     /**
      * Ring descriptors of each outstanding buffer, by buffer id; 0 = not outstanding. A buffer id is
@@ -608,7 +610,27 @@ public final class PackedQueue implements HostQueue {
         if (wanted) {
             notifier.signal();
         }
+        skippedSignal = !wanted;
         return wanted;
+    }
+
+    @Override
+    public boolean signalIfMissed() {
+        if (!skippedSignal || brokenReason != null) {
+            return false;
+        }
+        int word = (int) U32.getVolatile(driverEvent, 0);
+        int flags = (word >>> 16) & 0x3;
+        // the entries a waiting driver can still be missing: the last ring-size ones, from this
+        // position one lap back
+        boolean owed = flags == EventSuppressLayout.DESC && eventIdx
+                ? passed(word & 0xffff, usedPos, !usedWrap)
+                : flags != EventSuppressLayout.DISABLE;
+        if (owed) {
+            skippedSignal = false;
+            notifier.signal();
+        }
+        return owed;
     }
 
     /**

@@ -92,6 +92,8 @@ public final class SplitQueue implements HostQueue {
      * it calls if used_event lies among them, else the driver waits for an interrupt that went nowhere.
      */
     private boolean signalledSinceStart;
+    /** signalUsed skipped an interrupt since the last one it sent ({@link #signalIfMissed}). Worker only. */
+    private boolean skippedSignal;
     /** Chains popped and not yet returned, the most {@link #unpop} may put back. */
     private int inFlight;
 
@@ -653,7 +655,26 @@ public final class SplitQueue implements HostQueue {
         if (wanted) {
             notifier.signal();
         }
+        skippedSignal = !wanted;
         return wanted;
+    }
+
+    @Override
+    public boolean signalIfMissed() {
+        if (!skippedSignal || brokenReason != null) {
+            return false;
+        }
+        // the entries a waiting driver can still be missing: the last ring-size ones published
+        boolean owed = eventIdx
+                ? needEvent(Short.toUnsignedInt((short) U16.getVolatile(avail, usedEventOffset)), signalledUsed,
+                        (signalledUsed - size) & 0xffff)
+                : (Short.toUnsignedInt((short) U16.getVolatile(avail, AvailRingLayout.FLAGS))
+                        & AvailRingLayout.F_NO_INTERRUPT) == 0;
+        if (owed) {
+            skippedSignal = false;
+            notifier.signal();
+        }
+        return owed;
     }
 
     /**

@@ -302,6 +302,32 @@ class PackedQueueTest {
         assertEquals(2, calls.count(), "event position written");
     }
 
+    /** As SplitQueueTest's: the driver's DESC request came after signalUsed read DISABLE. */
+    @Test
+    void anInterruptSkippedBeforeTheDriverAskedIsSentByTheSecondLook() {
+        PackedQueue q = driver.deviceQueue(FEATURES, calls);
+        DescriptorChain c = q.newChain();
+        assertFalse(q.signalIfMissed(), "nothing was skipped");
+        driver.setDriverEvent(0, EventSuppressLayout.DISABLE);
+        serveOne(q, c);
+        assertEquals(0, calls.count());
+        assertFalse(q.signalIfMissed(), "interrupts still off");
+        int next = driver.usedOffWrap(); // the one entry used, not yet seen by the driver
+        driver.setDriverEvent(next, EventSuppressLayout.DESC);
+        assertTrue(q.signalIfMissed(), "owed: the driver waits for an entry already written");
+        assertFalse(q.signalIfMissed(), "sent once");
+        driver.pollUsed();
+        driver.setDriverEvent(driver.usedOffWrap(), EventSuppressLayout.DESC);
+        driver.setDriverEvent(0, EventSuppressLayout.DISABLE);
+        serveOne(q, c);
+        driver.pollUsed();
+        driver.setDriverEvent(driver.usedOffWrap(), EventSuppressLayout.DESC); // saw it, asks about the next
+        assertFalse(q.signalIfMissed(), "nothing written that the driver still waits for");
+        driver.setDriverEvent(0, EventSuppressLayout.ENABLE);
+        assertTrue(q.signalIfMissed(), "ENABLE after a skip: sent");
+        assertEquals(2, calls.count());
+    }
+
     @Test
     void descEventNamesThePreviousLapAcrossTheWrap() {
         PackedQueue q = driver.deviceQueue(FEATURES, calls);

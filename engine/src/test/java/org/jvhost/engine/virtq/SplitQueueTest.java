@@ -322,6 +322,61 @@ class SplitQueueTest {
         assertFalse(q.signalUsed(), "4 -> 5: used_event 3 was passed in an earlier batch");
     }
 
+    /**
+     * A guest whose barriers do nothing (TCG, one vCPU) wrote used_event after signalUsed read it, and
+     * read used->idx before our store reached it: it sleeps. The worker's second look sends what it asks for.
+     */
+    @Test
+    void anInterruptSkippedBeforeTheDriverAskedIsSentByTheSecondLook() {
+        SplitQueue q = driver.deviceQueue(EVENT_IDX, calls);
+        DescriptorChain c = q.newChain();
+        assertFalse(q.signalIfMissed(), "nothing was skipped");
+        driver.setUsedEvent(4);
+        useOne(q, c);
+        useOne(q, c);
+        assertFalse(q.signalUsed(), "used 0 -> 2 does not pass used_event 4");
+        assertFalse(q.signalIfMissed(), "the driver asks about entry 4, not published yet");
+        driver.setUsedEvent(1); // the late request: entry 1 is in the ring already
+        assertTrue(q.signalIfMissed(), "owed: the driver waits for an entry already published");
+        assertEquals(1, calls.count());
+        assertFalse(q.signalIfMissed(), "sent once");
+    }
+
+    @Test
+    void theSecondLookLeavesADriverThatSawEverythingAlone() {
+        SplitQueue q = driver.deviceQueue(EVENT_IDX, calls);
+        DescriptorChain c = q.newChain();
+        driver.setUsedEvent(5);
+        useOne(q, c);
+        useOne(q, c);
+        assertFalse(q.signalUsed(), "used 0 -> 2 does not pass used_event 5");
+        driver.setUsedEvent(2); // consumed both, asks about the next one
+        assertFalse(q.signalIfMissed(), "nothing published that the driver still waits for");
+        driver.setUsedEvent(1);
+        assertTrue(q.signalIfMissed(), "the skip stayed on record until an interrupt was owed");
+        assertEquals(1, calls.count());
+    }
+
+    @Test
+    void withoutEventIdxTheSecondLookFollowsTheFlags() {
+        SplitQueue q = driver.deviceQueue(0, calls);
+        DescriptorChain c = q.newChain();
+        driver.setAvailFlags(AvailRingLayout.F_NO_INTERRUPT);
+        useOne(q, c);
+        assertFalse(q.signalUsed(), "interrupts off");
+        assertFalse(q.signalIfMissed(), "still off: a polling driver is not interrupted");
+        driver.setAvailFlags(0);
+        assertTrue(q.signalIfMissed(), "turned on after our look: the skipped interrupt is sent");
+        assertFalse(q.signalIfMissed());
+        assertEquals(1, calls.count());
+    }
+
+    private void useOne(SplitQueue q, DescriptorChain c) {
+        driver.addChain(new byte[][] {bytes("a")}, new int[0]);
+        assertTrue(q.pop(c));
+        q.addUsed(c, 0);
+    }
+
     @Test
     void eventIdxBatchCrossingUsedEventSignalsOnce() {
         SplitQueue q = driver.deviceQueue(EVENT_IDX, calls);

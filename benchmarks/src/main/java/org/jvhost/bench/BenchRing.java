@@ -22,6 +22,15 @@ interface BenchRing {
     void post(int n);
 
     /**
+     * Makes {@code n} buffers at the guest addresses {@code gpas[0..n)}, {@code len} bytes each,
+     * available (the descriptors rewritten), published at once: a driver posting buffers from a pool.
+     */
+    void post(int n, long[] gpas, int len);
+
+    /** As {@link #reclaim(int)}, and the reclaimed buffers' guest addresses into {@code gpas}, oldest first. */
+    int reclaim(int expectedLen, long[] gpas);
+
+    /**
      * Takes back every used buffer the device published, checking each reports {@code expectedLen}
      * bytes written, and asks for a notification on the next one.
      *

@@ -85,7 +85,32 @@ public class LoopbackBench {
     @Param({"off"})
     public String inOrder = "off";
 
+    /**
+     * Two threads only ({@link LoopbackTwoThreads}): "off" (every descriptor keeps its own compact
+     * buffer, and the driver never touches frame bytes), or the cache size of an {@link MbufPool} the
+     * drivers take their buffers from as testpmd's virtio_user does: RX buffers posted from the pool,
+     * each received frame's header read and the same buffer sent back with a fresh header, freed to the
+     * pool when its TX completes. testpmd's cache is 250.
+     */
+    public String pool = "off";
+
+    /**
+     * With a pool: whether the driver reads each received header and writes each sent one, as
+     * virtio_user does ({@code -Djvhost.bench.feTouch=false}: it does not, an experiment).
+     */
+    private static final boolean FE_TOUCH = Boolean.parseBoolean(System.getProperty("jvhost.bench.feTouch", "true"));
+
+    /** testpmd's --total-num-mbufs in bench-loopback.sh. */
+    private static final int POOL_MBUFS = 16384;
+
     private MemfdGuest guest;
+    private MbufPool mbufs;
+    private long[] gotRx;
+    private long[] gotTx;
+    private long[] fresh;
+    /** Received buffers waiting to go out (io forwarding), a FIFO of guest addresses. */
+    private long[] backlog;
+    private int backlogHead;
     private BenchRing rxDriver;
     private BenchRing txDriver;
     private HostQueue rxQueue;
@@ -98,7 +123,15 @@ public class LoopbackBench {
 
     @Setup(Level.Trial)
     public void setUp() throws Exception {
-        guest = MemfdGuest.create("bench-loopback", 2 * AREA);
+        boolean pooled = !"off".equals(pool);
+        guest = MemfdGuest.create("bench-loopback", 2 * AREA + (pooled ? MbufPool.bytes(POOL_MBUFS) : 0));
+        if (pooled) {
+            mbufs = new MbufPool(guest.memory(), MemfdGuest.GPA + 2 * AREA, POOL_MBUFS, Integer.parseInt(pool));
+            gotRx = new long[RING];
+            gotTx = new long[RING];
+            fresh = new long[RING];
+            backlog = new long[2 * RING];
+        }
         int txLength = VirtioNet.HDR_LEN + frameBytes;
         rxLength = txLength;
         boolean packed = "packed".equals(rings);
@@ -127,7 +160,12 @@ public class LoopbackBench {
         device.startQueue(TX, txQueue);
         rxDriver.reclaim(rxLength); // used_event (off_wrap) at the start on both rings: a call for every batch
         txDriver.reclaim(0);
-        rxDriver.post(RING);
+        if (mbufs != null) {
+            mbufs.get(RING, fresh);
+            rxDriver.post(RING, fresh, MbufPool.RX_LEN);
+        } else {
+            rxDriver.post(RING);
+        }
     }
 
     /** Header (all zero: no offloads) followed by an IPv4-typed frame with distinct MACs. */
@@ -168,7 +206,16 @@ public class LoopbackBench {
         rxDriver.pollMode();
         txDriver.pollMode();
         txQueue.setHostPolling(true);
-        txDriver.post(frames);
+        if (mbufs == null) {
+            txDriver.post(frames);
+            return;
+        }
+        byte[] frame = frame(frameBytes);
+        mbufs.get(frames, fresh);
+        for (int k = 0; k < frames; k++) {
+            mbufs.write(fresh[k], frame);
+        }
+        txDriver.post(frames, fresh, frame.length);
     }
 
     /**
@@ -178,6 +225,9 @@ public class LoopbackBench {
      * @return frames received this turn
      */
     int driverTurn() {
+        if (mbufs != null) {
+            return pooledDriverTurn();
+        }
         int received = rxDriver.reclaim(rxLength);
         if (received > 0) {
             rxDriver.post(received);
@@ -190,6 +240,45 @@ public class LoopbackBench {
             txBacklog -= n;
         }
         return received;
+    }
+
+    /** {@link #driverTurn} with buffers from the {@link MbufPool}, as virtio_user's io forwarding. */
+    private int pooledDriverTurn() {
+        int received = rxDriver.reclaim(rxLength, gotRx);
+        if (received > 0) {
+            for (int k = 0; k < received; k++) {
+                if (FE_TOUCH && mbufs.received(gotRx[k]) != 1) {
+                    throw new IllegalStateException("received frame at 0x" + Long.toHexString(gotRx[k])
+                            + " does not say num_buffers 1");
+                }
+                backlog[(backlogHead + txBacklog++) & (backlog.length - 1)] = gotRx[k];
+            }
+            mbufs.get(received, fresh);
+            rxDriver.post(received, fresh, MbufPool.RX_LEN);
+        }
+        int completed = txDriver.reclaim(0, gotTx);
+        for (int k = 0; k < completed; k++) {
+            mbufs.put(gotTx[k]);
+        }
+        int n = Math.min(txBacklog, Math.min(txDriver.freeCount(), BATCH));
+        for (int k = 0; k < n; k++) {
+            long gpa = backlog[backlogHead];
+            backlogHead = (backlogHead + 1) & (backlog.length - 1);
+            if (FE_TOUCH) {
+                mbufs.prependHeader(gpa);
+            }
+            fresh[k] = gpa;
+        }
+        if (n > 0) {
+            txDriver.post(n, fresh, rxLength);
+            txBacklog -= n;
+        }
+        return received;
+    }
+
+    /** The pool's cache traffic, or "" without a pool. */
+    String poolTraffic() {
+        return mbufs == null ? "" : "pool: " + mbufs.traffic();
     }
 
     /** The device's side: what jvhost's worker does when it polls the TX ring; true if it drained. */
@@ -223,6 +312,9 @@ public class LoopbackBench {
             log.unmap();
         }
         guest.close();
+        if (mbufs != null) {
+            return; // buffer 0 was never posted; every frame's num_buffers was checked as it came back
+        }
         // The last frame in buffer 0: source and destination swapped, num_buffers = 1.
         int f = VirtioNet.HDR_LEN;
         if (rx[f] != 0x20 || rx[f + 6] != 0x10 || rx[VirtioNet.HDR_NUM_BUFFERS] != 1) {

@@ -22,9 +22,12 @@ import java.util.stream.Stream;
  * the device thread's time spent draining (not polling an empty ring: below 100% the driver sets the
  * pace) and the device's ns per frame while draining (its per-frame cost with the transfers). Usage:
  * {@code taskset -c 0,1 java -cp benchmarks.jar org.jvhost.bench.LoopbackTwoThreads ROUNDS SECONDS
- * FRAMEBYTES:RINGS[:INORDER]...}, e.g. {@code 5 2 64:split 64:packed 64:packed:on} (INORDER on: the
- * driver acks VIRTIO_F_IN_ORDER, as DPDK's virtio_user does). Threads are pinned with {@code taskset -p}
- * (driver on CPU 0, device on CPU 1), found by name in {@code /proc/self/task}.
+ * FRAMEBYTES:RINGS[:INORDER[:POOL]]...}, e.g. {@code 5 2 64:split 64:packed 64:packed:on 64:split:on:250}
+ * (INORDER on: the driver acks VIRTIO_F_IN_ORDER, as DPDK's virtio_user does; POOL: the driver takes
+ * its buffers from an {@link MbufPool} with that cache size, 250 as testpmd's, and touches each frame's
+ * header as virtio_user does, instead of giving each descriptor one compact buffer it never touches).
+ * Threads are pinned with {@code taskset -p} (driver on CPU 0, device on CPU 1), found by name in
+ * {@code /proc/self/task}.
  */
 public final class LoopbackTwoThreads {
     private static final int IN_FLIGHT = 128;
@@ -68,6 +71,9 @@ public final class LoopbackTwoThreads {
                     + " %.0f ns per frame while draining (rounds:%s)%n", names.get(i), median(m[i][0]),
                     format(m[i][0], "%.2f"), 100 * median(m[i][1]), format(m[i][1], "%.2f"), median(m[i][2]),
                     format(m[i][2], "%.0f"));
+            if (!cases.get(i).bench.poolTraffic().isEmpty()) {
+                System.out.println(names.get(i) + " " + cases.get(i).bench.poolTraffic());
+            }
         }
     }
 
@@ -106,6 +112,9 @@ public final class LoopbackTwoThreads {
             bench.logging = "off";
             if (p.length > 2) {
                 bench.inOrder = p[2];
+            }
+            if (p.length > 3) {
+                bench.pool = p[3];
             }
             bench.setUp();
             bench.startCirculating(IN_FLIGHT);

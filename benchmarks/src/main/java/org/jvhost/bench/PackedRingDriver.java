@@ -59,6 +59,8 @@ final class PackedRingDriver implements BenchRing {
     private boolean polling;
     /** VIRTIO_F_IN_ORDER: a used descriptor stands for every buffer posted up to its id. */
     private boolean inOrder;
+    /** Guest address each id's buffer lies at now ({@link #post(int, long[], int)} moves them). */
+    private final long[] gpaOf;
 
     /** As {@link RingDriver#RingDriver}: {@code size} buffers of {@code bufferBytes} in the area's data part. */
     PackedRingDriver(GuestMemory memory, int size, long areaGpa, long areaSize, int bufferBytes, boolean deviceWritable) {
@@ -80,6 +82,10 @@ final class PackedRingDriver implements BenchRing {
             slotOf[i] = i;
         }
         this.availWord = word(true);
+        this.gpaOf = new long[size];
+        for (int i = 0; i < size; i++) {
+            gpaOf[i] = bufferGpa(i);
+        }
     }
 
     /** Len and flags (AVAIL/USED for {@code wrap}, WRITE if device-writable) at their places in bytes 8-15. */
@@ -107,6 +113,12 @@ final class PackedRingDriver implements BenchRing {
 
     @Override
     public void post(int n) {
+        post(n, null, bufferBytes);
+    }
+
+    /** As {@link #post(int)}, the buffers at {@code gpas[0..n)} of {@code len} bytes (null: each id's own). */
+    @Override
+    public void post(int n, long[] gpas, int len) {
         if (n > size - postedCount) {
             throw new IllegalStateException("driver has " + (size - postedCount) + " free ids, asked to post "
                     + n);
@@ -120,8 +132,11 @@ final class PackedRingDriver implements BenchRing {
         for (int k = 0; k < n; k++, slot++) {
             int id = ids[slot < size ? slot : slot - size];
             int at = availPos * PackedDescriptorLayout.SIZE;
-            long w = availWord | (long) id << 32;
-            U64.set(desc, at + PackedDescriptorLayout.ADDR, bufferGpa(id));
+            long w = (availWord & ~0xffff_ffffL) | Integer.toUnsignedLong(len) | (long) id << 32;
+            if (gpas != null) {
+                gpaOf[id] = gpas[k];
+            }
+            U64.set(desc, at + PackedDescriptorLayout.ADDR, gpaOf[id]);
             if (k == 0) {
                 firstWord = w;
                 U32.set(desc, at + PackedDescriptorLayout.LEN, (int) w);
@@ -143,6 +158,11 @@ final class PackedRingDriver implements BenchRing {
 
     @Override
     public int reclaim(int expectedLen) {
+        return reclaim(expectedLen, null);
+    }
+
+    @Override
+    public int reclaim(int expectedLen, long[] gpas) {
         int n = 0;
         while (postedCount > 0) {
             int at = usedPos * PackedDescriptorLayout.SIZE;
@@ -164,6 +184,12 @@ final class PackedRingDriver implements BenchRing {
             if (!inOrder && taken > 1) {
                 swap(postedHead, slotOf[id]);
                 taken = 1;
+            }
+            if (gpas != null) {
+                for (int k = 0; k < taken; k++) {
+                    int slot = postedHead + k;
+                    gpas[n + k] = gpaOf[ids[slot < size ? slot : slot - size]];
+                }
             }
             postedHead += taken;
             if (postedHead >= size) {

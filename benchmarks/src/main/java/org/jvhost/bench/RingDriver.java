@@ -41,6 +41,10 @@ final class RingDriver implements BenchRing {
     private final int[] posted;
     private int postedHead;
     private int postedTail;
+    /** Descriptor flags of every buffer (WRITE if device-writable). */
+    private final int flags;
+    /** Guest address each head's descriptor points at now ({@link #post(int, long[], int)} moves them). */
+    private final long[] gpaOf;
 
     /**
      * A ring of {@code size} descriptors in {@code [areaGpa, areaGpa + areaSize)}, descriptor {@code i}
@@ -56,8 +60,11 @@ final class RingDriver implements BenchRing {
         }
         this.free = new int[size];
         this.posted = new int[size];
+        this.flags = deviceWritable ? DescriptorLayout.F_WRITE : 0;
+        this.gpaOf = new long[size];
         for (int i = 0; i < size; i++) {
-            ring.writeDescriptor(i, bufferGpa(i), bufferBytes, deviceWritable ? DescriptorLayout.F_WRITE : 0, 0);
+            ring.writeDescriptor(i, bufferGpa(i), bufferBytes, flags, 0);
+            gpaOf[i] = bufferGpa(i);
             free[i] = size - 1 - i;
         }
         this.freeCount = size;
@@ -98,13 +105,39 @@ final class RingDriver implements BenchRing {
     }
 
     /**
+     * Makes {@code n} buffers at the guest addresses {@code gpas[0..n)}, {@code len} bytes each,
+     * available: each head's descriptor is rewritten first, as a driver posting mbufs from a pool does.
+     */
+    @Override
+    public void post(int n, long[] gpas, int len) {
+        if (n > freeCount) {
+            throw new IllegalStateException("driver has " + freeCount + " free descriptors, asked to post " + n);
+        }
+        int idx = ring.availIdx();
+        for (int k = 0; k < n; k++) {
+            int head = free[--freeCount];
+            ring.writeDescriptor(head, gpas[k], len, flags, 0);
+            gpaOf[head] = gpas[k];
+            ring.setAvailRingEntry((idx + k) & (size - 1), head);
+            posted[postedTail++ & (size - 1)] = head;
+        }
+        ring.setAvailIdx(idx + n);
+    }
+
+    @Override
+    public int reclaim(int expectedLen) {
+        return reclaim(expectedLen, null);
+    }
+
+    /**
      * Takes back every used element the device published, checking each reports {@code expectedLen}
-     * bytes written, and asks for a notification on the next one.
+     * bytes written, and asks for a notification on the next one. If {@code gpas} is not null, the
+     * reclaimed buffers' guest addresses go there, in the order they are freed.
      *
      * @return elements reclaimed
      */
     @Override
-    public int reclaim(int expectedLen) {
+    public int reclaim(int expectedLen, long[] gpas) {
         int usedIdx = Short.toUnsignedInt((short) U16.getAcquire(used, UsedRingLayout.IDX));
         int n = (usedIdx - lastUsed) & 0xffff;
         for (int k = 0; k < n; ) {
@@ -119,7 +152,11 @@ final class RingDriver implements BenchRing {
             int head;
             do {
                 head = posted[postedHead++ & (size - 1)];
-                free[freeCount++] = inOrder ? head : id;
+                int freed = inOrder ? head : id;
+                free[freeCount++] = freed;
+                if (gpas != null) {
+                    gpas[k] = gpaOf[freed];
+                }
                 k++;
             } while (inOrder && head != id && k < n);
             if (inOrder && head != id) {

@@ -34,6 +34,8 @@ public final class FrameReflector {
     public static final int DROPPED_NO_BUFFER = 1;
     public static final int DROPPED_MALFORMED = 2;
 
+    /** Most frames of a run of {@link #reflect(DescriptorChain[], int)}: the device's batch. */
+    static final int BURST = 32;
     /** The two MAC addresses at the start of an Ethernet frame. */
     private static final int MAC_PAIR_LEN = 12;
     /** Shortest frame accepted: destination, source and EtherType. */
@@ -66,6 +68,8 @@ public final class FrameReflector {
 
     private Virtqueue rx;
     private DescriptorChain[] rxChains = new DescriptorChain[0];
+    /** One RX chain per frame of a run ({@link #reflect(DescriptorChain[], int)}). */
+    private DescriptorChain[] burstRx = new DescriptorChain[0];
     private int[] rxWritten = new int[0];
 
     /** Cursor of the scatter into the taken RX chains. */
@@ -86,6 +90,10 @@ public final class FrameReflector {
         for (int i = 0; i < rxChains.length; i++) {
             rxChains[i] = queue.newChain();
         }
+        burstRx = new DescriptorChain[Math.min(BURST, queue.size())];
+        for (int i = 0; i < burstRx.length; i++) {
+            burstRx[i] = queue.newChain();
+        }
     }
 
     /** Stops delivering; frames are dropped until the next {@link #attachRx}. */
@@ -93,6 +101,7 @@ public final class FrameReflector {
         rx = null;
         rxChains = new DescriptorChain[0];
         rxWritten = new int[0];
+        burstRx = new DescriptorChain[0];
     }
 
     /**
@@ -102,6 +111,7 @@ public final class FrameReflector {
      *
      * @return {@link #DELIVERED}, {@link #DROPPED_NO_BUFFER} or {@link #DROPPED_MALFORMED}
      */
+    @SuppressWarnings("deprecation") // segmentBuffer: see writeWhole
     public int reflect(DescriptorChain tx) {
         int frameLength = tx.readableBytes() - headerLength;
         if (frameLength < MIN_FRAME || frameLength > MAX_FRAME) {
@@ -115,7 +125,9 @@ public final class FrameReflector {
             pending[RX_DROPPED_NO_BUFFER]++;
             return DROPPED_NO_BUFFER;
         }
-        if (buffers == 1 && reflectWhole(tx, rxChains[0], frameLength)) {
+        if (buffers == 1 && headerLength == VirtioNet.HDR_LEN && frameInLastSegment(tx, frameLength)
+                && fitsWhole(rxChains[0], frameLength, tx.segmentBuffer(tx.readableSegments() - 1))) {
+            writeWhole(tx, rxChains[0], frameLength);
             rx.addUsed(rxChains[0], headerLength + frameLength);
         } else {
             writeFrame(tx, frameLength, buffers);
@@ -144,9 +156,77 @@ public final class FrameReflector {
     }
 
     /**
-     * The common case in one pass: the frame (after the TX header) lies in one readable segment and one
-     * RX buffer's first writable segment holds header and frame. The header, the frame from its
-     * thirteenth byte on (one bulk copy) and the swapped MACs are written straight into guest memory.
+     * Reflects the frames {@code tx[0..n)} in order, in phases over runs of frames that each fit one RX
+     * buffer whole ({@link #writeWhole}), as DPDK's vhost works over a burst: first the RX buffers of the
+     * whole run are popped (their avail entries and descriptors read and checked), then the frames are
+     * written, then the RX used entries added. The loads of one phase do not depend on each other, so
+     * their misses (lines the driver wrote on its CPU) can overlap, where one frame at a time waits for
+     * them in turn. Any other frame goes through {@link #reflect(DescriptorChain)} on its own, in its place.
+     * Like that method, it returns no TX chain to its queue.
+     *
+     * @return whether any frame was delivered (RX then has used entries to publish)
+     */
+    public boolean reflect(DescriptorChain[] tx, int n) {
+        boolean delivered = false;
+        int i = 0;
+        while (i < n) {
+            int run = takeRun(tx, i, Math.min(n - i, burstRx.length));
+            if (run == 0) {
+                delivered |= reflect(tx[i++]) == DELIVERED;
+                continue;
+            }
+            long bytes = 0;
+            for (int k = 0; k < run; k++) {
+                int frameLength = tx[i + k].readableBytes() - VirtioNet.HDR_LEN;
+                writeWhole(tx[i + k], burstRx[k], frameLength);
+                bytes += frameLength;
+            }
+            for (int k = 0; k < run; k++) {
+                rx.addUsed(burstRx[k], tx[i + k].readableBytes()); // header and frame
+            }
+            pending[TX_FRAMES] += run;
+            pending[TX_BYTES] += bytes;
+            pending[RX_FRAMES] += run;
+            pending[RX_BYTES] += bytes;
+            delivered = true;
+            i += run;
+        }
+        return delivered;
+    }
+
+    /**
+     * Phase one of a run: pops an RX buffer for each frame from {@code tx[from]} on, at most {@code max},
+     * while the frame can be written whole into it. The buffer of the frame that ends the run is put
+     * back, for the frame's own path.
+     *
+     * @return the run's length
+     */
+    @SuppressWarnings("deprecation") // segmentBuffer: see writeWhole
+    private int takeRun(DescriptorChain[] tx, int from, int max) {
+        if (rx == null || headerLength != VirtioNet.HDR_LEN || !rx.isEnabled()) {
+            return 0;
+        }
+        int k = 0;
+        while (k < max) {
+            DescriptorChain t = tx[from + k];
+            int frameLength = t.readableBytes() - VirtioNet.HDR_LEN;
+            if (frameLength < MIN_FRAME || frameLength > MAX_FRAME || !frameInLastSegment(t, frameLength)
+                    || !rx.pop(burstRx[k])) {
+                break;
+            }
+            if (!fitsWhole(burstRx[k], frameLength, t.segmentBuffer(t.readableSegments() - 1))) {
+                rx.unpop(1);
+                break;
+            }
+            k++;
+        }
+        return k;
+    }
+
+    /**
+     * The common case in one pass: {@link #frameInLastSegment} and {@link #fitsWhole} hold, so the header,
+     * the frame from its thirteenth byte on (one bulk copy) and the swapped MACs are written straight into
+     * guest memory.
      *
      * <pre>
      * TX segment:  ... | dst mac (6) | src mac (6) | rest (frameLength - 12) |
@@ -158,24 +238,14 @@ public final class FrameReflector {
      * only: one ByteBuffer-to-ByteBuffer copy and four moves, where the 1.7 field accessors and copyTo
      * would walk the segment lists nine times per frame on the host's hottest 64 B path. Moving it onto
      * them waits for a measurement that shows they cost nothing here.
-     *
-     * @return false if the layout is anything else (nothing written: the caller takes the general path)
      */
     @SuppressWarnings("deprecation")
-    private boolean reflectWhole(DescriptorChain tx, DescriptorChain rx0, int frameLength) {
+    private static void writeWhole(DescriptorChain tx, DescriptorChain rx0, int frameLength) {
         int txSeg = tx.readableSegments() - 1;
-        int skip = tx.segmentLength(txSeg) - frameLength; // where the frame starts in the last readable segment
-        int rxSeg = rx0.readableSegments();
-        if (headerLength != VirtioNet.HDR_LEN || skip < 0 || rxSeg >= rx0.segmentCount()
-                || rx0.segmentLength(rxSeg) < VirtioNet.HDR_LEN + frameLength) {
-            return false;
-        }
         ByteBuffer src = tx.segmentBuffer(txSeg);
+        int s = tx.segmentOffset(txSeg) + tx.segmentLength(txSeg) - frameLength;
+        int rxSeg = rx0.readableSegments();
         ByteBuffer dst = rx0.segmentBuffer(rxSeg);
-        if (src.order() != dst.order()) {
-            return false; // the int/short moves below assume one byte order on both sides
-        }
-        int s = tx.segmentOffset(txSeg) + skip;
         int d = rx0.segmentOffset(rxSeg);
         dst.putLong(d, 0);
         // bytes 8-11: zero, then num_buffers = 1 (little-endian, VERSION_1), in the buffer's order
@@ -186,7 +256,22 @@ public final class FrameReflector {
         dst.putShort(d + 4, src.getShort(s + 10));
         dst.putInt(d + 6, src.getInt(s));
         dst.putShort(d + 10, src.getShort(s + 4));
-        return true;
+    }
+
+    /** Whether the frame (the last {@code frameLength} readable bytes) lies in the last readable segment. */
+    private static boolean frameInLastSegment(DescriptorChain tx, int frameLength) {
+        return tx.segmentLength(tx.readableSegments() - 1) >= frameLength;
+    }
+
+    /**
+     * Whether {@code rx0}'s first writable segment holds the 12-byte header and the frame, in the byte
+     * order of {@code src} (the int/short moves of {@link #writeWhole} assume one order on both sides).
+     */
+    @SuppressWarnings("deprecation") // segmentBuffer: see writeWhole
+    private static boolean fitsWhole(DescriptorChain rx0, int frameLength, ByteBuffer src) {
+        int rxSeg = rx0.readableSegments();
+        return rxSeg < rx0.segmentCount() && rx0.segmentLength(rxSeg) >= VirtioNet.HDR_LEN + frameLength
+                && rx0.segmentBuffer(rxSeg).order() == src.order();
     }
 
     /**

@@ -58,7 +58,8 @@ public final class LoopbackDevice implements VhostUserDevice {
         final FrameReflector reflector = new FrameReflector();
         Virtqueue rx;
         Virtqueue tx;
-        DescriptorChain txChain;
+        /** A batch of TX chains, popped before any is reflected. */
+        DescriptorChain[] txChains;
     }
 
     public LoopbackDevice(String name, LoopbackConfig config) {
@@ -145,7 +146,10 @@ public final class LoopbackDevice implements VhostUserDevice {
             pair.reflector.attachRx(queue);
         } else {
             pair.tx = queue;
-            pair.txChain = queue.newChain();
+            pair.txChains = new DescriptorChain[BATCH];
+            for (int i = 0; i < BATCH; i++) {
+                pair.txChains[i] = queue.newChain();
+            }
         }
         LOG.debug("{}: queue {} started (size {})", name, queueIndex, queue.size());
     }
@@ -163,9 +167,10 @@ public final class LoopbackDevice implements VhostUserDevice {
     }
 
     /**
-     * The Virtqueue processing loop: every TX chain goes back with 0 bytes written, whatever became of
-     * its frame. RX and TX are published every {@link #BATCH} frames, so the receiver works on frames
-     * while a long TX burst is still being copied. After {@link #TX_BUDGET} frames the drain returns
+     * The Virtqueue processing loop: a batch of TX chains is popped, its frames reflected (in phases,
+     * {@link FrameReflector#reflect(DescriptorChain[], int)}), then every TX chain goes back with 0
+     * bytes written, whatever became of its frame. RX and TX are published every {@link #BATCH}
+     * frames, so the receiver works on frames while a long TX burst is still being copied. After {@link #TX_BUDGET} frames the drain returns
      * with notifications still disabled and frames possibly pending; the host calls it again without a
      * kick, after serving the rest of the worker.
      */
@@ -174,7 +179,7 @@ public final class LoopbackDevice implements VhostUserDevice {
         if (tx == null) {
             return;
         }
-        DescriptorChain chain = pair.txChain;
+        DescriptorChain[] chains = pair.txChains;
         FrameReflector reflector = pair.reflector;
         int budget = TX_BUDGET;
         do {
@@ -182,11 +187,12 @@ public final class LoopbackDevice implements VhostUserDevice {
             int popped;
             do {
                 popped = 0;
-                boolean delivered = false;
-                while (popped < BATCH && tx.pop(chain)) {
-                    delivered |= reflector.reflect(chain) == FrameReflector.DELIVERED;
-                    tx.addUsed(chain, 0);
+                while (popped < BATCH && tx.pop(chains[popped])) {
                     popped++;
+                }
+                boolean delivered = reflector.reflect(chains, popped);
+                for (int i = 0; i < popped; i++) {
+                    tx.addUsed(chains[i], 0);
                 }
                 reflector.publishCounters();
                 if (delivered) {
@@ -212,7 +218,7 @@ public final class LoopbackDevice implements VhostUserDevice {
         } else {
             queue = pair.tx;
             pair.tx = null;
-            pair.txChain = null;
+            pair.txChains = null;
         }
         LOG.debug("{}: queue {} stopped", name, queueIndex);
         return queue;

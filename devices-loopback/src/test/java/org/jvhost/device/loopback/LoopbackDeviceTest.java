@@ -168,9 +168,9 @@ class LoopbackDeviceTest {
     }
 
     /**
-     * One burst whose frames take every path in turn: frames written whole into one RX buffer, one split
-     * across TX descriptors, a malformed one, and one that fits no single RX buffer (it spans three);
-     * each is reflected in its place, and RX buffers are used in the order posted.
+     * One burst whose frames take every path in turn: a run is ended by a frame split across TX
+     * descriptors, a malformed one, and one that fits no single RX buffer (its buffer goes back and it
+     * spans three); each is reflected in its place, and RX buffers are used in the order posted.
      */
     @Test
     void aBurstMixingLayoutsReflectsEveryFrameInOrder() {

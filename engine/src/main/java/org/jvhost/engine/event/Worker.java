@@ -268,31 +268,26 @@ public final class Worker implements AutoCloseable {
         unsettled.remove(queue);
     }
 
-    /** Settles the queues on the list when it starts (those that put themselves back wait for the next time). */
-    private void settle() {
-        for (int n = unsettled.size(); n > 0 && unsettled.size() > 0; n--) {
-            SettlingQueue q = unsettled.poll();
-            callback.enter(q);
-            try {
-                q.settle();
-            } catch (Throwable t) {
-                LOG.error("jvhost-worker-{}: settling a queue failed", id, t); // queues guard device code themselves
-            } finally {
-                callback.leave();
-            }
-        }
+    /** One round over the ready list: each queue ready when it starts gets one callback. */
+    private void serveReady() {
+        round(ready, ReadyQueue::serveReady, "ready queue"); // a queue may put itself back, behind the others
     }
 
-    /** One round-robin round: each queue ready when it starts gets one callback. */
-    private void serveReady() {
-        for (int n = ready.size(); n > 0 && ready.size() > 0; n--) {
-            ReadyQueue q = ready.poll();
+    /** Settles the queues on the list when it starts (those that put themselves back wait for the next time). */
+    private void settle() {
+        round(unsettled, SettlingQueue::settle, "settling a queue");
+    }
+
+    /** Takes each queue on {@code list} when it starts off it and calls it, as the callback the watchdog sees. */
+    private <Q> void round(ReadyList<Q> list, java.util.function.Consumer<Q> call, String what) {
+        for (int n = list.size(); n > 0 && list.size() > 0; n--) {
+            Q q = list.poll();
             callback.enter(q);
             try {
-                q.serveReady(); // may put q back at the tail, behind the others
+                call.accept(q);
             } catch (Throwable t) {
                 // queues guard device code themselves; this only catches engine bugs
-                LOG.error("jvhost-worker-{}: ready queue failed", id, t);
+                LOG.error("jvhost-worker-{}: {} failed", id, what, t);
             } finally {
                 callback.leave();
             }

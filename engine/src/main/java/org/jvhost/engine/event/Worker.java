@@ -247,15 +247,7 @@ public final class Worker implements AutoCloseable {
      * Has {@code queue} {@linkplain SettlingQueue#settle settled} once the worker has been idle for
      * {@link #SETTLE_MS}: no event, command, ready or polled queue in that time (a worker kept busy by other
      * queues settles when it next idles). Worker thread only; the caller makes sure a queue is on the list
-     * at most once (a flag of its own).
-     *
-     * <p>Why: virtio's notification handshakes are a store, a full fence and a load on each side (the
-     * device publishes used->idx and reads used_event, the driver writes used_event and re-reads
-     * used->idx; the same for kicks with avail->idx and avail_event), so that at least one side sees the
-     * other. A guest whose fence does nothing (QEMU's TCG emits no barriers for a machine with one vCPU)
-     * can lose: it sleeps on an interrupt or keeps a buffer without a kick, for good. Once the guest's
-     * store has left its store buffer, which a millisecond is far more than enough for, a second look
-     * finds what was lost. With working barriers the look finds nothing to do.
+     * at most once (a flag of its own). {@link SettlingQueue} says why.
      */
     public void markUnsettled(SettlingQueue queue) {
         assert inWorker();

@@ -362,11 +362,16 @@ public final class Worker implements AutoCloseable {
         if (polled.size() > 0 || ready.size() > 0) {
             serveQueues(System.nanoTime());
         }
-        if (settling && events == 0 && mailbox.isEmpty() && polled.size() == 0 && ready.size() == 0) {
+        if (settling && events == 0 && nothingToDo()) {
             settle();
-            sleepGoesOn = mailbox.isEmpty() && polled.size() == 0 && ready.size() == 0;
+            sleepGoesOn = nothingToDo();
         }
         return true;
+    }
+
+    /** No command waits and no queue is polled or ready: the worker may sleep. */
+    private boolean nothingToDo() {
+        return mailbox.isEmpty() && polled.size() == 0 && ready.size() == 0;
     }
 
     /** One round over the ready queues, then one over the polled ones. */

@@ -602,16 +602,7 @@ public final class PackedQueue implements HostQueue {
         if (oldPos == usedPos && oldWrap == usedWrap) {
             return false;
         }
-        int word = (int) U32.get(driverEvent, 0);
-        int flags = (word >>> 16) & 0x3;
-        boolean wanted = flags == EventSuppressLayout.DESC && eventIdx
-                ? passed(word & 0xffff, oldPos, oldWrap)
-                : flags != EventSuppressLayout.DISABLE;
-        if (wanted) {
-            notifier.signal();
-        }
-        skippedSignal = !wanted;
-        return wanted;
+        return signalIf(driverWants(oldPos, oldWrap));
     }
 
     @Override
@@ -619,18 +610,31 @@ public final class PackedQueue implements HostQueue {
         if (!skippedSignal || brokenReason != null) {
             return false;
         }
-        int word = (int) U32.getVolatile(driverEvent, 0);
-        int flags = (word >>> 16) & 0x3;
         // the entries a waiting driver can still be missing: the last ring-size ones, from this
         // position one lap back
-        boolean owed = flags == EventSuppressLayout.DESC && eventIdx
-                ? passed(word & 0xffff, usedPos, !usedWrap)
+        return signalIf(driverWants(usedPos, !usedWrap));
+    }
+
+    /**
+     * Whether the driver asks for an interrupt about the used descriptors written since
+     * {@code (oldPos, oldWrap)}: with DESC and EVENT_IDX if they include off_wrap's position, else unless
+     * its flags say DISABLE.
+     */
+    private boolean driverWants(int oldPos, boolean oldWrap) {
+        int word = (int) U32.getVolatile(driverEvent, 0);
+        int flags = (word >>> 16) & 0x3;
+        return flags == EventSuppressLayout.DESC && eventIdx
+                ? passed(word & 0xffff, oldPos, oldWrap)
                 : flags != EventSuppressLayout.DISABLE;
-        if (owed) {
-            skippedSignal = false;
+    }
+
+    /** Signals the driver if {@code wanted}; otherwise the skip stays on record ({@link #signalIfMissed}). */
+    private boolean signalIf(boolean wanted) {
+        if (wanted) {
             notifier.signal();
         }
-        return owed;
+        skippedSignal = !wanted;
+        return wanted;
     }
 
     /**

@@ -648,15 +648,7 @@ public final class SplitQueue implements HostQueue {
             signalledSinceStart = true;
             old = (old - size) & 0xffff; // see signalledSinceStart
         }
-        boolean wanted = eventIdx
-                ? needEvent(Short.toUnsignedInt((short) U16.get(avail, usedEventOffset)), newUsed, old)
-                : (Short.toUnsignedInt((short) U16.get(avail, AvailRingLayout.FLAGS))
-                        & AvailRingLayout.F_NO_INTERRUPT) == 0;
-        if (wanted) {
-            notifier.signal();
-        }
-        skippedSignal = !wanted;
-        return wanted;
+        return signalIf(driverWants(newUsed, old));
     }
 
     @Override
@@ -665,16 +657,27 @@ public final class SplitQueue implements HostQueue {
             return false;
         }
         // the entries a waiting driver can still be missing: the last ring-size ones published
-        boolean owed = eventIdx
-                ? needEvent(Short.toUnsignedInt((short) U16.getVolatile(avail, usedEventOffset)), signalledUsed,
-                        (signalledUsed - size) & 0xffff)
+        return signalIf(driverWants(signalledUsed, (signalledUsed - size) & 0xffff));
+    }
+
+    /**
+     * Whether the driver asks for an interrupt about the used entries {@code [old, newIdx)}: with EVENT_IDX
+     * if used_event lies among them, else if its flags allow interrupts.
+     */
+    private boolean driverWants(int newIdx, int old) {
+        return eventIdx
+                ? needEvent(Short.toUnsignedInt((short) U16.getVolatile(avail, usedEventOffset)), newIdx, old)
                 : (Short.toUnsignedInt((short) U16.getVolatile(avail, AvailRingLayout.FLAGS))
                         & AvailRingLayout.F_NO_INTERRUPT) == 0;
-        if (owed) {
-            skippedSignal = false;
+    }
+
+    /** Signals the driver if {@code wanted}; otherwise the skip stays on record ({@link #signalIfMissed}). */
+    private boolean signalIf(boolean wanted) {
+        if (wanted) {
             notifier.signal();
         }
-        return owed;
+        skippedSignal = !wanted;
+        return wanted;
     }
 
     /**

@@ -53,19 +53,10 @@ final class Qmp implements AutoCloseable {
                 if (System.nanoTime() - deadline > 0) {
                     throw new UncheckedIOException("QMP at " + socket + ": refused for " + attempt + " attempts", e);
                 }
-                sleepQuietly(20);
+                Peers.sleep(Duration.ofMillis(20));
             } catch (IOException e) {
                 throw new UncheckedIOException("QMP at " + socket, e);
             }
-        }
-    }
-
-    private static void sleepQuietly(long ms) {
-        try {
-            Thread.sleep(ms);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while connecting to QMP", e);
         }
     }
 

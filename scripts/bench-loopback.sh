@@ -5,9 +5,12 @@
 #   jvhost : java -jar jvhost.jar serve --device loopback:socket=SOCK   (pinned to CPU 1)
 #   dpdk   : dpdk-testpmd net_vhost + macswap forwarder                  (pinned to CPU 1)
 # with the front-end on CPU 0. Rate = frames received back by the front-end per second (Mpps),
-# from `show port stats all` before and after a timed interval, after a 1 s warm-up.
+# from `show port stats all` before and after a timed interval, after a warm-up of 5 s (-w): jvhost's JIT
+# compiles the frame path's largest methods (Worker.turn, then the OSR of Worker.loop) 1-7 s into the
+# traffic, on the back-end's CPU; after a 1 s warm-up its C2 thread still ran 100-650 ms of each 5 s
+# window (BENCHMARKS.md, issue 11, eighth session). The steady state is what an operator's host runs in.
 #
-# Usage: scripts/bench-loopback.sh [-r ROUNDS] [-d SECONDS] [-s "64 1500"] [--skip-jvhost] [--jar PATH] [-o DEVICE-OPTIONS] [--packed] [--no-in-order] [--pin-worker] [--fe-cycles]
+# Usage: scripts/bench-loopback.sh [-r ROUNDS] [-d SECONDS] [-w WARMUP-SECONDS] [-s "64 1500"] [--skip-jvhost] [--jar PATH] [-o DEVICE-OPTIONS] [--packed] [--no-in-order] [--pin-worker] [--fe-cycles]
 # (--packed: virtio_user asks for packed rings, packed_vq=1, against both back-ends. --no-in-order:
 # virtio_user does not ack VIRTIO_F_IN_ORDER, in_order=0; each run line says whether the back-end
 # negotiated it, from its log. --pin-worker: only
@@ -17,7 +20,7 @@
 # Prints one line per run (with the steal time of both CPUs, the back-end's busiest thread's run-queue wait
 # and its other threads' CPU time during the interval: a round slowed by the hypervisor or by another task
 # of this VM says so), then per size the
-# medians and the jvhost/dpdk ratio. Needs root for DPDK.
+# medians and the jvhost/dpdk ratio, and each back-end's spread (slowest and fastest round). Needs root for DPDK.
 # JVHOST_JAVA_OPTS (environment): extra JVM options for jvhost, e.g. a profiler agent; JVHOST_SERVE_OPTS:
 # extra `serve` options, e.g. --poll-us 1000; BENCH_NICE: the nice value of all peers (scripts/lib/testpmd.sh).
 set -euo pipefail
@@ -86,7 +89,7 @@ steal_since() {
 # thread_times PID: per thread of process PID, "TID COMM ON-CPU-NS RUN-QUEUE-WAIT-NS" (schedstat).
 # busiest_since PID BEFORE: for the thread that ran most since BEFORE (the worker, DPDK's lcore), how
 # long it waited runnable for the CPU while another task of this VM ran, and how long the process's other
-# threads ran (on the back-end's CPU: JIT, GC, control).
+# threads ran (on the back-end's CPU: JIT, GC, control), naming the two that ran most.
 # One awk for all threads: a cat and a basename per thread (the earlier form) forked about 60 processes
 # per sample for a JVM's 20 threads against DPDK's 3, and they ran on the back-end's CPU (perf sched).
 thread_times() {
@@ -97,8 +100,15 @@ thread_times() {
 }
 busiest_since() {
   thread_times "$1" | awk -v before="$2" 'BEGIN { n = split(before, b, "\n"); for (i = 1; i <= n; i++) { split(b[i], f, " "); r[f[1]] = f[3]; w[f[1]] = f[4] } }
-    NF >= 4 { run = $3 - r[$1]; wait = $4 - w[$1]; total += run; if (run > best) { best = run; name = $2; bw = wait } }
-    END { printf "%s waited %d ms for the CPU, other threads ran %d ms", name, bw / 1e6, (total - best) / 1e6 }'
+    NF >= 4 { run = $3 - r[$1]; wait = $4 - w[$1]; total += run; ran[NR] = run; who[NR] = $2
+              if (run > best) { best = run; name = $2; bw = wait; bi = NR } }
+    END { printf "%s waited %d ms for the CPU, other threads ran %d ms", name, bw / 1e6, (total - best) / 1e6
+          # the two others that ran most, when they ran at least 10 ms (a JIT compiler, GC, the control loop)
+          for (k = 0; k < 2; k++) { m = 0; mi = 0
+            for (i in ran) if (i != bi && ran[i] > m) { m = ran[i]; mi = i }
+            if (m < 1e7) break
+            printf "%s%s %d", (k == 0 ? " (" : ", "), who[mi], m / 1e6; delete ran[mi] }
+          if (k > 0) printf ")" }'
 }
 
 run_once() {  # run_once BACKEND SIZE -> appends "BACKEND SIZE MPPS" to $results

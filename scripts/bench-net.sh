@@ -11,7 +11,7 @@
 #   jvhost : ip netns exec NS java -jar jvhost.jar serve --device net:socket=SOCK,tap=jvbtap0   (CPU 1)
 #   dpdk   : ip netns exec NS dpdk-testpmd --vdev net_vhost0,iface=SOCK --vdev net_tap0,iface=jvbtap0
 #            --forward-mode=io (vhost -> TAP and TAP -> vhost)                               (CPU 1)
-# with the front-end on CPU 0, over a timed interval after a 1 s warm-up. jvhost writes to the TAP through
+# with the front-end on CPU 0, over a timed interval after a warm-up (-w, 5 s). jvhost writes to the TAP through
 # io_uring by default (uring=auto); `-o uring=off` measures its one-writev-per-frame path. Each jvhost run
 # prints the TAP data path jvhost logged (io_uring or one system call per frame).
 #
@@ -35,7 +35,7 @@
 # of the skb in tun_do_read costs each about 130-170 ns per frame; BENCHMARKS.md), so it lowers both rates
 # rather than the ratio. The RX target is judged on the delivered rate (the second median line).
 #
-# Usage: scripts/bench-net.sh [--rx] [-n FRAMES] [-r ROUNDS] [-d SECONDS] [-s "64 1500"] [--skip-jvhost] [--jar PATH] [-o DEVICE-OPTIONS]
+# Usage: scripts/bench-net.sh [--rx] [-n FRAMES] [-r ROUNDS] [-d SECONDS] [-w WARMUP-SECONDS] [-s "64 1500"] [--skip-jvhost] [--jar PATH] [-o DEVICE-OPTIONS]
 # JVHOST_JAVA_OPTS (environment): extra JVM options for jvhost, e.g. a profiler agent.
 # Prints one line per run, then per size the medians and the jvhost/dpdk ratio. Needs root (netns, TAP),
 # and gcc for --rx (tapgen is compiled into the script's temporary directory).

@@ -16,17 +16,18 @@ ON_BE=(nice -n "$BENCH_NICE" taskset -c "$BE_CPU")
 
 bench_fail() { echo "$BENCH: $*" >&2; exit 1; }
 
-# bench_options ARGS...: sets rounds seconds sizes skip_jvhost jar devopts fevdev backends; -h prints the
+# bench_options ARGS...: sets rounds seconds warmup sizes skip_jvhost jar devopts fevdev backends; -h prints the
 # script's header comment. devopts is "" or ",OPTIONS" (-o OPTIONS: more options for jvhost's device);
 # fevdev is "" or holds ",packed_vq=1" (--packed: the front-end asks for packed rings, which both back-ends
 # serve) and ",in_order=0" (--no-in-order: virtio_user does not ack VIRTIO_F_IN_ORDER, which it does by default);
 # pin_worker is 1 with --pin-worker (see pin_jvhost_workers), fe_cycles 1 with --fe-cycles (bench-loopback).
 bench_options() {
-  rounds=5 seconds=5 sizes="64 1500" skip_jvhost=0 jar=host/target/jvhost.jar devopts="" fevdev="" pin_worker=0 fe_cycles=0
+  rounds=5 seconds=5 warmup=5 sizes="64 1500" skip_jvhost=0 jar=host/target/jvhost.jar devopts="" fevdev="" pin_worker=0 fe_cycles=0
   while [[ $# -gt 0 ]]; do
     case "$1" in
       -r) rounds=$2; shift 2 ;;
       -d) seconds=$2; shift 2 ;;
+      -w) warmup=$2; shift 2 ;;
       -s) sizes=$2; shift 2 ;;
       --skip-jvhost) skip_jvhost=1; shift ;;
       --jar) jar=$2; shift 2 ;;
@@ -87,12 +88,12 @@ fe_start() {
 fe_cmd() { echo "$1" >&3; }
 
 # fe_traffic SIZE START...: sets the frame size (testpmd's default is 64), sends the start command
-# (e.g. `start` or `start tx_first 4`) and lets it run 1 s to warm up.
+# (e.g. `start` or `start tx_first 4`) and lets it run $warmup seconds (-w, default 5) to warm up.
 fe_traffic() {
   local size=$1; shift
   if [[ "$size" != 64 ]]; then fe_cmd "set txpkts $size"; fi
   fe_cmd "$*"
-  sleep 1
+  sleep "$warmup"
 }
 
 fe_stats() {  # prints "RX TX" of port 0, waiting for the new block
@@ -145,7 +146,9 @@ bench_rounds() {
   done
 }
 
-# bench_medians WHAT: per size, the median of each back-end's runs and the jvhost/dpdk ratio.
+# bench_medians WHAT: per size, the median of each back-end's runs and the jvhost/dpdk ratio, then each
+# back-end's spread: its slowest and fastest run and the fastest over the slowest (issue 11 asks that
+# jvhost's be no wider than DPDK's in the same run).
 bench_medians() {
   echo "# medians (Mpps, $1)"
   local size name line m med_jvhost med_dpdk
@@ -159,6 +162,15 @@ bench_medians() {
     if [[ $skip_jvhost -eq 0 ]]; then
       line="$line  ratio jvhost/dpdk $(awk -v a="$med_jvhost" -v b="$med_dpdk" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')"
     fi
+    echo "$line"
+  done
+  echo "# spread (slowest - fastest run, fastest / slowest)"
+  for size in $sizes; do
+    line="size $size B:"
+    for name in $backends; do
+      line="$line $name $(awk -v n="$name" -v s="$size" '$1 == n && $2 == s { v = $3 + 0; if (c++ == 0 || v < lo) lo = v; if (v > hi) hi = v }
+        END { if (c == 0) print "n/a"; else printf "%.3f-%.3f (%.2f)", lo, hi, (lo > 0 ? hi / lo : 0) }' "$results")"
+    done
     echo "$line"
   done
 }

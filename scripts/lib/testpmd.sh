@@ -88,12 +88,12 @@ fe_start() {
 fe_cmd() { echo "$1" >&3; }
 
 # fe_traffic SIZE START...: sets the frame size (testpmd's default is 64), sends the start command
-# (e.g. `start` or `start tx_first 4`) and lets it run $warmup seconds (-w, default 5) to warm up.
+# (e.g. `start` or `start tx_first 4`) and lets it run $warmup seconds (bench_options -w, default 5; 1 s in a script that does not take options) to warm up.
 fe_traffic() {
   local size=$1; shift
   if [[ "$size" != 64 ]]; then fe_cmd "set txpkts $size"; fi
   fe_cmd "$*"
-  sleep "$warmup"
+  sleep "${warmup:-1}"
 }
 
 fe_stats() {  # prints "RX TX" of port 0, waiting for the new block

@@ -11,8 +11,8 @@ import org.slf4j.LoggerFactory;
  * The core every loop thread shares, a {@link Worker} or a server's control loop: an epoll set, the
  * {@link LoopMailbox} whose wake eventfd sits in it, and the buffer epoll_wait fills. The loop thread
  * calls {@link #waitAndDispatch} once a turn: the wake-up is handled here, every other ready fd goes to
- * the loop's own dispatch (a slot table for a worker, a map for a control loop), each with the 64-bit
- * token it was added with. Everything but {@link #mailbox()}'s posting is for the loop thread only.
+ * the loop's own dispatch, each with the 64-bit token it was added with (tokens and handlers:
+ * {@link HandlerSlots}). Everything but {@link #mailbox()}'s posting is for the loop thread only.
  *
  * <pre>
  * struct epoll_event (x86-64, packed: 12 bytes)
@@ -26,7 +26,7 @@ public final class EpollSet implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(EpollSet.class);
     /** Ready fds taken per epoll_wait; more wait for the next turn (level-triggered, nothing is lost). */
     private static final int MAX_EVENTS = 64;
-    /** The wake eventfd's token; a loop never hands it out ({@link Worker}'s slots and the control loop's counter cannot reach it). */
+    /** The wake eventfd's token; a loop never hands it out ({@link HandlerSlots} cannot reach it). */
     static final long WAKE_TOKEN = -1L;
 
     /** Receives one ready fd: its epoll events and the token it was added with. Loop thread only. */

@@ -6,13 +6,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * One event-loop thread: an epoll set, a command queue woken through an eventfd, and a slot table
- * mapping epoll tokens to handlers. The slot table is touched only on this thread (registrations are
- * commands), so dispatching an event is an array read with no lock and no allocation.
- *
- * <p>A token is {@code generation << 32 | slot}: an event still queued in the current epoll batch for
- * a watch that a handler just removed carries the old generation and is dropped instead of reaching
- * whatever reused the slot.
+ * One event-loop thread: an epoll set, a command queue woken through an eventfd, and the
+ * {@link HandlerSlots} mapping epoll tokens to handlers. The slots are touched only on this thread
+ * (registrations are commands), so dispatching an event is an array read with no lock and no allocation.
  *
  * <h2>Adaptive busy-polling</h2>
  * A kick costs the driver an eventfd write and us an epoll wake-up and a read, several microseconds per
@@ -76,9 +72,7 @@ public final class Worker implements AutoCloseable {
     /** What runs now, for the {@link CallbackWatchdog}. */
     private final RunningCallback callback = new RunningCallback();
 
-    private EventHandler[] handlers = new EventHandler[16];
-    private int[] generations = new int[16];
-    private int[] slotFds = new int[16];
+    private final HandlerSlots slots;
     /** When epoll was last checked while queues were polled or ready (System.nanoTime); worker thread only. */
     private long lastEpoll;
 
@@ -90,7 +84,7 @@ public final class Worker implements AutoCloseable {
         this.polled = new PolledSet("jvhost-worker-" + id, callback, new PollWindow(polling));
         this.epoll = new EpollSet("jvhost-worker-" + id);
         this.mailbox = epoll.mailbox();
-        java.util.Arrays.fill(slotFds, -1);
+        this.slots = new HandlerSlots(epoll);
         this.thread = new Thread(this::loop, "jvhost-worker-" + id);
         this.thread.setDaemon(true);
         mailbox.bind(thread);
@@ -124,35 +118,19 @@ public final class Worker implements AutoCloseable {
     /** Adds {@code fd} to the epoll set (worker thread only). Returns the token for {@link #unwatch}. */
     public long watch(int fd, int events, EventHandler handler) throws NativeException {
         assert inWorker();
-        int slot = freeSlot();
-        long token = ((long) generations[slot] << 32) | slot;
-        epoll.add(fd, events, token);
-        handlers[slot] = handler;
-        slotFds[slot] = fd;
-        return token;
+        return slots.add(fd, events, handler);
     }
 
     /** Changes the events watched for {@code token} (worker thread only; 0 pauses). */
     public void modify(long token, int events) throws NativeException {
         assert inWorker();
-        int slot = (int) token;
-        if (handlers[slot] != null && generations[slot] == (int) (token >>> 32)) {
-            epoll.modify(slotFds[slot], events, token);
-        }
+        slots.modify(token, events);
     }
 
     /** Removes the watch (worker thread only). Idempotent. The caller still owns the fd. */
     public void unwatch(long token) {
         assert inWorker();
-        int slot = (int) token;
-        if (slot < 0 || slot >= handlers.length || handlers[slot] == null
-                || generations[slot] != (int) (token >>> 32)) {
-            return;
-        }
-        epoll.remove(slotFds[slot]);
-        handlers[slot] = null;
-        slotFds[slot] = -1;
-        generations[slot]++;
+        slots.remove(token);
     }
 
     /** Whether queues may be polled on this worker (a polling time above 0 was configured, and not held). */
@@ -286,20 +264,6 @@ public final class Worker implements AutoCloseable {
         }
     }
 
-    private int freeSlot() {
-        for (int i = 0; i < handlers.length; i++) {
-            if (handlers[i] == null) {
-                return i;
-            }
-        }
-        int old = handlers.length;
-        handlers = java.util.Arrays.copyOf(handlers, old * 2);
-        generations = java.util.Arrays.copyOf(generations, old * 2);
-        slotFds = java.util.Arrays.copyOf(slotFds, old * 2);
-        java.util.Arrays.fill(slotFds, old, old * 2, -1);
-        return old;
-    }
-
     /**
      * Runs turns until closed. A throwable escaping a turn is logged and the loop goes on: this thread
      * serves every queue of many devices, so nothing short of a broken epoll set may end it. Device code
@@ -385,9 +349,8 @@ public final class Worker implements AutoCloseable {
     }
 
     private void dispatch(int ev, long token) {
-        int slot = (int) token;
-        EventHandler h = slot >= 0 && slot < handlers.length ? handlers[slot] : null;
-        if (h == null || generations[slot] != (int) (token >>> 32)) {
+        EventHandler h = slots.handler(token);
+        if (h == null) {
             return; // removed earlier in this batch
         }
         callback.enter(h);

@@ -1,10 +1,10 @@
 package org.jvhost.engine.server;
 
-import java.util.HashMap;
-import java.util.Map;
 import java.util.PriorityQueue;
 import java.util.concurrent.TimeoutException;
 import org.jvhost.engine.event.EpollSet;
+import org.jvhost.engine.event.EventHandler;
+import org.jvhost.engine.event.HandlerSlots;
 import org.jvhost.engine.event.LoopMailbox;
 import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.engine.sys.NativeException;
@@ -20,18 +20,12 @@ import org.slf4j.LoggerFactory;
  * connection's buffer; a session posts its commands to workers and is answered through
  * {@link #execute}, so a hanging device callback never holds up this loop.
  *
- * <p>Control traffic is rare (a few dozen messages per connection), so this loop allocates freely:
- * the map of handlers and the timer queue are ordinary collections.
+ * <p>The fds and their handlers are {@link HandlerSlots}, as on a worker. Control traffic is rare (a few
+ * dozen messages per connection), so the timer queue is an ordinary collection.
  */
 final class ControlLoop implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(ControlLoop.class);
     private static final long JOIN_MS = 3000;
-
-    /** Called on the loop thread when a registered fd is ready. */
-    @FunctionalInterface
-    interface Handler {
-        void onReady(int events);
-    }
 
     /** A scheduled task; {@link #cancel()} before it runs and it never does. */
     static final class Timer implements Comparable<Timer> {
@@ -61,11 +55,9 @@ final class ControlLoop implements AutoCloseable {
     private final int id;
     private final EpollSet epoll;
     private final LoopMailbox mailbox;
-    private final Map<Long, Handler> handlers = new HashMap<>();
-    private final Map<Long, Integer> fds = new HashMap<>();
+    private final HandlerSlots slots;
     private final PriorityQueue<Timer> timers = new PriorityQueue<>();
     private final Thread thread;
-    private long nextToken = 1;
     private long timerSeq;
     private volatile boolean running = true;
 
@@ -73,6 +65,7 @@ final class ControlLoop implements AutoCloseable {
         this.id = id;
         this.epoll = new EpollSet("jvhost-control-" + id);
         this.mailbox = epoll.mailbox();
+        this.slots = new HandlerSlots(epoll);
         this.thread = new Thread(this::loop, "jvhost-control-" + id);
         this.thread.setDaemon(true);
         mailbox.bind(thread);
@@ -97,33 +90,25 @@ final class ControlLoop implements AutoCloseable {
         mailbox.call(command, timeoutMs);
     }
 
-    /** Watches {@code fd} (level-triggered) for {@code events}; loop thread only. Returns the token. */
-    long register(int fd, int events, Handler handler) throws NativeException {
+    /**
+     * Watches {@code fd} (level-triggered) for {@code events}; {@code handler} runs on the loop thread when
+     * it is ready. Loop thread only. Returns the token.
+     */
+    long register(int fd, int events, EventHandler handler) throws NativeException {
         assert inLoop();
-        long token = nextToken++;
-        epoll.add(fd, events, token);
-        handlers.put(token, handler);
-        fds.put(token, fd);
-        return token;
+        return slots.add(fd, events, handler);
     }
 
     /** Changes the events watched for {@code token}; loop thread only. */
     void modify(long token, int events) throws NativeException {
         assert inLoop();
-        Integer fd = fds.get(token);
-        if (fd != null) {
-            epoll.modify(fd, events, token);
-        }
+        slots.modify(token, events);
     }
 
     /** Stops watching; idempotent; loop thread only. The caller still owns (and later closes) the fd. */
     void unregister(long token) {
         assert inLoop();
-        Integer fd = fds.remove(token);
-        handlers.remove(token);
-        if (fd != null) {
-            epoll.remove(fd);
-        }
+        slots.remove(token);
     }
 
     /** Runs {@code task} on the loop thread after {@code delayMs}; loop thread only. */
@@ -186,7 +171,7 @@ final class ControlLoop implements AutoCloseable {
     }
 
     private void dispatch(int ev, long token) {
-        Handler h = handlers.get(token);
+        EventHandler h = slots.handler(token);
         if (h == null) {
             return; // unregistered earlier in this batch
         }

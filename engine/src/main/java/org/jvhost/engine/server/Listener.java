@@ -3,6 +3,7 @@ package org.jvhost.engine.server;
 import java.io.IOException;
 import java.util.function.Consumer;
 import org.jvhost.engine.device.DeviceRuntime;
+import org.jvhost.engine.event.EventHandler;
 import org.jvhost.engine.sys.LinuxSys;
 import org.newsclub.net.unix.AFUNIXServerSocketChannel;
 import org.newsclub.net.unix.AFUNIXSocketChannel;
@@ -31,7 +32,7 @@ final class Listener {
     private final String where;
     private final Consumer<AFUNIXSocketChannel> admitted;
     /** Made once, not at each {@link #watch}: after a hot upgrade's pause a first lambda capture costs ms. */
-    private final ControlLoop.Handler onReady = ev -> onAcceptable();
+    private final EventHandler onReady = ev -> onAcceptable();
     private long token = -1;
     private ControlLoop.Timer resume;
     private long pause;

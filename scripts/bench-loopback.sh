@@ -10,13 +10,15 @@
 # traffic, on the back-end's CPU; after a 1 s warm-up its C2 thread still ran 100-650 ms of each 5 s
 # window (BENCHMARKS.md, issue 11, eighth session). The steady state is what an operator's host runs in.
 #
-# Usage: scripts/bench-loopback.sh [-r ROUNDS] [-d SECONDS] [-w WARMUP-SECONDS] [-s "64 1500"] [--skip-jvhost] [--jar PATH] [-o DEVICE-OPTIONS] [--packed] [--no-in-order] [--pin-worker] [--fe-cycles]
+# Usage: scripts/bench-loopback.sh [-r ROUNDS] [-d SECONDS] [-w WARMUP-SECONDS] [-s "64 1500"] [--skip-jvhost] [--jar PATH] [-o DEVICE-OPTIONS] [--packed] [--no-in-order] [--pin-worker] [--fe-cycles] [--rtt]
 # (--packed: virtio_user asks for packed rings, packed_vq=1, against both back-ends. --no-in-order:
 # virtio_user does not ack VIRTIO_F_IN_ORDER, in_order=0; each run line says whether the back-end
 # negotiated it, from its log. --pin-worker: only
 # jvhost's worker threads on CPU 1, its other threads on the front-end's CPU 0: an experiment, not a
 # fair comparison. --fe-cycles: testpmd's record-core-cycles on the front-end, its busy cycles per frame
-# printed with each run.)
+# printed with each run. --rtt: scripts/cacheline-rtt.sh's median between CPUs 0 and 1 right before and
+# right after each run, with both idle: where the host placed the two vCPUs, about 140 ns or about 600 ns
+# on the machines of issue 11, flipping within seconds, and the rate of a round follows it.)
 # Prints one line per run (with the steal time of both CPUs, the back-end's busiest thread's run-queue wait
 # and its other threads' CPU time during the interval: a round slowed by the hypervisor or by another task
 # of this VM says so), then per size the
@@ -111,9 +113,15 @@ busiest_since() {
           if (k > 0) printf ")" }'
 }
 
+# line_rtt_ns: the median cache-line round trip between the two CPUs now (5,000 per batch: about 0.1 s).
+line_rtt_ns() {
+  scripts/cacheline-rtt.sh 0 1 5000 | sed -E 's/.*median ([0-9]+).*/\1/'
+}
+
 run_once() {  # run_once BACKEND SIZE -> appends "BACKEND SIZE MPPS" to $results
-  local name=$1 size=$2 dir sock be_log fe_log
+  local name=$1 size=$2 dir sock be_log fe_log rtt=""
   dir=$(mktemp -d "$work/run.XXXX"); sock=$dir/vhost.sock be_log=$dir/backend.log fe_log=$dir/testpmd.log
+  if [[ $line_rtt -eq 1 ]]; then rtt="  line rtt $(line_rtt_ns)"; fi
   start_backend "$name" "$sock" "$be_log"
   if [[ $pin_worker -eq 1 && $name == jvhost ]]; then pin_jvhost_workers "$be_pid"; fi
   fe_start "$sock" "$dir" "$fe_log" io
@@ -127,13 +135,14 @@ run_once() {  # run_once BACKEND SIZE -> appends "BACKEND SIZE MPPS" to $results
   local cycles=""
   if [[ $fe_cycles -eq 1 ]]; then cycles="  front-end $(fe_cycles_per_packet "$fe_log") cycles/frame"; fi
   stop_peers "$name"
+  if [[ $line_rtt -eq 1 ]]; then rtt="$rtt/$(line_rtt_ns) ns"; fi
   local order
   order=$(in_order_of "$name" "$be_log")
   read -r rx0 tx0 <<< "$s0"; read -r rx1 tx1 <<< "$s1"
   local rx tx
   rx=$(mpps "$rx0" "$rx1" "$t0" "$t1")
   tx=$(mpps "$tx0" "$tx1" "$t0" "$t1")
-  printf '%-7s %5s B  round %d  rx %7s Mpps  tx %7s Mpps  %s  %s%s\n' "$name" "$size" "$round" "$rx" "$tx" "$order" "$steal" "$cycles"
+  printf '%-7s %5s B  round %d  rx %7s Mpps  tx %7s Mpps  %s  %s%s%s\n' "$name" "$size" "$round" "$rx" "$tx" "$order" "$steal" "$cycles" "$rtt"
   echo "$name $size $rx" >> "$results"
 }
 

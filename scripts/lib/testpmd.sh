@@ -20,9 +20,10 @@ bench_fail() { echo "$BENCH: $*" >&2; exit 1; }
 # script's header comment. devopts is "" or ",OPTIONS" (-o OPTIONS: more options for jvhost's device);
 # fevdev is "" or holds ",packed_vq=1" (--packed: the front-end asks for packed rings, which both back-ends
 # serve) and ",in_order=0" (--no-in-order: virtio_user does not ack VIRTIO_F_IN_ORDER, which it does by default);
-# pin_worker is 1 with --pin-worker (see pin_jvhost_workers), fe_cycles 1 with --fe-cycles (bench-loopback).
+# pin_worker is 1 with --pin-worker (see pin_jvhost_workers), fe_cycles 1 with --fe-cycles, line_rtt 1 with
+# --rtt (bench-loopback).
 bench_options() {
-  rounds=5 seconds=5 warmup=5 sizes="64 1500" skip_jvhost=0 jar=host/target/jvhost.jar devopts="" fevdev="" pin_worker=0 fe_cycles=0
+  rounds=5 seconds=5 warmup=5 sizes="64 1500" skip_jvhost=0 jar=host/target/jvhost.jar devopts="" fevdev="" pin_worker=0 fe_cycles=0 line_rtt=0
   while [[ $# -gt 0 ]]; do
     case "$1" in
       -r) rounds=$2; shift 2 ;;
@@ -36,6 +37,7 @@ bench_options() {
       --no-in-order) fevdev="$fevdev,in_order=0"; shift ;;
       --pin-worker) pin_worker=1; shift ;;
       --fe-cycles) fe_cycles=1; shift ;;
+      --rtt) line_rtt=1; shift ;;
       -h|--help) sed -n '2,/^[^#]/p' "$0" | sed '$d'; exit 0 ;;
       *) echo "$BENCH: unknown argument $1" >&2; exit 2 ;;
     esac

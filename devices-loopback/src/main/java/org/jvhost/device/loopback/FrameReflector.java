@@ -247,15 +247,32 @@ public final class FrameReflector {
         int rxSeg = rx0.readableSegments();
         ByteBuffer dst = rx0.segmentBuffer(rxSeg);
         int d = rx0.segmentOffset(rxSeg);
-        dst.putLong(d, 0);
-        // bytes 8-11: zero, then num_buffers = 1 (little-endian, VERSION_1), in the buffer's order
-        dst.putInt(d + 8, dst.order() == ByteOrder.LITTLE_ENDIAN ? 1 << 16 : 1 << 8);
+        putHeader(dst, d);
         d += VirtioNet.HDR_LEN;
         dst.put(d + MAC_PAIR_LEN, src, s + MAC_PAIR_LEN, frameLength - MAC_PAIR_LEN);
         dst.putInt(d, src.getInt(s + 6));
         dst.putShort(d + 4, src.getShort(s + 10));
         dst.putInt(d + 6, src.getInt(s));
         dst.putShort(d + 10, src.getShort(s + 4));
+    }
+
+    /**
+     * The RX header of {@link #writeWhole} (all zero but num_buffers = 1, little-endian as VERSION_1 has
+     * it, in the buffer's order), each of its two words stored only if the buffer does not hold it
+     * already, as DPDK's vhost stores header fields (ASSIGN_UNLESS_EQUAL, "to lessen cache issues"). A
+     * buffer the driver reposts usually does: virtio_user's transmit reads the header of the mbuf it
+     * sends and writes only fields that differ, and its receive does not write it either. A store takes
+     * the line from the front-end's cache and the front-end's next read of it takes it back, once per
+     * frame each way; a load leaves the line shared in both caches.
+     */
+    private static void putHeader(ByteBuffer dst, int d) {
+        int numBuffersOne = dst.order() == ByteOrder.LITTLE_ENDIAN ? 1 << 16 : 1 << 8; // bytes 8-11
+        if (dst.getLong(d) != 0) {
+            dst.putLong(d, 0);
+        }
+        if (dst.getInt(d + 8) != numBuffersOne) {
+            dst.putInt(d + 8, numBuffersOne);
+        }
     }
 
     /** Whether the frame (the last {@code frameLength} readable bytes) lies in the last readable segment. */

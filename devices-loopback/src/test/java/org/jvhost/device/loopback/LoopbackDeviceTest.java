@@ -213,6 +213,37 @@ class LoopbackDeviceTest {
         assertEquals(1L, c.get("tx_dropped_malformed"));
     }
 
+    /**
+     * The header is stored only where the buffer does not hold it already (FrameReflector.putHeader):
+     * stale bytes in either of its two words must still be overwritten. The first buffer is stale in
+     * both, the second only in bytes 8-11 (num_buffers and the field before it).
+     */
+    @Test
+    void aStaleHeaderInTheRxBufferIsOverwritten() {
+        LoopbackDevice device = device(1, false);
+        Pair p = pair(0, false);
+        negotiateAndStart(device, p);
+        byte[] stale = new byte[8192];
+        Arrays.fill(stale, (byte) 0x77);
+        memory.write(p.rxDriver.dataGpa(), stale);
+        p.rxDriver.addChain(new byte[0][], new int[] {2048});
+        p.rxDriver.addChain(new byte[0][], new int[] {2048});
+        memory.write(p.rxDriver.dataGpa() + 2048, new byte[8]); // the second buffer: bytes 0-7 right already
+        byte[] frame = frame(64);
+        send(p, frame);
+        send(p, frame);
+
+        device.handleKick(1);
+
+        byte[] expected = new byte[VirtioNet.HDR_LEN];
+        expected[VirtioNet.HDR_NUM_BUFFERS] = 1;
+        for (int f = 0; f < 2; f++) {
+            byte[] written = p.rxDriver.writtenBytes(p.rxDriver.pollUsed());
+            assertArrayEquals(expected, Arrays.copyOf(written, VirtioNet.HDR_LEN), "header of frame " + f);
+            assertArrayEquals(reflected(frame), Arrays.copyOfRange(written, VirtioNet.HDR_LEN, written.length));
+        }
+    }
+
     @Test
     void theLegacyHeaderIsTenZeroBytes() {
         LoopbackDevice device = device(1, false);

@@ -90,7 +90,8 @@ fe_start() {
 fe_cmd() { echo "$1" >&3; }
 
 # fe_traffic SIZE START...: sets the frame size (testpmd's default is 64), sends the start command
-# (e.g. `start` or `start tx_first 4`) and lets it run $warmup seconds (bench_options -w, default 5; 1 s in a script that does not take options) to warm up.
+# (e.g. `start` or `start tx_first 4`) and lets it run $warmup seconds to warm up (bench_options -w,
+# default 5; 1 s in a script that takes no options).
 fe_traffic() {
   local size=$1; shift
   if [[ "$size" != 64 ]]; then fe_cmd "set txpkts $size"; fi

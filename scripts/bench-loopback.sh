@@ -10,7 +10,7 @@
 # traffic, on the back-end's CPU; after a 1 s warm-up its C2 thread still ran 100-650 ms of each 5 s
 # window (BENCHMARKS.md, issue 11, eighth session). The steady state is what an operator's host runs in.
 #
-# Usage: scripts/bench-loopback.sh [-r ROUNDS] [-d SECONDS] [-w WARMUP-SECONDS] [-s "64 1500"] [--skip-jvhost] [--jar PATH] [-o DEVICE-OPTIONS] [--packed] [--no-in-order] [--pin-worker] [--fe-cycles] [--rtt]
+# Usage: scripts/bench-loopback.sh [-r ROUNDS] [-d SECONDS] [-w WARMUP-SECONDS] [-s "64 1500"] [--skip-jvhost] [--jar PATH] [-o DEVICE-OPTIONS] [--packed] [--no-in-order] [--pin-worker] [--fe-cycles] [--rtt] [--jar-b PATH]
 # (--packed: virtio_user asks for packed rings, packed_vq=1, against both back-ends. --no-in-order:
 # virtio_user does not ack VIRTIO_F_IN_ORDER, in_order=0; each run line says whether the back-end
 # negotiated it, from its log. --pin-worker: only
@@ -18,7 +18,10 @@
 # fair comparison. --fe-cycles: testpmd's record-core-cycles on the front-end, its busy cycles per frame
 # printed with each run. --rtt: scripts/cacheline-rtt.sh's median between CPUs 0 and 1 right before and
 # right after each run, with both idle: where the host placed the two vCPUs, about 140 ns or about 600 ns
-# on the machines of issue 11, flipping within seconds, and the rate of a round follows it.)
+# on the machines of issue 11, flipping within seconds, and the rate of a round follows it. --jar-b PATH:
+# a second jvhost build, run as "jvhostb" in every round beside --jar's and DPDK, order rotating; the
+# medians add jvhostb/dpdk and jvhostb/jvhost. Two builds in separate runs minutes apart differed by
+# more than a change's effect on this 2-CPU VM (BENCHMARKS.md, issue 15, eighth session).)
 # Prints one line per run (with the steal time of both CPUs, the back-end's busiest thread's run-queue wait
 # and its other threads' CPU time during the interval: a round slowed by the hypervisor or by another task
 # of this VM says so), then per size the
@@ -39,8 +42,8 @@ trap 'bench_kill_all; rm -rf "$work"' EXIT
 start_backend() {  # start_backend NAME SOCK LOG -> sets be_pid
   local name=$1 sock=$2 log=$3
   case "$name" in
-    jvhost)
-      "${ON_BE[@]}" java ${JVHOST_JAVA_OPTS:-} -jar "$jar" serve ${JVHOST_SERVE_OPTS:-} --device "loopback:socket=$sock$devopts" > "$log" 2>&1 < /dev/null &
+    jvhost|jvhostb)
+      "${ON_BE[@]}" java ${JVHOST_JAVA_OPTS:-} -jar "$([[ $name == jvhost ]] && echo "$jar" || echo "$jar_b")" serve ${JVHOST_SERVE_OPTS:-} --device "loopback:socket=$sock$devopts" > "$log" 2>&1 < /dev/null &
       ;;
     dpdk)
       # Non-interactive: forwarding starts at once; testpmd then waits on stdin, a fifo we hold open (fd 4).
@@ -70,7 +73,7 @@ fe_cycles_per_packet() {
 # (jvhost names in-order rings when they start; DPDK's vhost library logs the negotiated features).
 in_order_of() {
   local name=$1 log=$2 hex
-  if [[ $name == jvhost ]]; then
+  if [[ $name == jvhost* ]]; then
     if grep -q 'used in order' "$log"; then echo in-order; else echo not-in-order; fi
     return
   fi
@@ -123,7 +126,7 @@ run_once() {  # run_once BACKEND SIZE -> appends "BACKEND SIZE MPPS" to $results
   dir=$(mktemp -d "$work/run.XXXX"); sock=$dir/vhost.sock be_log=$dir/backend.log fe_log=$dir/testpmd.log
   if [[ $line_rtt -eq 1 ]]; then rtt="  line rtt $(line_rtt_ns)"; fi
   start_backend "$name" "$sock" "$be_log"
-  if [[ $pin_worker -eq 1 && $name == jvhost ]]; then pin_jvhost_workers "$be_pid"; fi
+  if [[ $pin_worker -eq 1 && $name == jvhost* ]]; then pin_jvhost_workers "$be_pid"; fi
   fe_start "$sock" "$dir" "$fe_log" io
   if [[ $fe_cycles -eq 1 ]]; then fe_cmd "set record-core-cycles on"; fi
   fe_traffic "$size" start tx_first 4

@@ -16,14 +16,15 @@ ON_BE=(nice -n "$BENCH_NICE" taskset -c "$BE_CPU")
 
 bench_fail() { echo "$BENCH: $*" >&2; exit 1; }
 
-# bench_options ARGS...: sets rounds seconds warmup sizes skip_jvhost jar devopts fevdev backends; -h prints the
+# bench_options ARGS...: sets rounds seconds warmup sizes skip_jvhost jar jar_b devopts fevdev backends; -h prints the
 # script's header comment. devopts is "" or ",OPTIONS" (-o OPTIONS: more options for jvhost's device);
 # fevdev is "" or holds ",packed_vq=1" (--packed: the front-end asks for packed rings, which both back-ends
 # serve) and ",in_order=0" (--no-in-order: virtio_user does not ack VIRTIO_F_IN_ORDER, which it does by default);
 # pin_worker is 1 with --pin-worker (see pin_jvhost_workers), fe_cycles 1 with --fe-cycles, line_rtt 1 with
-# --rtt (bench-loopback).
+# --rtt (bench-loopback). --jar-b PATH (bench-loopback): a second jvhost jar, run as back-end "jvhostb" in
+# every round beside the first and DPDK, so that two builds are compared within one run.
 bench_options() {
-  rounds=5 seconds=5 warmup=5 sizes="64 1500" skip_jvhost=0 jar=host/target/jvhost.jar devopts="" fevdev="" pin_worker=0 fe_cycles=0 line_rtt=0
+  rounds=5 seconds=5 warmup=5 sizes="64 1500" skip_jvhost=0 jar=host/target/jvhost.jar devopts="" fevdev="" pin_worker=0 fe_cycles=0 line_rtt=0 jar_b=""
   while [[ $# -gt 0 ]]; do
     case "$1" in
       -r) rounds=$2; shift 2 ;;
@@ -32,6 +33,7 @@ bench_options() {
       -s) sizes=$2; shift 2 ;;
       --skip-jvhost) skip_jvhost=1; shift ;;
       --jar) jar=$2; shift 2 ;;
+      --jar-b) jar_b=$2; shift 2 ;;
       -o) devopts=",$2"; shift 2 ;;
       --packed) fevdev="$fevdev,packed_vq=1"; shift ;;
       --no-in-order) fevdev="$fevdev,in_order=0"; shift ;;
@@ -47,6 +49,11 @@ bench_options() {
     backends="dpdk"
   elif [[ ! -f "$jar" ]]; then
     bench_fail "$jar not found (build with: mvn -B -DskipTests package), or pass --skip-jvhost"
+  fi
+  if [[ -n $jar_b ]]; then
+    [[ $BENCH == bench-loopback ]] || bench_fail "--jar-b is bench-loopback's only"
+    [[ -f $jar_b && $skip_jvhost -eq 0 ]] || bench_fail "--jar-b: $jar_b not found, or --skip-jvhost given"
+    backends="jvhost jvhostb dpdk"
   fi
   command -v dpdk-testpmd >/dev/null || bench_fail "dpdk-testpmd missing (scripts/install-deps.sh)"
 }
@@ -141,9 +148,8 @@ bench_rounds() {
   : > "$results"
   for ((round = 1; round <= rounds; round++)); do
     for size in $sizes; do
-      # Alternate which back-end goes first so neither always gets the quieter slot.
-      order=$backends
-      [[ $((round % 2)) -eq 0 ]] && order=$(echo "$backends" | tr ' ' '\n' | tac | tr '\n' ' ')
+      # Rotate which back-end goes first so none always gets the quieter slot (with two: alternate).
+      order=$(echo $backends | awk -v r="$round" '{ for (i = 0; i < NF; i++) printf "%s ", $(1 + (i + r - 1) % NF) }')
       for name in $order; do run_once "$name" "$size"; done
     done
   done
@@ -164,6 +170,10 @@ bench_medians() {
     done
     if [[ $skip_jvhost -eq 0 ]]; then
       line="$line  ratio jvhost/dpdk $(awk -v a="$med_jvhost" -v b="$med_dpdk" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')"
+    fi
+    if [[ -n $jar_b ]]; then
+      line="$line  jvhostb/dpdk $(awk -v a="$med_jvhostb" -v b="$med_dpdk" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')"
+      line="$line  jvhostb/jvhost $(awk -v a="$med_jvhostb" -v b="$med_jvhost" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')"
     fi
     echo "$line"
   done

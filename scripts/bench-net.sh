@@ -173,6 +173,6 @@ if [[ $direction == rx && $skip_jvhost -eq 0 ]]; then
   for size in $sizes; do
     j=$(awk -v s="$size" '$1 == "jvhost" && $2 == s { print $4 }' "$results" | median)
     d=$(awk -v s="$size" '$1 == "dpdk" && $2 == s { print $4 }' "$results" | median)
-    echo "size $size B: jvhost $j dpdk $d  ratio jvhost/dpdk $(awk -v a="$j" -v b="$d" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')"
+    echo "size $size B: jvhost $j dpdk $d  ratio jvhost/dpdk $(ratio "$j" "$d")"
   done
 fi

@@ -52,7 +52,8 @@ bench_options() {
   fi
   if [[ -n $jar_b ]]; then
     [[ $BENCH == bench-loopback ]] || bench_fail "--jar-b is bench-loopback's only"
-    [[ -f $jar_b && $skip_jvhost -eq 0 ]] || bench_fail "--jar-b: $jar_b not found, or --skip-jvhost given"
+    [[ $skip_jvhost -eq 0 ]] || bench_fail "--jar-b and --skip-jvhost together: --jar-b needs jvhost's runs"
+    [[ -f $jar_b ]] || bench_fail "--jar-b: $jar_b not found"
     backends="jvhost jvhostb dpdk"
   fi
   command -v dpdk-testpmd >/dev/null || bench_fail "dpdk-testpmd missing (scripts/install-deps.sh)"
@@ -140,6 +141,8 @@ mpps() {  # mpps COUNT0 COUNT1 T0 T1: the rate between two counter readings, in 
   awk -v a="$1" -v b="$2" -v t0="$3" -v t1="$4" 'BEGIN { printf "%.3f", (b - a) / (t1 - t0) / 1e6 }'
 }
 
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }  # ratio A B: A / B
+
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # bench_rounds: calls run_once BACKEND SIZE (the script's) for every round, size and back-end; run_once
@@ -160,7 +163,7 @@ bench_rounds() {
 # jvhost's be no wider than DPDK's in the same run).
 bench_medians() {
   echo "# medians (Mpps, $1)"
-  local size name line m med_jvhost med_dpdk
+  local size name line m med_jvhost med_jvhostb med_dpdk
   for size in $sizes; do
     line="size $size B:"
     for name in $backends; do
@@ -169,11 +172,11 @@ bench_medians() {
       eval "med_$name=$m"
     done
     if [[ $skip_jvhost -eq 0 ]]; then
-      line="$line  ratio jvhost/dpdk $(awk -v a="$med_jvhost" -v b="$med_dpdk" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')"
+      line="$line  ratio jvhost/dpdk $(ratio "$med_jvhost" "$med_dpdk")"
     fi
     if [[ -n $jar_b ]]; then
-      line="$line  jvhostb/dpdk $(awk -v a="$med_jvhostb" -v b="$med_dpdk" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')"
-      line="$line  jvhostb/jvhost $(awk -v a="$med_jvhostb" -v b="$med_jvhost" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')"
+      line="$line  jvhostb/dpdk $(ratio "$med_jvhostb" "$med_dpdk")"
+      line="$line  jvhostb/jvhost $(ratio "$med_jvhostb" "$med_jvhost")"
     fi
     echo "$line"
   done

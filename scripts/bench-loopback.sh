@@ -10,7 +10,7 @@
 # traffic, on the back-end's CPU; after a 1 s warm-up its C2 thread still ran 100-650 ms of each 5 s
 # window (BENCHMARKS.md, issue 11, eighth session). The steady state is what an operator's host runs in.
 #
-# Usage: scripts/bench-loopback.sh [-r ROUNDS] [-d SECONDS] [-w WARMUP-SECONDS] [-s "64 1500"] [--skip-jvhost] [--jar PATH] [-o DEVICE-OPTIONS] [--packed] [--no-in-order] [--pin-worker] [--fe-cycles] [--rtt] [--jar-b PATH]
+# Usage: scripts/bench-loopback.sh [-r ROUNDS] [-d SECONDS] [-w WARMUP-SECONDS] [-s "64 1500"] [--skip-jvhost] [--jar PATH] [-o DEVICE-OPTIONS] [--packed] [--no-in-order] [--pin-worker] [--fe-cycles] [--rtt] [--jar-b PATH] [-i SECONDS]
 # (--packed: virtio_user asks for packed rings, packed_vq=1, against both back-ends. --no-in-order:
 # virtio_user does not ack VIRTIO_F_IN_ORDER, in_order=0; each run line says whether the back-end
 # negotiated it, from its log. --pin-worker: only
@@ -21,12 +21,18 @@
 # on the machines of issue 11, flipping within seconds, and the rate of a round follows it. --jar-b PATH:
 # a second jvhost build, run as "jvhostb" in every round beside --jar's and DPDK, order rotating; the
 # medians add jvhostb/dpdk and jvhostb/jvhost. Two builds in separate runs minutes apart differed by
-# more than a change's effect on this 2-CPU VM (BENCHMARKS.md, issue 15, eighth session).)
+# more than a change's effect on this 2-CPU VM (BENCHMARKS.md, issue 15, eighth session). -i SECONDS:
+# the rate is also read every SECONDS of each round's interval (-d must be a multiple); the run lines list
+# the samples, and a last section parts each back-end's samples into a slow and a fast state and gives
+# jvhost's ratio to DPDK within each: the host's placement of the two vCPUs halves or doubles DPDK's rate as
+# much as jvhost's, within one process (BENCHMARKS.md, issue 11, ninth session).)
 # Prints one line per run (with the steal time of both CPUs, the back-end's busiest thread's run-queue wait
 # and its other threads' CPU time during the interval: a round slowed by the hypervisor or by another task
 # of this VM says so), then per size the
 # medians and the jvhost/dpdk ratio, and each back-end's spread (slowest and fastest round). Needs root for DPDK.
-# JVHOST_JAVA_OPTS (environment): extra JVM options for jvhost, e.g. a profiler agent; JVHOST_SERVE_OPTS:
+# JVHOST_JAVA_OPTS (environment): extra JVM options for jvhost, e.g. a profiler agent; JVHOST_JAVA_OPTS_B:
+# those of --jar-b's jvhost if set (same as JVHOST_JAVA_OPTS if not), so that one jar with two option
+# sets runs side by side in every round; JVHOST_SERVE_OPTS:
 # extra `serve` options, e.g. --poll-us 1000; BENCH_NICE: the nice value of all peers (scripts/lib/testpmd.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,7 +41,8 @@ source scripts/lib/testpmd.sh
 bench_options "$@"
 
 work=$(mktemp -d /tmp/jvbench.XXXXXX)
-results=$work/results
+results=$work/results samples=$work/samples
+: > "$samples"
 pids=()
 trap 'bench_kill_all; rm -rf "$work"' EXIT
 
@@ -43,7 +50,9 @@ start_backend() {  # start_backend NAME SOCK LOG -> sets be_pid
   local name=$1 sock=$2 log=$3
   case "$name" in
     jvhost|jvhostb)
-      "${ON_BE[@]}" java ${JVHOST_JAVA_OPTS:-} -jar "$([[ $name == jvhost ]] && echo "$jar" || echo "$jar_b")" serve ${JVHOST_SERVE_OPTS:-} --device "loopback:socket=$sock$devopts" > "$log" 2>&1 < /dev/null &
+      local opts=${JVHOST_JAVA_OPTS:-} jarfile=$jar
+      [[ $name == jvhostb ]] && opts=${JVHOST_JAVA_OPTS_B-$opts} jarfile=$jar_b
+      "${ON_BE[@]}" java $opts -jar "$jarfile" serve ${JVHOST_SERVE_OPTS:-} --device "loopback:socket=$sock$devopts" > "$log" 2>&1 < /dev/null &
       ;;
     dpdk)
       # Non-interactive: forwarding starts at once; testpmd then waits on stdin, a fifo we hold open (fd 4).
@@ -121,6 +130,65 @@ line_rtt_ns() {
   scripts/cacheline-rtt.sh 0 1 5000 | sed -E 's/.*median ([0-9]+).*/\1/'
 }
 
+# measure_samples NAME SIZE: as `measure fe_stats` (sets t0 s0 t1 s1 over the whole interval), reading
+# the front-end's counters every $interval s (-i) too, each sample's rate appended to $samples as "NAME SIZE
+# ROUND MPPS". The host moves the two vCPUs between placements that halve or double both back-ends' rates
+# within one process, every few seconds to every minute (BENCHMARKS.md, issue 11, ninth session); a
+# round's samples show which states it ran in.
+measure_samples() {
+  local name=$1 size=$2 k ta sa tb sb
+  t0=$(date +%s.%N); s0=$(fe_stats "$fe_log")
+  ta=$t0 sa=$s0
+  for ((k = 0; k < seconds / interval; k++)); do
+    sleep "$interval"
+    tb=$(date +%s.%N); sb=$(fe_stats "$fe_log")
+    echo "$name $size $round $(mpps "${sa%% *}" "${sb%% *}" "$ta" "$tb")" >> "$samples"
+    ta=$tb sa=$sb
+  done
+  t1=$ta s1=$sa
+}
+
+# states_of NAME SIZE: "SLOW N FAST M" (medians and counts) of NAME's samples at SIZE: the two groups of
+# its sorted samples that differ least within themselves (the cut with the least sum of squared
+# deviations of their logarithms from their group's mean), if their medians are at least 1.3x apart;
+# "ALL N -" when they are not.
+states_of() {
+  awk -v n="$1" -v s="$2" '$1 == n && $2 == s && $4 > 0 { print $4 }' "$samples" | sort -g | awk '
+    function med(a, b,  m) { m = b - a + 1; return (m % 2) ? v[a + (m - 1) / 2] : sprintf("%.3f", (v[a + m / 2 - 1] + v[a + m / 2]) / 2) }
+    function sse(a, b,  i, m, t) { m = 0; for (i = a; i <= b; i++) m += l[i]; m /= b - a + 1
+                                   t = 0; for (i = a; i <= b; i++) t += (l[i] - m) ^ 2; return t }
+    { v[NR] = $1; l[NR] = log($1) }
+    END {
+      if (NR == 0) { print "n/a 0 -"; exit }
+      cut = 0
+      for (i = 1; i < NR; i++) { t = sse(1, i) + sse(i + 1, NR); if (cut == 0 || t < best) { best = t; cut = i } }
+      if (cut == 0 || med(cut + 1, NR) + 0 < 1.3 * med(1, cut)) print med(1, NR), NR, "-"
+      else print med(1, cut), cut, med(cut + 1, NR), NR - cut
+    }'
+}
+
+# bench_states: per size and back-end, the samples' slow and fast state (median, count), and jvhost's
+# ratio to DPDK within each state both ran in: what the code does at a given placement, which the
+# rounds' medians and spread mix with how many rounds each back-end spent in which state.
+bench_states() {
+  local size name line st ratios slow_dpdk fast_dpdk
+  echo "# states (median Mpps of the ${interval} s samples in each, and how many; two groups, if their medians are >= 1.3x apart)"
+  for size in $sizes; do
+    read -r slow_dpdk _ fast_dpdk _ <<< "$(states_of dpdk "$size")"
+    line="size $size B:" ratios=""
+    for name in $backends; do
+      read -r a na b nb <<< "$(states_of "$name" "$size")"
+      if [[ $b == - ]]; then line="$line $name one state $a ($na)"; else line="$line $name slow $a ($na) fast $b ($nb)"; fi
+      line="$line;"
+      if [[ $name != dpdk && $b != - && -n ${fast_dpdk:-} && $fast_dpdk != - ]]; then
+        ratios="$ratios  $name/dpdk slow $(ratio "$a" "$slow_dpdk") fast $(ratio "$b" "$fast_dpdk")"
+      fi
+    done
+    echo "${line%;}"
+    if [[ -n $ratios ]]; then echo "size $size B, within a state:$ratios"; fi
+  done
+}
+
 run_once() {  # run_once BACKEND SIZE -> appends "BACKEND SIZE MPPS" to $results
   local name=$1 size=$2 dir sock be_log fe_log rtt=""
   dir=$(mktemp -d "$work/run.XXXX"); sock=$dir/vhost.sock be_log=$dir/backend.log fe_log=$dir/testpmd.log
@@ -133,7 +201,7 @@ run_once() {  # run_once BACKEND SIZE -> appends "BACKEND SIZE MPPS" to $results
   if [[ $fe_cycles -eq 1 ]]; then fe_cmd "clear fwd stats all"; fi
   local cpu0 steal threads0
   cpu0=$(cpu_times); threads0=$(thread_times "$be_pid")
-  measure fe_stats "$fe_log"
+  if [[ $interval -gt 0 ]]; then measure_samples "$name" "$size"; else measure fe_stats "$fe_log"; fi
   steal="$(steal_since "$cpu0"), $(busiest_since "$be_pid" "$threads0")"
   local cycles=""
   if [[ $fe_cycles -eq 1 ]]; then cycles="  front-end $(fe_cycles_per_packet "$fe_log") cycles/frame"; fi
@@ -145,7 +213,9 @@ run_once() {  # run_once BACKEND SIZE -> appends "BACKEND SIZE MPPS" to $results
   local rx tx
   rx=$(mpps "$rx0" "$rx1" "$t0" "$t1")
   tx=$(mpps "$tx0" "$tx1" "$t0" "$t1")
-  printf '%-7s %5s B  round %d  rx %7s Mpps  tx %7s Mpps  %s  %s%s%s\n' "$name" "$size" "$round" "$rx" "$tx" "$order" "$steal" "$cycles" "$rtt"
+  local each=""
+  if [[ $interval -gt 0 ]]; then each="  every ${interval} s: $(awk -v n="$name" -v s="$size" -v r="$round" '$1 == n && $2 == s && $3 == r { printf " %s", $4 }' "$samples")"; fi
+  printf '%-7s %5s B  round %d  rx %7s Mpps  tx %7s Mpps  %s  %s%s%s%s\n' "$name" "$size" "$round" "$rx" "$tx" "$order" "$steal" "$cycles" "$rtt" "$each"
   echo "$name $size $rx" >> "$results"
 }
 
@@ -153,3 +223,4 @@ echo "# bench-loopback: $rounds rounds x ${seconds} s, sizes: $sizes, back-ends:
 echo "# kernel $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg), nice $BENCH_NICE, $(date -u +%Y-%m-%dT%H:%MZ)"
 bench_rounds
 bench_medians "frames returned to the front-end per second"
+if [[ $interval -gt 0 ]]; then bench_states; fi

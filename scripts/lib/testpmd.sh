@@ -22,9 +22,10 @@ bench_fail() { echo "$BENCH: $*" >&2; exit 1; }
 # serve) and ",in_order=0" (--no-in-order: virtio_user does not ack VIRTIO_F_IN_ORDER, which it does by default);
 # pin_worker is 1 with --pin-worker (see pin_jvhost_workers), fe_cycles 1 with --fe-cycles, line_rtt 1 with
 # --rtt (bench-loopback). --jar-b PATH (bench-loopback): a second jvhost jar, run as back-end "jvhostb" in
-# every round beside the first and DPDK, so that two builds are compared within one run.
+# every round beside the first and DPDK, so that two builds are compared within one run. interval is 0, or
+# with -i SECONDS (bench-loopback) the length of the samples each round's interval is read in.
 bench_options() {
-  rounds=5 seconds=5 warmup=5 sizes="64 1500" skip_jvhost=0 jar=host/target/jvhost.jar devopts="" fevdev="" pin_worker=0 fe_cycles=0 line_rtt=0 jar_b=""
+  rounds=5 seconds=5 warmup=5 sizes="64 1500" skip_jvhost=0 jar=host/target/jvhost.jar devopts="" fevdev="" pin_worker=0 fe_cycles=0 line_rtt=0 jar_b="" interval=0
   while [[ $# -gt 0 ]]; do
     case "$1" in
       -r) rounds=$2; shift 2 ;;
@@ -34,6 +35,7 @@ bench_options() {
       --skip-jvhost) skip_jvhost=1; shift ;;
       --jar) jar=$2; shift 2 ;;
       --jar-b) jar_b=$2; shift 2 ;;
+      -i) interval=$2; shift 2 ;;
       -o) devopts=",$2"; shift 2 ;;
       --packed) fevdev="$fevdev,packed_vq=1"; shift ;;
       --no-in-order) fevdev="$fevdev,in_order=0"; shift ;;
@@ -55,6 +57,10 @@ bench_options() {
     [[ $skip_jvhost -eq 0 ]] || bench_fail "--jar-b and --skip-jvhost together: --jar-b needs jvhost's runs"
     [[ -f $jar_b ]] || bench_fail "--jar-b: $jar_b not found"
     backends="jvhost jvhostb dpdk"
+  fi
+  if [[ $interval != 0 ]]; then
+    [[ $BENCH == bench-loopback ]] || bench_fail "-i is bench-loopback's only"
+    [[ $interval =~ ^[1-9][0-9]*$ && $(( seconds % interval )) -eq 0 ]] || bench_fail "-i $interval: a whole number of seconds that divides -d $seconds"
   fi
   command -v dpdk-testpmd >/dev/null || bench_fail "dpdk-testpmd missing (scripts/install-deps.sh)"
 }

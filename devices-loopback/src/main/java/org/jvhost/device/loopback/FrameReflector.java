@@ -158,10 +158,14 @@ public final class FrameReflector {
     /**
      * Reflects the frames {@code tx[0..n)} in order, in phases over runs of frames that each fit one RX
      * buffer whole ({@link #writeWhole}), as DPDK's vhost works over a burst: first the RX buffers of the
-     * whole run are popped (their avail entries and descriptors read and checked), then the frames are
-     * written, then the RX used entries added. The loads of one phase do not depend on each other, so
-     * their misses (lines the driver wrote on its CPU) can overlap, where one frame at a time waits for
-     * them in turn. Any other frame goes through {@link #reflect(DescriptorChain)} on its own, in its place.
+     * whole run are popped (their avail entries and descriptors read and checked), then each frame's
+     * header and MACs are written ({@link #writeHead}: the first touch of the lines a frame reads and
+     * writes), then the rest of each frame ({@link #writeRest}, on lines now in this CPU's cache), then the
+     * RX used entries added. The accesses of one phase do not depend on each other, so their misses (lines
+     * the driver wrote or read on its CPU) can overlap, where one frame at a time waits for them in turn:
+     * a bulk copy is long enough that the CPU cannot look past it to the next frame's lines. That matters
+     * most when the host places the two vCPUs far apart (BENCHMARKS.md, issue 11, ninth session).
+     * Any other frame goes through {@link #reflect(DescriptorChain)} on its own, in its place.
      * Like that method, it returns no TX chain to its queue.
      *
      * @return whether any frame was delivered (RX then has used entries to publish)
@@ -175,10 +179,13 @@ public final class FrameReflector {
                 delivered |= reflect(tx[i++]) == DELIVERED;
                 continue;
             }
+            for (int k = 0; k < run; k++) {
+                writeHead(tx[i + k], burstRx[k], tx[i + k].readableBytes() - VirtioNet.HDR_LEN);
+            }
             long bytes = 0;
             for (int k = 0; k < run; k++) {
                 int frameLength = tx[i + k].readableBytes() - VirtioNet.HDR_LEN;
-                writeWhole(tx[i + k], burstRx[k], frameLength);
+                writeRest(tx[i + k], burstRx[k], frameLength);
                 bytes += frameLength;
             }
             for (int k = 0; k < run; k++) {
@@ -239,8 +246,18 @@ public final class FrameReflector {
      * would walk the segment lists nine times per frame on the host's hottest 64 B path. Moving it onto
      * them waits for a measurement that shows they cost nothing here.
      */
-    @SuppressWarnings("deprecation")
     private static void writeWhole(DescriptorChain tx, DescriptorChain rx0, int frameLength) {
+        writeHead(tx, rx0, frameLength);
+        writeRest(tx, rx0, frameLength);
+    }
+
+    /**
+     * The header and the swapped MACs of {@link #writeWhole}: loads the TX frame's first line and the RX
+     * header, and stores into the RX frame's first line, with few instructions between one frame's
+     * accesses and the next's.
+     */
+    @SuppressWarnings("deprecation")
+    private static void writeHead(DescriptorChain tx, DescriptorChain rx0, int frameLength) {
         int txSeg = tx.readableSegments() - 1;
         ByteBuffer src = tx.segmentBuffer(txSeg);
         int s = tx.segmentOffset(txSeg) + tx.segmentLength(txSeg) - frameLength;
@@ -249,11 +266,21 @@ public final class FrameReflector {
         int d = rx0.segmentOffset(rxSeg);
         putHeader(dst, d);
         d += VirtioNet.HDR_LEN;
-        dst.put(d + MAC_PAIR_LEN, src, s + MAC_PAIR_LEN, frameLength - MAC_PAIR_LEN);
         dst.putInt(d, src.getInt(s + 6));
         dst.putShort(d + 4, src.getShort(s + 10));
         dst.putInt(d + 6, src.getInt(s));
         dst.putShort(d + 10, src.getShort(s + 4));
+    }
+
+    /** The frame from its thirteenth byte on, in one bulk copy (after {@link #writeHead}). */
+    @SuppressWarnings("deprecation")
+    private static void writeRest(DescriptorChain tx, DescriptorChain rx0, int frameLength) {
+        int txSeg = tx.readableSegments() - 1;
+        ByteBuffer src = tx.segmentBuffer(txSeg);
+        int s = tx.segmentOffset(txSeg) + tx.segmentLength(txSeg) - frameLength;
+        int rxSeg = rx0.readableSegments();
+        int d = rx0.segmentOffset(rxSeg) + VirtioNet.HDR_LEN;
+        rx0.segmentBuffer(rxSeg).put(d + MAC_PAIR_LEN, src, s + MAC_PAIR_LEN, frameLength - MAC_PAIR_LEN);
     }
 
     /**

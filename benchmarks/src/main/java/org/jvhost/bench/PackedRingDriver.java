@@ -16,12 +16,17 @@ import org.jvhost.testkit.MockPackedQueue;
 /**
  * {@link RingDriver}'s packed-ring twin: the ring laid out by {@link MockPackedQueue}, whose
  * {@code addChain}/{@code pollUsed} are not used here because they allocate per buffer. Buffer id
- * {@code i} owns buffer {@code i}. Posting writes one descriptor per buffer in two stores (addr, then
- * len, id and flags as one 8-byte word), the batch's first flags last (release), as Linux's and DPDK's
- * drivers publish a batch. Reclaiming reads used descriptors at the driver's used position and asks for
- * a notification when the device writes the next one (EVENT_IDX: driver event suppression DESC with
- * off_wrap at that position; else ENABLE), so the device signals once per batch it returns, as with
- * {@link RingDriver}.
+ * {@code i} owns buffer {@code i}. Posting writes one descriptor per buffer as DPDK 22.11's virtio_user
+ * does (virtqueue_enqueue_xmit_packed_fast, virtqueue_refill_single_packed): addr, len and id, then that
+ * descriptor's flags with release, before the next one. So each buffer becomes available as it is
+ * written, and a device that has caught up takes it while the driver writes the next ones in the same
+ * line, where a split driver publishes a burst with one store of avail->idx. (The model used to write
+ * a batch's later descriptors first and the first one's flags last: one release per batch.)
+ * A device-writable (receive) descriptor's id is read and stored only if it differs: virtio_user's
+ * refill reads the id the device left at its position and does not write it. Reclaiming reads used
+ * descriptors at the driver's used position and asks for a notification when the device writes the
+ * next one (EVENT_IDX: driver event suppression DESC with off_wrap at that position; else ENABLE), so
+ * the device signals once per batch it returns, as with {@link RingDriver}.
  *
  * <p>The ids live in one ring, {@link #ids}, in the order they were posted: from {@link #postedHead}
  * the {@link #postedCount} posted ones, after them the free ones, which the driver posts oldest first
@@ -50,8 +55,8 @@ final class PackedRingDriver implements BenchRing {
     private int postedHead;
     private int postedCount;
     private int availPos;
-    /** Bytes 8-15 of an available descriptor but the id: len, and flags for the current avail wrap. */
-    private long availWord;
+    /** Flags of an available descriptor for the current avail wrap (WRITE if device-writable). */
+    private short availFlags;
     private boolean availWrap = true;
     private int usedPos;
     private boolean usedWrap = true;
@@ -81,16 +86,16 @@ final class PackedRingDriver implements BenchRing {
             ids[i] = i;
             slotOf[i] = i;
         }
-        this.availWord = word(true);
+        this.availFlags = flags(true);
         this.gpaOf = new long[size];
         for (int i = 0; i < size; i++) {
             gpaOf[i] = bufferGpa(i);
         }
     }
 
-    /** Len and flags (AVAIL/USED for {@code wrap}, WRITE if device-writable) at their places in bytes 8-15. */
-    private long word(boolean wrap) {
-        return Integer.toUnsignedLong(bufferBytes) | (long) (MockPackedQueue.availBits(wrap) | writeFlag) << 48;
+    /** Flags of an available descriptor: AVAIL/USED for {@code wrap}, WRITE if device-writable. */
+    private short flags(boolean wrap) {
+        return (short) (MockPackedQueue.availBits(wrap) | writeFlag);
     }
 
     @Override
@@ -126,34 +131,28 @@ final class PackedRingDriver implements BenchRing {
         if (n == 0) {
             return;
         }
-        int first = availPos * PackedDescriptorLayout.SIZE;
-        long firstWord = 0;
         int slot = postedHead + postedCount;
         for (int k = 0; k < n; k++, slot++) {
             int id = ids[slot < size ? slot : slot - size];
             int at = availPos * PackedDescriptorLayout.SIZE;
-            long w = (availWord & ~0xffff_ffffL) | Integer.toUnsignedLong(len) | (long) id << 32;
             if (gpas != null) {
                 gpaOf[id] = gpas[k];
             }
             U64.set(desc, at + PackedDescriptorLayout.ADDR, gpaOf[id]);
-            if (k == 0) {
-                firstWord = w;
-                U32.set(desc, at + PackedDescriptorLayout.LEN, (int) w);
+            U32.set(desc, at + PackedDescriptorLayout.LEN, len);
+            if (writeFlag == 0 || (short) U16.get(desc, at + PackedDescriptorLayout.ID) != (short) id) {
                 U16.set(desc, at + PackedDescriptorLayout.ID, (short) id);
-            } else {
-                U64.set(desc, at + PackedDescriptorLayout.LEN, w); // len, id, flags: the first's flags publish it
             }
+            // Release: addr, len and id before the flags that make this descriptor available; the device
+            // may take it at once (virtqueue_store_flags_packed: rte_io_wmb, then the flags).
+            U16.setRelease(desc, at + PackedDescriptorLayout.FLAGS, availFlags);
             if (++availPos == size) {
                 availPos = 0;
                 availWrap = !availWrap;
-                availWord = word(availWrap);
+                availFlags = flags(availWrap);
             }
         }
         postedCount += n;
-        // Release: the whole batch before its first flags, which the device polls (it reads the later
-        // entries only after it found that one available).
-        U16.setRelease(desc, first + PackedDescriptorLayout.FLAGS, (short) (firstWord >>> 48));
     }
 
     @Override

@@ -151,7 +151,7 @@ measure_samples() {
 # states_of NAME SIZE: "SLOW N FAST M" (medians and counts) of NAME's samples at SIZE: the two groups of
 # its sorted samples that differ least within themselves (the cut with the least sum of squared
 # deviations of their logarithms from their group's mean), if their medians are at least 1.3x apart;
-# "ALL N -" when they are not.
+# "MEDIAN N -" (all samples) when they are not, "n/a 0 -" when there are none.
 states_of() {
   awk -v n="$1" -v s="$2" '$1 == n && $2 == s && $4 > 0 { print $4 }' "$samples" | sort -g | awk '
     function med(a, b,  m) { m = b - a + 1; return (m % 2) ? v[a + (m - 1) / 2] : sprintf("%.3f", (v[a + m / 2 - 1] + v[a + m / 2]) / 2) }
@@ -171,14 +171,16 @@ states_of() {
 # ratio to DPDK within each state both ran in: what the code does at a given placement, which the
 # rounds' medians and spread mix with how many rounds each back-end spent in which state.
 bench_states() {
-  local size name line st ratios slow_dpdk fast_dpdk
+  local size name line ratios slow_dpdk fast_dpdk a na b nb
   echo "# states (median Mpps of the ${interval} s samples in each, and how many; two groups, if their medians are >= 1.3x apart)"
   for size in $sizes; do
     read -r slow_dpdk _ fast_dpdk _ <<< "$(states_of dpdk "$size")"
     line="size $size B:" ratios=""
     for name in $backends; do
       read -r a na b nb <<< "$(states_of "$name" "$size")"
-      if [[ $b == - ]]; then line="$line $name one state $a ($na)"; else line="$line $name slow $a ($na) fast $b ($nb)"; fi
+      if [[ $na == 0 ]]; then line="$line $name no samples"
+      elif [[ $b == - ]]; then line="$line $name one state $a ($na)"
+      else line="$line $name slow $a ($na) fast $b ($nb)"; fi
       line="$line;"
       if [[ $name != dpdk && $b != - && -n ${fast_dpdk:-} && $fast_dpdk != - ]]; then
         ratios="$ratios  $name/dpdk slow $(ratio "$a" "$slow_dpdk") fast $(ratio "$b" "$fast_dpdk")"

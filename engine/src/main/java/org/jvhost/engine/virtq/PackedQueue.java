@@ -40,8 +40,6 @@ public final class PackedQueue implements HostQueue {
 
     /** Largest packed ring: positions are 15 bits in off_wrap and in the vring base. */
     public static final int MAX_SIZE = 32768;
-    /** Most used descriptors held back for {@link #publishUsed}: a longer batch is published in parts. */
-    static final int MAX_SHADOW = 256;
     /**
      * Descriptors per 64-byte cache line. The spec asks only 16-byte alignment of the ring; Linux and
      * DPDK allocate it page-aligned, so positions 4k to 4k+3 share a line.
@@ -50,42 +48,28 @@ public final class PackedQueue implements HostQueue {
 
     private static final VarHandle U16 = MethodHandles.byteBufferViewVarHandle(short[].class, ByteOrder.LITTLE_ENDIAN);
     private static final VarHandle U32 = MethodHandles.byteBufferViewVarHandle(int[].class, ByteOrder.LITTLE_ENDIAN);
-    private static final VarHandle U64 = MethodHandles.byteBufferViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
 
     private final int index;
     private final int size;
     private final long descGpa;
     private final long driverGpa;
     private final long deviceGpa;
-    private final boolean eventIdx;
-    /** VIRTIO_F_IN_ORDER negotiated: runs of nothing-written buffers are published as one (publishUsed). */
-    private final boolean inOrder;
     private final PackedChainReader reader;
+    /** The used position and the batch of used descriptors held back until {@link #publishUsed}. */
+    private final PackedUsedRing used;
+    /** The driver and device areas: kicks asked for or not, interrupts sent or skipped. */
+    private final PackedEventSuppression events;
 
     private GuestMemory memory;
     /** As in {@link SplitQueue}: a region's file may shrink, so {@link #availIndex} raises its fault. */
     private boolean mayFault;
     private ByteBuffer desc;
-    /** Driver event suppression: the driver's wishes about our notifications. */
-    private ByteBuffer driverEvent;
-    /** Device event suppression: our wishes about the driver's kicks. */
-    private ByteBuffer deviceEvent;
 
     /** Ring position of the next buffer to take, and the avail wrap counter. */
     private int availPos;
     private boolean availWrap;
     /** Descriptors taken, free-running 16-bit (what {@link #nextAvail} reports). */
     private int availCount;
-    /** Ring position of the next used descriptor, and the used wrap counter. */
-    private int usedPos;
-    private boolean usedWrap;
-    /** Descriptors returned, free-running 16-bit. */
-    private int usedCount;
-    /** Used position and wrap counter at the last notification decision: the "old" of the event check. */
-    private int signalledPos;
-    private boolean signalledWrap;
-    /** signalUsed skipped an interrupt since the last one it sent ({@link #signalIfMissed}). Worker only. */
-    private boolean skippedSignal;
 
     /**
      * Ring descriptors of each outstanding buffer, by buffer id; 0 = not outstanding. A buffer id is
@@ -101,18 +85,6 @@ public final class PackedQueue implements HostQueue {
     private final DeferredChains deferred;
 
     /**
-     * The batch's used descriptors, written to the ring only by {@link #publishUsed}: per entry its ring
-     * offset and bytes 8-15 (len, id, flags). Each used descriptor lands in a cache line the driver
-     * wrote (the available descriptor it replaces) and may be reading (its next used position), so a
-     * store to it waits for the line to come from the driver's CPU. One per frame, between frame
-     * copies, those waits come one after another; written together, as DPDK's vhost writes its shadow
-     * used ring, a batch's lines are requested side by side.
-     */
-    private final int[] shadowAt;
-    private final long[] shadowWord;
-    private int shadowCount;
-
-    /**
      * Descriptors seen available from {@link #availPos} on (with an acquire load of their flags), and
      * where the scan goes on. {@link #pop} takes a buffer whose first entry lies in this span without
      * checking its flags again; when the span is empty it checks the rest of the 64-byte line of four
@@ -122,21 +94,10 @@ public final class PackedQueue implements HostQueue {
     private int scanPos;
     private boolean scanWrap;
 
-    private boolean hostPolling;
-    private boolean deviceWantsKicks = true;
-    /**
-     * The device event suppression word last written, -1 if unknown (new rings): a write of the same
-     * word is skipped, so a device that disables kicks for every batch does not store into a cache line
-     * the driver reads before each kick. Only the device writes that area (section 2.8.10).
-     */
-    private int deviceEventWord = -1;
-    /** Kick requests since the queue was made ({@link #kickRequests}); not on a per-chain path. */
-    private int kickRequests;
     private RingLog log;
 
     private volatile String brokenReason;
     private volatile boolean enabled = true;
-    private volatile CallNotifier notifier;
     private volatile CallNotifier errorNotifier = CallNotifier.NONE;
 
     /**
@@ -169,14 +130,12 @@ public final class PackedQueue implements HostQueue {
         this.descGpa = descGpa;
         this.driverGpa = driverGpa;
         this.deviceGpa = deviceGpa;
-        this.eventIdx = VirtioFeatures.has(features, VirtioFeatures.RING_EVENT_IDX);
-        this.inOrder = VirtioFeatures.has(features, VirtioFeatures.IN_ORDER);
         this.reader = new PackedChainReader(this, size, VirtioFeatures.has(features, VirtioFeatures.RING_INDIRECT_DESC));
-        this.notifier = notifier == null ? CallNotifier.NONE : notifier;
+        this.used = new PackedUsedRing(size, descGpa, VirtioFeatures.has(features, VirtioFeatures.IN_ORDER));
+        this.events = new PackedEventSuppression(size, VirtioFeatures.has(features, VirtioFeatures.RING_EVENT_IDX),
+                deviceGpa, notifier);
         this.outstanding = new int[size];
         this.popId = new int[size];
-        this.shadowAt = new int[Math.min(size, MAX_SHADOW)];
-        this.shadowWord = new long[shadowAt.length];
         this.deferred = new DeferredChains(index, size, this::addUsedDeferred, this::signalUsed);
         String problem = resolveRings(memory);
         if (problem != null) {
@@ -200,20 +159,18 @@ public final class PackedQueue implements HostQueue {
      */
     private void setBase(int base) {
         int avail = base & 0xffff;
-        int used = base >>> 16 == 0 ? avail : base >>> 16;
+        int usedBase = base >>> 16 == 0 ? avail : base >>> 16;
         availPos = avail & 0x7fff;
         availWrap = (avail & 0x8000) != 0;
-        usedPos = used & 0x7fff;
-        usedWrap = (used & 0x8000) != 0;
-        if (availPos >= size || usedPos >= size) {
+        used.setPosition(usedBase & 0x7fff, (usedBase & 0x8000) != 0);
+        if (availPos >= size || used.position() >= size) {
             throw new IllegalArgumentException(String.format("queue %d: vring base 0x%x names a position past "
                     + "the ring of %d descriptors", index, base, size));
         }
         if (!PackedDescriptorLayout.isAvailable(flagsAt(availPos), availWrap)) {
             resyncIfStale(base);
         }
-        signalledPos = usedPos;
-        signalledWrap = usedWrap;
+        events.restart(used.position(), used.wrap());
         resetScan();
     }
 
@@ -224,7 +181,7 @@ public final class PackedQueue implements HostQueue {
      */
     private void resyncIfStale(int base) {
         int found = PackedRingScan.resumePoint(desc, size);
-        int given = (availPos | (availWrap ? 0x8000 : 0)) | (usedPos | (usedWrap ? 0x8000 : 0)) << 16;
+        int given = (availPos | (availWrap ? 0x8000 : 0)) | (used.position() | (used.wrap() ? 0x8000 : 0)) << 16;
         if (found == -1 || found == given) {
             return;
         }
@@ -233,8 +190,7 @@ public final class PackedQueue implements HostQueue {
                 + "stands", index, Integer.toHexString(base), Integer.toHexString(found));
         availPos = found & 0x7fff;
         availWrap = (found & 0x8000) != 0;
-        usedPos = availPos;
-        usedWrap = availWrap;
+        used.setPosition(availPos, availWrap);
     }
 
     /** Points the ring buffers into {@code newMemory}; null on success, else what is wrong. */
@@ -261,9 +217,8 @@ public final class PackedQueue implements HostQueue {
         this.memory = newMemory;
         this.mayFault = faults;
         this.desc = d;
-        this.driverEvent = dr;
-        this.deviceEvent = dv;
-        this.deviceEventWord = -1;
+        used.attach(d);
+        events.attach(dr, dv);
         return null;
     }
 
@@ -287,17 +242,18 @@ public final class PackedQueue implements HostQueue {
 
     @Override
     public void setLog(RingLog next) {
-        if (shadowCount > 0) {
+        if (used.pending()) {
             publishUsed(); // the held-back used entries are written, and marked, under the log they were made in
         }
         if (log != null) {
             log.flush();
         }
         log = next;
+        events.setLog(next);
     }
 
     @Override public RingLog log() { return log; }
-    @Override public void setNotifier(CallNotifier n) { this.notifier = n == null ? CallNotifier.NONE : n; }
+    @Override public void setNotifier(CallNotifier n) { events.setNotifier(n); }
     @Override public void setErrorNotifier(CallNotifier n) { this.errorNotifier = n == null ? CallNotifier.NONE : n; }
     @Override public void setEnabled(boolean enabled) { this.enabled = enabled; }
     @Override public int index() { return index; }
@@ -307,10 +263,10 @@ public final class PackedQueue implements HostQueue {
     @Override public boolean isBroken() { return brokenReason != null; }
     @Override public String brokenReason() { return brokenReason; }
     @Override public int nextAvail() { return availCount; }
-    @Override public int nextUsed() { return usedCount; }
-    @Override public boolean isHostPolling() { return hostPolling; }
-    @Override public boolean deviceWantsKicks() { return deviceWantsKicks; }
-    @Override public int kickRequests() { return kickRequests; }
+    @Override public int nextUsed() { return used.count(); }
+    @Override public boolean isHostPolling() { return events.hostPolling(); }
+    @Override public boolean deviceWantsKicks() { return events.deviceWantsKicks(); }
+    @Override public int kickRequests() { return events.kickRequests(); }
 
     /**
      * Whether the device event suppression says DISABLE now: the host polls, or the device turned kicks
@@ -319,14 +275,13 @@ public final class PackedQueue implements HostQueue {
      */
     @Override
     public boolean kicksSuppressed() {
-        return hostPolling || !deviceWantsKicks;
+        return events.hostPolling() || !events.deviceWantsKicks();
     }
 
     @Override
     public int vringBase() {
         int avail = availPos | (availWrap ? 0x8000 : 0);
-        int used = usedPos | (usedWrap ? 0x8000 : 0);
-        return avail | used << 16;
+        return avail | (used.position() | (used.wrap() ? 0x8000 : 0)) << 16;
     }
 
     @Override
@@ -485,34 +440,14 @@ public final class PackedQueue implements HostQueue {
     }
 
     /**
-     * Queues the used descriptor of outstanding buffer {@code id} for {@link #publishUsed} at the used
-     * position and moves past the ring descriptors the buffer took. A batch longer than
-     * {@link #MAX_SHADOW} is published in parts.
-     *
-     * <p>With IN_ORDER, a buffer with nothing written that follows one with nothing written joins its
-     * used descriptor instead: that descriptor, at the run's first position, takes this buffer's id,
-     * and the driver skips the run's entries (virtio 1.2, 2.8 "In-order use of descriptors"). The used
-     * position moves past this buffer's entries either way.
+     * Holds back the used descriptor of outstanding buffer {@code id} for {@link #publishUsed} (see
+     * {@link PackedUsedRing#add}); a batch longer than {@link PackedUsedRing#MAX_SHADOW} is published in
+     * parts.
      */
     private void addShadow(int id, int writtenBytes) {
         int descriptors = outstanding[id];
         outstanding[id] = 0;
-        int last = shadowCount - 1;
-        if (inOrder && writtenBytes == 0 && last >= 0 && (int) shadowWord[last] == 0) {
-            shadowWord[last] = shadowWord[last] & ~(0xffffL << 32) | (long) id << 32;
-        } else {
-            shadowAt[shadowCount] = usedPos * PackedDescriptorLayout.SIZE;
-            shadowWord[shadowCount] = Integer.toUnsignedLong(writtenBytes) | (long) id << 32
-                    | (long) PackedDescriptorLayout.usedFlags(usedWrap) << 48;
-            shadowCount++;
-        }
-        usedPos += descriptors;
-        if (usedPos >= size) {
-            usedPos -= size;
-            usedWrap = !usedWrap;
-        }
-        usedCount = (usedCount + descriptors) & 0xffff;
-        if (shadowCount == shadowAt.length) {
+        if (used.add(id, writtenBytes, descriptors)) {
             publishUsed();
         }
     }
@@ -544,42 +479,13 @@ public final class PackedQueue implements HostQueue {
         }
     }
 
-    /** Notes a write to the rings at {@code gpa} for the dirty log, if the ring is logged. */
-    private void logRing(long gpa, int len) {
-        if (log != null && log.ringLogged()) {
-            log.written(gpa, len);
-        }
-    }
-
     @Override
     public void publishUsed() {
         if (brokenReason != null) {
-            shadowCount = 0;
+            used.discard();
             return;
         }
-        int n = shadowCount;
-        if (n > 0) {
-            // The later entries' len, id and flags (bytes 8-15) in one plain store each, then the first's
-            // len and id, then its flags with release: every store of the batch becomes visible before
-            // the first entry's flags, which is what the driver polls (it reads used descriptors in ring
-            // order, so it reads the others only after that one). A plain store could let the driver see
-            // the first entry used while its id or len, or a later entry, are stale. (With IN_ORDER an
-            // entry may stand for a run of buffers: addShadow.)
-            for (int i = 1; i < n; i++) {
-                U64.set(desc, shadowAt[i] + PackedDescriptorLayout.LEN, shadowWord[i]);
-            }
-            int at = shadowAt[0];
-            long first = shadowWord[0];
-            U32.set(desc, at + PackedDescriptorLayout.LEN, (int) first);
-            U16.set(desc, at + PackedDescriptorLayout.ID, (short) (first >>> 32));
-            U16.setRelease(desc, at + PackedDescriptorLayout.FLAGS, (short) (first >>> 48));
-            shadowCount = 0;
-            if (log != null) {
-                for (int i = 0; i < n; i++) {
-                    logRing(descGpa + shadowAt[i], PackedDescriptorLayout.SIZE); // after the writes they mark
-                }
-            }
-        }
+        used.publish(log);
         if (log != null) {
             log.flush(); // after the writes it marks, as in SplitQueue.publishUsed
         }
@@ -591,65 +497,12 @@ public final class PackedQueue implements HostQueue {
             return false;
         }
         publishUsed();
-        // Full fence (StoreLoad): the used flags must be visible before we read the driver's event
-        // suppression. Otherwise the driver may enable notifications, re-check our ring, see nothing
-        // used and sleep, while we read its stale DISABLE and skip the call: a lost interrupt.
-        VarHandle.fullFence();
-        int oldPos = signalledPos;
-        boolean oldWrap = signalledWrap;
-        signalledPos = usedPos;
-        signalledWrap = usedWrap;
-        if (oldPos == usedPos && oldWrap == usedWrap) {
-            return false;
-        }
-        return signalIf(driverWants(oldPos, oldWrap));
+        return events.signal(used.position(), used.wrap());
     }
 
     @Override
     public boolean signalIfMissed() {
-        if (!skippedSignal || brokenReason != null) {
-            return false;
-        }
-        // the entries a waiting driver can still be missing: the last ring-size ones, from this
-        // position one lap back
-        return signalIf(driverWants(usedPos, !usedWrap));
-    }
-
-    /**
-     * Whether the driver asks for an interrupt about the used descriptors written since
-     * {@code (oldPos, oldWrap)}: with DESC and EVENT_IDX if they include off_wrap's position, else unless
-     * its flags say DISABLE.
-     */
-    private boolean driverWants(int oldPos, boolean oldWrap) {
-        int word = (int) U32.getVolatile(driverEvent, 0);
-        int flags = (word >>> 16) & 0x3;
-        return flags == EventSuppressLayout.DESC && eventIdx
-                ? passed(word & 0xffff, oldPos, oldWrap)
-                : flags != EventSuppressLayout.DISABLE;
-    }
-
-    /** Signals the driver if {@code wanted}; otherwise the skip stays on record ({@link #signalIfMissed}). */
-    private boolean signalIf(boolean wanted) {
-        if (wanted) {
-            notifier.signal();
-        }
-        skippedSignal = !wanted;
-        return wanted;
-    }
-
-    /**
-     * Whether the used descriptors written since {@code (oldPos, oldWrap)} include the position the
-     * driver named in off_wrap (section 2.8.10: notify when the device has written that entry). The
-     * positions are put on one line: those of the current used lap as they are, those of the lap
-     * before one ring size lower.
-     */
-    boolean passed(int offWrap, int oldPos, boolean oldWrap) {
-        int event = linear(offWrap & 0x7fff, (offWrap & EventSuppressLayout.WRAP) != 0);
-        return linear(oldPos, oldWrap) <= event && event < usedPos;
-    }
-
-    private int linear(int pos, boolean wrap) {
-        return wrap == usedWrap ? pos : pos - size;
+        return brokenReason == null && events.signalIfMissed(used.position(), used.wrap());
     }
 
     @Override
@@ -657,10 +510,7 @@ public final class PackedQueue implements HostQueue {
         if (brokenReason != null) {
             return;
         }
-        deviceWantsKicks = false;
-        if (!hostPolling) {
-            writeDeviceEvent(0, EventSuppressLayout.DISABLE);
-        }
+        events.disableKicks();
     }
 
     @Override
@@ -668,49 +518,15 @@ public final class PackedQueue implements HostQueue {
         if (brokenReason != null) {
             return false;
         }
-        deviceWantsKicks = true;
-        if (!hostPolling) {
-            requestKicks();
-        }
+        events.enableKicks(availPos, availWrap);
         return PackedDescriptorLayout.isAvailable(flagsAt(availPos), availWrap);
-    }
-
-    /**
-     * Asks the driver to kick for the next buffer (with EVENT_IDX: for the one at our avail position),
-     * then fences. The caller re-reads the ring after this: the full fence (StoreLoad) makes our request
-     * visible before that load, or the driver could add a buffer and read our old DISABLE while we read
-     * the old flags: a lost kick and a stalled queue.
-     */
-    private void requestKicks() {
-        kickRequests++;
-        if (eventIdx) {
-            writeDeviceEvent(availPos | (availWrap ? EventSuppressLayout.WRAP : 0), EventSuppressLayout.DESC);
-        } else {
-            writeDeviceEvent(0, EventSuppressLayout.ENABLE);
-        }
-        VarHandle.fullFence();
-    }
-
-    private void writeDeviceEvent(int offWrap, int flags) {
-        int word = EventSuppressLayout.word(offWrap, flags);
-        if (word == deviceEventWord) {
-            return;
-        }
-        U32.set(deviceEvent, 0, word);
-        deviceEventWord = word;
-        logRing(deviceGpa, EventSuppressLayout.SIZE);
     }
 
     @Override
     public void setHostPolling(boolean on) {
-        hostPolling = on;
-        if (brokenReason != null) {
-            return;
-        }
-        if (on) {
-            writeDeviceEvent(0, EventSuppressLayout.DISABLE);
-        } else if (deviceWantsKicks) {
-            requestKicks();
+        events.setHostPolling(on);
+        if (brokenReason == null) {
+            events.applyHostPolling(availPos, availWrap);
         }
     }
 
@@ -758,7 +574,7 @@ public final class PackedQueue implements HostQueue {
     @Override
     public String toString() {
         return String.format("PackedQueue[%d size=%d desc=0x%x driver=0x%x device=0x%x avail=%d%s used=%d%s%s]",
-                index, size, descGpa, driverGpa, deviceGpa, availPos, availWrap ? "w" : "", usedPos,
-                usedWrap ? "w" : "", brokenReason == null ? "" : " broken");
+                index, size, descGpa, driverGpa, deviceGpa, availPos, availWrap ? "w" : "", used.position(),
+                used.wrap() ? "w" : "", brokenReason == null ? "" : " broken");
     }
 }

@@ -139,27 +139,27 @@ class PackedQueueTest {
     }
 
     /**
-     * Used descriptors are held back until publishUsed, at most {@link PackedQueue#MAX_SHADOW} of them:
+     * Used descriptors are held back until publishUsed, at most {@link PackedUsedRing#MAX_SHADOW} of them:
      * a longer batch becomes visible in parts, in ring order, with every id and length right, and the
      * ring ends where the driver stands.
      */
     @Test
     void aBatchLongerThanTheShadowIsPublishedInParts() {
-        int size = 4 * PackedQueue.MAX_SHADOW; // two ring entries per buffer
+        int size = 4 * PackedUsedRing.MAX_SHADOW; // two ring entries per buffer
         MockPackedQueue big = MockPackedQueue.create(size);
         PackedQueue q = big.deviceQueue(FEATURES, calls);
-        int n = PackedQueue.MAX_SHADOW + 44;
+        int n = PackedUsedRing.MAX_SHADOW + 44;
         int[] ids = new int[n];
         DescriptorChain c = q.newChain();
         for (int i = 0; i < n; i++) {
             ids[i] = big.addChain(new byte[][] {bytes("f" + i)}, new int[] {8});
             assertTrue(q.pop(c));
             q.addUsed(c, echo(c));
-            if (i == PackedQueue.MAX_SHADOW - 2) {
+            if (i == PackedUsedRing.MAX_SHADOW - 2) {
                 assertNull(big.pollUsed(), "held back until the shadow is full");
             }
         }
-        for (int i = 0; i < PackedQueue.MAX_SHADOW; i++) {
+        for (int i = 0; i < PackedUsedRing.MAX_SHADOW; i++) {
             MockSplitQueue.UsedElement e = big.pollUsed();
             assertNotNull(e, "entry " + i + " of the full shadow");
             assertEquals(ids[i], e.id());
@@ -167,7 +167,7 @@ class PackedQueueTest {
         }
         assertNull(big.pollUsed(), "the rest waits for publishUsed");
         q.publishUsed();
-        for (int i = PackedQueue.MAX_SHADOW; i < n; i++) {
+        for (int i = PackedUsedRing.MAX_SHADOW; i < n; i++) {
             assertEquals(ids[i], big.pollUsed().id());
         }
         assertNull(big.pollUsed());

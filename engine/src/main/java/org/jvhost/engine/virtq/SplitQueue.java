@@ -53,12 +53,11 @@ public final class SplitQueue implements HostQueue {
     private final long descGpa;
     private final long availGpa;
     private final long usedGpa;
-    private final boolean eventIdx;
     /** VIRTIO_F_IN_ORDER negotiated: runs of nothing-written elements are published as one (writeShadow). */
     private final boolean inOrder;
     private final boolean indirectAllowed;
-    private final int usedEventOffset;
-    private final int availEventOffset;
+    /** The suppression fields of both rings: kicks asked for or not, interrupts sent or skipped. */
+    private final SplitEventSuppression events;
 
     private GuestMemory memory;
     /** The buffer checks both layouts share, and the region the last buffer fell in. */
@@ -82,18 +81,6 @@ public final class SplitQueue implements HostQueue {
     private int cachedAvailIdx;
     /** Next used ring index to fill (free-running 16-bit). */
     private int nextUsed;
-    /** used->idx at the last notification decision: the "old" of vring_need_event. */
-    private int signalledUsed;
-    /**
-     * Whether this queue has signalled for entries it used. Until then, whether the driver was told about
-     * the used entries already in the ring is unknown: a back-end killed (or a connection closed) between
-     * publishing used->idx and writing the call eventfd, or after QEMU tore its notifiers down, never
-     * told it. So the first signal counts them as unsignalled too (a ring holds at most size of them):
-     * it calls if used_event lies among them, else the driver waits for an interrupt that went nowhere.
-     */
-    private boolean signalledSinceStart;
-    /** signalUsed skipped an interrupt since the last one it sent ({@link #signalIfMissed}). Worker only. */
-    private boolean skippedSignal;
     /** Chains popped and not yet returned, the most {@link #unpop} may put back. */
     private int inFlight;
 
@@ -109,19 +96,6 @@ public final class SplitQueue implements HostQueue {
     private int shadowCount;
 
     /**
-     * The worker polls this queue (adaptive busy-polling), so the driver is asked not to kick whatever
-     * the device says; see {@link #setHostPolling}.
-     */
-    private boolean hostPolling;
-    /** What the device last asked for: true after enableNotifications (and initially), false after disable. */
-    private boolean deviceWantsKicks = true;
-    /**
-     * How many times kicks were requested again ({@link #requestKicks}): strict mode's kick check tells
-     * by it whether the suppression stayed in force between two kicks. Not on a per-chain path.
-     */
-    private int kickRequests;
-
-    /**
      * Where this queue marks what it writes while a migration logs dirty pages; null otherwise, which
      * costs the per-chain paths one null test of a field they already read.
      */
@@ -134,7 +108,6 @@ public final class SplitQueue implements HostQueue {
 
     private volatile String brokenReason;
     private volatile boolean enabled = true;
-    private volatile CallNotifier notifier;
     private volatile CallNotifier errorNotifier = CallNotifier.NONE;
 
     /**
@@ -171,12 +144,10 @@ public final class SplitQueue implements HostQueue {
         this.descGpa = descGpa;
         this.availGpa = availGpa;
         this.usedGpa = usedGpa;
-        this.eventIdx = VirtioFeatures.has(features, VirtioFeatures.RING_EVENT_IDX);
         this.inOrder = VirtioFeatures.has(features, VirtioFeatures.IN_ORDER);
         this.indirectAllowed = VirtioFeatures.has(features, VirtioFeatures.RING_INDIRECT_DESC);
-        this.usedEventOffset = AvailRingLayout.usedEvent(size);
-        this.availEventOffset = UsedRingLayout.availEvent(size);
-        this.notifier = notifier == null ? CallNotifier.NONE : notifier;
+        this.events = new SplitEventSuppression(size, VirtioFeatures.has(features, VirtioFeatures.RING_EVENT_IDX),
+                notifier);
         String problem = resolveRings(memory);
         if (problem != null) {
             throw new IllegalArgumentException("queue " + index + ": " + problem);
@@ -187,7 +158,7 @@ public final class SplitQueue implements HostQueue {
         // keeps its old index, and publishing from 0 would hand the driver stale entries (rust-vmm
         // vhost PR #180/#183, landscape doc section 3).
         this.nextUsed = Short.toUnsignedInt((short) U16.getAcquire(used, UsedRingLayout.IDX));
-        this.signalledUsed = this.nextUsed;
+        events.restart(nextUsed);
     }
 
     private static void checkAligned(int index, String field, long gpa, int alignment) {
@@ -225,6 +196,7 @@ public final class SplitQueue implements HostQueue {
         this.desc = d;
         this.avail = a;
         this.used = u;
+        events.attach(a, u);
         return null;
     }
 
@@ -262,6 +234,7 @@ public final class SplitQueue implements HostQueue {
             log.flush();
         }
         log = next;
+        events.setLog(next);
     }
 
     /** The dirty-page log in use, or null. Worker only. */
@@ -269,16 +242,9 @@ public final class SplitQueue implements HostQueue {
         return log;
     }
 
-    /** Notes a write to the used ring for the dirty log, if logging. */
-    private void logUsed(int offset, int len) {
-        if (log != null) {
-            log.usedWritten(offset, len);
-        }
-    }
-
     /** Replaces the call notifier (SET_VRING_CALL while running). Safe from any thread. */
     public void setNotifier(CallNotifier notifier) {
-        this.notifier = notifier == null ? CallNotifier.NONE : notifier;
+        events.setNotifier(notifier);
     }
 
     /**
@@ -633,59 +599,12 @@ public final class SplitQueue implements HostQueue {
             return false;
         }
         publishUsed();
-        // Full fence (StoreLoad): the used->idx store must be visible before we read the driver's
-        // suppression state. Otherwise the load may be satisfied first: the driver re-enables interrupts,
-        // re-checks used->idx, still sees the old value and sleeps, while we read the stale "suppressed"
-        // and skip the call. That is a lost interrupt and the guest stalls.
-        VarHandle.fullFence();
-        int newUsed = nextUsed;
-        int old = signalledUsed;
-        signalledUsed = newUsed;
-        if (newUsed == old) {
-            return false;
-        }
-        if (!signalledSinceStart) {
-            signalledSinceStart = true;
-            old = (old - size) & 0xffff; // see signalledSinceStart
-        }
-        return signalIf(driverWants(newUsed, old));
+        return events.signal(nextUsed);
     }
 
     @Override
     public boolean signalIfMissed() {
-        if (!skippedSignal || brokenReason != null) {
-            return false;
-        }
-        // the entries a waiting driver can still be missing: the last ring-size ones published
-        return signalIf(driverWants(signalledUsed, (signalledUsed - size) & 0xffff));
-    }
-
-    /**
-     * Whether the driver asks for an interrupt about the used entries {@code [old, newIdx)}: with EVENT_IDX
-     * if used_event lies among them, else if its flags allow interrupts.
-     */
-    private boolean driverWants(int newIdx, int old) {
-        return eventIdx
-                ? needEvent(Short.toUnsignedInt((short) U16.getVolatile(avail, usedEventOffset)), newIdx, old)
-                : (Short.toUnsignedInt((short) U16.getVolatile(avail, AvailRingLayout.FLAGS))
-                        & AvailRingLayout.F_NO_INTERRUPT) == 0;
-    }
-
-    /** Signals the driver if {@code wanted}; otherwise the skip stays on record ({@link #signalIfMissed}). */
-    private boolean signalIf(boolean wanted) {
-        if (wanted) {
-            notifier.signal();
-        }
-        skippedSignal = !wanted;
-        return wanted;
-    }
-
-    /**
-     * vring_need_event (virtio 1.2 section 2.7.10): notify if used_event lies in {@code [old, newIdx)},
-     * i.e. the driver asked to be woken when the used index passes it and this batch passed it.
-     */
-    static boolean needEvent(int event, int newIdx, int old) {
-        return ((newIdx - event - 1) & 0xffff) < ((newIdx - old) & 0xffff);
+        return brokenReason == null && events.signalIfMissed();
     }
 
     @Override
@@ -693,15 +612,7 @@ public final class SplitQueue implements HostQueue {
         if (brokenReason != null) {
             return;
         }
-        deviceWantsKicks = false;
-        // With EVENT_IDX there is nothing to write: the driver kicks only when avail->idx passes
-        // avail_event, which stays where enableNotifications left it, so at most one kick arrives.
-        // While the host polls, the flags already suppress kicks.
-        if (eventIdx || hostPolling) {
-            return;
-        }
-        U16.set(used, UsedRingLayout.FLAGS, (short) UsedRingLayout.F_NO_NOTIFY);
-        logUsed(UsedRingLayout.FLAGS, 2);
+        events.disableKicks();
     }
 
     @Override
@@ -709,41 +620,15 @@ public final class SplitQueue implements HostQueue {
         if (brokenReason != null) {
             return false;
         }
-        deviceWantsKicks = true;
-        if (hostPolling) {
-            // The worker polls avail->idx and re-enables kicks (with the fence and re-check below) before
-            // it sleeps, so the driver stays quiet and the device only learns whether to go round again.
-            return readAvailIdx() > 0;
-        }
-        requestKicks();
+        events.enableKicks(nextAvail);
         return readAvailIdx() > 0;
     }
 
     /**
-     * Asks the driver to kick for the next buffer, then fences. The caller re-reads avail->idx after
-     * this: the full fence (StoreLoad) makes our request visible before that load. Otherwise the driver
-     * may add a buffer and read the old flags/avail_event (so it does not kick) while our load sees the
-     * old avail->idx (so we go to sleep): a lost kick and a stalled queue.
-     */
-    private void requestKicks() {
-        kickRequests++;
-        if (eventIdx) {
-            // Kick us as soon as the driver makes available the entry after the ones we have seen.
-            U16.set(used, availEventOffset, (short) nextAvail);
-            logUsed(availEventOffset, 2);
-        } else {
-            U16.set(used, UsedRingLayout.FLAGS, (short) 0);
-            logUsed(UsedRingLayout.FLAGS, 2);
-        }
-        VarHandle.fullFence();
-    }
-
-    /**
      * Host-controlled polling (the worker's adaptive busy-poll, like vhost-net's busyloop). While on, the
-     * driver is asked not to kick at all: VRING_USED_F_NO_NOTIFY is set, or with EVENT_IDX avail_event is
-     * put one behind the next entry to pop, which the driver's vring_need_event only passes after 65535
-     * more buffers. The device's {@link #disableNotifications}/{@link #enableNotifications} then leave
-     * the ring alone. Turning it on again rewrites the suppression (a refresh after such a wrap).
+     * driver is asked not to kick at all (see {@link SplitEventSuppression#applyHostPolling}), and the
+     * device's {@link #disableNotifications}/{@link #enableNotifications} then leave the ring alone.
+     * Turning it on again rewrites the suppression (a refresh after a wrap of avail_event).
      *
      * <p>Turning it off restores what the device asked for last: if that was kicks, they are requested
      * again and fenced, and the caller MUST then re-read avail->idx ({@link #availIndex}) and process
@@ -751,52 +636,37 @@ public final class SplitQueue implements HostQueue {
      * disable, drain, enable, re-check of virtio 1.2 section 2.7.10). Worker only.
      */
     public void setHostPolling(boolean on) {
-        hostPolling = on;
-        if (brokenReason != null) {
-            return;
-        }
-        if (on) {
-            if (eventIdx) {
-                U16.set(used, availEventOffset, (short) (nextAvail - 1));
-                logUsed(availEventOffset, 2);
-            } else {
-                U16.set(used, UsedRingLayout.FLAGS, (short) UsedRingLayout.F_NO_NOTIFY);
-                logUsed(UsedRingLayout.FLAGS, 2);
-            }
-        } else if (deviceWantsKicks) {
-            requestKicks();
+        events.setHostPolling(on);
+        if (brokenReason == null) {
+            events.applyHostPolling(nextAvail);
         }
     }
 
     /** Whether the host polls this queue ({@link #setHostPolling}). */
     public boolean isHostPolling() {
-        return hostPolling;
+        return events.hostPolling();
     }
 
     /** Whether the device's last request was for kicks (enableNotifications, or none yet). */
     public boolean deviceWantsKicks() {
-        return deviceWantsKicks;
+        return events.deviceWantsKicks();
     }
 
-    /**
-     * Whether the driver is asked not to kick at all now: the host polls, or the device turned kicks off
-     * without EVENT_IDX (VRING_USED_F_NO_NOTIFY is set). With EVENT_IDX a device's disable leaves one
-     * more kick legal (avail_event stays where it was), so that is not counted as suppressed. Worker only.
-     */
+    /** See {@link SplitEventSuppression#kicksSuppressed}. Worker only. */
     @Override
     public boolean kicksSuppressed() {
-        return hostPolling || !eventIdx && !deviceWantsKicks;
+        return events.kicksSuppressed();
     }
 
     /** How many times kicks were requested again since the queue was made; see {@link #kicksSuppressed}. */
     @Override
     public int kickRequests() {
-        return kickRequests;
+        return events.kickRequests();
     }
 
     /** Whether VIRTIO_F_RING_EVENT_IDX was negotiated. */
     public boolean eventIdx() {
-        return eventIdx;
+        return events.eventIdx();
     }
 
     /**

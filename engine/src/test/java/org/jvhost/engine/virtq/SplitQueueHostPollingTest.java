@@ -42,7 +42,7 @@ class SplitQueueHostPollingTest {
 
     /** Whether a driver publishing {@code newIdx} after {@code oldIdx} would kick (EVENT_IDX, 2.7.10). */
     private boolean driverWouldKick(int newIdx, int oldIdx) {
-        return SplitQueue.needEvent(driver.availEvent(), newIdx, oldIdx);
+        return SplitEventSuppression.needEvent(driver.availEvent(), newIdx, oldIdx);
     }
 
     @Test

@@ -393,10 +393,10 @@ class SplitQueueTest {
 
     @Test
     void needEventMatchesTheSpecFormulaAcrossWrap() {
-        assertTrue(SplitQueue.needEvent(0xffff, 0, 0xfffe));
-        assertFalse(SplitQueue.needEvent(0, 0, 0xfffe));
-        assertTrue(SplitQueue.needEvent(0, 1, 0));
-        assertFalse(SplitQueue.needEvent(5, 5, 0));
+        assertTrue(SplitEventSuppression.needEvent(0xffff, 0, 0xfffe));
+        assertFalse(SplitEventSuppression.needEvent(0, 0, 0xfffe));
+        assertTrue(SplitEventSuppression.needEvent(0, 1, 0));
+        assertFalse(SplitEventSuppression.needEvent(5, 5, 0));
     }
 
     @Test

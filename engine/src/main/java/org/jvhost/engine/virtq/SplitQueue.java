@@ -1,9 +1,5 @@
 package org.jvhost.engine.virtq;
 
-import static org.jvhost.engine.virtq.DescriptorLayout.F_INDIRECT;
-import static org.jvhost.engine.virtq.DescriptorLayout.F_NEXT;
-import static org.jvhost.engine.virtq.DescriptorLayout.F_WRITE;
-
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
@@ -45,7 +41,6 @@ public final class SplitQueue implements HostQueue {
     // read through region windows of any order). Plain get/set works at any alignment; the acquire and
     // release modes need natural alignment, which the constructor verifies for the two index fields.
     private static final VarHandle U16 = MethodHandles.byteBufferViewVarHandle(short[].class, ByteOrder.LITTLE_ENDIAN);
-    private static final VarHandle U64 = MethodHandles.byteBufferViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
 
     private final int index;
     private final int size;
@@ -55,13 +50,12 @@ public final class SplitQueue implements HostQueue {
     private final long usedGpa;
     /** VIRTIO_F_IN_ORDER negotiated: runs of nothing-written elements are published as one (writeShadow). */
     private final boolean inOrder;
-    private final boolean indirectAllowed;
+    /** Follows and checks the chain of a head taken from the avail ring (or resubmitted). */
+    private final SplitChainReader reader;
     /** The suppression fields of both rings: kicks asked for or not, interrupts sent or skipped. */
     private final SplitEventSuppression events;
 
     private GuestMemory memory;
-    /** The buffer checks both layouts share, and the region the last buffer fell in. */
-    private final ChainSegments segments = new ChainSegments();
     /**
      * The memory has a region whose file can shrink ({@link GuestMemoryMap#mayFault()}): {@link #availIndex}
      * and the ring check of a memory update then raise a fault of theirs before they return
@@ -145,7 +139,7 @@ public final class SplitQueue implements HostQueue {
         this.availGpa = availGpa;
         this.usedGpa = usedGpa;
         this.inOrder = VirtioFeatures.has(features, VirtioFeatures.IN_ORDER);
-        this.indirectAllowed = VirtioFeatures.has(features, VirtioFeatures.RING_INDIRECT_DESC);
+        this.reader = new SplitChainReader(this, size, VirtioFeatures.has(features, VirtioFeatures.RING_INDIRECT_DESC));
         this.events = new SplitEventSuppression(size, VirtioFeatures.has(features, VirtioFeatures.RING_EVENT_IDX),
                 notifier);
         String problem = resolveRings(memory);
@@ -301,7 +295,7 @@ public final class SplitQueue implements HostQueue {
             return fail(String.format("avail ring entry %d (avail index %d) holds head %d >= ring size %d",
                     slot, nextAvail, head, size));
         }
-        if (!walk(c, head)) {
+        if (!reader.read(c, desc, head, memory)) {
             return false;
         }
         nextAvail = (nextAvail + 1) & 0xffff;
@@ -345,7 +339,7 @@ public final class SplitQueue implements HostQueue {
 
     /** Pops a chain that was in flight before a restart, by its head. */
     private boolean resubmit(SplitDescriptorChain c) {
-        if (brokenReason != null || !walk(c, inflight.nextResubmit())) {
+        if (brokenReason != null || !reader.read(c, desc, inflight.nextResubmit(), memory)) {
             return false;
         }
         inFlight++;
@@ -377,83 +371,8 @@ public final class SplitQueue implements HostQueue {
         return pending;
     }
 
-    /**
-     * Follows the chain from {@code head}, checking every rule of virtio 1.2 section 2.7.5, and flattens
-     * it into {@code c}.
-     *
-     * @return false if the chain is malformed (the queue is then broken)
-     */
-    private boolean walk(SplitDescriptorChain c, int head) {
-        segments.use(memory);
-        c.reset(head);
-        ByteBuffer table = desc;
-        int base = 0;
-        int entries = size;
-        long indirectGpa = -1;
-        int i = head;
-        // "The driver MUST NOT create a descriptor chain longer than the Queue Size of the device"
-        // (2.7.5.2, 2.7.5.3.1): the buffer descriptors count, direct and indirect; the descriptor that
-        // points to an indirect table does not (Linux puts a request of Queue Size segments in one table,
-        // and QEMU and DPDK accept it). The budget also ends any loop.
-        for (int budget = size; ; budget--) {
-            if (budget == 0) {
-                return fail(String.format("chain at head %d is longer than the ring size %d (a descriptor loop?)",
-                        head, size));
-            }
-            int at = base + i * DescriptorLayout.SIZE;
-            long addr = (long) U64.get(table, at + DescriptorLayout.ADDR);
-            // len, flags and next in one load: | len (32) | flags (16) | next (16) |, little-endian
-            long tail = (long) U64.get(table, at + DescriptorLayout.LEN);
-            int len = (int) tail;
-            int flags = (int) (tail >>> 32) & 0xffff;
-            if ((flags & F_INDIRECT) != 0) {
-                if (!checkIndirect(i, indirectGpa, addr, len, flags)) {
-                    return false;
-                }
-                MemoryRegion r = memory.regionFor(addr);
-                long offset = addr - r.guestAddress();
-                table = r.window(offset);
-                base = r.windowOffset(offset);
-                entries = len / DescriptorLayout.SIZE;
-                indirectGpa = addr;
-                i = 0;
-                budget++; // the table's pointer is not a buffer (and ends the direct chain: once per chain)
-                continue;
-            }
-            if (len != 0 && !addSegment(c, i, indirectGpa, addr, len, (flags & F_WRITE) != 0)) {
-                return false;
-            }
-            if ((flags & F_NEXT) == 0) {
-                return true;
-            }
-            int next = (int) (tail >>> 48);
-            if (next >= entries) {
-                return fail(String.format("%s: next index %d is outside its table of %d entries",
-                        where(i, indirectGpa), next, entries));
-            }
-            i = next;
-        }
-    }
-
-    /** Checks a descriptor with VIRTQ_DESC_F_INDIRECT against section 2.7.5.3.1. */
-    private boolean checkIndirect(int i, long indirectGpa, long addr, int len, int flags) {
-        String problem = segments.indirectProblem(indirectAllowed, indirectGpa != -1, (flags & F_NEXT) != 0, addr, len);
-        return problem == null || fail(where(i, indirectGpa) + ": " + problem);
-    }
-
-    private boolean addSegment(SplitDescriptorChain c, int i, long indirectGpa, long addr, int len, boolean writable) {
-        String problem = segments.add(c, addr, len, writable);
-        return problem == null || fail(where(i, indirectGpa) + ": " + problem);
-    }
-
-    /** Names descriptor {@code i} for an error message (only built when the queue breaks). */
-    private String where(int i, long indirectGpa) {
-        return indirectGpa == -1 ? "descriptor " + i
-                : String.format("descriptor %d of the indirect table at 0x%x", i, indirectGpa);
-    }
-
     /** Breaks the queue (once) and reports it; returns false for the callers' convenience. */
-    private boolean fail(String what) {
+    boolean fail(String what) {
         if (brokenReason == null) {
             brokenReason = "queue " + index + ": " + what;
             LOG.warn("virtqueue broken, the driver must reset the device: {}", brokenReason);

@@ -26,24 +26,16 @@ import org.jvhost.spi.MemoryRegion;
  * </ul>
  * Worker only, like its queue; never allocates.
  */
-final class PackedChainReader {
+final class PackedChainReader extends ChainReader {
     private static final VarHandle U16 = MethodHandles.byteBufferViewVarHandle(short[].class, ByteOrder.LITTLE_ENDIAN);
     private static final VarHandle U32 = MethodHandles.byteBufferViewVarHandle(int[].class, ByteOrder.LITTLE_ENDIAN);
     private static final VarHandle U64 = MethodHandles.byteBufferViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
 
-    private final PackedQueue queue;
-    private final int size;
-    private final boolean indirectAllowed;
-    private GuestMemory memory;
-    /** The buffer checks both layouts share, and the region the last buffer fell in. */
-    private final ChainSegments segments = new ChainSegments();
     /** Descriptors (ring and indirect) the chain may still take: the ring size at its start. */
     private int budget;
 
-    PackedChainReader(PackedQueue queue, int size, boolean indirectAllowed) {
-        this.queue = queue;
-        this.size = size;
-        this.indirectAllowed = indirectAllowed;
+    PackedChainReader(Breakable queue, int size, boolean indirectAllowed) {
+        super(queue, "ring entry", size, indirectAllowed);
     }
 
     /**
@@ -54,8 +46,7 @@ final class PackedChainReader {
      * @return the ring entries the buffer takes, or 0 if it is malformed (the queue is then broken)
      */
     int read(SplitDescriptorChain c, ByteBuffer ring, int pos, boolean wrap, int firstFlags, GuestMemory mem) {
-        memory = mem;
-        segments.use(mem);
+        use(mem);
         c.reset(0);
         if ((firstFlags & (F_NEXT | F_INDIRECT)) == 0) {
             return single(c, ring, pos, firstFlags);
@@ -117,7 +108,7 @@ final class PackedChainReader {
         if ((flags & F_INDIRECT) == 0) {
             return len == 0 || addSegment(c, i, tableGpa, addr, len, (flags & F_WRITE) != 0);
         }
-        if (!checkIndirect(i, tableGpa, addr, len, flags)) {
+        if (!checkIndirect(i, tableGpa, addr, len, (flags & F_NEXT) != 0)) {
             return false;
         }
         budget++; // the table's pointer is not a buffer: a table may hold the ring size (as for split rings)
@@ -136,26 +127,5 @@ final class PackedChainReader {
             }
         }
         return true;
-    }
-
-    private boolean checkIndirect(int i, long tableGpa, long addr, int len, int flags) {
-        String problem = segments.indirectProblem(indirectAllowed, tableGpa != -1, (flags & F_NEXT) != 0, addr, len);
-        return problem == null || fail(where(i, tableGpa) + ": " + problem);
-    }
-
-    /** Validates one non-empty buffer and appends it to the chain. */
-    private boolean addSegment(SplitDescriptorChain c, int i, long tableGpa, long addr, int len, boolean writable) {
-        String problem = segments.add(c, addr, len, writable);
-        return problem == null || fail(where(i, tableGpa) + ": " + problem);
-    }
-
-    /** Names descriptor {@code i} for an error message (only built when the queue breaks). */
-    private static String where(int i, long tableGpa) {
-        return tableGpa == -1 ? "ring entry " + i
-                : String.format("descriptor %d of the indirect table at 0x%x", i, tableGpa);
-    }
-
-    private boolean fail(String what) {
-        return queue.fail(what);
     }
 }

@@ -130,7 +130,7 @@ public final class PackedQueue implements HostQueue {
         this.descGpa = descGpa;
         this.driverGpa = driverGpa;
         this.deviceGpa = deviceGpa;
-        this.reader = new PackedChainReader(this, size, VirtioFeatures.has(features, VirtioFeatures.RING_INDIRECT_DESC));
+        this.reader = new PackedChainReader(this::fail, size, VirtioFeatures.has(features, VirtioFeatures.RING_INDIRECT_DESC));
         this.used = new PackedUsedRing(size, descGpa, VirtioFeatures.has(features, VirtioFeatures.IN_ORDER));
         this.events = new PackedEventSuppression(size, VirtioFeatures.has(features, VirtioFeatures.RING_EVENT_IDX),
                 deviceGpa, notifier);

@@ -18,22 +18,14 @@ import org.jvhost.spi.MemoryRegion;
  * the queue on the first one broken. The split counterpart of {@link PackedChainReader}. Worker only,
  * like its queue; never allocates.
  */
-final class SplitChainReader {
+final class SplitChainReader extends ChainReader {
     // Little-endian whatever the order of the buffer handed in (indirect tables are read through region
     // windows of any order); plain get works at any alignment.
     private static final VarHandle U64 = MethodHandles.byteBufferViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
 
-    private final SplitQueue queue;
-    private final int size;
-    private final boolean indirectAllowed;
-    private GuestMemory memory;
-    /** The buffer checks both layouts share, and the region the last buffer fell in. */
-    private final ChainSegments segments = new ChainSegments();
 
-    SplitChainReader(SplitQueue queue, int size, boolean indirectAllowed) {
-        this.queue = queue;
-        this.size = size;
-        this.indirectAllowed = indirectAllowed;
+    SplitChainReader(Breakable queue, int size, boolean indirectAllowed) {
+        super(queue, "descriptor", size, indirectAllowed);
     }
 
     /**
@@ -43,8 +35,7 @@ final class SplitChainReader {
      * @return false if the chain is malformed (the queue is then broken)
      */
     boolean read(SplitDescriptorChain c, ByteBuffer desc, int head, GuestMemory mem) {
-        memory = mem;
-        segments.use(mem);
+        use(mem);
         c.reset(head);
         ByteBuffer table = desc;
         int base = 0;
@@ -67,7 +58,7 @@ final class SplitChainReader {
             int len = (int) tail;
             int flags = (int) (tail >>> 32) & 0xffff;
             if ((flags & F_INDIRECT) != 0) {
-                if (!checkIndirect(i, indirectGpa, addr, len, flags)) {
+                if (!checkIndirect(i, indirectGpa, addr, len, (flags & F_NEXT) != 0)) {
                     return false;
                 }
                 MemoryRegion r = memory.regionFor(addr);
@@ -93,26 +84,5 @@ final class SplitChainReader {
             }
             i = next;
         }
-    }
-
-    /** Checks a descriptor with VIRTQ_DESC_F_INDIRECT against section 2.7.5.3.1. */
-    private boolean checkIndirect(int i, long indirectGpa, long addr, int len, int flags) {
-        String problem = segments.indirectProblem(indirectAllowed, indirectGpa != -1, (flags & F_NEXT) != 0, addr, len);
-        return problem == null || fail(where(i, indirectGpa) + ": " + problem);
-    }
-
-    private boolean addSegment(SplitDescriptorChain c, int i, long indirectGpa, long addr, int len, boolean writable) {
-        String problem = segments.add(c, addr, len, writable);
-        return problem == null || fail(where(i, indirectGpa) + ": " + problem);
-    }
-
-    /** Names descriptor {@code i} for an error message (only built when the queue breaks). */
-    private String where(int i, long indirectGpa) {
-        return indirectGpa == -1 ? "descriptor " + i
-                : String.format("descriptor %d of the indirect table at 0x%x", i, indirectGpa);
-    }
-
-    private boolean fail(String what) {
-        return queue.fail(what);
     }
 }

@@ -139,7 +139,7 @@ public final class SplitQueue implements HostQueue {
         this.availGpa = availGpa;
         this.usedGpa = usedGpa;
         this.inOrder = VirtioFeatures.has(features, VirtioFeatures.IN_ORDER);
-        this.reader = new SplitChainReader(this, size, VirtioFeatures.has(features, VirtioFeatures.RING_INDIRECT_DESC));
+        this.reader = new SplitChainReader(this::fail, size, VirtioFeatures.has(features, VirtioFeatures.RING_INDIRECT_DESC));
         this.events = new SplitEventSuppression(size, VirtioFeatures.has(features, VirtioFeatures.RING_EVENT_IDX),
                 notifier);
         String problem = resolveRings(memory);

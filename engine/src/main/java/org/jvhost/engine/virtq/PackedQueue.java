@@ -11,7 +11,6 @@ import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.spi.Completion;
 import org.jvhost.spi.DescriptorChain;
 import org.jvhost.spi.GuestMemory;
-import org.jvhost.spi.MemoryRegion;
 import org.jvhost.spi.VirtioFeatures;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -122,9 +121,9 @@ public final class PackedQueue implements HostQueue {
             throw new IllegalArgumentException("queue " + index + ": packed ring size " + size + " is not in 1.." + MAX_SIZE);
         }
         // virtio 1.2 section 2.8.10.1 (table): descriptor ring 16, driver and device areas 4 bytes.
-        checkAligned(index, "descriptor ring", descGpa, 16);
-        checkAligned(index, "driver area", driverGpa, 4);
-        checkAligned(index, "device area", deviceGpa, 4);
+        RingAreas.checkAligned(index, "descriptor ring", descGpa, 16);
+        RingAreas.checkAligned(index, "driver area", driverGpa, 4);
+        RingAreas.checkAligned(index, "device area", deviceGpa, 4);
         this.index = index;
         this.size = size;
         this.descGpa = descGpa;
@@ -142,13 +141,6 @@ public final class PackedQueue implements HostQueue {
             throw new IllegalArgumentException("queue " + index + ": " + problem);
         }
         setBase(base);
-    }
-
-    private static void checkAligned(int index, String field, long gpa, int alignment) {
-        if ((gpa & (alignment - 1)) != 0) {
-            throw new IllegalArgumentException(String.format("queue %d: %s address 0x%x is not %d-byte aligned",
-                    index, field, gpa, alignment));
-        }
     }
 
     /**
@@ -195,9 +187,9 @@ public final class PackedQueue implements HostQueue {
 
     /** Points the ring buffers into {@code newMemory}; null on success, else what is wrong. */
     private String resolveRings(GuestMemory newMemory) {
-        ByteBuffer d = ring(newMemory, descGpa, PackedDescriptorLayout.ringBytes(size));
-        ByteBuffer dr = ring(newMemory, driverGpa, EventSuppressLayout.SIZE);
-        ByteBuffer dv = ring(newMemory, deviceGpa, EventSuppressLayout.SIZE);
+        ByteBuffer d = RingAreas.window(newMemory, descGpa, PackedDescriptorLayout.ringBytes(size));
+        ByteBuffer dr = RingAreas.window(newMemory, driverGpa, EventSuppressLayout.SIZE);
+        ByteBuffer dv = RingAreas.window(newMemory, deviceGpa, EventSuppressLayout.SIZE);
         if (d == null || dr == null || dv == null) {
             String field = d == null ? "descriptor ring" : dr == null ? "driver area" : "device area";
             long gpa = d == null ? descGpa : dr == null ? driverGpa : deviceGpa;
@@ -220,15 +212,6 @@ public final class PackedQueue implements HostQueue {
         used.attach(d);
         events.attach(dr, dv);
         return null;
-    }
-
-    private static ByteBuffer ring(GuestMemory memory, long gpa, long len) {
-        if (!memory.contains(gpa, len)) {
-            return null;
-        }
-        MemoryRegion region = memory.regionFor(gpa);
-        long offset = gpa - region.guestAddress();
-        return region.window(offset).slice(region.windowOffset(offset), (int) len).order(ByteOrder.LITTLE_ENDIAN);
     }
 
     @Override

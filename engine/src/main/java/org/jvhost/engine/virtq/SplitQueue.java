@@ -9,7 +9,6 @@ import org.jvhost.engine.sys.LinuxSys;
 import org.jvhost.spi.Completion;
 import org.jvhost.spi.DescriptorChain;
 import org.jvhost.spi.GuestMemory;
-import org.jvhost.spi.MemoryRegion;
 import org.jvhost.spi.VirtioFeatures;
 import org.jvhost.spi.Virtqueue;
 import org.slf4j.Logger;
@@ -126,9 +125,9 @@ public final class SplitQueue implements HostQueue {
                     + " is not a power of two in 1.." + MAX_SIZE);
         }
         // virtio 1.2 section 2.7: descriptor table 16-byte, driver area 2-byte, device area 4-byte alignment.
-        checkAligned(index, "descriptor table", descGpa, 16);
-        checkAligned(index, "avail ring", availGpa, 2);
-        checkAligned(index, "used ring", usedGpa, 4);
+        RingAreas.checkAligned(index, "descriptor table", descGpa, 16);
+        RingAreas.checkAligned(index, "avail ring", availGpa, 2);
+        RingAreas.checkAligned(index, "used ring", usedGpa, 4);
         this.index = index;
         this.size = size;
         this.mask = size - 1;
@@ -155,22 +154,15 @@ public final class SplitQueue implements HostQueue {
         events.restart(nextUsed);
     }
 
-    private static void checkAligned(int index, String field, long gpa, int alignment) {
-        if ((gpa & (alignment - 1)) != 0) {
-            throw new IllegalArgumentException(String.format("queue %d: %s address 0x%x is not %d-byte aligned",
-                    index, field, gpa, alignment));
-        }
-    }
-
     /**
      * Points the ring buffers into {@code newMemory}.
      *
      * @return null on success, else what is wrong (the buffers are then left as they were)
      */
     private String resolveRings(GuestMemory newMemory) {
-        ByteBuffer d = ring(newMemory, descGpa, DescriptorLayout.tableBytes(size));
-        ByteBuffer a = ring(newMemory, availGpa, AvailRingLayout.bytes(size));
-        ByteBuffer u = ring(newMemory, usedGpa, UsedRingLayout.bytes(size));
+        ByteBuffer d = RingAreas.window(newMemory, descGpa, DescriptorLayout.tableBytes(size));
+        ByteBuffer a = RingAreas.window(newMemory, availGpa, AvailRingLayout.bytes(size));
+        ByteBuffer u = RingAreas.window(newMemory, usedGpa, UsedRingLayout.bytes(size));
         if (d == null || a == null || u == null) {
             String field = d == null ? "descriptor table" : a == null ? "avail ring" : "used ring";
             long gpa = d == null ? descGpa : a == null ? availGpa : usedGpa;
@@ -192,16 +184,6 @@ public final class SplitQueue implements HostQueue {
         this.used = u;
         events.attach(a, u);
         return null;
-    }
-
-    /** A buffer over {@code [gpa, gpa + len)} in little-endian order, or null if no one region holds it. */
-    private static ByteBuffer ring(GuestMemory memory, long gpa, long len) {
-        if (!memory.contains(gpa, len)) {
-            return null;
-        }
-        MemoryRegion region = memory.regionFor(gpa);
-        long offset = gpa - region.guestAddress();
-        return region.window(offset).slice(region.windowOffset(offset), (int) len).order(ByteOrder.LITTLE_ENDIAN);
     }
 
     /**

@@ -25,7 +25,6 @@ final class PackedEventSuppression {
     /** Device event suppression: our wishes about the driver's kicks. */
     private ByteBuffer deviceEvent;
     private volatile CallNotifier notifier;
-    private RingLog log;
 
     private boolean hostPolling;
     private boolean deviceWantsKicks = true;
@@ -59,10 +58,6 @@ final class PackedEventSuppression {
 
     void setNotifier(CallNotifier n) {
         notifier = n == null ? CallNotifier.NONE : n;
-    }
-
-    void setLog(RingLog next) {
-        log = next;
     }
 
     /** The ring (re)starts with used descriptors written up to {@code (usedPos, usedWrap)}. */
@@ -137,11 +132,14 @@ final class PackedEventSuppression {
         return wrap == usedWrap ? pos : pos - size;
     }
 
-    /** The device does not want kicks (it will look at the ring by itself). */
-    void disableKicks() {
+    /**
+     * The device does not want kicks (it will look at the ring by itself). Here and below, {@code log} is
+     * the queue's dirty log (null if none), where a write to the device area is marked.
+     */
+    void disableKicks(RingLog log) {
         deviceWantsKicks = false;
         if (!hostPolling) {
-            writeDeviceEvent(0, EventSuppressLayout.DISABLE);
+            writeDeviceEvent(0, EventSuppressLayout.DISABLE, log);
         }
     }
 
@@ -149,10 +147,10 @@ final class PackedEventSuppression {
      * The device wants a kick for the next buffer, the one at {@code (availPos, availWrap)}; the caller
      * re-reads the ring afterwards ({@link #requestKicks}).
      */
-    void enableKicks(int availPos, boolean availWrap) {
+    void enableKicks(int availPos, boolean availWrap, RingLog log) {
         deviceWantsKicks = true;
         if (!hostPolling) {
-            requestKicks(availPos, availWrap);
+            requestKicks(availPos, availWrap, log);
         }
     }
 
@@ -165,11 +163,11 @@ final class PackedEventSuppression {
      * Writes what {@link #setHostPolling} implies to the device area: DISABLE while the host polls, else
      * a kick request if the device wants kicks (for the buffer at {@code (availPos, availWrap)}).
      */
-    void applyHostPolling(int availPos, boolean availWrap) {
+    void applyHostPolling(int availPos, boolean availWrap, RingLog log) {
         if (hostPolling) {
-            writeDeviceEvent(0, EventSuppressLayout.DISABLE);
+            writeDeviceEvent(0, EventSuppressLayout.DISABLE, log);
         } else if (deviceWantsKicks) {
-            requestKicks(availPos, availWrap);
+            requestKicks(availPos, availWrap, log);
         }
     }
 
@@ -179,17 +177,17 @@ final class PackedEventSuppression {
      * visible before that load, or the driver could add a buffer and read our old DISABLE while we read
      * the old flags: a lost kick and a stalled queue.
      */
-    private void requestKicks(int availPos, boolean availWrap) {
+    private void requestKicks(int availPos, boolean availWrap, RingLog log) {
         kickRequests++;
         if (eventIdx) {
-            writeDeviceEvent(availPos | (availWrap ? EventSuppressLayout.WRAP : 0), EventSuppressLayout.DESC);
+            writeDeviceEvent(availPos | (availWrap ? EventSuppressLayout.WRAP : 0), EventSuppressLayout.DESC, log);
         } else {
-            writeDeviceEvent(0, EventSuppressLayout.ENABLE);
+            writeDeviceEvent(0, EventSuppressLayout.ENABLE, log);
         }
         VarHandle.fullFence();
     }
 
-    private void writeDeviceEvent(int offWrap, int flags) {
+    private void writeDeviceEvent(int offWrap, int flags, RingLog log) {
         int word = EventSuppressLayout.word(offWrap, flags);
         if (word == deviceEventWord) {
             return;
@@ -207,6 +205,11 @@ final class PackedEventSuppression {
 
     boolean deviceWantsKicks() {
         return deviceWantsKicks;
+    }
+
+    /** The host polls, or the device turned kicks off: the device area says DISABLE. */
+    boolean kicksSuppressed() {
+        return hostPolling || !deviceWantsKicks;
     }
 
     int kickRequests() {

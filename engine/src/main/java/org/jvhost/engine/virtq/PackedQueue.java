@@ -173,7 +173,7 @@ public final class PackedQueue implements HostQueue {
      */
     private void resyncIfStale(int base) {
         int found = PackedRingScan.resumePoint(desc, size);
-        int given = (availPos | (availWrap ? 0x8000 : 0)) | (used.position() | (used.wrap() ? 0x8000 : 0)) << 16;
+        int given = vringBase();
         if (found == -1 || found == given) {
             return;
         }
@@ -232,7 +232,6 @@ public final class PackedQueue implements HostQueue {
             log.flush();
         }
         log = next;
-        events.setLog(next);
     }
 
     @Override public RingLog log() { return log; }
@@ -258,7 +257,7 @@ public final class PackedQueue implements HostQueue {
      */
     @Override
     public boolean kicksSuppressed() {
-        return events.hostPolling() || !events.deviceWantsKicks();
+        return events.kicksSuppressed();
     }
 
     @Override
@@ -363,7 +362,7 @@ public final class PackedQueue implements HostQueue {
     }
 
     /** Breaks the queue (once) and reports it; returns false for the callers' convenience. */
-    boolean fail(String what) {
+    private boolean fail(String what) {
         if (brokenReason == null) {
             brokenReason = "queue " + index + ": " + what;
             LOG.warn("virtqueue broken, the driver must reset the device: {}", brokenReason);
@@ -493,7 +492,7 @@ public final class PackedQueue implements HostQueue {
         if (brokenReason != null) {
             return;
         }
-        events.disableKicks();
+        events.disableKicks(log);
     }
 
     @Override
@@ -501,7 +500,7 @@ public final class PackedQueue implements HostQueue {
         if (brokenReason != null) {
             return false;
         }
-        events.enableKicks(availPos, availWrap);
+        events.enableKicks(availPos, availWrap, log);
         return PackedDescriptorLayout.isAvailable(flagsAt(availPos), availWrap);
     }
 
@@ -509,7 +508,7 @@ public final class PackedQueue implements HostQueue {
     public void setHostPolling(boolean on) {
         events.setHostPolling(on);
         if (brokenReason == null) {
-            events.applyHostPolling(availPos, availWrap);
+            events.applyHostPolling(availPos, availWrap, log);
         }
     }
 

@@ -24,7 +24,6 @@ final class SplitEventSuppression {
     private ByteBuffer avail;
     private ByteBuffer used;
     private volatile CallNotifier notifier;
-    private RingLog log;
 
     /** used->idx at the last notification decision: the "old" of vring_need_event. */
     private int signalledUsed;
@@ -68,10 +67,6 @@ final class SplitEventSuppression {
 
     void setNotifier(CallNotifier n) {
         notifier = n == null ? CallNotifier.NONE : n;
-    }
-
-    void setLog(RingLog next) {
-        log = next;
     }
 
     /** The queue starts with used->idx at {@code usedIdx}. */
@@ -138,8 +133,11 @@ final class SplitEventSuppression {
         return ((newIdx - event - 1) & 0xffff) < ((newIdx - old) & 0xffff);
     }
 
-    /** The device does not want kicks (it will look at the ring by itself). */
-    void disableKicks() {
+    /**
+     * The device does not want kicks (it will look at the ring by itself). Here and below, {@code log} is
+     * the queue's dirty log (null if none), where a write to the used ring is marked.
+     */
+    void disableKicks(RingLog log) {
         deviceWantsKicks = false;
         // With EVENT_IDX there is nothing to write: the driver kicks only when avail->idx passes
         // avail_event, which stays where enableKicks left it, so at most one kick arrives.
@@ -147,7 +145,7 @@ final class SplitEventSuppression {
         if (eventIdx || hostPolling) {
             return;
         }
-        writeUsed(UsedRingLayout.FLAGS, UsedRingLayout.F_NO_NOTIFY);
+        writeUsed(UsedRingLayout.FLAGS, UsedRingLayout.F_NO_NOTIFY, log);
     }
 
     /**
@@ -156,10 +154,10 @@ final class SplitEventSuppression {
      * the worker re-enables kicks (with the fence and re-check) before it sleeps, so the driver stays
      * quiet and the device only learns whether to go round again.
      */
-    void enableKicks(int nextAvail) {
+    void enableKicks(int nextAvail, RingLog log) {
         deviceWantsKicks = true;
         if (!hostPolling) {
-            requestKicks(nextAvail);
+            requestKicks(nextAvail, log);
         }
     }
 
@@ -169,13 +167,13 @@ final class SplitEventSuppression {
      * may add a buffer and read the old flags/avail_event (so it does not kick) while our load sees the
      * old avail->idx (so we go to sleep): a lost kick and a stalled queue.
      */
-    private void requestKicks(int nextAvail) {
+    private void requestKicks(int nextAvail, RingLog log) {
         kickRequests++;
         if (eventIdx) {
             // Kick us as soon as the driver makes available the entry after the ones we have seen.
-            writeUsed(availEventOffset, nextAvail);
+            writeUsed(availEventOffset, nextAvail, log);
         } else {
-            writeUsed(UsedRingLayout.FLAGS, 0);
+            writeUsed(UsedRingLayout.FLAGS, 0, log);
         }
         VarHandle.fullFence();
     }
@@ -192,20 +190,20 @@ final class SplitEventSuppression {
      * (applying it again is a refresh after such a wrap). Off, what the device asked for last is
      * restored: if that was kicks, they are requested again and fenced ({@link #requestKicks}).
      */
-    void applyHostPolling(int nextAvail) {
+    void applyHostPolling(int nextAvail, RingLog log) {
         if (hostPolling) {
             if (eventIdx) {
-                writeUsed(availEventOffset, nextAvail - 1);
+                writeUsed(availEventOffset, nextAvail - 1, log);
             } else {
-                writeUsed(UsedRingLayout.FLAGS, UsedRingLayout.F_NO_NOTIFY);
+                writeUsed(UsedRingLayout.FLAGS, UsedRingLayout.F_NO_NOTIFY, log);
             }
         } else if (deviceWantsKicks) {
-            requestKicks(nextAvail);
+            requestKicks(nextAvail, log);
         }
     }
 
     /** A 16-bit store into the used ring's header or trailer, noted for the dirty log. */
-    private void writeUsed(int offset, int value) {
+    private void writeUsed(int offset, int value, RingLog log) {
         U16.set(used, offset, (short) value);
         if (log != null) {
             log.usedWritten(offset, 2);

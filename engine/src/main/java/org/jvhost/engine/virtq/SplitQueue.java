@@ -210,7 +210,6 @@ public final class SplitQueue implements HostQueue {
             log.flush();
         }
         log = next;
-        events.setLog(next);
     }
 
     /** The dirty-page log in use, or null. Worker only. */
@@ -354,7 +353,7 @@ public final class SplitQueue implements HostQueue {
     }
 
     /** Breaks the queue (once) and reports it; returns false for the callers' convenience. */
-    boolean fail(String what) {
+    private boolean fail(String what) {
         if (brokenReason == null) {
             brokenReason = "queue " + index + ": " + what;
             LOG.warn("virtqueue broken, the driver must reset the device: {}", brokenReason);
@@ -513,7 +512,7 @@ public final class SplitQueue implements HostQueue {
         if (brokenReason != null) {
             return;
         }
-        events.disableKicks();
+        events.disableKicks(log);
     }
 
     @Override
@@ -521,7 +520,7 @@ public final class SplitQueue implements HostQueue {
         if (brokenReason != null) {
             return false;
         }
-        events.enableKicks(nextAvail);
+        events.enableKicks(nextAvail, log);
         return readAvailIdx() > 0;
     }
 
@@ -539,7 +538,7 @@ public final class SplitQueue implements HostQueue {
     public void setHostPolling(boolean on) {
         events.setHostPolling(on);
         if (brokenReason == null) {
-            events.applyHostPolling(nextAvail);
+            events.applyHostPolling(nextAvail, log);
         }
     }
 

@@ -614,6 +614,9 @@ class PackedQueueTest {
             assertTrue(dirty.isDirty(driver.descGpa() >>> 12), "descriptor ring page");
             assertTrue(dirty.isDirty(((SplitDescriptorChain) c).guestAddress(1) >>> 12), "written buffer page");
             assertEquals(id, driver.pollUsed().id());
+            q.disableNotifications(); // the device area's first write
+            q.publishUsed(); // flushes the log
+            assertTrue(dirty.isDirty(driver.deviceGpa() >>> 12), "device area page, once the device wrote it");
         } finally {
             dirty.unmap();
         }

@@ -75,6 +75,14 @@ class RingLogTest {
     }
 
     @Test
+    void theKickSuppressionTheDeviceWritesIsMarkedAtTheUsedLogAddress() {
+        queue.setLog(new RingLog(log, USED_LOG_ADDRESS));
+        queue.disableNotifications(); // VRING_USED_F_NO_NOTIFY into used->flags (no EVENT_IDX here)
+        queue.setLog(null); // flushes what was noted
+        assertEquals(Set.of(USED_LOG_ADDRESS >>> 12), dirty());
+    }
+
+    @Test
     void moreWordsThanTheCacheHoldsAreAllMarked() {
         RingLog ringLog = new RingLog(log, -1);
         Set<Long> expected = new TreeSet<>();
